@@ -1,0 +1,141 @@
+//! The in-memory store: the same contract as PostgreSQL, for unit tests and tools. Nothing
+//! survives the process.
+
+use crate::error::{AppendError, StoreError};
+use crate::event::{AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+use crate::store::{EventStore, Subscription};
+use crate::stream_id::StreamId;
+use crate::idempotency::{earlier_append, Landed};
+use crate::subscription::catch_up_then_live;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct InMemoryEventStore {
+    inner: Arc<Mutex<Log>>,
+    head: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// `events[i]` has position `i + 1`.
+    events: Vec<RecordedEvent>,
+    streams: HashMap<StreamId, Vec<usize>>,
+    by_event_id: HashMap<Uuid, usize>,
+}
+
+impl Default for InMemoryEventStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryEventStore {
+    pub fn new() -> Self {
+        InMemoryEventStore { inner: Arc::default(), head: watch::Sender::new(0) }
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log half-written: every append checks
+        // everything before it pushes.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Log {
+    fn current(&self, stream: &StreamId) -> CurrentVersion {
+        CurrentVersion::from_last(self.streams.get(stream).and_then(|v| v.len().checked_sub(1)).map(|v| v as u64))
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::NoEvents);
+        }
+        let result = {
+            let mut log = self.log();
+            let lookup = |id: &Uuid| {
+                log.by_event_id.get(id).map(|&i| {
+                    let e = &log.events[i];
+                    Landed { stream_id: e.stream_id.clone(), version: e.version, position: e.position }
+                })
+            };
+            if let Some(earlier) = earlier_append(stream, &events, lookup)? {
+                return Ok(earlier);
+            }
+            let current = log.current(stream);
+            if !current.satisfies(expected) {
+                return Err(AppendError::WrongExpectedVersion { stream: stream.clone(), expected, actual: current });
+            }
+            let first_version = current.next();
+            let first_position = log.events.len() as u64 + 1;
+            let now = chrono::Utc::now();
+            for (offset, event) in events.into_iter().enumerate() {
+                let index = log.events.len();
+                log.by_event_id.insert(event.event_id, index);
+                log.streams.entry(stream.clone()).or_default().push(index);
+                log.events.push(RecordedEvent {
+                    position: index as u64 + 1,
+                    stream_id: stream.clone(),
+                    version: first_version + offset as u64,
+                    event_id: event.event_id,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    data: event.data,
+                    metadata: event.metadata,
+                    recorded_at: now,
+                });
+            }
+            let last_position = log.events.len() as u64;
+            AppendResult {
+                stream_id: stream.clone(),
+                first_version,
+                last_version: first_version + (last_position - first_position),
+                first_position,
+                last_position,
+            }
+        };
+        self.head.send_replace(result.last_position);
+        Ok(result)
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.log();
+        Ok(log
+            .streams
+            .get(stream)
+            .map(|indexes| {
+                indexes.iter().skip(from_version as usize).take(max).map(|&i| log.events[i].clone()).collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn read_page(&self, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError> {
+        let log = self.log();
+        let start = from_position.max(1) as usize - 1;
+        let events = log.events.iter().skip(start).filter(|e| filter.matches(e)).take(max).cloned().collect();
+        Ok(Page { events, head: log.events.len() as u64 })
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.log().events.len() as u64)
+    }
+
+    fn head_changes(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    fn subscribe(&self, from_position: u64, filter: Filter) -> Subscription {
+        catch_up_then_live(self.clone(), from_position, filter)
+    }
+}

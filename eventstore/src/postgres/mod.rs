@@ -1,0 +1,176 @@
+//! The PostgreSQL event store, the production implementation.
+//!
+//! Appends from every task of a process go through one group committer (see [`append`]), which
+//! coalesces whatever is waiting into one transaction behind the `events_head` counter row:
+//! positions stay dense and commit in order, and a commit's cost is shared by many appends.
+//! Processes on other machines serialise on the same row, so the guarantee holds across them.
+
+mod append;
+mod listen;
+mod read;
+mod schema;
+
+pub use listen::{listen, Notification};
+
+use crate::error::{AppendError, StoreError};
+use crate::event::{AppendResult, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+use crate::migrate::{migrate, MigrationError};
+use crate::store::{EventStore, Subscription};
+use crate::stream_id::StreamId;
+use crate::subscription::catch_up_then_live;
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+/// The channel a committed batch is announced on, with the new head as payload.
+pub const EVENTS_CHANNEL: &str = "bosun_events";
+/// How often the head is polled, whatever LISTEN says: the fallback for a lost notification.
+const HEAD_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A pool of connections with Bosun's session settings.
+///
+/// `idle_in_transaction_session_timeout` keeps a stuck client from holding the counter row (or
+/// any lock) forever.
+pub fn connect_pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
+    let mut config = config.clone();
+    config.options("-c idle_in_transaction_session_timeout=60000");
+    if config.get_application_name().is_none() {
+        config.application_name("bosun");
+    }
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    // build() only fails without a runtime, which a tokio program always has.
+    Pool::builder(manager).max_size(max_size).build().expect("a pool builder with a manager always builds")
+}
+
+pub(crate) async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get().await.map_err(|e| StoreError::Connection(e.to_string()))
+}
+
+#[derive(Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    appends: mpsc::Sender<append::AppendRequest>,
+    head: watch::Sender<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl PgEventStore {
+    /// Connects, brings the schema up to date (refusing a newer one), and starts the group
+    /// committer and the head watcher.
+    pub async fn open(config: &tokio_postgres::Config) -> Result<Self, OpenError> {
+        let (mut client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        migrate(&mut client, schema::COMPONENT, schema::MIGRATIONS).await?;
+        drop(client);
+        let _ = driver.await;
+
+        let pool = connect_pool(config, 16);
+        let head_now = read::head(&pool).await?;
+        let head = watch::Sender::new(head_now);
+        let (appends, requests) = mpsc::channel(4096);
+        let (notifications, listener) = listen(config.clone(), vec![EVENTS_CHANNEL.to_string()]);
+        let tasks = vec![
+            tokio::spawn(append::run(pool.clone(), requests, head.clone())),
+            listener,
+            tokio::spawn(follow_head(pool.clone(), notifications.subscribe(), head.clone())),
+        ];
+        Ok(PgEventStore { inner: Arc::new(Inner { pool, appends, head, tasks }) })
+    }
+
+    /// The store's pool, for components that share its database (projections, queries).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+}
+
+/// Moves the head watch forward from notifications and from polling.
+async fn follow_head(pool: Pool, mut notifications: tokio::sync::broadcast::Receiver<Notification>, head: watch::Sender<u64>) {
+    let advance = |to: u64| {
+        head.send_if_modified(|h| {
+            let moved = to > *h;
+            if moved {
+                *h = to;
+            }
+            moved
+        })
+    };
+    let mut poll = tokio::time::interval(HEAD_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            received = notifications.recv() => match received {
+                Ok(n) => if let Ok(p) = n.payload.parse::<u64>() { advance(p); },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = poll.tick() => match read::head(&pool).await {
+                Ok(p) => { advance(p); }
+                Err(e) => tracing::warn!(error = %e, "polling the event log head failed"),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::NoEvents);
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = append::AppendRequest { stream: stream.clone(), expected, events, reply };
+        self.inner.appends.send(request).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        read::stream(&self.inner.pool, stream, from_version, max).await
+    }
+
+    async fn read_page(&self, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError> {
+        read::page(&self.inner.pool, from_position, max, filter).await
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        read::head(&self.inner.pool).await
+    }
+
+    fn head_changes(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    fn subscribe(&self, from_position: u64, filter: Filter) -> Subscription {
+        catch_up_then_live(self.clone(), from_position, filter)
+    }
+}
