@@ -153,11 +153,18 @@ impl Filter {
     }
 
     pub fn category(category: impl Into<String>) -> Self {
-        Filter { categories: vec![category.into()], event_types: vec![] }
+        Filter {
+            categories: vec![category.into()],
+            event_types: vec![],
+        }
     }
 
     pub fn matches(&self, event: &RecordedEvent) -> bool {
-        (self.categories.is_empty() || self.categories.iter().any(|c| c == event.stream_id.category()))
+        (self.categories.is_empty()
+            || self
+                .categories
+                .iter()
+                .any(|c| c == event.stream_id.category()))
             && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
     }
 }

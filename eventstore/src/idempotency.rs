@@ -24,7 +24,9 @@ pub(crate) fn earlier_append(
     if found.iter().all(Option::is_none) {
         return Ok(None);
     }
-    let conflict = |i: usize| AppendError::EventIdConflict { event_id: events[i].event_id };
+    let conflict = |i: usize| AppendError::EventIdConflict {
+        event_id: events[i].event_id,
+    };
     let mut landed = Vec::with_capacity(found.len());
     for (i, l) in found.into_iter().enumerate() {
         match l {
@@ -32,7 +34,10 @@ pub(crate) fn earlier_append(
             _ => return Err(conflict(i)),
         }
     }
-    if let Some(i) = landed.windows(2).position(|w| w[1].version != w[0].version + 1) {
+    if let Some(i) = landed
+        .windows(2)
+        .position(|w| w[1].version != w[0].version + 1)
+    {
         return Err(conflict(i + 1));
     }
     let (first, last) = (&landed[0], &landed[landed.len() - 1]);

@@ -26,7 +26,9 @@ mod subscription;
 pub mod testing;
 
 pub use error::{AppendError, StoreError};
-pub use event::{AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+pub use event::{
+    AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent,
+};
 pub use memory::InMemoryEventStore;
 pub use postgres::PgEventStore;
 pub use store::{EventStore, Subscription};

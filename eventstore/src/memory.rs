@@ -2,10 +2,12 @@
 //! survives the process.
 
 use crate::error::{AppendError, StoreError};
-use crate::event::{AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+use crate::event::{
+    AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent,
+};
+use crate::idempotency::{earlier_append, Landed};
 use crate::store::{EventStore, Subscription};
 use crate::stream_id::StreamId;
-use crate::idempotency::{earlier_append, Landed};
 use crate::subscription::catch_up_then_live;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -35,19 +37,29 @@ impl Default for InMemoryEventStore {
 
 impl InMemoryEventStore {
     pub fn new() -> Self {
-        InMemoryEventStore { inner: Arc::default(), head: watch::Sender::new(0) }
+        InMemoryEventStore {
+            inner: Arc::default(),
+            head: watch::Sender::new(0),
+        }
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
         // A panic while holding the lock cannot leave the log half-written: every append checks
         // everything before it pushes.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl Log {
     fn current(&self, stream: &StreamId) -> CurrentVersion {
-        CurrentVersion::from_last(self.streams.get(stream).and_then(|v| v.len().checked_sub(1)).map(|v| v as u64))
+        CurrentVersion::from_last(
+            self.streams
+                .get(stream)
+                .and_then(|v| v.len().checked_sub(1))
+                .map(|v| v as u64),
+        )
     }
 }
 
@@ -67,7 +79,11 @@ impl EventStore for InMemoryEventStore {
             let lookup = |id: &Uuid| {
                 log.by_event_id.get(id).map(|&i| {
                     let e = &log.events[i];
-                    Landed { stream_id: e.stream_id.clone(), version: e.version, position: e.position }
+                    Landed {
+                        stream_id: e.stream_id.clone(),
+                        version: e.version,
+                        position: e.position,
+                    }
                 })
             };
             if let Some(earlier) = earlier_append(stream, &events, lookup)? {
@@ -75,7 +91,11 @@ impl EventStore for InMemoryEventStore {
             }
             let current = log.current(stream);
             if !current.satisfies(expected) {
-                return Err(AppendError::WrongExpectedVersion { stream: stream.clone(), expected, actual: current });
+                return Err(AppendError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected,
+                    actual: current,
+                });
             }
             let first_version = current.next();
             let first_position = log.events.len() as u64 + 1;
@@ -109,22 +129,47 @@ impl EventStore for InMemoryEventStore {
         Ok(result)
     }
 
-    async fn read_stream(&self, stream: &StreamId, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.log();
         Ok(log
             .streams
             .get(stream)
             .map(|indexes| {
-                indexes.iter().skip(from_version as usize).take(max).map(|&i| log.events[i].clone()).collect()
+                indexes
+                    .iter()
+                    .skip(from_version as usize)
+                    .take(max)
+                    .map(|&i| log.events[i].clone())
+                    .collect()
             })
             .unwrap_or_default())
     }
 
-    async fn read_page(&self, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError> {
+    async fn read_page(
+        &self,
+        from_position: u64,
+        max: usize,
+        filter: &Filter,
+    ) -> Result<Page, StoreError> {
         let log = self.log();
         let start = from_position.max(1) as usize - 1;
-        let events = log.events.iter().skip(start).filter(|e| filter.matches(e)).take(max).cloned().collect();
-        Ok(Page { events, head: log.events.len() as u64 })
+        let events = log
+            .events
+            .iter()
+            .skip(start)
+            .filter(|e| filter.matches(e))
+            .take(max)
+            .cloned()
+            .collect();
+        Ok(Page {
+            events,
+            head: log.events.len() as u64,
+        })
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

@@ -18,9 +18,18 @@ pub enum MigrationError {
         "the database's {component} schema is at version {found}, newer than this bosun knows \
          (version {known}); run a newer bosun against this database"
     )]
-    SchemaTooNew { component: String, found: i32, known: i32 },
+    SchemaTooNew {
+        component: String,
+        found: i32,
+        known: i32,
+    },
     #[error("migration {component} {version} ({name}) failed: {source}")]
-    Failed { component: String, version: i32, name: &'static str, source: tokio_postgres::Error },
+    Failed {
+        component: String,
+        version: i32,
+        name: &'static str,
+        source: tokio_postgres::Error,
+    },
     #[error("database error while migrating: {0}")]
     Database(#[from] tokio_postgres::Error),
 }
@@ -34,7 +43,11 @@ pub async fn migrate(
 ) -> Result<Vec<i32>, MigrationError> {
     let known = migrations.last().map_or(0, |m| m.version);
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('bosun.schema_migrations'))", &[]).await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('bosun.schema_migrations'))",
+        &[],
+    )
+    .await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             component  TEXT NOT NULL,
@@ -46,16 +59,22 @@ pub async fn migrate(
     .await?;
     let found = current_version(&tx, component).await?;
     if found > known {
-        return Err(MigrationError::SchemaTooNew { component: component.to_string(), found, known });
+        return Err(MigrationError::SchemaTooNew {
+            component: component.to_string(),
+            found,
+            known,
+        });
     }
     let mut applied = Vec::new();
     for m in migrations.iter().filter(|m| m.version > found) {
-        tx.batch_execute(m.sql).await.map_err(|source| MigrationError::Failed {
-            component: component.to_string(),
-            version: m.version,
-            name: m.name,
-            source,
-        })?;
+        tx.batch_execute(m.sql)
+            .await
+            .map_err(|source| MigrationError::Failed {
+                component: component.to_string(),
+                version: m.version,
+                name: m.name,
+                source,
+            })?;
         tx.execute(
             "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
             &[&component, &m.version, &m.name],
@@ -67,9 +86,15 @@ pub async fn migrate(
     Ok(applied)
 }
 
-pub async fn current_version(client: &impl GenericClient, component: &str) -> Result<i32, tokio_postgres::Error> {
+pub async fn current_version(
+    client: &impl GenericClient,
+    component: &str,
+) -> Result<i32, tokio_postgres::Error> {
     let row = client
-        .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations WHERE component = $1", &[&component])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations WHERE component = $1",
+            &[&component],
+        )
         .await?;
     Ok(row.get(0))
 }

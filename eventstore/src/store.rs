@@ -35,7 +35,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Up to `max` events matching `filter` at positions `from_position` and later, with the head
     /// as of the same snapshot.
-    async fn read_page(&self, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError>;
+    async fn read_page(
+        &self,
+        from_position: u64,
+        max: usize,
+        filter: &Filter,
+    ) -> Result<Page, StoreError>;
 
     /// Up to `max` events matching `filter` at positions `from_position` and later.
     async fn read_all(

@@ -24,7 +24,12 @@ pub struct InvalidStreamId {
 impl StreamId {
     pub fn parse(value: impl Into<String>) -> Result<Self, InvalidStreamId> {
         let value = value.into();
-        let fail = |reason| Err(InvalidStreamId { value: value.clone(), reason });
+        let fail = |reason| {
+            Err(InvalidStreamId {
+                value: value.clone(),
+                reason,
+            })
+        };
         if value.len() > MAX_LEN {
             return fail("longer than 256 bytes");
         }
@@ -37,7 +42,11 @@ impl StreamId {
         {
             return fail("the category must match [a-z][a-z0-9_]*");
         }
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_.:@-".contains(c)) {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:@-".contains(c))
+        {
             return fail("the id must be one or more of [A-Za-z0-9_.:@-]");
         }
         Ok(StreamId(value))
@@ -89,12 +98,17 @@ mod tests {
         let id = StreamId::parse("job-4f1c2b7e-0000-4000-8000-000000000001").unwrap();
         assert_eq!(id.category(), "job");
         assert_eq!(id.id(), "4f1c2b7e-0000-4000-8000-000000000001");
-        assert_eq!(StreamId::new("app", "web.front").unwrap().as_str(), "app-web.front");
+        assert_eq!(
+            StreamId::new("app", "web.front").unwrap().as_str(),
+            "app-web.front"
+        );
     }
 
     #[test]
     fn refuses_malformed_ids() {
-        for bad in ["", "job", "job-", "-x", "Job-1", "1job-x", "job-a b", "job-a/b", "jo b-x"] {
+        for bad in [
+            "", "job", "job-", "-x", "Job-1", "1job-x", "job-a b", "job-a/b", "jo b-x",
+        ] {
             assert!(StreamId::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(StreamId::parse(format!("job-{}", "x".repeat(300))).is_err());

@@ -14,7 +14,11 @@ const PAGE: usize = 1000;
 const POLL: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(500);
 
-pub(crate) fn catch_up_then_live<S: EventStore + Clone>(store: S, from_position: u64, filter: Filter) -> Subscription {
+pub(crate) fn catch_up_then_live<S: EventStore + Clone>(
+    store: S,
+    from_position: u64,
+    filter: Filter,
+) -> Subscription {
     struct State<S> {
         store: S,
         filter: Filter,
@@ -24,7 +28,14 @@ pub(crate) fn catch_up_then_live<S: EventStore + Clone>(store: S, from_position:
         caught_up: bool,
     }
     let head = store.head_changes();
-    let state = State { store, filter, next: from_position.max(1), buffer: VecDeque::new(), head, caught_up: false };
+    let state = State {
+        store,
+        filter,
+        next: from_position.max(1),
+        buffer: VecDeque::new(),
+        head,
+        caught_up: false,
+    };
     Box::pin(futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(event) = s.buffer.pop_front() {

@@ -28,18 +28,28 @@ extern "C" fn stop_cluster_at_exit() {
 
 fn cluster() -> &'static Cluster {
     let started = CLUSTER.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("bosun-test-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "bosun-test-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
         let start = || -> Result<ManagedPostgres, String> {
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             // The unprivileged postgres user must be able to reach the cluster inside.
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-            ManagedPostgres::start_blocking(&dir, &Options { fsync: false }).map_err(|e| e.to_string())
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            ManagedPostgres::start_blocking(&dir, &Options { fsync: false })
+                .map_err(|e| e.to_string())
         };
-        let managed = start().map_err(|e| format!("tests need a PostgreSQL server and could not start one: {e}"))?;
+        let managed = start()
+            .map_err(|e| format!("tests need a PostgreSQL server and could not start one: {e}"))?;
         // SAFETY: registering a plain extern "C" function with no captured state.
         unsafe { libc::atexit(stop_cluster_at_exit) };
-        Ok(Cluster { managed: Mutex::new(Some(managed)), dir })
+        Ok(Cluster {
+            managed: Mutex::new(Some(managed)),
+            dir,
+        })
     });
     match started {
         Ok(cluster) => cluster,
@@ -52,13 +62,21 @@ pub async fn fresh_database() -> tokio_postgres::Config {
     let cluster = cluster();
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let guard = cluster.managed.lock().expect("test cluster lock");
-    let managed = guard.as_ref().expect("the test cluster is running until exit");
+    let managed = guard
+        .as_ref()
+        .expect("the test cluster is running until exit");
     let config = managed.config(&name);
     let admin = managed.config("postgres");
     drop(guard);
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("connect to the test cluster");
+    let (client, connection) = admin
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test cluster");
     let driver = tokio::spawn(connection);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create a test database");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
     drop(client);
     let _ = driver.await;
     config

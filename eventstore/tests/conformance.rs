@@ -2,7 +2,8 @@
 //! PostgreSQL (a fresh database on the test binary's managed server).
 
 use bosun_eventstore::{
-    AppendError, CurrentVersion, EventStore, ExpectedVersion, Filter, InMemoryEventStore, NewEvent, PgEventStore, StreamId,
+    AppendError, CurrentVersion, EventStore, ExpectedVersion, Filter, InMemoryEventStore, NewEvent,
+    PgEventStore, StreamId,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -19,7 +20,9 @@ fn event(n: u64) -> NewEvent {
 
 async fn pg() -> PgEventStore {
     let config = bosun_eventstore::testing::fresh_database().await;
-    PgEventStore::open(&config).await.expect("open the PostgreSQL store")
+    PgEventStore::open(&config)
+        .await
+        .expect("open the PostgreSQL store")
 }
 
 macro_rules! conformance {
@@ -60,51 +63,132 @@ conformance!(
 async fn appends_with_expected_versions(store: impl EventStore) {
     let s = stream("job-1");
     assert_eq!(store.head().await.unwrap(), 0);
-    let first = store.append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)]).await.unwrap();
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        .await
+        .unwrap();
     assert_eq!((first.first_version, first.last_version), (0, 1));
     assert_eq!((first.first_position, first.last_position), (1, 2));
-    let second = store.append(&s, ExpectedVersion::Exact(1), vec![event(3)]).await.unwrap();
-    assert_eq!((second.first_version, second.last_version, second.last_position), (2, 2, 3));
-    let other = store.append(&stream("job-2"), ExpectedVersion::Any, vec![event(4)]).await.unwrap();
+    let second = store
+        .append(&s, ExpectedVersion::Exact(1), vec![event(3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.first_version,
+            second.last_version,
+            second.last_position
+        ),
+        (2, 2, 3)
+    );
+    let other = store
+        .append(&stream("job-2"), ExpectedVersion::Any, vec![event(4)])
+        .await
+        .unwrap();
     assert_eq!((other.first_version, other.last_position), (0, 4));
     assert_eq!(store.head().await.unwrap(), 4);
 }
 
 async fn refuses_a_wrong_expected_version_with_the_actual_one(store: impl EventStore) {
     let s = stream("job-1");
-    store.append(&s, ExpectedVersion::Any, vec![event(1), event(2)]).await.unwrap();
-    let err = store.append(&s, ExpectedVersion::Exact(0), vec![event(3)]).await.unwrap_err();
+    store
+        .append(&s, ExpectedVersion::Any, vec![event(1), event(2)])
+        .await
+        .unwrap();
+    let err = store
+        .append(&s, ExpectedVersion::Exact(0), vec![event(3)])
+        .await
+        .unwrap_err();
     match err {
-        AppendError::WrongExpectedVersion { stream, expected, actual } => {
+        AppendError::WrongExpectedVersion {
+            stream,
+            expected,
+            actual,
+        } => {
             assert_eq!(stream, s);
             assert_eq!(expected, ExpectedVersion::Exact(0));
             assert_eq!(actual, CurrentVersion::Current(1));
         }
         other => panic!("expected a version conflict, got {other:?}"),
     }
-    assert_eq!(store.head().await.unwrap(), 2, "a refused append writes nothing");
+    assert_eq!(
+        store.head().await.unwrap(),
+        2,
+        "a refused append writes nothing"
+    );
 }
 
 async fn stream_exists_and_no_stream_expectations(store: impl EventStore) {
     let s = stream("app-web");
-    let err = store.append(&s, ExpectedVersion::StreamExists, vec![event(1)]).await.unwrap_err();
-    assert!(matches!(err, AppendError::WrongExpectedVersion { actual: CurrentVersion::NoStream, .. }), "{err:?}");
-    let err = store.append(&s, ExpectedVersion::Exact(0), vec![event(1)]).await.unwrap_err();
-    assert!(matches!(err, AppendError::WrongExpectedVersion { actual: CurrentVersion::NoStream, .. }), "{err:?}");
-    store.append(&s, ExpectedVersion::NoStream, vec![event(1)]).await.unwrap();
-    let err = store.append(&s, ExpectedVersion::NoStream, vec![event(2)]).await.unwrap_err();
-    assert!(matches!(err, AppendError::WrongExpectedVersion { actual: CurrentVersion::Current(0), .. }), "{err:?}");
-    store.append(&s, ExpectedVersion::StreamExists, vec![event(2)]).await.unwrap();
+    let err = store
+        .append(&s, ExpectedVersion::StreamExists, vec![event(1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::WrongExpectedVersion {
+                actual: CurrentVersion::NoStream,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .append(&s, ExpectedVersion::Exact(0), vec![event(1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::WrongExpectedVersion {
+                actual: CurrentVersion::NoStream,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    let err = store
+        .append(&s, ExpectedVersion::NoStream, vec![event(2)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::WrongExpectedVersion {
+                actual: CurrentVersion::Current(0),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store
+        .append(&s, ExpectedVersion::StreamExists, vec![event(2)])
+        .await
+        .unwrap();
     assert_eq!(store.head().await.unwrap(), 2);
 }
 
 async fn retried_append_returns_the_first_result_and_writes_nothing(store: impl EventStore) {
     let s = stream("job-1");
     let events = vec![event(1), event(2)];
-    let first = store.append(&s, ExpectedVersion::NoStream, events.clone()).await.unwrap();
-    store.append(&stream("job-2"), ExpectedVersion::Any, vec![event(3)]).await.unwrap();
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, events.clone())
+        .await
+        .unwrap();
+    store
+        .append(&stream("job-2"), ExpectedVersion::Any, vec![event(3)])
+        .await
+        .unwrap();
     // The retry's expectation no longer holds; it is a retry all the same.
-    let retry = store.append(&s, ExpectedVersion::NoStream, events).await.unwrap();
+    let retry = store
+        .append(&s, ExpectedVersion::NoStream, events)
+        .await
+        .unwrap();
     assert_eq!(retry, first);
     assert_eq!(store.head().await.unwrap(), 3);
     assert_eq!(store.read_stream(&s, 0, 100).await.unwrap().len(), 2);
@@ -113,47 +197,107 @@ async fn retried_append_returns_the_first_result_and_writes_nothing(store: impl 
 async fn partly_retried_append_is_a_conflict(store: impl EventStore) {
     let s = stream("job-1");
     let (a, b) = (event(1), event(2));
-    store.append(&s, ExpectedVersion::Any, vec![a.clone()]).await.unwrap();
-    let err = store.append(&s, ExpectedVersion::Any, vec![a.clone(), b]).await.unwrap_err();
-    assert!(matches!(err, AppendError::EventIdConflict { .. }), "{err:?}");
-    let err = store.append(&stream("job-2"), ExpectedVersion::Any, vec![a]).await.unwrap_err();
-    assert!(matches!(err, AppendError::EventIdConflict { .. }), "same id on another stream: {err:?}");
+    store
+        .append(&s, ExpectedVersion::Any, vec![a.clone()])
+        .await
+        .unwrap();
+    let err = store
+        .append(&s, ExpectedVersion::Any, vec![a.clone(), b])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::EventIdConflict { .. }),
+        "{err:?}"
+    );
+    let err = store
+        .append(&stream("job-2"), ExpectedVersion::Any, vec![a])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::EventIdConflict { .. }),
+        "same id on another stream: {err:?}"
+    );
     assert_eq!(store.head().await.unwrap(), 1);
 }
 
 async fn refuses_an_empty_append(store: impl EventStore) {
-    let err = store.append(&stream("job-1"), ExpectedVersion::Any, vec![]).await.unwrap_err();
+    let err = store
+        .append(&stream("job-1"), ExpectedVersion::Any, vec![])
+        .await
+        .unwrap_err();
     assert!(matches!(err, AppendError::NoEvents), "{err:?}");
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
 async fn reads_a_stream_from_a_version(store: impl EventStore) {
     let s = stream("job-1");
-    store.append(&s, ExpectedVersion::Any, (0..5).map(event).collect()).await.unwrap();
-    store.append(&stream("job-2"), ExpectedVersion::Any, vec![event(9)]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::Any, (0..5).map(event).collect())
+        .await
+        .unwrap();
+    store
+        .append(&stream("job-2"), ExpectedVersion::Any, vec![event(9)])
+        .await
+        .unwrap();
     let read = store.read_stream(&s, 2, 2).await.unwrap();
-    assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        read.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert_eq!(read[0].data, json!({ "n": 2 }));
     assert_eq!(read[0].stream_id, s);
     assert_eq!(read[0].event_type, "Counted");
-    assert!(store.read_stream(&stream("job-404"), 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .read_stream(&stream("job-404"), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn reads_all_with_category_and_type_filters(store: impl EventStore) {
-    store.append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)]).await.unwrap();
     store
-        .append(&stream("app-web"), ExpectedVersion::Any, vec![NewEvent::new("AppCreated", json!({}))])
+        .append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)])
         .await
         .unwrap();
-    store.append(&stream("job-2"), ExpectedVersion::Any, vec![NewEvent::new("JobStarted", json!({}))]).await.unwrap();
+    store
+        .append(
+            &stream("app-web"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("AppCreated", json!({}))],
+        )
+        .await
+        .unwrap();
+    store
+        .append(
+            &stream("job-2"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("JobStarted", json!({}))],
+        )
+        .await
+        .unwrap();
     let all = store.read_all(1, 100, &Filter::all()).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 2, 3]);
-    let jobs = store.read_all(1, 100, &Filter::category("job")).await.unwrap();
-    assert_eq!(jobs.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 3]);
-    let started = Filter { categories: vec![], event_types: vec!["JobStarted".into()] };
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let jobs = store
+        .read_all(1, 100, &Filter::category("job"))
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    let started = Filter {
+        categories: vec![],
+        event_types: vec!["JobStarted".into()],
+    };
     assert_eq!(store.read_all(1, 100, &started).await.unwrap().len(), 1);
     let page = store.read_page(2, 1, &Filter::all()).await.unwrap();
-    assert_eq!((page.events.len(), page.events[0].position, page.head), (1, 2, 3));
+    assert_eq!(
+        (page.events.len(), page.events[0].position, page.head),
+        (1, 2, 3)
+    );
     let empty = store.read_page(4, 10, &Filter::all()).await.unwrap();
     assert!(empty.events.is_empty());
     assert_eq!(empty.head, 3);
@@ -161,21 +305,33 @@ async fn reads_all_with_category_and_type_filters(store: impl EventStore) {
 
 async fn subscription_catches_up_then_goes_live(store: impl EventStore) {
     let s = stream("job-1");
-    store.append(&s, ExpectedVersion::Any, (0..3).map(event).collect()).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::Any, (0..3).map(event).collect())
+        .await
+        .unwrap();
     let mut sub = store.subscribe(2, Filter::all());
     for expected in [2, 3] {
         assert_eq!(next(&mut sub).await, expected);
     }
-    store.append(&s, ExpectedVersion::Any, vec![event(4)]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::Any, vec![event(4)])
+        .await
+        .unwrap();
     assert_eq!(next(&mut sub).await, 4);
 }
 
 async fn filtered_subscription_skips_other_events(store: impl EventStore) {
     let mut sub = store.subscribe(1, Filter::category("app"));
     for i in 0..2500 {
-        store.append(&stream("job-1"), ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+        store
+            .append(&stream("job-1"), ExpectedVersion::Any, vec![event(i)])
+            .await
+            .unwrap();
     }
-    store.append(&stream("app-web"), ExpectedVersion::Any, vec![event(0)]).await.unwrap();
+    store
+        .append(&stream("app-web"), ExpectedVersion::Any, vec![event(0)])
+        .await
+        .unwrap();
     assert_eq!(next(&mut sub).await, 2501);
 }
 
@@ -223,7 +379,10 @@ async fn ordering_holds_under_concurrent_appends_and_subscribers<S: EventStore +
                 while written < PER_APPENDER {
                     let n = (1 + (a + k) % 4).min(PER_APPENDER - written);
                     let s = stream(&format!("order-{a}_{}", k % 7));
-                    store.append(&s, ExpectedVersion::Any, (0..n).map(event).collect()).await.unwrap();
+                    store
+                        .append(&s, ExpectedVersion::Any, (0..n).map(event).collect())
+                        .await
+                        .unwrap();
                     written += n;
                     k += 1;
                 }
@@ -250,7 +409,12 @@ async fn ordering_holds_under_concurrent_appends_and_subscribers<S: EventStore +
     for s in subscribers {
         let (from, positions) = s.await.unwrap();
         let expected: Vec<u64> = (from..=TOTAL).collect();
-        assert!(positions == expected, "subscriber from {from} got {} events, not {}..={TOTAL} in order", positions.len(), from);
+        assert!(
+            positions == expected,
+            "subscriber from {from} got {} events, not {}..={TOTAL} in order",
+            positions.len(),
+            from
+        );
     }
 }
 
@@ -263,7 +427,10 @@ async fn postgres_subscriber_on_another_connection_sees_live_appends() {
     let reader = PgEventStore::open(&config).await.unwrap();
     let mut sub = reader.subscribe(1, Filter::all());
     for i in 0..3 {
-        writer.append(&stream("job-1"), ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+        writer
+            .append(&stream("job-1"), ExpectedVersion::Any, vec![event(i)])
+            .await
+            .unwrap();
         assert_eq!(next(&mut sub).await, i + 1);
     }
 }
@@ -272,13 +439,26 @@ async fn postgres_subscriber_on_another_connection_sees_live_appends() {
 async fn postgres_refuses_to_rewrite_history() {
     let config = bosun_eventstore::testing::fresh_database().await;
     let store = PgEventStore::open(&config).await.unwrap();
-    store.append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)]).await.unwrap();
+    store
+        .append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
     let client = store.pool().get().await.unwrap();
-    for sql in ["UPDATE events SET event_type = 'X'", "DELETE FROM events", "TRUNCATE events"] {
+    for sql in [
+        "UPDATE events SET event_type = 'X'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
         let err = client.batch_execute(sql).await.expect_err(sql);
-        assert!(err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"), "{sql}: {err:?}");
+        assert!(
+            err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"),
+            "{sql}: {err:?}"
+        );
     }
-    assert_eq!(store.read_all(1, 10, &Filter::all()).await.unwrap()[0].event_type, "Counted");
+    assert_eq!(
+        store.read_all(1, 10, &Filter::all()).await.unwrap()[0].event_type,
+        "Counted"
+    );
 }
 
 #[tokio::test]
@@ -290,14 +470,23 @@ async fn postgres_refuses_a_schema_newer_than_it_knows() {
         .execute("INSERT INTO schema_migrations (component, version, name) VALUES ('eventstore', 99, 'from the future')", &[])
         .await
         .unwrap();
-    let err = PgEventStore::open(&config).await.err().expect("a newer schema is refused");
+    let err = PgEventStore::open(&config)
+        .await
+        .err()
+        .expect("a newer schema is refused");
     let message = err.to_string();
-    assert!(message.contains("version 99") && message.contains("newer"), "{message}");
+    assert!(
+        message.contains("version 99") && message.contains("newer"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn in_memory_store_is_usable_as_a_trait_object() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-    store.append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)]).await.unwrap();
+    store
+        .append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
     assert_eq!(store.head().await.unwrap(), 1);
 }

@@ -14,10 +14,17 @@ pub(super) fn find() -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path().join("bin"))))
+        .filter_map(|entry| {
+            Some((
+                entry.file_name().to_str()?.parse().ok()?,
+                entry.path().join("bin"),
+            ))
+        })
         .collect();
     debian.sort_by(|a, b| b.0.cmp(&a.0));
-    from_path.chain(debian.into_iter().map(|(_, dir)| dir)).find(|dir| is_server_bin_dir(dir))
+    from_path
+        .chain(debian.into_iter().map(|(_, dir)| dir))
+        .find(|dir| is_server_bin_dir(dir))
 }
 
 fn is_server_bin_dir(dir: &Path) -> bool {

@@ -22,7 +22,8 @@ impl LockFile {
     }
 
     fn blocking(path: &Path, operation: libc::c_int) -> Result<Self, ManagedError> {
-        Self::lock(path, operation)?.ok_or_else(|| super::io("lock", path)(std::io::ErrorKind::WouldBlock.into()))
+        Self::lock(path, operation)?
+            .ok_or_else(|| super::io("lock", path)(std::io::ErrorKind::WouldBlock.into()))
     }
 
     /// `None` when another process holds the lock.
@@ -31,7 +32,12 @@ impl LockFile {
     }
 
     fn lock(path: &Path, operation: libc::c_int) -> Result<Option<Self>, ManagedError> {
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(super::io("open", path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(super::io("open", path))?;
         loop {
             // SAFETY: flock on a file descriptor we own; no memory is involved.
             if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {

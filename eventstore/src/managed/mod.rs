@@ -48,19 +48,41 @@ pub enum ManagedError {
     )]
     NoUnprivilegedUser,
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("initdb failed ({status}):\n{output}")]
     Initdb { status: String, output: String },
     #[error("PostgreSQL did not become ready within {seconds} s; last lines of {log}:\n{tail}")]
-    StartTimeout { seconds: u64, log: PathBuf, tail: String },
+    StartTimeout {
+        seconds: u64,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("PostgreSQL exited while starting ({status}); last lines of {log}:\n{tail}")]
-    Exited { status: String, log: PathBuf, tail: String },
+    Exited {
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("cannot create the database {name}: {source}")]
-    CreateDatabase { name: String, source: tokio_postgres::Error },
+    CreateDatabase {
+        name: String,
+        source: tokio_postgres::Error,
+    },
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ManagedError + 'a {
-    move |source| ManagedError::Io { action, path: path.to_path_buf(), source }
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ManagedError + 'a {
+    move |source| ManagedError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Options a caller may change; the defaults are for production.
@@ -90,13 +112,14 @@ impl ManagedPostgres {
     /// Starts (or joins) the managed server for `data_dir` and makes sure database `bosun` exists.
     pub async fn start(data_dir: &Path, options: Options) -> Result<Self, ManagedError> {
         let data_dir = data_dir.to_path_buf();
-        let managed = tokio::task::spawn_blocking(move || Self::start_blocking(&data_dir, &options))
-            .await
-            .map_err(|e| ManagedError::Io {
-                action: "start thread for",
-                path: PathBuf::from("postgres"),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let managed =
+            tokio::task::spawn_blocking(move || Self::start_blocking(&data_dir, &options))
+                .await
+                .map_err(|e| ManagedError::Io {
+                    action: "start thread for",
+                    path: PathBuf::from("postgres"),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
         managed.create_database(SUPERUSER).await?;
         Ok(managed)
     }
@@ -130,20 +153,30 @@ impl ManagedPostgres {
             }
             None => {
                 process::clear_stale_lock_files(&cluster, &socket_dir, PORT);
-                let mut started = spawn_postgres(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
+                let mut started =
+                    spawn_postgres(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
                 process::wait_ready(&cluster, Some(&mut started), &log, START_TIMEOUT)?;
                 tracing::info!(pid = started.id(), data = %cluster.display(), "started the managed PostgreSQL");
                 child = Some(started);
             }
         }
         let user = LockFile::shared(&data_dir.join("postgres.users"))?;
-        Ok(ManagedPostgres { data_dir, socket_dir, child, user: Some(user) })
+        Ok(ManagedPostgres {
+            data_dir,
+            socket_dir,
+            child,
+            user: Some(user),
+        })
     }
 
     /// Connection settings for database `dbname` on the managed server.
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
-        config.host_path(&self.socket_dir).port(PORT).user(SUPERUSER).dbname(dbname);
+        config
+            .host_path(&self.socket_dir)
+            .port(PORT)
+            .user(SUPERUSER)
+            .dbname(dbname);
         config
     }
 
@@ -153,8 +186,15 @@ impl ManagedPostgres {
 
     /// Creates database `name` unless it exists.
     pub async fn create_database(&self, name: &str) -> Result<(), ManagedError> {
-        let fail = |source| ManagedError::CreateDatabase { name: name.to_string(), source };
-        let (client, connection) = self.config("postgres").connect(tokio_postgres::NoTls).await.map_err(fail)?;
+        let fail = |source| ManagedError::CreateDatabase {
+            name: name.to_string(),
+            source,
+        };
+        let (client, connection) = self
+            .config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(fail)?;
         let driver = tokio::spawn(connection);
         let exists = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -163,7 +203,10 @@ impl ManagedPostgres {
             .is_some();
         if !exists {
             let quoted = name.replace('"', "\"\"");
-            if let Err(e) = client.batch_execute(&format!("CREATE DATABASE \"{quoted}\"")).await {
+            if let Err(e) = client
+                .batch_execute(&format!("CREATE DATABASE \"{quoted}\""))
+                .await
+            {
                 // Another process may have created it between our check and our CREATE.
                 if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
                     return Err(fail(e));
@@ -177,11 +220,13 @@ impl ManagedPostgres {
 
     /// Stops using the server; the last process using it stops it. Returns whether it stopped.
     pub async fn stop(self) -> Result<bool, ManagedError> {
-        tokio::task::spawn_blocking(move || self.stop_blocking()).await.map_err(|e| ManagedError::Io {
-            action: "stop thread for",
-            path: PathBuf::from("postgres"),
-            source: std::io::Error::other(e.to_string()),
-        })?
+        tokio::task::spawn_blocking(move || self.stop_blocking())
+            .await
+            .map_err(|e| ManagedError::Io {
+                action: "stop thread for",
+                path: PathBuf::from("postgres"),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 
     pub fn stop_blocking(mut self) -> Result<bool, ManagedError> {
@@ -200,12 +245,22 @@ impl ManagedPostgres {
 fn initdb(bin_dir: &Path, cluster: &Path, owner: &process::Owner) -> Result<(), ManagedError> {
     fs::create_dir_all(cluster).map_err(io("create", cluster))?;
     owner.give(cluster)?;
-    fs::set_permissions(cluster, fs::Permissions::from_mode(0o700)).map_err(io("set permissions of", cluster))?;
+    fs::set_permissions(cluster, fs::Permissions::from_mode(0o700))
+        .map_err(io("set permissions of", cluster))?;
     let mut command = Command::new(bin_dir.join("initdb"));
     command
         .arg("--pgdata")
         .arg(cluster)
-        .args(["--username", SUPERUSER, "--auth", "trust", "--encoding", "UTF8", "--locale", "C"])
+        .args([
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+        ])
         .current_dir(cluster)
         .stdin(Stdio::null());
     owner.apply(&mut command);
@@ -214,7 +269,11 @@ fn initdb(bin_dir: &Path, cluster: &Path, owner: &process::Owner) -> Result<(), 
     if !output.status.success() {
         return Err(ManagedError::Initdb {
             status: output.status.to_string(),
-            output: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
         });
     }
     Ok(())
@@ -235,7 +294,8 @@ fn socket_dir(data_dir: &Path, owner: &process::Owner) -> Result<PathBuf, Manage
     };
     fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     owner.give(&dir)?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io("set permissions of", &dir))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+        .map_err(io("set permissions of", &dir))?;
     Ok(dir)
 }
 
@@ -247,7 +307,11 @@ fn spawn_postgres(
     owner: &process::Owner,
     options: &Options,
 ) -> Result<Child, ManagedError> {
-    let log_file = fs::OpenOptions::new().create(true).append(true).open(log).map_err(io("open", log))?;
+    let log_file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io("open", log))?;
     let log_err = log_file.try_clone().map_err(io("open", log))?;
     let mut command = Command::new(bin_dir.join("postgres"));
     command
@@ -258,7 +322,14 @@ fn spawn_postgres(
         .arg("-c")
         .arg(format!("unix_socket_directories={}", socket_dir.display()))
         .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
-        .args(["-c", if options.fsync { "fsync=on" } else { "fsync=off" }])
+        .args([
+            "-c",
+            if options.fsync {
+                "fsync=on"
+            } else {
+                "fsync=off"
+            },
+        ])
         .current_dir(cluster)
         .stdin(Stdio::null())
         .stdout(log_file)

@@ -26,7 +26,8 @@ impl Owner {
     /// Hands `path` to the owner.
     pub fn give(&self, path: &Path) -> Result<(), ManagedError> {
         if let Some(user) = &self.user {
-            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).map_err(io("chown", path))?;
+            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .map_err(io("chown", path))?;
         }
         Ok(())
     }
@@ -36,7 +37,11 @@ impl Owner {
         use std::os::unix::process::CommandExt;
         if let Some(user) = &self.user {
             // std drops supplementary groups too when a root process sets the uid.
-            command.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir).env("USER", &user.name);
+            command
+                .uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .env("HOME", &user.dir)
+                .env("USER", &user.name);
         }
     }
 }
@@ -54,7 +59,11 @@ fn alive(pid: i32) -> bool {
     }
     // A zombie answers kill(0) but is gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => true,
     }
 }
@@ -77,7 +86,10 @@ pub(super) fn running_postmaster(cluster: &Path) -> Option<i32> {
 /// Removes lock files left by a server that is gone (after a machine restart its pid may now
 /// belong to another process, which PostgreSQL would take for a running server).
 pub(super) fn clear_stale_lock_files(cluster: &Path, socket_dir: &Path, port: u16) {
-    for path in [cluster.join("postmaster.pid"), socket_dir.join(format!(".s.PGSQL.{port}.lock"))] {
+    for path in [
+        cluster.join("postmaster.pid"),
+        socket_dir.join(format!(".s.PGSQL.{port}.lock")),
+    ] {
         if path.exists() {
             tracing::warn!(path = %path.display(), "removing a stale PostgreSQL lock file");
             let _ = std::fs::remove_file(&path);
@@ -86,19 +98,34 @@ pub(super) fn clear_stale_lock_files(cluster: &Path, socket_dir: &Path, port: u1
 }
 
 /// Waits until the postmaster of `cluster` says it is ready for connections.
-pub(super) fn wait_ready(cluster: &Path, mut child: Option<&mut Child>, log: &Path, timeout: Duration) -> Result<(), ManagedError> {
+pub(super) fn wait_ready(
+    cluster: &Path,
+    mut child: Option<&mut Child>,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(), ManagedError> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(child) = child.as_deref_mut() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(ManagedError::Exited { status: status.to_string(), log: log.to_path_buf(), tail: tail(log) });
+                return Err(ManagedError::Exited {
+                    status: status.to_string(),
+                    log: log.to_path_buf(),
+                    tail: tail(log),
+                });
             }
         }
-        if pid_file(cluster).and_then(|lines| lines.get(7).map(|s| s.trim() == "ready")) == Some(true) {
+        if pid_file(cluster).and_then(|lines| lines.get(7).map(|s| s.trim() == "ready"))
+            == Some(true)
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ManagedError::StartTimeout { seconds: timeout.as_secs(), log: log.to_path_buf(), tail: tail(log) });
+            return Err(ManagedError::StartTimeout {
+                seconds: timeout.as_secs(),
+                log: log.to_path_buf(),
+                tail: tail(log),
+            });
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -31,7 +31,11 @@ pub(crate) struct AppendRequest {
 
 type Outcome = Result<AppendResult, AppendError>;
 
-pub(crate) async fn run(pool: Pool, mut requests: mpsc::Receiver<AppendRequest>, head: watch::Sender<u64>) {
+pub(crate) async fn run(
+    pool: Pool,
+    mut requests: mpsc::Receiver<AppendRequest>,
+    head: watch::Sender<u64>,
+) {
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
         let mut batch = vec![first];
@@ -63,7 +67,9 @@ pub(crate) async fn run(pool: Pool, mut requests: mpsc::Receiver<AppendRequest>,
                 tracing::warn!(error = %e, requests = batch.len(), "append batch failed");
                 let message = e.to_string();
                 for request in batch {
-                    let _ = request.reply.send(Err(StoreError::Failed(message.clone()).into()));
+                    let _ = request
+                        .reply
+                        .send(Err(StoreError::Failed(message.clone()).into()));
                 }
             }
         }
@@ -96,10 +102,16 @@ struct Decisions {
 impl Decisions {
     fn decide(&mut self, request: &AppendRequest) -> Outcome {
         let stream = &request.stream;
-        if let Some(earlier) = earlier_append(stream, &request.events, |id| self.landed.get(id).cloned())? {
+        if let Some(earlier) =
+            earlier_append(stream, &request.events, |id| self.landed.get(id).cloned())?
+        {
             return Ok(earlier);
         }
-        let current = self.versions.get(stream.as_str()).copied().unwrap_or(CurrentVersion::NoStream);
+        let current = self
+            .versions
+            .get(stream.as_str())
+            .copied()
+            .unwrap_or(CurrentVersion::NoStream);
         if !current.satisfies(request.expected) {
             return Err(AppendError::WrongExpectedVersion {
                 stream: stream.clone(),
@@ -112,7 +124,14 @@ impl Decisions {
         for (offset, event) in request.events.iter().enumerate() {
             let version = first_version + offset as u64;
             self.position += 1;
-            self.landed.insert(event.event_id, Landed { stream_id: stream.clone(), version, position: self.position });
+            self.landed.insert(
+                event.event_id,
+                Landed {
+                    stream_id: stream.clone(),
+                    version,
+                    position: self.position,
+                },
+            );
             let rows = &mut self.rows;
             rows.position.push(self.position as i64);
             rows.stream_id.push(stream.as_str().to_string());
@@ -125,7 +144,10 @@ impl Decisions {
             rows.metadata.push(event.metadata.clone());
         }
         let last_version = first_version + request.events.len() as u64 - 1;
-        self.versions.insert(stream.as_str().to_string(), CurrentVersion::Current(last_version));
+        self.versions.insert(
+            stream.as_str().to_string(),
+            CurrentVersion::Current(last_version),
+        );
         Ok(AppendResult {
             stream_id: stream.clone(),
             first_version,
@@ -139,10 +161,15 @@ impl Decisions {
 async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u64), StoreError> {
     let mut client = client(pool).await?;
     let tx = client.transaction().await?;
-    let lock = tx.prepare_cached("SELECT position FROM events_head FOR UPDATE").await?;
+    let lock = tx
+        .prepare_cached("SELECT position FROM events_head FOR UPDATE")
+        .await?;
     let head: i64 = tx.query_one(&lock, &[]).await?.get(0);
 
-    let ids: Vec<Uuid> = batch.iter().flat_map(|r| r.events.iter().map(|e| e.event_id)).collect();
+    let ids: Vec<Uuid> = batch
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
     let mut streams: Vec<&str> = batch.iter().map(|r| r.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
@@ -153,9 +180,12 @@ async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u
              FROM unnest($1::text[]) AS s"
         ),
     )?;
-    let (landed_params, version_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&ids], [&streams]);
-    let (landed_rows, version_rows) =
-        tokio::try_join!(tx.query(&landed_sql, &landed_params), tx.query(&versions_sql, &version_params))?;
+    let (landed_params, version_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&ids], [&streams]);
+    let (landed_rows, version_rows) = tokio::try_join!(
+        tx.query(&landed_sql, &landed_params),
+        tx.query(&versions_sql, &version_params)
+    )?;
 
     let mut decisions = Decisions {
         versions: HashMap::new(),
@@ -165,12 +195,20 @@ async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u
     };
     for row in &version_rows {
         let version: Option<i64> = row.get(1);
-        decisions.versions.insert(row.get(0), CurrentVersion::from_last(version.map(|v| v as u64)));
+        decisions.versions.insert(
+            row.get(0),
+            CurrentVersion::from_last(version.map(|v| v as u64)),
+        );
     }
     for row in &landed_rows {
         let stream_id: String = row.get(1);
-        let stream_id = StreamId::parse(stream_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let landed = Landed { stream_id, version: row.get::<_, i64>(2) as u64, position: row.get::<_, i64>(3) as u64 };
+        let stream_id =
+            StreamId::parse(stream_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let landed = Landed {
+            stream_id,
+            version: row.get::<_, i64>(2) as u64,
+            position: row.get::<_, i64>(3) as u64,
+        };
         decisions.landed.insert(row.get(0), landed);
     }
     let outcomes: Vec<Outcome> = batch.iter().map(|r| decisions.decide(r)).collect();
@@ -188,8 +226,17 @@ async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u
         )?;
         let new_head_sql = new_head as i64;
         let payload = new_head.to_string();
-        let insert_params: [&(dyn ToSql + Sync); 9] =
-            [&r.position, &r.stream_id, &r.version, &r.event_id, &r.event_type, &r.schema_version, &r.category, &r.data, &r.metadata];
+        let insert_params: [&(dyn ToSql + Sync); 9] = [
+            &r.position,
+            &r.stream_id,
+            &r.version,
+            &r.event_id,
+            &r.event_type,
+            &r.schema_version,
+            &r.category,
+            &r.data,
+            &r.metadata,
+        ];
         let advance_params: [&(dyn ToSql + Sync); 1] = [&new_head_sql];
         let notify_params: [&(dyn ToSql + Sync); 2] = [&EVENTS_CHANNEL, &payload];
         tokio::try_join!(

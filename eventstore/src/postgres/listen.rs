@@ -19,13 +19,20 @@ pub struct Notification {
 }
 
 /// Starts listening on `channels`; the task runs until aborted.
-pub fn listen(config: tokio_postgres::Config, channels: Vec<String>) -> (broadcast::Sender<Notification>, JoinHandle<()>) {
+pub fn listen(
+    config: tokio_postgres::Config,
+    channels: Vec<String>,
+) -> (broadcast::Sender<Notification>, JoinHandle<()>) {
     let (sender, _) = broadcast::channel(1024);
     let task = tokio::spawn(run(config, channels, sender.clone()));
     (sender, task)
 }
 
-async fn run(config: tokio_postgres::Config, channels: Vec<String>, sender: broadcast::Sender<Notification>) {
+async fn run(
+    config: tokio_postgres::Config,
+    channels: Vec<String>,
+    sender: broadcast::Sender<Notification>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match listen_once(&config, &channels, &sender).await {
@@ -49,7 +56,10 @@ async fn listen_once(
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
-                    let n = Notification { channel: n.channel().to_string(), payload: n.payload().to_string() };
+                    let n = Notification {
+                        channel: n.channel().to_string(),
+                        payload: n.payload().to_string(),
+                    };
                     if forward.send(n).is_err() {
                         return;
                     }
@@ -63,7 +73,10 @@ async fn listen_once(
         }
     });
     let result = async {
-        let statements: String = channels.iter().map(|c| format!("LISTEN \"{}\";", c.replace('"', ""))).collect();
+        let statements: String = channels
+            .iter()
+            .map(|c| format!("LISTEN \"{}\";", c.replace('"', "")))
+            .collect();
         client.batch_execute(&statements).await?;
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         loop {

@@ -46,18 +46,35 @@ pub enum OpenError {
 /// `idle_in_transaction_session_timeout` keeps a stuck client from holding the counter row (or
 /// any lock) forever.
 pub fn connect_pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
+    let config = session_config(config);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    // build() only fails without a runtime, which a tokio program always has.
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .expect("a pool builder with a manager always builds")
+}
+
+/// `config` with Bosun's session settings, for connections made outside a pool.
+pub fn session_config(config: &tokio_postgres::Config) -> tokio_postgres::Config {
     let mut config = config.clone();
     config.options("-c idle_in_transaction_session_timeout=60000");
     if config.get_application_name().is_none() {
         config.application_name("bosun");
     }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    // build() only fails without a runtime, which a tokio program always has.
-    Pool::builder(manager).max_size(max_size).build().expect("a pool builder with a manager always builds")
+    config
 }
 
 pub(crate) async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
-    pool.get().await.map_err(|e| StoreError::Connection(e.to_string()))
+    pool.get()
+        .await
+        .map_err(|e| StoreError::Connection(e.to_string()))
 }
 
 #[derive(Clone)]
@@ -98,9 +115,20 @@ impl PgEventStore {
         let tasks = vec![
             tokio::spawn(append::run(pool.clone(), requests, head.clone())),
             listener,
-            tokio::spawn(follow_head(pool.clone(), notifications.subscribe(), head.clone())),
+            tokio::spawn(follow_head(
+                pool.clone(),
+                notifications.subscribe(),
+                head.clone(),
+            )),
         ];
-        Ok(PgEventStore { inner: Arc::new(Inner { pool, appends, head, tasks }) })
+        Ok(PgEventStore {
+            inner: Arc::new(Inner {
+                pool,
+                appends,
+                head,
+                tasks,
+            }),
+        })
     }
 
     /// The store's pool, for components that share its database (projections, queries).
@@ -110,7 +138,11 @@ impl PgEventStore {
 }
 
 /// Moves the head watch forward from notifications and from polling.
-async fn follow_head(pool: Pool, mut notifications: tokio::sync::broadcast::Receiver<Notification>, head: watch::Sender<u64>) {
+async fn follow_head(
+    pool: Pool,
+    mut notifications: tokio::sync::broadcast::Receiver<Notification>,
+    head: watch::Sender<u64>,
+) {
     let advance = |to: u64| {
         head.send_if_modified(|h| {
             let moved = to > *h;
@@ -149,16 +181,35 @@ impl EventStore for PgEventStore {
             return Err(AppendError::NoEvents);
         }
         let (reply, answer) = oneshot::channel();
-        let request = append::AppendRequest { stream: stream.clone(), expected, events, reply };
-        self.inner.appends.send(request).await.map_err(|_| StoreError::Closed)?;
+        let request = append::AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        self.inner
+            .appends
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read_stream(&self, stream: &StreamId, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         read::stream(&self.inner.pool, stream, from_version, max).await
     }
 
-    async fn read_page(&self, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError> {
+    async fn read_page(
+        &self,
+        from_position: u64,
+        max: usize,
+        filter: &Filter,
+    ) -> Result<Page, StoreError> {
         read::page(&self.inner.pool, from_position, max, filter).await
     }
 

@@ -13,19 +13,36 @@ const COLUMNS: &str =
 
 pub(crate) async fn head(pool: &Pool) -> Result<u64, StoreError> {
     let client = client(pool).await?;
-    let row = client.query_one("SELECT position FROM events_head", &[]).await?;
+    let row = client
+        .query_one("SELECT position FROM events_head", &[])
+        .await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
-pub(crate) async fn stream(pool: &Pool, stream: &StreamId, from_version: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+pub(crate) async fn stream(
+    pool: &Pool,
+    stream: &StreamId,
+    from_version: u64,
+    max: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let client = client(pool).await?;
     let sql = format!("SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3");
     let statement = client.prepare_cached(&sql).await?;
-    let rows = client.query(&statement, &[&stream.as_str(), &to_i64(from_version), &(max as i64)]).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[&stream.as_str(), &to_i64(from_version), &(max as i64)],
+        )
+        .await?;
     rows.iter().map(|r| event(r, 0)).collect()
 }
 
-pub(crate) async fn page(pool: &Pool, from_position: u64, max: usize, filter: &Filter) -> Result<Page, StoreError> {
+pub(crate) async fn page(
+    pool: &Pool,
+    from_position: u64,
+    max: usize,
+    filter: &Filter,
+) -> Result<Page, StoreError> {
     let client = client(pool).await?;
     let from = to_i64(from_position.max(1));
     let limit = max as i64;

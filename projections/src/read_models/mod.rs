@@ -1,0 +1,3 @@
+//! The read models, one module each: its projection and its queries.
+
+pub mod streams;
