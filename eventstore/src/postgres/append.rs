@@ -15,6 +15,8 @@ use crate::idempotency::{earlier_append, Landed};
 use crate::stream_id::StreamId;
 use deadpool_postgres::Pool;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -35,6 +37,7 @@ pub(crate) async fn run(
     pool: Pool,
     mut requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<u64>,
+    appended: Arc<AtomicU64>,
 ) {
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
@@ -49,7 +52,8 @@ pub(crate) async fn run(
             }
         }
         match commit(&pool, &batch).await {
-            Ok((outcomes, new_head)) => {
+            Ok((outcomes, new_head, written)) => {
+                appended.fetch_add(written, Ordering::Relaxed);
                 head.send_if_modified(|h| {
                     let moved = new_head > *h;
                     if moved {
@@ -158,7 +162,11 @@ impl Decisions {
     }
 }
 
-async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u64), StoreError> {
+/// Writes a batch; returns each request's outcome, the new head and how many events were written.
+async fn commit(
+    pool: &Pool,
+    batch: &[AppendRequest],
+) -> Result<(Vec<Outcome>, u64, u64), StoreError> {
     let mut client = client(pool).await?;
     let tx = client.transaction().await?;
     let lock = tx
@@ -246,5 +254,5 @@ async fn commit(pool: &Pool, batch: &[AppendRequest]) -> Result<(Vec<Outcome>, u
         )?;
     }
     tx.commit().await?;
-    Ok((outcomes, new_head))
+    Ok((outcomes, new_head, new_head - head as u64))
 }

@@ -20,6 +20,7 @@ use crate::stream_id::StreamId;
 use crate::subscription::catch_up_then_live;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -86,6 +87,7 @@ struct Inner {
     pool: Pool,
     appends: mpsc::Sender<append::AppendRequest>,
     head: watch::Sender<u64>,
+    appended: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -112,8 +114,14 @@ impl PgEventStore {
         let head = watch::Sender::new(head_now);
         let (appends, requests) = mpsc::channel(4096);
         let (notifications, listener) = listen(config.clone(), vec![EVENTS_CHANNEL.to_string()]);
+        let appended = Arc::new(AtomicU64::new(0));
         let tasks = vec![
-            tokio::spawn(append::run(pool.clone(), requests, head.clone())),
+            tokio::spawn(append::run(
+                pool.clone(),
+                requests,
+                head.clone(),
+                appended.clone(),
+            )),
             listener,
             tokio::spawn(follow_head(
                 pool.clone(),
@@ -126,6 +134,7 @@ impl PgEventStore {
                 pool,
                 appends,
                 head,
+                appended,
                 tasks,
             }),
         })
@@ -134,6 +143,11 @@ impl PgEventStore {
     /// The store's pool, for components that share its database (projections, queries).
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Events this process has appended since the store was opened (retries not counted).
+    pub fn appended(&self) -> u64 {
+        self.inner.appended.load(Ordering::Relaxed)
     }
 }
 

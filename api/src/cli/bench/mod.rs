@@ -1,0 +1,151 @@
+//! `bosun bench …`: each prints one JSON object per line with `name`, `value`, `unit`,
+//! `baseline` and `ratio` (value / baseline), the baseline measured in the same run on the same
+//! PostgreSQL. Progress goes to stderr.
+//!
+//! Benchmarks run in a scratch database of their own, dropped afterwards: on the server that
+//! `-c FILE` configures, or with no file on a fresh managed PostgreSQL in a temporary directory.
+
+mod append;
+mod jobs;
+mod replay;
+
+use super::ConfigArg;
+use crate::config::Settings;
+use crate::database::Database;
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+
+#[derive(clap::Subcommand)]
+pub enum Which {
+    /// Single-event appends from concurrent clients, against single-row INSERTs.
+    Append {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+    },
+    /// Rebuilding a jobs-like read model from the log, against reading the log alone.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+    },
+}
+
+impl Which {
+    pub fn config(&self) -> &ConfigArg {
+        match self {
+            Which::Append { config, .. } | Which::Replay { config, .. } => config,
+        }
+    }
+}
+
+pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::Result<()> {
+    let scratch = Scratch::open(configured, settings).await?;
+    let result = match which {
+        Which::Append {
+            clients, events, ..
+        } => append::run(&scratch.config, clients.max(1), events.max(1)).await,
+        Which::Replay { events, .. } => replay::run(&scratch.config, events.max(1)).await,
+    };
+    scratch.close().await;
+    result
+}
+
+/// One result line.
+pub fn report(name: &str, value: f64, unit: &str, baseline: f64, extra: Value) {
+    let mut line = json!({
+        "name": name,
+        "value": round(value),
+        "unit": unit,
+        "baseline": round(baseline),
+        "ratio": if baseline > 0.0 { round(value / baseline) } else { 0.0 },
+    });
+    if let (Some(line), Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    println!("{line}");
+}
+
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+pub fn progress(message: impl std::fmt::Display) {
+    eprintln!("bench: {message}");
+}
+
+/// A database made for one benchmark run, and the server it lives on.
+struct Scratch {
+    server: Database,
+    server_config: tokio_postgres::Config,
+    name: String,
+    config: tokio_postgres::Config,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Scratch {
+    async fn open(configured: bool, mut settings: Settings) -> anyhow::Result<Self> {
+        let temp = if configured {
+            None
+        } else {
+            let dir = tempfile::Builder::new().prefix("bosun-bench-").tempdir()?;
+            // The unprivileged user PostgreSQL runs as must reach the cluster inside.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            settings.data_dir = dir.path().to_path_buf();
+            settings.database.url = None;
+            Some(dir)
+        };
+        progress("starting PostgreSQL");
+        let server = Database::open(&settings).await?;
+        let server_config = server.config.clone();
+        let name = format!("bosun_bench_{}", uuid::Uuid::new_v4().simple());
+        let (client, connection) = server_config.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        drop(client);
+        let _ = driver.await;
+        let mut config = server_config.clone();
+        config.dbname(&name);
+        Ok(Scratch {
+            server,
+            server_config,
+            name,
+            config,
+            _temp: temp,
+        })
+    }
+
+    async fn close(self) {
+        match self.server_config.connect(NoTls).await {
+            Ok((client, connection)) => {
+                let driver = tokio::spawn(connection);
+                if let Err(e) = client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ))
+                    .await
+                {
+                    eprintln!(
+                        "bench: could not drop the scratch database {}: {e}",
+                        self.name
+                    );
+                }
+                drop(client);
+                let _ = driver.await;
+            }
+            Err(e) => eprintln!(
+                "bench: could not drop the scratch database {}: {e}",
+                self.name
+            ),
+        }
+        self.server.close().await;
+    }
+}

@@ -1,0 +1,302 @@
+//! Configuration, in one typed place: a YAML file (`-c FILE`) and `BOSUN_*` environment overrides
+//! (`BOSUN_LISTEN`, `BOSUN_DATA_DIR`, `BOSUN_DATABASE__URL`, `BOSUN_LOG__FORMAT`: `__` separates
+//! levels). Everything is checked before anything starts; an unknown key or a bad value is an
+//! error that names it.
+
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+const ENV_PREFIX: &str = "BOSUN_";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen", deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Where the managed PostgreSQL and other local state live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// An existing PostgreSQL server (URL or `key=value` form). Unset: the managed one is used.
+    #[serde(default, deserialize_with = "database_url")]
+    pub url: Option<DatabaseUrl>,
+}
+
+/// A parsed connection string; its text is kept only to say where we connect without the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub tokio_postgres::Config);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        write!(
+            f,
+            "DatabaseUrl({:?}/{:?})",
+            self.0.get_hosts(),
+            self.0.get_dbname()
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./bosun-data")
+}
+
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!("{text:?} is not an address like 127.0.0.1:8080"))
+    })
+}
+
+fn database_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DatabaseUrl>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let config: tokio_postgres::Config = text.parse().map_err(|e| {
+        serde::de::Error::custom(format!("not a PostgreSQL connection string: {e}"))
+    })?;
+    Ok(Some(DatabaseUrl(config)))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {variable}: {message}")]
+    Env { variable: String, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads `file` (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(file, std::env::vars())
+    }
+
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                let value: Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+                // Check the file on its own first, so its errors name the file.
+                if !value.is_null() {
+                    serde_yaml::from_value::<Settings>(value.clone()).map_err(|e| {
+                        ConfigError::File {
+                            path: path.into(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                }
+                match value {
+                    Value::Null => Mapping::new(),
+                    Value::Mapping(m) => m,
+                    _ => {
+                        return Err(ConfigError::File {
+                            path: path.into(),
+                            message: "expected a mapping of keys".into(),
+                        })
+                    }
+                }
+            }
+            None => Mapping::new(),
+        };
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        for (variable, raw) in overrides {
+            let path: Vec<String> = variable[ENV_PREFIX.len()..]
+                .to_lowercase()
+                .split("__")
+                .map(str::to_string)
+                .collect();
+            // Each override is checked on its own, so an error names its variable.
+            let mut alone = Mapping::new();
+            set(&mut alone, &path, scalar(&raw));
+            serde_yaml::from_value::<Settings>(Value::Mapping(alone)).map_err(|e| {
+                ConfigError::Env {
+                    variable: variable.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            set(&mut tree, &path, scalar(&raw));
+        }
+        serde_yaml::from_value(Value::Mapping(tree))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// An environment value as YAML would read it, so numbers and booleans keep their types; but a
+/// value meant as a string (an address, a path) stays a string.
+fn scalar(raw: &str) -> Value {
+    match serde_yaml::from_str::<Value>(raw) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+fn set(tree: &mut Mapping, path: &[String], value: Value) {
+    let key = Value::String(path[0].clone());
+    if path.len() == 1 {
+        tree.insert(key, value);
+        return;
+    }
+    let child = tree
+        .entry(key)
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !child.is_mapping() {
+        *child = Value::Mapping(Mapping::new());
+    }
+    if let Value::Mapping(m) = child {
+        set(m, &path[1..], value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_without_any_configuration() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from("./bosun-data"));
+        assert!(s.database.url.is_none());
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let f = file("listen: 0.0.0.0:9000\ndata_dir: /srv/bosun\nlog:\n  format: json\n");
+        let s = Settings::from_sources(
+            Some(f.path()),
+            env(&[("BOSUN_LISTEN", "127.0.0.1:7000"), ("PATH", "/bin")]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from("/srv/bosun"));
+        assert_eq!(s.log.format, LogFormat::Json);
+        let s = Settings::from_sources(
+            None,
+            env(&[("BOSUN_DATABASE__URL", "postgres://u:p@db.example/bosun")]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url.unwrap().0.get_dbname(), Some("bosun"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let f = file("listen: 127.0.0.1:1\nlisten_port: 3\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_port"), "{err}");
+        let f = file("database:\n  uri: x\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("uri"), "{err}");
+        let err = Settings::from_sources(None, env(&[("BOSUN_LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BOSUN_LISTN") && err.contains("listn"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Settings::from_sources(None, env(&[("BOSUN_LISTEN", "localhost")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BOSUN_LISTEN") && err.contains("localhost"),
+            "{err}"
+        );
+        let f = file("log:\n  format: xml\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xml") && err.contains("format"), "{err}");
+        let err = Settings::from_sources(None, env(&[("BOSUN_DATABASE__URL", "postgres://[::1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BOSUN_DATABASE__URL"), "{err}");
+        let err = Settings::from_sources(Some(Path::new("/nonexistent/bosun.yaml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/bosun.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_database_password_is_not_printed() {
+        let s = Settings::from_sources(
+            None,
+            env(&[("BOSUN_DATABASE__URL", "postgres://u:hunter22@db/x")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter22"));
+    }
+}

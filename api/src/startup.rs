@@ -1,0 +1,115 @@
+//! Building the application: database, event store, projections, routes, listener. Tests build
+//! it on port 0 and talk to it over HTTP like any client.
+
+use crate::config::Settings;
+use crate::database::Database;
+use crate::metrics::{count_requests, Metrics};
+use crate::routes;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use axum::Router;
+use bosun_eventstore::PgEventStore;
+use bosun_projections::{Freshness, Projections, Running};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: PgEventStore,
+    pub freshness: Freshness,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    database: Database,
+    projections: Running,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let database = Database::open(&settings).await?;
+        let store = PgEventStore::open(&database.config).await?;
+        let projections = Projections::new(bosun_projections::all());
+        projections.prepare(&database.config).await?;
+        let projections = projections.start(store.clone(), &database.config).await?;
+        let state = AppState {
+            store,
+            freshness: projections.freshness(),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", settings.listen))?;
+        Ok(Application {
+            listener,
+            router: router(state),
+            database,
+            projections,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        // A bound listener always has a local address.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, then stops the
+    /// projectors and (if this was its last user) the managed PostgreSQL.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!("HTTP server stopped; shutting down");
+        drop(self.projections);
+        self.database.close().await;
+        served.map_err(Into::into)
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
+    });
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::metrics))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
