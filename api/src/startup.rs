@@ -18,7 +18,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 
@@ -95,7 +95,8 @@ fn router(state: AppState) -> Router {
             .unwrap_or("-")
             .to_string();
         tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
-    });
+    })
+    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -1,1 +1,169 @@
-//! End-to-end tests live in tests/.
+//! Support for the end-to-end tests in `tests/`: start the real `bosun` binary in a directory of
+//! its own, find the port it listens on, stop it politely or kill it.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The binary under test: cargo builds `bosun-e2e` beside the `deps/` folder that holds the
+/// test executables.
+pub fn bosun_binary() -> PathBuf {
+    let test_exe = std::env::current_exe().expect("the test executable's path");
+    let binary = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("bosun-e2e"));
+    match binary {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "the bosun-e2e binary was not built beside {}; run the tests with cargo test",
+            test_exe.display()
+        ),
+    }
+}
+
+/// A temporary directory the unprivileged PostgreSQL user can reach (for a managed cluster).
+pub fn work_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("bosun-e2e-")
+        .tempdir()
+        .expect("create a test directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("open the test directory");
+    dir
+}
+
+/// A running `bosun serve`.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts `bosun serve` in `dir` with `args` and `env`, and waits for its listening line.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        static STARTS: AtomicU64 = AtomicU64::new(0);
+        let stderr_log = dir.join(format!(
+            "bosun-{}.log",
+            STARTS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let stderr = std::fs::File::create(&stderr_log).expect("create the server log");
+        let mut command = Command::new(bosun_binary());
+        command
+            .arg("serve")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start bosun");
+        let stdout = child.stdout.take().expect("bosun's stdout");
+        let (found, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("bosun listening on ") {
+                    let _ = found.send(address.to_string());
+                }
+            }
+        });
+        match lines.recv_timeout(Duration::from_secs(90)) {
+            Ok(base) => Server {
+                child,
+                base,
+                stderr_log,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                panic!("bosun did not start listening within 90 s; its log:\n{log}");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status (at most 60 s).
+    pub fn terminate(mut self) -> ExitStatus {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "bosun did not exit within 60 s of SIGTERM; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a configuration file into `dir` and returns its path.
+pub fn config_file(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("bosun.yaml");
+    std::fs::write(&path, yaml).expect("write the configuration");
+    path
+}
+
+/// The pid in a managed cluster's `postmaster.pid`, if the file exists.
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(data_dir.join("postgres/postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+pub fn process_alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+}
+
+/// GET `url` as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}

@@ -31,6 +31,7 @@ use std::time::Duration;
 const PORT: u16 = 5432;
 const SUPERUSER: &str = "bosun";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+const START_ATTEMPTS: u32 = 5;
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -152,10 +153,26 @@ impl ManagedPostgres {
                 process::wait_ready(&cluster, None, &log, START_TIMEOUT)?;
             }
             None => {
-                process::clear_stale_lock_files(&cluster, &socket_dir, PORT);
-                let mut started =
-                    spawn_postgres(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
-                process::wait_ready(&cluster, Some(&mut started), &log, START_TIMEOUT)?;
+                // The children of a postmaster killed with SIGKILL hold its shared memory for a
+                // moment; a start in that moment fails and is tried again.
+                let mut attempt = 1;
+                let started = loop {
+                    process::clear_stale_lock_files(&cluster, &socket_dir, PORT);
+                    let mut started =
+                        spawn_postgres(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
+                    match process::wait_ready(&cluster, Some(&mut started), &log, START_TIMEOUT) {
+                        Ok(()) => break started,
+                        Err(ManagedError::Exited { .. }) if attempt < START_ATTEMPTS => {
+                            tracing::warn!(
+                                attempt,
+                                "PostgreSQL exited while starting; trying again"
+                            );
+                            std::thread::sleep(Duration::from_secs(1));
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 tracing::info!(pid = started.id(), data = %cluster.display(), "started the managed PostgreSQL");
                 child = Some(started);
             }

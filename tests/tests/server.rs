@@ -1,0 +1,396 @@
+//! The `bosun` binary as a user runs it: no configuration, SIGKILL and restart, SIGTERM, bad
+//! configuration, health and metrics, replay while serving, benchmarks.
+
+use bosun_eventstore::managed::{ManagedPostgres, Options};
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId};
+use bosun_tests::{
+    bosun_binary, config_file, get_json, postmaster_pid, process_alive, work_dir, Server,
+};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Joins the managed PostgreSQL of `data_dir` as one more user, as a second bosun process would.
+async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
+    let pg = ManagedPostgres::start(data_dir, Options::default())
+        .await
+        .expect("join the managed PostgreSQL");
+    let store = PgEventStore::open(&pg.config("bosun"))
+        .await
+        .expect("open the store");
+    (pg, store)
+}
+
+/// Appends `events` events over `streams` streams, 100 per append, from 8 tasks.
+async fn fill(store: &PgEventStore, streams: u64, events: u64) {
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut k = t;
+                let mut written = 0;
+                while written < events / 8 {
+                    let n = 100.min(events / 8 - written);
+                    let stream = StreamId::new("job", k % streams).unwrap();
+                    let batch = (0..n)
+                        .map(|i| NewEvent::new("Stepped", json!({ "i": i })))
+                        .collect();
+                    store
+                        .append(&stream, ExpectedVersion::Any, batch)
+                        .await
+                        .unwrap();
+                    written += n;
+                    k += 8;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn wait_for_head(server: &Server, head: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = get_json(&server.url("/readyz")).await;
+        if ready["head"] == head && ready["projection_lag"]["streams"] == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projections did not reach {head}: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn managed_config(dir: &Path, extra: &str) -> String {
+    let path = config_file(
+        dir,
+        &format!(
+            "listen: 127.0.0.1:0\ndata_dir: {}\n{extra}",
+            dir.join("data").display()
+        ),
+    );
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_without_configuration_and_keeps_its_data_across_sigkill() {
+    let dir = work_dir();
+    // Only the port is set (tests run side by side); the data directory is the default ./bosun-data.
+    let env = [("BOSUN_LISTEN", "127.0.0.1:0")];
+    let data_dir = dir.path().join("bosun-data");
+    let server = Server::start(dir.path(), &[], &env);
+    assert_eq!(get_json(&server.url("/healthz")).await["status"], "ok");
+
+    let (pg, store) = join(&data_dir).await;
+    fill(&store, 2, 16).await;
+    drop(store);
+    assert!(
+        !pg.stop().await.unwrap(),
+        "the server still uses PostgreSQL, so it stays up"
+    );
+    wait_for_head(&server, 16).await;
+
+    // SIGKILL leaves PostgreSQL running; the next start uses it.
+    let postgres = postmaster_pid(&data_dir).expect("a running cluster");
+    server.kill();
+    assert!(
+        process_alive(postgres),
+        "PostgreSQL outlives a killed server"
+    );
+    let server = Server::start(dir.path(), &[], &env);
+    assert_eq!(
+        postmaster_pid(&data_dir),
+        Some(postgres),
+        "the running PostgreSQL was reused"
+    );
+    wait_for_head(&server, 16).await;
+
+    // Both killed: a stale pid file is left; the next start recovers, data intact.
+    server.kill();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(postgres),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    while process_alive(postgres) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        data_dir.join("postgres/postmaster.pid").exists(),
+        "the pid file is stale"
+    );
+    let server = Server::start(dir.path(), &[], &env);
+    let restarted = postmaster_pid(&data_dir).unwrap();
+    assert_ne!(restarted, postgres);
+    wait_for_head(&server, 16).await;
+
+    // SIGTERM: exit 0, and the managed PostgreSQL stops with it.
+    let log = server.log();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{log}");
+    assert!(!process_alive(restarted), "PostgreSQL was stopped");
+    assert!(!data_dir.join("postgres/postmaster.pid").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_projection_it_neither_loses_nor_doubles_an_event() {
+    const EVENTS: u64 = 200_000;
+    let dir = work_dir();
+    let config = managed_config(dir.path(), "");
+    let data_dir = dir.path().join("data");
+    let (pg, store) = join(&data_dir).await;
+    fill(&store, 400, EVENTS).await;
+    let client = store.pool().get().await.unwrap();
+    let checkpoint = || async {
+        client
+            .query_opt(
+                "SELECT position FROM projection_checkpoints WHERE name = 'streams'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map_or(0, |r| r.get::<_, i64>(0) as u64)
+    };
+
+    let server = Server::start(dir.path(), &["-c", &config], &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoint().await == 0 {
+        assert!(Instant::now() < deadline, "the projection never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.kill();
+    let at_kill = checkpoint().await;
+    assert!(
+        at_kill < EVENTS,
+        "the server projected everything before it was killed; the test needs more events"
+    );
+
+    let server = Server::start(dir.path(), &["-c", &config], &[]);
+    wait_for_head(&server, EVENTS).await;
+    let row = client
+        .query_one(
+            "SELECT count(*), sum(event_count)::bigint, count(*) FILTER (WHERE event_count <> version + 1) FROM stream_index",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (streams, applied, wrong): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (streams, applied as u64, wrong),
+        (400, EVENTS, 0),
+        "killed at {at_kill}"
+    );
+    assert!(server.terminate().success());
+    drop(client);
+    drop(store);
+    assert!(pg.stop().await.unwrap(), "the test was the last user");
+}
+
+fn bosun(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(bosun_binary());
+    command.args(args).current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run bosun")
+}
+
+#[test]
+fn refuses_bad_configuration_with_status_2_and_starts_nothing() {
+    let dir = work_dir();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["serve", "-c", "unknown.yaml"], vec![], "listen_port"),
+        (vec!["serve", "-c", "format.yaml"], vec![], "xml"),
+        (
+            vec!["serve"],
+            vec![("BOSUN_LISTN", "127.0.0.1:0")],
+            "BOSUN_LISTN",
+        ),
+        (
+            vec!["serve"],
+            vec![("BOSUN_LISTEN", "not-an-address")],
+            "BOSUN_LISTEN",
+        ),
+        (vec!["serve", "-c", "missing.yaml"], vec![], "missing.yaml"),
+        (
+            vec!["replay", "--projection", "nope"],
+            vec![("BOSUN_DATABASE__URL", "host=/nonexistent")],
+            "unknown projection",
+        ),
+    ];
+    std::fs::write(
+        dir.path().join("unknown.yaml"),
+        "listen: 127.0.0.1:0\nlisten_port: 9\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("format.yaml"), "log:\n  format: xml\n").unwrap();
+    for (args, env, named) in cases {
+        let out = bosun(dir.path(), &args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?}: the message names {named:?}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("bosun-data").exists(),
+        "nothing was started"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_health_metrics_request_ids_and_problems() {
+    let dir = work_dir();
+    let config = managed_config(dir.path(), "log:\n  format: json\n");
+    let server = Server::start(dir.path(), &["-c", &config], &[]);
+    let http = reqwest::Client::new();
+
+    let response = http
+        .get(server.url("/healthz"))
+        .header("Request-Id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["request-id"], "trace-me-42");
+    let response = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        !response.headers()["request-id"].is_empty(),
+        "a request id is made when none is sent"
+    );
+
+    let response = http
+        .get(server.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(404), Some("not_found"))
+    );
+
+    let (pg, store) = join(&dir.path().join("data")).await;
+    fill(&store, 1, 8).await;
+    wait_for_head(&server, 8).await;
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"bosun_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        r#"bosun_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        "bosun_events_appended_total 0",
+        "bosun_events_head_position 8",
+        r#"bosun_projection_lag_events{projection="streams"} 0"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("trace-me-42"))
+        .unwrap_or_else(|| panic!("no log line with the request id:\n{log}"));
+    let line: serde_json::Value = serde_json::from_str(line).expect("JSON log lines");
+    assert_eq!(line["span"]["request_id"], "trace-me-42", "{line}");
+    assert!(server.terminate().success());
+    drop(store);
+    pg.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_rebuilds_while_the_server_serves() {
+    let dir = work_dir();
+    let config = managed_config(dir.path(), "");
+    let server = Server::start(dir.path(), &["-c", &config], &[]);
+    let (pg, store) = join(&dir.path().join("data")).await;
+    fill(&store, 50, 5_000).await;
+    wait_for_head(&server, 5_000).await;
+    let client = store.pool().get().await.unwrap();
+    let model = "SELECT coalesce(jsonb_agg(s ORDER BY stream_id), '[]') FROM stream_index s";
+    let before: serde_json::Value = client.query_one(model, &[]).await.unwrap().get(0);
+
+    let out = bosun(dir.path(), &["replay", "-c", &config], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("replay streams: rebuilt from 5000 events"),
+        "{stdout}"
+    );
+    let after: serde_json::Value = client.query_one(model, &[]).await.unwrap().get(0);
+    assert_eq!(
+        after, before,
+        "the rebuilt model equals the live one row for row"
+    );
+
+    // The server kept serving, and its projector carries on in the swapped-in table.
+    fill(&store, 50, 800).await;
+    wait_for_head(&server, 5_800).await;
+    let total: i64 = client
+        .query_one("SELECT sum(event_count)::bigint FROM stream_index", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 5_800);
+    assert!(server.terminate().success());
+    drop(client);
+    drop(store);
+    pg.stop().await.unwrap();
+}
+
+#[test]
+fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
+    let dir = work_dir();
+    for args in [
+        ["bench", "append", "--clients", "4", "--events", "400"],
+        ["bench", "replay", "--events", "500", "", ""],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let out = bosun(dir.path(), &args, &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{stdout}");
+        let line = &lines[0];
+        assert_eq!(line["name"], args[1]);
+        assert_eq!(line["unit"], "events/s");
+        let (value, baseline, ratio) = (
+            line["value"].as_f64().unwrap(),
+            line["baseline"].as_f64().unwrap(),
+            line["ratio"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && baseline > 0.0, "{line}");
+        assert!((ratio - value / baseline).abs() < 0.02, "{line}");
+    }
+}
