@@ -61,13 +61,13 @@ fn cluster() -> &'static Cluster {
 pub async fn fresh_database() -> tokio_postgres::Config {
     let cluster = cluster();
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let guard = cluster.managed.lock().expect("test cluster lock");
-    let managed = guard
-        .as_ref()
-        .expect("the test cluster is running until exit");
-    let config = managed.config(&name);
-    let admin = managed.config("postgres");
-    drop(guard);
+    let (config, admin) = {
+        let guard = cluster.managed.lock().expect("test cluster lock");
+        let managed = guard
+            .as_ref()
+            .expect("the test cluster is running until exit");
+        (managed.config(&name), managed.config("postgres"))
+    };
     let (client, connection) = admin
         .connect(tokio_postgres::NoTls)
         .await

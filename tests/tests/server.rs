@@ -203,7 +203,9 @@ fn bosun(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Outpu
 #[test]
 fn refuses_bad_configuration_with_status_2_and_starts_nothing() {
     let dir = work_dir();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    /// Arguments, environment, and what the error message must name.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["serve", "-c", "unknown.yaml"], vec![], "listen_port"),
         (vec!["serve", "-c", "format.yaml"], vec![], "xml"),
         (

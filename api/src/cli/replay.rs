@@ -30,11 +30,7 @@ pub async fn run(settings: Settings, only: Option<String>) -> anyhow::Result<()>
             let report = rebuild(&store, &database.config, &*projection, |position, head| {
                 if last_report.elapsed() > Duration::from_secs(1) {
                     last_report = Instant::now();
-                    let percent = if head == 0 {
-                        100
-                    } else {
-                        position * 100 / head
-                    };
+                    let percent = (position * 100).checked_div(head).unwrap_or(100);
                     eprintln!("replay {name}: {position}/{head} events ({percent}%)");
                 }
             })

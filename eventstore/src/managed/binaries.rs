@@ -21,7 +21,7 @@ pub(super) fn find() -> Option<PathBuf> {
             ))
         })
         .collect();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     from_path
         .chain(debian.into_iter().map(|(_, dir)| dir))
         .find(|dir| is_server_bin_dir(dir))
