@@ -126,11 +126,9 @@ impl Settings {
                 })?;
                 // Check the file on its own first, so its errors name the file.
                 if !value.is_null() {
-                    serde_yaml::from_value::<Settings>(value.clone()).map_err(|e| {
-                        ConfigError::File {
-                            path: path.into(),
-                            message: e.to_string(),
-                        }
+                    parse(value.clone()).map_err(|e| ConfigError::File {
+                        path: path.into(),
+                        message: e.to_string(),
                     })?;
                 }
                 match value {
@@ -160,17 +158,26 @@ impl Settings {
             // Each override is checked on its own, so an error names its variable.
             let mut alone = Mapping::new();
             set(&mut alone, &path, scalar(&raw));
-            serde_yaml::from_value::<Settings>(Value::Mapping(alone)).map_err(|e| {
-                ConfigError::Env {
-                    variable: variable.clone(),
-                    message: e.to_string(),
-                }
+            parse(Value::Mapping(alone)).map_err(|e| ConfigError::Env {
+                variable: variable.clone(),
+                message: e.to_string(),
             })?;
             set(&mut tree, &path, scalar(&raw));
         }
-        serde_yaml::from_value(Value::Mapping(tree))
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+        parse(Value::Mapping(tree)).map_err(ConfigError::Invalid)
     }
+}
+
+/// Settings from a YAML tree; an error names the key it is about (`log.format: unknown variant …`).
+fn parse(tree: Value) -> Result<Settings, String> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
 }
 
 /// An environment value as YAML would read it, so numbers and booleans keep their types; but a

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod freshness;
 pub mod metrics;
 pub mod problem;
 pub mod routes;

@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::database::Database;
+use crate::freshness::wait_for_min_position;
 use crate::metrics::{count_requests, Metrics};
 use crate::routes;
 use axum::http::{HeaderName, Request};
@@ -102,6 +103,10 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wait_for_min_position,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             count_requests,

@@ -308,6 +308,35 @@ async fn answers_health_metrics_request_ids_and_problems() {
         );
     }
 
+    // Read-your-writes across nodes: a GET may ask for a position the read models must reach.
+    let reached = http
+        .get(server.url("/readyz"))
+        .header("Bosun-Min-Position", "8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reached.status(), 200);
+    let started = Instant::now();
+    let ahead = http
+        .get(server.url("/readyz"))
+        .header("Bosun-Min-Position", "9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ahead.status(), 503, "position 9 does not exist yet");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the wait is bounded, not skipped"
+    );
+    let bad = http
+        .get(server.url("/readyz"))
+        .header("Bosun-Min-Position", "soon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+
     let log = server.log();
     let line = log
         .lines()

@@ -23,6 +23,11 @@ use uuid::Uuid;
 
 const MAX_REQUESTS: usize = 1000;
 const MAX_EVENTS: usize = 10_000;
+/// A batch keeps gathering while requests arrive less than GATHER_GAP apart, up to GATHER_MAX:
+/// clients answered by the previous commit are sending their next append right now, and a
+/// commit shared by all of them costs what a commit for half of them costs.
+const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(100);
+const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 
 pub(crate) struct AppendRequest {
     pub stream: StreamId,
@@ -33,7 +38,31 @@ pub(crate) struct AppendRequest {
 
 type Outcome = Result<AppendResult, AppendError>;
 
-pub(crate) async fn run(
+/// Runs the group committer on a thread of its own, with its own single-threaded runtime and
+/// connections: its round trips then never wait for a busy worker thread to poll them (measured
+/// on 2 cores: a round trip took 2.6 ms among the callers' tasks, 0.3 ms from pgbench). It ends
+/// when the last sender of `requests` is dropped.
+pub(crate) fn start_committer(
+    config: tokio_postgres::Config,
+    requests: mpsc::Receiver<AppendRequest>,
+    head: watch::Sender<u64>,
+    appended: Arc<AtomicU64>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("bosun-committer".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let pool = super::pool_of(config, 2);
+                run(pool, requests, head, appended).await
+            })
+        })?;
+    Ok(())
+}
+
+async fn run(
     pool: Pool,
     mut requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<u64>,
@@ -42,17 +71,31 @@ pub(crate) async fn run(
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
         let mut batch = vec![first];
+        let gathering = tokio::time::Instant::now();
         while batch.len() < MAX_REQUESTS && events < MAX_EVENTS {
-            match requests.try_recv() {
-                Ok(request) => {
-                    events += request.events.len();
-                    batch.push(request);
+            let next = match requests.try_recv() {
+                Ok(request) => Some(request),
+                Err(_) if gathering.elapsed() < GATHER_MAX => {
+                    tokio::time::timeout(GATHER_GAP, requests.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                Err(_) => break,
-            }
+                Err(_) => None,
+            };
+            let Some(request) = next else { break };
+            events += request.events.len();
+            batch.push(request);
         }
+        let started = std::time::Instant::now();
         match commit(&pool, &batch).await {
             Ok((outcomes, new_head, written)) => {
+                tracing::debug!(
+                    requests = batch.len(),
+                    written,
+                    micros = started.elapsed().as_micros() as u64,
+                    "append batch committed"
+                );
                 appended.fetch_add(written, Ordering::Relaxed);
                 head.send_if_modified(|h| {
                     let moved = new_head > *h;
@@ -167,13 +210,46 @@ async fn commit(
     pool: &Pool,
     batch: &[AppendRequest],
 ) -> Result<(Vec<Outcome>, u64, u64), StoreError> {
-    let mut client = client(pool).await?;
-    let tx = client.transaction().await?;
-    let lock = tx
-        .prepare_cached("SELECT position FROM events_head FOR UPDATE")
-        .await?;
-    let head: i64 = tx.query_one(&lock, &[]).await?.get(0);
+    let client = client(pool).await?;
+    match write(&client, batch).await {
+        Ok(written) => Ok(written),
+        Err(e) => {
+            // The connection may be inside a transaction or broken: never hand it back to the pool.
+            drop(deadpool_postgres::Object::take(client));
+            Err(e)
+        }
+    }
+}
 
+const LOCK: &str = "SELECT position FROM events_head FOR UPDATE";
+const LANDED: &str =
+    "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1)";
+const VERSIONS: &str =
+    "SELECT s, (SELECT version FROM events WHERE stream_id = s ORDER BY version DESC LIMIT 1)
+     FROM unnest($1::text[]) AS s";
+const INSERT: &str = "INSERT INTO events (position, stream_id, version, event_id, event_type, schema_version, category, data, metadata)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::jsonb[], $9::jsonb[])";
+const ADVANCE: &str = "UPDATE events_head SET position = $1";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// Two round trips, each a pipeline of statements sent without waiting for each other's answers
+/// (`futures::try_join!` first polls in order, and each statement is sent on its first poll):
+/// BEGIN, the counter-row lock and the two lookups; then the writes and COMMIT. PostgreSQL runs a
+/// pipeline's statements one after another, and under READ COMMITTED each takes its snapshot when
+/// it starts, so the lookups see whatever the previous holder of the lock committed. A COMMIT
+/// after a failed statement rolls back.
+async fn write(
+    client: &deadpool_postgres::ClientWrapper,
+    batch: &[AppendRequest],
+) -> Result<(Vec<Outcome>, u64, u64), StoreError> {
+    let (lock, landed, versions, insert, advance, notify) = futures::try_join!(
+        client.prepare_cached(LOCK),
+        client.prepare_cached(LANDED),
+        client.prepare_cached(VERSIONS),
+        client.prepare_cached(INSERT),
+        client.prepare_cached(ADVANCE),
+        client.prepare_cached(NOTIFY),
+    )?;
     let ids: Vec<Uuid> = batch
         .iter()
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
@@ -181,24 +257,19 @@ async fn commit(
     let mut streams: Vec<&str> = batch.iter().map(|r| r.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let (landed_sql, versions_sql) = tokio::try_join!(
-        tx.prepare_cached("SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1)"),
-        tx.prepare_cached(
-            "SELECT s, (SELECT version FROM events WHERE stream_id = s ORDER BY version DESC LIMIT 1)
-             FROM unnest($1::text[]) AS s"
-        ),
-    )?;
     let (landed_params, version_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
         ([&ids], [&streams]);
-    let (landed_rows, version_rows) = tokio::try_join!(
-        tx.query(&landed_sql, &landed_params),
-        tx.query(&versions_sql, &version_params)
+    let ((), head, landed_rows, version_rows) = futures::try_join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&lock, &[]),
+        client.query(&landed, &landed_params),
+        client.query(&versions, &version_params),
     )?;
-
+    let head = head.get::<_, i64>(0) as u64;
     let mut decisions = Decisions {
         versions: HashMap::new(),
         landed: HashMap::new(),
-        position: head as u64,
+        position: head,
         rows: Rows::default(),
     };
     for row in &version_rows {
@@ -222,37 +293,30 @@ async fn commit(
     let outcomes: Vec<Outcome> = batch.iter().map(|r| decisions.decide(r)).collect();
 
     let new_head = decisions.position;
-    if new_head > head as u64 {
-        let r = &decisions.rows;
-        let (insert, advance, notify) = tokio::try_join!(
-            tx.prepare_cached(
-                "INSERT INTO events (position, stream_id, version, event_id, event_type, schema_version, category, data, metadata)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::jsonb[], $9::jsonb[])"
-            ),
-            tx.prepare_cached("UPDATE events_head SET position = $1"),
-            tx.prepare_cached("SELECT pg_notify($1, $2)"),
-        )?;
-        let new_head_sql = new_head as i64;
-        let payload = new_head.to_string();
-        let insert_params: [&(dyn ToSql + Sync); 9] = [
-            &r.position,
-            &r.stream_id,
-            &r.version,
-            &r.event_id,
-            &r.event_type,
-            &r.schema_version,
-            &r.category,
-            &r.data,
-            &r.metadata,
-        ];
-        let advance_params: [&(dyn ToSql + Sync); 1] = [&new_head_sql];
-        let notify_params: [&(dyn ToSql + Sync); 2] = [&EVENTS_CHANNEL, &payload];
-        tokio::try_join!(
-            tx.execute(&insert, &insert_params),
-            tx.execute(&advance, &advance_params),
-            tx.execute(&notify, &notify_params),
-        )?;
+    if new_head == head {
+        client.batch_execute("COMMIT").await?;
+        return Ok((outcomes, new_head, 0));
     }
-    tx.commit().await?;
-    Ok((outcomes, new_head, new_head - head as u64))
+    let r = &decisions.rows;
+    let insert_params: [&(dyn ToSql + Sync); 9] = [
+        &r.position,
+        &r.stream_id,
+        &r.version,
+        &r.event_id,
+        &r.event_type,
+        &r.schema_version,
+        &r.category,
+        &r.data,
+        &r.metadata,
+    ];
+    let (new_head_sql, payload) = (new_head as i64, new_head.to_string());
+    let advance_params: [&(dyn ToSql + Sync); 1] = [&new_head_sql];
+    let notify_params: [&(dyn ToSql + Sync); 2] = [&EVENTS_CHANNEL, &payload];
+    futures::try_join!(
+        client.execute(&insert, &insert_params),
+        client.execute(&advance, &advance_params),
+        client.execute(&notify, &notify_params),
+        client.batch_execute("COMMIT"),
+    )?;
+    Ok((outcomes, new_head, new_head - head))
 }

@@ -47,7 +47,10 @@ pub enum OpenError {
 /// `idle_in_transaction_session_timeout` keeps a stuck client from holding the counter row (or
 /// any lock) forever.
 pub fn connect_pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
-    let config = session_config(config);
+    pool_of(session_config(config), max_size)
+}
+
+fn pool_of(config: tokio_postgres::Config, max_size: usize) -> Pool {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -64,8 +67,14 @@ pub fn connect_pool(config: &tokio_postgres::Config, max_size: usize) -> Pool {
 
 /// `config` with Bosun's session settings, for connections made outside a pool.
 pub fn session_config(config: &tokio_postgres::Config) -> tokio_postgres::Config {
+    with_options(config, "")
+}
+
+fn with_options(config: &tokio_postgres::Config, extra: &str) -> tokio_postgres::Config {
     let mut config = config.clone();
-    config.options("-c idle_in_transaction_session_timeout=60000");
+    config.options(format!(
+        "-c idle_in_transaction_session_timeout=60000 {extra}"
+    ));
     if config.get_application_name().is_none() {
         config.application_name("bosun");
     }
@@ -110,18 +119,19 @@ impl PgEventStore {
         let _ = driver.await;
 
         let pool = connect_pool(config, 16);
+        // The group committer's own connections. Its lookups are planned at every execution: a
+        // generic plan cached while `events` was nearly empty would stay a full scan as the log
+        // grows (measured: 6 ms of a 7 ms batch at 20,000 events).
+        let append_config = with_options(config, "-c plan_cache_mode=force_custom_plan");
         let head_now = read::head(&pool).await?;
         let head = watch::Sender::new(head_now);
         let (appends, requests) = mpsc::channel(4096);
         let (notifications, listener) = listen(config.clone(), vec![EVENTS_CHANNEL.to_string()]);
         let appended = Arc::new(AtomicU64::new(0));
+        append::start_committer(append_config, requests, head.clone(), appended.clone()).map_err(
+            |e| StoreError::Connection(format!("cannot start the group committer: {e}")),
+        )?;
         let tasks = vec![
-            tokio::spawn(append::run(
-                pool.clone(),
-                requests,
-                head.clone(),
-                appended.clone(),
-            )),
             listener,
             tokio::spawn(follow_head(
                 pool.clone(),

@@ -1,0 +1,43 @@
+//! `Bosun-Min-Position` on a GET: wait (bounded) until the read models have applied that
+//! position, so a client that wrote through another node still reads its own write.
+
+use crate::problem::Problem;
+use crate::startup::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+pub const MIN_POSITION: HeaderName = HeaderName::from_static("bosun-min-position");
+/// How long a GET may wait for the read models.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+pub async fn wait_for_min_position(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(value) = request.headers().get(&MIN_POSITION) {
+        let Some(position) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                "Bosun-Min-Position must be a non-negative integer (a log position)",
+            )
+            .into_response();
+        };
+        if let Err(e) = state.freshness.wait_for(position, MAX_WAIT).await {
+            let mut response = Problem::unavailable(format!("{e}; retry later")).into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
