@@ -105,6 +105,7 @@ impl Projections {
                     .await?;
             }
             tx.batch_execute(&p.create(&Tables::LIVE)).await?;
+            tx.batch_execute(&p.indexes(&Tables::LIVE)).await?;
             checkpoint::save(&tx, p.name(), 0, p.version()).await?;
         }
         tx.commit().await?;

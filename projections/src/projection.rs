@@ -19,9 +19,14 @@ pub trait Projection: Send + Sync + 'static {
     fn filter(&self) -> Filter {
         Filter::all()
     }
-    /// DDL creating its tables under `tables`' names. Indexes must be left unnamed
-    /// (`CREATE INDEX ON …`) so a rebuild's tables can stand beside the live ones.
+    /// DDL creating its tables (with their primary keys) under `tables`' names.
     fn create(&self, tables: &Tables) -> String;
+    /// DDL creating its secondary indexes, which a rebuild builds once at the end rather than
+    /// row by row. Indexes must be left unnamed (`CREATE INDEX ON …`) so a rebuild's tables can
+    /// stand beside the live ones.
+    fn indexes(&self, _tables: &Tables) -> String {
+        String::new()
+    }
     /// The writes `event` causes.
     fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes);
 }

@@ -1,7 +1,8 @@
 //! Rebuilding a read model from position 0 while the live one keeps serving.
 //!
 //! 1. Create the projection's tables under rebuild names (dropping any a crashed rebuild left).
-//! 2. Replay the log into them, a page per transaction, until caught up.
+//! 2. Replay the log into them, a page per transaction, until caught up; then build their
+//!    secondary indexes in one pass.
 //! 3. In one transaction: lock the live checkpoint (this waits for the live projector's current
 //!    batch and holds off its next), apply what the live model got meanwhile, drop the live
 //!    tables, rename the rebuilt ones into their place, and set the checkpoint. Readers wait for
@@ -37,6 +38,9 @@ pub async fn rebuild(
     let driver = tokio::spawn(connection);
     let mut statements = StatementCache::default();
     let filter = projection.filter();
+    // Replay batches write only the rebuild's own tables, which a crashed rebuild drops and
+    // starts again: no need to wait for each batch's fsync.
+    client.batch_execute("SET synchronous_commit = off").await?;
 
     let tx = client.transaction().await?;
     for table in projection.tables() {
@@ -73,7 +77,14 @@ pub async fn rebuild(
         progress(position, page.head);
     }
 
+    client
+        .batch_execute(&projection.indexes(&Tables::REBUILD))
+        .await?;
+
     let tx = client.transaction().await?;
+    // The swap must be durable before anyone reads the new tables.
+    tx.batch_execute("SET LOCAL synchronous_commit = on")
+        .await?;
     let live = checkpoint::lock(&tx, name).await?.unwrap_or(0);
     while position < live {
         let mut page = store.read_page(position + 1, BATCH, &filter).await?;

@@ -68,6 +68,7 @@ async fn run(
     head: watch::Sender<u64>,
     appended: Arc<AtomicU64>,
 ) {
+    let mut previous = 0;
     while let Some(first) = requests.recv().await {
         let mut events = first.events.len();
         let mut batch = vec![first];
@@ -75,7 +76,9 @@ async fn run(
         while batch.len() < MAX_REQUESTS && events < MAX_EVENTS {
             let next = match requests.try_recv() {
                 Ok(request) => Some(request),
-                Err(_) if gathering.elapsed() < GATHER_MAX => {
+                // Waiting makes sense only for callers the last commit answered: once as many
+                // have come back as it held, commit.
+                Err(_) if batch.len() < previous && gathering.elapsed() < GATHER_MAX => {
                     tokio::time::timeout(GATHER_GAP, requests.recv())
                         .await
                         .ok()
@@ -87,6 +90,7 @@ async fn run(
             events += request.events.len();
             batch.push(request);
         }
+        previous = batch.len();
         let started = std::time::Instant::now();
         match commit(&pool, &batch).await {
             Ok((outcomes, new_head, written)) => {

@@ -35,8 +35,14 @@ impl Projection for StreamIndex {
                 last_position   BIGINT NOT NULL,
                 last_event_type TEXT NOT NULL,
                 created_at      TIMESTAMPTZ NOT NULL,
-                updated_at      TIMESTAMPTZ NOT NULL);
-             CREATE INDEX ON {t} (category, stream_id);"
+                updated_at      TIMESTAMPTZ NOT NULL)"
+        )
+    }
+
+    fn indexes(&self, tables: &Tables) -> String {
+        format!(
+            "CREATE INDEX ON {} (category, stream_id)",
+            tables.name(TABLE)
         )
     }
 

@@ -40,10 +40,13 @@ impl Projection for BenchJobs {
                 version      BIGINT NOT NULL,
                 submitted_at TIMESTAMPTZ NOT NULL,
                 started_at   TIMESTAMPTZ,
-                finished_at  TIMESTAMPTZ);
-             CREATE INDEX ON {t} (status);
-             CREATE INDEX ON {t} (app, env, submitted_at);"
+                finished_at  TIMESTAMPTZ)"
         )
+    }
+
+    fn indexes(&self, tables: &Tables) -> String {
+        let t = tables.name(TABLE);
+        format!("CREATE INDEX ON {t} (status); CREATE INDEX ON {t} (app, env, submitted_at);")
     }
 
     fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
