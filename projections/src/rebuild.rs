@@ -56,22 +56,30 @@ pub async fn rebuild(
 
     let mut position = 0;
     let mut events = 0u64;
+    let mut next = store.read_page(position + 1, BATCH, &filter).await?;
     loop {
-        let page = store.read_page(position + 1, BATCH, &filter).await?;
+        let page = next;
         let target = page_end(position, &page.events, page.head);
         if target == position {
             break;
         }
-        let tx = client.transaction().await?;
-        apply(
-            &tx,
-            &mut statements,
-            projection,
-            &Tables::REBUILD,
-            &page.events,
-        )
-        .await?;
-        tx.commit().await?;
+        // Read the next page on the store's connection while this one is written on ours.
+        let prefetch = store.read_page(target + 1, BATCH, &filter);
+        let write = async {
+            let tx = client.transaction().await?;
+            apply(
+                &tx,
+                &mut statements,
+                projection,
+                &Tables::REBUILD,
+                &page.events,
+            )
+            .await?;
+            tx.commit().await
+        };
+        let (written, fetched) = futures::join!(write, prefetch);
+        written?;
+        next = fetched?;
         events += target - position;
         position = target;
         progress(position, page.head);
