@@ -23,6 +23,29 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub live: LiveSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSettings {
+    /// How many events a live subscriber may fall behind before it is closed (with the last
+    /// position it got, so it can resume).
+    #[serde(default = "default_live_buffer")]
+    pub buffer: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            buffer: default_live_buffer(),
+        }
+    }
+}
+
+fn default_live_buffer() -> usize {
+    4096
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

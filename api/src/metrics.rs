@@ -29,6 +29,7 @@ pub struct Metrics {
     pub events_appended: Counter<u64, AtomicU64>,
     pub events_head: Gauge,
     pub projection_lag: Family<ProjectionLabels, Gauge>,
+    pub live_subscribers: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,8 +59,15 @@ impl Default for Metrics {
             "Events in the log a projection has not applied yet",
             projection_lag.clone(),
         );
+        let live_subscribers = Gauge::default();
+        registry.register(
+            "live_subscribers",
+            "WebSocket subscribers of the live event feed",
+            live_subscribers.clone(),
+        );
         Metrics {
             registry,
+            live_subscribers,
             http_requests,
             events_appended,
             events_head,

@@ -2,6 +2,8 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bosun_commands::CommandError;
+use bosun_domain::DomainError;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -49,8 +51,82 @@ impl Problem {
         )
     }
 
+    pub fn bad_request(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, "invalid_input", detail);
+        p.errors = errors;
+        p
+    }
+
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
+        Problem::bad_request(
+            format!("{field}: {message}"),
+            vec![FieldError { field, message }],
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+}
+
+impl From<CommandError> for Problem {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Domain(DomainError::Invalid { field, message }) => {
+                Problem::invalid_field(field, message)
+            }
+            CommandError::Domain(DomainError::Conflict { code, message }) => {
+                Problem::new(StatusCode::CONFLICT, code, message)
+            }
+            CommandError::Domain(DomainError::NotFound(message)) => Problem::not_found(message),
+            CommandError::Unauthenticated => {
+                Problem::unauthorized("a valid token is required (Authorization: Bearer <token>)")
+            }
+            CommandError::Forbidden(message) => Problem::forbidden(message),
+            CommandError::Contended(_) => {
+                Problem::new(StatusCode::CONFLICT, "contended", e.to_string())
+            }
+            CommandError::Internal(message) => {
+                tracing::error!(error = %message, "command failed");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<DomainError> for Problem {
+    fn from(e: DomainError) -> Self {
+        Problem::from(CommandError::Domain(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for Problem {
+    fn from(e: tokio_postgres::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        Problem::internal()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Problem {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        tracing::error!(error = %e, "no database connection");
+        Problem::unavailable("the database is unavailable; retry later")
+    }
+}
+
+impl From<bosun_eventstore::StoreError> for Problem {
+    fn from(e: bosun_eventstore::StoreError) -> Self {
+        tracing::error!(error = %e, "event store error");
+        Problem::internal()
     }
 }
 

@@ -4,12 +4,15 @@
 use crate::config::Settings;
 use crate::database::Database;
 use crate::freshness::wait_for_min_position;
+use crate::live::Hub;
 use crate::metrics::{count_requests, Metrics};
 use crate::routes;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
+use axum::routing::{delete, put};
 use axum::Router;
-use bosun_eventstore::PgEventStore;
+use bosun_commands::Commands;
+use bosun_eventstore::{EventStore, PgEventStore};
 use bosun_projections::{Freshness, Projections, Running};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub store: PgEventStore,
     pub freshness: Freshness,
     pub metrics: Arc<Metrics>,
+    pub commands: Commands,
+    pub live: Hub,
 }
 
 pub struct Application {
@@ -45,10 +50,15 @@ impl Application {
         let projections = Projections::new(bosun_projections::all());
         projections.prepare(&database.config).await?;
         let projections = projections.start(store.clone(), &database.config).await?;
+        let commands = Commands::new(store.clone(), projections.freshness());
+        crate::bootstrap::first_admin(&commands, &settings.data_dir).await?;
+        let head = store.head().await?;
         let state = AppState {
+            live: Hub::start(store.clone(), head, settings.live.buffer),
             store,
             freshness: projections.freshness(),
             metrics: Arc::new(Metrics::default()),
+            commands,
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -102,6 +112,44 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))
+        .route("/v1/auth/tokens", axum::routing::post(routes::auth::login))
+        .route("/v1/auth/tokens/current", delete(routes::auth::logout))
+        .route("/v1/auth/whoami", get(routes::auth::whoami))
+        .route(
+            "/v1/users",
+            get(routes::users::list).post(routes::users::create),
+        )
+        .route(
+            "/v1/users/{username}",
+            get(routes::users::get)
+                .patch(routes::users::update)
+                .delete(routes::users::remove),
+        )
+        .route(
+            "/v1/users/{username}/password",
+            put(routes::users::change_password),
+        )
+        .route(
+            "/v1/teams",
+            get(routes::teams::list).post(routes::teams::create),
+        )
+        .route(
+            "/v1/teams/{team}",
+            get(routes::teams::get).delete(routes::teams::remove),
+        )
+        .route(
+            "/v1/teams/{team}/members/{username}",
+            put(routes::teams::add_member).delete(routes::teams::remove_member),
+        )
+        .route(
+            "/v1/tokens",
+            get(routes::tokens::list).post(routes::tokens::create),
+        )
+        .route("/v1/tokens/{token_id}", delete(routes::tokens::revoke))
+        .route("/v1/events", get(routes::events::list))
+        .route("/v1/events/live", get(routes::live::live))
+        .route("/v1/streams/{stream_id}", get(routes::streams::get))
+        .route("/v1/audit", get(routes::audit::list))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -145,6 +145,8 @@ pub struct AppendResult {
 pub struct Filter {
     pub categories: Vec<String>,
     pub event_types: Vec<String>,
+    /// Events whose metadata names one of these as `actor`.
+    pub actors: Vec<String>,
 }
 
 impl Filter {
@@ -155,7 +157,7 @@ impl Filter {
     pub fn category(category: impl Into<String>) -> Self {
         Filter {
             categories: vec![category.into()],
-            event_types: vec![],
+            ..Filter::default()
         }
     }
 
@@ -166,6 +168,12 @@ impl Filter {
                 .iter()
                 .any(|c| c == event.stream_id.category()))
             && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
+            && (self.actors.is_empty()
+                || event
+                    .metadata
+                    .get("actor")
+                    .and_then(|a| a.as_str())
+                    .is_some_and(|a| self.actors.iter().any(|x| x == a)))
     }
 }
 

@@ -54,7 +54,7 @@ conformance!(
     partly_retried_append_is_a_conflict,
     refuses_an_empty_append,
     reads_a_stream_from_a_version,
-    reads_all_with_category_and_type_filters,
+    reads_all_with_category_type_and_actor_filters,
     subscription_catches_up_then_goes_live,
     filtered_subscription_skips_other_events,
     ordering_holds_under_concurrent_appends_and_subscribers,
@@ -254,7 +254,7 @@ async fn reads_a_stream_from_a_version(store: impl EventStore) {
         .is_empty());
 }
 
-async fn reads_all_with_category_and_type_filters(store: impl EventStore) {
+async fn reads_all_with_category_type_and_actor_filters(store: impl EventStore) {
     store
         .append(&stream("job-1"), ExpectedVersion::Any, vec![event(1)])
         .await
@@ -263,7 +263,7 @@ async fn reads_all_with_category_and_type_filters(store: impl EventStore) {
         .append(
             &stream("app-web"),
             ExpectedVersion::Any,
-            vec![NewEvent::new("AppCreated", json!({}))],
+            vec![NewEvent::new("AppCreated", json!({})).with_metadata(json!({"actor": "ann"}))],
         )
         .await
         .unwrap();
@@ -289,10 +289,19 @@ async fn reads_all_with_category_and_type_filters(store: impl EventStore) {
         vec![1, 3]
     );
     let started = Filter {
-        categories: vec![],
         event_types: vec!["JobStarted".into()],
+        ..Filter::default()
     };
     assert_eq!(store.read_all(1, 100, &started).await.unwrap().len(), 1);
+    let by_ann = Filter {
+        actors: vec!["ann".into()],
+        ..Filter::default()
+    };
+    let by_ann = store.read_all(1, 100, &by_ann).await.unwrap();
+    assert_eq!(
+        by_ann.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![2]
+    );
     let page = store.read_page(2, 1, &Filter::all()).await.unwrap();
     assert_eq!(
         (page.events.len(), page.events[0].position, page.head),

@@ -25,5 +25,9 @@ use std::sync::Arc;
 
 /// Every projection the server runs, in the order they are prepared.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(read_models::streams::StreamIndex)]
+    vec![
+        Arc::new(read_models::streams::StreamIndex),
+        Arc::new(read_models::identity::Identity),
+        Arc::new(read_models::audit::Audit),
+    ]
 }

@@ -1,11 +1,75 @@
 //! HTTP routes, one module per resource.
 
+pub mod audit;
+pub mod auth;
+pub mod events;
 pub mod health;
+pub mod live;
 pub mod metrics;
+pub mod streams;
+pub mod teams;
+pub mod tokens;
+pub mod users;
 
 use crate::problem::Problem;
+use crate::startup::AppState;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bosun_commands::Written;
+use serde::Serialize;
+
+pub const POSITION: HeaderName = HeaderName::from_static("bosun-position");
+pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
 /// Any path no route matches.
 pub async fn not_found(uri: axum::http::Uri) -> Problem {
     Problem::not_found(format!("no resource at {}", uri.path()))
+}
+
+/// A write's answer: `status`, the body if any, and `Bosun-Position` (the position of its last
+/// event, or the head of the log if it changed nothing), which a client can hand to another
+/// node as `Bosun-Min-Position`.
+pub fn written<T: Serialize>(
+    state: &AppState,
+    status: StatusCode,
+    body: Option<&T>,
+    written: Written,
+) -> Response {
+    let position = written
+        .position
+        .unwrap_or_else(|| *bosun_eventstore::EventStore::head_changes(&state.store).borrow());
+    let mut response = match body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(POSITION, HeaderValue::from(position));
+    response
+}
+
+/// A list's answer with `X-Total-Count`.
+pub fn listed<T: Serialize>(items: &[T], total: i64) -> Response {
+    let mut response = axum::Json(items).into_response();
+    response
+        .headers_mut()
+        .insert(TOTAL_COUNT, HeaderValue::from(total));
+    response
+}
+
+/// `limit`, bounded: default 100, at most 1000.
+pub fn limit(value: Option<i64>) -> Result<i64, Problem> {
+    match value {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::invalid_field("limit", "must be 1 to 1000")),
+    }
+}
+
+pub fn offset(value: Option<i64>) -> Result<i64, Problem> {
+    match value {
+        None => Ok(0),
+        Some(n) if n >= 0 => Ok(n),
+        Some(_) => Err(Problem::invalid_field("offset", "must be 0 or more")),
+    }
 }

@@ -56,6 +56,10 @@ pub(crate) async fn page(
         params.push(&filter.event_types);
         conditions.push_str(&format!(" AND event_type = ANY(${})", params.len()));
     }
+    if !filter.actors.is_empty() {
+        params.push(&filter.actors);
+        conditions.push_str(&format!(" AND metadata->>'actor' = ANY(${})", params.len()));
+    }
     // The head and the events come from one statement, hence one snapshot.
     let sql = format!(
         "SELECT h.position AS head, e.* FROM events_head h LEFT JOIN LATERAL (

@@ -1,3 +1,5 @@
 //! The read models, one module each: its projection and its queries.
 
+pub mod audit;
+pub mod identity;
 pub mod streams;

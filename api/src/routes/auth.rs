@@ -1,0 +1,76 @@
+//! `/v1/auth`: logging in, logging out, and who am I.
+
+use crate::auth::{Caller, RequestOrigin};
+use crate::extract::Json;
+use crate::problem::Problem;
+use crate::routes::written;
+use crate::startup::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use bosun_domain::identity::Scope;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+    expires_in: Option<i64>,
+}
+
+/// `POST /v1/auth/tokens`: a wrong name and a wrong password get the same 401.
+pub async fn login(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    Json(body): Json<Login>,
+) -> Result<Response, Problem> {
+    let (token, w) = state
+        .commands
+        .login(&origin, &body.username, &body.password, body.expires_in)
+        .await
+        .map_err(|e| match e {
+            bosun_commands::CommandError::Unauthenticated => {
+                Problem::unauthorized("wrong username or password")
+            }
+            other => other.into(),
+        })?;
+    Ok(written(&state, StatusCode::CREATED, Some(&token), w))
+}
+
+/// `DELETE /v1/auth/tokens/current`: the token stops working at once.
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+) -> Result<Response, Problem> {
+    let w = state
+        .commands
+        .revoke_token(&caller.actor, &origin, caller.holder.token_id, "logout")
+        .await?;
+    Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+}
+
+#[derive(Serialize)]
+pub struct WhoAmI {
+    user: String,
+    admin: bool,
+    teams: Vec<String>,
+    token_id: uuid::Uuid,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    scopes: Vec<String>,
+}
+
+/// `GET /v1/auth/whoami`.
+pub async fn whoami(caller: Caller) -> Result<axum::Json<WhoAmI>, Problem> {
+    caller.actor.require(Scope::Read)?;
+    let h = caller.holder;
+    Ok(axum::Json(WhoAmI {
+        user: h.username,
+        admin: h.admin,
+        teams: h.teams,
+        token_id: h.token_id,
+        expires_at: h.expires_at,
+        scopes: h.scopes,
+    }))
+}

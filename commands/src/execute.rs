@@ -1,0 +1,131 @@
+//! Load → decide → append → wait for the read models.
+
+use crate::actor::{metadata, Actor, Origin};
+use crate::error::CommandError;
+use bosun_domain::{decode, encode, Aggregate, DomainError};
+use bosun_eventstore::{
+    AppendError, EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId,
+};
+use bosun_projections::Freshness;
+use std::time::Duration;
+
+/// Attempts at a command whose stream moved between load and append.
+const ATTEMPTS: usize = 5;
+/// How long a write waits for the read models before answering anyway.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(5);
+const PAGE: usize = 1000;
+
+/// What a command needs: the log, and the read models' progress.
+#[derive(Clone)]
+pub struct Commands {
+    pub store: PgEventStore,
+    pub freshness: Freshness,
+}
+
+/// What a command wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The position of the last event written; `None` when the command changed nothing.
+    pub position: Option<u64>,
+}
+
+impl Commands {
+    pub fn new(store: PgEventStore, freshness: Freshness) -> Self {
+        Commands { store, freshness }
+    }
+
+    /// The aggregate `A` with id `id`, as its stream says now, and the stream's version.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, ExpectedVersion), CommandError> {
+        let stream = stream_id::<A>(id)?;
+        let mut state = A::default();
+        let mut next = 0;
+        loop {
+            let events = self.store.read_stream(&stream, next, PAGE).await?;
+            for recorded in &events {
+                let event: A::Event =
+                    decode(&recorded.event_type, &recorded.data).map_err(|e| {
+                        CommandError::Internal(format!(
+                            "{stream} holds an event this version cannot read at version {}: {e}",
+                            recorded.version
+                        ))
+                    })?;
+                state.apply(&event);
+                next = recorded.version + 1;
+            }
+            if events.len() < PAGE {
+                break;
+            }
+        }
+        let expected = if next == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(next - 1)
+        };
+        Ok((state, expected))
+    }
+
+    /// Runs `decide` on the current state of `A`'s stream `id` and appends what it returns with
+    /// the exact expected version, reloading and deciding again if another writer got there
+    /// first. Returns the state after the command.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        id: &str,
+        actor: &Actor,
+        origin: &Origin,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    ) -> Result<(A, Written), CommandError> {
+        let stream = stream_id::<A>(id)?;
+        let metadata = metadata(actor, origin);
+        for _ in 0..ATTEMPTS {
+            let (mut state, expected) = self.load::<A>(id).await?;
+            let events = decide(&state)?;
+            if events.is_empty() {
+                return Ok((state, Written::default()));
+            }
+            let new_events = events
+                .iter()
+                .map(|e| {
+                    let (event_type, data) = encode(e);
+                    NewEvent::new(event_type, data).with_metadata(metadata.clone())
+                })
+                .collect();
+            match self.store.append(&stream, expected, new_events).await {
+                Ok(result) => {
+                    events.iter().for_each(|e| state.apply(e));
+                    let written = Written {
+                        position: Some(result.last_position),
+                    };
+                    self.settle(written).await;
+                    return Ok((state, written));
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(CommandError::Internal(e.to_string())),
+            }
+        }
+        Err(CommandError::Contended(stream.to_string()))
+    }
+
+    /// Waits until the read models have applied `written`, so the caller's next read (on any
+    /// node) sees it.
+    pub async fn settle(&self, written: Written) {
+        if let Some(position) = written.position {
+            if let Err(e) = self.freshness.wait_for(position, FRESHNESS_WAIT).await {
+                tracing::warn!(error = %e, "answering a write before the read models caught up");
+            }
+        }
+    }
+
+    /// Waits until the read models hold everything in the log now: for checks that read them.
+    pub async fn catch_up(&self) -> Result<(), CommandError> {
+        let head = self.store.head().await?;
+        self.freshness
+            .wait_for(head, FRESHNESS_WAIT)
+            .await
+            .map_err(|e| CommandError::Internal(e.to_string()))
+    }
+}
+
+fn stream_id<A: Aggregate>(id: &str) -> Result<StreamId, CommandError> {
+    StreamId::parse(format!("{}-{id}", A::CATEGORY))
+        .map_err(|e| CommandError::Internal(format!("bad stream id: {e}")))
+}

@@ -1,0 +1,113 @@
+//! Teams and their members. Any holder may create a team (and becomes its member); members and
+//! admins manage it.
+
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::identity::{Scope, Team, TeamCommand, TeamName, Username};
+use bosun_domain::Aggregate;
+use bosun_projections::read_models::identity as model;
+
+impl Commands {
+    pub async fn create_team(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        name: TeamName,
+    ) -> Result<(model::TeamView, Written), CommandError> {
+        actor.require(Scope::Write)?;
+        let Some(creator) = actor.username() else {
+            return Err(CommandError::Forbidden(
+                "only a user can create a team".into(),
+            ));
+        };
+        let creator = Username::parse(creator)?;
+        let (_, written) = self
+            .execute::<Team>(name.as_str(), actor, origin, |state| {
+                state.handle(TeamCommand::Create {
+                    name: name.clone(),
+                    creator: creator.clone(),
+                })
+            })
+            .await?;
+        Ok((self.team_view(name.as_str()).await?, written))
+    }
+
+    pub async fn add_team_member(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        team: &str,
+        username: Username,
+    ) -> Result<Written, CommandError> {
+        actor.require(Scope::Write)?;
+        self.require_member_or_admin(actor, team)?;
+        let user_exists = {
+            let client = self.store.pool().get().await?;
+            model::user(&**client, username.as_str()).await?.is_some()
+        };
+        let (_, written) = self
+            .execute::<Team>(team, actor, origin, |state| {
+                state.handle(TeamCommand::AddMember {
+                    username: username.clone(),
+                    user_exists,
+                })
+            })
+            .await?;
+        Ok(written)
+    }
+
+    pub async fn remove_team_member(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        team: &str,
+        username: Username,
+    ) -> Result<Written, CommandError> {
+        actor.require(Scope::Write)?;
+        self.require_member_or_admin(actor, team)?;
+        let (_, written) = self
+            .execute::<Team>(team, actor, origin, |state| {
+                state.handle(TeamCommand::RemoveMember {
+                    username: username.clone(),
+                })
+            })
+            .await?;
+        Ok(written)
+    }
+
+    pub async fn remove_team(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        team: &str,
+    ) -> Result<Written, CommandError> {
+        actor.require(Scope::Write)?;
+        self.require_member_or_admin(actor, team)?;
+        let (_, written) = self
+            .execute::<Team>(team, actor, origin, |state| {
+                state.handle(TeamCommand::Remove)
+            })
+            .await?;
+        Ok(written)
+    }
+
+    fn require_member_or_admin(&self, actor: &Actor, team: &str) -> Result<(), CommandError> {
+        if actor.is_member(team) || actor.is_admin() {
+            Ok(())
+        } else {
+            Err(CommandError::Forbidden(format!(
+                "only members of team {team} or an admin may change it"
+            )))
+        }
+    }
+
+    pub(crate) async fn team_view(&self, name: &str) -> Result<model::TeamView, CommandError> {
+        let client = self.store.pool().get().await?;
+        model::team(&**client, name).await?.ok_or_else(|| {
+            CommandError::Domain(bosun_domain::DomainError::NotFound(format!(
+                "no team {name}"
+            )))
+        })
+    }
+}

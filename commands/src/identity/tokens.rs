@@ -1,0 +1,214 @@
+//! Logins (session tokens), API tokens, and revocation.
+
+use super::secrets::{new_token, verify_password};
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::identity::{Scope, Scopes, Token, TokenCommand, TokenKind, Username};
+use bosun_domain::{Aggregate, DomainError};
+use bosun_projections::read_models::identity as model;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A login's token lives a day unless asked otherwise.
+pub const DEFAULT_SESSION_SECONDS: i64 = 86_400;
+
+/// A token just issued: the only time its secret is shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub token_id: Uuid,
+    pub user: String,
+    pub kind: TokenKind,
+    pub description: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewApiToken {
+    pub description: String,
+    pub expires_in: Option<i64>,
+    /// `None`: the scopes of the token making the request.
+    pub scopes: Option<Scopes>,
+}
+
+impl Commands {
+    /// A login: the right name and password give a session token. A wrong name and a wrong
+    /// password get the same answer, after the same work.
+    pub async fn login(
+        &self,
+        origin: &Origin,
+        username: &str,
+        password: &str,
+        expires_in: Option<i64>,
+    ) -> Result<(IssuedToken, Written), CommandError> {
+        let hash = match Username::parse(username) {
+            Ok(name) => {
+                let client = self.store.pool().get().await?;
+                model::password_hash(&**client, name.as_str()).await?
+            }
+            Err(_) => None,
+        };
+        if !verify_password(password, hash).await {
+            return Err(CommandError::Unauthenticated);
+        }
+        let username = Username::parse(username).map_err(|_| CommandError::Unauthenticated)?;
+        let user = self.user_view(username.as_str()).await?;
+        let token_id = Uuid::new_v4();
+        let actor = Actor::User {
+            username: user.username.clone(),
+            admin: user.admin,
+            teams: user.teams.clone(),
+            token_id,
+            scopes: Scopes::all(),
+        };
+        self.issue(
+            &actor,
+            origin,
+            token_id,
+            username,
+            TokenKind::Session,
+            "login".into(),
+            Scopes::all(),
+            Some(expires_in.unwrap_or(DEFAULT_SESSION_SECONDS)),
+        )
+        .await
+    }
+
+    /// A long-lived API token for the caller, with at most the caller's token's scopes.
+    pub async fn issue_api_token(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        request: NewApiToken,
+    ) -> Result<(IssuedToken, Written), CommandError> {
+        actor.require(Scope::Write)?;
+        let Actor::User {
+            username, scopes, ..
+        } = actor
+        else {
+            return Err(CommandError::Forbidden(
+                "only a user can hold a token".into(),
+            ));
+        };
+        let wanted = request.scopes.unwrap_or_else(|| scopes.clone());
+        if !wanted.is_subset(scopes) {
+            return Err(CommandError::Forbidden(
+                "a token cannot have scopes the token creating it lacks".into(),
+            ));
+        }
+        let username = Username::parse(username)?;
+        self.issue(
+            actor,
+            origin,
+            Uuid::new_v4(),
+            username,
+            TokenKind::Api,
+            request.description,
+            wanted,
+            request.expires_in,
+        )
+        .await
+    }
+
+    /// An API token for `username`, issued by the server or its command line.
+    pub async fn issue_token_for(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        username: &str,
+        description: String,
+        expires_in: Option<i64>,
+    ) -> Result<(IssuedToken, Written), CommandError> {
+        actor.require_admin()?;
+        let user = self.user_view(username).await?;
+        let username = Username::parse(&user.username)?;
+        self.issue(
+            actor,
+            origin,
+            Uuid::new_v4(),
+            username,
+            TokenKind::Api,
+            description,
+            Scopes::all(),
+            expires_in,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn issue(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        token_id: Uuid,
+        username: Username,
+        kind: TokenKind,
+        description: String,
+        scopes: Scopes,
+        expires_in: Option<i64>,
+    ) -> Result<(IssuedToken, Written), CommandError> {
+        let secret = new_token();
+        let now = Utc::now();
+        let (_, written) = self
+            .execute::<Token>(&token_id.to_string(), actor, origin, |state| {
+                state.handle(TokenCommand::Issue {
+                    token_id,
+                    username: username.clone(),
+                    kind,
+                    digest: secret.digest.clone(),
+                    description: description.clone(),
+                    scopes: scopes.clone(),
+                    expires_in,
+                    now,
+                })
+            })
+            .await?;
+        let expires_at = expires_in.map(|s| now + chrono::Duration::seconds(s));
+        Ok((
+            IssuedToken {
+                token: secret.secret,
+                token_id,
+                user: username.as_str().to_string(),
+                kind,
+                description,
+                scopes,
+                expires_at,
+            },
+            written,
+        ))
+    }
+
+    /// Revokes a token: its owner or an admin may. It stops working on every node once this
+    /// answers.
+    pub async fn revoke_token(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        token_id: Uuid,
+        reason: &str,
+    ) -> Result<Written, CommandError> {
+        actor.require(Scope::Write)?;
+        let owner = {
+            let client = self.store.pool().get().await?;
+            model::token(&**client, token_id).await?.map(|t| t.username)
+        };
+        let Some(owner) = owner else {
+            return Err(DomainError::NotFound(format!("no token {token_id}")).into());
+        };
+        if !actor.is(&owner) && !actor.is_admin() {
+            return Err(CommandError::Forbidden(
+                "only the token's owner or an admin may revoke it".into(),
+            ));
+        }
+        let (_, written) = self
+            .execute::<Token>(&token_id.to_string(), actor, origin, |state| {
+                state.handle(TokenCommand::Revoke {
+                    reason: reason.to_string(),
+                })
+            })
+            .await?;
+        Ok(written)
+    }
+}

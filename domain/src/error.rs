@@ -1,0 +1,33 @@
+//! Why the domain refuses a command. Each kind maps to one HTTP status at the API.
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Input that can never be accepted (400).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The current state forbids the command (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The thing the command is about does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}

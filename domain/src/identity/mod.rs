@@ -1,0 +1,13 @@
+//! Users, teams and tokens: who may act, and the invariants about them.
+
+mod scope;
+mod team;
+mod token;
+mod user;
+mod values;
+
+pub use scope::{Scope, Scopes};
+pub use team::{Team, TeamCommand, TeamEvent};
+pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};
+pub use user::{User, UserCommand, UserEvent};
+pub use values::{Email, Password, PasswordHash, TeamName, TokenDigest, Username};

@@ -1,0 +1,506 @@
+//! `users`, `teams`, `team_members` and `tokens`: who exists, who belongs where, and which token
+//! digests are good. One projection, because a removed user's tokens and memberships go with it.
+//!
+//! Authentication reads `tokens` joined with `users` on every request: a revocation or removal is
+//! in effect on every node once the write that caused it has answered (writes wait for the
+//! projections to reach their position).
+
+use crate::projection::{Projection, Tables, Writes};
+use bosun_domain::identity::{TeamEvent, TokenEvent, UserEvent};
+use bosun_domain::DomainEvent;
+use bosun_eventstore::{Filter, RecordedEvent};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+pub struct Identity;
+
+impl Projection for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["users", "teams", "team_members", "tokens"]
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            categories: vec!["user".into(), "team".into(), "token".into()],
+            ..Filter::default()
+        }
+    }
+
+    fn create(&self, tables: &Tables) -> String {
+        format!(
+            "CREATE TABLE {users} (
+                username      TEXT PRIMARY KEY,
+                email         TEXT,
+                admin         BOOLEAN NOT NULL,
+                password_hash TEXT NOT NULL,
+                created_at    TIMESTAMPTZ NOT NULL,
+                updated_at    TIMESTAMPTZ NOT NULL);
+             CREATE TABLE {teams} (
+                name       TEXT PRIMARY KEY,
+                created_by TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL);
+             CREATE TABLE {members} (
+                team     TEXT NOT NULL,
+                username TEXT NOT NULL,
+                PRIMARY KEY (team, username));
+             CREATE TABLE {tokens} (
+                token_id      UUID PRIMARY KEY,
+                digest        TEXT NOT NULL,
+                username      TEXT NOT NULL,
+                kind          TEXT NOT NULL,
+                description   TEXT NOT NULL,
+                scopes        TEXT[] NOT NULL,
+                issued_at     TIMESTAMPTZ NOT NULL,
+                expires_at    TIMESTAMPTZ,
+                revoked_at    TIMESTAMPTZ,
+                revoke_reason TEXT);",
+            users = tables.name("users"),
+            teams = tables.name("teams"),
+            members = tables.name("team_members"),
+            tokens = tables.name("tokens"),
+        )
+    }
+
+    fn indexes(&self, tables: &Tables) -> String {
+        format!(
+            "CREATE INDEX ON {users} (lower(email));
+             CREATE INDEX ON {members} (username);
+             CREATE INDEX ON {tokens} (digest);
+             CREATE INDEX ON {tokens} (username);",
+            users = tables.name("users"),
+            members = tables.name("team_members"),
+            tokens = tables.name("tokens"),
+        )
+    }
+
+    fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
+        let at = event.recorded_at;
+        match event.stream_id.category() {
+            "user" => {
+                if let Some(e) = decode::<UserEvent>(event) {
+                    apply_user(e, at, tables, writes)
+                }
+            }
+            "team" => {
+                if let Some(e) = decode::<TeamEvent>(event) {
+                    apply_team(e, at, tables, writes)
+                }
+            }
+            "token" => {
+                if let Some(e) = decode::<TokenEvent>(event) {
+                    apply_token(e, at, tables, writes)
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The domain event, or `None` (logged) for one this version cannot read: the projection keeps
+/// going rather than stopping every read model on one event.
+fn decode<E: DomainEvent>(event: &RecordedEvent) -> Option<E> {
+    match bosun_domain::decode(&event.event_type, &event.data) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(position = event.position, event_type = %event.event_type, error = %e, "identity projection cannot read this event; skipped");
+            None
+        }
+    }
+}
+
+fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
+    let users = tables.name("users");
+    match event {
+        UserEvent::UserRegistered {
+            username,
+            email,
+            admin,
+            password_hash,
+        } => writes.push(
+            format!(
+                "INSERT INTO {users} (username, email, admin, password_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)"
+            ),
+            vec![
+                Box::new(username.as_str().to_string()),
+                Box::new(email.map(|e| e.as_str().to_string())),
+                Box::new(admin),
+                Box::new(password_hash.0),
+                Box::new(at),
+            ],
+        ),
+        UserEvent::UserUpdated {
+            username,
+            email,
+            admin,
+        } => writes.push(
+            format!(
+                "UPDATE {users} SET email = COALESCE($2, email), admin = COALESCE($3, admin), updated_at = $4
+                 WHERE username = $1"
+            ),
+            vec![
+                Box::new(username.as_str().to_string()),
+                Box::new(email.map(|e| e.as_str().to_string())),
+                Box::new(admin),
+                Box::new(at),
+            ],
+        ),
+        UserEvent::PasswordChanged {
+            username,
+            password_hash,
+        } => writes.push(
+            format!("UPDATE {users} SET password_hash = $2, updated_at = $3 WHERE username = $1"),
+            vec![
+                Box::new(username.as_str().to_string()),
+                Box::new(password_hash.0),
+                Box::new(at),
+            ],
+        ),
+        UserEvent::UserRemoved { username } => {
+            let name = username.as_str().to_string();
+            writes.push(
+                format!("DELETE FROM {users} WHERE username = $1"),
+                vec![Box::new(name.clone())],
+            );
+            writes.push(
+                format!("DELETE FROM {} WHERE username = $1", tables.name("team_members")),
+                vec![Box::new(name.clone())],
+            );
+            writes.push(
+                format!(
+                    "UPDATE {} SET revoked_at = $2, revoke_reason = 'user removed'
+                     WHERE username = $1 AND revoked_at IS NULL",
+                    tables.name("tokens")
+                ),
+                vec![Box::new(name), Box::new(at)],
+            );
+        }
+    }
+}
+
+fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
+    let teams = tables.name("teams");
+    let members = tables.name("team_members");
+    match event {
+        TeamEvent::TeamCreated { name, creator } => {
+            writes.push(
+                format!("INSERT INTO {teams} (name, created_by, created_at) VALUES ($1, $2, $3)"),
+                vec![
+                    Box::new(name.as_str().to_string()),
+                    Box::new(creator.as_str().to_string()),
+                    Box::new(at),
+                ],
+            );
+            writes.push(
+                format!(
+                    "INSERT INTO {members} (team, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                ),
+                vec![
+                    Box::new(name.as_str().to_string()),
+                    Box::new(creator.as_str().to_string()),
+                ],
+            );
+        }
+        TeamEvent::TeamMemberAdded { name, username } => writes.push(
+            format!(
+                "INSERT INTO {members} (team, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            ),
+            vec![
+                Box::new(name.as_str().to_string()),
+                Box::new(username.as_str().to_string()),
+            ],
+        ),
+        TeamEvent::TeamMemberRemoved { name, username } => writes.push(
+            format!("DELETE FROM {members} WHERE team = $1 AND username = $2"),
+            vec![
+                Box::new(name.as_str().to_string()),
+                Box::new(username.as_str().to_string()),
+            ],
+        ),
+        TeamEvent::TeamRemoved { name } => {
+            writes.push(
+                format!("DELETE FROM {members} WHERE team = $1"),
+                vec![Box::new(name.as_str().to_string())],
+            );
+            writes.push(
+                format!("DELETE FROM {teams} WHERE name = $1"),
+                vec![Box::new(name.as_str().to_string())],
+            );
+        }
+    }
+}
+
+fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
+    let tokens = tables.name("tokens");
+    match event {
+        TokenEvent::TokenIssued {
+            token_id,
+            username,
+            kind,
+            digest,
+            description,
+            scopes,
+            expires_at,
+        } => writes.push(
+            format!(
+                "INSERT INTO {tokens} (token_id, digest, username, kind, description, scopes, issued_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            vec![
+                Box::new(token_id),
+                Box::new(digest.0),
+                Box::new(username.as_str().to_string()),
+                Box::new(match kind {
+                    bosun_domain::identity::TokenKind::Session => "session",
+                    bosun_domain::identity::TokenKind::Api => "api",
+                }),
+                Box::new(description),
+                Box::new(scopes.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>()),
+                Box::new(at),
+                Box::new(expires_at),
+            ],
+        ),
+        TokenEvent::TokenRevoked {
+            token_id, reason, ..
+        } => writes.push(
+            format!(
+                "UPDATE {tokens} SET revoked_at = $2, revoke_reason = $3
+                 WHERE token_id = $1 AND revoked_at IS NULL"
+            ),
+            vec![Box::new(token_id), Box::new(at), Box::new(reason)],
+        ),
+    }
+}
+
+// Queries.
+
+/// A user as the API shows it: never its password hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub username: String,
+    pub email: Option<String>,
+    pub admin: bool,
+    pub teams: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "u.username, u.email, u.admin, u.created_at,
+    COALESCE((SELECT array_agg(m.team ORDER BY m.team) FROM team_members m WHERE m.username = u.username), '{}')";
+
+fn user_view(row: &tokio_postgres::Row) -> UserView {
+    UserView {
+        username: row.get(0),
+        email: row.get(1),
+        admin: row.get(2),
+        created_at: row.get(3),
+        teams: row.get(4),
+    }
+}
+
+pub async fn user(
+    client: &impl GenericClient,
+    username: &str,
+) -> Result<Option<UserView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
+    Ok(client
+        .query_opt(&sql, &[&username])
+        .await?
+        .map(|r| user_view(&r)))
+}
+
+pub async fn users(client: &impl GenericClient) -> Result<Vec<UserView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username");
+    Ok(client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(user_view)
+        .collect())
+}
+
+/// The stored argon2 hash of a user's password, for a login.
+pub async fn password_hash(
+    client: &impl GenericClient,
+    username: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT password_hash FROM users WHERE username = $1",
+            &[&username],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+pub async fn admins(client: &impl GenericClient) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT username FROM users WHERE admin ORDER BY username",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The user holding `email` (compared in lowercase), if any.
+pub async fn email_owner(
+    client: &impl GenericClient,
+    email: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT username FROM users WHERE lower(email) = lower($1) LIMIT 1",
+            &[&email],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// Who a good token speaks for: its owner's rights and its own scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub token_id: Uuid,
+    pub username: String,
+    pub admin: bool,
+    pub teams: Vec<String>,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The holder of the token with this digest if it is neither expired nor revoked and its owner
+/// still exists.
+pub async fn token_holder(
+    client: &impl GenericClient,
+    digest: &str,
+) -> Result<Option<TokenHolder>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT t.token_id, u.username, u.admin,
+                    COALESCE((SELECT array_agg(m.team ORDER BY m.team) FROM team_members m WHERE m.username = u.username), '{}'),
+                    t.scopes, t.expires_at
+             FROM tokens t JOIN users u ON u.username = t.username
+             WHERE t.digest = $1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > now())",
+            &[&digest],
+        )
+        .await?;
+    Ok(row.map(|r| TokenHolder {
+        token_id: r.get(0),
+        username: r.get(1),
+        admin: r.get(2),
+        teams: r.get(3),
+        scopes: r.get(4),
+        expires_at: r.get(5),
+    }))
+}
+
+/// A token as its owner sees it: no secret, not even the digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    pub token_id: Uuid,
+    pub username: String,
+    pub kind: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
+}
+
+const TOKEN_COLUMNS: &str = "token_id, username, kind, description, scopes, issued_at, expires_at, revoked_at, revoke_reason";
+
+fn token_view(r: &tokio_postgres::Row) -> TokenView {
+    TokenView {
+        token_id: r.get(0),
+        username: r.get(1),
+        kind: r.get(2),
+        description: r.get(3),
+        scopes: r.get(4),
+        issued_at: r.get(5),
+        expires_at: r.get(6),
+        revoked_at: r.get(7),
+        revoke_reason: r.get(8),
+    }
+}
+
+/// Tokens of `username`, or of everyone when `None`, newest first.
+pub async fn tokens(
+    client: &impl GenericClient,
+    username: Option<&str>,
+) -> Result<Vec<TokenView>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE ($1::text IS NULL OR username = $1) ORDER BY issued_at DESC, token_id"
+    );
+    Ok(client
+        .query(&sql, &[&username])
+        .await?
+        .iter()
+        .map(token_view)
+        .collect())
+}
+
+pub async fn token(
+    client: &impl GenericClient,
+    token_id: Uuid,
+) -> Result<Option<TokenView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = $1");
+    Ok(client
+        .query_opt(&sql, &[&token_id])
+        .await?
+        .map(|r| token_view(&r)))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TeamView {
+    pub name: String,
+    pub members: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const TEAM_COLUMNS: &str = "t.name,
+    COALESCE((SELECT array_agg(m.username ORDER BY m.username) FROM team_members m WHERE m.team = t.name), '{}'),
+    t.created_by, t.created_at";
+
+fn team_view(r: &tokio_postgres::Row) -> TeamView {
+    TeamView {
+        name: r.get(0),
+        members: r.get(1),
+        created_by: r.get(2),
+        created_at: r.get(3),
+    }
+}
+
+pub async fn team(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<TeamView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.name = $1");
+    Ok(client
+        .query_opt(&sql, &[&name])
+        .await?
+        .map(|r| team_view(&r)))
+}
+
+pub async fn teams(client: &impl GenericClient) -> Result<Vec<TeamView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t ORDER BY t.name");
+    Ok(client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(team_view)
+        .collect())
+}
