@@ -1,6 +1,8 @@
 //! Support for the end-to-end tests in `tests/`: start the real `bosun` binary in a directory of
 //! its own, find the port it listens on, stop it politely or kill it.
 
+use bosun_eventstore::managed::{ManagedPostgres, Options};
+use bosun_eventstore::PgEventStore;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader};
@@ -43,6 +45,7 @@ pub struct Server {
     child: Child,
     pub base: String,
     stderr_log: PathBuf,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -68,10 +71,15 @@ impl Server {
         let mut child = command.spawn().expect("start bosun");
         let stdout = child.stdout.take().expect("bosun's stdout");
         let (found, lines) = std::sync::mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(address) = line.strip_prefix("bosun listening on ") {
                     let _ = found.send(address.to_string());
+                }
+                if let Ok(mut all) = keep.lock() {
+                    all.push(line);
                 }
             }
         });
@@ -80,6 +88,7 @@ impl Server {
                 child,
                 base,
                 stderr_log,
+                stdout: printed,
             },
             Err(_) => {
                 let _ = child.kill();
@@ -120,6 +129,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything it printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {
@@ -166,4 +180,16 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// Joins the managed PostgreSQL of `data_dir` as one more user, as a second bosun process would,
+/// and opens the event store on it.
+pub async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
+    let pg = ManagedPostgres::start(data_dir, Options::default())
+        .await
+        .expect("join the managed PostgreSQL");
+    let store = PgEventStore::open(&pg.config("bosun"))
+        .await
+        .expect("open the store");
+    (pg, store)
 }

@@ -1,26 +1,14 @@
 //! The `bosun` binary as a user runs it: no configuration, SIGKILL and restart, SIGTERM, bad
 //! configuration, health and metrics, replay while serving, benchmarks.
 
-use bosun_eventstore::managed::{ManagedPostgres, Options};
 use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId};
 use bosun_tests::{
-    bosun_binary, config_file, get_json, postmaster_pid, process_alive, work_dir, Server,
+    bosun_binary, config_file, get_json, join, postmaster_pid, process_alive, work_dir, Server,
 };
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Joins the managed PostgreSQL of `data_dir` as one more user, as a second bosun process would.
-async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
-    let pg = ManagedPostgres::start(data_dir, Options::default())
-        .await
-        .expect("join the managed PostgreSQL");
-    let store = PgEventStore::open(&pg.config("bosun"))
-        .await
-        .expect("open the store");
-    (pg, store)
-}
 
 /// Appends `events` events over `streams` streams, 100 per append, from 8 tasks.
 async fn fill(store: &PgEventStore, streams: u64, events: u64) {
@@ -424,4 +412,60 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
         assert!(value > 0.0 && baseline > 0.0, "{line}");
         assert!((ratio - value / baseline).abs() < 0.02, "{line}");
     }
+
+    // The live feed: latency lines against the log's own subscription, and nothing lost.
+    let args = [
+        "bench",
+        "live",
+        "--subscribers",
+        "20",
+        "--rate",
+        "200",
+        "--seconds",
+        "2",
+    ];
+    let out = bosun(dir.path(), &args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["live_p50", "live_p99", "live_delivered"],
+        "{stdout}"
+    );
+    for line in &lines {
+        for field in [
+            "value",
+            "baseline",
+            "ratio",
+            "appended",
+            "subscribers",
+            "closed_clients",
+        ] {
+            assert!(line[field].is_number(), "{field} in {line}");
+        }
+        assert_eq!(line["appended"], 400, "{line}");
+        assert_eq!(line["subscribers"], 20, "{line}");
+        assert_eq!(line["closed_clients"], 0, "{line}");
+        let unit = if line["name"] == "live_delivered" {
+            "events"
+        } else {
+            "ms"
+        };
+        assert_eq!(line["unit"], unit, "{line}");
+        assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["baseline"].as_f64().unwrap() > 0.0, "{line}");
+    }
+    let delivered = &lines[2];
+    assert_eq!(delivered["baseline"], 8000.0, "{delivered}");
+    assert_eq!(delivered["value"], 8000.0, "{delivered}");
+    assert_eq!(delivered["ratio"], 1.0, "{delivered}");
 }

@@ -1,5 +1,6 @@
 //! The `bosun` command line. With no subcommand it serves, so `cargo run` starts the server.
 
+mod admin;
 mod bench;
 mod replay;
 mod serve;
@@ -39,7 +40,14 @@ enum Command {
         #[arg(long)]
         projection: Option<String>,
     },
-    /// Measure throughput against a baseline taken in the same run.
+    /// Manage users and tokens from the command line.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Measure throughput or latency against a baseline taken in the same run.
     Bench {
         #[command(subcommand)]
         which: bench::Which,
@@ -53,7 +61,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(ConfigArg::default()));
     let config_file = match &command {
-        Command::Serve(c) | Command::Replay { config: c, .. } => c.config.clone(),
+        Command::Serve(c)
+        | Command::Replay { config: c, .. }
+        | Command::Admin { config: c, .. } => c.config.clone(),
         Command::Bench { which } => which.config().config.clone(),
     };
     let settings = match Settings::load(config_file.as_deref()) {
@@ -78,6 +88,7 @@ pub fn main() -> ExitCode {
         match command {
             Command::Serve(_) => serve::run(settings).await,
             Command::Replay { projection, .. } => replay::run(settings, projection).await,
+            Command::Admin { command, .. } => admin::run(settings, command).await,
             Command::Bench { which } => bench::run(which, config_file.is_some(), settings).await,
         }
     });

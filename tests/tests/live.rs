@@ -1,0 +1,369 @@
+//! The live feed over a real WebSocket: catch-up then live in exactly the log's order, filters,
+//! authentication by header or first message, and slow subscribers closed with their position.
+
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
+use bosun_tests::{config_file, join, work_dir, Server};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn admin_token(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("bosun-data/admin-token"))
+        .expect("the bootstrap admin token")
+        .trim()
+        .to_string()
+}
+
+fn ws_url(server: &Server, query: &str) -> String {
+    format!(
+        "{}/v1/events/live?{query}",
+        server.base.replacen("http://", "ws://", 1)
+    )
+}
+
+async fn connect(server: &Server, query: &str, token: Option<&str>) -> Socket {
+    let mut request = ws_url(server, query).into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("open the live feed");
+    socket
+}
+
+/// Envelopes from `socket` until one at `last` or later has come.
+async fn receive_until(socket: &mut Socket, last: u64) -> Vec<Value> {
+    let mut got: Vec<Value> = Vec::new();
+    while got.last().and_then(|e| e["position"].as_u64()).unwrap_or(0) < last {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no event within 30 s; got up to {:?}",
+                    got.last().map(|e| &e["position"])
+                )
+            })
+            .expect("the feed ended")
+            .expect("a WebSocket error");
+        match message {
+            Message::Text(text) => got.push(serde_json::from_str(&text).expect("an envelope")),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    got
+}
+
+async fn http_json(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("HTTP call");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+async fn log_from(server: &Server, token: &str, from: u64) -> (Vec<Value>, u64) {
+    let mut events = Vec::new();
+    let mut from = from;
+    let mut head = 0;
+    loop {
+        let (status, page, headers) = http_json(
+            reqwest::Method::GET,
+            server.url(&format!("/v1/events?from={from}&limit=1000")),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        head = head.max(headers["bosun-head"].to_str().unwrap().parse().unwrap());
+        let page = page.as_array().unwrap().clone();
+        let Some(last) = page.last() else { break };
+        from = last["position"].as_u64().unwrap() + 1;
+        events.extend(page);
+    }
+    (events, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_exactly_what_the_log_holds_while_ten_clients_write() {
+    let dir = work_dir();
+    let server = Server::start(
+        dir.path(),
+        &["-c", "/dev/null"],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+
+    // From the start of the log, by header; and a filtered one.
+    let mut everything = connect(&server, "from=0", Some(&admin)).await;
+    let mut teams_created = connect(&server, "category=team&type=TeamCreated", Some(&admin)).await;
+
+    let writers: Vec<_> = (0..10)
+        .map(|w| {
+            let url = server.url("/v1/teams");
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                for n in 0..10 {
+                    let (status, body, _) = http_json(
+                        reqwest::Method::POST,
+                        url.clone(),
+                        &admin,
+                        Some(json!({"name": format!("team_{w}_{n}")})),
+                    )
+                    .await;
+                    assert_eq!(status, 201, "{body}");
+                }
+            })
+        })
+        .collect();
+    // A third subscriber joins mid-way, authenticating by its first message.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut browser, _) = tokio_tungstenite::connect_async(ws_url(&server, "from=5"))
+        .await
+        .unwrap();
+    browser
+        .send(Message::Text(json!({"token": admin}).to_string().into()))
+        .await
+        .unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let (log, head) = log_from(&server, &admin, 1).await;
+    assert!(
+        head >= 101,
+        "the bootstrap events and 100 teams: head {head}"
+    );
+    let got = receive_until(&mut everything, head).await;
+    assert_eq!(got, log, "the live feed differs from GET /v1/events");
+    let got = receive_until(&mut browser, head).await;
+    assert_eq!(
+        got,
+        log[4..].to_vec(),
+        "a subscriber from 5 gets exactly the log from 5"
+    );
+
+    let created: Vec<Value> = log
+        .iter()
+        .filter(|e| e["event_type"] == "TeamCreated")
+        .cloned()
+        .collect();
+    assert_eq!(created.len(), 100);
+    let last = created.last().unwrap()["position"].as_u64().unwrap();
+    assert_eq!(receive_until(&mut teams_created, last).await, created);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_refuses_whoever_may_not_read_the_log() {
+    let dir = work_dir();
+    let server = Server::start(
+        dir.path(),
+        &["-c", "/dev/null"],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+
+    // A bad token in the header: refused before the upgrade.
+    let mut request = ws_url(&server, "").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer bosun_forged".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("a forged token was not refused: {:?}", other.map(|_| ())),
+    }
+
+    // Nothing sent within 5 s: closed with 4401.
+    let (mut silent, _) = tokio_tungstenite::connect_async(ws_url(&server, ""))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let code = close_code(&mut silent).await;
+    assert_eq!(code, CloseCode::from(4401));
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "closed after {:?}",
+        started.elapsed()
+    );
+
+    // A user who is no admin: closed with 4403.
+    let (status, _, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/users"),
+        &admin,
+        Some(json!({"username": "viewer", "password": "viewer-pw"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, login, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/auth/tokens"),
+        "",
+        Some(json!({"username": "viewer", "password": "viewer-pw"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{login}");
+    let (mut viewer, _) = tokio_tungstenite::connect_async(ws_url(&server, ""))
+        .await
+        .unwrap();
+    viewer
+        .send(Message::Text(
+            json!({"token": login["token"]}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut viewer).await, CloseCode::from(4403));
+}
+
+/// A subscriber whose socket holds little, so not reading backs up to the server soon.
+async fn connect_with_small_buffer(server: &Server, query: &str, token: &str) -> Socket {
+    let mut request = ws_url(server, query).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let (socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("open the live feed");
+    socket
+}
+
+async fn close_code(socket: &mut Socket) -> CloseCode {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("no close within 10 s")
+            .expect("the socket ended without a close frame");
+        match message {
+            Ok(Message::Close(Some(frame))) => return frame.code,
+            Ok(Message::Close(None)) => panic!("closed without a code"),
+            Ok(_) => continue,
+            Err(e) => panic!("WebSocket error before the close frame: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_is_closed_with_its_last_position_and_others_go_on() {
+    let dir = work_dir();
+    // Big enough for the hub's bursts (it publishes a page of the log at once), small enough to
+    // overflow quickly.
+    let config = config_file(dir.path(), "live:\n  buffer: 128\n");
+    let server = Server::start(
+        dir.path(),
+        &["-c", config.to_str().unwrap()],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+    let start = http_json(
+        reqwest::Method::GET,
+        server.url("/v1/events?limit=1"),
+        &admin,
+        None,
+    )
+    .await
+    .2["bosun-head"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+
+    // One subscriber reads nothing for now; another keeps up.
+    let mut stalled = connect_with_small_buffer(&server, "category=big", &admin).await;
+    let mut reader = connect(&server, "category=big", Some(&admin)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_pg, store) = join(&dir.path().join("bosun-data")).await;
+    let padding = "x".repeat(64 * 1024);
+    let total = 600u64;
+    let keep_up = tokio::spawn(async move {
+        let got = receive_until(&mut reader, start + total).await;
+        got.len()
+    });
+    for n in 0..total {
+        store
+            .append(
+                &StreamId::parse(format!("big-{n}")).unwrap(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Padded", json!({"n": n, "padding": padding}))],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        keep_up.await.unwrap(),
+        total as usize,
+        "the subscriber that kept up got everything"
+    );
+
+    // The stalled one gets what was buffered for it, then a close carrying its last position.
+    let mut last_received = 0;
+    let frame = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), stalled.next())
+            .await
+            .expect("no close within 30 s")
+            .expect("the socket ended without a close frame")
+            .expect("a WebSocket error");
+        match message {
+            Message::Text(text) => {
+                let event: Value = serde_json::from_str(&text).unwrap();
+                last_received = event["position"].as_u64().unwrap();
+            }
+            Message::Close(Some(frame)) => break frame,
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::from(4408));
+    let reason: Value = serde_json::from_str(&frame.reason).unwrap();
+    assert_eq!(reason["code"], "slow_consumer");
+    assert_eq!(
+        reason["last_position"], last_received,
+        "the close names the last event it got"
+    );
+    assert!(last_received < start + total, "it did fall behind");
+
+    // It resumes from there and misses nothing.
+    let mut resumed = connect(
+        &server,
+        &format!("category=big&from={}", last_received + 1),
+        Some(&admin),
+    )
+    .await;
+    let rest = receive_until(&mut resumed, start + total).await;
+    let positions: Vec<u64> = rest
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        positions,
+        (last_received + 1..=start + total).collect::<Vec<_>>()
+    );
+}
