@@ -7,6 +7,7 @@
 
 mod append;
 mod jobs;
+mod live;
 mod replay;
 
 use super::ConfigArg;
@@ -33,23 +34,53 @@ pub enum Which {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
     },
+    /// Delivery latency of the live WebSocket feed to many subscribers, against the log's own
+    /// subscription.
+    Live {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 500)]
+        subscribers: usize,
+        /// Events appended per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 impl Which {
     pub fn config(&self) -> &ConfigArg {
         match self {
-            Which::Append { config, .. } | Which::Replay { config, .. } => config,
+            Which::Append { config, .. }
+            | Which::Replay { config, .. }
+            | Which::Live { config, .. } => config,
         }
     }
 }
 
 pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::Result<()> {
+    // The live benchmark runs a server, configured like this process (its database aside).
+    let server_settings = settings.clone();
     let scratch = Scratch::open(configured, settings).await?;
     let result = match which {
         Which::Append {
             clients, events, ..
         } => append::run(&scratch.config, clients.max(1), events.max(1)).await,
         Which::Replay { events, .. } => replay::run(&scratch.config, events.max(1)).await,
+        Which::Live {
+            subscribers,
+            rate,
+            seconds,
+            ..
+        } => {
+            let options = live::Options {
+                subscribers: subscribers.max(1),
+                rate: rate.max(1),
+                seconds: seconds.max(1),
+            };
+            live::run(&scratch.config, server_settings, options).await
+        }
     };
     scratch.close().await;
     result
