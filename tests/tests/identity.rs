@@ -10,6 +10,8 @@ use std::time::Duration;
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// An admin token, to read the log's head.
+    admin: String,
 }
 
 struct Answer {
@@ -19,10 +21,11 @@ struct Answer {
 }
 
 impl Api {
-    fn new(server: &Server) -> Api {
+    fn new(server: &Server, admin: &str) -> Api {
         Api {
             base: server.base.clone(),
             http: reqwest::Client::new(),
+            admin: admin.to_string(),
         }
     }
 
@@ -93,6 +96,25 @@ impl Api {
         a.headers["bosun-head"].to_str().unwrap().parse().unwrap()
     }
 
+    /// A refusal: the status, a problem body with that status and a code, and nothing written
+    /// (the head of the log is still `head_before`).
+    async fn refused(&self, answer: Answer, status: StatusCode, code: &str, head_before: u64) {
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert_eq!(
+            answer.headers["content-type"], "application/problem+json",
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.body["status"], status.as_u16(), "{}", answer.body);
+        assert_eq!(answer.body["code"], code, "{}", answer.body);
+        let head = self.head(&self.admin).await;
+        assert_eq!(
+            head, head_before,
+            "a refusal wrote to the log: {}",
+            answer.body
+        );
+    }
+
     /// Every event in the log, in position order.
     async fn all_events(&self, admin: &str) -> Vec<Value> {
         let mut events = Vec::new();
@@ -115,31 +137,6 @@ impl Api {
     }
 }
 
-/// A refusal: the status, a problem body with that status and a code, and nothing written.
-async fn assert_refused(
-    api: &Api,
-    admin: &str,
-    answer: Answer,
-    status: StatusCode,
-    code: &str,
-    head_before: u64,
-) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(
-        answer.headers["content-type"], "application/problem+json",
-        "{}",
-        answer.body
-    );
-    assert_eq!(answer.body["status"], status.as_u16(), "{}", answer.body);
-    assert_eq!(answer.body["code"], code, "{}", answer.body);
-    assert_eq!(
-        api.head(admin).await,
-        head_before,
-        "a refusal wrote to the log: {}",
-        answer.body
-    );
-}
-
 fn bootstrap_password(server: &Server) -> String {
     let printed = server.stdout();
     printed
@@ -160,8 +157,6 @@ async fn users_teams_tokens_and_every_refusal() {
         &["-c", "/dev/null"],
         &[("BOSUN_LISTEN", "127.0.0.1:0")],
     );
-    let api = Api::new(&server);
-
     // The first start created an admin: its token on disk (0600), its password on stdout once.
     let token_file = dir.path().join("bosun-data/admin-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
@@ -170,6 +165,7 @@ async fn users_teams_tokens_and_every_refusal() {
         .unwrap()
         .trim()
         .to_string();
+    let api = Api::new(&server, &admin);
     let admin_password = bootstrap_password(&server);
     let session = api.login("admin", &admin_password).await;
     let me = api.get("/v1/auth/whoami", &session).await;
@@ -253,7 +249,7 @@ async fn users_teams_tokens_and_every_refusal() {
         ),
     ] {
         let answer = api.post("/v1/users", Some(&admin), body).await;
-        assert_refused(&api, &admin, answer, status, code, head).await;
+        api.refused(answer, status, code, head).await;
     }
     let bad = api
         .post(
@@ -272,25 +268,11 @@ async fn users_teams_tokens_and_every_refusal() {
 
     // Authentication refusals.
     let no_token = api.call(Method::GET, "/v1/auth/whoami", None, None).await;
-    assert_refused(
-        &api,
-        &admin,
-        no_token,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        head,
-    )
-    .await;
+    api.refused(no_token, StatusCode::UNAUTHORIZED, "unauthorized", head)
+        .await;
     let forged = api.get("/v1/auth/whoami", "bosun_not-a-real-token").await;
-    assert_refused(
-        &api,
-        &admin,
-        forged,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        head,
-    )
-    .await;
+    api.refused(forged, StatusCode::UNAUTHORIZED, "unauthorized", head)
+        .await;
     let malformed = api
         .http
         .get(format!("{}/v1/auth/whoami", api.base))
@@ -319,15 +301,8 @@ async fn users_teams_tokens_and_every_refusal() {
             json!({"username": "eve", "password": "secret1"}),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     assert_eq!(
         api.get("/v1/users", &ann).await.status,
         StatusCode::FORBIDDEN
@@ -373,15 +348,8 @@ async fn users_teams_tokens_and_every_refusal() {
     let answer = api
         .call(Method::PUT, "/v1/teams/ops/members/bob", Some(&bob), None)
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let answer = api
         .call(
             Method::PUT,
@@ -390,27 +358,13 @@ async fn users_teams_tokens_and_every_refusal() {
             None,
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::NOT_FOUND,
-        "not_found",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::NOT_FOUND, "not_found", head)
+        .await;
     let answer = api
         .post("/v1/teams", Some(&bob), json!({"name": "ops"}))
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::CONFLICT,
-        "team_exists",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::CONFLICT, "team_exists", head)
+        .await;
     assert_eq!(
         api.call(Method::PUT, "/v1/teams/ops/members/bob", Some(&ann), None)
             .await
@@ -449,15 +403,8 @@ async fn users_teams_tokens_and_every_refusal() {
     let answer = api
         .post("/v1/teams", Some(&read_only), json!({"name": "dev"}))
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let answer = api
         .post(
             "/v1/tokens",
@@ -465,27 +412,13 @@ async fn users_teams_tokens_and_every_refusal() {
             json!({"scopes": ["read", "write"]}),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let answer = api
         .post("/v1/tokens", Some(&ann), json!({"scopes": ["root"]}))
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::BAD_REQUEST,
-        "invalid_input",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::BAD_REQUEST, "invalid_input", head)
+        .await;
     let admin_read_only = api
         .post("/v1/tokens", Some(&admin), json!({"scopes": ["read"]}))
         .await;
@@ -512,15 +445,8 @@ async fn users_teams_tokens_and_every_refusal() {
             None,
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let revoked = api
         .call(
             Method::DELETE,
@@ -575,15 +501,8 @@ async fn users_teams_tokens_and_every_refusal() {
             Some(json!({"old": "wrong-old", "new": "ann-secret-2"})),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let answer = api
         .call(
             Method::PUT,
@@ -592,15 +511,8 @@ async fn users_teams_tokens_and_every_refusal() {
             Some(json!({"old": "ann-secret-1", "new": "ann-secret-2"})),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::FORBIDDEN, "forbidden", head)
+        .await;
     let answer = api
         .call(
             Method::PUT,
@@ -609,15 +521,8 @@ async fn users_teams_tokens_and_every_refusal() {
             Some(json!({"old": "ann-secret-1", "new": "short"})),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::BAD_REQUEST,
-        "invalid_input",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::BAD_REQUEST, "invalid_input", head)
+        .await;
     let changed = api
         .call(
             Method::PUT,
@@ -634,15 +539,8 @@ async fn users_teams_tokens_and_every_refusal() {
     let answer = api
         .call(Method::DELETE, "/v1/users/admin", Some(&admin), None)
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::CONFLICT,
-        "last_admin",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::CONFLICT, "last_admin", head)
+        .await;
     let answer = api
         .call(
             Method::PATCH,
@@ -651,15 +549,8 @@ async fn users_teams_tokens_and_every_refusal() {
             Some(json!({"admin": false})),
         )
         .await;
-    assert_refused(
-        &api,
-        &admin,
-        answer,
-        StatusCode::CONFLICT,
-        "last_admin",
-        head,
-    )
-    .await;
+    api.refused(answer, StatusCode::CONFLICT, "last_admin", head)
+        .await;
     let promoted = api
         .call(
             Method::PATCH,
@@ -819,7 +710,8 @@ async fn the_admin_command_line_uses_the_servers_database() {
         &["-c", "/dev/null"],
         &[("BOSUN_LISTEN", "127.0.0.1:0")],
     );
-    let api = Api::new(&server);
+    let admin = std::fs::read_to_string(dir.path().join("bosun-data/admin-token")).unwrap();
+    let api = Api::new(&server, admin.trim());
     let run = |args: &[&str]| {
         std::process::Command::new(bosun_tests::bosun_binary())
             .args(args)
