@@ -2,11 +2,45 @@
 //! and the token in `<data_dir>/admin-token` (mode 0600).
 
 use bosun_commands::Commands;
+use bosun_projections::Freshness;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const TOKEN_FILE: &str = "admin-token";
+/// How long a start waits for the read models before it serves and bootstraps later.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Whether an admin exists is read from the read models, so it is decided once they hold the
+/// log up to `head`. On a new (or small) log that is at once, and the credentials are printed
+/// before the server listens; on a long log still being projected, the server serves meanwhile
+/// and the check runs when the projections have caught up.
+pub async fn when_caught_up(
+    commands: Commands,
+    freshness: Freshness,
+    head: u64,
+    data_dir: PathBuf,
+) -> anyhow::Result<()> {
+    if freshness.wait_for(head, WAIT).await.is_ok() {
+        return first_admin(&commands, &data_dir).await;
+    }
+    tracing::info!(
+        head,
+        "read models are catching up; the first-admin check runs once they have"
+    );
+    tokio::spawn(async move {
+        // Projections catch up at thousands of events a second: a day is "never" here.
+        if let Err(e) = freshness.wait_for(head, Duration::from_secs(86_400)).await {
+            tracing::error!(error = %e, "read models did not catch up; no first-admin check");
+            return;
+        }
+        if let Err(e) = first_admin(&commands, &data_dir).await {
+            tracing::error!(error = %e, "creating the first admin failed");
+        }
+    });
+    Ok(())
+}
 
 pub async fn first_admin(commands: &Commands, data_dir: &Path) -> anyhow::Result<()> {
     let Some(admin) = commands

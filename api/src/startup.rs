@@ -10,6 +10,7 @@ use crate::routes;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
 use axum::routing::{delete, put};
+use axum::serve::ListenerExt;
 use axum::Router;
 use bosun_commands::Commands;
 use bosun_eventstore::{EventStore, PgEventStore};
@@ -51,8 +52,14 @@ impl Application {
         projections.prepare(&database.config).await?;
         let projections = projections.start(store.clone(), &database.config).await?;
         let commands = Commands::new(store.clone(), projections.freshness());
-        crate::bootstrap::first_admin(&commands, &settings.data_dir).await?;
         let head = store.head().await?;
+        crate::bootstrap::when_caught_up(
+            commands.clone(),
+            projections.freshness(),
+            head,
+            settings.data_dir.clone(),
+        )
+        .await?;
         let state = AppState {
             live: Hub::start(store.clone(), head, settings.live.buffer),
             store,
@@ -87,7 +94,14 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
+        // Small writes (a live event, a short answer) go out at once rather than waiting for
+        // Nagle's algorithm to fill a segment.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; shutting down");

@@ -39,6 +39,9 @@ async fn fill(store: &PgEventStore, streams: u64, events: u64) {
     }
 }
 
+/// Events a first start writes itself: the first admin and its token.
+const FIRST_ADMIN: u64 = 2;
+
 async fn wait_for_head(server: &Server, head: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -81,7 +84,7 @@ async fn runs_without_configuration_and_keeps_its_data_across_sigkill() {
         !pg.stop().await.unwrap(),
         "the server still uses PostgreSQL, so it stays up"
     );
-    wait_for_head(&server, 16).await;
+    wait_for_head(&server, 16 + FIRST_ADMIN).await;
 
     // SIGKILL leaves PostgreSQL running; the next start uses it.
     let postgres = postmaster_pid(&data_dir).expect("a running cluster");
@@ -96,7 +99,7 @@ async fn runs_without_configuration_and_keeps_its_data_across_sigkill() {
         Some(postgres),
         "the running PostgreSQL was reused"
     );
-    wait_for_head(&server, 16).await;
+    wait_for_head(&server, 16 + FIRST_ADMIN).await;
 
     // Both killed: a stale pid file is left; the next start recovers, data intact.
     server.kill();
@@ -115,7 +118,7 @@ async fn runs_without_configuration_and_keeps_its_data_across_sigkill() {
     let server = Server::start(dir.path(), &[], &env);
     let restarted = postmaster_pid(&data_dir).unwrap();
     assert_ne!(restarted, postgres);
-    wait_for_head(&server, 16).await;
+    wait_for_head(&server, 16 + FIRST_ADMIN).await;
 
     // SIGTERM: exit 0, and the managed PostgreSQL stops with it.
     let log = server.log();
@@ -159,7 +162,7 @@ async fn killed_mid_projection_it_neither_loses_nor_doubles_an_event() {
     );
 
     let server = Server::start(dir.path(), &["-c", &config], &[]);
-    wait_for_head(&server, EVENTS).await;
+    wait_for_head(&server, EVENTS + FIRST_ADMIN).await;
     let row = client
         .query_one(
             "SELECT count(*), sum(event_count)::bigint, count(*) FILTER (WHERE event_count <> version + 1) FROM stream_index",
@@ -170,7 +173,7 @@ async fn killed_mid_projection_it_neither_loses_nor_doubles_an_event() {
     let (streams, applied, wrong): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!(
         (streams, applied as u64, wrong),
-        (400, EVENTS, 0),
+        (400 + FIRST_ADMIN as i64, EVENTS + FIRST_ADMIN, 0),
         "killed at {at_kill}"
     );
     assert!(server.terminate().success());
@@ -274,7 +277,7 @@ async fn answers_health_metrics_request_ids_and_problems() {
 
     let (pg, store) = join(&dir.path().join("data")).await;
     fill(&store, 1, 8).await;
-    wait_for_head(&server, 8).await;
+    wait_for_head(&server, 8 + FIRST_ADMIN).await;
     let metrics = http
         .get(server.url("/metrics"))
         .send()
@@ -286,8 +289,9 @@ async fn answers_health_metrics_request_ids_and_problems() {
     for expected in [
         r#"bosun_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
         r#"bosun_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
-        "bosun_events_appended_total 0",
-        "bosun_events_head_position 8",
+        // The server appended only the first admin's events; the other 8 came from outside.
+        "bosun_events_appended_total 2",
+        "bosun_events_head_position 10",
         r#"bosun_projection_lag_events{projection="streams"} 0"#,
     ] {
         assert!(
@@ -299,7 +303,7 @@ async fn answers_health_metrics_request_ids_and_problems() {
     // Read-your-writes across nodes: a GET may ask for a position the read models must reach.
     let reached = http
         .get(server.url("/readyz"))
-        .header("Bosun-Min-Position", "8")
+        .header("Bosun-Min-Position", "10")
         .send()
         .await
         .unwrap();
@@ -307,11 +311,11 @@ async fn answers_health_metrics_request_ids_and_problems() {
     let started = Instant::now();
     let ahead = http
         .get(server.url("/readyz"))
-        .header("Bosun-Min-Position", "9")
+        .header("Bosun-Min-Position", "11")
         .send()
         .await
         .unwrap();
-    assert_eq!(ahead.status(), 503, "position 9 does not exist yet");
+    assert_eq!(ahead.status(), 503, "position 11 does not exist yet");
     assert!(
         started.elapsed() >= Duration::from_secs(4),
         "the wait is bounded, not skipped"
@@ -344,7 +348,7 @@ async fn replay_rebuilds_while_the_server_serves() {
     let server = Server::start(dir.path(), &["-c", &config], &[]);
     let (pg, store) = join(&dir.path().join("data")).await;
     fill(&store, 50, 5_000).await;
-    wait_for_head(&server, 5_000).await;
+    wait_for_head(&server, 5_000 + FIRST_ADMIN).await;
     let client = store.pool().get().await.unwrap();
     let model = "SELECT coalesce(jsonb_agg(s ORDER BY stream_id), '[]') FROM stream_index s";
     let before: serde_json::Value = client.query_one(model, &[]).await.unwrap().get(0);
@@ -357,7 +361,7 @@ async fn replay_rebuilds_while_the_server_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("replay streams: rebuilt from 5000 events"),
+        stdout.contains("replay streams: rebuilt from 5002 events"),
         "{stdout}"
     );
     let after: serde_json::Value = client.query_one(model, &[]).await.unwrap().get(0);
@@ -368,13 +372,13 @@ async fn replay_rebuilds_while_the_server_serves() {
 
     // The server kept serving, and its projector carries on in the swapped-in table.
     fill(&store, 50, 800).await;
-    wait_for_head(&server, 5_800).await;
+    wait_for_head(&server, 5_800 + FIRST_ADMIN).await;
     let total: i64 = client
         .query_one("SELECT sum(event_count)::bigint FROM stream_index", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(total, 5_800);
+    assert_eq!(total, 5_800 + FIRST_ADMIN as i64);
     assert!(server.terminate().success());
     drop(client);
     drop(store);

@@ -1,0 +1,547 @@
+//! `bosun bench live`: delivery latency of the live WebSocket feed under load. The real server
+//! runs in this process on `127.0.0.1:0` over the benchmark's scratch database; `subscribers`
+//! WebSocket clients follow `/v1/events/live?category=bench` while events are appended at `rate`
+//! per second for `seconds` seconds straight through the event store, each carrying the time it
+//! was sent. The baseline is one in-process `EventStore::subscribe` on the same events: the log's
+//! own delivery latency, without the hub, the WebSocket or the client.
+//!
+//! The admin token: the benchmark creates the first admin itself (`Commands::bootstrap_admin`,
+//! what a first start does) before the server starts, so the server finds an admin and prints no
+//! credentials on stdout, which holds only result lines. The scratch database is always new; were
+//! an admin there already, a token for `admin` is issued with actor `cli`.
+//!
+//! Lines: `live_p50` and `live_p99` (ms, against the direct subscriber's), and `live_delivered`
+//! (messages over all clients, against appended events × subscribers; 1.0 is nothing lost).
+
+use super::{progress, report};
+use crate::config::{DatabaseUrl, Settings};
+use crate::startup::Application;
+use anyhow::Context;
+use bosun_commands::{Actor, Commands, Origin};
+use bosun_eventstore::{EventStore, ExpectedVersion, Filter, NewEvent, PgEventStore, StreamId};
+use bosun_projections::Projections;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
+
+const CATEGORY: &str = "bench";
+const TICK_TYPE: &str = "BenchTick";
+const WARMUP_TYPE: &str = "BenchWarmup";
+/// Appends are paced in ticks of 10 ms: `rate / 100` per tick.
+const TICKS_PER_SECOND: u64 = 100;
+/// Events are spread over this many streams.
+const STREAMS: u64 = 100;
+const CONNECTING_AT_ONCE: usize = 50;
+const WARMUP_WAIT: Duration = Duration::from_secs(60);
+/// After the last append, how long clients may take to get everything.
+const DRAIN_WAIT: Duration = Duration::from_secs(15);
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+pub struct Options {
+    pub subscribers: usize,
+    pub rate: u64,
+    pub seconds: u64,
+}
+
+pub async fn run(
+    config: &tokio_postgres::Config,
+    settings: Settings,
+    options: Options,
+) -> anyhow::Result<()> {
+    raise_open_file_limit(options.subscribers);
+    let store = PgEventStore::open(config)
+        .await
+        .context("opening the event store")?;
+    let token = admin_token(&store, config).await?;
+
+    let data_dir = tempfile::Builder::new()
+        .prefix("bosun-bench-live-")
+        .tempdir()
+        .context("creating the server's data directory")?;
+    let mut app_settings = settings;
+    app_settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    app_settings.data_dir = data_dir.path().to_path_buf();
+    app_settings.database.url = Some(DatabaseUrl(config.clone()));
+    progress("starting the server");
+    let app = Application::build(app_settings)
+        .await
+        .context("starting the server")?;
+    let address = app.address();
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    let result = measure(&store, address, &token, &options).await;
+
+    progress("stopping the server");
+    let _ = stop_server.send(());
+    match tokio::time::timeout(SHUTDOWN_WAIT, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => progress(format!("the server stopped with an error: {e:#}")),
+        Ok(Err(e)) => progress(format!("the server task failed: {e}")),
+        Err(_) => progress(format!(
+            "the server did not stop within {}s",
+            SHUTDOWN_WAIT.as_secs()
+        )),
+    }
+    let results = result?;
+    results.report(&options);
+    Ok(())
+}
+
+/// 500 clients and their 500 server-side sockets need more than the usual 1024 descriptors.
+fn raise_open_file_limit(subscribers: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                progress(format!(
+                    "cannot raise the open-file limit from {soft} to {hard}: {e}"
+                ));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => progress(format!("cannot read the open-file limit: {e}")),
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let needed = 2 * subscribers as u64 + 256;
+        if soft < needed {
+            progress(format!(
+                "the open-file limit is {soft}; {} subscribers need about {needed}",
+                subscribers
+            ));
+        }
+    }
+}
+
+/// A token for the first admin, made before the server starts (see the module's comment).
+async fn admin_token(
+    store: &PgEventStore,
+    config: &tokio_postgres::Config,
+) -> anyhow::Result<String> {
+    let projections = Projections::new(bosun_projections::all());
+    projections
+        .prepare(config)
+        .await
+        .context("preparing the read models")?;
+    let running = projections
+        .start(store.clone(), config)
+        .await
+        .context("starting the projectors")?;
+    let commands = Commands::new(store.clone(), running.freshness());
+    let token = match commands
+        .bootstrap_admin()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin for the benchmark failed: {e}"))?
+    {
+        Some(admin) => admin.token,
+        None => {
+            let origin = Origin {
+                user_agent: Some("bosun bench live".into()),
+                ..Origin::default()
+            };
+            let (issued, _) = commands
+                .issue_token_for(
+                    &Actor::System("cli"),
+                    &origin,
+                    "admin",
+                    "bosun bench live".into(),
+                    Some(3600),
+                )
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the database has an admin; issuing a token for user admin failed: {e}"
+                    )
+                })?;
+            issued.token
+        }
+    };
+    drop(running);
+    Ok(token)
+}
+
+/// What one WebSocket client saw.
+#[derive(Default)]
+struct ClientStats {
+    /// Send-to-receive latency of each `BenchTick`, in microseconds.
+    latencies_us: Vec<u32>,
+    delivered: u64,
+    /// Messages at or below a position already received.
+    misordered: u64,
+    /// Why the client ended before it was told to, if it did.
+    closed: Option<String>,
+}
+
+/// Where a client is, for the waits: the last position it got, and whether it ended.
+#[derive(Default)]
+struct Watermark {
+    last: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl Watermark {
+    fn reached(&self, position: u64) -> bool {
+        self.ended.load(Ordering::Acquire) || self.last.load(Ordering::Acquire) >= position
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    position: u64,
+    event_type: String,
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    sent_ns: Option<u64>,
+}
+
+struct Results {
+    appended: u64,
+    append_seconds: f64,
+    clients: Vec<ClientStats>,
+    direct: Vec<u32>,
+    direct_delivered: u64,
+}
+
+async fn measure(
+    store: &PgEventStore,
+    address: SocketAddr,
+    token: &str,
+    options: &Options,
+) -> anyhow::Result<Results> {
+    let origin = Instant::now();
+    let (stop, stopped) = watch::channel(false);
+
+    // The baseline: the log's own subscription, from the next event on.
+    let head = store.head().await?;
+    let direct_mark = Arc::new(Watermark::default());
+    let direct = tokio::spawn(direct_subscriber(
+        store.clone(),
+        head + 1,
+        origin,
+        direct_mark.clone(),
+        stopped.clone(),
+    ));
+
+    progress(format!(
+        "connecting {} WebSocket clients to {address}",
+        options.subscribers
+    ));
+    let url = format!("ws://{address}/v1/events/live?category={CATEGORY}");
+    let authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("the admin token does not fit in a header")?;
+    let connected: Vec<_> = futures::stream::iter(0..options.subscribers)
+        .map(|i| {
+            let (url, authorization) = (url.clone(), authorization.clone());
+            async move {
+                let mut request = url
+                    .as_str()
+                    .into_client_request()
+                    .with_context(|| format!("client {i}: bad URL"))?;
+                request.headers_mut().insert(AUTHORIZATION, authorization);
+                let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+                    .await
+                    .with_context(|| format!("client {i}: connecting to {url}"))?;
+                anyhow::Ok(socket)
+            }
+        })
+        .buffer_unordered(CONNECTING_AT_ONCE)
+        .collect()
+        .await;
+    let mut marks = Vec::with_capacity(options.subscribers);
+    let mut clients: Vec<JoinHandle<ClientStats>> = Vec::with_capacity(options.subscribers);
+    for socket in connected {
+        let mark = Arc::new(Watermark::default());
+        marks.push(mark.clone());
+        clients.push(tokio::spawn(client(socket?, origin, mark, stopped.clone())));
+    }
+
+    progress("warm-up: waiting for every client to get one event");
+    let warmup = store
+        .append(
+            &StreamId::new(CATEGORY, "warmup")?,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(WARMUP_TYPE, json!({}))],
+        )
+        .await?
+        .last_position;
+    let all = |position: u64| marks.iter().all(|m| m.reached(position));
+    if !wait_until(WARMUP_WAIT, || all(warmup) && direct_mark.reached(warmup)).await {
+        let missing = marks.iter().filter(|m| !m.reached(warmup)).count();
+        anyhow::bail!(
+            "{missing} of {} clients did not get the warm-up event within {}s",
+            options.subscribers,
+            WARMUP_WAIT.as_secs()
+        );
+    }
+    let early = marks
+        .iter()
+        .filter(|m| m.ended.load(Ordering::Acquire))
+        .count();
+    if early > 0 {
+        progress(format!("{early} clients were closed during the warm-up"));
+    }
+
+    let total = options.rate * options.seconds;
+    progress(format!(
+        "appending {total} events at {}/s for {}s",
+        options.rate, options.seconds
+    ));
+    let started = Instant::now();
+    let last = append_paced(store, origin, options.rate, total).await?;
+    let append_seconds = started.elapsed().as_secs_f64();
+
+    progress("waiting for every client to get the last event");
+    let drained = wait_until(DRAIN_WAIT, || all(last) && direct_mark.reached(last)).await;
+    if !drained {
+        let behind = marks.iter().filter(|m| !m.reached(last)).count();
+        progress(format!(
+            "{behind} clients had not got the last event after {}s",
+            DRAIN_WAIT.as_secs()
+        ));
+    }
+    let _ = stop.send(true);
+    let mut stats = Vec::with_capacity(clients.len());
+    for client in clients {
+        stats.push(client.await.context("a client task failed")?);
+    }
+    let (direct, direct_delivered) = direct.await.context("the direct subscriber failed")??;
+    Ok(Results {
+        appended: total,
+        append_seconds,
+        clients: stats,
+        direct,
+        direct_delivered,
+    })
+}
+
+/// Appends `total` single-event appends at `rate` per second in 10 ms ticks, each tick's appends
+/// at once and without waiting for the previous tick's; returns the last position written.
+async fn append_paced(
+    store: &PgEventStore,
+    origin: Instant,
+    rate: u64,
+    total: u64,
+) -> anyhow::Result<u64> {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / TICKS_PER_SECOND as u32);
+    let (mut sent, mut tick) = (0u64, 0u64);
+    let mut batches = Vec::new();
+    while sent < total {
+        ticker.tick().await;
+        tick += 1;
+        let due = (rate * tick / TICKS_PER_SECOND).min(total);
+        let batch = sent..due;
+        sent = due;
+        if batch.is_empty() {
+            continue;
+        }
+        let store = store.clone();
+        batches.push(tokio::spawn(async move {
+            let appends = batch.map(|i| {
+                let store = &store;
+                async move {
+                    let stream = StreamId::new(CATEGORY, i % STREAMS)?;
+                    let sent_ns = origin.elapsed().as_nanos() as u64;
+                    let event = NewEvent::new(TICK_TYPE, json!({ "sent_ns": sent_ns }));
+                    let written = store
+                        .append(&stream, ExpectedVersion::Any, vec![event])
+                        .await?;
+                    anyhow::Ok(written.last_position)
+                }
+            });
+            let positions = futures::future::try_join_all(appends).await?;
+            anyhow::Ok(positions.into_iter().max().unwrap_or(0))
+        }));
+    }
+    let mut last = 0;
+    for batch in batches {
+        last = last.max(batch.await.context("an append task failed")??);
+    }
+    Ok(last)
+}
+
+/// One WebSocket client: reads envelopes until told to stop or closed by the server.
+async fn client(
+    mut socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    origin: Instant,
+    mark: Arc<Watermark>,
+    mut stop: watch::Receiver<bool>,
+) -> ClientStats {
+    let mut stats = ClientStats::default();
+    let mut last = 0;
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => {
+                let _ = socket.close(None).await;
+                break;
+            }
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let envelope: Envelope = match serde_json::from_str(&text) {
+                        Ok(envelope) => envelope,
+                        Err(e) => {
+                            stats.closed = Some(format!("not an event envelope ({e}): {text}"));
+                            break;
+                        }
+                    };
+                    if envelope.position <= last {
+                        stats.misordered += 1;
+                    }
+                    last = last.max(envelope.position);
+                    if envelope.event_type == TICK_TYPE {
+                        stats.delivered += 1;
+                        if let Some(sent) = envelope.data.sent_ns {
+                            stats.latencies_us.push(micros_since(origin, sent));
+                        }
+                    }
+                    mark.last.store(last, Ordering::Release);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    stats.closed = Some(match frame {
+                        Some(frame) => format!("closed by the server: {} {}", frame.code, frame.reason),
+                        None => "closed by the server".into(),
+                    });
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    stats.closed = Some(format!("connection failed: {e}"));
+                    break;
+                }
+                None => {
+                    stats.closed = Some("connection ended".into());
+                    break;
+                }
+            }
+        }
+    }
+    mark.ended.store(true, Ordering::Release);
+    stats
+}
+
+/// The baseline: the same events through `EventStore::subscribe`, in this process.
+async fn direct_subscriber(
+    store: PgEventStore,
+    from: u64,
+    origin: Instant,
+    mark: Arc<Watermark>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(Vec<u32>, u64)> {
+    let mut events = store.subscribe(from, Filter::category(CATEGORY));
+    let (mut latencies, mut delivered) = (Vec::new(), 0u64);
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            event = events.next() => {
+                let Some(event) = event else { break };
+                let event = event.context("the direct subscription failed")?;
+                if event.event_type == TICK_TYPE {
+                    delivered += 1;
+                    if let Some(sent) = event.data.get("sent_ns").and_then(|s| s.as_u64()) {
+                        latencies.push(micros_since(origin, sent));
+                    }
+                }
+                mark.last.store(event.position, Ordering::Release);
+            }
+        }
+    }
+    Ok((latencies, delivered))
+}
+
+fn micros_since(origin: Instant, sent_ns: u64) -> u32 {
+    let now = origin.elapsed().as_nanos() as u64;
+    u32::try_from(now.saturating_sub(sent_ns) / 1000).unwrap_or(u32::MAX)
+}
+
+/// Resolves once told to stop (or once nobody can tell any more).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Polls `done` every 10 ms until it holds (true) or `limit` passes (false).
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Results {
+    fn report(mut self, options: &Options) {
+        let closed: Vec<String> = self
+            .clients
+            .iter_mut()
+            .filter_map(|c| c.closed.take())
+            .collect();
+        for reason in closed.iter().take(5) {
+            progress(format!("a client ended early: {reason}"));
+        }
+        let delivered: u64 = self.clients.iter().map(|c| c.delivered).sum();
+        let misordered: u64 = self.clients.iter().map(|c| c.misordered).sum();
+        let mut all: Vec<u32> = Vec::with_capacity(delivered as usize);
+        for client in &mut self.clients {
+            all.append(&mut client.latencies_us);
+        }
+        all.sort_unstable();
+        self.direct.sort_unstable();
+        let extra = json!({
+            "appended": self.appended,
+            "subscribers": options.subscribers,
+            "closed_clients": closed.len(),
+            "rate": options.rate,
+            "seconds": options.seconds,
+            "append_rate": if self.append_seconds > 0.0 { (self.appended as f64 / self.append_seconds).round() } else { 0.0 },
+        });
+        for (name, p) in [("live_p50", 0.50), ("live_p99", 0.99)] {
+            report(
+                name,
+                percentile_ms(&all, p),
+                "ms",
+                percentile_ms(&self.direct, p),
+                extra.clone(),
+            );
+        }
+        let mut extra = extra;
+        if let Some(fields) = extra.as_object_mut() {
+            fields.insert("misordered".into(), json!(misordered));
+            fields.insert("direct_delivered".into(), json!(self.direct_delivered));
+        }
+        report(
+            "live_delivered",
+            delivered as f64,
+            "events",
+            (self.appended * options.subscribers as u64) as f64,
+            extra,
+        );
+    }
+}
+
+/// The nearest-rank percentile of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1000.0
+}
