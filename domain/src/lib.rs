@@ -12,6 +12,7 @@
 mod aggregate;
 mod error;
 pub mod identity;
+pub mod jobs;
 
 pub use aggregate::{decode, encode, Aggregate, DomainEvent};
 pub use error::DomainError;

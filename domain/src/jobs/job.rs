@@ -1,0 +1,486 @@
+//! The job aggregate, stream `job-<uuid>`.
+//!
+//! Lifecycle: `waiting → processing → success | error | warning | killed`, or
+//! `waiting → cancelled`. Only a waiting job can be cancelled or started, only a processing job
+//! can be killed, get output or finish, and a finished job never changes again.
+
+use super::variables::Variables;
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::error::DomainError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Waiting,
+    Processing,
+    Success,
+    Error,
+    Warning,
+    Killed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Waiting => "waiting",
+            JobStatus::Processing => "processing",
+            JobStatus::Success => "success",
+            JobStatus::Error => "error",
+            JobStatus::Warning => "warning",
+            JobStatus::Killed => "killed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobStatus::Waiting | JobStatus::Processing)
+    }
+}
+
+/// How a started job can end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalStatus {
+    Success,
+    Error,
+    Warning,
+    Killed,
+}
+
+impl From<FinalStatus> for JobStatus {
+    fn from(s: FinalStatus) -> Self {
+        match s {
+            FinalStatus::Success => JobStatus::Success,
+            FinalStatus::Error => JobStatus::Error,
+            FinalStatus::Warning => JobStatus::Warning,
+            FinalStatus::Killed => JobStatus::Killed,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What a client asked to run, resolved against the catalog by the caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub job_id: Uuid,
+    pub name: Option<String>,
+    pub app: String,
+    pub env: String,
+    pub task: String,
+    pub variables: Variables,
+    /// The catalog's argv for the task, recorded so the log says what was meant to run.
+    pub command: Vec<String>,
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub notification_emails: Vec<String>,
+    pub orchestration_id: Option<String>,
+    /// `manual`, `scheduler`…
+    pub initialized_by: String,
+    pub created_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum JobEvent {
+    JobSubmitted(Box<Submission>),
+    JobStarted {
+        job_id: Uuid,
+        worker: String,
+        pid: u32,
+        command: Vec<String>,
+    },
+    JobOutputAppended {
+        job_id: Uuid,
+        stream: OutputStream,
+        /// Byte offset of `text` in its stream.
+        offset: u64,
+        text: String,
+    },
+    JobCancelled {
+        job_id: Uuid,
+        reason: Option<String>,
+    },
+    JobKillRequested {
+        job_id: Uuid,
+        reason: Option<String>,
+    },
+    JobFinished {
+        job_id: Uuid,
+        status: FinalStatus,
+        exit_code: Option<i32>,
+        diagnostics: Option<String>,
+    },
+}
+
+impl DomainEvent for JobEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            JobEvent::JobSubmitted(_) => "JobSubmitted",
+            JobEvent::JobStarted { .. } => "JobStarted",
+            JobEvent::JobOutputAppended { .. } => "JobOutputAppended",
+            JobEvent::JobCancelled { .. } => "JobCancelled",
+            JobEvent::JobKillRequested { .. } => "JobKillRequested",
+            JobEvent::JobFinished { .. } => "JobFinished",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum JobCommand {
+    Submit(Box<Submission>),
+    Start {
+        worker: String,
+        pid: u32,
+        command: Vec<String>,
+    },
+    AppendOutput {
+        stream: OutputStream,
+        text: String,
+    },
+    Cancel {
+        reason: Option<String>,
+    },
+    Kill {
+        reason: Option<String>,
+    },
+    Finish {
+        status: FinalStatus,
+        exit_code: Option<i32>,
+        diagnostics: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Job {
+    pub job_id: Option<Uuid>,
+    pub status: Option<JobStatus>,
+    pub kill_requested: bool,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+}
+
+impl Job {
+    fn require(&self, wanted: JobStatus, code: &'static str) -> Result<Uuid, DomainError> {
+        let (Some(job_id), Some(status)) = (self.job_id, self.status) else {
+            return Err(DomainError::NotFound("no such job".into()));
+        };
+        if status.is_finished() {
+            return Err(DomainError::conflict(
+                "job_finished",
+                format!(
+                    "the job has finished ({}) and cannot change",
+                    status.as_str()
+                ),
+            ));
+        }
+        if status != wanted {
+            return Err(DomainError::conflict(
+                code,
+                format!(
+                    "the job is {}; this needs it {}",
+                    status.as_str(),
+                    wanted.as_str()
+                ),
+            ));
+        }
+        Ok(job_id)
+    }
+}
+
+impl Aggregate for Job {
+    type Command = JobCommand;
+    type Event = JobEvent;
+    const CATEGORY: &'static str = "job";
+
+    fn handle(&self, command: JobCommand) -> Result<Vec<JobEvent>, DomainError> {
+        match command {
+            JobCommand::Submit(submission) => {
+                if self.job_id.is_some() {
+                    return Err(DomainError::conflict("job_exists", "the job exists"));
+                }
+                Ok(vec![JobEvent::JobSubmitted(submission)])
+            }
+            JobCommand::Start {
+                worker,
+                pid,
+                command,
+            } => {
+                let job_id = self.require(JobStatus::Waiting, "job_not_waiting")?;
+                Ok(vec![JobEvent::JobStarted {
+                    job_id,
+                    worker,
+                    pid,
+                    command,
+                }])
+            }
+            JobCommand::AppendOutput { stream, text } => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                if text.is_empty() {
+                    return Ok(vec![]);
+                }
+                let offset = match stream {
+                    OutputStream::Stdout => self.stdout_bytes,
+                    OutputStream::Stderr => self.stderr_bytes,
+                };
+                Ok(vec![JobEvent::JobOutputAppended {
+                    job_id,
+                    stream,
+                    offset,
+                    text,
+                }])
+            }
+            JobCommand::Cancel { reason } => {
+                let job_id = self.require(JobStatus::Waiting, "job_not_waiting")?;
+                Ok(vec![JobEvent::JobCancelled { job_id, reason }])
+            }
+            JobCommand::Kill { reason } => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                if self.kill_requested {
+                    return Ok(vec![]);
+                }
+                Ok(vec![JobEvent::JobKillRequested { job_id, reason }])
+            }
+            JobCommand::Finish {
+                status,
+                exit_code,
+                diagnostics,
+            } => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                Ok(vec![JobEvent::JobFinished {
+                    job_id,
+                    status,
+                    exit_code,
+                    diagnostics,
+                }])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &JobEvent) {
+        match event {
+            JobEvent::JobSubmitted(s) => {
+                self.job_id = Some(s.job_id);
+                self.status = Some(JobStatus::Waiting);
+            }
+            JobEvent::JobStarted { .. } => self.status = Some(JobStatus::Processing),
+            JobEvent::JobOutputAppended { stream, text, .. } => match stream {
+                OutputStream::Stdout => self.stdout_bytes += text.len() as u64,
+                OutputStream::Stderr => self.stderr_bytes += text.len() as u64,
+            },
+            JobEvent::JobCancelled { .. } => self.status = Some(JobStatus::Cancelled),
+            JobEvent::JobKillRequested { .. } => self.kill_requested = true,
+            JobEvent::JobFinished { status, .. } => self.status = Some((*status).into()),
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.job_id.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submitted() -> JobEvent {
+        JobEvent::JobSubmitted(Box::new(Submission {
+            job_id: Uuid::nil(),
+            name: None,
+            app: "example".into(),
+            env: "production".into(),
+            task: "deploy".into(),
+            variables: Variables::default(),
+            command: vec!["true".into()],
+            timeout_seconds: None,
+            notification_emails: vec![],
+            orchestration_id: None,
+            initialized_by: "manual".into(),
+            created_by: "ann".into(),
+        }))
+    }
+
+    fn started() -> JobEvent {
+        JobEvent::JobStarted {
+            job_id: Uuid::nil(),
+            worker: "w1".into(),
+            pid: 42,
+            command: vec!["true".into()],
+        }
+    }
+
+    fn finished(status: FinalStatus) -> JobEvent {
+        JobEvent::JobFinished {
+            job_id: Uuid::nil(),
+            status,
+            exit_code: Some(0),
+            diagnostics: None,
+        }
+    }
+
+    fn given(events: &[JobEvent], command: JobCommand) -> Result<Vec<JobEvent>, DomainError> {
+        let mut job = Job::default();
+        events.iter().for_each(|e| job.apply(e));
+        job.handle(command)
+    }
+
+    fn refusal(result: Result<Vec<JobEvent>, DomainError>) -> &'static str {
+        match result {
+            Err(DomainError::Conflict { code, .. }) => code,
+            Err(DomainError::NotFound(_)) => "not_found",
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn cancel() -> JobCommand {
+        JobCommand::Cancel { reason: None }
+    }
+
+    fn kill() -> JobCommand {
+        JobCommand::Kill {
+            reason: Some("stop".into()),
+        }
+    }
+
+    #[test]
+    fn only_a_waiting_job_can_be_cancelled() {
+        assert_eq!(given(&[submitted()], cancel()).unwrap().len(), 1);
+        assert_eq!(
+            refusal(given(&[submitted(), started()], cancel())),
+            "job_not_waiting"
+        );
+        assert_eq!(refusal(given(&[], cancel())), "not_found");
+    }
+
+    #[test]
+    fn only_a_processing_job_can_be_killed() {
+        assert_eq!(refusal(given(&[submitted()], kill())), "job_not_processing");
+        assert_eq!(given(&[submitted(), started()], kill()).unwrap().len(), 1);
+        let requested = JobEvent::JobKillRequested {
+            job_id: Uuid::nil(),
+            reason: None,
+        };
+        assert_eq!(
+            given(&[submitted(), started(), requested], kill()).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_finished_job_never_changes_again() {
+        let cancelled = JobEvent::JobCancelled {
+            job_id: Uuid::nil(),
+            reason: None,
+        };
+        for end in [
+            finished(FinalStatus::Success),
+            finished(FinalStatus::Killed),
+        ] {
+            let past = [submitted(), started(), end];
+            for command in [
+                cancel(),
+                kill(),
+                JobCommand::Start {
+                    worker: "w".into(),
+                    pid: 1,
+                    command: vec![],
+                },
+                JobCommand::AppendOutput {
+                    stream: OutputStream::Stdout,
+                    text: "x".into(),
+                },
+                JobCommand::Finish {
+                    status: FinalStatus::Error,
+                    exit_code: None,
+                    diagnostics: None,
+                },
+            ] {
+                assert_eq!(refusal(given(&past, command)), "job_finished");
+            }
+        }
+        let past = [submitted(), cancelled];
+        let start = JobCommand::Start {
+            worker: "w".into(),
+            pid: 1,
+            command: vec![],
+        };
+        assert_eq!(refusal(given(&past, start)), "job_finished");
+    }
+
+    #[test]
+    fn a_job_starts_once() {
+        let start = JobCommand::Start {
+            worker: "w2".into(),
+            pid: 7,
+            command: vec![],
+        };
+        assert_eq!(
+            refusal(given(&[submitted(), started()], start)),
+            "job_not_waiting"
+        );
+    }
+
+    #[test]
+    fn output_offsets_count_bytes_per_stream() {
+        let out = |text: &str| JobEvent::JobOutputAppended {
+            job_id: Uuid::nil(),
+            stream: OutputStream::Stdout,
+            offset: 0,
+            text: text.into(),
+        };
+        let past = [submitted(), started(), out("héllo\n")];
+        let next = given(
+            &past,
+            JobCommand::AppendOutput {
+                stream: OutputStream::Stdout,
+                text: "x".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            next[0],
+            JobEvent::JobOutputAppended { offset: 7, .. }
+        ));
+        let err = given(
+            &past,
+            JobCommand::AppendOutput {
+                stream: OutputStream::Stderr,
+                text: "x".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            err[0],
+            JobEvent::JobOutputAppended { offset: 0, .. }
+        ));
+        assert_eq!(
+            refusal(given(
+                &[submitted()],
+                JobCommand::AppendOutput {
+                    stream: OutputStream::Stdout,
+                    text: "x".into()
+                }
+            )),
+            "job_not_processing"
+        );
+    }
+
+    #[test]
+    fn submitting_twice_is_refused() {
+        let JobEvent::JobSubmitted(s) = submitted() else {
+            unreachable!()
+        };
+        assert_eq!(
+            refusal(given(&[submitted()], JobCommand::Submit(s))),
+            "job_exists"
+        );
+    }
+}
