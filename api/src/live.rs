@@ -5,8 +5,10 @@
 
 use axum::extract::ws::Utf8Bytes;
 use bosun_eventstore::{EventStore, Filter, PgEventStore, RecordedEvent};
+use bosun_projections::Freshness;
 use futures::StreamExt;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -53,7 +55,7 @@ impl Drop for AbortOnDrop {
 
 impl Hub {
     /// Follows the log from the event after `head` on.
-    pub fn start(store: PgEventStore, head: u64, buffer: usize) -> Self {
+    pub fn start(store: PgEventStore, freshness: Freshness, head: u64, buffer: usize) -> Self {
         let (sender, _) = broadcast::channel(buffer.max(1));
         let publisher = sender.clone();
         let task = tokio::spawn(async move {
@@ -62,6 +64,18 @@ impl Hub {
                 match event {
                     // No receivers is fine: nobody is watching.
                     Ok(event) => {
+                        // Pushed after projection: a subscriber that reacts to an event and
+                        // then reads a read model sees its effect.
+                        while freshness
+                            .wait_for(event.position, Duration::from_secs(5))
+                            .await
+                            .is_err()
+                        {
+                            tracing::warn!(
+                                position = event.position,
+                                "live feed waits for the read models"
+                            );
+                        }
                         let _ = publisher.send(Arc::new(LiveEvent::new(&event)));
                     }
                     Err(e) => {

@@ -61,7 +61,12 @@ impl Application {
         )
         .await?;
         let state = AppState {
-            live: Hub::start(store.clone(), head, settings.live.buffer),
+            live: Hub::start(
+                store.clone(),
+                projections.freshness(),
+                head,
+                settings.live.buffer,
+            ),
             store,
             freshness: projections.freshness(),
             metrics: Arc::new(Metrics::default()),

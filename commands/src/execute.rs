@@ -20,6 +20,8 @@ const PAGE: usize = 1000;
 pub struct Commands {
     pub store: PgEventStore,
     pub freshness: Freshness,
+    /// This process's queue for the cross-node identity lock.
+    pub(crate) identity_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a command wrote.
@@ -31,7 +33,11 @@ pub struct Written {
 
 impl Commands {
     pub fn new(store: PgEventStore, freshness: Freshness) -> Self {
-        Commands { store, freshness }
+        Commands {
+            store,
+            freshness,
+            identity_lock: Default::default(),
+        }
     }
 
     /// The aggregate `A` with id `id`, as its stream says now, and the stream's version.

@@ -23,7 +23,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("database error: {0}")]
+    #[error("database error: {}", detail(.0))]
     Database(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Store(#[from] bosun_eventstore::StoreError),
@@ -31,6 +31,14 @@ pub enum EngineError {
     Migration(#[from] bosun_eventstore::migrate::MigrationError),
     #[error("projection {0} has no checkpoint row; was it prepared?")]
     Unprepared(String),
+}
+
+/// The server's own message for a database error ("db error" alone says nothing).
+fn detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// The set of projections a process serves.

@@ -601,6 +601,50 @@ async fn users_teams_tokens_and_every_refusal() {
         StatusCode::NOT_FOUND
     );
 
+    // A new user of the removed name starts with no team and none of the old tokens, and can be
+    // added to the team again.
+    let again = api
+        .post(
+            "/v1/users",
+            Some(&admin),
+            json!({"username": "ann", "password": "new-ann-pw"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body["teams"], json!([]));
+    assert_eq!(
+        api.get("/v1/auth/whoami", &ann_api_token).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the old user's token stays dead"
+    );
+    let readded = api
+        .call(Method::PUT, "/v1/teams/ops/members/ann", Some(&admin), None)
+        .await;
+    assert_eq!(readded.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get("/v1/teams/ops", &admin).await.body["members"],
+        json!(["ann", "bob"])
+    );
+
+    // Logging out needs no write scope: a read-only token may give itself up.
+    let viewer = api
+        .post("/v1/tokens", Some(&admin), json!({"scopes": ["read"]}))
+        .await;
+    let viewer = viewer.body["token"].as_str().unwrap().to_string();
+    let out = api
+        .call(
+            Method::DELETE,
+            "/v1/auth/tokens/current",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    assert_eq!(
+        api.get("/v1/auth/whoami", &viewer).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
     // Every step is in the log with who, from where, under which request; and in the audit.
     let events = api.all_events(&admin).await;
     let types: Vec<&str> = events
@@ -680,6 +724,7 @@ async fn users_teams_tokens_and_every_refusal() {
         "ann-secret-1",
         "ann-secret-2",
         "bob-secret-1",
+        "new-ann-pw",
     ];
     let tokens = [
         &admin,
@@ -689,6 +734,7 @@ async fn users_teams_tokens_and_every_refusal() {
         &read_only,
         &short,
         &ann_api_token,
+        &viewer,
     ];
     for secret in passwords
         .into_iter()

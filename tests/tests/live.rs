@@ -238,6 +238,31 @@ async fn the_live_feed_refuses_whoever_may_not_read_the_log() {
         .await
         .unwrap();
     assert_eq!(close_code(&mut viewer).await, CloseCode::from(4403));
+
+    // A subscriber whose token is revoked while it watches is closed with 4401.
+    let (status, issued, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/tokens"),
+        &admin,
+        Some(json!({"description": "watcher"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let watcher_token = issued["token"].as_str().unwrap().to_string();
+    let mut watcher = connect(&server, "", Some(&watcher_token)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, _) = http_json(
+        reqwest::Method::DELETE,
+        server.url(&format!(
+            "/v1/tokens/{}",
+            issued["token_id"].as_str().unwrap()
+        )),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut watcher).await, CloseCode::from(4401));
 }
 
 /// A subscriber whose socket holds little, so not reading backs up to the server soon.

@@ -50,7 +50,9 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
         commands.catch_up().await?;
         let actor = Actor::System("cli");
         let origin = Origin {
+            request_id: Some(uuid::Uuid::new_v4().to_string()),
             user_agent: Some(format!("bosun admin {}", env!("CARGO_PKG_VERSION"))),
+            source: Some("cli".into()),
             ..Origin::default()
         };
         match (command, input) {

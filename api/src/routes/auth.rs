@@ -46,7 +46,7 @@ pub async fn logout(
 ) -> Result<Response, Problem> {
     let w = state
         .commands
-        .revoke_token(&caller.actor, &origin, caller.holder.token_id, "logout")
+        .revoke_current_token(&caller.actor, &origin)
         .await?;
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }

@@ -17,6 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use bosun_domain::identity::Scope;
 use bosun_eventstore::{EventStore, Filter};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
@@ -27,6 +28,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// How often a connected subscriber's token is checked again (and at its expiry).
+pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
+/// A socket write that takes longer means the client stopped reading: it is closed as slow.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE: usize = 500;
 /// Most live events written to a socket with one flush: one write per batch instead of per
 /// event is what lets hundreds of subscribers keep up (see `bosun bench live`).
@@ -52,14 +57,11 @@ pub async fn live(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, Problem> {
     // A token in the header is checked before the upgrade, so a bad one is a plain 401.
-    let caller = match token_from_headers(&headers)? {
-        Some(token) => {
-            let caller = authenticate(&state, &token).await?;
-            may_watch(&caller).map_err(|(_, message)| Problem::forbidden(message))?;
-            Some(caller)
-        }
-        None => None,
-    };
+    let token = token_from_headers(&headers)?;
+    if let Some(token) = &token {
+        let caller = authenticate(&state, token).await?;
+        may_watch(&caller).map_err(|(_, message)| Problem::forbidden(message))?;
+    }
     let filter = Filter {
         categories: list_param(&query.category),
         event_types: list_param(&query.event_type),
@@ -68,18 +70,18 @@ pub async fn live(
     let from = query.from.unwrap_or(1).max(1);
     Ok(upgrade.on_upgrade(move |socket| async move {
         state.metrics.live_subscribers.inc();
-        serve(state.clone(), socket, caller, filter, from).await;
+        serve(state.clone(), socket, token, filter, from).await;
         state.metrics.live_subscribers.dec();
     }))
 }
 
 fn may_watch(caller: &Caller) -> Result<(), (u16, String)> {
-    if caller.actor.is_admin() {
+    if caller.actor.is_admin() && caller.actor.require(Scope::Read).is_ok() {
         Ok(())
     } else {
         Err((
             CLOSE_FORBIDDEN,
-            "the live feed needs an admin token with the admin scope".into(),
+            "the live feed needs an admin token with the read and admin scopes".into(),
         ))
     }
 }
@@ -92,53 +94,98 @@ struct TokenMessage {
 type Sink = SplitSink<WebSocket, Message>;
 
 async fn close(sink: &mut Sink, code: u16, reason: String) {
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
-    let _ = sink.close().await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }));
+    // A client that reads nothing would block these forever.
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        let _ = sink.send(frame).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
+
+/// Checks the token again every few seconds and at its expiry; answers with the close code and
+/// reason once it no longer may watch (expired, revoked, its user removed or no longer admin).
+async fn lose_access(state: &AppState, token: &str, first_check: Duration) -> (u16, String) {
+    let mut wait = first_check;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = match authenticate(state, token).await {
+            Ok(caller) => {
+                if let Err(refusal) = may_watch(&caller) {
+                    return refusal;
+                }
+                next_check(&caller)
+            }
+            Err(_) => {
+                return (
+                    CLOSE_UNAUTHORIZED,
+                    "the token is unknown, expired or revoked".into(),
+                )
+            }
+        };
+    }
+}
+
+/// The next check: in `RECHECK_EVERY`, or just after the token expires if that is sooner.
+fn next_check(caller: &Caller) -> Duration {
+    let until_expiry = caller
+        .holder
+        .expires_at
+        .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default());
+    until_expiry.map_or(RECHECK_EVERY, |d| {
+        d.min(RECHECK_EVERY) + Duration::from_millis(5)
+    })
 }
 
 async fn serve(
     state: AppState,
     socket: WebSocket,
-    caller: Option<Caller>,
+    token: Option<String>,
     filter: Filter,
     from: u64,
 ) {
     let (mut sink, mut incoming) = socket.split();
-    if caller.is_none() {
-        let first = tokio::time::timeout(AUTH_TIMEOUT, incoming.next()).await;
-        let token = match first {
-            Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<TokenMessage>(&text).ok(),
-            _ => None,
-        };
-        let Some(TokenMessage { token }) = token else {
-            return close(
-                &mut sink,
-                CLOSE_UNAUTHORIZED,
-                "send {\"token\": \"…\"} first, within 5 s".into(),
-            )
-            .await;
-        };
-        match authenticate(&state, &token).await {
-            Ok(caller) => {
-                if let Err((code, message)) = may_watch(&caller) {
-                    return close(&mut sink, code, message).await;
+    let token = match token {
+        Some(token) => token,
+        None => {
+            let first = tokio::time::timeout(AUTH_TIMEOUT, incoming.next()).await;
+            let token = match first {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    serde_json::from_str::<TokenMessage>(&text).ok()
                 }
-            }
-            Err(_) => {
+                _ => None,
+            };
+            let Some(TokenMessage { token }) = token else {
                 return close(
                     &mut sink,
                     CLOSE_UNAUTHORIZED,
-                    "the token is unknown, expired or revoked".into(),
+                    "send {\"token\": \"…\"} first, within 5 s".into(),
                 )
-                .await
-            }
+                .await;
+            };
+            token
         }
-    }
+    };
+    // Checked before the first event goes out, whichever way the token came.
+    let first_check = match authenticate(&state, &token).await {
+        Ok(caller) => {
+            if let Err((code, message)) = may_watch(&caller) {
+                return close(&mut sink, code, message).await;
+            }
+            next_check(&caller)
+        }
+        Err(_) => {
+            return close(
+                &mut sink,
+                CLOSE_UNAUTHORIZED,
+                "the token is unknown, expired or revoked".into(),
+            )
+            .await
+        }
+    };
     // The reader answers pings and notices the client leaving.
     let (gone_tx, mut gone) = tokio::sync::oneshot::channel::<()>();
     let reader = tokio::spawn(async move {
@@ -149,10 +196,24 @@ async fn serve(
         }
         let _ = gone_tx.send(());
     });
+    let (refused, access) = tokio::sync::oneshot::channel();
+    let watch_access = {
+        let state = state.clone();
+        async move {
+            let _ = refused.send(lose_access(&state, &token, first_check).await);
+        }
+    };
+    let watcher = tokio::spawn(watch_access);
+    let mut access = access;
     let result = tokio::select! {
         r = stream_events(&state, &mut sink, &filter, from) => r,
         _ = &mut gone => Ok(()),
+        lost = &mut access => match lost {
+            Ok((code, reason)) => Err(Ending::Refused(code, reason)),
+            Err(_) => Err(Ending::Gone),
+        },
     };
+    watcher.abort();
     reader.abort();
     if let Err(ending) = result {
         match ending {
@@ -163,6 +224,7 @@ async fn serve(
                 close(&mut sink, CLOSE_SLOW, reason.to_string()).await;
             }
             Ending::Gone => {}
+            Ending::Refused(code, reason) => close(&mut sink, code, reason).await,
             Ending::Store(e) => {
                 tracing::error!(error = %e, "live subscriber: reading the log failed");
                 close(&mut sink, 1011, "internal error; reconnect".into()).await;
@@ -172,8 +234,12 @@ async fn serve(
 }
 
 enum Ending {
-    Slow { last_position: u64 },
+    Slow {
+        last_position: u64,
+    },
     Gone,
+    /// The token stopped being good for this feed.
+    Refused(u16, String),
     Store(bosun_eventstore::StoreError),
 }
 
@@ -219,13 +285,14 @@ async fn stream_events(
                             };
                         }
                     }
-                    sink.flush().await.map_err(|_| Ending::Gone)?;
+                    flush(sink, last_sent).await?;
                 }
                 Err(RecvError::Lagged(_)) => return Err(Ending::Slow { last_position: last_sent }),
                 Err(RecvError::Closed) => return Err(Ending::Gone),
             },
             _ = ping.tick() => {
-                sink.send(Message::Ping(Default::default())).await.map_err(|_| Ending::Gone)?;
+                write(sink, Message::Ping(Default::default()), last_sent).await?;
+                flush(sink, last_sent).await?;
             }
         }
     }
@@ -240,16 +307,37 @@ async fn queue(
     last_sent: &mut u64,
 ) -> Result<(), Ending> {
     if event.matches(filter) {
-        sink.feed(Message::Text(event.json.clone()))
-            .await
-            .map_err(|_| Ending::Gone)?;
+        write(sink, Message::Text(event.json.clone()), *last_sent).await?;
         *last_sent = event.position;
     }
     *cursor = event.position;
     Ok(())
 }
 
-/// Sends what the log holds after `cursor`, up to `until` or its head.
+/// Queues `message` on the socket; a client that has stopped reading is slow.
+async fn write(sink: &mut Sink, message: Message, last_sent: u64) -> Result<(), Ending> {
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::Gone),
+        Err(_) => Err(Ending::Slow {
+            last_position: last_sent,
+        }),
+    }
+}
+
+async fn flush(sink: &mut Sink, last_sent: u64) -> Result<(), Ending> {
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::Gone),
+        Err(_) => Err(Ending::Slow {
+            last_position: last_sent,
+        }),
+    }
+}
+
+/// Sends what the log holds after `cursor`, up to `until`, its head, or what the read models
+/// have applied, whichever is lowest: events go out after projection, so a client reacting to
+/// one reads state that includes it.
 async fn catch_up(
     state: &AppState,
     sink: &mut Sink,
@@ -258,6 +346,7 @@ async fn catch_up(
     last_sent: &mut u64,
     until: u64,
 ) -> Result<(), Ending> {
+    let until = until.min(state.freshness.position());
     while *cursor < until {
         let page = state
             .store
@@ -267,13 +356,11 @@ async fn catch_up(
         let full = page.events.len() == PAGE;
         for event in page.events.iter().filter(|e| e.position <= until) {
             let live = LiveEvent::new(event);
-            sink.feed(Message::Text(live.json))
-                .await
-                .map_err(|_| Ending::Gone)?;
+            write(sink, Message::Text(live.json), *last_sent).await?;
             *last_sent = event.position;
             *cursor = event.position;
         }
-        sink.flush().await.map_err(|_| Ending::Gone)?;
+        flush(sink, *last_sent).await?;
         if page.events.last().is_some_and(|e| e.position > until) {
             *cursor = until;
             break;

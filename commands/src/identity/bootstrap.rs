@@ -23,7 +23,9 @@ impl Commands {
     pub async fn bootstrap_admin(&self) -> Result<Option<Bootstrapped>, CommandError> {
         let actor = Actor::System("system");
         let origin = Origin {
+            request_id: Some(uuid::Uuid::new_v4().to_string()),
             user_agent: Some("bosun bootstrap".into()),
+            source: Some("bootstrap".into()),
             ..Origin::default()
         };
         let created = self

@@ -14,8 +14,8 @@ use uuid::Uuid;
 /// A login's token lives a day unless asked otherwise.
 pub const DEFAULT_SESSION_SECONDS: i64 = 86_400;
 
-/// A token just issued: the only time its secret is shown.
-#[derive(Clone, Debug, Serialize)]
+/// A token just issued: the only time its secret is shown. Its `Debug` leaves the secret out.
+#[derive(Clone, Serialize)]
 pub struct IssuedToken {
     pub token: String,
     pub token_id: Uuid,
@@ -24,6 +24,18 @@ pub struct IssuedToken {
     pub description: String,
     pub scopes: Scopes,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"***")
+            .field("token_id", &self.token_id)
+            .field("user", &self.user)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 pub struct NewApiToken {
@@ -54,7 +66,11 @@ impl Commands {
             return Err(CommandError::Unauthenticated);
         }
         let username = Username::parse(username).map_err(|_| CommandError::Unauthenticated)?;
-        let user = self.user_view(username.as_str()).await?;
+        // Removed between the password check and here: as if the password were wrong.
+        let user = self
+            .user_view(username.as_str())
+            .await
+            .map_err(|_| CommandError::Unauthenticated)?;
         let token_id = Uuid::new_v4();
         let actor = Actor::User {
             username: user.username.clone(),
@@ -178,6 +194,25 @@ impl Commands {
             },
             written,
         ))
+    }
+
+    /// A holder gives up the token they call with (logging out); any scope may.
+    pub async fn revoke_current_token(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+    ) -> Result<Written, CommandError> {
+        let Some(token_id) = actor.token_id() else {
+            return Err(CommandError::Unauthenticated);
+        };
+        let (_, written) = self
+            .execute::<Token>(&token_id.to_string(), actor, origin, |state| {
+                state.handle(TokenCommand::Revoke {
+                    reason: "logout".into(),
+                })
+            })
+            .await?;
+        Ok(written)
     }
 
     /// Revokes a token: its owner or an admin may. It stops working on every node once this

@@ -4,7 +4,9 @@ use super::secrets::{hash_password, verify_password};
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Email, Password, Scope, User, UserCommand, Username};
+use bosun_domain::identity::{
+    Email, Password, Scope, Team, TeamCommand, User, UserCommand, Username,
+};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_projections::read_models::identity as model;
 
@@ -148,11 +150,32 @@ impl Commands {
         self.with_identity_lock(async {
             self.catch_up().await?;
             let admin_count = self.admin_count().await?;
-            let (_, written) = self
+            let teams = match self.user_view(username).await {
+                Ok(user) => user.teams,
+                Err(_) => vec![],
+            };
+            let (_, mut written) = self
                 .execute::<User>(username, actor, origin, |state| {
                     state.handle(UserCommand::Remove { admin_count })
                 })
                 .await?;
+            // The user leaves their teams too, so a later user of the same name starts in none
+            // and can be added again.
+            let member = Username::parse(username)?;
+            for team in teams {
+                let left = self
+                    .execute::<Team>(&team, actor, origin, |state| {
+                        state.handle(TeamCommand::RemoveMember {
+                            username: member.clone(),
+                        })
+                    })
+                    .await;
+                match left {
+                    Ok((_, w)) => written.position = w.position.or(written.position),
+                    Err(CommandError::Domain(DomainError::NotFound(_))) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(written)
         })
         .await

@@ -59,8 +59,11 @@ fn pool_of(config: tokio_postgres::Config, max_size: usize) -> Pool {
         },
     );
     // build() only fails without a runtime, which a tokio program always has.
+    // A caller waits at most this long for a connection, and gets an error rather than hanging.
     Pool::builder(manager)
         .max_size(max_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
         .build()
         .expect("a pool builder with a manager always builds")
 }

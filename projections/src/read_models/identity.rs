@@ -22,7 +22,7 @@ impl Projection for Identity {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -188,9 +188,20 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
     }
 }
 
+/// A membership row, only for a user who exists when the event applies: one removed while the
+/// command ran must not reappear as a member under a later user of the same name.
+fn add_member(members: &str, users: &str) -> String {
+    format!(
+        "INSERT INTO {members} (team, username)
+         SELECT $1::text, $2::text WHERE EXISTS (SELECT 1 FROM {users} WHERE username = $2)
+         ON CONFLICT DO NOTHING"
+    )
+}
+
 fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
     let teams = tables.name("teams");
     let members = tables.name("team_members");
+    let users = tables.name("users");
     match event {
         TeamEvent::TeamCreated { name, creator } => {
             writes.push(
@@ -202,9 +213,7 @@ fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
                 ],
             );
             writes.push(
-                format!(
-                    "INSERT INTO {members} (team, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-                ),
+                add_member(&members, &users),
                 vec![
                     Box::new(name.as_str().to_string()),
                     Box::new(creator.as_str().to_string()),
@@ -212,9 +221,7 @@ fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
             );
         }
         TeamEvent::TeamMemberAdded { name, username } => writes.push(
-            format!(
-                "INSERT INTO {members} (team, username) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-            ),
+            add_member(&members, &users),
             vec![
                 Box::new(name.as_str().to_string()),
                 Box::new(username.as_str().to_string()),
@@ -242,6 +249,7 @@ fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
 
 fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
     let tokens = tables.name("tokens");
+    let users = tables.name("users");
     match event {
         TokenEvent::TokenIssued {
             token_id,
@@ -252,9 +260,14 @@ fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &m
             scopes,
             expires_at,
         } => writes.push(
+            // A token issued to a user removed while the command ran is born revoked, so it cannot
+            // come to life for a later user of the same name.
             format!(
-                "INSERT INTO {tokens} (token_id, digest, username, kind, description, scopes, issued_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO {tokens} (token_id, digest, username, kind, description, scopes, issued_at, expires_at, revoked_at, revoke_reason)
+                 SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text[], $7::timestamptz, $8::timestamptz,
+                        CASE WHEN u.present THEN NULL ELSE $7::timestamptz END,
+                        CASE WHEN u.present THEN NULL ELSE 'user removed' END
+                 FROM (SELECT EXISTS (SELECT 1 FROM {users} WHERE username = $3) AS present) u"
             ),
             vec![
                 Box::new(token_id),
