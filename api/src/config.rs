@@ -3,6 +3,7 @@
 //! levels). Everything is checked before anything starts; an unknown key or a bad value is an
 //! error that names it.
 
+use bosun_domain::jobs::Catalog;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 use std::net::SocketAddr;
@@ -25,6 +26,9 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub live: LiveSettings,
+    /// The tasks jobs may run: app → environment → task.
+    #[serde(default)]
+    pub catalog: Catalog,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -193,14 +197,16 @@ impl Settings {
 
 /// Settings from a YAML tree; an error names the key it is about (`log.format: unknown variant …`).
 fn parse(tree: Value) -> Result<Settings, String> {
-    serde_path_to_error::deserialize(tree).map_err(|e| {
+    let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()
         } else {
             format!("{path}: {}", e.inner())
         }
-    })
+    })?;
+    settings.catalog.validate()?;
+    Ok(settings)
 }
 
 /// An environment value as YAML would read it, so numbers and booleans keep their types; but a
@@ -273,6 +279,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.database.url.unwrap().0.get_dbname(), Some("bosun"));
+    }
+
+    #[test]
+    fn the_catalog_is_read_and_checked() {
+        let f = file(
+            "catalog:\n  example:\n    production:\n      deploy:\n        command: [sh, -c, 'echo deploying $VERSION']\n        description: Deploy the app\n        timeout_seconds: 600\n        env: {RAILS_ENV: production}\n",
+        );
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        let deploy = s.catalog.task("example", "production", "deploy").unwrap();
+        assert_eq!(deploy.command, ["sh", "-c", "echo deploying $VERSION"]);
+        let f = file("catalog:\n  example:\n    production:\n      deploy:\n        command: []\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("catalog.example.production.deploy.command"),
+            "{err}"
+        );
+        let f = file("catalog:\n  example:\n    production:\n      deploy:\n        cmd: [x]\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cmd"), "{err}");
     }
 
     #[test]

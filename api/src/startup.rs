@@ -13,6 +13,7 @@ use axum::routing::{delete, put};
 use axum::serve::ListenerExt;
 use axum::Router;
 use bosun_commands::Commands;
+use bosun_domain::jobs::Catalog;
 use bosun_eventstore::{EventStore, PgEventStore};
 use bosun_projections::{Freshness, Projections, Running};
 use std::future::Future;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub commands: Commands,
     pub live: Hub,
+    pub catalog: Arc<Catalog>,
 }
 
 pub struct Application {
@@ -71,6 +73,7 @@ impl Application {
             freshness: projections.freshness(),
             metrics: Arc::new(Metrics::default()),
             commands,
+            catalog: Arc::new(settings.catalog.clone()),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -165,6 +168,7 @@ fn router(state: AppState) -> Router {
             get(routes::tokens::list).post(routes::tokens::create),
         )
         .route("/v1/tokens/{token_id}", delete(routes::tokens::revoke))
+        .route("/v1/catalog", get(routes::catalog::list))
         .route("/v1/events", get(routes::events::list))
         .route("/v1/events/live", get(routes::live::live))
         .route("/v1/streams/{stream_id}", get(routes::streams::get))

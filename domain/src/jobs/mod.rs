@@ -1,7 +1,9 @@
 //! Jobs: a task of the catalog run for an app and environment, from submission to its end.
 
+mod catalog;
 mod job;
 mod variables;
 
+pub use catalog::{Catalog, CatalogEntry, TaskSpec, TaskSummary};
 pub use job::{FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, Submission};
 pub use variables::{Variables, MAX_VALUE_BYTES};
