@@ -169,6 +169,20 @@ fn router(state: AppState) -> Router {
         )
         .route("/v1/tokens/{token_id}", delete(routes::tokens::revoke))
         .route("/v1/catalog", get(routes::catalog::list))
+        .route(
+            "/v1/jobs",
+            get(routes::jobs::list).post(routes::jobs::submit),
+        )
+        .route("/v1/jobs/{id}", get(routes::jobs::get))
+        .route("/v1/jobs/{id}/output", get(routes::jobs::output))
+        .route(
+            "/v1/jobs/{id}/cancel",
+            axum::routing::post(routes::jobs::cancel),
+        )
+        .route(
+            "/v1/jobs/{id}/kill",
+            axum::routing::post(routes::jobs::kill),
+        )
         .route("/v1/events", get(routes::events::list))
         .route("/v1/events/live", get(routes::live::live))
         .route("/v1/streams/{stream_id}", get(routes::streams::get))

@@ -14,6 +14,7 @@ mod actor;
 mod error;
 mod execute;
 pub mod identity;
+pub mod jobs;
 
 pub use actor::{Actor, Origin};
 pub use error::CommandError;

@@ -29,5 +29,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(read_models::streams::StreamIndex),
         Arc::new(read_models::identity::Identity),
         Arc::new(read_models::audit::Audit),
+        Arc::new(read_models::jobs::Jobs),
     ]
 }

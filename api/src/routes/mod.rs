@@ -5,6 +5,7 @@ pub mod auth;
 pub mod catalog;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod streams;

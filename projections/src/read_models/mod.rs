@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod identity;
+pub mod jobs;
 pub mod streams;

@@ -1,0 +1,242 @@
+//! `/v1/jobs`: submit, list, read, follow the output of, cancel and kill jobs.
+
+use crate::auth::{Caller, RequestOrigin};
+use crate::extract::{Json, Query};
+use crate::problem::Problem;
+use crate::routes::{limit, listed, offset, written};
+use crate::startup::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bosun_commands::jobs::SubmitJob;
+use bosun_domain::identity::Scope;
+use bosun_projections::read_models::jobs::{self as model, JobQuery, OutputSelection};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+pub const OUTPUT_OFFSET: HeaderName = HeaderName::from_static("bosun-output-offset");
+pub const OUTPUT_COMPLETE: HeaderName = HeaderName::from_static("bosun-output-complete");
+/// The most output one read returns; a client reads on from `Bosun-Output-Offset`.
+const OUTPUT_PAGE: i64 = 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    app: String,
+    env: String,
+    task: String,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    name: Option<String>,
+    timeout_seconds: Option<u64>,
+    #[serde(default)]
+    wait: bool,
+    #[serde(default)]
+    notification_emails: Vec<String>,
+}
+
+/// `POST /v1/jobs`.
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Json(body): Json<Submit>,
+) -> Result<Response, Problem> {
+    if body.wait {
+        return Err(Problem::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "wait: true needs the job runner, which is not built yet; submit without it and poll GET /v1/jobs/{id}",
+        ));
+    }
+    let (job, w) = state
+        .commands
+        .submit_job(
+            &caller.actor,
+            &origin,
+            &state.catalog,
+            SubmitJob {
+                app: body.app,
+                env: body.env,
+                task: body.task,
+                variables: body.variables,
+                name: body.name,
+                timeout_seconds: body.timeout_seconds,
+                notification_emails: body.notification_emails,
+            },
+        )
+        .await?;
+    Ok(written(&state, StatusCode::CREATED, Some(&job), w))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    app: Option<String>,
+    env: Option<String>,
+    orchestration_id: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+const STATUSES: [&str; 7] = [
+    "waiting",
+    "processing",
+    "success",
+    "error",
+    "warning",
+    "killed",
+    "cancelled",
+];
+
+/// `GET /v1/jobs`: newest first, with `X-Total-Count`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    caller.actor.require(Scope::Read)?;
+    if let Some(status) = &query.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(Problem::invalid_field(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let query = JobQuery {
+        status: query.status,
+        app: query.app,
+        env: query.env,
+        orchestration_id: query.orchestration_id,
+        limit: limit(query.limit)?,
+        offset: offset(query.offset)?,
+    };
+    let client = state.store.pool().get().await?;
+    let (jobs, total) = model::list(&**client, &query).await?;
+    Ok(listed(&jobs, total))
+}
+
+fn job_id(id: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(id).map_err(|_| Problem::not_found(format!("no job {id}")))
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<model::JobView>, Problem> {
+    caller.actor.require(Scope::Read)?;
+    let client = state.store.pool().get().await?;
+    model::get(&**client, job_id(&id)?)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| Problem::not_found(format!("no job {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    stream: Option<String>,
+    offset: Option<i64>,
+}
+
+/// `GET /v1/jobs/{id}/output?stream=stdout|stderr|combined&offset=<bytes>`: the output from that
+/// byte on, with `Bosun-Output-Offset` (where to read on) and `Bosun-Output-Complete`.
+pub async fn output(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<OutputQuery>,
+) -> Result<Response, Problem> {
+    caller.actor.require(Scope::Read)?;
+    let selection = match query.stream.as_deref().unwrap_or("combined") {
+        "stdout" => OutputSelection::Stdout,
+        "stderr" => OutputSelection::Stderr,
+        "combined" => OutputSelection::Combined,
+        _ => {
+            return Err(Problem::invalid_field(
+                "stream",
+                "must be stdout, stderr or combined",
+            ))
+        }
+    };
+    let from = query.offset.unwrap_or(0);
+    if from < 0 {
+        return Err(Problem::invalid_field("offset", "must be 0 or more"));
+    }
+    let client = state.store.pool().get().await?;
+    let job_id = job_id(&id)?;
+    // The job first: if it had finished then, the output read after it is all there is.
+    let job = model::get(&**client, job_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no job {id}")))?;
+    let (text, next) = model::output(&**client, job_id, selection, from, OUTPUT_PAGE).await?;
+    let finished = !matches!(job.status.as_str(), "waiting" | "processing");
+    let total = model::output(&**client, job_id, selection, next, 1)
+        .await?
+        .1
+        == next;
+    let complete = finished && total;
+    let mut response =
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+    let headers = response.headers_mut();
+    headers.insert(OUTPUT_OFFSET, HeaderValue::from(next.max(from)));
+    headers.insert(
+        OUTPUT_COMPLETE,
+        HeaderValue::from_static(if complete { "true" } else { "false" }),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    reason: Option<String>,
+}
+
+/// An optional JSON body: none, or `{"reason": …}`.
+fn reason(body: &Bytes) -> Result<Option<String>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Reason>(body)
+        .map(|r| r.reason)
+        .map_err(|e| Problem::bad_request(format!("the body is not valid: {e}"), vec![]))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job; 409 unless it is waiting.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let reason = reason(&body)?;
+    let (job, w) = state
+        .commands
+        .cancel_job(&caller.actor, &origin, job_id(&id)?, reason)
+        .await?;
+    Ok(written(&state, StatusCode::OK, Some(&job), w))
+}
+
+/// `POST /v1/jobs/{id}/kill`: 202 (the worker kills it); 409 unless it is processing.
+pub async fn kill(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let reason = reason(&body)?;
+    let (job, w) = state
+        .commands
+        .kill_job(&caller.actor, &origin, job_id(&id)?, reason)
+        .await?;
+    Ok(written(&state, StatusCode::ACCEPTED, Some(&job), w))
+}

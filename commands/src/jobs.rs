@@ -1,0 +1,126 @@
+//! Job commands from clients: submit, cancel, kill. Running them is the runner's.
+
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::identity::Scope;
+use bosun_domain::jobs::{Catalog, Job, JobCommand, Submission, Variables};
+use bosun_domain::{Aggregate, DomainError};
+use bosun_projections::read_models::jobs as model;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What a client asks to run.
+pub struct SubmitJob {
+    pub app: String,
+    pub env: String,
+    pub task: String,
+    pub variables: BTreeMap<String, String>,
+    pub name: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub notification_emails: Vec<String>,
+}
+
+impl Commands {
+    /// Submits a job for a catalog task: unknown app, environment or task and bad variables are
+    /// 400s. The job waits for a worker.
+    pub async fn submit_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        catalog: &Catalog,
+        request: SubmitJob,
+    ) -> Result<(model::JobView, Written), CommandError> {
+        actor.require(Scope::Write)?;
+        let spec = catalog.task(&request.app, &request.env, &request.task)?;
+        let variables = Variables::parse(request.variables)?;
+        if let Some(name) = &request.name {
+            if name.chars().count() > 256 {
+                return Err(DomainError::invalid("name", "must be at most 256 characters").into());
+            }
+        }
+        if request.timeout_seconds == Some(0) {
+            return Err(DomainError::invalid("timeout_seconds", "must be at least 1").into());
+        }
+        let job_id = Uuid::new_v4();
+        let submission = Submission {
+            job_id,
+            name: request.name,
+            app: request.app,
+            env: request.env,
+            task: request.task,
+            variables,
+            command: spec.command.clone(),
+            timeout_seconds: request.timeout_seconds.or(spec.timeout_seconds),
+            notification_emails: request.notification_emails,
+            orchestration_id: None,
+            initialized_by: "manual".into(),
+            created_by: actor.name().to_string(),
+        };
+        let (_, written) = self
+            .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
+                state.handle(JobCommand::Submit(Box::new(submission.clone())))
+            })
+            .await?;
+        Ok((self.job_view(job_id).await?, written))
+    }
+
+    /// Cancels a waiting job (409 otherwise): its creator or an admin may.
+    pub async fn cancel_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<(model::JobView, Written), CommandError> {
+        self.job_control(actor, job_id).await?;
+        let (_, written) = self
+            .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
+                state.handle(JobCommand::Cancel {
+                    reason: reason.clone(),
+                })
+            })
+            .await?;
+        Ok((self.job_view(job_id).await?, written))
+    }
+
+    /// Asks the worker running a job to kill it (409 unless the job is processing); the job ends
+    /// `killed` when the process is gone.
+    pub async fn kill_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<(model::JobView, Written), CommandError> {
+        self.job_control(actor, job_id).await?;
+        let (_, written) = self
+            .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
+                state.handle(JobCommand::Kill {
+                    reason: reason.clone(),
+                })
+            })
+            .await?;
+        Ok((self.job_view(job_id).await?, written))
+    }
+
+    /// Who may cancel or kill a job: whoever submitted it, or an admin.
+    async fn job_control(&self, actor: &Actor, job_id: Uuid) -> Result<(), CommandError> {
+        actor.require(Scope::Write)?;
+        let job = self.job_view(job_id).await?;
+        if actor.is(&job.created_by) || actor.is_admin() {
+            Ok(())
+        } else {
+            Err(CommandError::Forbidden(
+                "only the job's submitter or an admin may stop it".into(),
+            ))
+        }
+    }
+
+    pub async fn job_view(&self, job_id: Uuid) -> Result<model::JobView, CommandError> {
+        let client = self.store.pool().get().await?;
+        model::get(&**client, job_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")).into())
+    }
+}

@@ -1,0 +1,359 @@
+//! `jobs` and `job_output`: one row per job with its current state (what `GET /v1/jobs` shows and
+//! what workers claim from), and its output in the chunks it was appended in, each with its byte
+//! offset in its own stream and in the combined (interleaved) output.
+
+use crate::projection::{Projection, Tables, Writes};
+use bosun_domain::jobs::{JobEvent, OutputStream};
+use bosun_eventstore::{Filter, RecordedEvent};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+pub struct Jobs;
+
+impl Projection for Jobs {
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["jobs", "job_output"]
+    }
+
+    fn filter(&self) -> Filter {
+        Filter::category("job")
+    }
+
+    fn create(&self, tables: &Tables) -> String {
+        format!(
+            "CREATE TABLE {jobs} (
+                job_id           UUID PRIMARY KEY,
+                name             TEXT,
+                app              TEXT NOT NULL,
+                env              TEXT NOT NULL,
+                task             TEXT NOT NULL,
+                variables        JSONB NOT NULL,
+                status           TEXT NOT NULL,
+                created_at       TIMESTAMPTZ NOT NULL,
+                started_at       TIMESTAMPTZ,
+                finished_at      TIMESTAMPTZ,
+                exit_code        INTEGER,
+                pid              BIGINT,
+                command          JSONB NOT NULL,
+                worker           TEXT,
+                diagnostics      TEXT,
+                orchestration_id TEXT,
+                initialized_by   TEXT NOT NULL,
+                created_by       TEXT NOT NULL,
+                timeout_seconds  BIGINT,
+                kill_requested   BOOLEAN NOT NULL DEFAULT false,
+                stdout_bytes     BIGINT NOT NULL DEFAULT 0,
+                stderr_bytes     BIGINT NOT NULL DEFAULT 0,
+                version          BIGINT NOT NULL);
+             CREATE TABLE {output} (
+                job_id          UUID NOT NULL,
+                stream          TEXT NOT NULL,
+                stream_offset   BIGINT NOT NULL,
+                combined_offset BIGINT NOT NULL,
+                text            TEXT NOT NULL,
+                PRIMARY KEY (job_id, combined_offset));",
+            jobs = tables.name("jobs"),
+            output = tables.name("job_output"),
+        )
+    }
+
+    fn indexes(&self, tables: &Tables) -> String {
+        let jobs = tables.name("jobs");
+        format!(
+            "CREATE INDEX ON {jobs} (created_at DESC);
+             CREATE INDEX ON {jobs} (status, created_at);
+             CREATE INDEX ON {jobs} (app, env, created_at DESC);
+             CREATE INDEX ON {jobs} (orchestration_id, created_at DESC);"
+        )
+    }
+
+    fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
+        let event_data: JobEvent = match bosun_domain::decode(&event.event_type, &event.data) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(position = event.position, error = %e, "jobs projection cannot read this event; skipped");
+                return;
+            }
+        };
+        let jobs = tables.name("jobs");
+        let output = tables.name("job_output");
+        let at = event.recorded_at;
+        let version = event.version as i64;
+        match event_data {
+            JobEvent::JobSubmitted(s) => writes.push(
+                format!(
+                    "INSERT INTO {jobs} (job_id, name, app, env, task, variables, status, created_at, command,
+                        orchestration_id, initialized_by, created_by, timeout_seconds, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8, $9, $10, $11, $12, $13)"
+                ),
+                vec![
+                    Box::new(s.job_id),
+                    Box::new(s.name),
+                    Box::new(s.app),
+                    Box::new(s.env),
+                    Box::new(s.task),
+                    Box::new(serde_json::to_value(&s.variables).unwrap_or(Value::Null)),
+                    Box::new(at),
+                    Box::new(serde_json::to_value(&s.command).unwrap_or(Value::Null)),
+                    Box::new(s.orchestration_id),
+                    Box::new(s.initialized_by),
+                    Box::new(s.created_by),
+                    Box::new(s.timeout_seconds.map(|t| t as i64)),
+                    Box::new(version),
+                ],
+            ),
+            JobEvent::JobStarted {
+                job_id,
+                worker,
+                pid,
+                command,
+            } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET status = 'processing', started_at = $2, worker = $3, pid = $4,
+                        command = $5, version = $6 WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(at),
+                    Box::new(worker),
+                    Box::new(pid as i64),
+                    Box::new(serde_json::to_value(&command).unwrap_or(Value::Null)),
+                    Box::new(version),
+                ],
+            ),
+            JobEvent::JobOutputAppended {
+                job_id,
+                stream,
+                offset,
+                text,
+            } => {
+                let (stream_name, column) = match stream {
+                    OutputStream::Stdout => ("stdout", "stdout_bytes"),
+                    OutputStream::Stderr => ("stderr", "stderr_bytes"),
+                };
+                let bytes = text.len() as i64;
+                writes.push(
+                    format!(
+                        "INSERT INTO {output} (job_id, stream, stream_offset, combined_offset, text)
+                         SELECT $1, $2::text, $3::bigint, j.stdout_bytes + j.stderr_bytes, $4::text
+                         FROM {jobs} j WHERE j.job_id = $1"
+                    ),
+                    vec![
+                        Box::new(job_id),
+                        Box::new(stream_name),
+                        Box::new(offset as i64),
+                        Box::new(text),
+                    ],
+                );
+                writes.push(
+                    format!(
+                        "UPDATE {jobs} SET {column} = {column} + $2, version = $3 WHERE job_id = $1"
+                    ),
+                    vec![Box::new(job_id), Box::new(bytes), Box::new(version)],
+                );
+            }
+            JobEvent::JobCancelled { job_id, reason } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET status = 'cancelled', finished_at = $2, diagnostics = $3, version = $4
+                     WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(at),
+                    Box::new(reason.map(|r| format!("cancelled: {r}"))),
+                    Box::new(version),
+                ],
+            ),
+            JobEvent::JobKillRequested { job_id, .. } => writes.push(
+                format!("UPDATE {jobs} SET kill_requested = true, version = $2 WHERE job_id = $1"),
+                vec![Box::new(job_id), Box::new(version)],
+            ),
+            JobEvent::JobFinished {
+                job_id,
+                status,
+                exit_code,
+                diagnostics,
+            } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET status = $2, finished_at = $3, exit_code = $4, diagnostics = $5, version = $6
+                     WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(bosun_domain::jobs::JobStatus::from(status).as_str()),
+                    Box::new(at),
+                    Box::new(exit_code),
+                    Box::new(diagnostics),
+                    Box::new(version),
+                ],
+            ),
+        }
+    }
+}
+
+/// A job as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub app: String,
+    pub env: String,
+    pub task: String,
+    pub variables: Value,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub pid: Option<i64>,
+    pub command: Value,
+    pub worker: Option<String>,
+    pub diagnostics: Option<String>,
+    pub orchestration_id: Option<String>,
+    pub initialized_by: String,
+    pub created_by: String,
+    pub timeout_seconds: Option<i64>,
+    pub kill_requested: bool,
+    pub version: i64,
+}
+
+const COLUMNS: &str =
+    "job_id, name, app, env, task, variables, status, created_at, started_at, finished_at,
+    exit_code, pid, command, worker, diagnostics, orchestration_id, initialized_by, created_by,
+    timeout_seconds, kill_requested, version";
+
+fn view(r: &tokio_postgres::Row) -> JobView {
+    JobView {
+        id: r.get(0),
+        name: r.get(1),
+        app: r.get(2),
+        env: r.get(3),
+        task: r.get(4),
+        variables: r.get(5),
+        status: r.get(6),
+        created_at: r.get(7),
+        started_at: r.get(8),
+        finished_at: r.get(9),
+        exit_code: r.get(10),
+        pid: r.get(11),
+        command: r.get(12),
+        worker: r.get(13),
+        diagnostics: r.get(14),
+        orchestration_id: r.get(15),
+        initialized_by: r.get(16),
+        created_by: r.get(17),
+        timeout_seconds: r.get(18),
+        kill_requested: r.get(19),
+        version: r.get(20),
+    }
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    job_id: Uuid,
+) -> Result<Option<JobView>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE job_id = $1");
+    Ok(client.query_opt(&sql, &[&job_id]).await?.map(|r| view(&r)))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobQuery {
+    pub status: Option<String>,
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub orchestration_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Jobs matching `query`, newest first, and how many match in all.
+pub async fn list(
+    client: &impl GenericClient,
+    query: &JobQuery,
+) -> Result<(Vec<JobView>, i64), tokio_postgres::Error> {
+    let filter = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR app = $2)
+        AND ($3::text IS NULL OR env = $3) AND ($4::text IS NULL OR orchestration_id = $4)";
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+        &query.status,
+        &query.app,
+        &query.env,
+        &query.orchestration_id,
+    ];
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM jobs WHERE {filter} ORDER BY created_at DESC, job_id LIMIT $5 OFFSET $6"
+            ),
+            &[params[0], params[1], params[2], params[3], &query.limit, &query.offset],
+        )
+        .await?;
+    let total: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM jobs WHERE {filter}"),
+            &params,
+        )
+        .await?
+        .get(0);
+    Ok((rows.iter().map(view).collect(), total))
+}
+
+/// Which output a client reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputSelection {
+    Stdout,
+    Stderr,
+    Combined,
+}
+
+/// The output of a job from byte `offset` on in the selected stream, at most `max` bytes (whole
+/// chunks, so a chunk is never split), and the offset after it.
+pub async fn output(
+    client: &impl GenericClient,
+    job_id: Uuid,
+    selection: OutputSelection,
+    offset: i64,
+    max: i64,
+) -> Result<(String, i64), tokio_postgres::Error> {
+    let (column, stream) = match selection {
+        OutputSelection::Stdout => ("stream_offset", Some("stdout")),
+        OutputSelection::Stderr => ("stream_offset", Some("stderr")),
+        OutputSelection::Combined => ("combined_offset", None),
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {column}, text FROM job_output
+                 WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2)
+                   AND {column} + octet_length(text) > $3
+                 ORDER BY {column}"
+            ),
+            &[&job_id, &stream, &offset],
+        )
+        .await?;
+    let mut text = Vec::new();
+    let mut next = offset;
+    for row in rows {
+        let start: i64 = row.get(0);
+        let chunk: String = row.get(1);
+        let bytes = chunk.as_bytes();
+        let skip = (offset - start).clamp(0, bytes.len() as i64) as usize;
+        if !text.is_empty() && (text.len() + bytes.len() - skip) as i64 > max {
+            break;
+        }
+        text.extend_from_slice(&bytes[skip..]);
+        next = start + bytes.len() as i64;
+    }
+    // An offset inside a character gives a partial one at the start; it is shown replaced.
+    Ok((String::from_utf8_lossy(&text).into_owned(), next))
+}
