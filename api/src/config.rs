@@ -4,6 +4,7 @@
 //! error that names it.
 
 use bosun_domain::jobs::Catalog;
+use bosun_runner::RunnerSettings;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub struct Settings {
     /// The tasks jobs may run: app → environment → task.
     #[serde(default)]
     pub catalog: Catalog,
+    #[serde(default)]
+    pub runner: RunnerSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]

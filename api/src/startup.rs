@@ -16,6 +16,7 @@ use bosun_commands::Commands;
 use bosun_domain::jobs::Catalog;
 use bosun_eventstore::{EventStore, PgEventStore};
 use bosun_projections::{Freshness, Projections, Running};
+use bosun_runner::Workers;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct Application {
     router: Router,
     database: Database,
     projections: Running,
+    workers: Workers,
 }
 
 impl Application {
@@ -55,6 +57,14 @@ impl Application {
         let projections = projections.start(store.clone(), &database.config).await?;
         let commands = Commands::new(store.clone(), projections.freshness());
         let head = store.head().await?;
+        let catalog = Arc::new(settings.catalog.clone());
+        let workers = bosun_runner::start(
+            commands.clone(),
+            catalog.clone(),
+            settings.runner.clone(),
+            &database.config,
+        )
+        .await?;
         crate::bootstrap::when_caught_up(
             commands.clone(),
             projections.freshness(),
@@ -73,7 +83,7 @@ impl Application {
             freshness: projections.freshness(),
             metrics: Arc::new(Metrics::default()),
             commands,
-            catalog: Arc::new(settings.catalog.clone()),
+            catalog,
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -83,6 +93,7 @@ impl Application {
             router: router(state),
             database,
             projections,
+            workers,
         })
     }
 
@@ -113,6 +124,9 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; shutting down");
+        // Jobs running here are killed with their workers; their leases run out and the reaper
+        // of whichever node runs next finishes them as errors.
+        drop(self.workers);
         drop(self.projections);
         self.database.close().await;
         served.map_err(Into::into)

@@ -80,6 +80,20 @@ impl Commands {
         origin: &Origin,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<(A, Written), CommandError> {
+        let (state, written) = self.execute_unsettled(id, actor, origin, decide).await?;
+        self.settle(written).await;
+        Ok((state, written))
+    }
+
+    /// `execute` without waiting for the read models: for writers nobody reads after, such as a
+    /// worker appending output, which must not wait on projections between chunks.
+    pub async fn execute_unsettled<A: Aggregate>(
+        &self,
+        id: &str,
+        actor: &Actor,
+        origin: &Origin,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    ) -> Result<(A, Written), CommandError> {
         let stream = stream_id::<A>(id)?;
         let metadata = metadata(actor, origin);
         for _ in 0..ATTEMPTS {
@@ -101,7 +115,6 @@ impl Commands {
                     let written = Written {
                         position: Some(result.last_position),
                     };
-                    self.settle(written).await;
                     return Ok((state, written));
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => continue,

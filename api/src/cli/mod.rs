@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod replay;
 mod serve;
+mod worker;
 
 use crate::config::Settings;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
         #[arg(long)]
         projection: Option<String>,
     },
+    /// Run jobs without the HTTP server, against the same database.
+    Worker(ConfigArg),
     /// Manage users and tokens from the command line.
     Admin {
         #[command(flatten)]
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve(ConfigArg::default()));
     let config_file = match &command {
         Command::Serve(c)
+        | Command::Worker(c)
         | Command::Replay { config: c, .. }
         | Command::Admin { config: c, .. } => c.config.clone(),
         Command::Bench { which } => which.config().config.clone(),
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Serve(_) => serve::run(settings).await,
+            Command::Worker(_) => worker::run(settings).await,
             Command::Replay { projection, .. } => replay::run(settings, projection).await,
             Command::Admin { command, .. } => admin::run(settings, command).await,
             Command::Bench { which } => bench::run(which, config_file.is_some(), settings).await,

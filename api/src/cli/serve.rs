@@ -15,7 +15,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bosun_commands::jobs::SubmitJob;
+use bosun_commands::Written;
 use bosun_domain::identity::Scope;
 use bosun_projections::read_models::jobs::{self as model, JobQuery, OutputSelection};
 use serde::Deserialize;
@@ -44,13 +45,7 @@ pub async fn submit(
     RequestOrigin(origin): RequestOrigin,
     Json(body): Json<Submit>,
 ) -> Result<Response, Problem> {
-    if body.wait {
-        return Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "wait: true needs the job runner, which is not built yet; submit without it and poll GET /v1/jobs/{id}",
-        ));
-    }
+    let wait = body.wait;
     let (job, w) = state
         .commands
         .submit_job(
@@ -68,7 +63,52 @@ pub async fn submit(
             },
         )
         .await?;
-    Ok(written(&state, StatusCode::CREATED, Some(&job), w))
+    if !wait {
+        return Ok(written(&state, StatusCode::CREATED, Some(&job), w));
+    }
+    // Until it ends. A client that gives up drops this wait, not the job.
+    let job_id = job.id;
+    let finished = loop {
+        let seen = state.freshness.position();
+        let job = {
+            let client = state.store.pool().get().await?;
+            model::get(&**client, job_id).await?
+        };
+        match job {
+            Some(job) if !matches!(job.status.as_str(), "waiting" | "processing") => break job,
+            _ => {
+                let _ = state
+                    .freshness
+                    .wait_for(seen + 1, std::time::Duration::from_secs(1))
+                    .await;
+            }
+        }
+    };
+    let client = state.store.pool().get().await?;
+    let (stdout, _) =
+        model::output(&**client, job_id, OutputSelection::Stdout, 0, i64::MAX).await?;
+    let (output, _) =
+        model::output(&**client, job_id, OutputSelection::Combined, 0, i64::MAX).await?;
+    let answer = WaitedJob {
+        job: finished,
+        stdout,
+        output,
+    };
+    let position = Written {
+        position: Some(state.freshness.position()),
+    };
+    Ok(written(&state, StatusCode::OK, Some(&answer), position))
+}
+
+/// The answer to `wait: true`: the finished job with its output, as pulsar gave it.
+#[derive(serde::Serialize)]
+struct WaitedJob {
+    #[serde(flatten)]
+    job: model::JobView,
+    /// Its standard output.
+    stdout: String,
+    /// Standard output and error, interleaved as they came.
+    output: String,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,42 @@
+//! `bosun worker [-c FILE]`: runs jobs without the HTTP server, against the same database, so
+//! work spreads over several processes or machines. It projects too (one process leads each
+//! projection; the others stand by), since workers claim jobs from the jobs read model.
+
+use crate::config::Settings;
+use crate::database::Database;
+use bosun_commands::Commands;
+use bosun_eventstore::PgEventStore;
+use bosun_projections::Projections;
+use std::sync::Arc;
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.runner.workers == 0 {
+        return Err(
+            super::UsageError("runner.workers is 0: this worker would run no jobs".into()).into(),
+        );
+    }
+    let database = Database::open(&settings).await?;
+    let result = async {
+        let store = PgEventStore::open(&database.config).await?;
+        let projections = Projections::new(bosun_projections::all());
+        projections.prepare(&database.config).await?;
+        let running = projections.start(store.clone(), &database.config).await?;
+        let commands = Commands::new(store, running.freshness());
+        let workers = bosun_runner::start(
+            commands,
+            Arc::new(settings.catalog.clone()),
+            settings.runner.clone(),
+            &database.config,
+        )
+        .await?;
+        tracing::info!(workers = settings.runner.workers, "worker running");
+        println!("bosun worker running {} workers", settings.runner.workers);
+        super::serve::shutdown_signal().await;
+        drop(workers);
+        drop(running);
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
+}

@@ -1,0 +1,145 @@
+//! Leases: a row per running job naming its worker and until when it holds the job. The row's
+//! primary key makes a claim exclusive; its expiry is how a lost worker is noticed.
+
+use bosun_eventstore::migrate::{migrate, Migration, MigrationError};
+use deadpool_postgres::Pool;
+use std::time::Duration;
+use uuid::Uuid;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "job leases",
+    sql: "CREATE TABLE job_leases (
+              job_id     UUID PRIMARY KEY,
+              worker     TEXT NOT NULL,
+              expires_at TIMESTAMPTZ NOT NULL);
+          CREATE INDEX ON job_leases (expires_at);",
+}];
+
+pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), MigrationError> {
+    migrate(client, "runner", MIGRATIONS).await.map(|_| ())
+}
+
+/// Claims the oldest waiting job nobody holds: locks its row (skipping rows others are claiming)
+/// and inserts the lease, in one transaction.
+pub async fn claim(
+    pool: &Pool,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    let Ok(mut client) = pool.get().await else {
+        return Ok(None);
+    };
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT j.job_id FROM jobs j
+             WHERE j.status = 'waiting'
+               AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.job_id)
+             ORDER BY j.created_at LIMIT 1
+             FOR UPDATE OF j SKIP LOCKED",
+            &[],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let job_id: Uuid = row.get(0);
+    let inserted = tx
+        .execute(
+            "INSERT INTO job_leases (job_id, worker, expires_at)
+             VALUES ($1, $2, now() + make_interval(secs => $3))
+             ON CONFLICT DO NOTHING",
+            &[&job_id, &worker, &(lease.as_secs_f64())],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((inserted == 1).then_some(job_id))
+}
+
+/// Extends the lease; `false` if it is no longer this worker's (the reaper took the job).
+pub async fn renew(
+    pool: &Pool,
+    job_id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, tokio_postgres::Error> {
+    let Ok(client) = pool.get().await else {
+        return Ok(true);
+    };
+    let updated = client
+        .execute(
+            "UPDATE job_leases SET expires_at = now() + make_interval(secs => $3)
+             WHERE job_id = $1 AND worker = $2",
+            &[&job_id, &worker, &(lease.as_secs_f64())],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+pub async fn release(pool: &Pool, job_id: Uuid, worker: &str) {
+    if let Ok(client) = pool.get().await {
+        if let Err(e) = client
+            .execute(
+                "DELETE FROM job_leases WHERE job_id = $1 AND worker = $2",
+                &[&job_id, &worker],
+            )
+            .await
+        {
+            tracing::warn!(%job_id, error = %e, "releasing a job lease failed; it will expire");
+        }
+    }
+}
+
+/// A lease that ran out: its worker stopped renewing it.
+pub struct Expired {
+    pub job_id: Uuid,
+    pub worker: String,
+    pub expired_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Takes (deletes) leases that ran out, a few at a time, skipping any another reaper holds.
+pub async fn take_expired(pool: &Pool) -> Result<Vec<Expired>, tokio_postgres::Error> {
+    let Ok(client) = pool.get().await else {
+        return Ok(vec![]);
+    };
+    let rows = client
+        .query(
+            "DELETE FROM job_leases WHERE job_id IN (
+                SELECT job_id FROM job_leases WHERE expires_at < now()
+                ORDER BY expires_at LIMIT 20 FOR UPDATE SKIP LOCKED)
+             RETURNING job_id, worker, expires_at",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Expired {
+            job_id: r.get(0),
+            worker: r.get(1),
+            expired_at: r.get(2),
+        })
+        .collect())
+}
+
+/// Jobs processing with no lease at all for longer than a lease (a reaper that died between
+/// taking a lease and finishing its job): they are lost too.
+pub async fn orphans(
+    pool: &Pool,
+    lease: Duration,
+) -> Result<Vec<(Uuid, Option<String>)>, tokio_postgres::Error> {
+    let Ok(client) = pool.get().await else {
+        return Ok(vec![]);
+    };
+    let rows = client
+        .query(
+            "SELECT j.job_id, j.worker FROM jobs j
+             WHERE j.status = 'processing'
+               AND j.started_at < now() - make_interval(secs => $1)
+               AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.job_id)
+             LIMIT 20",
+            &[&(lease.as_secs_f64() * 2.0)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

@@ -1,0 +1,510 @@
+//! Workers: each claims a waiting job, runs it to its end, and claims the next. A reaper on every
+//! node finishes the jobs of workers that stopped renewing their leases.
+
+use crate::lease;
+use crate::process::{self, signal_group};
+use crate::settings::RunnerSettings;
+use bosun_commands::{Actor, CommandError, Commands, Origin};
+use bosun_domain::jobs::{Catalog, FinalStatus, Job, JobCommand, JobStatus, OutputStream};
+use bosun_domain::{Aggregate, DomainError};
+use deadpool_postgres::Pool;
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Output is appended at least this often while a job runs…
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// …or as soon as this much has gathered.
+const FLUSH_BYTES: usize = 64 * 1024;
+/// How long an idle worker waits for the read models to move before looking again anyway.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const REAP_EVERY: Duration = Duration::from_secs(2);
+/// After the process exits, how long its output pipes may stay open (held by something it left
+/// behind) before the job is finished without the rest.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Running workers and the reaper; dropping it stops them (a job's process is killed with its
+/// worker, and its lease runs out for the reaper).
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Context {
+    commands: Commands,
+    pool: Pool,
+    catalog: Arc<Catalog>,
+    settings: RunnerSettings,
+}
+
+/// Prepares the lease table and starts `settings.workers` workers and one reaper.
+pub async fn start(
+    commands: Commands,
+    catalog: Arc<Catalog>,
+    settings: RunnerSettings,
+    config: &tokio_postgres::Config,
+) -> Result<Workers, bosun_eventstore::migrate::MigrationError> {
+    let (mut client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(bosun_eventstore::migrate::MigrationError::from)?;
+    let driver = tokio::spawn(connection);
+    lease::prepare(&mut client).await?;
+    drop(client);
+    let _ = driver.await;
+    let pool = commands.store.pool().clone();
+    let node = format!(
+        "{}:{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    let context = Arc::new(Context {
+        commands,
+        pool,
+        catalog,
+        settings: settings.clone(),
+    });
+    let mut tasks = vec![tokio::spawn(reap(context.clone()))];
+    for slot in 0..settings.workers {
+        let worker = format!("{node}/{slot}");
+        tasks.push(tokio::spawn(work(context.clone(), worker)));
+    }
+    Ok(Workers { tasks })
+}
+
+fn lease_length(settings: &RunnerSettings) -> Duration {
+    Duration::from_secs(settings.lease_seconds.max(1))
+}
+
+async fn work(context: Arc<Context>, worker: String) {
+    let lease = lease_length(&context.settings);
+    loop {
+        let seen = context.commands.freshness.position();
+        match lease::claim(&context.pool, &worker, lease).await {
+            Ok(Some(job_id)) => {
+                if let Err(e) = run(&context, &worker, job_id).await {
+                    tracing::error!(%job_id, worker, error = %e, "running a job failed");
+                }
+                lease::release(&context.pool, job_id, &worker).await;
+            }
+            Ok(None) => {
+                // Woken when the read models move (a job submitted or finished), or by the poll.
+                let _ = context
+                    .commands
+                    .freshness
+                    .wait_for(seen + 1, IDLE_POLL)
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(worker, error = %e, "claiming a job failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn origin(worker: &str) -> Origin {
+    Origin {
+        request_id: Some(Uuid::new_v4().to_string()),
+        user_agent: Some(format!("bosun worker {}", env!("CARGO_PKG_VERSION"))),
+        source: Some(worker.to_string()),
+        ..Origin::default()
+    }
+}
+
+const ACTOR: Actor = Actor::System("worker");
+
+async fn append(
+    context: &Context,
+    job_id: Uuid,
+    origin: &Origin,
+    command: JobCommand,
+) -> Result<(), CommandError> {
+    context
+        .commands
+        .execute_unsettled::<Job>(&job_id.to_string(), &ACTOR, origin, |state| {
+            state.handle(command.clone())
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), CommandError> {
+    let origin = origin(worker);
+    let (state, _) = context.commands.load::<Job>(&job_id.to_string()).await?;
+    if state.status != Some(JobStatus::Waiting) {
+        return Ok(());
+    }
+    let job = context.commands.job_view(job_id).await?;
+    let variables: BTreeMap<String, String> =
+        serde_json::from_value(job.variables.clone()).unwrap_or_default();
+    let spec = match context.catalog.task(&job.app, &job.env, &job.task) {
+        Ok(spec) => spec.clone(),
+        Err(e) => {
+            return fail_to_start(
+                context,
+                job_id,
+                worker,
+                &origin,
+                format!("{e} (the catalog changed since it was submitted)"),
+            )
+            .await
+        }
+    };
+    let mut running = match process::spawn(&spec, &variables) {
+        Ok(running) => running,
+        Err(e) => {
+            let message = format!(
+                "cannot start {:?}: {e}",
+                spec.command.first().map(String::as_str).unwrap_or("")
+            );
+            return fail_to_start(context, job_id, worker, &origin, message).await;
+        }
+    };
+    let started = append(
+        context,
+        job_id,
+        &origin,
+        JobCommand::Start {
+            worker: worker.to_string(),
+            pid: running.pid,
+            command: spec.command.clone(),
+        },
+    )
+    .await;
+    if let Err(e) = started {
+        // Cancelled (or taken) between the claim and now: it must not run.
+        signal_group(running.pid, Signal::SIGKILL);
+        let _ = running.child.wait().await;
+        return match e {
+            CommandError::Domain(DomainError::Conflict { .. }) => Ok(()),
+            other => Err(other),
+        };
+    }
+    tracing::info!(%job_id, worker, pid = running.pid, "job started");
+
+    let timeout = job
+        .timeout_seconds
+        .map(|s| Duration::from_secs(s.max(1) as u64));
+    let lease = lease_length(&context.settings);
+    let grace = Duration::from_secs(context.settings.kill_grace_seconds);
+    let began = Instant::now();
+    let mut output = Output::new(context.settings.output_limit_bytes);
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut last_renewal = Instant::now();
+    let mut stopping: Option<(Stop, Instant)> = None;
+    let mut output_open = true;
+    let exit = loop {
+        tokio::select! {
+            chunk = running.output.recv(), if output_open => match chunk {
+                Some((stream, bytes)) => {
+                    output.push(stream, &bytes);
+                    if output.pending() >= FLUSH_BYTES {
+                        output.flush(context, job_id, &origin, false).await?;
+                    }
+                }
+                None => output_open = false,
+            },
+            status = running.child.wait() => break status,
+            _ = tick.tick() => {
+                output.flush(context, job_id, &origin, false).await?;
+                if last_renewal.elapsed() >= lease / 3 {
+                    last_renewal = Instant::now();
+                    match lease::renew(&context.pool, job_id, worker, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // The reaper finished it: this worker no longer owns it.
+                            tracing::warn!(%job_id, "lost the job's lease; stopping its process");
+                            signal_group(running.pid, Signal::SIGKILL);
+                            let _ = running.child.wait().await;
+                            return Ok(());
+                        }
+                        Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed"),
+                    }
+                }
+                match stopping {
+                    None => {
+                        let stop = if kill_requested(context, job_id).await {
+                            Some(Stop::Killed)
+                        } else if timeout.is_some_and(|t| began.elapsed() >= t) {
+                            Some(Stop::TimedOut)
+                        } else {
+                            None
+                        };
+                        if let Some(stop) = stop {
+                            tracing::info!(%job_id, ?stop, "stopping the job: SIGTERM to its process group");
+                            signal_group(running.pid, Signal::SIGTERM);
+                            stopping = Some((stop, Instant::now()));
+                        }
+                    }
+                    Some((_, since)) if since.elapsed() >= grace => {
+                        signal_group(running.pid, Signal::SIGKILL);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    };
+    // Whatever is still in the pipes, unless something the job left behind holds them open.
+    let drain = tokio::time::sleep(DRAIN_WAIT);
+    tokio::pin!(drain);
+    while output_open {
+        tokio::select! {
+            chunk = running.output.recv() => match chunk {
+                Some((stream, bytes)) => output.push(stream, &bytes),
+                None => output_open = false,
+            },
+            _ = &mut drain => break,
+        }
+    }
+    // Anything of its group still alive goes with it.
+    signal_group(running.pid, Signal::SIGKILL);
+    output.flush(context, job_id, &origin, true).await?;
+
+    let exit = exit.map_err(|e| CommandError::Internal(format!("waiting for the process: {e}")))?;
+    let described = match (exit.code(), exit.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_string(),
+    };
+    let (status, diagnostics) = match stopping {
+        Some((Stop::Killed, _)) => (
+            FinalStatus::Killed,
+            Some(format!("killed on request; {described}")),
+        ),
+        Some((Stop::TimedOut, _)) => (
+            FinalStatus::Error,
+            Some(format!(
+                "timed out after {} s and was killed; {described}",
+                timeout.map_or(0, |t| t.as_secs())
+            )),
+        ),
+        None if exit.success() => (FinalStatus::Success, None),
+        None => (FinalStatus::Error, Some(described)),
+    };
+    append(
+        context,
+        job_id,
+        &origin,
+        JobCommand::Finish {
+            status,
+            exit_code: exit.code(),
+            diagnostics,
+        },
+    )
+    .await?;
+    tracing::info!(%job_id, ?status, "job finished");
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Killed,
+    TimedOut,
+}
+
+/// A job that cannot start still starts and ends, as an error saying why: the log shows it was
+/// picked up and what went wrong.
+async fn fail_to_start(
+    context: &Context,
+    job_id: Uuid,
+    worker: &str,
+    origin: &Origin,
+    diagnostics: String,
+) -> Result<(), CommandError> {
+    tracing::warn!(%job_id, diagnostics, "job cannot start");
+    append(
+        context,
+        job_id,
+        origin,
+        JobCommand::Start {
+            worker: worker.to_string(),
+            pid: 0,
+            command: vec![],
+        },
+    )
+    .await?;
+    append(
+        context,
+        job_id,
+        origin,
+        JobCommand::Finish {
+            status: FinalStatus::Error,
+            exit_code: None,
+            diagnostics: Some(diagnostics),
+        },
+    )
+    .await
+}
+
+async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
+    let Ok(client) = context.pool.get().await else {
+        return false;
+    };
+    client
+        .query_opt(
+            "SELECT kill_requested FROM jobs WHERE job_id = $1",
+            &[&job_id],
+        )
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.get::<_, bool>(0))
+}
+
+/// Output waiting to be appended, per stream, and the cap on all of it.
+struct Output {
+    pending: [(OutputStream, Vec<u8>); 2],
+    kept: u64,
+    limit: u64,
+    cut: bool,
+}
+
+impl Output {
+    fn new(limit: u64) -> Self {
+        Output {
+            pending: [
+                (OutputStream::Stdout, Vec::new()),
+                (OutputStream::Stderr, Vec::new()),
+            ],
+            kept: 0,
+            limit,
+            cut: false,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.iter().map(|(_, b)| b.len()).sum()
+    }
+
+    fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
+        if self.cut {
+            return;
+        }
+        let room = self.limit.saturating_sub(self.kept + self.pending() as u64) as usize;
+        let slot = &mut self.pending[usize::from(stream == OutputStream::Stderr)].1;
+        if bytes.len() > room {
+            slot.extend_from_slice(&bytes[..room]);
+            slot.extend_from_slice(
+                format!(
+                    "\n[bosun: output cut here: more than {} bytes]\n",
+                    self.limit
+                )
+                .as_bytes(),
+            );
+            self.cut = true;
+        } else {
+            slot.extend_from_slice(bytes);
+        }
+    }
+
+    /// Appends what is pending, each stream as one event. A character split across reads waits
+    /// for its end, unless this is the last flush.
+    async fn flush(
+        &mut self,
+        context: &Context,
+        job_id: Uuid,
+        origin: &Origin,
+        last: bool,
+    ) -> Result<(), CommandError> {
+        for index in 0..2 {
+            let (stream, bytes) = &mut self.pending[index];
+            if bytes.is_empty() {
+                continue;
+            }
+            let complete = if last {
+                bytes.len()
+            } else {
+                match std::str::from_utf8(bytes) {
+                    Ok(_) => bytes.len(),
+                    // An incomplete character at the end waits; invalid bytes go as they are.
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    Err(_) => bytes.len(),
+                }
+            };
+            if complete == 0 {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes[..complete]).into_owned();
+            let stream = *stream;
+            bytes.drain(..complete);
+            self.kept += complete as u64;
+            append(
+                context,
+                job_id,
+                origin,
+                JobCommand::AppendOutput { stream, text },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Finishes the jobs of workers that stopped renewing their leases.
+async fn reap(context: Arc<Context>) {
+    let lease = lease_length(&context.settings);
+    let origin = origin("reaper");
+    loop {
+        tokio::time::sleep(REAP_EVERY).await;
+        let mut lost: Vec<(Uuid, String)> = Vec::new();
+        match lease::take_expired(&context.pool).await {
+            Ok(expired) => lost.extend(expired.into_iter().map(|e| {
+                (
+                    e.job_id,
+                    format!(
+                        "worker {} was lost: it stopped renewing its lease, which expired at {}",
+                        e.worker,
+                        e.expired_at.to_rfc3339()
+                    ),
+                )
+            })),
+            Err(e) => tracing::warn!(error = %e, "reading expired leases failed"),
+        }
+        match lease::orphans(&context.pool, lease).await {
+            Ok(orphans) => lost.extend(orphans.into_iter().map(|(job_id, worker)| {
+                (
+                    job_id,
+                    format!(
+                        "worker {} was lost: the job has had no lease for longer than {} s",
+                        worker.unwrap_or_default(),
+                        lease.as_secs() * 2
+                    ),
+                )
+            })),
+            Err(e) => tracing::warn!(error = %e, "reading unleased jobs failed"),
+        }
+        for (job_id, diagnostics) in lost {
+            let finished = append(
+                &context,
+                job_id,
+                &origin,
+                JobCommand::Finish {
+                    status: FinalStatus::Error,
+                    exit_code: None,
+                    diagnostics: Some(diagnostics.clone()),
+                },
+            )
+            .await;
+            match finished {
+                Ok(()) => tracing::warn!(%job_id, diagnostics, "finished a lost job as an error"),
+                // Still waiting (its worker died before starting it) or already finished.
+                Err(CommandError::Domain(_)) => {}
+                Err(e) => tracing::warn!(%job_id, error = %e, "finishing a lost job failed"),
+            }
+        }
+    }
+}
