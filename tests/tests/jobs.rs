@@ -1,54 +1,481 @@
-//! Jobs over HTTP against the real binary. So far: the task catalog from configuration.
+//! Jobs over HTTP and WebSocket against the real binary, with real processes: the catalog, a
+//! deploy with variables watched live, kill and cancel and their refusals, several worker
+//! processes sharing the queue, and a server killed mid-job.
 
-use bosun_tests::{config_file, work_dir, Server};
-use serde_json::json;
+use bosun_tests::{bosun_binary, config_file, work_dir, Server};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_catalog_lists_the_configured_tasks() {
-    let dir = work_dir();
-    let config = config_file(
-        dir.path(),
-        r#"
+const CATALOG: &str = r#"
 catalog:
   example:
     production:
       deploy:
-        command: ["sh", "-c", "echo deploying $VERSION"]
+        command: ["sh", "-c", "echo deploying $VERSION; echo warming up >&2; sleep 0.2; echo done"]
         description: Deploy the app
         timeout_seconds: 600
       restart:
         command: ["true"]
+      sleep:
+        command: ["sleep", "600"]
     staging:
       deploy:
         command: ["true"]
-"#,
-    );
+"#;
+
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(server: &Server, dir: &Path) -> Client {
+        let token = std::fs::read_to_string(dir.join("bosun-data/admin-token")).unwrap();
+        Client {
+            base: server.base.clone(),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("HTTP call");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap_or_default())
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, text) = self.send(method, path, body).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn submit(&self, task: &str, extra: Value) -> Value {
+        let mut body = json!({"app": "example", "env": "production", "task": task});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, job) = self
+            .json(reqwest::Method::POST, "/v1/jobs", Some(body))
+            .await;
+        assert!(status.is_success(), "{status}: {job}");
+        job
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        self.json(reqwest::Method::GET, &format!("/v1/jobs/{id}"), None)
+            .await
+            .1
+    }
+
+    /// Polls the job until `done` holds for it (at most `limit`).
+    async fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job never got there: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
+    move |job| job["status"] == status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
+    let dir = work_dir();
+    let config = config_file(dir.path(), CATALOG);
     let server = Server::start(
         dir.path(),
         &["-c", config.to_str().unwrap()],
         &[("BOSUN_LISTEN", "127.0.0.1:0")],
     );
-    let admin = std::fs::read_to_string(dir.path().join("bosun-data/admin-token")).unwrap();
-    let http = reqwest::Client::new();
-    let listed: serde_json::Value = http
-        .get(server.url("/v1/catalog"))
-        .bearer_auth(admin.trim())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = Client::new(&server, dir.path());
+
+    let (status, catalog) = api.json(reqwest::Method::GET, "/v1/catalog", None).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        listed,
-        json!([
-            {"app": "example", "env": "production", "tasks": [
-                {"name": "deploy", "description": "Deploy the app"},
-                {"name": "restart", "description": ""}
-            ]},
-            {"app": "example", "env": "staging", "tasks": [{"name": "deploy", "description": ""}]}
-        ])
+        catalog[0]["tasks"][0],
+        json!({"name": "deploy", "description": "Deploy the app"})
     );
-    let anonymous = http.get(server.url("/v1/catalog")).send().await.unwrap();
-    assert_eq!(anonymous.status(), 401);
+
+    let mut request = format!(
+        "{}/v1/events/live?category=job",
+        api.base.replacen("http", "ws", 1)
+    )
+    .into_client_request()
+    .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", api.token).parse().unwrap(),
+    );
+    let (mut live, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    // A value a shell would act on arrives as plain text in the environment.
+    let finished = api
+        .submit("deploy", json!({"variables": {"VERSION": "1.2; echo pwned"}, "name": "release 1.2", "wait": true}))
+        .await;
+    assert_eq!(finished["status"], "success", "{finished}");
+    assert_eq!(finished["exit_code"], 0);
+    assert_eq!(finished["stdout"], "deploying 1.2; echo pwned\ndone\n");
+    let output = finished["output"].as_str().unwrap();
+    assert!(
+        output.contains("warming up\n") && output.ends_with("done\n"),
+        "{output}"
+    );
+    assert!(finished["pid"].as_i64().unwrap() > 0 && finished["worker"].is_string());
+    let id = finished["id"].as_str().unwrap().to_string();
+
+    // Output by byte offset.
+    let (status, headers, all) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{id}/output?stream=stdout"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all, "deploying 1.2; echo pwned\ndone\n");
+    assert_eq!(
+        headers["bosun-output-offset"],
+        all.len().to_string().as_str()
+    );
+    assert_eq!(headers["bosun-output-complete"], "true");
+    let (_, headers, rest) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{id}/output?stream=stdout&offset=10"),
+            None,
+        )
+        .await;
+    assert_eq!(rest, &all[10..]);
+    assert_eq!(
+        headers["bosun-output-offset"],
+        all.len().to_string().as_str()
+    );
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{id}/output?stream=both"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The WebSocket saw it from submission to finish, output included.
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|(t, _): &(String, Value)| t == "JobFinished")
+    {
+        let message = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("live events")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(event["stream_id"], format!("job-{id}"));
+            seen.push((event["event_type"].as_str().unwrap().to_string(), event));
+        }
+    }
+    let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types.first(), Some(&"JobSubmitted"));
+    assert_eq!(types[1], "JobStarted");
+    assert!(types.contains(&"JobOutputAppended"));
+    let streamed: String = seen
+        .iter()
+        .filter(|(t, e)| t == "JobOutputAppended" && e["data"]["stream"] == "stdout")
+        .map(|(_, e)| e["data"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, "deploying 1.2; echo pwned\ndone\n");
+
+    // Every step is on the job's stream with its actor.
+    let (_, events) = api
+        .json(reqwest::Method::GET, &format!("/v1/streams/job-{id}"), None)
+        .await;
+    let actors: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                e["metadata"]["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(actors[0], ("JobSubmitted", "admin"));
+    assert_eq!(actors[1], ("JobStarted", "worker"));
+    assert_eq!(actors.last(), Some(&("JobFinished", "worker")));
+
+    // Bad submissions change nothing.
+    for (body, field) in [
+        (
+            json!({"app": "nope", "env": "production", "task": "deploy"}),
+            "app",
+        ),
+        (
+            json!({"app": "example", "env": "qa", "task": "deploy"}),
+            "env",
+        ),
+        (
+            json!({"app": "example", "env": "production", "task": "nope"}),
+            "task",
+        ),
+        (
+            json!({"app": "example", "env": "production", "task": "deploy", "variables": {"A-B": "x"}}),
+            "variables",
+        ),
+    ] {
+        let (status, problem) = api
+            .json(reqwest::Method::POST, "/v1/jobs", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let (status, headers, list) = api
+        .send(
+            reqwest::Method::GET,
+            "/v1/jobs?app=example&status=success",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-total-count"], "1", "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue() {
+    let dir = work_dir();
+    // This server runs no jobs itself: jobs wait until worker processes come.
+    let config = config_file(
+        dir.path(),
+        &format!("{CATALOG}\nrunner:\n  workers: 0\n  kill_grace_seconds: 1\n"),
+    );
+    let config = config.to_str().unwrap().to_string();
+    let server = Server::start(
+        dir.path(),
+        &["-c", &config],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let api = Client::new(&server, dir.path());
+
+    // Waiting: may be cancelled, not killed.
+    let waiting = api.submit("restart", json!({})).await;
+    let id = waiting["id"].as_str().unwrap();
+    assert_eq!(waiting["status"], "waiting");
+    let (status, problem) = api
+        .json(reqwest::Method::POST, &format!("/v1/jobs/{id}/kill"), None)
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("job_not_processing"))
+    );
+    let (status, cancelled) = api
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(json!({"reason": "not today"})),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (status, problem) = api
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("job_finished"))
+    );
+
+    // Two worker processes on the same database.
+    let sleeper = api.submit("sleep", json!({})).await;
+    let batch: Vec<String> =
+        futures::future::join_all((0..20).map(|_| api.submit("restart", json!({}))))
+            .await
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect();
+    let workers: Vec<std::process::Child> = (0..2)
+        .map(|n| {
+            std::process::Command::new(bosun_binary())
+                .args(["worker", "-c", &config])
+                // The file says 0 for the API server; each worker process runs two.
+                .env("BOSUN_RUNNER__WORKERS", "2")
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join(format!("worker-{n}.log"))).unwrap())
+                .spawn()
+                .expect("start a worker")
+        })
+        .collect();
+    let _stop = KillOnDrop(workers);
+
+    // Processing: may be killed (SIGTERM, then SIGKILL), not cancelled.
+    let sleeper_id = sleeper["id"].as_str().unwrap();
+    let running = api
+        .wait_for(sleeper_id, Duration::from_secs(60), status_is("processing"))
+        .await;
+    let pid = running["pid"].as_i64().unwrap() as i32;
+    let (status, problem) = api
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{sleeper_id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("job_not_waiting"))
+    );
+    let (status, _) = api
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{sleeper_id}/kill"),
+            Some(json!({"reason": "enough"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let killed = api
+        .wait_for(sleeper_id, Duration::from_secs(20), status_is("killed"))
+        .await;
+    assert!(killed["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("killed on request"));
+    assert!(
+        !bosun_tests::process_alive(pid),
+        "the job's process is gone"
+    );
+
+    // Every job ran exactly once, across the two workers.
+    let mut workers_seen = std::collections::BTreeSet::new();
+    for id in &batch {
+        let job = api
+            .wait_for(id, Duration::from_secs(60), status_is("success"))
+            .await;
+        workers_seen.insert(
+            job["worker"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+        let (_, events) = api
+            .json(reqwest::Method::GET, &format!("/v1/streams/job-{id}"), None)
+            .await;
+        let starts = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == "JobStarted")
+            .count();
+        assert_eq!(starts, 1, "job {id} started {starts} times");
+    }
+    assert_eq!(
+        workers_seen.len(),
+        2,
+        "both worker processes took jobs: {workers_seen:?}"
+    );
+}
+
+struct KillOnDrop(Vec<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_run() {
+    let dir = work_dir();
+    let config = config_file(
+        dir.path(),
+        &format!("{CATALOG}\nrunner:\n  workers: 1\n  lease_seconds: 2\n"),
+    );
+    let config = config.to_str().unwrap().to_string();
+    let env = [("BOSUN_LISTEN", "127.0.0.1:0")];
+    let server = Server::start(dir.path(), &["-c", &config], &env);
+    let api = Client::new(&server, dir.path());
+    let sleeper = api.submit("sleep", json!({})).await;
+    let id = sleeper["id"].as_str().unwrap().to_string();
+    let running = api
+        .wait_for(&id, Duration::from_secs(30), status_is("processing"))
+        .await;
+    let pid = running["pid"].as_i64().unwrap() as i32;
+    // The only worker is busy: this one waits.
+    let queued = api.submit("restart", json!({})).await;
+    let queued_id = queued["id"].as_str().unwrap().to_string();
+
+    server.kill();
+    // SIGKILL runs no cleanup: the job's process outlives the server; this test removes it.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    let server = Server::start(dir.path(), &["-c", &config], &env);
+    let api = Client::new(&server, dir.path());
+    let lost = api
+        .wait_for(&id, Duration::from_secs(30), |j| {
+            j["status"] != "processing"
+        })
+        .await;
+    assert_eq!(lost["status"], "error", "{lost}");
+    let diagnostics = lost["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("was lost")
+            && diagnostics.contains(running["worker"].as_str().unwrap()),
+        "{diagnostics}"
+    );
+    let ran = api
+        .wait_for(&queued_id, Duration::from_secs(30), |j| {
+            j["status"] != "waiting" && j["status"] != "processing"
+        })
+        .await;
+    assert_eq!(ran["status"], "success", "{ran}");
 }
