@@ -7,8 +7,21 @@ use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, Submission, Variables};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_projections::read_models::jobs as model;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// The job id a key stands for, per caller: the same caller and key always name the same job.
+fn keyed_id(actor: &str, key: &str) -> Uuid {
+    let hash = Sha256::digest(format!("bosun job\n{actor}\n{key}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What a client asks to run.
 pub struct SubmitJob {
@@ -19,6 +32,16 @@ pub struct SubmitJob {
     pub name: Option<String>,
     pub timeout_seconds: Option<u64>,
     pub notification_emails: Vec<String>,
+    /// `Idempotency-Key`: the same key and request give the same job; another request with the
+    /// key is a 409.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a submission did.
+pub enum Submitted {
+    Created(model::JobView, Written),
+    /// A retry of an earlier submission with the same key and request.
+    Existing(model::JobView),
 }
 
 impl Commands {
@@ -30,7 +53,7 @@ impl Commands {
         origin: &Origin,
         catalog: &Catalog,
         request: SubmitJob,
-    ) -> Result<(model::JobView, Written), CommandError> {
+    ) -> Result<Submitted, CommandError> {
         actor.require(Scope::Write)?;
         let spec = catalog.task(&request.app, &request.env, &request.task)?;
         let variables = Variables::parse(request.variables)?;
@@ -42,7 +65,45 @@ impl Commands {
         if request.timeout_seconds == Some(0) {
             return Err(DomainError::invalid("timeout_seconds", "must be at least 1").into());
         }
-        let job_id = Uuid::new_v4();
+        let (job_id, request_digest) = match &request.idempotency_key {
+            None => (Uuid::new_v4(), None),
+            Some(key) => {
+                if key.is_empty() || key.len() > 256 {
+                    return Err(DomainError::invalid(
+                        "Idempotency-Key",
+                        "must be 1 to 256 characters",
+                    )
+                    .into());
+                }
+                let digest = hex(&Sha256::digest(
+                    serde_json::json!([
+                        request.app,
+                        request.env,
+                        request.task,
+                        variables,
+                        request.name,
+                        request.timeout_seconds,
+                        request.notification_emails,
+                    ])
+                    .to_string(),
+                ));
+                (keyed_id(actor.name(), key), Some(digest))
+            }
+        };
+        if let Some(digest) = &request_digest {
+            let (existing, _) = self.load::<Job>(&job_id.to_string()).await?;
+            if existing.exists() {
+                return if existing.request_digest.as_ref() == Some(digest) {
+                    Ok(Submitted::Existing(self.job_view(job_id).await?))
+                } else {
+                    Err(DomainError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a different request",
+                    )
+                    .into())
+                };
+            }
+        }
         let submission = Submission {
             job_id,
             name: request.name,
@@ -56,13 +117,32 @@ impl Commands {
             orchestration_id: None,
             initialized_by: "manual".into(),
             created_by: actor.name().to_string(),
+            request_digest,
         };
-        let (_, written) = self
+        let result = self
             .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
                 state.handle(JobCommand::Submit(Box::new(submission.clone())))
             })
-            .await?;
-        Ok((self.job_view(job_id).await?, written))
+            .await;
+        match result {
+            Ok((_, written)) => Ok(Submitted::Created(self.job_view(job_id).await?, written)),
+            // Two retries raced: the other one created it; it is the same request or a 409.
+            Err(CommandError::Domain(DomainError::Conflict {
+                code: "job_exists", ..
+            })) => {
+                let (existing, _) = self.load::<Job>(&job_id.to_string()).await?;
+                if existing.request_digest == submission.request_digest {
+                    Ok(Submitted::Existing(self.job_view(job_id).await?))
+                } else {
+                    Err(DomainError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a different request",
+                    )
+                    .into())
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Cancels a waiting job (409 otherwise): its creator or an admin may.

@@ -265,6 +265,36 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
         assert_eq!(problem["errors"][0]["field"], field);
     }
+    // Idempotency-Key: the same key and body give the same job; another body with it is a 409.
+    let keyed = |body: Value| {
+        api.http
+            .post(format!("{}/v1/jobs", api.base))
+            .bearer_auth(&api.token)
+            .header("idempotency-key", "deploy-42")
+            .json(&body)
+            .send()
+    };
+    let restart = json!({"app": "example", "env": "production", "task": "restart"});
+    let first = keyed(restart.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = keyed(restart.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let other = keyed(json!({"app": "example", "env": "staging", "task": "deploy"}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(other["code"], "idempotency_key_reused");
+    api.wait_for(
+        first["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        status_is("success"),
+    )
+    .await;
+
     let (status, headers, list) = api
         .send(
             reqwest::Method::GET,
@@ -273,7 +303,10 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["x-total-count"], "1", "{list}");
+    assert_eq!(
+        headers["x-total-count"], "2",
+        "the deploy and the keyed restart: {list}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,4 +511,48 @@ async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_r
         })
         .await;
     assert_eq!(ran["status"], "success", "{ran}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_ends_error_and_output_past_the_cap_is_cut() {
+    let dir = work_dir();
+    let config = config_file(
+        dir.path(),
+        r#"
+catalog:
+  example:
+    production:
+      noisy:
+        command: ["sh", "-c", "yes hello | head -c 100000; echo; echo tail >&2"]
+      slow:
+        command: ["sh", "-c", "echo started; sleep 30"]
+        timeout_seconds: 1
+runner:
+  kill_grace_seconds: 1
+  output_limit_bytes: 1000
+"#,
+    );
+    let server = Server::start(
+        dir.path(),
+        &["-c", config.to_str().unwrap()],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let api = Client::new(&server, dir.path());
+
+    let slow = api.submit("slow", json!({"wait": true})).await;
+    assert_eq!(slow["status"], "error", "{slow}");
+    let diagnostics = slow["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("timed out after 1 s"), "{diagnostics}");
+    assert_eq!(slow["stdout"], "started\n");
+
+    let noisy = api.submit("noisy", json!({"wait": true})).await;
+    assert_eq!(noisy["status"], "success", "{noisy}");
+    let output = noisy["output"].as_str().unwrap();
+    assert!(output.starts_with("hello\nhello\n"));
+    assert!(
+        output.ends_with("[bosun: output cut here: more than 1000 bytes]\n"),
+        "{}",
+        &output[output.len().saturating_sub(200)..]
+    );
+    assert!(output.len() < 1100, "{} bytes kept", output.len());
 }

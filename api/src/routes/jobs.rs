@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bosun_commands::jobs::SubmitJob;
+use bosun_commands::jobs::{SubmitJob, Submitted};
 use bosun_commands::Written;
 use bosun_domain::identity::Scope;
 use bosun_projections::read_models::jobs::{self as model, JobQuery, OutputSelection};
@@ -43,10 +43,20 @@ pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
+    headers: axum::http::HeaderMap,
     Json(body): Json<Submit>,
 ) -> Result<Response, Problem> {
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| Problem::invalid_field("Idempotency-Key", "must be visible ASCII"))?
+                .to_string(),
+        ),
+    };
     let wait = body.wait;
-    let (job, w) = state
+    let submitted = state
         .commands
         .submit_job(
             &caller.actor,
@@ -60,11 +70,17 @@ pub async fn submit(
                 name: body.name,
                 timeout_seconds: body.timeout_seconds,
                 notification_emails: body.notification_emails,
+                idempotency_key,
             },
         )
         .await?;
+    let (job, w, status) = match submitted {
+        Submitted::Created(job, w) => (job, w, StatusCode::CREATED),
+        // A retry: the first answer's job, as it is now.
+        Submitted::Existing(job) => (job, Written::default(), StatusCode::OK),
+    };
     if !wait {
-        return Ok(written(&state, StatusCode::CREATED, Some(&job), w));
+        return Ok(written(&state, status, Some(&job), w));
     }
     // Until it ends. A client that gives up drops this wait, not the job.
     let job_id = job.id;

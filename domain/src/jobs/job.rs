@@ -86,6 +86,10 @@ pub struct Submission {
     /// `manual`, `scheduler`…
     pub initialized_by: String,
     pub created_by: String,
+    /// With an `Idempotency-Key`: the SHA-256 of the request, so a retry with the same key can
+    /// be told from a different request reusing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,6 +166,7 @@ pub enum JobCommand {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Job {
     pub job_id: Option<Uuid>,
+    pub request_digest: Option<String>,
     pub status: Option<JobStatus>,
     pub kill_requested: bool,
     pub stdout_bytes: u64,
@@ -269,6 +274,7 @@ impl Aggregate for Job {
         match event {
             JobEvent::JobSubmitted(s) => {
                 self.job_id = Some(s.job_id);
+                self.request_digest = s.request_digest.clone();
                 self.status = Some(JobStatus::Waiting);
             }
             JobEvent::JobStarted { .. } => self.status = Some(JobStatus::Processing),
@@ -305,6 +311,7 @@ mod tests {
             orchestration_id: None,
             initialized_by: "manual".into(),
             created_by: "ann".into(),
+            request_digest: None,
         }))
     }
 
