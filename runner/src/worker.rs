@@ -203,7 +203,8 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), Comman
     let grace = Duration::from_secs(context.settings.kill_grace_seconds);
     let began = Instant::now();
     let mut output = Output::new(context.settings.output_limit_bytes);
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    // The first tick a period from now: a job that ends at once costs no checks.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     let mut last_renewal = Instant::now();
     let mut stopping: Option<(Stop, Instant)> = None;
     let mut output_open = true;

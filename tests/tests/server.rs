@@ -472,4 +472,43 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
     assert_eq!(delivered["baseline"], 8000.0, "{delivered}");
     assert_eq!(delivered["value"], 8000.0, "{delivered}");
     assert_eq!(delivered["ratio"], 1.0, "{delivered}");
+
+    // Jobs: a throughput line and latency lines, every job finished, each against direct spawns.
+    let args = ["bench", "jobs", "--jobs", "20", "--workers", "2"];
+    let out = bosun(dir.path(), &args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "jobs_per_second",
+            "submit_to_start_p50",
+            "submit_to_start_p99",
+            "submit_to_finish_p50",
+            "submit_to_finish_p99"
+        ],
+        "{stdout}"
+    );
+    assert_eq!(lines[0]["finished"], 20, "{}", lines[0]);
+    for line in &lines {
+        let (value, baseline, ratio) = (
+            line["value"].as_f64().unwrap(),
+            line["baseline"].as_f64().unwrap(),
+            line["ratio"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && baseline > 0.0, "{line}");
+        assert!(
+            (ratio - value / baseline).abs() < 0.02 * ratio.max(1.0),
+            "{line}"
+        );
+    }
 }

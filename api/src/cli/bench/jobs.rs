@@ -1,85 +1,238 @@
-//! A jobs-like read model for the replay benchmark: one row per job, its status, pid, output size
-//! and exit code, as the jobs model will keep them.
+//! `bosun bench jobs --jobs N --workers W`: jobs of the task `true` through the real server and
+//! its workers, against spawning `true` directly the same number of times, in the same run.
+//!
+//! Lines: `jobs_per_second` (N jobs submitted at once over HTTP until the last finished, against
+//! direct spawns per second with W at a time); `submit_to_start_p50`/`_p99` with the queue empty
+//! (jobs submitted one at a time; from the `JobSubmitted` to the `JobStarted` event's commit
+//! time), against a direct spawn's spawn-to-exit time; `submit_to_finish_p50`/`_p99` under the
+//! full load, against the same.
 
-use bosun_eventstore::{Filter, RecordedEvent};
-use bosun_projections::{Projection, Tables, Writes};
+use super::server::BenchServer;
+use super::{progress, report};
+use crate::config::Settings;
+use anyhow::Context;
+use bosun_domain::jobs::Catalog;
+use bosun_eventstore::{EventStore, Filter, PgEventStore};
+use futures::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-pub struct BenchJobs;
+pub struct Options {
+    pub jobs: usize,
+    pub workers: usize,
+}
 
-const TABLE: &str = "bench_jobs";
+/// Jobs submitted one at a time for the empty-queue latencies.
+const ONE_AT_A_TIME: usize = 100;
+/// HTTP clients submitting at once in the throughput run.
+const SUBMITTERS: usize = 16;
+const FINISH_WAIT: Duration = Duration::from_secs(600);
 
-impl Projection for BenchJobs {
-    fn name(&self) -> &'static str {
-        "bench_jobs"
+pub async fn run(
+    config: &tokio_postgres::Config,
+    settings: Settings,
+    options: Options,
+) -> anyhow::Result<()> {
+    progress(format!(
+        "baseline: spawning `true` {} times, {} at a time",
+        options.jobs, options.workers
+    ));
+    let (direct_rate, direct_latencies) = spawn_directly(options.jobs, options.workers).await?;
+
+    let store = PgEventStore::open(config)
+        .await
+        .context("opening the event store")?;
+    let mut settings = settings;
+    settings.catalog = serde_json::from_value::<Catalog>(
+        json!({"bench": {"bench": {"true": {"command": ["true"]}}}}),
+    )
+    .context("the benchmark's catalog")?;
+    settings.runner.workers = options.workers;
+    let server = BenchServer::start(&store, config, settings, "jobs").await?;
+    let result = measure(&store, &server, &options).await;
+    server.stop().await;
+    let measured = result?;
+
+    let ms = |d: &[f64], p: f64| percentile(d, p);
+    report(
+        "jobs_per_second",
+        measured.rate,
+        "jobs/s",
+        direct_rate,
+        json!({"jobs": options.jobs, "workers": options.workers, "finished": measured.finished}),
+    );
+    for (name, values, baseline) in [
+        ("submit_to_start_p50", &measured.empty_start, 0.5),
+        ("submit_to_start_p99", &measured.empty_start, 0.99),
+        ("submit_to_finish_p50", &measured.loaded_finish, 0.5),
+        ("submit_to_finish_p99", &measured.loaded_finish, 0.99),
+    ] {
+        report(
+            name,
+            ms(values, baseline),
+            "ms",
+            ms(&direct_latencies, baseline),
+            json!({"samples": values.len(), "queue": if name.contains("start") { "empty" } else { "full" }}),
+        );
+    }
+    Ok(())
+}
+
+/// Direct spawns per second, `parallel` at a time, and each one's spawn-to-exit time in ms.
+async fn spawn_directly(count: usize, parallel: usize) -> anyhow::Result<(f64, Vec<f64>)> {
+    let started = Instant::now();
+    let latencies: Vec<anyhow::Result<f64>> = futures::stream::iter(0..count)
+        .map(|_| async {
+            let began = Instant::now();
+            let status = tokio::process::Command::new("true")
+                .status()
+                .await
+                .context("spawning `true`")?;
+            anyhow::ensure!(status.success(), "`true` failed: {status}");
+            Ok(began.elapsed().as_secs_f64() * 1000.0)
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, latencies.into_iter().collect::<Result<_, _>>()?))
+}
+
+struct Measured {
+    rate: f64,
+    finished: usize,
+    empty_start: Vec<f64>,
+    loaded_finish: Vec<f64>,
+}
+
+async fn measure(
+    store: &PgEventStore,
+    server: &BenchServer,
+    options: &Options,
+) -> anyhow::Result<Measured> {
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/jobs", server.address);
+    let submit = |wait: bool| {
+        let request = http
+            .post(&url)
+            .bearer_auth(&server.token)
+            .json(&json!({"app": "bench", "env": "bench", "task": "true", "wait": wait}));
+        async move {
+            let response = request.send().await.context("submitting a job")?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "submitting a job: {}",
+                response.status()
+            );
+            let job: serde_json::Value = response.json().await?;
+            job["id"]
+                .as_str()
+                .map(str::to_string)
+                .context("the job has no id")
+        }
+    };
+
+    progress(format!("{ONE_AT_A_TIME} jobs one at a time (empty queue)"));
+    let mut empty = Vec::with_capacity(ONE_AT_A_TIME);
+    for _ in 0..ONE_AT_A_TIME {
+        empty.push(submit(true).await?);
     }
 
-    fn version(&self) -> i32 {
-        1
-    }
+    progress(format!(
+        "{} jobs at once from {SUBMITTERS} clients, {} workers",
+        options.jobs, options.workers
+    ));
+    let head_before = store.head().await?;
+    let started = Instant::now();
+    let loaded: Vec<anyhow::Result<String>> = futures::stream::iter(0..options.jobs)
+        .map(|_| submit(false))
+        .buffer_unordered(SUBMITTERS)
+        .collect()
+        .await;
+    let loaded: Vec<String> = loaded.into_iter().collect::<Result<_, _>>()?;
+    let finished = wait_finished(store, head_before, loaded.len()).await?;
+    let rate = finished as f64 / started.elapsed().as_secs_f64();
 
-    fn tables(&self) -> &'static [&'static str] {
-        &[TABLE]
-    }
+    let times = event_times(store).await?;
+    let between = |ids: &[String], to: &str| -> Vec<f64> {
+        ids.iter()
+            .filter_map(|id| {
+                let t = times.get(id)?;
+                let (from, to) = (t.get("JobSubmitted")?, t.get(to)?);
+                Some((*to - *from).num_microseconds()? as f64 / 1000.0)
+            })
+            .collect()
+    };
+    Ok(Measured {
+        rate,
+        finished,
+        empty_start: between(&empty, "JobStarted"),
+        loaded_finish: between(&loaded, "JobFinished"),
+    })
+}
 
-    fn filter(&self) -> Filter {
-        Filter::category("job")
-    }
-
-    fn create(&self, tables: &Tables) -> String {
-        let t = tables.name(TABLE);
-        format!(
-            "CREATE TABLE {t} (
-                job_id       TEXT PRIMARY KEY,
-                app          TEXT NOT NULL,
-                env          TEXT NOT NULL,
-                task         TEXT NOT NULL,
-                status       TEXT NOT NULL,
-                pid          BIGINT,
-                output_bytes BIGINT NOT NULL DEFAULT 0,
-                exit_code    BIGINT,
-                version      BIGINT NOT NULL,
-                submitted_at TIMESTAMPTZ NOT NULL,
-                started_at   TIMESTAMPTZ,
-                finished_at  TIMESTAMPTZ)"
-        )
-    }
-
-    fn indexes(&self, tables: &Tables) -> String {
-        let t = tables.name(TABLE);
-        format!("CREATE INDEX ON {t} (status); CREATE INDEX ON {t} (app, env, submitted_at);")
-    }
-
-    fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
-        let t = tables.name(TABLE);
-        let id = event.stream_id.id().to_string();
-        let version = event.version as i64;
-        let text = |key: &str| {
-            event
-                .data
-                .get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let number = |key: &str| event.data.get(key).and_then(|v| v.as_i64());
-        match event.event_type.as_str() {
-            "JobSubmitted" => writes.push(
-                format!("INSERT INTO {t} (job_id, app, env, task, status, version, submitted_at) VALUES ($1, $2, $3, $4, 'waiting', $5, $6)"),
-                vec![Box::new(id), Box::new(text("app")), Box::new(text("env")), Box::new(text("task")), Box::new(version), Box::new(event.recorded_at)],
-            ),
-            "JobStarted" => writes.push(
-                format!("UPDATE {t} SET status = 'processing', pid = $2, started_at = $3, version = $4 WHERE job_id = $1"),
-                vec![Box::new(id), Box::new(number("pid")), Box::new(event.recorded_at), Box::new(version)],
-            ),
-            "JobOutputAppended" => writes.push(
-                format!("UPDATE {t} SET output_bytes = output_bytes + $2, version = $3 WHERE job_id = $1"),
-                vec![Box::new(id), Box::new(text("text").len() as i64), Box::new(version)],
-            ),
-            "JobFinished" => writes.push(
-                format!("UPDATE {t} SET status = $2, exit_code = $3, finished_at = $4, version = $5 WHERE job_id = $1"),
-                vec![Box::new(id), Box::new(text("status")), Box::new(number("exit_code")), Box::new(event.recorded_at), Box::new(version)],
-            ),
-            _ => {}
+/// Waits until `count` jobs have finished after `from`; returns how many did.
+async fn wait_finished(store: &PgEventStore, from: u64, count: usize) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + FINISH_WAIT;
+    let filter = Filter {
+        categories: vec!["job".into()],
+        event_types: vec!["JobFinished".into()],
+        ..Filter::default()
+    };
+    let mut position = from + 1;
+    let mut finished = 0;
+    while finished < count && Instant::now() < deadline {
+        let page = store.read_page(position, 1000, &filter).await?;
+        finished += page.events.len();
+        position = page.events.last().map_or(position, |e| e.position + 1);
+        if page.events.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    if finished < count {
+        progress(format!("only {finished} of {count} jobs finished in time"));
+    }
+    Ok(finished)
+}
+
+type Times = HashMap<String, HashMap<String, chrono::DateTime<chrono::Utc>>>;
+
+/// Commit times of each job's submission, start and finish, by job id.
+async fn event_times(store: &PgEventStore) -> anyhow::Result<Times> {
+    let filter = Filter {
+        categories: vec!["job".into()],
+        event_types: vec![
+            "JobSubmitted".into(),
+            "JobStarted".into(),
+            "JobFinished".into(),
+        ],
+        ..Filter::default()
+    };
+    let mut times: Times = HashMap::new();
+    let mut position = 1;
+    loop {
+        let page = store.read_page(position, 5000, &filter).await?;
+        let Some(last) = page.events.last() else {
+            break;
+        };
+        position = last.position + 1;
+        for e in &page.events {
+            times
+                .entry(e.stream_id.id().to_string())
+                .or_default()
+                .insert(e.event_type.clone(), e.recorded_at);
+        }
+    }
+    Ok(times)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
 }

@@ -5,21 +5,14 @@
 //! was sent. The baseline is one in-process `EventStore::subscribe` on the same events: the log's
 //! own delivery latency, without the hub, the WebSocket or the client.
 //!
-//! The admin token: the benchmark creates the first admin itself (`Commands::bootstrap_admin`,
-//! what a first start does) before the server starts, so the server finds an admin and prints no
-//! credentials on stdout, which holds only result lines. The scratch database is always new; were
-//! an admin there already, a token for `admin` is issued with actor `cli`.
-//!
 //! Lines: `live_p50` and `live_p99` (ms, against the direct subscriber's), and `live_delivered`
 //! (messages over all clients, against appended events × subscribers; 1.0 is nothing lost).
 
+use super::server::BenchServer;
 use super::{progress, report};
-use crate::config::{DatabaseUrl, Settings};
-use crate::startup::Application;
+use crate::config::Settings;
 use anyhow::Context;
-use bosun_commands::{Actor, Commands, Origin};
 use bosun_eventstore::{EventStore, ExpectedVersion, Filter, NewEvent, PgEventStore, StreamId};
-use bosun_projections::Projections;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -44,7 +37,6 @@ const CONNECTING_AT_ONCE: usize = 50;
 const WARMUP_WAIT: Duration = Duration::from_secs(60);
 /// After the last append, how long clients may take to get everything.
 const DRAIN_WAIT: Duration = Duration::from_secs(15);
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
 pub struct Options {
     pub subscribers: usize,
@@ -61,39 +53,10 @@ pub async fn run(
     let store = PgEventStore::open(config)
         .await
         .context("opening the event store")?;
-    let token = admin_token(&store, config).await?;
+    let server = BenchServer::start(&store, config, settings, "live").await?;
+    let result = measure(&store, server.address, &server.token, &options).await;
 
-    let data_dir = tempfile::Builder::new()
-        .prefix("bosun-bench-live-")
-        .tempdir()
-        .context("creating the server's data directory")?;
-    let mut app_settings = settings;
-    app_settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    app_settings.data_dir = data_dir.path().to_path_buf();
-    app_settings.database.url = Some(DatabaseUrl(config.clone()));
-    progress("starting the server");
-    let app = Application::build(app_settings)
-        .await
-        .context("starting the server")?;
-    let address = app.address();
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-
-    let result = measure(&store, address, &token, &options).await;
-
-    progress("stopping the server");
-    let _ = stop_server.send(());
-    match tokio::time::timeout(SHUTDOWN_WAIT, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => progress(format!("the server stopped with an error: {e:#}")),
-        Ok(Err(e)) => progress(format!("the server task failed: {e}")),
-        Err(_) => progress(format!(
-            "the server did not stop within {}s",
-            SHUTDOWN_WAIT.as_secs()
-        )),
-    }
+    server.stop().await;
     let results = result?;
     results.report(&options);
     Ok(())
@@ -122,53 +85,6 @@ fn raise_open_file_limit(subscribers: usize) {
             ));
         }
     }
-}
-
-/// A token for the first admin, made before the server starts (see the module's comment).
-async fn admin_token(
-    store: &PgEventStore,
-    config: &tokio_postgres::Config,
-) -> anyhow::Result<String> {
-    let projections = Projections::new(bosun_projections::all());
-    projections
-        .prepare(config)
-        .await
-        .context("preparing the read models")?;
-    let running = projections
-        .start(store.clone(), config)
-        .await
-        .context("starting the projectors")?;
-    let commands = Commands::new(store.clone(), running.freshness());
-    let token = match commands
-        .bootstrap_admin()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the admin for the benchmark failed: {e}"))?
-    {
-        Some(admin) => admin.token,
-        None => {
-            let origin = Origin {
-                user_agent: Some("bosun bench live".into()),
-                ..Origin::default()
-            };
-            let (issued, _) = commands
-                .issue_token_for(
-                    &Actor::System("cli"),
-                    &origin,
-                    "admin",
-                    "bosun bench live".into(),
-                    Some(3600),
-                )
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the database has an admin; issuing a token for user admin failed: {e}"
-                    )
-                })?;
-            issued.token
-        }
-    };
-    drop(running);
-    Ok(token)
 }
 
 /// What one WebSocket client saw.

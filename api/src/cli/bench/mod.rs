@@ -7,8 +7,10 @@
 
 mod append;
 mod jobs;
+mod jobs_model;
 mod live;
 mod replay;
+mod server;
 
 use super::ConfigArg;
 use crate::config::Settings;
@@ -34,6 +36,16 @@ pub enum Which {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
     },
+    /// Jobs of the task `true` through the server and its workers, against spawning `true`
+    /// directly.
+    Jobs {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+    },
     /// Delivery latency of the live WebSocket feed to many subscribers, against the log's own
     /// subscription.
     Live {
@@ -54,13 +66,14 @@ impl Which {
         match self {
             Which::Append { config, .. }
             | Which::Replay { config, .. }
-            | Which::Live { config, .. } => config,
+            | Which::Live { config, .. }
+            | Which::Jobs { config, .. } => config,
         }
     }
 }
 
 pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::Result<()> {
-    // The live benchmark runs a server, configured like this process (its database aside).
+    // The live and jobs benchmarks run a server, configured like this process (its database aside).
     let server_settings = settings.clone();
     let scratch = Scratch::open(configured, settings).await?;
     let result = match which {
@@ -68,6 +81,13 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
             clients, events, ..
         } => append::run(&scratch.config, clients.max(1), events.max(1)).await,
         Which::Replay { events, .. } => replay::run(&scratch.config, events.max(1)).await,
+        Which::Jobs { jobs, workers, .. } => {
+            let options = jobs::Options {
+                jobs: jobs.max(1),
+                workers: workers.max(1),
+            };
+            jobs::run(&scratch.config, server_settings, options).await
+        }
         Which::Live {
             subscribers,
             rate,

@@ -1,7 +1,7 @@
 //! `bosun bench replay`: rebuild a jobs-like read model from `events` events; the baseline is
 //! reading the same events from the log without projecting them.
 
-use super::jobs::BenchJobs;
+use super::jobs_model::BenchJobs;
 use super::{append::split, progress, report};
 use bosun_eventstore::{EventStore, ExpectedVersion, Filter, NewEvent, PgEventStore, StreamId};
 use bosun_projections::{rebuild, Projections};
