@@ -23,6 +23,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The longest timeout a job may ask for: a year, in seconds.
+pub const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
+
 /// What a client asks to run.
 pub struct SubmitJob {
     pub app: String,
@@ -62,8 +65,15 @@ impl Commands {
                 return Err(DomainError::invalid("name", "must be at most 256 characters").into());
             }
         }
-        if request.timeout_seconds == Some(0) {
-            return Err(DomainError::invalid("timeout_seconds", "must be at least 1").into());
+        if request
+            .timeout_seconds
+            .is_some_and(|t| !(1..=MAX_TIMEOUT_SECONDS).contains(&t))
+        {
+            return Err(DomainError::invalid(
+                "timeout_seconds",
+                format!("must be 1 to {MAX_TIMEOUT_SECONDS} (a year)"),
+            )
+            .into());
         }
         let (job_id, request_digest) = match &request.idempotency_key {
             None => (Uuid::new_v4(), None),

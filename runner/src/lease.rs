@@ -57,16 +57,25 @@ pub async fn claim(
     Ok((inserted == 1).then_some(job_id))
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    #[error("no database connection: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
 /// Extends the lease; `false` if it is no longer this worker's (the reaper took the job).
 pub async fn renew(
     pool: &Pool,
     job_id: Uuid,
     worker: &str,
     lease: Duration,
-) -> Result<bool, tokio_postgres::Error> {
-    let Ok(client) = pool.get().await else {
-        return Ok(true);
-    };
+) -> Result<bool, RenewError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| RenewError::Pool(e.to_string()))?;
     let updated = client
         .execute(
             "UPDATE job_leases SET expires_at = now() + make_interval(secs => $3)

@@ -10,6 +10,9 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+/// What a job's process gets from the server's environment; nothing else.
+const INHERITED: [&str; 6] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER"];
+
 pub struct Running {
     pub child: Child,
     pub pid: u32,
@@ -25,10 +28,18 @@ pub fn spawn(spec: &TaskSpec, variables: &BTreeMap<String, String>) -> std::io::
         ));
     };
     let mut command = Command::new(program);
+    // A clean environment: the server's own (its database URL, its BOSUN_* settings) is not the
+    // job's. The catalog's env is set after the job's variables, so an operator's value wins.
+    command.env_clear();
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     command
         .args(args)
-        .envs(&spec.env)
         .envs(variables)
+        .envs(&spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -48,6 +59,15 @@ pub fn spawn(spec: &TaskSpec, variables: &BTreeMap<String, String>) -> std::io::
         tokio::spawn(read(stderr, OutputStream::Stderr, sender));
     }
     Ok(Running { child, pid, output })
+}
+
+impl Drop for Running {
+    /// However the run ends (an error, the worker stopped), nothing of the job's group stays.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal_group(self.pid, Signal::SIGKILL);
+        }
+    }
 }
 
 async fn read(

@@ -95,10 +95,24 @@ async fn work(context: Arc<Context>, worker: String) {
         let seen = context.commands.freshness.position();
         match lease::claim(&context.pool, &worker, lease).await {
             Ok(Some(job_id)) => {
-                if let Err(e) = run(&context, &worker, job_id).await {
-                    tracing::error!(%job_id, worker, error = %e, "running a job failed");
-                }
+                let ran = run(&context, &worker, job_id).await;
                 lease::release(&context.pool, job_id, &worker).await;
+                match ran {
+                    Ok(true) => {}
+                    // The read model still showed a job that had moved on: wait for it to catch
+                    // up rather than claim the same row again at once.
+                    Ok(false) => {
+                        let _ = context
+                            .commands
+                            .freshness
+                            .wait_for(seen + 1, IDLE_POLL)
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(%job_id, worker, error = %e, "running a job failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
             }
             Ok(None) => {
                 // Woken when the read models move (a job submitted or finished), or by the poll.
@@ -142,11 +156,12 @@ async fn append(
         .map(|_| ())
 }
 
-async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), CommandError> {
+/// Runs the claimed job; `false` if there was nothing to run (the read model was behind).
+async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, CommandError> {
     let origin = origin(worker);
     let (state, _) = context.commands.load::<Job>(&job_id.to_string()).await?;
     if state.status != Some(JobStatus::Waiting) {
-        return Ok(());
+        return Ok(false);
     }
     let job = context.commands.job_view(job_id).await?;
     let variables: BTreeMap<String, String> =
@@ -190,7 +205,7 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), Comman
         signal_group(running.pid, Signal::SIGKILL);
         let _ = running.child.wait().await;
         return match e {
-            CommandError::Domain(DomainError::Conflict { .. }) => Ok(()),
+            CommandError::Domain(DomainError::Conflict { .. }) => Ok(true),
             other => Err(other),
         };
     }
@@ -214,26 +229,46 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), Comman
                 Some((stream, bytes)) => {
                     output.push(stream, &bytes);
                     if output.pending() >= FLUSH_BYTES {
-                        output.flush(context, job_id, &origin, false).await?;
+                        if let Err(e) = output.flush(context, job_id, &origin, false).await {
+                            if taken_over(&e) {
+                                signal_group(running.pid, Signal::SIGKILL);
+                                let _ = running.child.wait().await;
+                                return Ok(true);
+                            }
+                            tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
+                        }
                     }
                 }
                 None => output_open = false,
             },
             status = running.child.wait() => break status,
             _ = tick.tick() => {
-                output.flush(context, job_id, &origin, false).await?;
+                if let Err(e) = output.flush(context, job_id, &origin, false).await {
+                    if taken_over(&e) {
+                        signal_group(running.pid, Signal::SIGKILL);
+                        let _ = running.child.wait().await;
+                        return Ok(true);
+                    }
+                    tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
+                }
                 if last_renewal.elapsed() >= lease / 3 {
-                    last_renewal = Instant::now();
                     match lease::renew(&context.pool, job_id, worker, lease).await {
-                        Ok(true) => {}
+                        Ok(true) => last_renewal = Instant::now(),
                         Ok(false) => {
                             // The reaper finished it: this worker no longer owns it.
                             tracing::warn!(%job_id, "lost the job's lease; stopping its process");
                             signal_group(running.pid, Signal::SIGKILL);
                             let _ = running.child.wait().await;
-                            return Ok(());
+                            return Ok(true);
                         }
-                        Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed"),
+                        Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed; retrying"),
+                    }
+                    if last_renewal.elapsed() >= lease {
+                        // Others now count this job lost; it must not go on running unseen.
+                        tracing::error!(%job_id, "no lease renewed for a whole lease; stopping the job");
+                        signal_group(running.pid, Signal::SIGKILL);
+                        let _ = running.child.wait().await;
+                        return Ok(true);
                     }
                 }
                 match stopping {
@@ -273,7 +308,12 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), Comman
     }
     // Anything of its group still alive goes with it.
     signal_group(running.pid, Signal::SIGKILL);
-    output.flush(context, job_id, &origin, true).await?;
+    if let Err(e) = output.flush(context, job_id, &origin, true).await {
+        if taken_over(&e) {
+            return Ok(true);
+        }
+        tracing::warn!(%job_id, error = %e, "appending the last output failed");
+    }
 
     let exit = exit.map_err(|e| CommandError::Internal(format!("waiting for the process: {e}")))?;
     let described = match (exit.code(), exit.signal()) {
@@ -308,7 +348,18 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<(), Comman
     )
     .await?;
     tracing::info!(%job_id, ?status, "job finished");
-    Ok(())
+    Ok(true)
+}
+
+/// The job changed hands: the reaper (or a kill that raced) finished it.
+fn taken_over(e: &CommandError) -> bool {
+    matches!(
+        e,
+        CommandError::Domain(DomainError::Conflict {
+            code: "job_finished",
+            ..
+        })
+    )
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -325,7 +376,7 @@ async fn fail_to_start(
     worker: &str,
     origin: &Origin,
     diagnostics: String,
-) -> Result<(), CommandError> {
+) -> Result<bool, CommandError> {
     tracing::warn!(%job_id, diagnostics, "job cannot start");
     append(
         context,
@@ -349,6 +400,7 @@ async fn fail_to_start(
         },
     )
     .await
+    .map(|()| true)
 }
 
 async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
@@ -366,9 +418,10 @@ async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
         .is_some_and(|r| r.get::<_, bool>(0))
 }
 
-/// Output waiting to be appended, per stream, and the cap on all of it.
+/// Output waiting to be appended, in the order it came (runs of one stream), and the cap on all
+/// of it.
 struct Output {
-    pending: [(OutputStream, Vec<u8>); 2],
+    pending: Vec<(OutputStream, Vec<u8>)>,
     kept: u64,
     limit: u64,
     cut: bool,
@@ -377,10 +430,7 @@ struct Output {
 impl Output {
     fn new(limit: u64) -> Self {
         Output {
-            pending: [
-                (OutputStream::Stdout, Vec::new()),
-                (OutputStream::Stderr, Vec::new()),
-            ],
+            pending: Vec::new(),
             kept: 0,
             limit,
             cut: false,
@@ -396,10 +446,9 @@ impl Output {
             return;
         }
         let room = self.limit.saturating_sub(self.kept + self.pending() as u64) as usize;
-        let slot = &mut self.pending[usize::from(stream == OutputStream::Stderr)].1;
+        let mut run = bytes[..bytes.len().min(room)].to_vec();
         if bytes.len() > room {
-            slot.extend_from_slice(&bytes[..room]);
-            slot.extend_from_slice(
+            run.extend_from_slice(
                 format!(
                     "\n[bosun: output cut here: more than {} bytes]\n",
                     self.limit
@@ -407,13 +456,16 @@ impl Output {
                 .as_bytes(),
             );
             self.cut = true;
-        } else {
-            slot.extend_from_slice(bytes);
+        }
+        match self.pending.last_mut() {
+            Some((last, buffer)) if *last == stream => buffer.extend_from_slice(&run),
+            _ => self.pending.push((stream, run)),
         }
     }
 
-    /// Appends what is pending, each stream as one event. A character split across reads waits
-    /// for its end, unless this is the last flush.
+    /// Appends what is pending, a run per event, in order. A character split across reads at
+    /// the very end waits for its rest, unless this is the last flush. What fails to append stays
+    /// pending for the next flush.
     async fn flush(
         &mut self,
         context: &Context,
@@ -421,28 +473,19 @@ impl Output {
         origin: &Origin,
         last: bool,
     ) -> Result<(), CommandError> {
-        for index in 0..2 {
-            let (stream, bytes) = &mut self.pending[index];
-            if bytes.is_empty() {
-                continue;
-            }
-            let complete = if last {
+        while !self.pending.is_empty() {
+            let only = self.pending.len() == 1;
+            let (stream, bytes) = &self.pending[0];
+            let complete = if last || !only {
                 bytes.len()
             } else {
-                match std::str::from_utf8(bytes) {
-                    Ok(_) => bytes.len(),
-                    // An incomplete character at the end waits; invalid bytes go as they are.
-                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
-                    Err(_) => bytes.len(),
-                }
+                bytes.len() - incomplete_tail(bytes)
             };
             if complete == 0 {
-                continue;
+                return Ok(());
             }
             let text = String::from_utf8_lossy(&bytes[..complete]).into_owned();
             let stream = *stream;
-            bytes.drain(..complete);
-            self.kept += complete as u64;
             append(
                 context,
                 job_id,
@@ -450,9 +493,33 @@ impl Output {
                 JobCommand::AppendOutput { stream, text },
             )
             .await?;
+            self.kept += complete as u64;
+            let bytes = &mut self.pending[0].1;
+            bytes.drain(..complete);
+            if bytes.is_empty() {
+                self.pending.remove(0);
+            }
         }
         Ok(())
     }
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character whose rest has not come yet.
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0b1100_0000 == 0b1000_0000 {
+            continue; // a continuation byte: its lead is further back
+        }
+        let needed = match byte {
+            b if b & 0b1110_0000 == 0b1100_0000 => 2,
+            b if b & 0b1111_0000 == 0b1110_0000 => 3,
+            b if b & 0b1111_1000 == 0b1111_0000 => 4,
+            _ => return 0,
+        };
+        return if back < needed { back } else { 0 };
+    }
+    0
 }
 
 /// Finishes the jobs of workers that stopped renewing their leases.
@@ -507,5 +574,26 @@ async fn reap(context: Arc<Context>) {
                 Err(e) => tracing::warn!(%job_id, error = %e, "finishing a lost job failed"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incomplete_tail;
+
+    #[test]
+    fn holds_back_only_a_character_cut_at_the_end() {
+        let e_acute = "é".as_bytes(); // 2 bytes
+        let euro = "€".as_bytes(); // 3 bytes
+        assert_eq!(incomplete_tail(b"abc"), 0);
+        assert_eq!(incomplete_tail(&[b'a', e_acute[0]]), 1);
+        assert_eq!(incomplete_tail(&[b'a', e_acute[0], e_acute[1]]), 0);
+        assert_eq!(incomplete_tail(&[b'a', euro[0], euro[1]]), 2);
+        assert_eq!(
+            incomplete_tail(&[0xff, b'a', euro[0]]),
+            1,
+            "an invalid byte earlier does not matter"
+        );
+        assert_eq!(incomplete_tail(euro), 0);
     }
 }

@@ -16,7 +16,7 @@ catalog:
   example:
     production:
       deploy:
-        command: ["sh", "-c", "echo deploying $VERSION; echo warming up >&2; sleep 0.2; echo done"]
+        command: ["sh", "-c", "echo deploying $VERSION${BOSUN_LISTEN}; echo warming up >&2; sleep 0.2; echo done"]
         description: Deploy the app
         timeout_seconds: 600
       restart:
@@ -258,6 +258,14 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
             json!({"app": "example", "env": "production", "task": "deploy", "variables": {"A-B": "x"}}),
             "variables",
         ),
+        (
+            json!({"app": "example", "env": "production", "task": "deploy", "variables": {"BASH_ENV": "/tmp/x"}}),
+            "variables",
+        ),
+        (
+            json!({"app": "example", "env": "production", "task": "deploy", "timeout_seconds": 99_999_999_999u64}),
+            "timeout_seconds",
+        ),
     ] {
         let (status, problem) = api
             .json(reqwest::Method::POST, "/v1/jobs", Some(body))
@@ -279,7 +287,11 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     let again = keyed(restart.clone()).await.unwrap();
-    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "a retry gets the first answer"
+    );
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     let other = keyed(json!({"app": "example", "env": "staging", "task": "deploy"}))

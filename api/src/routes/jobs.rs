@@ -76,8 +76,8 @@ pub async fn submit(
         .await?;
     let (job, w, status) = match submitted {
         Submitted::Created(job, w) => (job, w, StatusCode::CREATED),
-        // A retry: the first answer's job, as it is now.
-        Submitted::Existing(job) => (job, Written::default(), StatusCode::OK),
+        // A retry: the first answer again (its job as it is now).
+        Submitted::Existing(job) => (job, Written::default(), StatusCode::CREATED),
     };
     if !wait {
         return Ok(written(&state, status, Some(&job), w));

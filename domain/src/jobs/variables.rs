@@ -5,6 +5,20 @@ use crate::error::DomainError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Names a job may not set: they change which program runs or make a shell run code from a
+/// value (`BASH_ENV`, `ENV`), which would undo "never interpolated into a shell string".
+const RESERVED: [&str; 8] = [
+    "PATH",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+];
+const RESERVED_PREFIXES: [&str; 3] = ["LD_", "BOSUN_", "BASH_FUNC_"];
+
 /// The largest value a variable may have, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
@@ -25,6 +39,16 @@ impl Variables {
                 return Err(DomainError::invalid(
                     "variables",
                     format!("{name:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+                ));
+            }
+            if RESERVED.contains(&name.as_str())
+                || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+            {
+                return Err(DomainError::invalid(
+                    "variables",
+                    format!(
+                        "{name} is reserved: it would change how the task's program or shell runs"
+                    ),
                 ));
             }
             if value.len() > MAX_VALUE_BYTES {
@@ -62,6 +86,23 @@ mod tests {
             );
         }
         assert!(Variables::parse(vars(&[("_A1", "x"), ("VERSION", "1.2; rm -rf /")])).is_ok());
+    }
+
+    #[test]
+    fn refuses_names_that_change_what_runs() {
+        for reserved in [
+            "PATH",
+            "BASH_ENV",
+            "ENV",
+            "LD_PRELOAD",
+            "BOSUN_DATABASE__URL",
+        ] {
+            assert!(
+                Variables::parse(vars(&[(reserved, "x")])).is_err(),
+                "accepted {reserved}"
+            );
+        }
+        assert!(Variables::parse(vars(&[("MY_PATH", "x")])).is_ok());
     }
 
     #[test]
