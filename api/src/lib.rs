@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod database;
 pub mod extract;
 pub mod freshness;

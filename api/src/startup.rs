@@ -2,6 +2,7 @@
 //! it on port 0 and talk to it over HTTP like any client.
 
 use crate::config::Settings;
+use crate::core::Core;
 use crate::database::Database;
 use crate::freshness::wait_for_min_position;
 use crate::live::Hub;
@@ -15,7 +16,7 @@ use axum::Router;
 use bosun_commands::Commands;
 use bosun_domain::jobs::Catalog;
 use bosun_eventstore::{EventStore, PgEventStore};
-use bosun_projections::{Freshness, Projections, Running};
+use bosun_projections::{Freshness, Running};
 use bosun_runner::Workers;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,11 +52,11 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let database = Database::open(&settings).await?;
-        let store = PgEventStore::open(&database.config).await?;
-        let projections = Projections::new(bosun_projections::all());
-        projections.prepare(&database.config).await?;
-        let projections = projections.start(store.clone(), &database.config).await?;
-        let commands = Commands::new(store.clone(), projections.freshness());
+        let Core {
+            store,
+            projections,
+            commands,
+        } = Core::open(&database.config).await?;
         let head = store.head().await?;
         let catalog = Arc::new(settings.catalog.clone());
         let workers = bosun_runner::start(

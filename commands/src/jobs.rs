@@ -100,18 +100,9 @@ impl Commands {
                 (keyed_id(actor.name(), key), Some(digest))
             }
         };
-        if let Some(digest) = &request_digest {
-            let (existing, _) = self.load::<Job>(&job_id.to_string()).await?;
-            if existing.exists() {
-                return if existing.request_digest.as_ref() == Some(digest) {
-                    Ok(Submitted::Existing(self.job_view(job_id).await?))
-                } else {
-                    Err(DomainError::conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for a different request",
-                    )
-                    .into())
-                };
+        if request_digest.is_some() {
+            if let Some(existing) = self.earlier_submission(job_id, &request_digest).await? {
+                return Ok(existing);
             }
         }
         let submission = Submission {
@@ -139,20 +130,33 @@ impl Commands {
             // Two retries raced: the other one created it; it is the same request or a 409.
             Err(CommandError::Domain(DomainError::Conflict {
                 code: "job_exists", ..
-            })) => {
-                let (existing, _) = self.load::<Job>(&job_id.to_string()).await?;
-                if existing.request_digest == submission.request_digest {
-                    Ok(Submitted::Existing(self.job_view(job_id).await?))
-                } else {
-                    Err(DomainError::conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for a different request",
-                    )
-                    .into())
-                }
-            }
+            })) => self
+                .earlier_submission(job_id, &submission.request_digest)
+                .await?
+                .ok_or_else(|| CommandError::Contended(format!("job-{job_id}"))),
             Err(e) => Err(e),
         }
+    }
+
+    /// The job an earlier request with the same key made, if there is one: the same request
+    /// gets it back, another is a 409.
+    async fn earlier_submission(
+        &self,
+        job_id: Uuid,
+        request_digest: &Option<String>,
+    ) -> Result<Option<Submitted>, CommandError> {
+        let (existing, _) = self.load::<Job>(&job_id.to_string()).await?;
+        if !existing.exists() {
+            return Ok(None);
+        }
+        if &existing.request_digest != request_digest {
+            return Err(DomainError::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            )
+            .into());
+        }
+        Ok(Some(Submitted::Existing(self.job_view(job_id).await?)))
     }
 
     /// Cancels a waiting job (409 otherwise): its creator or an admin may.
@@ -163,15 +167,8 @@ impl Commands {
         job_id: Uuid,
         reason: Option<String>,
     ) -> Result<(model::JobView, Written), CommandError> {
-        self.job_control(actor, job_id).await?;
-        let (_, written) = self
-            .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
-                state.handle(JobCommand::Cancel {
-                    reason: reason.clone(),
-                })
-            })
-            .await?;
-        Ok((self.job_view(job_id).await?, written))
+        self.stop_job(actor, origin, job_id, JobCommand::Cancel { reason })
+            .await
     }
 
     /// Asks the worker running a job to kill it (409 unless the job is processing); the job ends
@@ -183,12 +180,22 @@ impl Commands {
         job_id: Uuid,
         reason: Option<String>,
     ) -> Result<(model::JobView, Written), CommandError> {
+        self.stop_job(actor, origin, job_id, JobCommand::Kill { reason })
+            .await
+    }
+
+    /// Cancel or kill, as the job's submitter or an admin.
+    async fn stop_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        command: JobCommand,
+    ) -> Result<(model::JobView, Written), CommandError> {
         self.job_control(actor, job_id).await?;
         let (_, written) = self
             .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
-                state.handle(JobCommand::Kill {
-                    reason: reason.clone(),
-                })
+                state.handle(command.clone())
             })
             .await?;
         Ok((self.job_view(job_id).await?, written))

@@ -6,6 +6,15 @@ use deadpool_postgres::Pool;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// A lease operation that failed: no connection, or the database said no.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("no database connection: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "job leases",
@@ -22,14 +31,8 @@ pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), Migratio
 
 /// Claims the oldest waiting job nobody holds: locks its row (skipping rows others are claiming)
 /// and inserts the lease, in one transaction.
-pub async fn claim(
-    pool: &Pool,
-    worker: &str,
-    lease: Duration,
-) -> Result<Option<Uuid>, tokio_postgres::Error> {
-    let Ok(mut client) = pool.get().await else {
-        return Ok(None);
-    };
+pub async fn claim(pool: &Pool, worker: &str, lease: Duration) -> Result<Option<Uuid>, LeaseError> {
+    let mut client = connection(pool).await?;
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
@@ -57,25 +60,14 @@ pub async fn claim(
     Ok((inserted == 1).then_some(job_id))
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RenewError {
-    #[error("no database connection: {0}")]
-    Pool(String),
-    #[error("database error: {0}")]
-    Database(#[from] tokio_postgres::Error),
-}
-
 /// Extends the lease; `false` if it is no longer this worker's (the reaper took the job).
 pub async fn renew(
     pool: &Pool,
     job_id: Uuid,
     worker: &str,
     lease: Duration,
-) -> Result<bool, RenewError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| RenewError::Pool(e.to_string()))?;
+) -> Result<bool, LeaseError> {
+    let client = connection(pool).await?;
     let updated = client
         .execute(
             "UPDATE job_leases SET expires_at = now() + make_interval(secs => $3)
@@ -86,18 +78,27 @@ pub async fn renew(
     Ok(updated == 1)
 }
 
+/// Gives the job up; if that fails, the lease simply runs out.
 pub async fn release(pool: &Pool, job_id: Uuid, worker: &str) {
-    if let Ok(client) = pool.get().await {
-        if let Err(e) = client
+    let released = async {
+        connection(pool)
+            .await?
             .execute(
                 "DELETE FROM job_leases WHERE job_id = $1 AND worker = $2",
                 &[&job_id, &worker],
             )
-            .await
-        {
-            tracing::warn!(%job_id, error = %e, "releasing a job lease failed; it will expire");
-        }
+            .await?;
+        Ok::<_, LeaseError>(())
+    };
+    if let Err(e) = released.await {
+        tracing::warn!(%job_id, error = %e, "releasing a job lease failed; it will expire");
     }
+}
+
+async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, LeaseError> {
+    pool.get()
+        .await
+        .map_err(|e| LeaseError::Pool(e.to_string()))
 }
 
 /// A lease that ran out: its worker stopped renewing it.
@@ -108,10 +109,8 @@ pub struct Expired {
 }
 
 /// Takes (deletes) leases that ran out, a few at a time, skipping any another reaper holds.
-pub async fn take_expired(pool: &Pool) -> Result<Vec<Expired>, tokio_postgres::Error> {
-    let Ok(client) = pool.get().await else {
-        return Ok(vec![]);
-    };
+pub async fn take_expired(pool: &Pool) -> Result<Vec<Expired>, LeaseError> {
+    let client = connection(pool).await?;
     let rows = client
         .query(
             "DELETE FROM job_leases WHERE job_id IN (
@@ -136,10 +135,8 @@ pub async fn take_expired(pool: &Pool) -> Result<Vec<Expired>, tokio_postgres::E
 pub async fn orphans(
     pool: &Pool,
     lease: Duration,
-) -> Result<Vec<(Uuid, Option<String>)>, tokio_postgres::Error> {
-    let Ok(client) = pool.get().await else {
-        return Ok(vec![]);
-    };
+) -> Result<Vec<(Uuid, Option<String>)>, LeaseError> {
+    let client = connection(pool).await?;
     let rows = client
         .query(
             "SELECT j.job_id, j.worker FROM jobs j

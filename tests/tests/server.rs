@@ -385,6 +385,21 @@ async fn replay_rebuilds_while_the_server_serves() {
     pg.stop().await.unwrap();
 }
 
+/// Runs `bosun` with `args` (a benchmark), which must succeed, and parses its JSON lines.
+fn bench_lines(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = bosun(dir, args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 #[test]
 fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
     let dir = work_dir();
@@ -393,18 +408,8 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
         ["bench", "replay", "--events", "500", "", ""],
     ] {
         let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
-        let out = bosun(dir.path(), &args, &[]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let lines: Vec<serde_json::Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect();
-        assert_eq!(lines.len(), 1, "{stdout}");
+        let lines = bench_lines(dir.path(), &args);
+        assert_eq!(lines.len(), 1, "{lines:?}");
         let line = &lines[0];
         assert_eq!(line["name"], args[1]);
         assert_eq!(line["unit"], "events/s");
@@ -428,22 +433,12 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
         "--seconds",
         "2",
     ];
-    let out = bosun(dir.path(), &args, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = bench_lines(dir.path(), &args);
     let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(
         names,
         ["live_p50", "live_p99", "live_delivered"],
-        "{stdout}"
+        "{lines:?}"
     );
     for line in &lines {
         for field in [
@@ -475,17 +470,7 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
 
     // Jobs: a throughput line and latency lines, every job finished, each against direct spawns.
     let args = ["bench", "jobs", "--jobs", "20", "--workers", "2"];
-    let out = bosun(dir.path(), &args, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = bench_lines(dir.path(), &args);
     let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(
         names,
@@ -496,7 +481,7 @@ fn benchmarks_print_one_json_line_with_a_baseline_and_a_ratio() {
             "submit_to_finish_p50",
             "submit_to_finish_p99"
         ],
-        "{stdout}"
+        "{lines:?}"
     );
     assert_eq!(lines[0]["finished"], 20, "{}", lines[0]);
     for line in &lines {

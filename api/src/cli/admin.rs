@@ -3,13 +3,12 @@
 
 use super::UsageError;
 use crate::config::Settings;
+use crate::core::Core;
 use crate::database::Database;
 use bosun_commands::identity::secrets::random_password;
 use bosun_commands::identity::NewUser;
-use bosun_commands::{Actor, Commands, Origin};
+use bosun_commands::{Actor, Origin};
 use bosun_domain::identity::{Email, Password, Username};
-use bosun_eventstore::PgEventStore;
-use bosun_projections::Projections;
 use std::io::BufRead;
 
 #[derive(clap::Subcommand)]
@@ -41,12 +40,8 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
     let input = parse(&command)?;
     let database = Database::open(&settings).await?;
     let result = async {
-        let store = PgEventStore::open(&database.config).await?;
-        let projections = Projections::new(bosun_projections::all());
-        projections.prepare(&database.config).await?;
-        // Projecting here too: if no server runs, nobody else would, and commands read models.
-        let running = projections.start(store.clone(), &database.config).await?;
-        let commands = Commands::new(store, running.freshness());
+        let core = Core::open(&database.config).await?;
+        let commands = &core.commands;
         commands.catch_up().await?;
         let actor = Actor::System("cli");
         let origin = Origin {
@@ -103,7 +98,7 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
             }
             _ => unreachable!("parse matches the command"),
         }
-        drop(running);
+        drop(core);
         anyhow::Ok(())
     }
     .await;

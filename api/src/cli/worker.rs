@@ -3,10 +3,8 @@
 //! projection; the others stand by), since workers claim jobs from the jobs read model.
 
 use crate::config::Settings;
+use crate::core::Core;
 use crate::database::Database;
-use bosun_commands::Commands;
-use bosun_eventstore::PgEventStore;
-use bosun_projections::Projections;
 use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -17,13 +15,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let database = Database::open(&settings).await?;
     let result = async {
-        let store = PgEventStore::open(&database.config).await?;
-        let projections = Projections::new(bosun_projections::all());
-        projections.prepare(&database.config).await?;
-        let running = projections.start(store.clone(), &database.config).await?;
-        let commands = Commands::new(store, running.freshness());
+        let core = Core::open(&database.config).await?;
         let workers = bosun_runner::start(
-            commands,
+            core.commands.clone(),
             Arc::new(settings.catalog.clone()),
             settings.runner.clone(),
             &database.config,
@@ -33,7 +27,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         println!("bosun worker running {} workers", settings.runner.workers);
         super::serve::shutdown_signal().await;
         drop(workers);
-        drop(running);
+        drop(core);
         anyhow::Ok(())
     }
     .await;

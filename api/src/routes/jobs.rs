@@ -227,17 +227,18 @@ pub async fn output(
     }
     let client = state.store.pool().get().await?;
     let job_id = job_id(&id)?;
-    // The job first: if it had finished then, the output read after it is all there is.
+    // The job first: if it had finished then, its byte counts are the whole output.
     let job = model::get(&**client, job_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no job {id}")))?;
     let (text, next) = model::output(&**client, job_id, selection, from, OUTPUT_PAGE).await?;
+    let total = match selection {
+        OutputSelection::Stdout => job.stdout_bytes,
+        OutputSelection::Stderr => job.stderr_bytes,
+        OutputSelection::Combined => job.stdout_bytes + job.stderr_bytes,
+    };
     let finished = !matches!(job.status.as_str(), "waiting" | "processing");
-    let total = model::output(&**client, job_id, selection, next, 1)
-        .await?
-        .1
-        == next;
-    let complete = finished && total;
+    let complete = finished && next.max(from) >= total;
     let mut response =
         ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
     let headers = response.headers_mut();

@@ -225,13 +225,16 @@ pub struct JobView {
     pub created_by: String,
     pub timeout_seconds: Option<i64>,
     pub kill_requested: bool,
+    /// Output so far, in bytes, per stream.
+    pub stdout_bytes: i64,
+    pub stderr_bytes: i64,
     pub version: i64,
 }
 
 const COLUMNS: &str =
     "job_id, name, app, env, task, variables, status, created_at, started_at, finished_at,
     exit_code, pid, command, worker, diagnostics, orchestration_id, initialized_by, created_by,
-    timeout_seconds, kill_requested, version";
+    timeout_seconds, kill_requested, stdout_bytes, stderr_bytes, version";
 
 fn view(r: &tokio_postgres::Row) -> JobView {
     JobView {
@@ -255,7 +258,9 @@ fn view(r: &tokio_postgres::Row) -> JobView {
         created_by: r.get(17),
         timeout_seconds: r.get(18),
         kill_requested: r.get(19),
-        version: r.get(20),
+        stdout_bytes: r.get(20),
+        stderr_bytes: r.get(21),
+        version: r.get(22),
     }
 }
 

@@ -8,7 +8,7 @@
 //! full load, against the same.
 
 use super::server::BenchServer;
-use super::{progress, report};
+use super::{percentile, progress, report};
 use crate::config::Settings;
 use anyhow::Context;
 use bosun_domain::jobs::Catalog;
@@ -52,9 +52,15 @@ pub async fn run(
     let server = BenchServer::start(&store, config, settings, "jobs").await?;
     let result = measure(&store, &server, &options).await;
     server.stop().await;
-    let measured = result?;
-
-    let ms = |d: &[f64], p: f64| percentile(d, p);
+    let mut measured = result?;
+    let mut direct_latencies = direct_latencies;
+    for samples in [
+        &mut measured.empty_start,
+        &mut measured.loaded_finish,
+        &mut direct_latencies,
+    ] {
+        samples.sort_by(f64::total_cmp);
+    }
     report(
         "jobs_per_second",
         measured.rate,
@@ -62,7 +68,7 @@ pub async fn run(
         direct_rate,
         json!({"jobs": options.jobs, "workers": options.workers, "finished": measured.finished}),
     );
-    for (name, values, baseline) in [
+    for (name, values, p) in [
         ("submit_to_start_p50", &measured.empty_start, 0.5),
         ("submit_to_start_p99", &measured.empty_start, 0.99),
         ("submit_to_finish_p50", &measured.loaded_finish, 0.5),
@@ -70,9 +76,9 @@ pub async fn run(
     ] {
         report(
             name,
-            ms(values, baseline),
+            percentile(values, p),
             "ms",
-            ms(&direct_latencies, baseline),
+            percentile(&direct_latencies, p),
             json!({"samples": values.len(), "queue": if name.contains("start") { "empty" } else { "full" }}),
         );
     }
@@ -225,14 +231,4 @@ async fn event_times(store: &PgEventStore) -> anyhow::Result<Times> {
         }
     }
     Ok(times)
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }

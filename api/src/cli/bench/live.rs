@@ -9,7 +9,7 @@
 //! (messages over all clients, against appended events × subscribers; 1.0 is nothing lost).
 
 use super::server::BenchServer;
-use super::{progress, report};
+use super::{percentile, progress, report};
 use crate::config::Settings;
 use anyhow::Context;
 use bosun_eventstore::{EventStore, ExpectedVersion, Filter, NewEvent, PgEventStore, StreamId};
@@ -432,9 +432,9 @@ impl Results {
         for (name, p) in [("live_p50", 0.50), ("live_p99", 0.99)] {
             report(
                 name,
-                percentile_ms(&all, p),
+                percentile(&all, p) / 1000.0,
                 "ms",
-                percentile_ms(&self.direct, p),
+                percentile(&self.direct, p) / 1000.0,
                 extra.clone(),
             );
         }
@@ -451,13 +451,4 @@ impl Results {
             extra,
         );
     }
-}
-
-/// The nearest-rank percentile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    f64::from(sorted[rank - 1]) / 1000.0
 }

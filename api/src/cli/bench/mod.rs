@@ -106,6 +106,15 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
     result
 }
 
+/// The `p` quantile (0 to 1) of `sorted`, by nearest rank; 0 for no samples.
+pub fn percentile<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].into()
+}
+
 /// One result line.
 pub fn report(name: &str, value: f64, unit: &str, baseline: f64, extra: Value) {
     let mut line = json!({

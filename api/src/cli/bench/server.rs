@@ -8,11 +8,11 @@
 
 use super::progress;
 use crate::config::{DatabaseUrl, Settings};
+use crate::core::Core;
 use crate::startup::Application;
 use anyhow::Context;
-use bosun_commands::{Actor, Commands, Origin};
+use bosun_commands::{Actor, Origin};
 use bosun_eventstore::PgEventStore;
-use bosun_projections::Projections;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -84,16 +84,10 @@ async fn admin_token(
     config: &tokio_postgres::Config,
     bench: &str,
 ) -> anyhow::Result<String> {
-    let projections = Projections::new(bosun_projections::all());
-    projections
-        .prepare(config)
-        .await
-        .context("preparing the read models")?;
-    let running = projections
-        .start(store.clone(), config)
+    let core = Core::on(store.clone(), config)
         .await
         .context("starting the projectors")?;
-    let commands = Commands::new(store.clone(), running.freshness());
+    let commands = &core.commands;
     let token = match commands
         .bootstrap_admin()
         .await
@@ -122,6 +116,6 @@ async fn admin_token(
             issued.token
         }
     };
-    drop(running);
+    drop(core);
     Ok(token)
 }
