@@ -203,6 +203,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/streams/{stream_id}", get(routes::streams::get))
         .route("/v1/audit", get(routes::audit::list))
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             wait_for_min_position,

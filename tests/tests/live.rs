@@ -198,6 +198,18 @@ async fn the_live_feed_refuses_whoever_may_not_read_the_log() {
         other => panic!("a forged token was not refused: {:?}", other.map(|_| ())),
     }
 
+    // A plain GET of the WebSocket endpoint: a problem saying so.
+    let plain = reqwest::Client::new()
+        .get(server.url("/v1/events/live"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.status().is_client_error(), "{}", plain.status());
+    assert_eq!(plain.headers()["content-type"], "application/problem+json");
+    let problem: Value = plain.json().await.unwrap();
+    assert_eq!(problem["code"], "websocket_required");
+
     // Nothing sent within 5 s: closed with 4401.
     let (mut silent, _) = tokio_tungstenite::connect_async(ws_url(&server, ""))
         .await

@@ -13,6 +13,7 @@ use crate::live::LiveEvent;
 use crate::problem::Problem;
 use crate::routes::events::list_param;
 use crate::startup::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -54,8 +55,15 @@ pub async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<LiveQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Problem> {
+    let upgrade = upgrade.map_err(|e| {
+        Problem::new(
+            e.status(),
+            "websocket_required",
+            format!("this is a WebSocket endpoint: {}", e.body_text()),
+        )
+    })?;
     // A token in the header is checked before the upgrade, so a bad one is a plain 401.
     let token = token_from_headers(&headers)?;
     if let Some(token) = &token {

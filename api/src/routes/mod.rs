@@ -23,6 +23,15 @@ use serde::Serialize;
 pub const POSITION: HeaderName = HeaderName::from_static("bosun-position");
 pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
+/// A path that exists, asked with a method it does not answer.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not answer {method}", uri.path()),
+    )
+}
+
 /// Any path no route matches.
 pub async fn not_found(uri: axum::http::Uri) -> Problem {
     Problem::not_found(format!("no resource at {}", uri.path()))
