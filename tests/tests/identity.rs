@@ -645,6 +645,147 @@ async fn users_teams_tokens_and_every_refusal() {
         StatusCode::UNAUTHORIZED
     );
 
+    // More refusals, each with its status, a problem body and nothing written.
+    let ann_again = api.login("ann", "new-ann-pw").await;
+    let bob_again = api.login("bob", "bob-secret-1").await;
+    let carl = api
+        .post(
+            "/v1/users",
+            Some(&admin),
+            json!({"username": "carl", "password": "carl-pw-1"}),
+        )
+        .await;
+    assert_eq!(carl.status, StatusCode::CREATED);
+    let carl = api.login("carl", "carl-pw-1").await;
+    let write_only = api
+        .post("/v1/tokens", Some(&admin), json!({"scopes": ["write"]}))
+        .await;
+    let write_only = write_only.body["token"].as_str().unwrap().to_string();
+    let head = api.head(&admin).await;
+    let refusals = [
+        (
+            Method::PATCH,
+            "/v1/users/ann",
+            &bob_again,
+            Some(json!({"admin": true})),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Method::PATCH,
+            "/v1/users/nobody",
+            &admin,
+            Some(json!({"admin": true})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/v1/tokens/00000000-0000-0000-0000-000000000000",
+            &admin,
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/v1/tokens/not-a-uuid",
+            &admin,
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/audit?limit=0",
+            &admin,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            Method::GET,
+            "/v1/audit?since=yesterday",
+            &admin,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            Method::GET,
+            "/v1/auth/whoami",
+            &write_only,
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Method::DELETE,
+            "/v1/teams/ops/members/bob",
+            &carl,
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Method::DELETE,
+            "/v1/teams/ops",
+            &carl,
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Method::DELETE,
+            "/v1/teams/ops/members/carl",
+            &ann_again,
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::PUT,
+            "/v1/users",
+            &admin,
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, token, body, status, code) in refusals {
+        let answer = api.call(method, path, Some(token), body).await;
+        api.refused(answer, status, code, head).await;
+    }
+
+    // A member removes another, then the team; then it is gone.
+    let removed = api
+        .call(
+            Method::DELETE,
+            "/v1/teams/ops/members/bob",
+            Some(&ann_again),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get("/v1/teams/ops", &ann_again).await.body["members"],
+        json!(["ann"])
+    );
+    let gone = api
+        .call(Method::DELETE, "/v1/teams/ops", Some(&ann_again), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get("/v1/teams/ops", &ann_again).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let head = api.head(&admin).await;
+    let again = api
+        .call(Method::DELETE, "/v1/teams/ops", Some(&admin), None)
+        .await;
+    api.refused(again, StatusCode::NOT_FOUND, "not_found", head)
+        .await;
+
     // Every step is in the log with who, from where, under which request; and in the audit.
     let events = api.all_events(&admin).await;
     let types: Vec<&str> = events
@@ -725,6 +866,7 @@ async fn users_teams_tokens_and_every_refusal() {
         "ann-secret-2",
         "bob-secret-1",
         "new-ann-pw",
+        "carl-pw-1",
     ];
     let tokens = [
         &admin,
@@ -735,6 +877,10 @@ async fn users_teams_tokens_and_every_refusal() {
         &short,
         &ann_api_token,
         &viewer,
+        &carl,
+        &write_only,
+        &ann_again,
+        &bob_again,
     ];
     for secret in passwords
         .into_iter()

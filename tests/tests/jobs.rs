@@ -371,6 +371,136 @@ async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue
         (StatusCode::CONFLICT, Some("job_finished"))
     );
 
+    // Only the submitter or an admin stops a job; bad queries and keys are 400s; each refusal
+    // with a problem body.
+    let (status, _) = api
+        .json(
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(json!({"username": "viewer", "password": "viewer-pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, login) = api
+        .json(
+            reqwest::Method::POST,
+            "/v1/auth/tokens",
+            Some(json!({"username": "viewer", "password": "viewer-pw"})),
+        )
+        .await;
+    let viewer = Client {
+        base: api.base.clone(),
+        token: login["token"].as_str().unwrap().to_string(),
+        http: reqwest::Client::new(),
+    };
+    let mine = api.submit("restart", json!({})).await;
+    let mine = mine["id"].as_str().unwrap();
+    let keyed = api
+        .http
+        .post(format!("{}/v1/jobs", api.base))
+        .bearer_auth(&api.token)
+        .header("idempotency-key", "k".repeat(300))
+        .json(&json!({"app": "example", "env": "production", "task": "restart"}))
+        .send()
+        .await
+        .unwrap();
+    let keyed = (
+        keyed.status(),
+        keyed.headers().clone(),
+        keyed.text().await.unwrap(),
+    );
+    let refusals = [
+        (
+            viewer
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1/jobs/{mine}/cancel"),
+                    None,
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            api.send(reqwest::Method::GET, "/v1/jobs?status=bogus", None)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            api.send(reqwest::Method::GET, "/v1/jobs?limit=5000", None)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            api.send(
+                reqwest::Method::GET,
+                &format!("/v1/jobs/{mine}/output?offset=-1"),
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            api.send(reqwest::Method::GET, "/v1/jobs/not-a-job", None)
+                .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            api.send(
+                reqwest::Method::POST,
+                &format!("/v1/jobs/{mine}/cancel"),
+                Some(json!({"why": "x"})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (keyed, StatusCode::BAD_REQUEST, "invalid_input"),
+    ];
+    for ((status, headers, body), expected, code) in refusals {
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{body}"
+        );
+        if !code.is_empty() {
+            let problem: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(problem["code"], code, "{body}");
+        }
+    }
+    assert_eq!(
+        api.job(mine).await["status"],
+        "waiting",
+        "refusals changed nothing"
+    );
+    let (status, listed) = api
+        .json(reqwest::Method::GET, "/v1/jobs?status=waiting", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "the key refused made no job: {listed}"
+    );
+
+    // A worker process with no workers configured is a usage error.
+    let idle = std::process::Command::new(bosun_binary())
+        .args(["worker", "-c", &config])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        idle.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&idle.stderr)
+    );
+    assert!(String::from_utf8_lossy(&idle.stderr).contains("runner.workers"));
+
     // Two worker processes on the same database.
     let sleeper = api.submit("sleep", json!({})).await;
     let batch: Vec<String> =
