@@ -37,7 +37,7 @@ pub enum AdminCommand {
 }
 
 pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {
-    let input = parse(&command)?;
+    let input = parse(command)?;
     let database = Database::open(&settings).await?;
     let result = async {
         let core = Core::open(&database.config).await?;
@@ -50,16 +50,14 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
             source: Some("cli".into()),
             ..Origin::default()
         };
-        match (command, input) {
-            (
-                AdminCommand::CreateUser { admin, .. },
-                Input::User {
-                    username,
-                    password,
-                    email,
-                    generated,
-                },
-            ) => {
+        match input {
+            Input::User {
+                username,
+                password,
+                email,
+                admin,
+                generated,
+            } => {
                 let shown = generated.then(|| password.expose().to_string());
                 let (user, _) = commands
                     .register_user(
@@ -82,21 +80,17 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
                     println!("password: {password}");
                 }
             }
-            (
-                AdminCommand::IssueToken {
-                    name,
-                    description,
-                    expires_in,
-                },
-                _,
-            ) => {
+            Input::Token {
+                username,
+                description,
+                expires_in,
+            } => {
                 let (token, _) = commands
-                    .issue_token_for(&actor, &origin, &name, description, expires_in)
+                    .issue_token_for(&actor, &origin, username.as_str(), description, expires_in)
                     .await?;
                 println!("{}", token.token);
                 eprintln!("token id {} for {}", token.token_id, token.user);
             }
-            _ => unreachable!("parse matches the command"),
         }
         drop(core);
         anyhow::Ok(())
@@ -106,33 +100,39 @@ pub async fn run(settings: Settings, command: AdminCommand) -> anyhow::Result<()
     result
 }
 
+/// The command's arguments, parsed.
 enum Input {
     User {
         username: Username,
         password: Password,
         email: Option<Email>,
+        admin: bool,
         generated: bool,
     },
-    Token,
+    Token {
+        username: Username,
+        description: String,
+        expires_in: Option<i64>,
+    },
 }
 
 /// Checks the arguments before anything starts: a bad one is a usage error (exit status 2).
-fn parse(command: &AdminCommand) -> Result<Input, UsageError> {
+fn parse(command: AdminCommand) -> Result<Input, UsageError> {
     let usage = |e: bosun_domain::DomainError| UsageError(e.to_string());
     match command {
         AdminCommand::CreateUser {
             name,
             email,
             password_stdin,
-            ..
+            admin,
         } => {
-            let username = Username::parse(name).map_err(usage)?;
+            let username = Username::parse(&name).map_err(usage)?;
             let email = email
                 .as_deref()
                 .map(Email::parse)
                 .transpose()
                 .map_err(usage)?;
-            let (password, generated) = if *password_stdin {
+            let (password, generated) = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
                     .lock()
@@ -147,12 +147,18 @@ fn parse(command: &AdminCommand) -> Result<Input, UsageError> {
                 username,
                 password,
                 email,
+                admin,
                 generated,
             })
         }
-        AdminCommand::IssueToken { name, .. } => {
-            Username::parse(name).map_err(usage)?;
-            Ok(Input::Token)
-        }
+        AdminCommand::IssueToken {
+            name,
+            description,
+            expires_in,
+        } => Ok(Input::Token {
+            username: Username::parse(&name).map_err(usage)?,
+            description,
+            expires_in,
+        }),
     }
 }
