@@ -4,7 +4,7 @@
 //! error that names it.
 
 use bosun_domain::jobs::Catalog;
-use bosun_runner::RunnerSettings;
+use bosun_runner::{NotificationSettings, RunnerSettings};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 use std::net::SocketAddr;
@@ -32,6 +32,23 @@ pub struct Settings {
     pub catalog: Catalog,
     #[serde(default)]
     pub runner: RunnerSettings,
+    #[serde(default)]
+    pub http_tasks: HttpTaskSettings,
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    /// A file holding the server's secret key (orchestration tokens are derived from it); made
+    /// with 32 random bytes, mode 0600, if missing. Every node must read the same key.
+    /// Default: `<data_dir>/data-key`.
+    pub data_key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTaskSettings {
+    /// Hosts that `component_url` tasks and webhooks may reach over plain http (https is
+    /// required for any other host).
+    #[serde(default)]
+    pub allow_insecure_hosts: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

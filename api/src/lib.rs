@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod data_key;
 pub mod database;
 pub mod extract;
 pub mod freshness;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub commands: Commands,
     pub live: Hub,
     pub catalog: Arc<Catalog>,
+    /// Hosts `component_url` tasks and webhooks may reach over plain http.
+    pub allow_insecure_hosts: Arc<Vec<String>>,
 }
 
 pub struct Application {
@@ -58,14 +60,9 @@ impl Application {
             commands,
         } = Core::open(&database.config).await?;
         let head = store.head().await?;
-        let catalog = Arc::new(settings.catalog.clone());
-        let workers = bosun_runner::start(
-            commands.clone(),
-            catalog.clone(),
-            settings.runner.clone(),
-            &database.config,
-        )
-        .await?;
+        let setup = crate::data_key::runner_setup(&settings)?;
+        let catalog = setup.catalog.clone();
+        let workers = bosun_runner::start(commands.clone(), setup, &database.config).await?;
         crate::bootstrap::when_caught_up(
             commands.clone(),
             projections.freshness(),
@@ -85,6 +82,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             commands,
             catalog,
+            allow_insecure_hosts: Arc::new(settings.http_tasks.allow_insecure_hosts.clone()),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -197,6 +195,33 @@ fn router(state: AppState) -> Router {
         .route(
             "/v1/jobs/{id}/kill",
             axum::routing::post(routes::jobs::kill),
+        )
+        .route(
+            "/v1/orchestrations",
+            get(routes::orchestrations::list).post(routes::orchestrations::create),
+        )
+        .route(
+            "/v1/orchestrations/{id}",
+            get(routes::orchestrations::get)
+                .patch(routes::orchestrations::update)
+                .delete(routes::orchestrations::delete),
+        )
+        .route(
+            "/v1/orchestrations/{id}/tasks",
+            get(routes::orchestrations::tasks).put(routes::orchestrations::replace_tasks),
+        )
+        .route(
+            "/v1/orchestrations/{id}/notifications",
+            get(routes::orchestrations::notifications)
+                .put(routes::orchestrations::replace_notifications),
+        )
+        .route(
+            "/v1/orchestrations/{id}/token",
+            axum::routing::post(routes::orchestrations::refresh_token),
+        )
+        .route(
+            "/v1/orchestrations/{id}/jobs",
+            get(routes::orchestrations::jobs).post(routes::orchestrations::run),
         )
         .route("/v1/events", get(routes::events::list))
         .route("/v1/events/live", get(routes::live::live))

@@ -119,6 +119,8 @@ impl Commands {
             initialized_by: "manual".into(),
             created_by: actor.name().to_string(),
             request_digest,
+            tasks: vec![],
+            scheduled_for: None,
         };
         let result = self
             .execute::<Job>(&job_id.to_string(), actor, origin, |state| {

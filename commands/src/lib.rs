@@ -15,6 +15,7 @@ mod error;
 mod execute;
 pub mod identity;
 pub mod jobs;
+pub mod orchestrations;
 
 pub use actor::{Actor, Origin};
 pub use error::CommandError;

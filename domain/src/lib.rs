@@ -13,6 +13,8 @@ mod aggregate;
 mod error;
 pub mod identity;
 pub mod jobs;
+pub mod notifications;
+pub mod orchestrations;
 
 pub use aggregate::{decode, encode, Aggregate, DomainEvent};
 pub use error::DomainError;

@@ -30,5 +30,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(read_models::identity::Identity),
         Arc::new(read_models::audit::Audit),
         Arc::new(read_models::jobs::Jobs),
+        Arc::new(read_models::orchestrations::Orchestrations),
     ]
 }

@@ -1,19 +1,29 @@
-//! Running work: job processes, worker leases and the reaper of lost jobs; later HTTP tasks, the
-//! cron scheduler and reactors (timeouts, notifications, orchestration task sequencing).
+//! Running work: job processes and HTTP tasks, orchestration jobs' task sequencing, worker
+//! leases and the reaper of lost jobs, the cron scheduler, and the notifications reactor.
 //!
 //! Owns: claiming waiting jobs (`FOR UPDATE SKIP LOCKED`, then an exclusive lease row), running
 //! each as a process in its own process group with its variables as environment variables,
 //! capturing its output into `JobOutputAppended` events in batches, killing it (SIGTERM to the
 //! group, SIGKILL after a grace period) on request or timeout, and finishing jobs whose worker
-//! stopped renewing its lease.
+//! stopped renewing its lease; running an orchestration job's tasks in order (processes, or HTTP
+//! POSTs for `component_url` tasks); the cron scheduler and the notifications reactor, each
+//! active on one node at a time (a PostgreSQL advisory lock).
 //!
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).
 
+mod http_task;
+mod leader;
 mod lease;
+mod notify;
+mod orchestration_job;
 mod process;
+mod scheduler;
 mod settings;
 mod worker;
 
-pub use settings::RunnerSettings;
-pub use worker::{start, Workers};
+pub use http_task::orchestration_token;
+pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
+pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
+pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings, WebhookSecret};
+pub use worker::{start, Setup, Workers};

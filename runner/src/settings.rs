@@ -43,3 +43,49 @@ fn default_lease() -> u64 {
 fn default_output_limit() -> u64 {
     16 * 1024 * 1024
 }
+
+/// `notifications:` in the configuration: how notifications are delivered.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Where email goes; without it, email notifications fail (recorded) and webhooks still work.
+    pub smtp: Option<SmtpSettings>,
+    /// Signs each webhook's body: `X-Bosun-Signature: sha256=<hex HMAC-SHA256>`.
+    pub webhook_secret: Option<WebhookSecret>,
+    /// Attempts per notification before it is given up (recorded as `NotificationFailed`).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each next one.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    pub from: String,
+}
+
+/// A secret from the configuration; its Debug shows nothing of it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookSecret(pub String);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(…)")
+    }
+}
+
+fn default_attempts() -> u32 {
+    4
+}
+fn default_backoff_ms() -> u64 {
+    1000
+}
+fn default_smtp_port() -> u16 {
+    25
+}

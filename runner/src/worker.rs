@@ -3,7 +3,7 @@
 
 use crate::lease;
 use crate::process::{self, signal_group};
-use crate::settings::RunnerSettings;
+use crate::settings::{NotificationSettings, RunnerSettings};
 use bosun_commands::{Actor, CommandError, Commands, Origin};
 use bosun_domain::jobs::{Catalog, FinalStatus, Job, JobCommand, JobStatus, OutputStream};
 use bosun_domain::{Aggregate, DomainError};
@@ -41,26 +41,55 @@ impl Drop for Workers {
     }
 }
 
-struct Context {
-    commands: Commands,
-    pool: Pool,
-    catalog: Arc<Catalog>,
-    settings: RunnerSettings,
+pub(crate) struct Context {
+    pub commands: Commands,
+    pub pool: Pool,
+    pub catalog: Arc<Catalog>,
+    pub settings: RunnerSettings,
+    /// Orchestration tokens are derived from it.
+    pub data_key: Arc<[u8]>,
+    /// For HTTP tasks.
+    pub http: reqwest::Client,
 }
 
-/// Prepares the lease table and starts `settings.workers` workers and one reaper.
+/// Why the runner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Migration(#[from] bosun_eventstore::migrate::MigrationError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// What the runner runs with, from the configuration.
+pub struct Setup {
+    pub catalog: Arc<Catalog>,
+    pub settings: RunnerSettings,
+    pub notifications: NotificationSettings,
+    /// The server's secret key: orchestration tokens are derived from it.
+    pub data_key: Arc<[u8]>,
+}
+
+/// Prepares the runner's tables and starts `settings.workers` workers, one reaper, and the
+/// scheduler and notifications reactor (each active on one node at a time).
 pub async fn start(
     commands: Commands,
-    catalog: Arc<Catalog>,
-    settings: RunnerSettings,
+    setup: Setup,
     config: &tokio_postgres::Config,
-) -> Result<Workers, bosun_eventstore::migrate::MigrationError> {
+) -> Result<Workers, StartError> {
+    let Setup {
+        catalog,
+        settings,
+        notifications,
+        data_key,
+    } = setup;
     let (mut client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
         .map_err(bosun_eventstore::migrate::MigrationError::from)?;
     let driver = tokio::spawn(connection);
     lease::prepare(&mut client).await?;
+    crate::notify::prepare(&mut client).await?;
     drop(client);
     let _ = driver.await;
     let pool = commands.store.pool().clone();
@@ -71,13 +100,28 @@ pub async fn start(
             .unwrap_or_else(|_| "host".into()),
         std::process::id()
     );
+    let http = reqwest::Client::builder()
+        .user_agent(format!("bosun/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))?;
     let context = Arc::new(Context {
-        commands,
+        commands: commands.clone(),
         pool,
-        catalog,
+        catalog: catalog.clone(),
         settings: settings.clone(),
+        data_key,
+        http: http.clone(),
     });
-    let mut tasks = vec![tokio::spawn(reap(context.clone()))];
+    let notifier = Arc::new(crate::notify::Notifier {
+        commands: commands.clone(),
+        settings: notifications,
+        http,
+    });
+    let mut tasks = vec![
+        tokio::spawn(reap(context.clone())),
+        tokio::spawn(crate::scheduler::run(commands, catalog, config.clone())),
+        tokio::spawn(crate::notify::run(notifier, config.clone())),
+    ];
     for slot in 0..settings.workers {
         let worker = format!("{node}/{slot}");
         tasks.push(tokio::spawn(work(context.clone(), worker)));
@@ -130,7 +174,7 @@ async fn work(context: Arc<Context>, worker: String) {
     }
 }
 
-fn origin(worker: &str) -> Origin {
+pub(crate) fn origin(worker: &str) -> Origin {
     Origin {
         request_id: Some(Uuid::new_v4().to_string()),
         user_agent: Some(format!("bosun worker {}", env!("CARGO_PKG_VERSION"))),
@@ -141,7 +185,7 @@ fn origin(worker: &str) -> Origin {
 
 const ACTOR: Actor = Actor::System("worker");
 
-async fn append(
+pub(crate) async fn append(
     context: &Context,
     job_id: Uuid,
     origin: &Origin,
@@ -164,9 +208,17 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
         return Ok(false);
     }
     let job = context.commands.job_view(job_id).await?;
+    if job.orchestration_id.is_some() {
+        return crate::orchestration_job::run(context, worker, &origin, job).await;
+    }
     let variables: BTreeMap<String, String> =
         serde_json::from_value(job.variables.clone()).unwrap_or_default();
-    let spec = match context.catalog.task(&job.app, &job.env, &job.task) {
+    let (app, env, task) = (
+        job.app.as_deref().unwrap_or_default(),
+        job.env.as_deref().unwrap_or_default(),
+        job.task.as_deref().unwrap_or_default(),
+    );
+    let spec = match context.catalog.task(app, env, task) {
         Ok(spec) => spec.clone(),
         Err(e) => {
             return fail_to_start(
@@ -195,7 +247,7 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
         &origin,
         JobCommand::Start {
             worker: worker.to_string(),
-            pid: running.pid,
+            pid: Some(running.pid),
             command: spec.command.clone(),
         },
     )
@@ -214,119 +266,27 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
     let timeout = job
         .timeout_seconds
         .map(|s| Duration::from_secs(s.max(1) as u64));
-    let lease = lease_length(&context.settings);
-    let grace = Duration::from_secs(context.settings.kill_grace_seconds);
-    let began = Instant::now();
-    let mut output = Output::new(context.settings.output_limit_bytes);
-    // The first tick a period from now: a job that ends at once costs no checks.
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
-    let mut last_renewal = Instant::now();
-    let mut stopping: Option<(Stop, Instant)> = None;
-    let mut output_open = true;
-    let exit = loop {
-        tokio::select! {
-            chunk = running.output.recv(), if output_open => match chunk {
-                Some((stream, bytes)) => {
-                    output.push(stream, &bytes);
-                    if output.pending() >= FLUSH_BYTES {
-                        if let Err(e) = output.flush(context, job_id, &origin, false).await {
-                            if taken_over(&e) {
-                                signal_group(running.pid, Signal::SIGKILL);
-                                let _ = running.child.wait().await;
-                                return Ok(true);
-                            }
-                            tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
-                        }
-                    }
-                }
-                None => output_open = false,
-            },
-            status = running.child.wait() => break status,
-            _ = tick.tick() => {
-                if let Err(e) = output.flush(context, job_id, &origin, false).await {
-                    if taken_over(&e) {
-                        signal_group(running.pid, Signal::SIGKILL);
-                        let _ = running.child.wait().await;
-                        return Ok(true);
-                    }
-                    tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
-                }
-                if last_renewal.elapsed() >= lease / 3 {
-                    match lease::renew(&context.pool, job_id, worker, lease).await {
-                        Ok(true) => last_renewal = Instant::now(),
-                        Ok(false) => {
-                            // The reaper finished it: this worker no longer owns it.
-                            tracing::warn!(%job_id, "lost the job's lease; stopping its process");
-                            signal_group(running.pid, Signal::SIGKILL);
-                            let _ = running.child.wait().await;
-                            return Ok(true);
-                        }
-                        Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed; retrying"),
-                    }
-                    if last_renewal.elapsed() >= lease {
-                        // Others now count this job lost; it must not go on running unseen.
-                        tracing::error!(%job_id, "no lease renewed for a whole lease; stopping the job");
-                        signal_group(running.pid, Signal::SIGKILL);
-                        let _ = running.child.wait().await;
-                        return Ok(true);
-                    }
-                }
-                match stopping {
-                    None => {
-                        let stop = if kill_requested(context, job_id).await {
-                            Some(Stop::Killed)
-                        } else if timeout.is_some_and(|t| began.elapsed() >= t) {
-                            Some(Stop::TimedOut)
-                        } else {
-                            None
-                        };
-                        if let Some(stop) = stop {
-                            tracing::info!(%job_id, ?stop, "stopping the job: SIGTERM to its process group");
-                            signal_group(running.pid, Signal::SIGTERM);
-                            stopping = Some((stop, Instant::now()));
-                        }
-                    }
-                    Some((_, since)) if since.elapsed() >= grace => {
-                        signal_group(running.pid, Signal::SIGKILL);
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
+    let mut output = Output::new(context.settings.output_limit_bytes, None);
+    let mut heartbeat = Heartbeat::new(context, job_id, worker);
+    let Supervised::Ended { exit, stop } = supervise(
+        context,
+        &origin,
+        &mut heartbeat,
+        running,
+        timeout,
+        &mut output,
+    )
+    .await?
+    else {
+        return Ok(true);
     };
-    // Whatever is still in the pipes, unless something the job left behind holds them open.
-    let drain = tokio::time::sleep(DRAIN_WAIT);
-    tokio::pin!(drain);
-    while output_open {
-        tokio::select! {
-            chunk = running.output.recv() => match chunk {
-                Some((stream, bytes)) => output.push(stream, &bytes),
-                None => output_open = false,
-            },
-            _ = &mut drain => break,
-        }
-    }
-    // Anything of its group still alive goes with it.
-    signal_group(running.pid, Signal::SIGKILL);
-    if let Err(e) = output.flush(context, job_id, &origin, true).await {
-        if taken_over(&e) {
-            return Ok(true);
-        }
-        tracing::warn!(%job_id, error = %e, "appending the last output failed");
-    }
-
-    let exit = exit.map_err(|e| CommandError::Internal(format!("waiting for the process: {e}")))?;
-    let described = match (exit.code(), exit.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => "ended".to_string(),
-    };
-    let (status, diagnostics) = match stopping {
-        Some((Stop::Killed, _)) => (
+    let described = describe(&exit);
+    let (status, diagnostics) = match stop {
+        Some(Stop::Killed) => (
             FinalStatus::Killed,
             Some(format!("killed on request; {described}")),
         ),
-        Some((Stop::TimedOut, _)) => (
+        Some(Stop::TimedOut) => (
             FinalStatus::Error,
             Some(format!(
                 "timed out after {} s and was killed; {described}",
@@ -351,8 +311,186 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
     Ok(true)
 }
 
+/// How a process's exit reads in diagnostics.
+pub(crate) fn describe(exit: &std::process::ExitStatus) -> String {
+    match (exit.code(), exit.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_string(),
+    }
+}
+
+/// How supervising a process ended.
+pub(crate) enum Supervised {
+    /// It exited (on its own, or stopped on request or timeout); its output is appended.
+    Ended {
+        exit: std::process::ExitStatus,
+        stop: Option<Stop>,
+    },
+    /// The job is no longer this worker's (the reaper finished it, or the lease was lost); the
+    /// process is gone and nothing more may be appended.
+    Abandoned,
+}
+
+/// Runs `running` to its end: appends its output as it comes, keeps the lease, and stops it on
+/// a kill request or at `timeout` (SIGTERM to its group, SIGKILL after the grace period).
+pub(crate) async fn supervise(
+    context: &Context,
+    origin: &Origin,
+    heartbeat: &mut Heartbeat,
+    mut running: process::Running,
+    timeout: Option<Duration>,
+    output: &mut Output,
+) -> Result<Supervised, CommandError> {
+    let job_id = heartbeat.job_id;
+    let grace = Duration::from_secs(context.settings.kill_grace_seconds);
+    let began = Instant::now();
+    // The first tick a period from now: a process that ends at once costs no checks.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
+    let mut stopping: Option<(Stop, Instant)> = None;
+    let mut output_open = true;
+    let abandon = |running: &mut process::Running| {
+        signal_group(running.pid, Signal::SIGKILL);
+    };
+    let exit = loop {
+        tokio::select! {
+            chunk = running.output.recv(), if output_open => match chunk {
+                Some((stream, bytes)) => {
+                    output.push(stream, &bytes);
+                    if output.pending() >= FLUSH_BYTES {
+                        if let Err(e) = output.flush(context, job_id, origin, false).await {
+                            if taken_over(&e) {
+                                abandon(&mut running);
+                                let _ = running.child.wait().await;
+                                return Ok(Supervised::Abandoned);
+                            }
+                            tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
+                        }
+                    }
+                }
+                None => output_open = false,
+            },
+            status = running.child.wait() => break status,
+            _ = tick.tick() => {
+                if let Err(e) = output.flush(context, job_id, origin, false).await {
+                    if taken_over(&e) {
+                        abandon(&mut running);
+                        let _ = running.child.wait().await;
+                        return Ok(Supervised::Abandoned);
+                    }
+                    tracing::warn!(%job_id, error = %e, "appending output failed; retrying");
+                }
+                if heartbeat.beat(context).await.is_err() {
+                    abandon(&mut running);
+                    let _ = running.child.wait().await;
+                    return Ok(Supervised::Abandoned);
+                }
+                match stopping {
+                    None => {
+                        if let Some(stop) = heartbeat.stop_wanted(context, began, timeout).await {
+                            tracing::info!(%job_id, ?stop, "stopping: SIGTERM to its process group");
+                            signal_group(running.pid, Signal::SIGTERM);
+                            stopping = Some((stop, Instant::now()));
+                        }
+                    }
+                    Some((_, since)) if since.elapsed() >= grace => {
+                        signal_group(running.pid, Signal::SIGKILL);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    };
+    // Whatever is still in the pipes, unless something the process left behind holds them open.
+    let drain = tokio::time::sleep(DRAIN_WAIT);
+    tokio::pin!(drain);
+    while output_open {
+        tokio::select! {
+            chunk = running.output.recv() => match chunk {
+                Some((stream, bytes)) => output.push(stream, &bytes),
+                None => output_open = false,
+            },
+            _ = &mut drain => break,
+        }
+    }
+    // Anything of its group still alive goes with it.
+    signal_group(running.pid, Signal::SIGKILL);
+    if let Err(e) = output.flush(context, job_id, origin, true).await {
+        if taken_over(&e) {
+            return Ok(Supervised::Abandoned);
+        }
+        tracing::warn!(%job_id, error = %e, "appending the last output failed");
+    }
+    let exit = exit.map_err(|e| CommandError::Internal(format!("waiting for the process: {e}")))?;
+    Ok(Supervised::Ended {
+        exit,
+        stop: stopping.map(|(stop, _)| stop),
+    })
+}
+
+/// A worker's hold on the job it runs: renews the lease every third of its length, and notices
+/// when the job is no longer its own or should stop.
+pub(crate) struct Heartbeat {
+    pub job_id: Uuid,
+    worker: String,
+    lease: Duration,
+    last_renewal: Instant,
+}
+
+/// The worker no longer holds the job.
+pub(crate) struct Lost;
+
+impl Heartbeat {
+    pub fn new(context: &Context, job_id: Uuid, worker: &str) -> Self {
+        Heartbeat {
+            job_id,
+            worker: worker.to_string(),
+            lease: lease_length(&context.settings),
+            last_renewal: Instant::now(),
+        }
+    }
+
+    /// Renews the lease when it is due; `Lost` if the reaper took the job, or no renewal has
+    /// succeeded for a whole lease (others now count the job lost: it must not go on unseen).
+    pub async fn beat(&mut self, context: &Context) -> Result<(), Lost> {
+        let job_id = self.job_id;
+        if self.last_renewal.elapsed() < self.lease / 3 {
+            return Ok(());
+        }
+        match lease::renew(&context.pool, job_id, &self.worker, self.lease).await {
+            Ok(true) => self.last_renewal = Instant::now(),
+            Ok(false) => {
+                tracing::warn!(%job_id, "lost the job's lease; stopping it");
+                return Err(Lost);
+            }
+            Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed; retrying"),
+        }
+        if self.last_renewal.elapsed() >= self.lease {
+            tracing::error!(%job_id, "no lease renewed for a whole lease; stopping the job");
+            return Err(Lost);
+        }
+        Ok(())
+    }
+
+    /// Whether the job should stop now: a kill was requested, or it ran past `timeout`.
+    pub async fn stop_wanted(
+        &self,
+        context: &Context,
+        began: Instant,
+        timeout: Option<Duration>,
+    ) -> Option<Stop> {
+        if kill_requested(context, self.job_id).await {
+            Some(Stop::Killed)
+        } else if timeout.is_some_and(|t| began.elapsed() >= t) {
+            Some(Stop::TimedOut)
+        } else {
+            None
+        }
+    }
+}
+
 /// The job changed hands: the reaper (or a kill that raced) finished it.
-fn taken_over(e: &CommandError) -> bool {
+pub(crate) fn taken_over(e: &CommandError) -> bool {
     matches!(
         e,
         CommandError::Domain(DomainError::Conflict {
@@ -362,8 +500,8 @@ fn taken_over(e: &CommandError) -> bool {
     )
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Stop {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
     Killed,
     TimedOut,
 }
@@ -384,7 +522,7 @@ async fn fail_to_start(
         origin,
         JobCommand::Start {
             worker: worker.to_string(),
-            pid: 0,
+            pid: None,
             command: vec![],
         },
     )
@@ -403,7 +541,7 @@ async fn fail_to_start(
     .map(|()| true)
 }
 
-async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
+pub(crate) async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
     let Ok(client) = context.pool.get().await else {
         return false;
     };
@@ -420,28 +558,31 @@ async fn kill_requested(context: &Context, job_id: Uuid) -> bool {
 
 /// Output waiting to be appended, in the order it came (runs of one stream), and the cap on all
 /// of it.
-struct Output {
+pub(crate) struct Output {
     pending: Vec<(OutputStream, Vec<u8>)>,
     kept: u64,
     limit: u64,
     cut: bool,
+    /// The orchestration task whose output this is now.
+    pub task: Option<u32>,
 }
 
 impl Output {
-    fn new(limit: u64) -> Self {
+    pub fn new(limit: u64, task: Option<u32>) -> Self {
         Output {
             pending: Vec::new(),
             kept: 0,
             limit,
             cut: false,
+            task,
         }
     }
 
-    fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.pending.iter().map(|(_, b)| b.len()).sum()
     }
 
-    fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
+    pub fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
         if self.cut {
             return;
         }
@@ -466,7 +607,7 @@ impl Output {
     /// Appends what is pending, a run per event, in order. A character split across reads at
     /// the very end waits for its rest, unless this is the last flush. What fails to append stays
     /// pending for the next flush.
-    async fn flush(
+    pub async fn flush(
         &mut self,
         context: &Context,
         job_id: Uuid,
@@ -490,7 +631,11 @@ impl Output {
                 context,
                 job_id,
                 origin,
-                JobCommand::AppendOutput { stream, text },
+                JobCommand::AppendOutput {
+                    stream,
+                    text,
+                    task: self.task,
+                },
             )
             .await?;
             self.kept += complete as u64;

@@ -5,7 +5,6 @@
 use crate::config::Settings;
 use crate::core::Core;
 use crate::database::Database;
-use std::sync::Arc;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.runner.workers == 0 {
@@ -18,8 +17,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let core = Core::open(&database.config).await?;
         let workers = bosun_runner::start(
             core.commands.clone(),
-            Arc::new(settings.catalog.clone()),
-            settings.runner.clone(),
+            crate::data_key::runner_setup(&settings)?,
             &database.config,
         )
         .await?;

@@ -101,10 +101,24 @@ pub async fn submit(
         }
     };
     let client = state.store.pool().get().await?;
-    let (stdout, _) =
-        model::output(&**client, job_id, OutputSelection::Stdout, 0, i64::MAX).await?;
-    let (output, _) =
-        model::output(&**client, job_id, OutputSelection::Combined, 0, i64::MAX).await?;
+    let (stdout, _) = model::output(
+        &**client,
+        job_id,
+        OutputSelection::Stdout,
+        None,
+        0,
+        i64::MAX,
+    )
+    .await?;
+    let (output, _) = model::output(
+        &**client,
+        job_id,
+        OutputSelection::Combined,
+        None,
+        0,
+        i64::MAX,
+    )
+    .await?;
     let answer = WaitedJob {
         job: finished,
         stdout,
@@ -199,6 +213,8 @@ pub async fn get(
 pub struct OutputQuery {
     stream: Option<String>,
     offset: Option<i64>,
+    /// Only this orchestration task's output (its index).
+    task: Option<i32>,
 }
 
 /// `GET /v1/jobs/{id}/output?stream=stdout|stderr|combined&offset=<bytes>`: the output from that
@@ -231,14 +247,25 @@ pub async fn output(
     let job = model::get(&**client, job_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no job {id}")))?;
-    let (text, next) = model::output(&**client, job_id, selection, from, OUTPUT_PAGE).await?;
+    let (text, next) =
+        model::output(&**client, job_id, selection, query.task, from, OUTPUT_PAGE).await?;
     let total = match selection {
         OutputSelection::Stdout => job.stdout_bytes,
         OutputSelection::Stderr => job.stderr_bytes,
         OutputSelection::Combined => job.stdout_bytes + job.stderr_bytes,
     };
     let finished = !matches!(job.status.as_str(), "waiting" | "processing");
-    let complete = finished && next.max(from) >= total;
+    let complete = match query.task {
+        None => finished && next.max(from) >= total,
+        // A task's output has gaps (other tasks'): complete when nothing of it lies beyond.
+        Some(task) => {
+            finished
+                && model::output(&**client, job_id, selection, Some(task), next.max(from), 1)
+                    .await?
+                    .0
+                    .is_empty()
+        }
+    };
     let mut response =
         ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
     let headers = response.headers_mut();

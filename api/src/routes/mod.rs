@@ -8,6 +8,7 @@ pub mod health;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+pub mod orchestrations;
 pub mod streams;
 pub mod teams;
 pub mod tokens;

@@ -7,6 +7,8 @@
 use super::variables::Variables;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
+use crate::orchestrations::Task;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -90,6 +92,45 @@ pub struct Submission {
     /// be told from a different request reusing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_digest: Option<String>,
+    /// An orchestration job's tasks, run in order (its `app`, `env`, `task` and `command` are
+    /// empty); none for a job of one catalog task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<PlannedTask>,
+    /// A scheduled run's cron slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// A task of an orchestration job, with the catalog's argv for a catalog task as it was when the
+/// job was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTask {
+    #[serde(flatten)]
+    pub task: Task,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+}
+
+/// How a task of an orchestration job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Success,
+    Error,
+    Killed,
+    /// Not run: an earlier task failed without `continue_on_failure`, or the job was killed.
+    Skipped,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Success => "success",
+            TaskStatus::Error => "error",
+            TaskStatus::Killed => "killed",
+            TaskStatus::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,8 +140,22 @@ pub enum JobEvent {
     JobStarted {
         job_id: Uuid,
         worker: String,
-        pid: u32,
+        /// The process of a one-task job; none for an orchestration job (its tasks have theirs).
+        pid: Option<u32>,
         command: Vec<String>,
+    },
+    /// Task `index` of an orchestration job began (with its process, for a catalog task).
+    JobTaskStarted {
+        job_id: Uuid,
+        index: u32,
+        pid: Option<u32>,
+    },
+    JobTaskFinished {
+        job_id: Uuid,
+        index: u32,
+        status: TaskStatus,
+        exit_code: Option<i32>,
+        diagnostics: Option<String>,
     },
     JobOutputAppended {
         job_id: Uuid,
@@ -108,6 +163,9 @@ pub enum JobEvent {
         /// Byte offset of `text` in its stream.
         offset: u64,
         text: String,
+        /// The orchestration task that wrote it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<u32>,
     },
     JobCancelled {
         job_id: Uuid,
@@ -131,6 +189,8 @@ impl DomainEvent for JobEvent {
             JobEvent::JobSubmitted(_) => "JobSubmitted",
             JobEvent::JobStarted { .. } => "JobStarted",
             JobEvent::JobOutputAppended { .. } => "JobOutputAppended",
+            JobEvent::JobTaskStarted { .. } => "JobTaskStarted",
+            JobEvent::JobTaskFinished { .. } => "JobTaskFinished",
             JobEvent::JobCancelled { .. } => "JobCancelled",
             JobEvent::JobKillRequested { .. } => "JobKillRequested",
             JobEvent::JobFinished { .. } => "JobFinished",
@@ -143,12 +203,23 @@ pub enum JobCommand {
     Submit(Box<Submission>),
     Start {
         worker: String,
-        pid: u32,
+        pid: Option<u32>,
         command: Vec<String>,
+    },
+    StartTask {
+        index: u32,
+        pid: Option<u32>,
+    },
+    FinishTask {
+        index: u32,
+        status: TaskStatus,
+        exit_code: Option<i32>,
+        diagnostics: Option<String>,
     },
     AppendOutput {
         stream: OutputStream,
         text: String,
+        task: Option<u32>,
     },
     Cancel {
         reason: Option<String>,
@@ -171,6 +242,10 @@ pub struct Job {
     pub kill_requested: bool,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// An orchestration job's task count, the task running, and the tasks that ended.
+    pub task_count: u32,
+    pub running_task: Option<u32>,
+    pub tasks_ended: u32,
 }
 
 impl Job {
@@ -227,7 +302,46 @@ impl Aggregate for Job {
                     command,
                 }])
             }
-            JobCommand::AppendOutput { stream, text } => {
+            JobCommand::StartTask { index, pid } => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                if self.running_task.is_some()
+                    || index != self.tasks_ended
+                    || index >= self.task_count
+                {
+                    return Err(DomainError::conflict(
+                        "task_out_of_order",
+                        format!("task {index} cannot start now: tasks run one by one, in order"),
+                    ));
+                }
+                Ok(vec![JobEvent::JobTaskStarted { job_id, index, pid }])
+            }
+            JobCommand::FinishTask {
+                index,
+                status,
+                exit_code,
+                diagnostics,
+            } => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                let in_order = match status {
+                    // A skipped task never started.
+                    TaskStatus::Skipped => self.running_task.is_none() && index == self.tasks_ended,
+                    _ => self.running_task == Some(index),
+                };
+                if !in_order || index >= self.task_count {
+                    return Err(DomainError::conflict(
+                        "task_out_of_order",
+                        format!("task {index} is not the task that can end now"),
+                    ));
+                }
+                Ok(vec![JobEvent::JobTaskFinished {
+                    job_id,
+                    index,
+                    status,
+                    exit_code,
+                    diagnostics,
+                }])
+            }
+            JobCommand::AppendOutput { stream, text, task } => {
                 let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
                 if text.is_empty() {
                     return Ok(vec![]);
@@ -241,6 +355,7 @@ impl Aggregate for Job {
                     stream,
                     offset,
                     text,
+                    task,
                 }])
             }
             JobCommand::Cancel { reason } => {
@@ -276,6 +391,12 @@ impl Aggregate for Job {
                 self.job_id = Some(s.job_id);
                 self.request_digest = s.request_digest.clone();
                 self.status = Some(JobStatus::Waiting);
+                self.task_count = s.tasks.len() as u32;
+            }
+            JobEvent::JobTaskStarted { index, .. } => self.running_task = Some(*index),
+            JobEvent::JobTaskFinished { .. } => {
+                self.running_task = None;
+                self.tasks_ended += 1;
             }
             JobEvent::JobStarted { .. } => self.status = Some(JobStatus::Processing),
             JobEvent::JobOutputAppended { stream, text, .. } => match stream {
@@ -312,6 +433,8 @@ mod tests {
             initialized_by: "manual".into(),
             created_by: "ann".into(),
             request_digest: None,
+            tasks: vec![],
+            scheduled_for: None,
         }))
     }
 
@@ -319,7 +442,7 @@ mod tests {
         JobEvent::JobStarted {
             job_id: Uuid::nil(),
             worker: "w1".into(),
-            pid: 42,
+            pid: Some(42),
             command: vec!["true".into()],
         }
     }
@@ -397,12 +520,13 @@ mod tests {
                 kill(),
                 JobCommand::Start {
                     worker: "w".into(),
-                    pid: 1,
+                    pid: Some(1),
                     command: vec![],
                 },
                 JobCommand::AppendOutput {
                     stream: OutputStream::Stdout,
                     text: "x".into(),
+                    task: None,
                 },
                 JobCommand::Finish {
                     status: FinalStatus::Error,
@@ -416,7 +540,7 @@ mod tests {
         let past = [submitted(), cancelled];
         let start = JobCommand::Start {
             worker: "w".into(),
-            pid: 1,
+            pid: Some(1),
             command: vec![],
         };
         assert_eq!(refusal(given(&past, start)), "job_finished");
@@ -426,7 +550,7 @@ mod tests {
     fn a_job_starts_once() {
         let start = JobCommand::Start {
             worker: "w2".into(),
-            pid: 7,
+            pid: Some(7),
             command: vec![],
         };
         assert_eq!(
@@ -442,6 +566,7 @@ mod tests {
             stream: OutputStream::Stdout,
             offset: 0,
             text: text.into(),
+            task: None,
         };
         let past = [submitted(), started(), out("héllo\n")];
         let next = given(
@@ -449,6 +574,7 @@ mod tests {
             JobCommand::AppendOutput {
                 stream: OutputStream::Stdout,
                 text: "x".into(),
+                task: None,
             },
         )
         .unwrap();
@@ -461,6 +587,7 @@ mod tests {
             JobCommand::AppendOutput {
                 stream: OutputStream::Stderr,
                 text: "x".into(),
+                task: None,
             },
         )
         .unwrap();
@@ -473,7 +600,8 @@ mod tests {
                 &[submitted()],
                 JobCommand::AppendOutput {
                     stream: OutputStream::Stdout,
-                    text: "x".into()
+                    text: "x".into(),
+                    task: None,
                 }
             )),
             "job_not_processing"
@@ -489,5 +617,120 @@ mod tests {
             refusal(given(&[submitted()], JobCommand::Submit(s))),
             "job_exists"
         );
+    }
+
+    fn orchestration_job(tasks: usize) -> JobEvent {
+        let JobEvent::JobSubmitted(mut s) = submitted() else {
+            unreachable!()
+        };
+        let task = crate::orchestrations::Task {
+            component: Some("example/production/deploy".into()),
+            component_url: None,
+            action: None,
+            parameters: serde_json::json!({}),
+            continue_on_failure: false,
+            timeout_minutes: None,
+            active: true,
+        };
+        s.tasks = vec![
+            PlannedTask {
+                task,
+                command: vec!["true".into()]
+            };
+            tasks
+        ];
+        JobEvent::JobSubmitted(s)
+    }
+
+    fn task_started(index: u32) -> JobEvent {
+        JobEvent::JobTaskStarted {
+            job_id: Uuid::nil(),
+            index,
+            pid: Some(9),
+        }
+    }
+
+    fn finish_task(index: u32, status: TaskStatus) -> JobCommand {
+        JobCommand::FinishTask {
+            index,
+            status,
+            exit_code: None,
+            diagnostics: None,
+        }
+    }
+
+    #[test]
+    fn an_orchestration_jobs_tasks_run_one_by_one_in_order() {
+        let base = [orchestration_job(2), started()];
+        let start = |index| JobCommand::StartTask { index, pid: None };
+        assert!(matches!(
+            given(&base, start(0)).unwrap()[..],
+            [JobEvent::JobTaskStarted { index: 0, .. }]
+        ));
+        assert_eq!(refusal(given(&base, start(1))), "task_out_of_order");
+        let running = [orchestration_job(2), started(), task_started(0)];
+        assert_eq!(
+            refusal(given(&running, start(1))),
+            "task_out_of_order",
+            "one at a time"
+        );
+        assert_eq!(
+            refusal(given(&running, finish_task(1, TaskStatus::Success))),
+            "task_out_of_order"
+        );
+        assert_eq!(
+            given(&running, finish_task(0, TaskStatus::Error))
+                .unwrap()
+                .len(),
+            1
+        );
+        let first_failed = [
+            orchestration_job(2),
+            started(),
+            task_started(0),
+            JobEvent::JobTaskFinished {
+                job_id: Uuid::nil(),
+                index: 0,
+                status: TaskStatus::Error,
+                exit_code: Some(1),
+                diagnostics: None,
+            },
+        ];
+        assert_eq!(
+            given(&first_failed, finish_task(1, TaskStatus::Skipped))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            refusal(given(&first_failed, start(2))),
+            "task_out_of_order",
+            "no task 2"
+        );
+        assert_eq!(
+            refusal(given(&[orchestration_job(2)], start(0))),
+            "job_not_processing",
+            "a waiting job runs no task"
+        );
+    }
+
+    #[test]
+    fn old_events_without_the_new_fields_still_load() {
+        // JobStarted from before pids were optional, output from before tasks.
+        let started: JobEvent = crate::decode(
+            "JobStarted",
+            &serde_json::json!({"job_id": Uuid::nil(), "worker": "w", "pid": 5, "command": []}),
+        )
+        .unwrap();
+        assert!(matches!(started, JobEvent::JobStarted { pid: Some(5), .. }));
+        let output: JobEvent = crate::decode(
+            "JobOutputAppended",
+            &serde_json::json!({"job_id": Uuid::nil(), "stream": "stdout", "offset": 0, "text": "x"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            output,
+            JobEvent::JobOutputAppended { task: None, .. }
+        ));
     }
 }

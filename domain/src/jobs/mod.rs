@@ -5,5 +5,8 @@ mod job;
 mod variables;
 
 pub use catalog::{Catalog, CatalogEntry, TaskSpec, TaskSummary};
-pub use job::{FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, Submission};
+pub use job::{
+    FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, PlannedTask, Submission,
+    TaskStatus,
+};
 pub use variables::{Variables, MAX_VALUE_BYTES};

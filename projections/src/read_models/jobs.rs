@@ -19,7 +19,7 @@ impl Projection for Jobs {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -35,9 +35,9 @@ impl Projection for Jobs {
             "CREATE TABLE {jobs} (
                 job_id           UUID PRIMARY KEY,
                 name             TEXT,
-                app              TEXT NOT NULL,
-                env              TEXT NOT NULL,
-                task             TEXT NOT NULL,
+                app              TEXT,
+                env              TEXT,
+                task             TEXT,
                 variables        JSONB NOT NULL,
                 status           TEXT NOT NULL,
                 created_at       TIMESTAMPTZ NOT NULL,
@@ -55,6 +55,9 @@ impl Projection for Jobs {
                 kill_requested   BOOLEAN NOT NULL DEFAULT false,
                 stdout_bytes     BIGINT NOT NULL DEFAULT 0,
                 stderr_bytes     BIGINT NOT NULL DEFAULT 0,
+                tasks            JSONB NOT NULL DEFAULT '[]',
+                scheduled_for    TIMESTAMPTZ,
+                notification_emails JSONB NOT NULL DEFAULT '[]',
                 version          BIGINT NOT NULL);
              CREATE TABLE {output} (
                 job_id          UUID NOT NULL,
@@ -62,6 +65,7 @@ impl Projection for Jobs {
                 stream_offset   BIGINT NOT NULL,
                 combined_offset BIGINT NOT NULL,
                 text            TEXT NOT NULL,
+                task            INTEGER,
                 PRIMARY KEY (job_id, combined_offset));",
             jobs = tables.name("jobs"),
             output = tables.name("job_output"),
@@ -94,8 +98,10 @@ impl Projection for Jobs {
             JobEvent::JobSubmitted(s) => writes.push(
                 format!(
                     "INSERT INTO {jobs} (job_id, name, app, env, task, variables, status, created_at, command,
-                        orchestration_id, initialized_by, created_by, timeout_seconds, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8, $9, $10, $11, $12, $13)"
+                        orchestration_id, initialized_by, created_by, timeout_seconds, version,
+                        tasks, scheduled_for, notification_emails)
+                     VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, ''), $6, 'waiting', $7, $8,
+                        $9, $10, $11, $12, $13, $14, $15, $16)"
                 ),
                 vec![
                     Box::new(s.job_id),
@@ -110,6 +116,54 @@ impl Projection for Jobs {
                     Box::new(s.initialized_by),
                     Box::new(s.created_by),
                     Box::new(s.timeout_seconds.map(|t| t as i64)),
+                    Box::new(version),
+                    Box::new(Value::Array(
+                        s.tasks
+                            .iter()
+                            .enumerate()
+                            .map(|(index, t)| task_view(index, t))
+                            .collect(),
+                    )),
+                    Box::new(s.scheduled_for),
+                    Box::new(serde_json::to_value(&s.notification_emails).unwrap_or(Value::Null)),
+                ],
+            ),
+            JobEvent::JobTaskStarted { job_id, index, pid } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET tasks = jsonb_set(tasks, ARRAY[$2::text],
+                        tasks->($2::int) || jsonb_build_object('status', 'processing', 'started_at', $3::timestamptz, 'pid', $4::bigint)),
+                        version = $5
+                     WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(index.to_string()),
+                    Box::new(at),
+                    Box::new(pid.map(i64::from)),
+                    Box::new(version),
+                ],
+            ),
+            JobEvent::JobTaskFinished {
+                job_id,
+                index,
+                status,
+                exit_code,
+                diagnostics,
+            } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET tasks = jsonb_set(tasks, ARRAY[$2::text],
+                        tasks->($2::int) || jsonb_build_object('status', $3::text, 'finished_at', $4::timestamptz,
+                            'exit_code', $5::int, 'diagnostics', $6::text)),
+                        version = $7
+                     WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(index.to_string()),
+                    Box::new(status.as_str()),
+                    Box::new(at),
+                    Box::new(exit_code),
+                    Box::new(diagnostics),
                     Box::new(version),
                 ],
             ),
@@ -127,7 +181,7 @@ impl Projection for Jobs {
                     Box::new(job_id),
                     Box::new(at),
                     Box::new(worker),
-                    Box::new(pid as i64),
+                    Box::new(pid.map(i64::from)),
                     Box::new(serde_json::to_value(&command).unwrap_or(Value::Null)),
                     Box::new(version),
                 ],
@@ -137,6 +191,7 @@ impl Projection for Jobs {
                 stream,
                 offset,
                 text,
+                task,
             } => {
                 let (stream_name, column) = match stream {
                     OutputStream::Stdout => ("stdout", "stdout_bytes"),
@@ -145,8 +200,8 @@ impl Projection for Jobs {
                 let bytes = text.len() as i64;
                 writes.push(
                     format!(
-                        "INSERT INTO {output} (job_id, stream, stream_offset, combined_offset, text)
-                         SELECT $1, $2::text, $3::bigint, j.stdout_bytes + j.stderr_bytes, $4::text
+                        "INSERT INTO {output} (job_id, stream, stream_offset, combined_offset, text, task)
+                         SELECT $1, $2::text, $3::bigint, j.stdout_bytes + j.stderr_bytes, $4::text, $5::int
                          FROM {jobs} j WHERE j.job_id = $1"
                     ),
                     vec![
@@ -154,6 +209,7 @@ impl Projection for Jobs {
                         Box::new(stream_name),
                         Box::new(offset as i64),
                         Box::new(text),
+                        Box::new(task.map(|t| t as i32)),
                     ],
                 );
                 writes.push(
@@ -202,14 +258,36 @@ impl Projection for Jobs {
     }
 }
 
+/// A task of an orchestration job as the job shows it, before it runs.
+fn task_view(index: usize, planned: &bosun_domain::jobs::PlannedTask) -> Value {
+    let t = &planned.task;
+    serde_json::json!({
+        "index": index,
+        "component": t.component,
+        "component_url": t.component_url,
+        "action": t.action,
+        "parameters": t.parameters,
+        "continue_on_failure": t.continue_on_failure,
+        "timeout_minutes": t.timeout_minutes,
+        "active": t.active,
+        "status": if t.active { "pending" } else { "inactive" },
+        "started_at": null,
+        "finished_at": null,
+        "pid": null,
+        "exit_code": null,
+        "diagnostics": null,
+    })
+}
+
 /// A job as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobView {
     pub id: Uuid,
     pub name: Option<String>,
-    pub app: String,
-    pub env: String,
-    pub task: String,
+    /// The catalog task of a one-task job; none for an orchestration job.
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub task: Option<String>,
     pub variables: Value,
     pub status: String,
     pub created_at: DateTime<Utc>,
@@ -228,13 +306,19 @@ pub struct JobView {
     /// Output so far, in bytes, per stream.
     pub stdout_bytes: i64,
     pub stderr_bytes: i64,
+    /// An orchestration job's tasks and how each went.
+    pub tasks: Value,
+    /// A scheduled run's cron slot.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub notification_emails: Value,
     pub version: i64,
 }
 
 const COLUMNS: &str =
     "job_id, name, app, env, task, variables, status, created_at, started_at, finished_at,
     exit_code, pid, command, worker, diagnostics, orchestration_id, initialized_by, created_by,
-    timeout_seconds, kill_requested, stdout_bytes, stderr_bytes, version";
+    timeout_seconds, kill_requested, stdout_bytes, stderr_bytes, version, tasks, scheduled_for,
+    notification_emails";
 
 fn view(r: &tokio_postgres::Row) -> JobView {
     JobView {
@@ -261,6 +345,9 @@ fn view(r: &tokio_postgres::Row) -> JobView {
         stdout_bytes: r.get(20),
         stderr_bytes: r.get(21),
         version: r.get(22),
+        tasks: r.get(23),
+        scheduled_for: r.get(24),
+        notification_emails: r.get(25),
     }
 }
 
@@ -327,6 +414,7 @@ pub async fn output(
     client: &impl GenericClient,
     job_id: Uuid,
     selection: OutputSelection,
+    task: Option<i32>,
     offset: i64,
     max: i64,
 ) -> Result<(String, i64), tokio_postgres::Error> {
@@ -340,10 +428,10 @@ pub async fn output(
             &format!(
                 "SELECT {column}, text FROM job_output
                  WHERE job_id = $1 AND ($2::text IS NULL OR stream = $2)
-                   AND {column} + octet_length(text) > $3
+                   AND {column} + octet_length(text) > $3 AND ($4::int IS NULL OR task = $4)
                  ORDER BY {column}"
             ),
-            &[&job_id, &stream, &offset],
+            &[&job_id, &stream, &offset, &task],
         )
         .await?;
     let mut text = Vec::new();

@@ -1,0 +1,295 @@
+//! `/v1/orchestrations`: orchestrations (named, ordered tasks on a cron schedule, with
+//! notifications), their tasks, notifications and token, and their jobs.
+
+use crate::auth::{Caller, RequestOrigin};
+use crate::extract::{Json, Query};
+use crate::problem::Problem;
+use crate::routes::{limit, listed, offset, written};
+use crate::startup::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bosun_commands::orchestrations::{CreateOrchestration, RunOrchestration, UpdateOrchestration};
+use bosun_domain::identity::Scope;
+use bosun_domain::orchestrations::{NotificationInput, TaskInput, TaskRules};
+use bosun_projections::read_models::jobs::{self as jobs_model, JobQuery};
+use bosun_projections::read_models::orchestrations as model;
+use serde::{Deserialize, Deserializer};
+
+fn rules(state: &AppState) -> TaskRules<'_> {
+    TaskRules {
+        catalog: &state.catalog,
+        allow_insecure_hosts: &state.allow_insecure_hosts,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Create {
+    name: String,
+    crontab: Option<String>,
+    active: Option<bool>,
+    tasks: Option<Vec<TaskInput>>,
+    notifications: Option<Vec<NotificationInput>>,
+}
+
+/// `POST /v1/orchestrations`: 201 with the orchestration.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Json(body): Json<Create>,
+) -> Result<Response, Problem> {
+    let (view, w) = state
+        .commands
+        .create_orchestration(
+            &caller.actor,
+            &origin,
+            &rules(&state),
+            CreateOrchestration {
+                name: body.name,
+                crontab: body.crontab,
+                active: body.active,
+                tasks: body.tasks,
+                notifications: body.notifications,
+            },
+        )
+        .await?;
+    Ok(written(&state, StatusCode::CREATED, Some(&view), w))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /v1/orchestrations`: newest first, with `X-Total-Count`; deleted ones are not listed.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Response, Problem> {
+    caller.actor.require(Scope::Read)?;
+    let client = state.store.pool().get().await?;
+    let (items, total) = model::list(&**client, limit(page.limit)?, offset(page.offset)?).await?;
+    Ok(listed(&items, total))
+}
+
+/// `GET /v1/orchestrations/{id}`, deleted ones too (marked `deleted`).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<model::OrchestrationView>, Problem> {
+    caller.actor.require(Scope::Read)?;
+    Ok(axum::Json(state.commands.orchestration_view(&id).await?))
+}
+
+/// `null` and absent told apart: `Some(None)` is an explicit null.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    name: Option<String>,
+    /// `null` removes the schedule.
+    #[serde(default, deserialize_with = "present")]
+    crontab: Option<Option<String>>,
+    active: Option<bool>,
+    tasks: Option<Vec<TaskInput>>,
+    notifications: Option<Vec<NotificationInput>>,
+}
+
+/// `PATCH /v1/orchestrations/{id}`: any of name, crontab, active, tasks, notifications.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    Json(body): Json<Update>,
+) -> Result<Response, Problem> {
+    let request = UpdateOrchestration {
+        name: body.name,
+        crontab: body.crontab,
+        active: body.active,
+        tasks: body.tasks,
+        notifications: body.notifications,
+    };
+    update_with(&state, &caller, &origin, &id, request).await
+}
+
+async fn update_with(
+    state: &AppState,
+    caller: &Caller,
+    origin: &bosun_commands::Origin,
+    id: &str,
+    request: UpdateOrchestration,
+) -> Result<Response, Problem> {
+    let (view, w) = state
+        .commands
+        .update_orchestration(&caller.actor, origin, &rules(state), id, request)
+        .await?;
+    Ok(written(state, StatusCode::OK, Some(&view), w))
+}
+
+/// `DELETE /v1/orchestrations/{id}`: 204; nothing more is scheduled, its jobs stay readable.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let w = state
+        .commands
+        .delete_orchestration(&caller.actor, &origin, &id)
+        .await?;
+    Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+}
+
+/// `GET /v1/orchestrations/{id}/tasks`.
+pub async fn tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    caller.actor.require(Scope::Read)?;
+    Ok(axum::Json(
+        state.commands.orchestration_view(&id).await?.tasks,
+    ))
+}
+
+/// `PUT /v1/orchestrations/{id}/tasks`: the whole list, replaced; 200 with it.
+pub async fn replace_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    Json(tasks): Json<Vec<TaskInput>>,
+) -> Result<Response, Problem> {
+    let request = UpdateOrchestration {
+        tasks: Some(tasks),
+        ..UpdateOrchestration::default()
+    };
+    let (view, w) = state
+        .commands
+        .update_orchestration(&caller.actor, &origin, &rules(&state), &id, request)
+        .await?;
+    Ok(written(&state, StatusCode::OK, Some(&view.tasks), w))
+}
+
+/// `GET /v1/orchestrations/{id}/notifications`.
+pub async fn notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    caller.actor.require(Scope::Read)?;
+    Ok(axum::Json(
+        state.commands.orchestration_view(&id).await?.notifications,
+    ))
+}
+
+/// `PUT /v1/orchestrations/{id}/notifications`: the whole list, replaced; 200 with it.
+pub async fn replace_notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    Json(notifications): Json<Vec<NotificationInput>>,
+) -> Result<Response, Problem> {
+    let request = UpdateOrchestration {
+        notifications: Some(notifications),
+        ..UpdateOrchestration::default()
+    };
+    let (view, w) = state
+        .commands
+        .update_orchestration(&caller.actor, &origin, &rules(&state), &id, request)
+        .await?;
+    Ok(written(
+        &state,
+        StatusCode::OK,
+        Some(&view.notifications),
+        w,
+    ))
+}
+
+/// `POST /v1/orchestrations/{id}/token`: 200 with the orchestration and its fresh `token_id`;
+/// the old token is no longer sent.
+pub async fn refresh_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let (view, w) = state
+        .commands
+        .refresh_orchestration_token(&caller.actor, &origin, &id)
+        .await?;
+    Ok(written(&state, StatusCode::OK, Some(&view), w))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    tasks: Option<Vec<TaskInput>>,
+    #[serde(default)]
+    notification_emails: Vec<String>,
+}
+
+/// `POST /v1/orchestrations/{id}/jobs`: 201 with the job (`initialized_by: manual`). The body
+/// is optional.
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let run: Run = if body.iter().all(u8::is_ascii_whitespace) {
+        Run::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::bad_request(format!("the body is not valid: {e}"), vec![]))?
+    };
+    let (job, w) = state
+        .commands
+        .run_orchestration(
+            &caller.actor,
+            &origin,
+            &rules(&state),
+            &id,
+            RunOrchestration {
+                tasks: run.tasks,
+                notification_emails: run.notification_emails,
+            },
+        )
+        .await?;
+    Ok(written(&state, StatusCode::CREATED, Some(&job), w))
+}
+
+/// `GET /v1/orchestrations/{id}/jobs`: its jobs, newest first, with `X-Total-Count`.
+pub async fn jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Response, Problem> {
+    caller.actor.require(Scope::Read)?;
+    state.commands.orchestration_view(&id).await?;
+    let query = JobQuery {
+        orchestration_id: Some(id),
+        limit: limit(page.limit)?,
+        offset: offset(page.offset)?,
+        ..JobQuery::default()
+    };
+    let client = state.store.pool().get().await?;
+    let (items, total) = jobs_model::list(&**client, &query).await?;
+    Ok(listed(&items, total))
+}

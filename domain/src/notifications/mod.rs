@@ -1,0 +1,233 @@
+//! A notification's delivery, stream `notification-<uuid>`: one stream per job, channel and
+//! recipient, so a reactor that restarts sees what it already delivered. Delivery is at least
+//! once: each attempt's failure is recorded, and after the last one the delivery gives up.
+
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::error::DomainError;
+use crate::orchestrations::Channel;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The delivery stream of `job_id`'s `channel` notification to `target`.
+pub fn delivery_id(job_id: Uuid, channel: Channel, target: &str) -> Uuid {
+    let name = format!(
+        "bosun notification\n{job_id}\n{}\n{target}",
+        channel.as_str()
+    );
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+}
+
+/// A webhook URL as events show it: scheme, host and port only, since the path or query of a
+/// webhook (Slack's, say) is often its secret.
+pub fn shown_target(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(url) if url.scheme() != "mailto" && url.has_host() => format!(
+            "{}://{}{}/…",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        _ => target.to_string(),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub job_id: Uuid,
+    pub orchestration_id: Option<String>,
+    pub channel: Channel,
+    /// `email` or `webhook`.
+    pub via: String,
+    /// The address, or the webhook's URL cut to its host.
+    pub target: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum DeliveryEvent {
+    NotificationSent {
+        #[serde(flatten)]
+        recipient: Recipient,
+        attempt: u32,
+    },
+    NotificationFailed {
+        #[serde(flatten)]
+        recipient: Recipient,
+        attempt: u32,
+        error: String,
+        /// The last attempt: no more will be made.
+        gave_up: bool,
+    },
+}
+
+impl DomainEvent for DeliveryEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            DeliveryEvent::NotificationSent { .. } => "NotificationSent",
+            DeliveryEvent::NotificationFailed { .. } => "NotificationFailed",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum DeliveryCommand {
+    RecordSent {
+        recipient: Recipient,
+    },
+    RecordFailed {
+        recipient: Recipient,
+        error: String,
+        gave_up: bool,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delivery {
+    pub attempts: u32,
+    pub sent: bool,
+    pub gave_up: bool,
+}
+
+impl Delivery {
+    /// Sent, or given up on: nothing more to do.
+    pub fn done(&self) -> bool {
+        self.sent || self.gave_up
+    }
+}
+
+impl Aggregate for Delivery {
+    type Command = DeliveryCommand;
+    type Event = DeliveryEvent;
+    const CATEGORY: &'static str = "notification";
+
+    fn handle(&self, command: DeliveryCommand) -> Result<Vec<DeliveryEvent>, DomainError> {
+        if self.done() {
+            return Err(DomainError::conflict(
+                "notification_done",
+                "this notification was already delivered or given up on",
+            ));
+        }
+        let attempt = self.attempts + 1;
+        Ok(vec![match command {
+            DeliveryCommand::RecordSent { recipient } => {
+                DeliveryEvent::NotificationSent { recipient, attempt }
+            }
+            DeliveryCommand::RecordFailed {
+                recipient,
+                error,
+                gave_up,
+            } => DeliveryEvent::NotificationFailed {
+                recipient,
+                attempt,
+                error,
+                gave_up,
+            },
+        }])
+    }
+
+    fn apply(&mut self, event: &DeliveryEvent) {
+        self.attempts += 1;
+        match event {
+            DeliveryEvent::NotificationSent { .. } => self.sent = true,
+            DeliveryEvent::NotificationFailed { gave_up, .. } => self.gave_up |= gave_up,
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.attempts > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient() -> Recipient {
+        Recipient {
+            job_id: Uuid::nil(),
+            orchestration_id: Some("o1".into()),
+            channel: Channel::Error,
+            via: "email".into(),
+            target: "ops@example.com".into(),
+        }
+    }
+
+    fn given(
+        events: &[DeliveryEvent],
+        command: DeliveryCommand,
+    ) -> Result<Vec<DeliveryEvent>, DomainError> {
+        let mut d = Delivery::default();
+        events.iter().for_each(|e| d.apply(e));
+        d.handle(command)
+    }
+
+    fn failed(gave_up: bool) -> DeliveryEvent {
+        DeliveryEvent::NotificationFailed {
+            recipient: recipient(),
+            attempt: 1,
+            error: "connection refused".into(),
+            gave_up,
+        }
+    }
+
+    #[test]
+    fn attempts_are_counted_until_sent_or_given_up() {
+        let sent = given(
+            &[failed(false)],
+            DeliveryCommand::RecordSent {
+                recipient: recipient(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            sent[..],
+            [DeliveryEvent::NotificationSent { attempt: 2, .. }]
+        ));
+        for past in [vec![failed(true)], vec![failed(false), sent[0].clone()]] {
+            let e = given(
+                &past,
+                DeliveryCommand::RecordSent {
+                    recipient: recipient(),
+                },
+            )
+            .unwrap_err();
+            assert!(matches!(
+                e,
+                DomainError::Conflict {
+                    code: "notification_done",
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_path() {
+        assert_eq!(
+            shown_target("https://hooks.example.com/services/T000/B000/XXXX?token=s"),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            shown_target("http://127.0.0.1:8080/hook"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(shown_target("ops@example.com"), "ops@example.com");
+    }
+
+    #[test]
+    fn one_delivery_per_job_channel_and_recipient() {
+        let job = Uuid::new_v4();
+        assert_eq!(
+            delivery_id(job, Channel::Error, "a@x.io"),
+            delivery_id(job, Channel::Error, "a@x.io")
+        );
+        assert_ne!(
+            delivery_id(job, Channel::Error, "a@x.io"),
+            delivery_id(job, Channel::Waiting, "a@x.io")
+        );
+        assert_ne!(
+            delivery_id(job, Channel::Error, "a@x.io"),
+            delivery_id(job, Channel::Error, "b@x.io")
+        );
+    }
+}

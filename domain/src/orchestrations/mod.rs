@@ -1,0 +1,19 @@
+//! Orchestrations (Keboola's Orchestrator): a named, ordered list of tasks with a cron schedule
+//! and notifications; the jobs that run them are jobs (`crate::jobs`) with a task list.
+
+mod crontab;
+mod orchestration;
+mod task;
+
+pub use crontab::Crontab;
+pub use orchestration::{
+    check_name, due_slot, scheduled_job_id, Changes, Definition, Orchestration,
+    OrchestrationCommand, OrchestrationEvent, ScheduledRun, CATCH_UP_AFTER_SECONDS,
+};
+pub use task::{
+    Channel, Notification, NotificationInput, Task, TaskInput, TaskRules,
+    DEFAULT_TOLERANCE_PERCENT, MAX_TIMEOUT_MINUTES,
+};
+
+#[cfg(test)]
+mod tests;

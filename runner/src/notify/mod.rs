@@ -1,0 +1,325 @@
+//! The notifications reactor: one active instance across all nodes (the `notifier` advisory
+//! lock). It tells people when a job fails (`error`), waits too long (`waiting`) or runs
+//! abnormally long (`processing`), by email and by webhook.
+//!
+//! `error` follows the log from a checkpoint that moves only after each failed job's
+//! notifications are delivered or given up, so a crash repeats rather than loses one (at least
+//! once). `waiting` and `processing` come from a periodic look at the read models. Every attempt
+//! is recorded on the delivery's own stream (`NotificationSent` / `NotificationFailed`), which
+//! is also how a delivery already made is not made again.
+
+mod checkpoint;
+mod send;
+
+use crate::leader::Leader;
+use crate::settings::NotificationSettings;
+use bosun_commands::{Actor, CommandError, Commands, Origin};
+use bosun_domain::jobs::{FinalStatus, JobEvent};
+use bosun_domain::notifications::{
+    delivery_id, shown_target, Delivery, DeliveryCommand, Recipient,
+};
+use bosun_domain::orchestrations::{Channel, Notification};
+use bosun_domain::Aggregate;
+use bosun_eventstore::{EventStore, Filter};
+use bosun_projections::read_models::jobs::JobView;
+use chrono::Utc;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use checkpoint::prepare;
+
+pub const LOCK_KEY: i64 = 0x626f_7375_6e5f_6e6f;
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+const PAGE: usize = 200;
+const ACTOR: Actor = Actor::System("notifier");
+
+pub(crate) struct Notifier {
+    pub commands: Commands,
+    pub settings: NotificationSettings,
+    pub http: reqwest::Client,
+}
+
+fn origin() -> Origin {
+    Origin {
+        request_id: Some(Uuid::new_v4().to_string()),
+        user_agent: Some(format!("bosun notifier {}", env!("CARGO_PKG_VERSION"))),
+        source: Some("notifier".into()),
+        ..Origin::default()
+    }
+}
+
+/// One notification to deliver: where, through what, about which job.
+#[derive(Clone, Debug)]
+pub(crate) struct Due {
+    pub channel: Channel,
+    pub email: Option<String>,
+    pub webhook_url: Option<String>,
+    pub job: JobView,
+}
+
+impl Due {
+    fn target(&self) -> &str {
+        self.email
+            .as_deref()
+            .or(self.webhook_url.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn id(&self) -> Uuid {
+        delivery_id(self.job.id, self.channel, self.target())
+    }
+
+    fn recipient(&self) -> Recipient {
+        Recipient {
+            job_id: self.job.id,
+            orchestration_id: self.job.orchestration_id.clone(),
+            channel: self.channel,
+            via: if self.email.is_some() {
+                "email"
+            } else {
+                "webhook"
+            }
+            .into(),
+            target: shown_target(self.target()),
+        }
+    }
+}
+
+pub(crate) async fn run(notifier: Arc<Notifier>, config: tokio_postgres::Config) {
+    loop {
+        let leader = Leader::acquire(&config, LOCK_KEY, "notifier").await;
+        lead(&notifier, &leader).await;
+        tracing::warn!("lost the notifier lock; trying to take it again");
+    }
+}
+
+async fn lead(notifier: &Notifier, leader: &Leader) {
+    // Deliveries known to be done, so the periodic look does not reload their streams.
+    let mut done: HashSet<Uuid> = HashSet::new();
+    loop {
+        if !leader.holds().await {
+            return;
+        }
+        if let Err(e) = follow_failures(notifier, &mut done).await {
+            tracing::warn!(error = %e, "notifying failed jobs failed; retrying");
+        }
+        match overdue(notifier).await {
+            Ok(list) => {
+                for due in list {
+                    deliver(notifier, &due, &mut done).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for overdue jobs failed"),
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// Every `JobFinished` with status error since the checkpoint: its `error` notifications.
+async fn follow_failures(
+    notifier: &Notifier,
+    done: &mut HashSet<Uuid>,
+) -> Result<(), CommandError> {
+    let pool = notifier.commands.store.pool();
+    let filter = Filter {
+        categories: vec!["job".into()],
+        event_types: vec!["JobFinished".into()],
+        ..Filter::default()
+    };
+    loop {
+        let from = checkpoint::load(pool).await?;
+        let events = notifier
+            .commands
+            .store
+            .read_all(from, PAGE, &filter)
+            .await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        // The jobs' read model must show these jobs as finished.
+        notifier
+            .commands
+            .freshness
+            .wait_for(last, Duration::from_secs(10))
+            .await
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        for event in &events {
+            let Ok(JobEvent::JobFinished {
+                job_id,
+                status: FinalStatus::Error,
+                ..
+            }) = bosun_domain::decode::<JobEvent>(&event.event_type, &event.data)
+            else {
+                continue;
+            };
+            let job = notifier.commands.job_view(job_id).await?;
+            for due in error_recipients(notifier, job).await? {
+                deliver(notifier, &due, done).await;
+            }
+        }
+        checkpoint::save(pool, last + 1).await?;
+    }
+}
+
+/// Who hears of `job` failing: its orchestration's `error` notifications and the job's own
+/// `notification_emails`.
+async fn error_recipients(notifier: &Notifier, job: JobView) -> Result<Vec<Due>, CommandError> {
+    let mut list: Vec<Due> = Vec::new();
+    for notification in orchestration_notifications(notifier, &job).await? {
+        if notification.channel == Channel::Error {
+            list.push(Due {
+                channel: Channel::Error,
+                email: notification.email,
+                webhook_url: notification.webhook_url,
+                job: job.clone(),
+            });
+        }
+    }
+    let emails: Vec<String> =
+        serde_json::from_value(job.notification_emails.clone()).unwrap_or_default();
+    for email in emails {
+        if !list.iter().any(|d| d.email.as_deref() == Some(&email)) {
+            list.push(Due {
+                channel: Channel::Error,
+                email: Some(email),
+                webhook_url: None,
+                job: job.clone(),
+            });
+        }
+    }
+    Ok(list)
+}
+
+async fn orchestration_notifications(
+    notifier: &Notifier,
+    job: &JobView,
+) -> Result<Vec<Notification>, CommandError> {
+    let Some(id) = &job.orchestration_id else {
+        return Ok(vec![]);
+    };
+    let view = notifier.commands.orchestration_view(id).await?;
+    Ok(serde_json::from_value(view.notifications).unwrap_or_default())
+}
+
+/// Orchestration jobs waiting longer than a `waiting` notification's timeout, or processing
+/// longer than their orchestration's mean of its last 20 successful jobs plus a `processing`
+/// notification's tolerance.
+async fn overdue(notifier: &Notifier) -> Result<Vec<Due>, CommandError> {
+    let client = notifier.commands.store.pool().get().await?;
+    let rows = client
+        .query(
+            "SELECT j.job_id, j.status, j.created_at, j.started_at, o.notifications,
+                    (SELECT avg(extract(epoch FROM s.finished_at - s.started_at))::float8 FROM (
+                        SELECT finished_at, started_at FROM jobs
+                        WHERE orchestration_id = j.orchestration_id AND status = 'success'
+                        ORDER BY finished_at DESC LIMIT 20) s) AS usual_seconds
+             FROM jobs j JOIN orchestrations o ON o.id = j.orchestration_id
+             WHERE j.status IN ('waiting', 'processing')
+               AND jsonb_array_length(o.notifications) > 0",
+            &[],
+        )
+        .await?;
+    let now = Utc::now();
+    let mut list = Vec::new();
+    for row in rows {
+        let job_id: Uuid = row.get(0);
+        let status: String = row.get(1);
+        let created_at: chrono::DateTime<Utc> = row.get(2);
+        let started_at: Option<chrono::DateTime<Utc>> = row.get(3);
+        let notifications: Vec<Notification> =
+            serde_json::from_value(row.get(4)).unwrap_or_default();
+        let usual: Option<f64> = row.get(5);
+        for n in notifications {
+            let overdue = match (n.channel, status.as_str()) {
+                (Channel::Waiting, "waiting") => n
+                    .waiting_minutes()
+                    .is_some_and(|m| (now - created_at).num_milliseconds() as f64 > m * 60_000.0),
+                (Channel::Processing, "processing") => {
+                    match (started_at, usual, n.tolerance_percent()) {
+                        (Some(started), Some(usual), Some(tolerance)) => {
+                            (now - started).num_milliseconds() as f64
+                                > usual * 1000.0 * (1.0 + tolerance / 100.0)
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            };
+            if overdue {
+                let job = notifier.commands.job_view(job_id).await?;
+                list.push(Due {
+                    channel: n.channel,
+                    email: n.email,
+                    webhook_url: n.webhook_url,
+                    job,
+                });
+            }
+        }
+    }
+    Ok(list)
+}
+
+/// Delivers `due` unless done before: each attempt recorded, backing off between attempts,
+/// given up after the configured number.
+async fn deliver(notifier: &Notifier, due: &Due, done: &mut HashSet<Uuid>) {
+    let id = due.id();
+    if done.contains(&id) {
+        return;
+    }
+    let stream = id.to_string();
+    let mut backoff = Duration::from_millis(notifier.settings.backoff_ms);
+    loop {
+        let state = match notifier.commands.load::<Delivery>(&stream).await {
+            Ok((state, _)) => state,
+            Err(e) => {
+                tracing::warn!(delivery = %id, error = %e, "reading a delivery failed");
+                return;
+            }
+        };
+        if state.done() {
+            done.insert(id);
+            return;
+        }
+        let result = send::send(notifier, due).await;
+        let last = state.attempts + 1 >= notifier.settings.attempts.max(1);
+        let command = match &result {
+            Ok(()) => DeliveryCommand::RecordSent {
+                recipient: due.recipient(),
+            },
+            Err(error) => DeliveryCommand::RecordFailed {
+                recipient: due.recipient(),
+                error: error.clone(),
+                gave_up: last,
+            },
+        };
+        let recorded = notifier
+            .commands
+            .execute_unsettled::<Delivery>(&stream, &ACTOR, &origin(), |d| {
+                d.handle(command.clone())
+            })
+            .await;
+        match (&result, recorded) {
+            (_, Err(e)) => {
+                tracing::warn!(delivery = %id, error = %e, "recording a delivery failed");
+                return;
+            }
+            (Ok(()), Ok(_)) => {
+                tracing::info!(job_id = %due.job.id, channel = due.channel.as_str(), "notification sent");
+                done.insert(id);
+                return;
+            }
+            (Err(error), Ok(_)) if last => {
+                tracing::warn!(job_id = %due.job.id, channel = due.channel.as_str(), error, "notification given up");
+                done.insert(id);
+                return;
+            }
+            (Err(error), Ok(_)) => {
+                tracing::info!(job_id = %due.job.id, error, ?backoff, "notification failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+    }
+}
