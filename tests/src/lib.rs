@@ -1,10 +1,14 @@
 //! Support for the end-to-end tests in `tests/`: start the real `bosun` binary in a directory of
 //! its own, find the port it listens on, stop it politely or kill it.
 
+pub mod receivers;
+
 use bosun_eventstore::managed::{ManagedPostgres, Options};
 use bosun_eventstore::PgEventStore;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -192,4 +196,89 @@ pub async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
         .await
         .expect("open the store");
     (pg, store)
+}
+/// An HTTP client of the API, as the bootstrap admin (its token from `<dir>/bosun-data/admin-token`).
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: &Server, dir: &Path) -> Api {
+        let token = std::fs::read_to_string(dir.join("bosun-data/admin-token")).unwrap();
+        Api {
+            base: server.base.clone(),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("HTTP call");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap_or_default())
+    }
+
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, text) = self.send(method, path, body).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn submit(&self, task: &str, extra: Value) -> Value {
+        let mut body = json!({"app": "example", "env": "production", "task": task});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, job) = self
+            .json(reqwest::Method::POST, "/v1/jobs", Some(body))
+            .await;
+        assert!(status.is_success(), "{status}: {job}");
+        job
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.json(reqwest::Method::GET, &format!("/v1/jobs/{id}"), None)
+            .await
+            .1
+    }
+
+    /// Polls the job until `done` holds for it (at most `limit`).
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job never got there: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -2,12 +2,11 @@
 //! deploy with variables watched live, kill and cancel and their refusals, several worker
 //! processes sharing the queue, and a server killed mid-job.
 
-use bosun_tests::{bosun_binary, config_file, work_dir, Server};
+use bosun_tests::{bosun_binary, config_file, work_dir, Api as Client, Server};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -27,86 +26,6 @@ catalog:
       deploy:
         command: ["true"]
 "#;
-
-struct Client {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    fn new(server: &Server, dir: &Path) -> Client {
-        let token = std::fs::read_to_string(dir.join("bosun-data/admin-token")).unwrap();
-        Client {
-            base: server.base.clone(),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("HTTP call");
-        let status = response.status();
-        let headers = response.headers().clone();
-        (status, headers, response.text().await.unwrap_or_default())
-    }
-
-    async fn json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let (status, _, text) = self.send(method, path, body).await;
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn submit(&self, task: &str, extra: Value) -> Value {
-        let mut body = json!({"app": "example", "env": "production", "task": task});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        let (status, job) = self
-            .json(reqwest::Method::POST, "/v1/jobs", Some(body))
-            .await;
-        assert!(status.is_success(), "{status}: {job}");
-        job
-    }
-
-    async fn job(&self, id: &str) -> Value {
-        self.json(reqwest::Method::GET, &format!("/v1/jobs/{id}"), None)
-            .await
-            .1
-    }
-
-    /// Polls the job until `done` holds for it (at most `limit`).
-    async fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let job = self.job(id).await;
-            if done(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job never got there: {job}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
 
 fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
     move |job| job["status"] == status
