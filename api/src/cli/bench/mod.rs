@@ -10,6 +10,7 @@ mod jobs;
 mod jobs_model;
 mod live;
 mod replay;
+mod scheduler;
 mod server;
 
 use super::ConfigArg;
@@ -46,6 +47,20 @@ pub enum Which {
         #[arg(long, default_value_t = 8)]
         workers: usize,
     },
+    /// Orchestrations on the cron `* * * * *`: from each slot to its job's `JobSubmitted`,
+    /// against N jobs submitted at once; and runs lost or doubled.
+    Scheduler {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 1000)]
+        orchestrations: usize,
+        /// Cron slots (minutes) to measure.
+        #[arg(long, default_value_t = 2)]
+        minutes: u32,
+        /// Workers running the scheduled jobs meanwhile.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// Delivery latency of the live WebSocket feed to many subscribers, against the log's own
     /// subscription.
     Live {
@@ -67,7 +82,8 @@ impl Which {
             Which::Append { config, .. }
             | Which::Replay { config, .. }
             | Which::Live { config, .. }
-            | Which::Jobs { config, .. } => config,
+            | Which::Jobs { config, .. }
+            | Which::Scheduler { config, .. } => config,
         }
     }
 }
@@ -87,6 +103,19 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
                 workers: workers.max(1),
             };
             jobs::run(&scratch.config, server_settings, options).await
+        }
+        Which::Scheduler {
+            orchestrations,
+            minutes,
+            workers,
+            ..
+        } => {
+            let options = scheduler::Options {
+                orchestrations: orchestrations.max(1),
+                minutes: minutes.max(1),
+                workers,
+            };
+            scheduler::run(&scratch.config, server_settings, options).await
         }
         Which::Live {
             subscribers,
