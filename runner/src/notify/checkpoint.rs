@@ -20,8 +20,8 @@ pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), Migratio
     migrate(client, "reactors", MIGRATIONS).await.map(|_| ())
 }
 
-/// The first position not yet handled.
-pub async fn load(pool: &Pool) -> Result<u64, CommandError> {
+/// The first position not yet handled; `None` before the reactor's first run.
+pub async fn load(pool: &Pool) -> Result<Option<u64>, CommandError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -29,7 +29,7 @@ pub async fn load(pool: &Pool) -> Result<u64, CommandError> {
             &[&NAME],
         )
         .await?;
-    Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64))
 }
 
 pub async fn save(pool: &Pool, position: u64) -> Result<(), CommandError> {

@@ -129,7 +129,16 @@ async fn follow_failures(
         ..Filter::default()
     };
     loop {
-        let from = checkpoint::load(pool).await?;
+        let from = match checkpoint::load(pool).await? {
+            Some(from) => from,
+            // The first run on this database: failures from before notifications existed are
+            // not announced now.
+            None => {
+                let from = notifier.commands.store.head().await? + 1;
+                checkpoint::save(pool, from).await?;
+                from
+            }
+        };
         let events = notifier
             .commands
             .store

@@ -115,7 +115,12 @@ async fn measure(
     ));
     let burst = Utc::now();
     let submitted: Vec<anyhow::Result<Value>> = futures::stream::iter(0..options.orchestrations)
-        .map(|_| post("/v1/jobs", json!({"app": "bench", "env": "bench", "task": "true"})))
+        .map(|_| {
+            post(
+                "/v1/jobs",
+                json!({"app": "bench", "env": "bench", "task": "true"}),
+            )
+        })
         .buffer_unordered(CLIENTS)
         .collect()
         .await;
@@ -163,8 +168,11 @@ async fn measure(
     let started = Instant::now();
     while Utc::now() < until {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if started.elapsed().as_secs() % 30 == 0 {
-            progress(format!("{} s to go", (until - Utc::now()).num_seconds().max(0)));
+        if started.elapsed().as_secs().is_multiple_of(30) {
+            progress(format!(
+                "{} s to go",
+                (until - Utc::now()).num_seconds().max(0)
+            ));
         }
     }
 
