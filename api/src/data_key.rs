@@ -26,38 +26,44 @@ pub fn load_or_create(settings: &Settings) -> anyhow::Result<Arc<[u8]>> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
+    if let Some(key) = read(&path)? {
+        return Ok(key);
+    }
     let mut key = [0u8; LENGTH];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
         .context("reading /dev/urandom")?;
-    match std::fs::OpenOptions::new()
+    // Written whole to a file of its own, then linked into place: a crash never leaves a short
+    // key behind, and of two processes starting at once one links and the other reads its key.
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut file) => {
-            file.write_all(&key)
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", path.display()))?;
-            Ok(Arc::from(&key[..]))
-        }
+        .open(&temp)
+        .and_then(|mut file| file.write_all(&key).and_then(|()| file.sync_all()));
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, &path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(Arc::from(&key[..])),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // Another process may be writing it this instant.
-            for _ in 0..50 {
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                if bytes.len() >= LENGTH {
-                    return Ok(Arc::from(bytes));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            anyhow::bail!(
-                "{} holds fewer than {LENGTH} bytes; it is not a data key",
-                path.display()
-            )
+            read(&path)?.with_context(|| format!("{} vanished while being read", path.display()))
         }
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// The key in `path`, if the file exists; an error if it is not a key.
+fn read(path: &std::path::Path) -> anyhow::Result<Option<Arc<[u8]>>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= LENGTH => Ok(Some(Arc::from(bytes))),
+        Ok(_) => anyhow::bail!(
+            "{} holds fewer than {LENGTH} bytes; it is not a data key (remove it to make a new one)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

@@ -26,6 +26,24 @@ fn hex(bytes: &[u8]) -> String {
 /// The longest timeout a job may ask for: a year, in seconds.
 pub const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
 
+/// Addresses a job may notify at most.
+pub const MAX_NOTIFICATION_EMAILS: usize = 50;
+
+/// `notification_emails`: valid addresses, at most [`MAX_NOTIFICATION_EMAILS`].
+pub fn check_notification_emails(emails: &[String]) -> Result<(), DomainError> {
+    if emails.len() > MAX_NOTIFICATION_EMAILS {
+        return Err(DomainError::invalid(
+            "notification_emails",
+            format!("at most {MAX_NOTIFICATION_EMAILS} addresses"),
+        ));
+    }
+    for email in emails {
+        bosun_domain::identity::Email::parse(email)
+            .map_err(|e| DomainError::invalid("notification_emails", format!("{email:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// What a client asks to run.
 pub struct SubmitJob {
     pub app: String,
@@ -60,6 +78,7 @@ impl Commands {
         actor.require(Scope::Write)?;
         let spec = catalog.task(&request.app, &request.env, &request.task)?;
         let variables = Variables::parse(request.variables)?;
+        check_notification_emails(&request.notification_emails)?;
         if let Some(name) = &request.name {
             if name.chars().count() > 256 {
                 return Err(DomainError::invalid("name", "must be at most 256 characters").into());

@@ -7,11 +7,11 @@
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Email, Scope};
+use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, PlannedTask, Submission, Variables};
 use bosun_domain::orchestrations::{
     Changes, Crontab, Definition, Notification, NotificationInput, Orchestration,
-    OrchestrationCommand, Task, TaskInput, TaskRules,
+    OrchestrationCommand, ScheduledRun, Task, TaskInput, TaskRules,
 };
 use bosun_domain::{Aggregate, DomainError};
 use bosun_projections::read_models::jobs::JobView;
@@ -167,11 +167,7 @@ impl Commands {
             .tasks
             .map(|t| Task::parse_all(t, rules))
             .transpose()?;
-        for email in &request.notification_emails {
-            Email::parse(email).map_err(|e| {
-                DomainError::invalid("notification_emails", format!("{email:?}: {e}"))
-            })?;
-        }
+        crate::jobs::check_notification_emails(&request.notification_emails)?;
         let (orchestration, _) = self.load::<Orchestration>(id).await?;
         let tasks = orchestration.tasks_for_run(requested)?;
         let job_id = Uuid::new_v4();
@@ -211,9 +207,23 @@ impl Commands {
         if written.position.is_none() {
             return Ok(None);
         }
-        self.submit_scheduled_job(origin, catalog, id, &state)
-            .await
-            .map(Some)
+        let (Some(run), previous) = (&state.last_run, &state.previous_run) else {
+            return Ok(None);
+        };
+        let job = self
+            .submit_scheduled_job(origin, catalog, id, &state, run)
+            .await?;
+        // The slot before must have its job too (its submission may have failed after its
+        // claim); its id is fixed, so one already there is left as it is.
+        if let Some(previous) = previous {
+            let (earlier, _) = self.load::<Job>(&previous.job_id.to_string()).await?;
+            if !earlier.exists() {
+                tracing::warn!(orchestration = id, job = %previous.job_id, "a claimed run had no job; submitting it");
+                self.submit_scheduled_job(origin, catalog, id, &state, previous)
+                    .await?;
+            }
+        }
+        Ok(Some(job))
     }
 
     /// The scheduler's second step, also run on taking over: the job of the last claimed slot,
@@ -225,10 +235,10 @@ impl Commands {
         id: &str,
     ) -> Result<Option<Uuid>, CommandError> {
         let (state, _) = self.load::<Orchestration>(id).await?;
-        if state.last_run.is_none() {
+        let Some(run) = &state.last_run else {
             return Ok(None);
-        }
-        self.submit_scheduled_job(origin, catalog, id, &state)
+        };
+        self.submit_scheduled_job(origin, catalog, id, &state, run)
             .await
             .map(Some)
     }
@@ -239,12 +249,8 @@ impl Commands {
         catalog: &Catalog,
         id: &str,
         state: &Orchestration,
+        run: &ScheduledRun,
     ) -> Result<Uuid, CommandError> {
-        let Some(run) = &state.last_run else {
-            return Err(CommandError::Internal(format!(
-                "orchestration {id} has no scheduled run"
-            )));
-        };
         let tasks = state.tasks.clone();
         let submission = orchestration_job(
             catalog,

@@ -21,21 +21,29 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// The token an orchestration's runs send: derived from its token id and the server's data key,
 /// so no event holds it and every node derives the same one.
 pub fn orchestration_token(data_key: &[u8], token_id: Uuid) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(data_key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length; this arm cannot be reached.
-        Err(_) => return String::new(),
-    };
-    mac.update(b"bosun orchestration token\n");
-    mac.update(token_id.as_bytes());
-    let digest = mac.finalize().into_bytes();
     format!(
         "bosun_orch_{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hmac_sha256_hex(
+            data_key,
+            &[b"bosun orchestration token\n", token_id.as_bytes()]
+        )
     )
+}
+
+/// HMAC-SHA256 of `parts` (one after the other) under `key`, in lowercase hex.
+pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    // HMAC takes keys of any length, so this never fails.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs the task; `None` if the job was taken from this worker.
@@ -134,7 +142,10 @@ pub(crate) async fn run(
         Err(e) => TaskEnd {
             status: TaskStatus::Error,
             exit_code: None,
-            diagnostics: Some(format!("POST {url} failed: {}", error_chain(&e))),
+            diagnostics: Some(format!(
+                "POST {url} failed: {}",
+                error_chain(&e.without_url())
+            )),
         },
     };
     if let Err(e) = output.flush(context, job.id, origin, true).await {

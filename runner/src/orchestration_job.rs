@@ -81,6 +81,9 @@ pub(crate) async fn run(
             .clone()
             .or(planned.task.component_url.clone())
             .unwrap_or_default();
+        // A kill requested between tasks stops the job before the next one.
+        killed = killed
+            || (planned.task.active && failed.is_none() && kill_requested(context, job_id).await);
         let skip = if killed {
             Some("skipped: the job was killed".to_string())
         } else if let Some(why) = &failed {
@@ -96,19 +99,6 @@ pub(crate) async fn run(
                 status: TaskStatus::Skipped,
                 exit_code: None,
                 diagnostics: Some(diagnostics),
-            };
-            if !step(context, job_id, origin, finish).await? {
-                return Ok(true);
-            }
-            continue;
-        }
-        if kill_requested(context, job_id).await {
-            killed = true;
-            let finish = JobCommand::FinishTask {
-                index,
-                status: TaskStatus::Skipped,
-                exit_code: None,
-                diagnostics: Some("skipped: the job was killed".into()),
             };
             if !step(context, job_id, origin, finish).await? {
                 return Ok(true);
@@ -295,8 +285,9 @@ async fn run_process(
             .await;
         }
     };
+    let mut running = running;
     let pid = running.pid;
-    if !step(
+    let started = step(
         context,
         job_id,
         origin,
@@ -305,10 +296,12 @@ async fn run_process(
             pid: Some(pid),
         },
     )
-    .await?
-    {
+    .await;
+    if !matches!(started, Ok(true)) {
+        // Not recorded as started: it must not run unwatched.
         process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-        return Ok(None);
+        let _ = running.child.wait().await;
+        return started.map(|_| None);
     }
     let supervised =
         crate::worker::supervise(context, origin, heartbeat, running, timeout, output).await?;

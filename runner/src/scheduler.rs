@@ -23,6 +23,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Orchestrations fired at once.
 const CONCURRENCY: usize = 32;
 const BATCH: i64 = 1000;
+/// How often the leader looks for claimed slots without a job.
+const RECOVER_EVERY: Duration = Duration::from_secs(30);
 
 fn origin() -> Origin {
     Origin {
@@ -43,31 +45,20 @@ pub(crate) async fn run(commands: Commands, catalog: Arc<Catalog>, config: tokio
 
 /// Schedules while `leader` holds the lock.
 async fn lead(commands: &Commands, catalog: &Catalog, leader: &Leader) {
-    // What the last holder claimed but did not submit.
     if let Err(e) = commands.catch_up().await {
         tracing::warn!(error = %e, "read models behind at takeover");
     }
-    match missing_jobs(commands).await {
-        Ok(ids) => {
-            for id in ids {
-                match commands
-                    .submit_missing_scheduled_job(&origin(), catalog, &id)
-                    .await
-                {
-                    Ok(job) => {
-                        tracing::info!(orchestration = id, ?job, "submitted a claimed run's job")
-                    }
-                    Err(e) => {
-                        tracing::warn!(orchestration = id, error = %e, "submitting a claimed run's job failed")
-                    }
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "looking for claimed runs without a job failed"),
-    }
+    // What the last holder claimed but did not submit; again now and then, for a submission
+    // that failed here.
+    submit_missing(commands, catalog).await;
+    let mut last_recovery = std::time::Instant::now();
     loop {
         if !leader.holds().await {
             return;
+        }
+        if last_recovery.elapsed() >= RECOVER_EVERY {
+            submit_missing(commands, catalog).await;
+            last_recovery = std::time::Instant::now();
         }
         let due = match due(commands).await {
             Ok(due) => due,
@@ -117,6 +108,28 @@ async fn lead(commands: &Commands, catalog: &Catalog, leader: &Leader) {
             None => LOOK_EVERY,
         };
         tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
+    }
+}
+
+/// Submits the job of every claimed slot that has none.
+async fn submit_missing(commands: &Commands, catalog: &Catalog) {
+    match missing_jobs(commands).await {
+        Ok(ids) => {
+            for id in ids {
+                match commands
+                    .submit_missing_scheduled_job(&origin(), catalog, &id)
+                    .await
+                {
+                    Ok(job) => {
+                        tracing::info!(orchestration = id, ?job, "submitted a claimed run's job")
+                    }
+                    Err(e) => {
+                        tracing::warn!(orchestration = id, error = %e, "submitting a claimed run's job failed")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "looking for claimed runs without a job failed"),
     }
 }
 

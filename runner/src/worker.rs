@@ -100,8 +100,11 @@ pub async fn start(
             .unwrap_or_else(|_| "host".into()),
         std::process::id()
     );
+    // No redirects: a redirect would carry the orchestration's token to another host, and
+    // past the https rule.
     let http = reqwest::Client::builder()
         .user_agent(format!("bosun/{}", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
     let context = Arc::new(Context {

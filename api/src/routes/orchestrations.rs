@@ -122,21 +122,26 @@ pub async fn update(
         tasks: body.tasks,
         notifications: body.notifications,
     };
-    update_with(&state, &caller, &origin, &id, request).await
+    update_with(&state, &caller, &origin, &id, request, |view| {
+        serde_json::to_value(view).unwrap_or_default()
+    })
+    .await
 }
 
+/// Applies `request` and answers 200 with the part of the orchestration `shown` picks.
 async fn update_with(
     state: &AppState,
     caller: &Caller,
     origin: &bosun_commands::Origin,
     id: &str,
     request: UpdateOrchestration,
+    shown: fn(model::OrchestrationView) -> serde_json::Value,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
         .update_orchestration(&caller.actor, origin, &rules(state), id, request)
         .await?;
-    Ok(written(state, StatusCode::OK, Some(&view), w))
+    Ok(written(state, StatusCode::OK, Some(&shown(view)), w))
 }
 
 /// `DELETE /v1/orchestrations/{id}`: 204; nothing more is scheduled, its jobs stay readable.
@@ -177,11 +182,7 @@ pub async fn replace_tasks(
         tasks: Some(tasks),
         ..UpdateOrchestration::default()
     };
-    let (view, w) = state
-        .commands
-        .update_orchestration(&caller.actor, &origin, &rules(&state), &id, request)
-        .await?;
-    Ok(written(&state, StatusCode::OK, Some(&view.tasks), w))
+    update_with(&state, &caller, &origin, &id, request, |view| view.tasks).await
 }
 
 /// `GET /v1/orchestrations/{id}/notifications`.
@@ -208,16 +209,10 @@ pub async fn replace_notifications(
         notifications: Some(notifications),
         ..UpdateOrchestration::default()
     };
-    let (view, w) = state
-        .commands
-        .update_orchestration(&caller.actor, &origin, &rules(&state), &id, request)
-        .await?;
-    Ok(written(
-        &state,
-        StatusCode::OK,
-        Some(&view.notifications),
-        w,
-    ))
+    update_with(&state, &caller, &origin, &id, request, |view| {
+        view.notifications
+    })
+    .await
 }
 
 /// `POST /v1/orchestrations/{id}/token`: 200 with the orchestration and its fresh `token_id`;

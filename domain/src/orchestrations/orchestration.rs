@@ -152,6 +152,8 @@ pub struct Orchestration {
     /// Slots after this may fire: creation, activation or a new schedule, or the last run.
     pub schedule_from: Option<DateTime<Utc>>,
     pub last_run: Option<ScheduledRun>,
+    /// The run before it: the scheduler checks it has its job.
+    pub previous_run: Option<ScheduledRun>,
 }
 
 /// A name: 1 to 256 characters, not blank.
@@ -397,6 +399,7 @@ impl Aggregate for Orchestration {
                 ..
             } => {
                 self.schedule_from = Some(*scheduled_for);
+                self.previous_run = self.last_run.take();
                 self.last_run = Some(ScheduledRun {
                     scheduled_for: *scheduled_for,
                     job_id: *job_id,

@@ -108,7 +108,9 @@ async fn lead(notifier: &Notifier, leader: &Leader) {
         match overdue(notifier).await {
             Ok(list) => {
                 for due in list {
-                    deliver(notifier, &due, &mut done).await;
+                    if let Err(e) = deliver(notifier, &due, &mut done).await {
+                        tracing::warn!(job_id = %due.job.id, error = %e, "a notification could not be handled; it is tried again");
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "looking for overdue jobs failed"),
@@ -163,9 +165,20 @@ async fn follow_failures(
             else {
                 continue;
             };
-            let job = notifier.commands.job_view(job_id).await?;
+            let job = match notifier.commands.job_view(job_id).await {
+                Ok(job) => job,
+                // Not in the read model (being rebuilt, or an event it could not read): one
+                // job must not hold up every later notification.
+                Err(CommandError::Domain(e)) => {
+                    tracing::error!(%job_id, error = %e, "a failed job's notifications are skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // A delivery that cannot be handled now stops here, before the checkpoint moves, so
+            // it is tried again.
             for due in error_recipients(notifier, job).await? {
-                deliver(notifier, &due, done).await;
+                deliver(notifier, &due, done).await?;
             }
         }
         checkpoint::save(pool, last + 1).await?;
@@ -272,24 +285,22 @@ async fn overdue(notifier: &Notifier) -> Result<Vec<Due>, CommandError> {
 
 /// Delivers `due` unless done before: each attempt recorded, backing off between attempts,
 /// given up after the configured number.
-async fn deliver(notifier: &Notifier, due: &Due, done: &mut HashSet<Uuid>) {
+async fn deliver(
+    notifier: &Notifier,
+    due: &Due,
+    done: &mut HashSet<Uuid>,
+) -> Result<(), CommandError> {
     let id = due.id();
     if done.contains(&id) {
-        return;
+        return Ok(());
     }
     let stream = id.to_string();
     let mut backoff = Duration::from_millis(notifier.settings.backoff_ms);
     loop {
-        let state = match notifier.commands.load::<Delivery>(&stream).await {
-            Ok((state, _)) => state,
-            Err(e) => {
-                tracing::warn!(delivery = %id, error = %e, "reading a delivery failed");
-                return;
-            }
-        };
+        let (state, _) = notifier.commands.load::<Delivery>(&stream).await?;
         if state.done() {
             done.insert(id);
-            return;
+            return Ok(());
         }
         let result = send::send(notifier, due).await;
         let last = state.attempts + 1 >= notifier.settings.attempts.max(1);
@@ -310,19 +321,17 @@ async fn deliver(notifier: &Notifier, due: &Due, done: &mut HashSet<Uuid>) {
             })
             .await;
         match (&result, recorded) {
-            (_, Err(e)) => {
-                tracing::warn!(delivery = %id, error = %e, "recording a delivery failed");
-                return;
-            }
+            // Sent but not recorded: it is sent again (at least once).
+            (_, Err(e)) => return Err(e),
             (Ok(()), Ok(_)) => {
                 tracing::info!(job_id = %due.job.id, channel = due.channel.as_str(), "notification sent");
                 done.insert(id);
-                return;
+                return Ok(());
             }
             (Err(error), Ok(_)) if last => {
                 tracing::warn!(job_id = %due.job.id, channel = due.channel.as_str(), error, "notification given up");
                 done.insert(id);
-                return;
+                return Ok(());
             }
             (Err(error), Ok(_)) => {
                 tracing::info!(job_id = %due.job.id, error, ?backoff, "notification failed; retrying");

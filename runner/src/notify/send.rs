@@ -2,12 +2,10 @@
 //! the job as JSON, signed with HMAC-SHA256 when a webhook secret is configured.
 
 use super::{Due, Notifier};
-use crate::http_task::error_chain;
-use hmac::{Hmac, Mac};
+use crate::http_task::{error_chain, hmac_sha256_hex};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sha2::Sha256;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -91,18 +89,7 @@ async fn send_email(notifier: &Notifier, due: &Due, to: &str) -> Result<(), Stri
 
 /// `sha256=<hex>` of `body` under `secret`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("sha256={}", hmac_sha256_hex(secret, &[body]))
 }
 
 async fn send_webhook(notifier: &Notifier, due: &Due, url: &str) -> Result<(), String> {
@@ -125,7 +112,7 @@ async fn send_webhook(notifier: &Notifier, due: &Due, url: &str) -> Result<(), S
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("POST {shown}: {}", error_chain(&e).replace(url, &shown)))?;
+        .map_err(|e| format!("POST {shown}: {}", error_chain(&e.without_url())))?;
     if response.status().is_success() {
         Ok(())
     } else {
