@@ -20,8 +20,8 @@ pub fn path(settings: &Settings) -> PathBuf {
 
 /// The key, made if the file does not exist yet (two processes starting at once agree: only
 /// one creates it, the other reads it).
-pub fn load_or_create(settings: &Settings) -> anyhow::Result<Arc<[u8]>> {
-    let path = path(settings);
+pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+    let path = path.to_path_buf();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -73,6 +73,41 @@ pub fn runner_setup(settings: &Settings) -> anyhow::Result<bosun_runner::Setup> 
         catalog: Arc::new(settings.catalog.clone()),
         settings: settings.runner.clone(),
         notifications: settings.notifications.clone(),
-        data_key: load_or_create(settings)?,
+        data_key: load_or_create(&path(settings))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_or_create;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn made_once_owner_only_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/data-key");
+        let key = load_or_create(&path).unwrap();
+        assert_eq!(key.len(), 32);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            load_or_create(&path).unwrap(),
+            key,
+            "the same key on the next start"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn a_short_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data-key");
+        std::fs::write(&path, b"short").unwrap();
+        let error = load_or_create(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("data-key") && error.contains("not a data key"),
+            "{error}"
+        );
+    }
 }

@@ -205,6 +205,28 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client for a new non-admin user `username`, created by this (admin) client and logged in.
+    pub async fn new_user(&self, username: &str, password: &str) -> Api {
+        let credentials = json!({"username": username, "password": password});
+        let (status, user) = self
+            .json(
+                reqwest::Method::POST,
+                "/v1/users",
+                Some(credentials.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let (status, login) = self
+            .json(reqwest::Method::POST, "/v1/auth/tokens", Some(credentials))
+            .await;
+        assert!(status.is_success(), "{login}");
+        Api {
+            base: self.base.clone(),
+            token: login["token"].as_str().unwrap_or_default().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub fn new(server: &Server, dir: &Path) -> Api {
         let token = std::fs::read_to_string(dir.join("bosun-data/admin-token")).unwrap();
         Api {

@@ -292,26 +292,7 @@ async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue
 
     // Only the submitter or an admin stops a job; bad queries and keys are 400s; each refusal
     // with a problem body.
-    let (status, _) = api
-        .json(
-            reqwest::Method::POST,
-            "/v1/users",
-            Some(json!({"username": "viewer", "password": "viewer-pw"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, login) = api
-        .json(
-            reqwest::Method::POST,
-            "/v1/auth/tokens",
-            Some(json!({"username": "viewer", "password": "viewer-pw"})),
-        )
-        .await;
-    let viewer = Client {
-        base: api.base.clone(),
-        token: login["token"].as_str().unwrap().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let viewer = api.new_user("viewer", "viewer-pw").await;
     let mine = api.submit("restart", json!({})).await;
     let mine = mine["id"].as_str().unwrap();
     let keyed = api

@@ -50,6 +50,19 @@ fn start(dir: &std::path::Path, yaml: &str) -> Server {
     )
 }
 
+/// Each task's status, in order.
+fn task_statuses(job: &Value) -> Vec<&str> {
+    job["tasks"]
+        .as_array()
+        .map(|tasks| {
+            tasks
+                .iter()
+                .map(|t| t["status"].as_str().unwrap_or("?"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn finished(job: &Value) -> bool {
     !matches!(job["status"].as_str(), Some("waiting" | "processing"))
 }
@@ -168,14 +181,8 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         .wait_for(&job_id, Duration::from_secs(30), finished)
         .await;
     assert_eq!(job["status"], "error", "{job}");
-    let statuses: Vec<&str> = job["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        statuses,
+        task_statuses(&job),
         ["success", "error", "skipped", "skipped"],
         "{job}"
     );
@@ -248,6 +255,57 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         .unwrap()
         .contains("hooks/failed"));
 
+    // Another user reads it but may not change, run or delete it; bad notification addresses
+    // on a plain job are refused too.
+    let other = api.new_user("outsider", "outsider-pw").await;
+    let (status, _) = other
+        .json(Method::GET, &format!("/v1/orchestrations/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/v1/orchestrations/{id}"),
+            json!({"name": "mine now"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/orchestrations/{id}/jobs"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/orchestrations/{id}/token"),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/orchestrations/{id}"),
+            json!({}),
+        ),
+    ] {
+        let problem = refused(&other, method, &path, body, StatusCode::FORBIDDEN).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("creator"),
+            "{problem}"
+        );
+    }
+    let problem = refused(
+        &api,
+        Method::POST,
+        "/v1/jobs",
+        json!({"app": "shop", "env": "production", "task": "quick", "notification_emails": ["nope"]}),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        problem.to_string().contains("notification_emails"),
+        "{problem}"
+    );
+
     // A manual run may change only which tasks are active.
     let (_, tasks) = api
         .json(Method::GET, &format!("/v1/orchestrations/{id}/tasks"), None)
@@ -303,14 +361,8 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         .wait_for(&warning_id, Duration::from_secs(30), finished)
         .await;
     assert_eq!(job["status"], "warning", "{job}");
-    let statuses: Vec<&str> = job["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        statuses,
+        task_statuses(&job),
         ["success", "error", "success", "success"],
         "{job}"
     );

@@ -1,11 +1,10 @@
 //! `/v1/jobs`: submit, list, read, follow the output of, cancel and kill jobs.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, OptionalJson, Query};
 use crate::problem::Problem;
 use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -283,28 +282,17 @@ pub struct Reason {
     reason: Option<String>,
 }
 
-/// An optional JSON body: none, or `{"reason": …}`.
-fn reason(body: &Bytes) -> Result<Option<String>, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice::<Reason>(body)
-        .map(|r| r.reason)
-        .map_err(|e| Problem::bad_request(format!("the body is not valid: {e}"), vec![]))
-}
-
 /// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job; 409 unless it is waiting.
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<Response, Problem> {
-    let reason = reason(&body)?;
     let (job, w) = state
         .commands
-        .cancel_job(&caller.actor, &origin, job_id(&id)?, reason)
+        .cancel_job(&caller.actor, &origin, job_id(&id)?, body.reason)
         .await?;
     Ok(written(&state, StatusCode::OK, Some(&job), w))
 }
@@ -315,12 +303,11 @@ pub async fn kill(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<Response, Problem> {
-    let reason = reason(&body)?;
     let (job, w) = state
         .commands
-        .kill_job(&caller.actor, &origin, job_id(&id)?, reason)
+        .kill_job(&caller.actor, &origin, job_id(&id)?, body.reason)
         .await?;
     Ok(written(&state, StatusCode::ACCEPTED, Some(&job), w))
 }

@@ -2,11 +2,10 @@
 //! notifications), their tasks, notifications and token, and their jobs.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, OptionalJson, Query};
 use crate::problem::Problem;
 use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -164,10 +163,29 @@ pub async fn tasks(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
+    read_part(&state, &caller, &id, |view| view.tasks).await
+}
+
+/// `GET /v1/orchestrations/{id}/notifications`.
+pub async fn notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    read_part(&state, &caller, &id, |view| view.notifications).await
+}
+
+/// The part of orchestration `id` that `shown` picks.
+async fn read_part(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    shown: fn(model::OrchestrationView) -> serde_json::Value,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
     caller.actor.require(Scope::Read)?;
-    Ok(axum::Json(
-        state.commands.orchestration_view(&id).await?.tasks,
-    ))
+    Ok(axum::Json(shown(
+        state.commands.orchestration_view(id).await?,
+    )))
 }
 
 /// `PUT /v1/orchestrations/{id}/tasks`: the whole list, replaced; 200 with it.
@@ -183,18 +201,6 @@ pub async fn replace_tasks(
         ..UpdateOrchestration::default()
     };
     update_with(&state, &caller, &origin, &id, request, |view| view.tasks).await
-}
-
-/// `GET /v1/orchestrations/{id}/notifications`.
-pub async fn notifications(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
-    caller.actor.require(Scope::Read)?;
-    Ok(axum::Json(
-        state.commands.orchestration_view(&id).await?.notifications,
-    ))
 }
 
 /// `PUT /v1/orchestrations/{id}/notifications`: the whole list, replaced; 200 with it.
@@ -245,14 +251,8 @@ pub async fn run(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(run): OptionalJson<Run>,
 ) -> Result<Response, Problem> {
-    let run: Run = if body.iter().all(u8::is_ascii_whitespace) {
-        Run::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Problem::bad_request(format!("the body is not valid: {e}"), vec![]))?
-    };
     let (job, w) = state
         .commands
         .run_orchestration(

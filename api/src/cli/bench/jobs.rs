@@ -11,7 +11,6 @@ use super::server::BenchServer;
 use super::{percentile, progress, report};
 use crate::config::Settings;
 use anyhow::Context;
-use bosun_domain::jobs::Catalog;
 use bosun_eventstore::{EventStore, Filter, PgEventStore};
 use futures::StreamExt;
 use serde_json::json;
@@ -43,13 +42,8 @@ pub async fn run(
     let store = PgEventStore::open(config)
         .await
         .context("opening the event store")?;
-    let mut settings = settings;
-    settings.catalog = serde_json::from_value::<Catalog>(
-        json!({"bench": {"bench": {"true": {"command": ["true"]}}}}),
-    )
-    .context("the benchmark's catalog")?;
-    settings.runner.workers = options.workers;
-    let server = BenchServer::start(&store, config, settings, "jobs").await?;
+    let server =
+        BenchServer::with_true_task(&store, config, settings, options.workers, "jobs").await?;
     let result = measure(&store, &server, &options).await;
     server.stop().await;
     let mut measured = result?;

@@ -63,6 +63,23 @@ impl BenchServer {
         })
     }
 
+    /// The server with a catalog of one task, `bench/bench/true` (the program `true`), and
+    /// `workers` workers: what the jobs and scheduler benchmarks run.
+    pub async fn with_true_task(
+        store: &PgEventStore,
+        config: &tokio_postgres::Config,
+        mut settings: Settings,
+        workers: usize,
+        bench: &str,
+    ) -> anyhow::Result<Self> {
+        settings.catalog = serde_json::from_value::<bosun_domain::jobs::Catalog>(
+            serde_json::json!({"bench": {"bench": {"true": {"command": ["true"]}}}}),
+        )
+        .context("the benchmark's catalog")?;
+        settings.runner.workers = workers;
+        BenchServer::start(store, config, settings, bench).await
+    }
+
     /// Stops it as SIGTERM would; problems are reported, not fatal to the results.
     pub async fn stop(self) {
         progress("stopping the server");
