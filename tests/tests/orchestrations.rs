@@ -50,6 +50,27 @@ fn start(dir: &std::path::Path, yaml: &str) -> Server {
     )
 }
 
+/// The calls that change or run orchestration `id`.
+fn writes(id: &str) -> [(Method, String, Value); 3] {
+    [
+        (
+            Method::PATCH,
+            format!("/v1/orchestrations/{id}"),
+            json!({"name": "renamed"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/orchestrations/{id}/jobs"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/orchestrations/{id}/token"),
+            json!({}),
+        ),
+    ]
+}
+
 /// Each task's status, in order.
 fn task_statuses(job: &Value) -> Vec<&str> {
     job["tasks"]
@@ -262,28 +283,12 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         .json(Method::GET, &format!("/v1/orchestrations/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    for (method, path, body) in [
-        (
-            Method::PATCH,
-            format!("/v1/orchestrations/{id}"),
-            json!({"name": "mine now"}),
-        ),
-        (
-            Method::POST,
-            format!("/v1/orchestrations/{id}/jobs"),
-            json!({}),
-        ),
-        (
-            Method::POST,
-            format!("/v1/orchestrations/{id}/token"),
-            json!({}),
-        ),
-        (
-            Method::DELETE,
-            format!("/v1/orchestrations/{id}"),
-            json!({}),
-        ),
-    ] {
+    let delete = (
+        Method::DELETE,
+        format!("/v1/orchestrations/{id}"),
+        json!({}),
+    );
+    for (method, path, body) in writes(&id).into_iter().chain([delete]) {
         let problem = refused(&other, method, &path, body, StatusCode::FORBIDDEN).await;
         assert!(
             problem["detail"]
@@ -479,23 +484,7 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(gone["deleted"], true);
-    for (method, path, body) in [
-        (
-            Method::PATCH,
-            format!("/v1/orchestrations/{id}"),
-            json!({"name": "again"}),
-        ),
-        (
-            Method::POST,
-            format!("/v1/orchestrations/{id}/jobs"),
-            json!({}),
-        ),
-        (
-            Method::POST,
-            format!("/v1/orchestrations/{id}/token"),
-            json!({}),
-        ),
-    ] {
+    for (method, path, body) in writes(&id) {
         let problem = refused(&api, method, &path, body, StatusCode::CONFLICT).await;
         assert_eq!(problem["code"], "orchestration_deleted", "{problem}");
     }
