@@ -35,6 +35,10 @@ pub enum AppendError {
     EventIdConflict { event_id: Uuid },
     #[error("an append needs at least one event")]
     NoEvents,
+    /// A value the log cannot store (a NUL character); nothing was written, and no other
+    /// append was affected.
+    #[error("{field} cannot be stored: {reason}")]
+    Unstorable { field: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -19,6 +19,7 @@ pub mod managed;
 mod memory;
 pub mod migrate;
 pub mod postgres;
+mod storable;
 mod store;
 mod stream_id;
 mod subscription;
@@ -31,5 +32,6 @@ pub use event::{
 };
 pub use memory::InMemoryEventStore;
 pub use postgres::PgEventStore;
+pub use storable::nul_at;
 pub use store::{EventStore, Subscription};
 pub use stream_id::{InvalidStreamId, StreamId};

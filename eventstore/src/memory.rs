@@ -74,6 +74,7 @@ impl EventStore for InMemoryEventStore {
         if events.is_empty() {
             return Err(AppendError::NoEvents);
         }
+        crate::storable::check(&events)?;
         let result = {
             let mut log = self.log();
             let lookup = |id: &Uuid| {

@@ -53,6 +53,7 @@ conformance!(
     retried_append_returns_the_first_result_and_writes_nothing,
     partly_retried_append_is_a_conflict,
     refuses_an_empty_append,
+    refuses_a_nul_with_a_typed_error_and_writes_nothing,
     reads_a_stream_from_a_version,
     reads_all_with_category_type_and_actor_filters,
     subscription_catches_up_then_goes_live,
@@ -227,6 +228,89 @@ async fn refuses_an_empty_append(store: impl EventStore) {
         .unwrap_err();
     assert!(matches!(err, AppendError::NoEvents), "{err:?}");
     assert_eq!(store.head().await.unwrap(), 0);
+}
+
+async fn refuses_a_nul_with_a_typed_error_and_writes_nothing(store: impl EventStore) {
+    let bad = [
+        NewEvent::new("Named", json!({"name": "x\u{0}"})),
+        NewEvent::new("Named", json!({"parameters": {"k\u{0}": "v"}})),
+        NewEvent::new("Named\u{0}", json!({})),
+        NewEvent::new("Named", json!({})).with_metadata(json!({"actor": ["\u{0}"]})),
+    ];
+    let fields = [
+        "events[1].data.name",
+        "events[1].data.parameters.k\\u0000",
+        "events[1].event_type",
+        "events[1].metadata.actor[0]",
+    ];
+    for (bad, field) in bad.into_iter().zip(fields) {
+        let err = store
+            .append(&stream("job-1"), ExpectedVersion::Any, vec![event(1), bad])
+            .await
+            .unwrap_err();
+        match err {
+            AppendError::Unstorable { field: f, .. } => assert_eq!(f, field),
+            other => panic!("expected Unstorable, got {other:?}"),
+        }
+    }
+    assert_eq!(store.head().await.unwrap(), 0);
+}
+
+/// Only PostgreSQL gathers appends into shared transactions. A value the database refuses (here
+/// by a CHECK constraint added for the test: NULs never get this far) must fail its own append
+/// only, however many good appends share its transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_append_fails_alone_in_its_batch() {
+    let config = bosun_eventstore::testing::fresh_database().await;
+    let store = PgEventStore::open(&config).await.expect("open the store");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "ALTER TABLE events ADD CONSTRAINT test_poison CHECK (data->>'poison' IS NULL)",
+        )
+        .await
+        .unwrap();
+    for round in 0..5u64 {
+        let mut appends = Vec::new();
+        for i in 0..21u64 {
+            let store = store.clone();
+            let data = if i == 10 {
+                json!({"poison": true})
+            } else {
+                json!({"n": i})
+            };
+            appends.push(tokio::spawn(async move {
+                store
+                    .append(
+                        &stream(&format!("job-{round}-{i}")),
+                        ExpectedVersion::NoStream,
+                        vec![NewEvent::new("Counted", data)],
+                    )
+                    .await
+            }));
+        }
+        let results: Vec<_> = futures::future::join_all(appends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        for (i, result) in results.iter().enumerate() {
+            if i == 10 {
+                assert!(
+                    matches!(result, Err(AppendError::Store(_))),
+                    "the poisoned append fails: {result:?}"
+                );
+            } else {
+                assert!(result.is_ok(), "round {round}, append {i}: {result:?}");
+            }
+        }
+    }
+    assert_eq!(
+        store.head().await.unwrap(),
+        100,
+        "5 rounds of 20 good appends"
+    );
 }
 
 async fn reads_a_stream_from_a_version(store: impl EventStore) {

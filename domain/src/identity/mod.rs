@@ -1,11 +1,13 @@
 //! Users, teams and tokens: who may act, and the invariants about them.
 
+mod redact;
 mod scope;
 mod team;
 mod token;
 mod user;
 mod values;
 
+pub use redact::{redact, REDACTED};
 pub use scope::{Scope, Scopes};
 pub use team::{Team, TeamCommand, TeamEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};

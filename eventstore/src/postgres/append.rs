@@ -3,7 +3,8 @@
 //! Every append of the process is a request on one channel. A single task takes whatever is
 //! waiting (up to a bound), and writes it in one transaction: lock the counter row, check expected
 //! versions and earlier event ids, insert all rows, move the counter, notify once, commit. Each
-//! request is decided on its own, so one conflicting append does not fail its batch-mates.
+//! request is decided on its own, so one conflicting append does not fail its batch-mates, and
+//! a transaction the database refuses is split until only the appends that caused it fail.
 //!
 //! Holding the counter row from assigning positions until commit is what makes commits visible in
 //! position order, across every process sharing the database.
@@ -91,11 +92,28 @@ async fn run(
             batch.push(request);
         }
         previous = batch.len();
+        commit_isolating(&pool, batch, &head, &appended).await;
+    }
+}
+
+/// Commits `batch` and answers each request. When the transaction fails for a reason the
+/// database gives (a value it refuses, a constraint), the halves are committed apart, down to
+/// single requests: only an append that cannot be written itself fails, and its batch-mates are
+/// written as if it had never come. Without a database error (the connection broke) every
+/// request shares the outage and is told so.
+async fn commit_isolating(
+    pool: &Pool,
+    batch: Vec<AppendRequest>,
+    head: &watch::Sender<u64>,
+    appended: &AtomicU64,
+) {
+    let mut parts = vec![batch];
+    while let Some(mut part) = parts.pop() {
         let started = std::time::Instant::now();
-        match commit(&pool, &batch).await {
+        match commit(pool, &part).await {
             Ok((outcomes, new_head, written)) => {
                 tracing::debug!(
-                    requests = batch.len(),
+                    requests = part.len(),
                     written,
                     micros = started.elapsed().as_micros() as u64,
                     "append batch committed"
@@ -108,16 +126,23 @@ async fn run(
                     }
                     moved
                 });
-                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                for (request, outcome) in part.into_iter().zip(outcomes) {
                     let _ = request.reply.send(outcome);
                 }
+            }
+            Err(e) if part.len() > 1 && refused_by_database(&e) => {
+                tracing::debug!(error = %e, requests = part.len(), "append batch refused; committing its halves apart");
+                // The first half goes first: requests keep their order of arrival.
+                let second = part.split_off(part.len() / 2);
+                parts.push(second);
+                parts.push(part);
             }
             Err(e) => {
                 // The outcome of a failed COMMIT is unknown to us; a caller retrying with the same
                 // event ids gets the first result if it did commit.
-                tracing::warn!(error = %e, requests = batch.len(), "append batch failed");
+                tracing::warn!(error = %e, requests = part.len(), "append failed");
                 let message = e.to_string();
-                for request in batch {
+                for request in part {
                     let _ = request
                         .reply
                         .send(Err(StoreError::Failed(message.clone()).into()));
@@ -125,6 +150,11 @@ async fn run(
             }
         }
     }
+}
+
+/// The database answered and refused a statement, as opposed to being unreachable.
+fn refused_by_database(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(e) if e.as_db_error().is_some())
 }
 
 /// Column-wise rows for one `INSERT … SELECT FROM unnest(…)`.

@@ -207,6 +207,7 @@ impl EventStore for PgEventStore {
         if events.is_empty() {
             return Err(AppendError::NoEvents);
         }
+        crate::storable::check(&events)?;
         let (reply, answer) = oneshot::channel();
         let request = append::AppendRequest {
             stream: stream.clone(),
