@@ -27,6 +27,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub live: LiveSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
     /// The tasks jobs may run: app → environment → task.
     #[serde(default)]
     pub catalog: Catalog,
@@ -49,6 +51,36 @@ pub struct HttpTaskSettings {
     /// required for any other host).
     #[serde(default)]
     pub allow_insecure_hosts: Vec<String>,
+}
+
+/// Bounds on what one client's request may hold of the server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// The longest a `wait: true` submission waits for its job to end before answering 202 with
+    /// the job as it is then.
+    #[serde(default = "default_wait_seconds")]
+    pub wait_seconds: u64,
+    /// A connection that has not sent a whole request head in this long is closed.
+    #[serde(default = "default_header_read_timeout_seconds")]
+    pub header_read_timeout_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            wait_seconds: default_wait_seconds(),
+            header_read_timeout_seconds: default_header_read_timeout_seconds(),
+        }
+    }
+}
+
+fn default_wait_seconds() -> u64 {
+    300
+}
+
+fn default_header_read_timeout_seconds() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -226,6 +258,12 @@ fn parse(tree: Value) -> Result<Settings, String> {
         }
     })?;
     settings.catalog.validate()?;
+    if settings.http.wait_seconds == 0 {
+        return Err("http.wait_seconds: must be at least 1".into());
+    }
+    if settings.http.header_read_timeout_seconds == 0 {
+        return Err("http.header_read_timeout_seconds: must be at least 1".into());
+    }
     Ok(settings)
 }
 

@@ -1,12 +1,20 @@
 //! Request extractors whose failures are problem details: a malformed body or query is a 400
 //! that says what is wrong, never axum's plain-text rejection.
+//!
+//! Text the log cannot store (the NUL character) is refused here, at the edge, with a 400 naming
+//! the field, wherever it is in a body (also inside free-form `parameters`), a query or a path:
+//! [`refuse_nul_in_uri`] covers every route's path and query at once.
 
 use crate::problem::Problem;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A JSON body.
 pub struct Json<T>(pub T);
@@ -15,27 +23,95 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::new(
+        if !is_json(&request) {
+            return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "the body must be JSON, sent with Content-Type: application/json",
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the body is too large",
-                ))
-            }
-            Err(e) => Err(Problem::bad_request(
-                format!("the body is not valid: {}", e.body_text()),
-                vec![],
-            )),
+            ));
         }
+        let body = read_body(request, state).await?;
+        parse_body(&body).map(Json)
+    }
+}
+
+/// A JSON body that may be left out (empty or only whitespace): then `T::default()`. For
+/// actions such as cancel or run whose every field is optional.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = read_body(request, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_body(&body).map(OptionalJson)
+    }
+}
+
+/// `application/json` or `application/<something>+json`.
+fn is_json(request: &Request) -> bool {
+    let Some(content_type) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is too large",
+            )
+        } else {
+            Problem::bad_request(
+                format!("the body cannot be read: {}", e.body_text()),
+                vec![],
+            )
+        }
+    })
+}
+
+/// JSON text → `T`: a syntax error, a NUL anywhere, or a value of the wrong shape is a 400; the
+/// last two name the field.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}"), vec![]))?;
+    if let Some(path) = bosun_eventstore::nul_at(&value) {
+        return Err(Problem::invalid_field(
+            field_name(&path),
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if field == "." {
+            Problem::bad_request(format!("the body is not valid: {message}"), vec![])
+        } else {
+            Problem::invalid_field(field, message)
+        }
+    })
+}
+
+/// `.parameters.key` → `parameters.key`; the body itself is `body`.
+fn field_name(path: &str) -> String {
+    match path.strip_prefix('.').unwrap_or(path) {
+        "" => "body".to_string(),
+        name => name.to_string(),
     }
 }
 
@@ -58,35 +134,62 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A JSON body that may be left out (empty or only whitespace): then `T::default()`. For
-/// actions such as cancel or run whose every field is optional.
-pub struct OptionalJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
-                        "the body is too large",
-                    )
-                } else {
-                    Problem::bad_request(
-                        format!("the body cannot be read: {}", e.body_text()),
-                        vec![],
-                    )
-                }
-            })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
+/// Middleware: a request whose path or query holds an encoded NUL (`%00`; a raw one cannot be
+/// in a URI) is a 400 naming the query parameter or `path`, before any handler sees it.
+pub async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    if uri.path().contains("%00") {
+        return Problem::invalid_field("path", "must not contain the NUL character (%00)")
+            .into_response();
+    }
+    if let Some(query) = uri.query() {
+        if let Some(pair) = query.split('&').find(|pair| pair.contains("%00")) {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = if name.contains("%00") { "query" } else { name };
+            return Problem::invalid_field(name, "must not contain the NUL character (%00)")
+                .into_response();
         }
-        serde_json::from_slice(&body)
-            .map(OptionalJson)
-            .map_err(|e| Problem::bad_request(format!("the body is not valid: {e}"), vec![]))
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        parameters: serde_json::Map<String, Value>,
+    }
+
+    fn field_of(problem: Problem) -> String {
+        problem.errors[0].field.clone()
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_names_its_field() {
+        let nul = |body: &str| field_of(parse_body::<Body>(body.as_bytes()).unwrap_err());
+        assert_eq!(nul(r#"{"name": "x\u0000"}"#), "name");
+        assert_eq!(
+            nul(r#"{"name": "x", "parameters": {"a": ["\u0000"]}}"#),
+            "parameters.a[0]"
+        );
+        assert_eq!(
+            nul(r#"{"name": "x", "parameters": {"k\u0000": 1}}"#),
+            "parameters.k\\u0000"
+        );
+    }
+
+    #[test]
+    fn a_wrong_shape_names_its_field() {
+        let problem = parse_body::<Body>(br#"{"name": 3}"#).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert_eq!(field_of(problem), "name");
+        assert!(parse_body::<Body>(b"{").unwrap_err().errors.is_empty());
+        assert!(parse_body::<Body>(br#"{"name": "x"}"#).is_ok());
     }
 }

@@ -31,6 +31,16 @@ pub async fn wait_for_min_position(
             )
             .into_response();
         };
+        if position > state.freshness.position() && position > head(&state).await {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                "position_beyond_head",
+                format!(
+                    "Bosun-Min-Position {position} is past the end of the log: no write has reached it"
+                ),
+            )
+            .into_response();
+        }
         if let Err(e) = state.freshness.wait_for(position, MAX_WAIT).await {
             let mut response = Problem::unavailable(format!("{e}; retry later")).into_response();
             response
@@ -40,4 +50,12 @@ pub async fn wait_for_min_position(
         }
     }
     next.run(request).await
+}
+
+/// The log's head as the database has it now (a write on another node may be ahead of this
+/// node's view); if the database cannot say, the position is taken as reachable and waited for.
+async fn head(state: &AppState) -> u64 {
+    bosun_eventstore::EventStore::head(&state.store)
+        .await
+        .unwrap_or(u64::MAX)
 }

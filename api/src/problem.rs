@@ -95,7 +95,11 @@ impl From<CommandError> for Problem {
             CommandError::Contended(_) => {
                 Problem::new(StatusCode::CONFLICT, "contended", e.to_string())
             }
-            CommandError::Internal(message) => {
+            CommandError::Unstorable(message) => {
+                tracing::warn!(error = %message, "input the log cannot store passed the edge");
+                Problem::bad_request(format!("the input cannot be stored: {message}"), vec![])
+            }
+            CommandError::Internal(message) | CommandError::Store(message) => {
                 tracing::error!(error = %message, "command failed");
                 Problem::internal()
             }

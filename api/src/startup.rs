@@ -11,7 +11,6 @@ use crate::routes;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
 use axum::routing::{delete, put};
-use axum::serve::ListenerExt;
 use axum::Router;
 use bosun_commands::Commands;
 use bosun_domain::jobs::Catalog;
@@ -41,6 +40,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// Hosts `component_url` tasks and webhooks may reach over plain http.
     pub allow_insecure_hosts: Arc<Vec<String>>,
+    /// The longest a `wait: true` submission waits for its job.
+    pub wait_limit: std::time::Duration,
 }
 
 pub struct Application {
@@ -49,6 +50,7 @@ pub struct Application {
     database: Database,
     projections: Running,
     workers: Workers,
+    header_read_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -83,6 +85,7 @@ impl Application {
             commands,
             catalog,
             allow_insecure_hosts: Arc::new(settings.http_tasks.allow_insecure_hosts.clone()),
+            wait_limit: std::time::Duration::from_secs(settings.http.wait_seconds),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -93,6 +96,9 @@ impl Application {
             database,
             projections,
             workers,
+            header_read_timeout: std::time::Duration::from_secs(
+                settings.http.header_read_timeout_seconds,
+            ),
         })
     }
 
@@ -109,26 +115,20 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // Small writes (a live event, a short answer) go out at once rather than waiting for
-        // Nagle's algorithm to fill a segment.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         tracing::info!("HTTP server stopped; shutting down");
         // Jobs running here are killed with their workers; their leases run out and the reaper
         // of whichever node runs next finishes them as errors.
         drop(self.workers);
         drop(self.projections);
         self.database.close().await;
-        served.map_err(Into::into)
+        Ok(())
     }
 }
 
@@ -233,6 +233,7 @@ fn router(state: AppState) -> Router {
             state.clone(),
             wait_for_min_position,
         ))
+        .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             count_requests,

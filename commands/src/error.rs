@@ -16,25 +16,39 @@ pub enum CommandError {
     /// The stream kept changing under us.
     #[error("the {0} kept changing while this command ran; retry it")]
     Contended(String),
+    /// A value the log cannot store got past the edge's checks (400: it is the input's fault,
+    /// and retrying it cannot help).
+    #[error("the input cannot be stored: {0}")]
+    Unstorable(String),
+    /// The log could not be reached or failed: worth retrying (a worker does).
+    #[error("the event store failed: {0}")]
+    Store(String),
     /// Anything else: the database, the log. Logged, not shown.
     #[error("{0}")]
     Internal(String),
 }
 
+impl CommandError {
+    /// An outage rather than a refusal: the same command may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CommandError::Store(_))
+    }
+}
+
 impl From<bosun_eventstore::StoreError> for CommandError {
     fn from(e: bosun_eventstore::StoreError) -> Self {
-        CommandError::Internal(e.to_string())
+        CommandError::Store(e.to_string())
     }
 }
 
 impl From<tokio_postgres::Error> for CommandError {
     fn from(e: tokio_postgres::Error) -> Self {
-        CommandError::Internal(format!("database error: {e}"))
+        CommandError::Store(format!("database error: {e}"))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for CommandError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        CommandError::Internal(format!("no database connection: {e}"))
+        CommandError::Store(format!("no database connection: {e}"))
     }
 }

@@ -24,6 +24,15 @@ pub struct Commands {
     pub(crate) identity_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// An aggregate's state kept by a writer between its commands, with the version it is at.
+pub struct Held<A> {
+    id: String,
+    pub state: A,
+    expected: ExpectedVersion,
+    /// Loaded just now, not carried forward from earlier appends.
+    fresh: bool,
+}
+
 /// What a command wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
@@ -94,30 +103,70 @@ impl Commands {
         origin: &Origin,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<(A, Written), CommandError> {
-        let stream = stream_id::<A>(id)?;
+        let mut held = self.hold::<A>(id).await?;
+        let written = self.execute_held(&mut held, actor, origin, decide).await?;
+        Ok((held.state, written))
+    }
+
+    /// Loads `A`'s stream `id` for a writer that keeps it between commands.
+    pub async fn hold<A: Aggregate>(&self, id: &str) -> Result<Held<A>, CommandError> {
+        let (state, expected) = self.load::<A>(id).await?;
+        Ok(Held {
+            id: id.to_string(),
+            state,
+            expected,
+            fresh: true,
+        })
+    }
+
+    /// `execute_unsettled` on a state the caller holds: decided on it and appended against its
+    /// version, without reading the stream again. Only when another writer appended in between
+    /// (or the held state refuses, which a newer one might not) is the stream reloaded. A worker
+    /// appending a job's output this way reads nothing per chunk; reloading the whole stream each
+    /// time made a job's output quadratic.
+    pub async fn execute_held<A: Aggregate>(
+        &self,
+        held: &mut Held<A>,
+        actor: &Actor,
+        origin: &Origin,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    ) -> Result<Written, CommandError> {
+        let stream = stream_id::<A>(&held.id)?;
         let metadata = metadata(actor, origin);
         for _ in 0..ATTEMPTS {
-            let (mut state, expected) = self.load::<A>(id).await?;
-            let events = decide(&state)?;
-            if events.is_empty() {
-                return Ok((state, Written::default()));
-            }
-            let new_events = events
-                .iter()
-                .map(|e| {
-                    let (event_type, data) = encode(e);
-                    NewEvent::new(event_type, data).with_metadata(metadata.clone())
-                })
-                .collect();
-            match self.store.append(&stream, expected, new_events).await {
-                Ok(result) => {
-                    events.iter().for_each(|e| state.apply(e));
-                    let written = Written {
-                        position: Some(result.last_position),
-                    };
-                    return Ok((state, written));
+            let events = match decide(&held.state) {
+                Ok(events) => events,
+                Err(_) if !held.fresh => {
+                    *held = self.hold(&held.id).await?;
+                    continue;
                 }
-                Err(AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if events.is_empty() {
+                return Ok(Written::default());
+            }
+            let mut new_events = Vec::with_capacity(events.len());
+            for event in &events {
+                let (event_type, data) = encode(event)
+                    .map_err(|e| CommandError::Internal(format!("cannot encode an event: {e}")))?;
+                new_events.push(NewEvent::new(event_type, data).with_metadata(metadata.clone()));
+            }
+            match self.store.append(&stream, held.expected, new_events).await {
+                Ok(result) => {
+                    events.iter().for_each(|e| held.state.apply(e));
+                    held.expected = ExpectedVersion::Exact(result.last_version);
+                    held.fresh = false;
+                    return Ok(Written {
+                        position: Some(result.last_position),
+                    });
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => {
+                    *held = self.hold(&held.id).await?;
+                }
+                Err(AppendError::Unstorable { field, reason }) => {
+                    return Err(CommandError::Unstorable(format!("{field} {reason}")))
+                }
+                Err(AppendError::Store(e)) => return Err(CommandError::Store(e.to_string())),
                 Err(e) => return Err(CommandError::Internal(e.to_string())),
             }
         }

@@ -16,7 +16,8 @@ mod execute;
 pub mod identity;
 pub mod jobs;
 pub mod orchestrations;
+pub mod reads;
 
 pub use actor::{Actor, Origin};
 pub use error::CommandError;
-pub use execute::{Commands, Written};
+pub use execute::{Commands, Held, Written};

@@ -30,13 +30,13 @@ pub trait Aggregate: Default {
 }
 
 /// The event type and the data to store for `event`.
-pub fn encode<E: DomainEvent>(event: &E) -> (String, Value) {
-    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
+pub fn encode<E: DomainEvent>(event: &E) -> Result<(String, Value), serde_json::Error> {
+    let mut value = serde_json::to_value(event)?;
     let data = value
         .get_mut("data")
         .map(Value::take)
         .unwrap_or(Value::Object(Default::default()));
-    (event.event_type().to_string(), data)
+    Ok((event.event_type().to_string(), data))
 }
 
 /// The event stored as `event_type` with `data`; an unknown type or shape is an error, never a

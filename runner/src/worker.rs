@@ -4,7 +4,7 @@
 use crate::lease;
 use crate::process::{self, signal_group};
 use crate::settings::{NotificationSettings, RunnerSettings};
-use bosun_commands::{Actor, CommandError, Commands, Origin};
+use bosun_commands::{Actor, CommandError, Commands, Held, Origin};
 use bosun_domain::jobs::{Catalog, FinalStatus, Job, JobCommand, JobStatus, OutputStream};
 use bosun_domain::{Aggregate, DomainError};
 use deadpool_postgres::Pool;
@@ -50,6 +50,8 @@ pub(crate) struct Context {
     pub data_key: Arc<[u8]>,
     /// For HTTP tasks.
     pub http: reqwest::Client,
+    /// The state of each job this node is writing to, kept between its appends.
+    pub held: std::sync::Mutex<std::collections::HashMap<Uuid, Held<Job>>>,
 }
 
 /// Why the runner could not start.
@@ -114,6 +116,7 @@ pub async fn start(
         settings: settings.clone(),
         data_key,
         http: http.clone(),
+        held: Default::default(),
     });
     let notifier = Arc::new(crate::notify::Notifier {
         commands: commands.clone(),
@@ -143,6 +146,7 @@ async fn work(context: Arc<Context>, worker: String) {
         match lease::claim(&context.pool, &worker, lease).await {
             Ok(Some(job_id)) => {
                 let ran = run(&context, &worker, job_id).await;
+                forget(&context, job_id);
                 lease::release(&context.pool, job_id, &worker).await;
                 match ran {
                     Ok(true) => {}
@@ -188,27 +192,73 @@ pub(crate) fn origin(worker: &str) -> Origin {
 
 const ACTOR: Actor = Actor::System("worker");
 
+/// Appends `command`'s events to the job's stream, retrying an outage of the log (with a
+/// doubling pause, for up to a lease) so that a job's end keeps its true cause instead of being
+/// reaped as lost. The job's state is held between appends (see `Commands::execute_held`), so
+/// an append reads nothing.
 pub(crate) async fn append(
     context: &Context,
     job_id: Uuid,
     origin: &Origin,
     command: JobCommand,
 ) -> Result<(), CommandError> {
-    context
+    let give_up = Instant::now() + lease_length(&context.settings);
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match append_once(context, job_id, origin, &command).await {
+            Err(e) if e.is_transient() && Instant::now() + pause < give_up => {
+                tracing::warn!(%job_id, error = %e, "appending to the job failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
+}
+
+pub(crate) async fn append_once(
+    context: &Context,
+    job_id: Uuid,
+    origin: &Origin,
+    command: &JobCommand,
+) -> Result<(), CommandError> {
+    let taken = context
+        .held
+        .lock()
+        .ok()
+        .and_then(|mut held| held.remove(&job_id));
+    let mut held = match taken {
+        Some(held) => held,
+        None => context.commands.hold::<Job>(&job_id.to_string()).await?,
+    };
+    let written = context
         .commands
-        .execute_unsettled::<Job>(&job_id.to_string(), &ACTOR, origin, |state| {
+        .execute_held(&mut held, &ACTOR, origin, |state| {
             state.handle(command.clone())
         })
-        .await
-        .map(|_| ())
+        .await;
+    if let Ok(mut all) = context.held.lock() {
+        all.insert(job_id, held);
+    }
+    written.map(|_| ())
+}
+
+/// Forgets the state held for a job this node no longer runs.
+fn forget(context: &Context, job_id: Uuid) {
+    if let Ok(mut held) = context.held.lock() {
+        held.remove(&job_id);
+    }
 }
 
 /// Runs the claimed job; `false` if there was nothing to run (the read model was behind).
 async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, CommandError> {
     let origin = origin(worker);
-    let (state, _) = context.commands.load::<Job>(&job_id.to_string()).await?;
-    if state.status != Some(JobStatus::Waiting) {
+    let held = context.commands.hold::<Job>(&job_id.to_string()).await?;
+    if held.state.status != Some(JobStatus::Waiting) {
         return Ok(false);
+    }
+    if let Ok(mut all) = context.held.lock() {
+        all.insert(job_id, held);
     }
     let job = context.commands.job_view(job_id).await?;
     if job.orchestration_id.is_some() {
@@ -630,17 +680,14 @@ impl Output {
             }
             let text = String::from_utf8_lossy(&bytes[..complete]).into_owned();
             let stream = *stream;
-            append(
-                context,
-                job_id,
-                origin,
-                JobCommand::AppendOutput {
-                    stream,
-                    text,
-                    task: self.task,
-                },
-            )
-            .await?;
+            // Not retried here: what fails stays pending for the next flush, while supervision
+            // goes on (renewing the lease, watching for a kill).
+            let command = JobCommand::AppendOutput {
+                stream,
+                text,
+                task: self.task,
+            };
+            append_once(context, job_id, origin, &command).await?;
             self.kept += complete as u64;
             let bytes = &mut self.pending[0].1;
             bytes.drain(..complete);
@@ -715,6 +762,7 @@ async fn reap(context: Arc<Context>) {
                 },
             )
             .await;
+            forget(&context, job_id);
             match finished {
                 Ok(()) => tracing::warn!(%job_id, diagnostics, "finished a lost job as an error"),
                 // Still waiting (its worker died before starting it) or already finished.

@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bosun_commands::jobs::{SubmitJob, Submitted};
+use bosun_commands::reads::job_readers;
 use bosun_commands::Written;
-use bosun_domain::identity::Scope;
 use bosun_projections::read_models::jobs::{self as model, JobQuery, OutputSelection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -75,14 +75,16 @@ pub async fn submit(
         .await?;
     let (job, w, status) = match submitted {
         Submitted::Created(job, w) => (job, w, StatusCode::CREATED),
-        // A retry: the first answer again (its job as it is now).
-        Submitted::Existing(job) => (job, Written::default(), StatusCode::CREATED),
+        // A retry: the first job again (as it is now); 200, since this request created nothing.
+        Submitted::Existing(job) => (job, Written::default(), StatusCode::OK),
     };
     if !wait {
         return Ok(written(&state, status, Some(&job), w));
     }
-    // Until it ends. A client that gives up drops this wait, not the job.
+    // Until it ends, or the server's bound on a wait (then 202 with the job as it is: the client
+    // follows it from there). A client that gives up drops this wait, not the job.
     let job_id = job.id;
+    let deadline = tokio::time::Instant::now() + state.wait_limit;
     let finished = loop {
         let seen = state.freshness.position();
         let job = {
@@ -91,10 +93,17 @@ pub async fn submit(
         };
         match job {
             Some(job) if !matches!(job.status.as_str(), "waiting" | "processing") => break job,
+            Some(job) if tokio::time::Instant::now() >= deadline => {
+                let position = Written {
+                    position: Some(state.freshness.position()),
+                };
+                return Ok(written(&state, StatusCode::ACCEPTED, Some(&job), position));
+            }
             _ => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let _ = state
                     .freshness
-                    .wait_for(seen + 1, std::time::Duration::from_secs(1))
+                    .wait_for(seen + 1, left.min(std::time::Duration::from_secs(1)))
                     .await;
             }
         }
@@ -167,7 +176,7 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
+    let readers = job_readers(&caller.actor)?;
     if let Some(status) = &query.status {
         if !STATUSES.contains(&status.as_str()) {
             return Err(Problem::invalid_field(
@@ -177,6 +186,7 @@ pub async fn list(
         }
     }
     let query = JobQuery {
+        readers,
         status: query.status,
         app: query.app,
         env: query.env,
@@ -199,12 +209,8 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<model::JobView>, Problem> {
-    caller.actor.require(Scope::Read)?;
-    let client = state.store.pool().get().await?;
-    model::get(&**client, job_id(&id)?)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| Problem::not_found(format!("no job {id}")))
+    let job = state.commands.read_job(&caller.actor, job_id(&id)?).await?;
+    Ok(axum::Json(job))
 }
 
 #[derive(Deserialize)]
@@ -224,7 +230,6 @@ pub async fn output(
     Path(id): Path<String>,
     Query(query): Query<OutputQuery>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
     let selection = match query.stream.as_deref().unwrap_or("combined") {
         "stdout" => OutputSelection::Stdout,
         "stderr" => OutputSelection::Stderr,
@@ -240,12 +245,22 @@ pub async fn output(
     if from < 0 {
         return Err(Problem::invalid_field("offset", "must be 0 or more"));
     }
-    let client = state.store.pool().get().await?;
+    if query.task.is_some_and(|task| task < 0) {
+        return Err(Problem::invalid_field("task", "must be 0 or more"));
+    }
     let job_id = job_id(&id)?;
     // The job first: if it had finished then, its byte counts are the whole output.
-    let job = model::get(&**client, job_id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no job {id}")))?;
+    let job = state.commands.read_job(&caller.actor, job_id).await?;
+    if let Some(task) = query.task {
+        let tasks = job.tasks.as_array().map_or(0, Vec::len);
+        if task as usize >= tasks {
+            return Err(Problem::not_found(match tasks {
+                0 => format!("job {id} has no tasks (it is not an orchestration job)"),
+                n => format!("job {id} has no task {task}: its tasks are 0 to {}", n - 1),
+            }));
+        }
+    }
+    let client = state.store.pool().get().await?;
     let (text, next) =
         model::output(&**client, job_id, selection, query.task, from, OUTPUT_PAGE).await?;
     let total = match selection {

@@ -276,13 +276,16 @@ pub async fn jobs(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
+    let readers = bosun_commands::reads::job_readers(&caller.actor)?;
     state.commands.orchestration_view(&id).await?;
     let query = JobQuery {
+        readers,
+        status: None,
+        app: None,
+        env: None,
         orchestration_id: Some(id),
         limit: limit(page.limit)?,
         offset: offset(page.offset)?,
-        ..JobQuery::default()
     };
     let client = state.store.pool().get().await?;
     let (items, total) = jobs_model::list(&**client, &query).await?;

@@ -338,7 +338,7 @@ impl Aggregate for Job {
                     index,
                     status,
                     exit_code,
-                    diagnostics,
+                    diagnostics: diagnostics.map(storable),
                 }])
             }
             JobCommand::AppendOutput { stream, text, task } => {
@@ -346,6 +346,7 @@ impl Aggregate for Job {
                 if text.is_empty() {
                     return Ok(vec![]);
                 }
+                let text = storable(text);
                 let offset = match stream {
                     OutputStream::Stdout => self.stdout_bytes,
                     OutputStream::Stderr => self.stderr_bytes,
@@ -379,7 +380,7 @@ impl Aggregate for Job {
                     job_id,
                     status,
                     exit_code,
-                    diagnostics,
+                    diagnostics: diagnostics.map(storable),
                 }])
             }
         }
@@ -411,6 +412,16 @@ impl Aggregate for Job {
 
     fn exists(&self) -> bool {
         self.job_id.is_some()
+    }
+}
+
+/// Text from outside (a process's output, an HTTP answer in diagnostics) as the log can store
+/// it: a NUL, which it cannot, is kept as U+FFFD, as invalid UTF-8 already is.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -478,6 +489,25 @@ mod tests {
         JobCommand::Kill {
             reason: Some("stop".into()),
         }
+    }
+
+    #[test]
+    fn output_keeps_a_nul_byte_as_the_replacement_character() {
+        let output = JobCommand::AppendOutput {
+            stream: OutputStream::Stdout,
+            text: "a\0b".into(),
+            task: None,
+        };
+        assert_eq!(
+            given(&[submitted(), started()], output).unwrap(),
+            vec![JobEvent::JobOutputAppended {
+                job_id: Uuid::nil(),
+                stream: OutputStream::Stdout,
+                offset: 0,
+                text: "a\u{FFFD}b".into(),
+                task: None,
+            }]
+        );
     }
 
     #[test]

@@ -21,15 +21,35 @@ const RESERVED_PREFIXES: [&str; 3] = ["LD_", "BOSUN_", "BASH_FUNC_"];
 
 /// The largest value a variable may have, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// The longest name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// All names and values together, in bytes: well inside what the kernel lets a process's
+/// environment hold (`ARG_MAX`, 2 MiB on Linux, shared with the arguments), so a job that was
+/// accepted can always start.
+pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Variables(BTreeMap<String, String>);
 
 impl Variables {
-    /// Names `[A-Za-z_][A-Za-z0-9_]*`, values strings up to 64 KiB.
+    /// Names `[A-Za-z_][A-Za-z0-9_]*` up to 256 bytes, values strings up to 64 KiB without NUL,
+    /// all of them up to 1 MiB.
     pub fn parse(values: BTreeMap<String, String>) -> Result<Self, DomainError> {
+        let total: usize = values.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        if total > MAX_TOTAL_BYTES {
+            return Err(DomainError::invalid(
+                "variables",
+                "all names and values together are longer than 1 MiB",
+            ));
+        }
         for (name, value) in &values {
+            if name.len() > MAX_NAME_BYTES {
+                return Err(DomainError::invalid(
+                    "variables",
+                    format!("a variable name is longer than {MAX_NAME_BYTES} bytes"),
+                ));
+            }
             let mut chars = name.chars();
             let valid = chars
                 .next()
@@ -55,6 +75,12 @@ impl Variables {
                 return Err(DomainError::invalid(
                     "variables",
                     format!("the value of {name} is longer than 64 KiB"),
+                ));
+            }
+            if value.contains('\0') {
+                return Err(DomainError::invalid(
+                    "variables",
+                    format!("the value of {name} contains the NUL character"),
                 ));
             }
         }
@@ -111,5 +137,19 @@ mod tests {
         assert!(Variables::parse(vars(&[("A", &big)])).is_err());
         let max = "x".repeat(MAX_VALUE_BYTES);
         assert!(Variables::parse(vars(&[("A", &max)])).is_ok());
+    }
+
+    #[test]
+    fn refuses_long_names_nul_values_and_too_much_in_all() {
+        let long = "A".repeat(MAX_NAME_BYTES + 1);
+        assert!(Variables::parse(vars(&[(&long, "x")])).is_err());
+        let longest = "A".repeat(MAX_NAME_BYTES);
+        assert!(Variables::parse(vars(&[(&longest, "x")])).is_ok());
+        assert!(Variables::parse(vars(&[("A", "x\0y")])).is_err());
+        let value = "x".repeat(MAX_VALUE_BYTES);
+        let many: BTreeMap<String, String> =
+            (0..20).map(|i| (format!("V{i}"), value.clone())).collect();
+        let error = Variables::parse(many).unwrap_err();
+        assert!(error.to_string().contains("1 MiB"), "{error}");
     }
 }

@@ -359,8 +359,10 @@ pub async fn get(
     Ok(client.query_opt(&sql, &[&job_id]).await?.map(|r| view(&r)))
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct JobQuery {
+    /// Whose jobs the caller may see: decided by `commands`, applied here.
+    pub readers: JobReaders,
     pub status: Option<String>,
     pub app: Option<String>,
     pub env: Option<String>,
@@ -369,25 +371,72 @@ pub struct JobQuery {
     pub offset: i64,
 }
 
+/// Which jobs a caller may read. The rule itself (who gets which) is `commands`'; this is what it
+/// means, for one job and for a list, side by side so the two can never differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobReaders {
+    /// Every job (an admin).
+    All,
+    /// The jobs this user submitted, and every orchestration job (whoever may read an
+    /// orchestration may read its jobs, and every reader may read orchestrations).
+    SubmitterOrOrchestration(String),
+}
+
+impl JobReaders {
+    pub fn admits(&self, job: &JobView) -> bool {
+        match self {
+            JobReaders::All => true,
+            JobReaders::SubmitterOrOrchestration(user) => {
+                &job.created_by == user || job.orchestration_id.is_some()
+            }
+        }
+    }
+
+    /// The same as [`admits`](Self::admits), as SQL on the `jobs` table with the user as `$n`.
+    fn condition(&self, n: usize) -> String {
+        match self {
+            JobReaders::All => "true".into(),
+            JobReaders::SubmitterOrOrchestration(_) => {
+                format!("(created_by = ${n} OR orchestration_id IS NOT NULL)")
+            }
+        }
+    }
+
+    fn user(&self) -> Option<&str> {
+        match self {
+            JobReaders::All => None,
+            JobReaders::SubmitterOrOrchestration(user) => Some(user),
+        }
+    }
+}
+
 /// Jobs matching `query`, newest first, and how many match in all.
 pub async fn list(
     client: &impl GenericClient,
     query: &JobQuery,
 ) -> Result<(Vec<JobView>, i64), tokio_postgres::Error> {
-    let filter = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR app = $2)
-        AND ($3::text IS NULL OR env = $3) AND ($4::text IS NULL OR orchestration_id = $4)";
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+    let user = query.readers.user();
+    let filter = format!(
+        "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR app = $2)
+        AND ($3::text IS NULL OR env = $3) AND ($4::text IS NULL OR orchestration_id = $4)
+        AND ($5::text IS NULL OR true) AND {}",
+        // (`$5 IS NULL OR true` keeps the user parameter referenced, hence typed, when every
+        // job is readable.)
+        query.readers.condition(5)
+    );
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
         &query.status,
         &query.app,
         &query.env,
         &query.orchestration_id,
+        &user,
     ];
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM jobs WHERE {filter} ORDER BY created_at DESC, job_id LIMIT $5 OFFSET $6"
+                "SELECT {COLUMNS} FROM jobs WHERE {filter} ORDER BY created_at DESC, job_id LIMIT $6 OFFSET $7"
             ),
-            &[params[0], params[1], params[2], params[3], &query.limit, &query.offset],
+            &[params[0], params[1], params[2], params[3], params[4], &query.limit, &query.offset],
         )
         .await?;
     let total: i64 = client

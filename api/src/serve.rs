@@ -1,0 +1,114 @@
+//! The HTTP server loop: the router over hyper's HTTP/1 (with upgrades, for WebSockets), with
+//! the bound `axum::serve` leaves out: a connection that has not sent a whole request head within
+//! the header read timeout is closed, so half-sent requests cannot hold connections forever.
+//! On shutdown it stops accepting, lets each connection finish its request, and returns.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `router` on `listener` until `shutdown` resolves and every connection has finished.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    // Dropping `stop` asks every connection to finish; each holds a clone of `open` until done.
+    let (stop, stopping) = watch::channel(());
+    let (open, all_closed) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    pause_after_accept_error(e).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let connection = Connection {
+            router: router.clone(),
+            remote,
+            header_read_timeout,
+        };
+        let (stopping, open) = (stopping.clone(), all_closed.clone());
+        tokio::spawn(async move {
+            connection.serve(tcp, stopping).await;
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    drop(all_closed);
+    open.closed().await;
+}
+
+struct Connection {
+    router: Router,
+    remote: SocketAddr,
+    header_read_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, mut stopping: watch::Receiver<()>) {
+        // Small writes (a live event, a short answer) go out at once rather than waiting for
+        // Nagle's algorithm to fill a segment.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let remote = self.remote;
+        let service = self.router.map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let connection = builder
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => log_end(result),
+            _ = stopping.changed() => {
+                connection.as_mut().graceful_shutdown();
+                log_end(connection.await);
+            }
+        }
+    }
+}
+
+fn log_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A failed accept: a connection that went away before it was accepted costs nothing; anything
+/// else (out of file descriptors) is logged and waited out, not spun on.
+async fn pause_after_accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accepting a connection failed; pausing");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
