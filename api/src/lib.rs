@@ -21,5 +21,6 @@ pub mod live;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod telemetry;
