@@ -1,4 +1,5 @@
-//! `GET /v1/events`: the log in position order, for audit and replay tooling (admin scope).
+//! `GET /v1/events`: the log in position order, for audit and replay tooling (admin scope), with
+//! the secrets' hashes redacted.
 
 use crate::auth::Caller;
 use crate::extract::Query;
@@ -8,7 +9,8 @@ use crate::startup::AppState;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use bosun_eventstore::{EventStore, Filter};
+use bosun_domain::identity::redact;
+use bosun_eventstore::{EventStore, Filter, RecordedEvent};
 use serde::Deserialize;
 
 pub const HEAD: HeaderName = HeaderName::from_static("bosun-head");
@@ -47,15 +49,25 @@ pub async fn list(
         actors: list_param(&query.actor),
     };
     let limit = limit(query.limit)? as usize;
-    let page = state
+    let mut page = state
         .store
         .read_page(query.from.unwrap_or(1), limit, &filter)
         .await?;
+    redact_secrets(&mut page.events);
     let mut response = axum::Json(&page.events).into_response();
     response
         .headers_mut()
         .insert(HEAD, HeaderValue::from(page.head));
     Ok(response)
+}
+
+/// Hides the password hashes and token digests of identity events: the log keeps them for the
+/// aggregates, but no reader of it over the API may see them (an admin included: a hash can be
+/// attacked offline, and a digest is all a token check needs).
+pub fn redact_secrets(events: &mut [RecordedEvent]) {
+    for event in events {
+        redact(event.stream_id.category(), &mut event.data);
+    }
 }
 
 /// Reading the whole log takes an admin acting with the admin scope.

@@ -1,9 +1,11 @@
 //! `GET /v1/streams/{stream_id}`: one stream's events. An admin reads any; a holder with the read
-//! scope reads their own user stream, their teams' streams and their tokens' streams.
+//! scope reads their own user stream, their teams' streams and their tokens' streams. Password
+//! hashes and token digests are redacted, as on `/v1/events`.
 
 use crate::auth::Caller;
 use crate::extract::Query;
 use crate::problem::Problem;
+use crate::routes::events::redact_secrets;
 use crate::routes::limit;
 use crate::startup::AppState;
 use axum::extract::{Path, State};
@@ -37,7 +39,8 @@ pub async fn get(
     }
     let limit = limit(query.limit)? as usize;
     let from = query.from_version.unwrap_or(0);
-    let events = state.store.read_stream(&stream, from, limit).await?;
+    let mut events = state.store.read_stream(&stream, from, limit).await?;
+    redact_secrets(&mut events);
     if events.is_empty() {
         let exists = !state.store.read_stream(&stream, 0, 1).await?.is_empty();
         if !exists {
@@ -59,6 +62,11 @@ async fn may_read(state: &AppState, caller: &Caller, stream: &StreamId) -> Resul
                     .await?
                     .is_some_and(|t| caller.actor.is(&t.username))
             }
+            Err(_) => false,
+        },
+        // The one read rule for a job, as on /v1/jobs.
+        "job" => match uuid::Uuid::parse_str(id) {
+            Ok(job_id) => state.commands.may_read_job(&caller.actor, job_id).await?,
             Err(_) => false,
         },
         _ => false,

@@ -1,9 +1,9 @@
 //! `/v1/teams`.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use crate::problem::Problem;
-use crate::routes::users::user_path;
+use crate::routes::users::{user_path, PageQuery};
 use crate::routes::{listed, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
@@ -38,12 +38,16 @@ pub async fn create(
     Ok(written(&state, StatusCode::CREATED, Some(&team), w))
 }
 
-/// `GET /v1/teams`.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+/// `GET /v1/teams?limit=&offset=`: by name, with `X-Total-Count`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Problem> {
     caller.actor.require(Scope::Read)?;
+    let page = query.page()?;
     let client = state.store.pool().get().await?;
-    let teams = model::teams(&**client).await?;
-    let total = teams.len() as i64;
+    let (teams, total) = model::teams(&**client, page).await?;
     Ok(listed(&teams, total))
 }
 
@@ -54,6 +58,8 @@ pub async fn get(
     Path(team): Path<String>,
 ) -> Result<axum::Json<model::TeamView>, Problem> {
     caller.actor.require(Scope::Read)?;
+    // A name that cannot exist is not looked up at all.
+    team_path(&team)?;
     let client = state.store.pool().get().await?;
     model::team(&**client, &team)
         .await?

@@ -1,8 +1,9 @@
 //! `/v1/tokens`: a user's long-lived API tokens. Lists never show a secret, nor its digest.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use crate::problem::Problem;
+use crate::routes::users::PageQuery;
 use crate::routes::{listed, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
@@ -46,17 +47,22 @@ pub async fn create(
     Ok(written(&state, StatusCode::CREATED, Some(&token), w))
 }
 
-/// `GET /v1/tokens`: the caller's tokens; an admin sees everyone's.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+/// `GET /v1/tokens?limit=&offset=`: the caller's tokens, newest first, with `X-Total-Count`; an
+/// admin sees everyone's.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Problem> {
     caller.actor.require(Scope::Read)?;
+    let page = query.page()?;
     let owner = if caller.actor.is_admin() {
         None
     } else {
         Some(caller.holder.username.as_str())
     };
     let client = state.store.pool().get().await?;
-    let tokens = model::tokens(&**client, owner).await?;
-    let total = tokens.len() as i64;
+    let (tokens, total) = model::tokens(&**client, owner, page).await?;
     Ok(listed(&tokens, total))
 }
 

@@ -1,18 +1,36 @@
 //! `/v1/users`.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 use crate::problem::{FieldError, Problem};
-use crate::routes::{listed, written};
+use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_commands::identity::{NewUser, UserChanges};
-use bosun_domain::identity::{Email, Password, Scope, Username};
+use bosun_domain::identity::{Email, EmailChange, Password, Scope, Username};
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity as model;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// `?limit=&offset=` of the identity lists (users, tokens, teams).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl PageQuery {
+    /// The page asked for, its bounds checked (400 naming `limit` or `offset`).
+    pub fn page(&self) -> Result<model::Page, Problem> {
+        Ok(model::Page {
+            limit: limit(self.limit)?,
+            offset: offset(self.offset)?,
+        })
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,13 +122,17 @@ pub async fn create(
     Ok(written(&state, StatusCode::CREATED, Some(&user), w))
 }
 
-/// `GET /v1/users` (admin).
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+/// `GET /v1/users?limit=&offset=` (admin): by name, with `X-Total-Count`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Problem> {
     caller.actor.require(Scope::Read)?;
     caller.actor.require_admin()?;
+    let page = query.page()?;
     let client = state.store.pool().get().await?;
-    let users = model::users(&**client).await?;
-    let total = users.len() as i64;
+    let (users, total) = model::users(&**client, page).await?;
     Ok(listed(&users, total))
 }
 
@@ -122,6 +144,8 @@ pub async fn get(
 ) -> Result<axum::Json<model::UserView>, Problem> {
     caller.actor.require(Scope::Read)?;
     caller.actor.require_self_or_admin(&username)?;
+    // A name that cannot exist is not looked up at all.
+    user_path(&username)?;
     let client = state.store.pool().get().await?;
     model::user(&**client, &username)
         .await?
@@ -134,10 +158,32 @@ pub async fn get(
 pub struct UpdateUser {
     password: Option<String>,
     admin: Option<bool>,
-    email: Option<String>,
+    /// Absent: `None`; `null`: `Some(None)`, which clears the email; a string: `Some(Some(_))`.
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
 }
 
-/// `PATCH /v1/users/{username}` (admin).
+/// Marks a field that is in the body as present, even as `null`; `#[serde(default)]` leaves an
+/// absent one `None`. Serde alone reads both `null` and absence as `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The email change a PATCH body asks for: `None` when its address does not parse (the error is
+/// in `fields`).
+fn email_change(fields: &mut Fields, email: Option<Option<&str>>) -> Option<EmailChange> {
+    match email {
+        None => Some(EmailChange::Keep),
+        Some(None) => Some(EmailChange::Clear),
+        Some(Some(address)) => fields.take(Email::parse(address)).map(EmailChange::Set),
+    }
+}
+
+/// `PATCH /v1/users/{username}` (admin): `"email": null` clears the email.
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,16 +195,19 @@ pub async fn update(
     caller.actor.require_admin()?;
     user_path(&username)?;
     let mut fields = Fields::default();
-    let password = body
-        .password
-        .as_deref()
-        .map(|p| fields.take(Password::parse("password", p)));
-    let email = body.email.as_deref().map(|e| fields.take(Email::parse(e)));
+    let password = match &body.password {
+        Some(p) => fields.take(Password::parse("password", p)).map(Some),
+        None => Some(None),
+    };
+    let email = email_change(&mut fields, body.email.as_ref().map(Option::as_deref));
     fields.finish()?;
+    let (Some(password), Some(email)) = (password, email) else {
+        return Err(Problem::internal());
+    };
     let changes = UserChanges {
-        password: password.flatten(),
+        password,
         admin: body.admin,
-        email: email.flatten(),
+        email,
     };
     let (user, w) = state
         .commands

@@ -5,7 +5,7 @@ use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::identity::{
-    Email, Password, Scope, Team, TeamCommand, User, UserCommand, Username,
+    Email, EmailChange, Password, Scope, Team, TeamCommand, User, UserCommand, Username,
 };
 use bosun_domain::{Aggregate, DomainError};
 use bosun_projections::read_models::identity as model;
@@ -22,7 +22,8 @@ pub struct NewUser {
 pub struct UserChanges {
     pub password: Option<Password>,
     pub admin: Option<bool>,
-    pub email: Option<Email>,
+    /// Kept, cleared or set.
+    pub email: EmailChange,
 }
 
 impl Commands {
@@ -41,7 +42,9 @@ impl Commands {
         Ok((self.user_view(user.username.as_str()).await?, written))
     }
 
-    /// Registration under the identity lock, which the caller holds.
+    /// Registration under the identity lock, which the caller holds: the lock and the caught-up
+    /// read model make the checks of names (without regard to case) and emails across users
+    /// race-free, as `ann` and `ANN` are different streams.
     pub(crate) async fn register_locked(
         &self,
         actor: &Actor,
@@ -54,6 +57,7 @@ impl Commands {
             Some(email) => self.email_owner(email).await?,
             None => None,
         };
+        let name_holder = self.name_holder(&user.username).await?;
         let (_, written) = self
             .execute::<User>(user.username.as_str(), actor, origin, |state| {
                 state.handle(UserCommand::Register {
@@ -62,6 +66,7 @@ impl Commands {
                     admin: user.admin,
                     password_hash: password_hash.clone(),
                     email_owner: email_owner.clone(),
+                    name_holder: name_holder.clone(),
                 })
             })
             .await?;
@@ -86,8 +91,8 @@ impl Commands {
             .with_identity_lock(async {
                 self.catch_up().await?;
                 let email_owner = match &changes.email {
-                    Some(email) => self.email_owner(email).await?,
-                    None => None,
+                    EmailChange::Set(email) => self.email_owner(email).await?,
+                    EmailChange::Keep | EmailChange::Clear => None,
                 };
                 let admin_count = self.admin_count().await?;
                 let (_, written) = self
@@ -192,6 +197,13 @@ impl Commands {
         let client = self.store.pool().get().await?;
         let owner = model::email_owner(&**client, email.as_str()).await?;
         Ok(owner.and_then(|o| Username::parse(&o).ok()))
+    }
+
+    /// The user whose name equals `username` without regard to case, if any.
+    async fn name_holder(&self, username: &Username) -> Result<Option<Username>, CommandError> {
+        let client = self.store.pool().get().await?;
+        let holder = model::name_holder(&**client, username.as_str()).await?;
+        Ok(holder.and_then(|h| Username::parse(&h).ok()))
     }
 
     pub(crate) async fn admin_count(&self) -> Result<usize, CommandError> {

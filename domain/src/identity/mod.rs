@@ -11,5 +11,5 @@ pub use redact::{redact, REDACTED};
 pub use scope::{Scope, Scopes};
 pub use team::{Team, TeamCommand, TeamEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};
-pub use user::{User, UserCommand, UserEvent};
+pub use user::{EmailChange, User, UserCommand, UserEvent};
 pub use values::{Email, Password, PasswordHash, TeamName, TokenDigest, Username};

@@ -24,6 +24,10 @@ fn parse_name(field: &'static str, value: &str) -> Result<String, DomainError> {
 
 /// A user's name: `[_A-Za-z0-9]+`, at most 64 characters. It is also the id of the user's
 /// stream, `user-<name>`.
+///
+/// A name keeps the case it was registered with (its stream, paths and tokens use it as is, so
+/// users registered before names were compared without case keep working), but two users'
+/// names may not differ only in case: see [`Username::same_name_as`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Username(String);
@@ -35,6 +39,12 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the two names are the same without regard to case: two users may not hold them
+    /// both. Names are ASCII, so ASCII case folding is the whole of it.
+    pub fn same_name_as(&self, other: &Username) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
     }
 }
 
@@ -65,16 +75,29 @@ impl fmt::Display for TeamName {
     }
 }
 
-/// A password in clear, 6 to 50 characters. It never leaves memory: not serializable, and its
-/// `Debug` does not show it.
+/// A password in clear, 6 to 50 characters, none of them a control character. It never leaves
+/// memory: not serializable, and its `Debug` does not show it.
+///
+/// Control characters (NUL, line breaks, escape…) are refused whatever the way in (a JSON body,
+/// `bosun admin create-user --password-stdin`): they cannot be typed reliably at a login
+/// prompt, a line break would be cut by a line-oriented reader, and a NUL ends the string for
+/// C tools. Logins compare against the stored hash without parsing, so an older password that
+/// holds one still works.
 #[derive(Clone)]
 pub struct Password(String);
 
 impl Password {
+    /// `field` names the input in the refusal (`password`, or `new` for a change).
     pub fn parse(field: &'static str, value: &str) -> Result<Self, DomainError> {
         let length = value.chars().count();
         if !(6..=50).contains(&length) {
             return Err(DomainError::invalid(field, "must be 6 to 50 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                field,
+                "may not contain control characters (such as NUL, a tab or a line break)",
+            ));
         }
         Ok(Password(value.to_string()))
     }
@@ -145,6 +168,44 @@ mod tests {
         for good in ["a", "Ann_Marie_2", &"x".repeat(64)] {
             assert_eq!(Username::parse(good).unwrap().as_str(), good);
         }
+    }
+
+    #[test]
+    fn usernames_are_the_same_name_without_regard_to_case() {
+        let ann = Username::parse("ann").unwrap();
+        assert!(ann.same_name_as(&Username::parse("ANN").unwrap()));
+        assert!(ann.same_name_as(&Username::parse("aNn").unwrap()));
+        assert!(!ann.same_name_as(&Username::parse("anna").unwrap()));
+        assert_eq!(
+            Username::parse("ANN").unwrap().as_str(),
+            "ANN",
+            "a name keeps its case"
+        );
+    }
+
+    #[test]
+    fn password_refuses_nul_and_other_control_characters() {
+        for bad in [
+            "secret\0pw",
+            "\0\0\0\0\0\0",
+            "secret\npw",
+            "secret\tpw",
+            "secret\u{7f}pw",
+        ] {
+            assert_eq!(
+                Password::parse("password", bad).err(),
+                Some(DomainError::invalid(
+                    "password",
+                    "may not contain control characters (such as NUL, a tab or a line break)"
+                )),
+                "accepted {bad:?}"
+            );
+        }
+        assert!(matches!(
+            Password::parse("new", "secret\0pw"),
+            Err(DomainError::Invalid { field: "new", .. })
+        ));
+        assert!(Password::parse("password", "secret pw with spaces").is_ok());
     }
 
     #[test]

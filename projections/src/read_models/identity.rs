@@ -21,8 +21,9 @@ impl Projection for Identity {
         "identity"
     }
 
+    /// 3: the index on `lower(username)`, for the check that names differ by more than case.
     fn version(&self) -> i32 {
-        2
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -73,7 +74,10 @@ impl Projection for Identity {
 
     fn indexes(&self, tables: &Tables) -> String {
         format!(
+            // Not unique: a log written before names were compared without case may hold both
+            // `ann` and `ANN`, and the read model must still rebuild from it.
             "CREATE INDEX ON {users} (lower(email));
+             CREATE INDEX ON {users} (lower(username));
              CREATE INDEX ON {members} (username);
              CREATE INDEX ON {tokens} (digest);
              CREATE INDEX ON {tokens} (username);",
@@ -142,10 +146,14 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
         UserEvent::UserUpdated {
             username,
             email,
+            email_cleared,
             admin,
         } => writes.push(
+            // A cleared email is NULL, so the address is free for another user.
             format!(
-                "UPDATE {users} SET email = COALESCE($2, email), admin = COALESCE($3, admin), updated_at = $4
+                "UPDATE {users}
+                 SET email = CASE WHEN $5 THEN NULL ELSE COALESCE($2, email) END,
+                     admin = COALESCE($3, admin), updated_at = $4
                  WHERE username = $1"
             ),
             vec![
@@ -153,6 +161,7 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
                 Box::new(email.map(|e| e.as_str().to_string())),
                 Box::new(admin),
                 Box::new(at),
+                Box::new(email_cleared),
             ],
         ),
         UserEvent::PasswordChanged {
@@ -173,7 +182,10 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
                 vec![Box::new(name.clone())],
             );
             writes.push(
-                format!("DELETE FROM {} WHERE username = $1", tables.name("team_members")),
+                format!(
+                    "DELETE FROM {} WHERE username = $1",
+                    tables.name("team_members")
+                ),
                 vec![Box::new(name.clone())],
             );
             writes.push(
@@ -331,14 +343,45 @@ pub async fn user(
         .map(|r| user_view(&r)))
 }
 
-pub async fn users(client: &impl GenericClient) -> Result<Vec<UserView>, tokio_postgres::Error> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username");
-    Ok(client
-        .query(&sql, &[])
+/// A page of a list: at most `limit` rows after skipping `offset`, bounds checked by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of users by name, and how many there are in all.
+pub async fn users(
+    client: &impl GenericClient,
+    page: Page,
+) -> Result<(Vec<UserView>, i64), tokio_postgres::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username LIMIT $1 OFFSET $2");
+    let users = client
+        .query(&sql, &[&page.limit, &page.offset])
         .await?
         .iter()
         .map(user_view)
-        .collect())
+        .collect();
+    let total = client
+        .query_one("SELECT count(*) FROM users", &[])
+        .await?
+        .get(0);
+    Ok((users, total))
+}
+
+/// The user whose name equals `username` without regard to case, if any: two users' names may
+/// not differ only in case.
+pub async fn name_holder(
+    client: &impl GenericClient,
+    username: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT username FROM users WHERE lower(username) = lower($1) ORDER BY username LIMIT 1",
+            &[&username],
+        )
+        .await?
+        .map(|r| r.get(0)))
 }
 
 /// The stored argon2 hash of a user's password, for a login.
@@ -449,20 +492,32 @@ fn token_view(r: &tokio_postgres::Row) -> TokenView {
     }
 }
 
-/// Tokens of `username`, or of everyone when `None`, newest first.
+/// A page of the tokens of `username`, or of everyone's when `None`, newest first; and how many
+/// there are in all.
 pub async fn tokens(
     client: &impl GenericClient,
     username: Option<&str>,
-) -> Result<Vec<TokenView>, tokio_postgres::Error> {
+    page: Page,
+) -> Result<(Vec<TokenView>, i64), tokio_postgres::Error> {
+    let filter = "($1::text IS NULL OR username = $1)";
     let sql = format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE ($1::text IS NULL OR username = $1) ORDER BY issued_at DESC, token_id"
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {filter}
+         ORDER BY issued_at DESC, token_id LIMIT $2 OFFSET $3"
     );
-    Ok(client
-        .query(&sql, &[&username])
+    let tokens = client
+        .query(&sql, &[&username, &page.limit, &page.offset])
         .await?
         .iter()
         .map(token_view)
-        .collect())
+        .collect();
+    let total = client
+        .query_one(
+            &format!("SELECT count(*) FROM tokens WHERE {filter}"),
+            &[&username],
+        )
+        .await?
+        .get(0);
+    Ok((tokens, total))
 }
 
 pub async fn token(
@@ -508,12 +563,21 @@ pub async fn team(
         .map(|r| team_view(&r)))
 }
 
-pub async fn teams(client: &impl GenericClient) -> Result<Vec<TeamView>, tokio_postgres::Error> {
-    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t ORDER BY t.name");
-    Ok(client
-        .query(&sql, &[])
+/// A page of teams by name, and how many there are in all.
+pub async fn teams(
+    client: &impl GenericClient,
+    page: Page,
+) -> Result<(Vec<TeamView>, i64), tokio_postgres::Error> {
+    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t ORDER BY t.name LIMIT $1 OFFSET $2");
+    let teams = client
+        .query(&sql, &[&page.limit, &page.offset])
         .await?
         .iter()
         .map(team_view)
-        .collect())
+        .collect();
+    let total = client
+        .query_one("SELECT count(*) FROM teams", &[])
+        .await?
+        .get(0);
+    Ok((teams, total))
 }
