@@ -61,7 +61,8 @@ pub struct HttpSettings {
     /// the job as it is then.
     #[serde(default = "default_wait_seconds")]
     pub wait_seconds: u64,
-    /// A connection that has not sent a whole request head in this long is closed.
+    /// A connection that has not sent a whole request head in this long is closed; so is a
+    /// kept-alive connection idle this long (hyper times both from the same point).
     #[serde(default = "default_header_read_timeout_seconds")]
     pub header_read_timeout_seconds: u64,
 }
@@ -80,7 +81,7 @@ fn default_wait_seconds() -> u64 {
 }
 
 fn default_header_read_timeout_seconds() -> u64 {
-    10
+    30
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -258,11 +259,11 @@ fn parse(tree: Value) -> Result<Settings, String> {
         }
     })?;
     settings.catalog.validate()?;
-    if settings.http.wait_seconds == 0 {
-        return Err("http.wait_seconds: must be at least 1".into());
+    if !(1..=86_400).contains(&settings.http.wait_seconds) {
+        return Err("http.wait_seconds: must be 1 to 86400 (a day)".into());
     }
-    if settings.http.header_read_timeout_seconds == 0 {
-        return Err("http.header_read_timeout_seconds: must be at least 1".into());
+    if !(1..=3_600).contains(&settings.http.header_read_timeout_seconds) {
+        return Err("http.header_read_timeout_seconds: must be 1 to 3600".into());
     }
     Ok(settings)
 }

@@ -88,23 +88,38 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 /// JSON text → `T`: a syntax error, a NUL anywhere, or a value of the wrong shape is a 400; the
 /// last two name the field.
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}"), vec![]))?;
-    if let Some(path) = bosun_eventstore::nul_at(&value) {
-        return Err(Problem::invalid_field(
-            field_name(&path),
-            "must not contain the NUL character (U+0000)",
-        ));
+    // JSON can only spell a NUL as the escape `\u0000`: a body without one is parsed straight
+    // into `T` (keeping serde's own checks, such as duplicate fields).
+    if contains(body, br"\u0000") {
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            if let Some(path) = bosun_eventstore::nul_at(&value) {
+                return Err(Problem::invalid_field(
+                    field_name(&path),
+                    "must not contain the NUL character (U+0000)",
+                ));
+            }
+        }
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let field = e.path().to_string();
-        let message = e.into_inner().to_string();
-        if field == "." {
-            Problem::bad_request(format!("the body is not valid: {message}"), vec![])
-        } else {
-            Problem::invalid_field(field, message)
+        let error = e.into_inner();
+        match error.classify() {
+            serde_json::error::Category::Data if field != "." => {
+                Problem::invalid_field(field, error.to_string())
+            }
+            serde_json::error::Category::Data => {
+                Problem::bad_request(format!("the body is not valid: {error}"), vec![])
+            }
+            _ => Problem::bad_request(format!("the body is not valid JSON: {error}"), vec![]),
         }
     })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// `.parameters.key` → `parameters.key`; the body itself is `body`.
@@ -159,10 +174,10 @@ mod tests {
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
     struct Body {
         name: String,
         #[serde(default)]
+        #[allow(dead_code)]
         parameters: serde_json::Map<String, Value>,
     }
 
@@ -182,6 +197,17 @@ mod tests {
             nul(r#"{"name": "x", "parameters": {"k\u0000": 1}}"#),
             "parameters.k\\u0000"
         );
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_u0000_is_no_nul() {
+        let body: Body = parse_body(br#"{"name": "C:\\u0000"}"#).unwrap();
+        assert_eq!(body.name, r"C:\u0000");
+    }
+
+    #[test]
+    fn a_duplicate_field_is_refused() {
+        assert!(parse_body::<Body>(br#"{"name": "a", "name": "b"}"#).is_err());
     }
 
     #[test]

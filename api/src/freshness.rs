@@ -42,11 +42,7 @@ pub async fn wait_for_min_position(
             .into_response();
         }
         if let Err(e) = state.freshness.wait_for(position, MAX_WAIT).await {
-            let mut response = Problem::unavailable(format!("{e}; retry later")).into_response();
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-            return response;
+            return Problem::unavailable(format!("{e}; retry later")).into_response();
         }
     }
     next.run(request).await

@@ -99,7 +99,11 @@ impl From<CommandError> for Problem {
                 tracing::warn!(error = %message, "input the log cannot store passed the edge");
                 Problem::bad_request(format!("the input cannot be stored: {message}"), vec![])
             }
-            CommandError::Internal(message) | CommandError::Store(message) => {
+            CommandError::Store(message) => {
+                tracing::error!(error = %message, "the event store or database failed");
+                Problem::unavailable("the database is unavailable; retry later")
+            }
+            CommandError::Internal(message) => {
                 tracing::error!(error = %message, "command failed");
                 Problem::internal()
             }
@@ -138,11 +142,18 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is a passing condition: say when to try again.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP server loop: the router over hyper's HTTP/1 (with upgrades, for WebSockets), with
 //! the bound `axum::serve` leaves out: a connection that has not sent a whole request head within
 //! the header read timeout is closed, so half-sent requests cannot hold connections forever.
-//! On shutdown it stops accepting, lets each connection finish its request, and returns.
+//! On shutdown it stops accepting, lets each connection finish its request (for at most
+//! [`DRAIN_LIMIT`]), and returns.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -53,8 +54,19 @@ pub async fn serve(
     drop(listener);
     drop(stop);
     drop(all_closed);
-    open.closed().await;
+    if tokio::time::timeout(DRAIN_LIMIT, open.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = DRAIN_LIMIT.as_secs(),
+            "requests still running after the drain limit are cut off"
+        );
+    }
 }
+
+/// How long shutdown waits for running requests (a `wait: true` may hold one for minutes).
+const DRAIN_LIMIT: Duration = Duration::from_secs(20);
 
 struct Connection {
     router: Router,

@@ -42,8 +42,20 @@ impl From<bosun_eventstore::StoreError> for CommandError {
 }
 
 impl From<tokio_postgres::Error> for CommandError {
+    /// An outage (no connection; SQLSTATE classes 08 connection, 40 rollback, 53 resources, 57
+    /// operator intervention) is worth retrying; any other database error is a fault here.
     fn from(e: tokio_postgres::Error) -> Self {
-        CommandError::Store(format!("database error: {e}"))
+        let transient = match e.as_db_error() {
+            None => true,
+            Some(db) => ["08", "40", "53", "57"]
+                .iter()
+                .any(|class| db.code().code().starts_with(class)),
+        };
+        if transient {
+            CommandError::Store(format!("database error: {e}"))
+        } else {
+            CommandError::Internal(format!("database error: {e}"))
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use bosun_eventstore::{
 };
 use bosun_projections::Freshness;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Attempts at a command whose stream moved between load and append.
 const ATTEMPTS: usize = 5;
@@ -104,7 +105,9 @@ impl Commands {
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<(A, Written), CommandError> {
         let mut held = self.hold::<A>(id).await?;
-        let written = self.execute_held(&mut held, actor, origin, decide).await?;
+        let written = self
+            .execute_held(&mut held, actor, origin, Uuid::new_v4(), decide)
+            .await?;
         Ok((held.state, written))
     }
 
@@ -124,11 +127,16 @@ impl Commands {
     /// (or the held state refuses, which a newer one might not) is the stream reloaded. A worker
     /// appending a job's output this way reads nothing per chunk; reloading the whole stream each
     /// time made a job's output quadratic.
+    ///
+    /// The events' ids are derived from `attempt`: a caller that retries the same command after
+    /// an unknown outcome (the log failed to answer) passes the same `attempt` again, so if the
+    /// first try did commit, the retry gets its result instead of writing the events twice.
     pub async fn execute_held<A: Aggregate>(
         &self,
         held: &mut Held<A>,
         actor: &Actor,
         origin: &Origin,
+        attempt: Uuid,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<Written, CommandError> {
         let stream = stream_id::<A>(&held.id)?;
@@ -146,16 +154,33 @@ impl Commands {
                 return Ok(Written::default());
             }
             let mut new_events = Vec::with_capacity(events.len());
-            for event in &events {
+            for (index, event) in events.iter().enumerate() {
                 let (event_type, data) = encode(event)
                     .map_err(|e| CommandError::Internal(format!("cannot encode an event: {e}")))?;
-                new_events.push(NewEvent::new(event_type, data).with_metadata(metadata.clone()));
+                let event_id = Uuid::new_v5(&attempt, &(index as u64).to_be_bytes());
+                new_events.push(
+                    NewEvent::new(event_type, data)
+                        .with_id(event_id)
+                        .with_metadata(metadata.clone()),
+                );
             }
+            let next_version = match held.expected {
+                ExpectedVersion::Exact(v) => v + 1,
+                _ => 0,
+            };
             match self.store.append(&stream, held.expected, new_events).await {
-                Ok(result) => {
+                Ok(result) if result.first_version == next_version => {
                     events.iter().for_each(|e| held.state.apply(e));
                     held.expected = ExpectedVersion::Exact(result.last_version);
                     held.fresh = false;
+                    return Ok(Written {
+                        position: Some(result.last_position),
+                    });
+                }
+                // An earlier try of this attempt had committed: its events, not these, are in
+                // the stream.
+                Ok(result) => {
+                    *held = self.hold(&held.id).await?;
                     return Ok(Written {
                         position: Some(result.last_position),
                     });
@@ -166,6 +191,7 @@ impl Commands {
                 Err(AppendError::Unstorable { field, reason }) => {
                     return Err(CommandError::Unstorable(format!("{field} {reason}")))
                 }
+                Err(AppendError::Refused(reason)) => return Err(CommandError::Unstorable(reason)),
                 Err(AppendError::Store(e)) => return Err(CommandError::Store(e.to_string())),
                 Err(e) => return Err(CommandError::Internal(e.to_string())),
             }
@@ -181,6 +207,19 @@ impl Commands {
                 tracing::warn!(error = %e, "answering a write before the read models caught up");
             }
         }
+    }
+
+    /// Waits until the read models have applied the first event of `A`'s stream `id` (it exists
+    /// in their view); a 503 if they do not within the bound.
+    pub async fn settle_stream<A: Aggregate>(&self, id: &str) -> Result<(), CommandError> {
+        let stream = stream_id::<A>(id)?;
+        let Some(first) = self.store.read_stream(&stream, 0, 1).await?.pop() else {
+            return Ok(());
+        };
+        self.freshness
+            .wait_for(first.position, FRESHNESS_WAIT)
+            .await
+            .map_err(|e| CommandError::Store(e.to_string()))
     }
 
     /// Waits until the read models hold everything in the log now: for checks that read them.

@@ -178,8 +178,8 @@ impl Commands {
             .into());
         }
         // The first request may still be on its way to the read models (two retries racing):
-        // wait for them, so the retry answers with the first result, not a 404.
-        self.catch_up().await?;
+        // wait for its submission, so the retry answers with the first result, not a 404.
+        self.settle_stream::<Job>(&job_id.to_string()).await?;
         Ok(Some(Submitted::Existing(self.job_view(job_id).await?)))
     }
 

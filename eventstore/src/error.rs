@@ -39,6 +39,10 @@ pub enum AppendError {
     /// append was affected.
     #[error("{field} cannot be stored: {reason}")]
     Unstorable { field: String, reason: String },
+    /// The database refused to store this append itself (a value it cannot hold, a constraint);
+    /// its batch-mates were written without it. Retrying it cannot help.
+    #[error("the database refused the append: {0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

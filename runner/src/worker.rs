@@ -195,19 +195,20 @@ pub(crate) fn origin(worker: &str) -> Origin {
 const ACTOR: Actor = Actor::System("worker");
 
 /// Appends `command`'s events to the job's stream, retrying an outage of the log (with a
-/// doubling pause, for up to a lease) so that a job's end keeps its true cause instead of being
-/// reaped as lost. The job's state is held between appends (see `Commands::execute_held`), so
-/// an append reads nothing.
+/// doubling pause, for up to a third of a lease, so the lease renewed before it cannot run out
+/// meanwhile) so that a job's end keeps its true cause instead of being reaped as lost. Every try
+/// is the same attempt (the same event ids): one that did commit unseen is not written twice.
 pub(crate) async fn append(
     context: &Context,
     job_id: Uuid,
     origin: &Origin,
     command: JobCommand,
 ) -> Result<(), CommandError> {
-    let give_up = Instant::now() + lease_length(&context.settings);
+    let attempt = Uuid::new_v4();
+    let give_up = Instant::now() + lease_length(&context.settings) / 3;
     let mut pause = Duration::from_millis(50);
     loop {
-        match append_once(context, job_id, origin, &command).await {
+        match append_once(context, job_id, origin, attempt, &command).await {
             Err(e) if e.is_transient() && Instant::now() + pause < give_up => {
                 tracing::warn!(%job_id, error = %e, "appending to the job failed; retrying");
                 tokio::time::sleep(pause).await;
@@ -218,10 +219,13 @@ pub(crate) async fn append(
     }
 }
 
+/// One try of `attempt` at `command`, decided on the job's held state (see
+/// `Commands::execute_held`), so it reads nothing.
 pub(crate) async fn append_once(
     context: &Context,
     job_id: Uuid,
     origin: &Origin,
+    attempt: Uuid,
     command: &JobCommand,
 ) -> Result<(), CommandError> {
     let taken = context
@@ -235,7 +239,7 @@ pub(crate) async fn append_once(
     };
     let written = context
         .commands
-        .execute_held(&mut held, &ACTOR, origin, |state| {
+        .execute_held(&mut held, &ACTOR, origin, attempt, |state: &Job| {
             state.handle(command.clone())
         })
         .await;
@@ -618,6 +622,9 @@ pub(crate) struct Output {
     kept: u64,
     limit: u64,
     cut: bool,
+    /// The chunk whose append failed with an unknown outcome: its attempt and length, retried
+    /// exactly so (more output may have come after it since).
+    unsettled: Option<(Uuid, usize)>,
     /// The orchestration task whose output this is now.
     pub task: Option<u32>,
 }
@@ -629,6 +636,7 @@ impl Output {
             kept: 0,
             limit,
             cut: false,
+            unsettled: None,
             task,
         }
     }
@@ -672,10 +680,9 @@ impl Output {
         while !self.pending.is_empty() {
             let only = self.pending.len() == 1;
             let (stream, bytes) = &self.pending[0];
-            let complete = if last || !only {
-                bytes.len()
-            } else {
-                bytes.len() - incomplete_tail(bytes)
+            let (attempt, complete) = match self.unsettled {
+                Some(unsettled) => unsettled,
+                None => (Uuid::new_v4(), chunk_length(bytes, last || !only)),
             };
             if complete == 0 {
                 return Ok(());
@@ -689,7 +696,9 @@ impl Output {
                 text,
                 task: self.task,
             };
-            append_once(context, job_id, origin, &command).await?;
+            self.unsettled = Some((attempt, complete));
+            append_once(context, job_id, origin, attempt, &command).await?;
+            self.unsettled = None;
             self.kept += complete as u64;
             let bytes = &mut self.pending[0].1;
             bytes.drain(..complete);
@@ -699,6 +708,21 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// How much of a run of output goes into one event: at most `FLUSH_BYTES` (after an outage a
+/// run may have grown far beyond), never ending inside a character unless the run is `whole`
+/// (nothing more will come for it).
+fn chunk_length(bytes: &[u8], whole: bool) -> usize {
+    if bytes.len() <= FLUSH_BYTES {
+        return if whole {
+            bytes.len()
+        } else {
+            bytes.len() - incomplete_tail(bytes)
+        };
+    }
+    let cut = &bytes[..FLUSH_BYTES];
+    cut.len() - incomplete_tail(cut)
 }
 
 /// How many bytes at the end of `bytes` begin a UTF-8 character whose rest has not come yet.
@@ -777,7 +801,26 @@ async fn reap(context: Arc<Context>) {
 
 #[cfg(test)]
 mod tests {
-    use super::incomplete_tail;
+    use super::{chunk_length, incomplete_tail, FLUSH_BYTES};
+
+    #[test]
+    fn an_event_holds_at_most_flush_bytes_and_whole_characters() {
+        let euro = "€".as_bytes();
+        assert_eq!(chunk_length(b"abc", true), 3);
+        assert_eq!(chunk_length(&[b'a', euro[0]], false), 1);
+        assert_eq!(chunk_length(&[b'a', euro[0]], true), 2);
+        let mut long = vec![b'x'; FLUSH_BYTES - 1];
+        long.extend_from_slice(euro);
+        assert_eq!(
+            chunk_length(&long, true),
+            FLUSH_BYTES - 1,
+            "the euro sign waits"
+        );
+        assert_eq!(
+            chunk_length(&vec![b'x'; 3 * FLUSH_BYTES], true),
+            FLUSH_BYTES
+        );
+    }
 
     #[test]
     fn holds_back_only_a_character_cut_at_the_end() {

@@ -83,7 +83,7 @@ pub async fn submit(
     }
     // Until it ends, or the server's bound on a wait (then 202 with the job as it is: the client
     // follows it from there). A client that gives up drops this wait, not the job.
-    let job_id = job.id;
+    let (job_id, submitted) = (job.id, job);
     let deadline = tokio::time::Instant::now() + state.wait_limit;
     let finished = loop {
         let seen = state.freshness.position();
@@ -93,7 +93,8 @@ pub async fn submit(
         };
         match job {
             Some(job) if !matches!(job.status.as_str(), "waiting" | "processing") => break job,
-            Some(job) if tokio::time::Instant::now() >= deadline => {
+            latest if tokio::time::Instant::now() >= deadline => {
+                let job = latest.unwrap_or_else(|| submitted.clone());
                 let position = Written {
                     position: Some(state.freshness.position()),
                 };

@@ -130,14 +130,29 @@ async fn commit_isolating(
                     let _ = request.reply.send(outcome);
                 }
             }
-            Err(e) if part.len() > 1 && refused_by_database(&e) => {
-                tracing::debug!(error = %e, requests = part.len(), "append batch refused; committing its halves apart");
+            Err(e) if part.len() > 1 && refused_by_database(&e).is_some() => {
+                tracing::debug!(
+                    requests = part.len(),
+                    "append batch refused; committing its halves apart"
+                );
                 // The first half goes first: requests keep their order of arrival.
                 let second = part.split_off(part.len() / 2);
                 parts.push(second);
                 parts.push(part);
             }
             Err(e) => {
+                if let Some(reason) = refused_by_database(&e) {
+                    tracing::warn!(
+                        reason,
+                        "the database refused an append; its batch-mates were written"
+                    );
+                    for request in part {
+                        let _ = request
+                            .reply
+                            .send(Err(AppendError::Refused(reason.clone())));
+                    }
+                    continue;
+                }
                 // The outcome of a failed COMMIT is unknown to us; a caller retrying with the same
                 // event ids gets the first result if it did commit.
                 tracing::warn!(error = %e, requests = part.len(), "append failed");
@@ -152,9 +167,20 @@ async fn commit_isolating(
     }
 }
 
-/// The database answered and refused a statement, as opposed to being unreachable.
-fn refused_by_database(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(e) if e.as_db_error().is_some())
+/// Why the database refused a statement for what it held (SQLSTATE classes 22, data
+/// exception; 23, integrity constraint; 54, program limit), as `CODE: message`; `None` for any
+/// other failure (unreachable, shutting down, out of disk, a timeout), which splitting the batch
+/// could not cure and would only repeat. The DETAIL, which may quote the row, is left out.
+fn refused_by_database(e: &StoreError) -> Option<String> {
+    let StoreError::Database(e) = e else {
+        return None;
+    };
+    let db = e.as_db_error()?;
+    let code = db.code().code();
+    ["22", "23", "54"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        .then(|| format!("{code}: {}", db.message()))
 }
 
 /// Column-wise rows for one `INSERT … SELECT FROM unnest(…)`.
