@@ -1,18 +1,22 @@
 //! A `component_url` task: an HTTP POST of its parameters as JSON, with the orchestration's
 //! token in `X-StorageApi-Token`; a 2xx answer is success. The answer's body (up to 64 KiB) is
 //! the task's output. The lease is kept, and a kill or the task's timeout ends the request.
+//!
+//! Does not own: recording the task's start and end, nor which task runs when
+//! (`orchestration_job`).
 
-use crate::worker::{Context, Heartbeat, Output};
-use bosun_commands::{CommandError, Origin};
-use bosun_domain::jobs::{OutputStream, PlannedTask, TaskStatus};
+use crate::catalog_task::{Outcome, TaskEnd, Timeout};
+use crate::claim::Run;
+use crate::job_stream::taken_over;
+use crate::supervise::stop_wanted;
+use bosun_commands::CommandError;
+use bosun_domain::jobs::{OutputStream, PlannedTask};
 use bosun_domain::orchestrations::Orchestration;
-use bosun_projections::read_models::jobs::JobView;
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use sha2::Sha256;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-use super::orchestration_job::TaskEnd;
 
 /// Body kept as output.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -39,44 +43,42 @@ pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
     for part in parts {
         mac.update(part);
     }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
-/// Runs the task; `None` if the job was taken from this worker.
+/// POSTs task `planned` of orchestration `orchestration_id` to `url`; `None` if the job was
+/// taken from this worker.
 pub(crate) async fn run(
-    context: &Context,
-    origin: &Origin,
-    heartbeat: &mut Heartbeat,
-    job: &JobView,
+    run: &mut Run<'_>,
+    orchestration_id: &str,
+    url: &str,
     planned: &PlannedTask,
-    timeout: Option<Duration>,
-    output: &mut Output,
+    timeout: Option<Timeout>,
 ) -> Result<Option<TaskEnd>, CommandError> {
-    let url = planned.task.component_url.clone().unwrap_or_default();
-    let token_id = match &job.orchestration_id {
-        Some(id) => context.commands.load::<Orchestration>(id).await?.0.token_id,
-        None => None,
-    };
+    let context = run.context;
+    let job_id = run.stream.job_id;
+    let token_id = context
+        .commands
+        .load::<Orchestration>(orchestration_id)
+        .await?
+        .0
+        .token_id;
     let mut request = context
         .http
-        .post(&url)
+        .post(url)
         .json(&planned.task.parameters)
-        .header("X-Bosun-Job-Id", job.id.to_string());
+        .header("X-Bosun-Job-Id", job_id.to_string());
     if let Some(token_id) = token_id {
         request = request.header(
             "X-StorageApi-Token",
-            orchestration_token(&context.data_key, token_id),
+            orchestration_token(context.data_key.expose_secret(), token_id),
         );
     }
     if let Some(action) = &planned.task.action {
         request = request.header("X-Bosun-Action", action.as_str());
     }
     if let Some(timeout) = timeout {
-        request = request.timeout(timeout);
+        request = request.timeout(timeout.duration());
     }
     let began = Instant::now();
     let call = async {
@@ -99,13 +101,13 @@ pub(crate) async fn run(
         tokio::select! {
             result = &mut call => break result,
             _ = tick.tick() => {
-                if heartbeat.beat(context).await.is_err() {
+                if run.heartbeat.beat(context).await.is_err() {
                     return Ok(None);
                 }
-                if let Some(stop) = heartbeat.stop_wanted(context, began, None).await {
-                    tracing::info!(job_id = %job.id, ?stop, "abandoning the HTTP request");
+                if let Some(stop) = stop_wanted(context, job_id, began, None).await {
+                    tracing::info!(%job_id, ?stop, "abandoning the HTTP request");
                     return Ok(Some(TaskEnd {
-                        status: TaskStatus::Killed,
+                        outcome: Outcome::Killed,
                         exit_code: None,
                         diagnostics: Some(format!("killed on request while POST {url} was in flight")),
                     }));
@@ -115,32 +117,28 @@ pub(crate) async fn run(
     };
     let end = match result {
         Ok((status, body)) => {
-            output.push(OutputStream::Stdout, &body);
+            run.output.push(OutputStream::Stdout, &body);
             let line = format!("POST {url}: HTTP {status}");
-            if status.is_success() {
-                TaskEnd {
-                    status: TaskStatus::Success,
-                    exit_code: None,
-                    diagnostics: Some(line),
-                }
-            } else {
-                TaskEnd {
-                    status: TaskStatus::Error,
-                    exit_code: None,
-                    diagnostics: Some(line),
-                }
+            TaskEnd {
+                outcome: if status.is_success() {
+                    Outcome::Success
+                } else {
+                    Outcome::Error
+                },
+                exit_code: None,
+                diagnostics: Some(line),
             }
         }
         Err(e) if e.is_timeout() => TaskEnd {
-            status: TaskStatus::Error,
+            outcome: Outcome::Error,
             exit_code: None,
             diagnostics: Some(format!(
-                "POST {url} timed out after {} min",
-                timeout.map_or(0, |t| t.as_secs() / 60)
+                "POST {url} timed out after {}",
+                timeout.unwrap_or(Timeout::Minutes(0))
             )),
         },
         Err(e) => TaskEnd {
-            status: TaskStatus::Error,
+            outcome: Outcome::Error,
             exit_code: None,
             diagnostics: Some(format!(
                 "POST {url} failed: {}",
@@ -148,11 +146,11 @@ pub(crate) async fn run(
             )),
         },
     };
-    if let Err(e) = output.flush(context, job.id, origin, true).await {
-        if crate::worker::taken_over(&e) {
+    if let Err(e) = run.output.flush(context, &mut run.stream, true).await {
+        if taken_over(&e) {
             return Ok(None);
         }
-        tracing::warn!(job_id = %job.id, error = %e, "appending the task's output failed");
+        tracing::warn!(%job_id, error = %e, "appending the task's output failed");
     }
     Ok(Some(end))
 }

@@ -1,10 +1,67 @@
 //! Leases: a row per running job naming its worker and until when it holds the job. The row's
-//! primary key makes a claim exclusive; its expiry is how a lost worker is noticed.
+//! primary key makes a claim exclusive; its expiry is how a lost worker is noticed. A running
+//! job's `Heartbeat` renews its lease and says when the worker no longer holds it.
+//!
+//! Does not own: what is done with a job claimed (`claim`), lost (`supervise` abandons it) or
+//! whose lease ran out (`reaper`).
 
+use crate::settings::RunnerSettings;
+use crate::workers::Context;
 use bosun_eventstore::migrate::{migrate, Migration, MigrationError};
 use deadpool_postgres::Pool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// How long a lease lasts from its claim or its last renewal.
+pub fn length(settings: &RunnerSettings) -> Duration {
+    Duration::from_secs(settings.lease_seconds.max(1))
+}
+
+/// A worker's hold on the job it runs: renews the lease every third of its length, and notices
+/// when the job is no longer its own.
+pub(crate) struct Heartbeat {
+    job_id: Uuid,
+    worker: String,
+    lease: Duration,
+    last_renewal: Instant,
+}
+
+/// The worker no longer holds the job.
+pub(crate) struct Lost;
+
+impl Heartbeat {
+    /// For the job `worker` has just claimed.
+    pub fn new(context: &Context, job_id: Uuid, worker: &str) -> Self {
+        Heartbeat {
+            job_id,
+            worker: worker.to_string(),
+            lease: length(&context.settings),
+            last_renewal: Instant::now(),
+        }
+    }
+
+    /// Renews the lease when it is due; `Lost` if the reaper took the job, or no renewal has
+    /// succeeded for a whole lease (others now count the job lost: it must not go on unseen).
+    pub async fn beat(&mut self, context: &Context) -> Result<(), Lost> {
+        let job_id = self.job_id;
+        if self.last_renewal.elapsed() < self.lease / 3 {
+            return Ok(());
+        }
+        match renew(&context.pool, job_id, &self.worker, self.lease).await {
+            Ok(true) => self.last_renewal = Instant::now(),
+            Ok(false) => {
+                tracing::warn!(%job_id, "lost the job's lease; stopping it");
+                return Err(Lost);
+            }
+            Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed; retrying"),
+        }
+        if self.last_renewal.elapsed() >= self.lease {
+            tracing::error!(%job_id, "no lease renewed for a whole lease; stopping the job");
+            return Err(Lost);
+        }
+        Ok(())
+    }
+}
 
 /// A lease operation that failed: no connection, or the database said no.
 #[derive(Debug, thiserror::Error)]

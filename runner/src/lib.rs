@@ -12,18 +12,24 @@
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).
 
+mod catalog_task;
+mod claim;
 mod http_task;
+mod job_stream;
 mod leader;
 mod lease;
 mod notify;
 mod orchestration_job;
+mod output;
 mod process;
+mod reaper;
 mod scheduler;
 mod settings;
-mod worker;
+mod supervise;
+mod workers;
 
 pub use http_task::orchestration_token;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
-pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings, WebhookSecret};
-pub use worker::{start, Setup, Workers};
+pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings};
+pub use workers::{start, Setup, Workers};

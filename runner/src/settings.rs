@@ -1,5 +1,6 @@
 //! `runner:` in the configuration.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -50,8 +51,9 @@ fn default_output_limit() -> u64 {
 pub struct NotificationSettings {
     /// Where email goes; without it, email notifications fail (recorded) and webhooks still work.
     pub smtp: Option<SmtpSettings>,
-    /// Signs each webhook's body: `X-Bosun-Signature: sha256=<hex HMAC-SHA256>`.
-    pub webhook_secret: Option<WebhookSecret>,
+    /// Signs each webhook's body: `X-Bosun-Signature: sha256=<hex HMAC-SHA256>`. Its Debug
+    /// shows nothing of it.
+    pub webhook_secret: Option<SecretString>,
     /// Attempts per notification before it is given up (recorded as `NotificationFailed`).
     #[serde(default = "default_attempts")]
     pub attempts: u32,
@@ -67,17 +69,6 @@ pub struct SmtpSettings {
     #[serde(default = "default_smtp_port")]
     pub port: u16,
     pub from: String,
-}
-
-/// A secret from the configuration; its Debug shows nothing of it.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct WebhookSecret(pub String);
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret(…)")
-    }
 }
 
 fn default_attempts() -> u32 {

@@ -37,6 +37,21 @@ impl JobStatus {
         }
     }
 
+    /// The status named `text` (as [`as_str`](Self::as_str) writes it).
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            JobStatus::Waiting,
+            JobStatus::Processing,
+            JobStatus::Success,
+            JobStatus::Error,
+            JobStatus::Warning,
+            JobStatus::Killed,
+            JobStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+
     pub fn is_finished(self) -> bool {
         !matches!(self, JobStatus::Waiting | JobStatus::Processing)
     }
@@ -99,6 +114,51 @@ pub struct Submission {
     /// A scheduled run's cron slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// What a job runs, as its submission planned it: what a worker reads to run it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// A job of one catalog task.
+    Task(CatalogRun),
+    /// An orchestration's job: its tasks, run in order.
+    Orchestration {
+        orchestration_id: String,
+        tasks: Vec<PlannedTask>,
+    },
+}
+
+/// The catalog task of a job of one task, with the job's variables and timeout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogRun {
+    pub app: String,
+    pub env: String,
+    pub task: String,
+    /// The catalog's argv when the job was submitted.
+    pub command: Vec<String>,
+    /// Environment variables of its process.
+    pub variables: Variables,
+    pub timeout_seconds: Option<u64>,
+}
+
+impl Plan {
+    /// A job with an orchestration runs its tasks; any other its catalog task.
+    pub fn of(submission: &Submission) -> Plan {
+        match &submission.orchestration_id {
+            Some(id) => Plan::Orchestration {
+                orchestration_id: id.clone(),
+                tasks: submission.tasks.clone(),
+            },
+            None => Plan::Task(CatalogRun {
+                app: submission.app.clone(),
+                env: submission.env.clone(),
+                task: submission.task.clone(),
+                command: submission.command.clone(),
+                variables: submission.variables.clone(),
+                timeout_seconds: submission.timeout_seconds,
+            }),
+        }
+    }
 }
 
 /// A task of an orchestration job, with the catalog's argv for a catalog task as it was when the
@@ -246,6 +306,8 @@ pub struct Job {
     pub task_count: u32,
     pub running_task: Option<u32>,
     pub tasks_ended: u32,
+    /// What it runs, from its submission.
+    pub plan: Option<Plan>,
 }
 
 impl Job {
@@ -393,6 +455,7 @@ impl Aggregate for Job {
                 self.request_digest = s.request_digest.clone();
                 self.status = Some(JobStatus::Waiting);
                 self.task_count = s.tasks.len() as u32;
+                self.plan = Some(Plan::of(s));
             }
             JobEvent::JobTaskStarted { index, .. } => self.running_task = Some(*index),
             JobEvent::JobTaskFinished { .. } => {
@@ -654,8 +717,9 @@ mod tests {
             unreachable!()
         };
         let task = crate::orchestrations::Task {
-            component: Some("example/production/deploy".into()),
-            component_url: None,
+            target: crate::orchestrations::TaskTarget::Component(
+                "example/production/deploy".into(),
+            ),
             action: None,
             parameters: serde_json::json!({}),
             continue_on_failure: false,
@@ -669,7 +733,100 @@ mod tests {
             };
             tasks
         ];
+        s.orchestration_id = Some("nightly".into());
         JobEvent::JobSubmitted(s)
+    }
+
+    fn state(events: &[JobEvent]) -> Job {
+        let mut job = Job::default();
+        events.iter().for_each(|e| job.apply(e));
+        job
+    }
+
+    #[test]
+    fn a_job_of_one_task_plans_its_catalog_task_with_its_variables_and_timeout() {
+        let JobEvent::JobSubmitted(mut s) = submitted() else {
+            unreachable!()
+        };
+        s.variables =
+            Variables::parse([("VERSION".to_string(), "1.2".to_string())].into()).unwrap();
+        s.timeout_seconds = Some(30);
+        let job = state(&[JobEvent::JobSubmitted(s.clone()), started()]);
+        assert_eq!(
+            job.plan,
+            Some(Plan::Task(CatalogRun {
+                app: "example".into(),
+                env: "production".into(),
+                task: "deploy".into(),
+                command: vec!["true".into()],
+                variables: s.variables,
+                timeout_seconds: Some(30),
+            }))
+        );
+        assert_eq!(Job::default().plan, None, "nothing before its submission");
+    }
+
+    #[test]
+    fn an_orchestration_job_plans_its_tasks_in_order() {
+        let JobEvent::JobSubmitted(s) = orchestration_job(2) else {
+            unreachable!()
+        };
+        let job = state(&[orchestration_job(2), started(), task_started(0)]);
+        assert_eq!(
+            job.plan,
+            Some(Plan::Orchestration {
+                orchestration_id: "nightly".into(),
+                tasks: s.tasks,
+            })
+        );
+        // An orchestration without tasks is still an orchestration's job.
+        let JobEvent::JobSubmitted(mut empty) = orchestration_job(0) else {
+            unreachable!()
+        };
+        empty.tasks.clear();
+        assert!(matches!(
+            state(&[JobEvent::JobSubmitted(empty)]).plan,
+            Some(Plan::Orchestration { tasks, .. }) if tasks.is_empty()
+        ));
+    }
+
+    #[test]
+    fn a_stored_submission_loads_its_plan_and_is_written_back_as_it_was() {
+        // An orchestration job's `JobSubmitted` as stored: each task flattened with its argv.
+        let data = serde_json::json!({
+            "job_id": Uuid::nil(), "name": null, "app": "", "env": "", "task": "",
+            "variables": {}, "command": [], "timeout_seconds": null,
+            "notification_emails": ["ops@example.com"], "orchestration_id": "nightly",
+            "initialized_by": "scheduler", "created_by": "ann",
+            "tasks": [
+                {"component": "shop/production/build", "component_url": null, "action": null,
+                 "parameters": {"level": 1}, "continue_on_failure": false,
+                 "timeout_minutes": 5, "active": true, "command": ["make", "build"]},
+                {"component": null, "component_url": "https://example.com/run",
+                 "action": "announce", "parameters": {}, "continue_on_failure": true,
+                 "timeout_minutes": null, "active": true}
+            ],
+            "scheduled_for": "2024-05-01T03:00:00Z"
+        });
+        let event: JobEvent = crate::decode("JobSubmitted", &data).unwrap();
+        assert_eq!(
+            crate::encode(&event).unwrap(),
+            ("JobSubmitted".to_string(), data)
+        );
+        let Some(Plan::Orchestration { tasks, .. }) = state(&[event]).plan else {
+            panic!("an orchestration job")
+        };
+        use crate::orchestrations::TaskTarget;
+        assert_eq!(
+            tasks[0].task.target,
+            TaskTarget::Component("shop/production/build".into())
+        );
+        assert_eq!(tasks[0].command, ["make", "build"]);
+        assert_eq!(
+            tasks[1].task.target,
+            TaskTarget::Url("https://example.com/run".into())
+        );
+        assert!(tasks[1].command.is_empty());
     }
 
     fn task_started(index: u32) -> JobEvent {

@@ -6,7 +6,7 @@ mod variables;
 
 pub use catalog::{Catalog, CatalogEntry, TaskSpec, TaskSummary};
 pub use job::{
-    FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, PlannedTask, Submission,
-    TaskStatus,
+    CatalogRun, FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, Plan, PlannedTask,
+    Submission, TaskStatus,
 };
 pub use variables::{Variables, MAX_VALUE_BYTES};

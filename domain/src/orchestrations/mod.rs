@@ -11,7 +11,7 @@ pub use orchestration::{
     OrchestrationCommand, OrchestrationEvent, ScheduledRun, CATCH_UP_AFTER_SECONDS,
 };
 pub use task::{
-    Channel, Notification, NotificationInput, Task, TaskInput, TaskRules,
+    Channel, Notification, NotificationInput, Task, TaskInput, TaskRules, TaskTarget,
     DEFAULT_TOLERANCE_PERCENT, MAX_TIMEOUT_MINUTES,
 };
 

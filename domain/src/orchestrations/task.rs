@@ -41,11 +41,13 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A task as the log stores it and the API shows it: `component` and `component_url` both
+/// present, exactly one of them not null.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "StoredTask")]
 pub struct Task {
-    /// `app/env/task` of the catalog.
-    pub component: Option<String>,
-    pub component_url: Option<String>,
+    /// What it runs.
+    pub target: TaskTarget,
     pub action: Option<String>,
     /// A JSON object: a catalog task gets it as `BOSUN_TASK_PARAMETERS`, an HTTP task as its body.
     pub parameters: Value,
@@ -54,9 +56,77 @@ pub struct Task {
     pub active: bool,
 }
 
+/// What a task runs: a task of the catalog, as a process, or an HTTP endpoint it POSTs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskTarget {
+    /// `app/env/task` of the catalog (`component`).
+    Component(String),
+    /// An https URL, or http to an allowed host (`component_url`).
+    Url(String),
+}
+
+/// `Task` as it is written: the shape stored events and API answers have had from the start.
+#[derive(Deserialize)]
+struct StoredTask {
+    component: Option<String>,
+    component_url: Option<String>,
+    action: Option<String>,
+    parameters: Value,
+    continue_on_failure: bool,
+    timeout_minutes: Option<u64>,
+    active: bool,
+}
+
+/// `StoredTask`, borrowed from a `Task` to write it.
+#[derive(Serialize)]
+struct StoredTaskRef<'a> {
+    component: Option<&'a str>,
+    component_url: Option<&'a str>,
+    action: &'a Option<String>,
+    parameters: &'a Value,
+    continue_on_failure: bool,
+    timeout_minutes: Option<u64>,
+    active: bool,
+}
+
+impl TryFrom<StoredTask> for Task {
+    type Error = String;
+
+    fn try_from(stored: StoredTask) -> Result<Self, String> {
+        let target = match (stored.component, stored.component_url) {
+            (Some(component), None) => TaskTarget::Component(component),
+            (None, Some(url)) => TaskTarget::Url(url),
+            _ => return Err("a task names exactly one of component and component_url".into()),
+        };
+        Ok(Task {
+            target,
+            action: stored.action,
+            parameters: stored.parameters,
+            continue_on_failure: stored.continue_on_failure,
+            timeout_minutes: stored.timeout_minutes,
+            active: stored.active,
+        })
+    }
+}
+
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredTaskRef {
+            component: self.component(),
+            component_url: self.component_url(),
+            action: &self.action,
+            parameters: &self.parameters,
+            continue_on_failure: self.continue_on_failure,
+            timeout_minutes: self.timeout_minutes,
+            active: self.active,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Task {
     pub fn parse(input: TaskInput, rules: &TaskRules) -> Result<Task, DomainError> {
-        let component = match (&input.component, &input.component_url) {
+        let target = match (input.component, input.component_url) {
             (Some(_), Some(_)) | (None, None) => {
                 return Err(DomainError::invalid(
                     "tasks",
@@ -74,11 +144,11 @@ impl Task {
                 rules.catalog.task(app, env, task).map_err(|e| {
                     DomainError::invalid("tasks", format!("component {component:?}: {e}"))
                 })?;
-                Some(component.clone())
+                TaskTarget::Component(component)
             }
             (None, Some(url)) => {
-                check_url("tasks", url, rules)?;
-                None
+                check_url("tasks", &url, rules)?;
+                TaskTarget::Url(url)
             }
         };
         let parameters = match input.parameters {
@@ -107,8 +177,7 @@ impl Task {
             ));
         }
         Ok(Task {
-            component,
-            component_url: input.component_url,
+            target,
             action: input.action,
             parameters,
             continue_on_failure: input.continue_on_failure,
@@ -137,8 +206,31 @@ impl Task {
 
     /// `app`, `env`, `task` of a catalog task.
     pub fn catalog_task(&self) -> Option<(&str, &str, &str)> {
-        let mut parts = self.component.as_deref()?.splitn(3, '/');
+        let mut parts = self.component()?.splitn(3, '/');
         Some((parts.next()?, parts.next()?, parts.next()?))
+    }
+
+    /// `app/env/task` of a catalog task.
+    pub fn component(&self) -> Option<&str> {
+        match &self.target {
+            TaskTarget::Component(component) => Some(component),
+            TaskTarget::Url(_) => None,
+        }
+    }
+
+    /// The endpoint of an HTTP task.
+    pub fn component_url(&self) -> Option<&str> {
+        match &self.target {
+            TaskTarget::Url(url) => Some(url),
+            TaskTarget::Component(_) => None,
+        }
+    }
+
+    /// The component or the URL: how messages name the task.
+    pub fn name(&self) -> &str {
+        match &self.target {
+            TaskTarget::Component(name) | TaskTarget::Url(name) => name,
+        }
     }
 }
 
@@ -303,5 +395,73 @@ fn check_url(field: &'static str, url: &str, rules: &TaskRules) -> Result<(), Do
             field,
             format!("{url:?}: scheme {other:?} is not https"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_stored_task_loads_and_is_written_back_exactly_as_it_was() {
+        // As `OrchestrationCreated` and `JobSubmitted` have stored them from the start.
+        let stored = [
+            json!({"component": "shop/production/deploy", "component_url": null, "action": null,
+                   "parameters": {}, "continue_on_failure": false, "timeout_minutes": null,
+                   "active": true}),
+            json!({"component": null, "component_url": "https://example.com/run",
+                   "action": "announce", "parameters": {"message": "released"},
+                   "continue_on_failure": true, "timeout_minutes": 5, "active": false}),
+        ];
+        for json in stored {
+            let task: Task = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&task).unwrap(), json, "{task:?}");
+        }
+        let url: Task = serde_json::from_value(json!({
+            "component_url": "https://example.com/run", "action": null, "parameters": {},
+            "continue_on_failure": false, "timeout_minutes": null, "active": true
+        }))
+        .unwrap();
+        assert_eq!(
+            url.target,
+            TaskTarget::Url("https://example.com/run".into())
+        );
+        assert_eq!(
+            (url.component(), url.name()),
+            (None, "https://example.com/run")
+        );
+    }
+
+    #[test]
+    fn the_field_order_is_the_stored_one() {
+        let task = Task {
+            target: TaskTarget::Component("a/b/c".into()),
+            action: None,
+            parameters: json!({}),
+            continue_on_failure: false,
+            timeout_minutes: Some(1),
+            active: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&task).unwrap(),
+            r#"{"component":"a/b/c","component_url":null,"action":null,"parameters":{},"continue_on_failure":false,"timeout_minutes":1,"active":true}"#
+        );
+        assert_eq!(task.catalog_task(), Some(("a", "b", "c")));
+    }
+
+    #[test]
+    fn a_stored_task_naming_both_targets_or_none_is_refused() {
+        let rest = json!({"action": null, "parameters": {}, "continue_on_failure": false,
+                          "timeout_minutes": null, "active": true});
+        for (component, url) in [
+            (json!("a/b/c"), json!("https://x.io")),
+            (json!(null), json!(null)),
+        ] {
+            let mut json = rest.clone();
+            json["component"] = component;
+            json["component_url"] = url;
+            assert!(serde_json::from_value::<Task>(json).is_err());
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! offset in its own stream and in the combined (interleaved) output.
 
 use crate::projection::{Projection, Tables, Writes};
-use bosun_domain::jobs::{JobEvent, OutputStream};
+use bosun_domain::jobs::{JobEvent, JobStatus, OutputStream};
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -263,8 +263,8 @@ fn task_view(index: usize, planned: &bosun_domain::jobs::PlannedTask) -> Value {
     let t = &planned.task;
     serde_json::json!({
         "index": index,
-        "component": t.component,
-        "component_url": t.component_url,
+        "component": t.component(),
+        "component_url": t.component_url(),
         "action": t.action,
         "parameters": t.parameters,
         "continue_on_failure": t.continue_on_failure,
@@ -280,7 +280,7 @@ fn task_view(index: usize, planned: &bosun_domain::jobs::PlannedTask) -> Value {
 }
 
 /// A job as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
     pub name: Option<String>,
@@ -289,7 +289,8 @@ pub struct JobView {
     pub env: Option<String>,
     pub task: Option<String>,
     pub variables: Value,
-    pub status: String,
+    #[schema(value_type = String, example = "waiting")]
+    pub status: JobStatus,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -320,15 +321,35 @@ const COLUMNS: &str =
     timeout_seconds, kill_requested, stdout_bytes, stderr_bytes, version, tasks, scheduled_for,
     notification_emails";
 
-fn view(r: &tokio_postgres::Row) -> JobView {
-    JobView {
+/// The `status` column, read as the enum it holds: a value this code does not know is an error,
+/// not a default.
+struct StatusColumn(JobStatus);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for StatusColumn {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?;
+        JobStatus::parse(text)
+            .map(StatusColumn)
+            .ok_or_else(|| format!("unknown job status {text:?}").into())
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::FromSql>::accepts(ty)
+    }
+}
+
+fn view(r: &tokio_postgres::Row) -> Result<JobView, tokio_postgres::Error> {
+    Ok(JobView {
         id: r.get(0),
         name: r.get(1),
         app: r.get(2),
         env: r.get(3),
         task: r.get(4),
         variables: r.get(5),
-        status: r.get(6),
+        status: r.try_get::<_, StatusColumn>(6)?.0,
         created_at: r.get(7),
         started_at: r.get(8),
         finished_at: r.get(9),
@@ -348,7 +369,7 @@ fn view(r: &tokio_postgres::Row) -> JobView {
         tasks: r.get(23),
         scheduled_for: r.get(24),
         notification_emails: r.get(25),
-    }
+    })
 }
 
 pub async fn get(
@@ -356,7 +377,11 @@ pub async fn get(
     job_id: Uuid,
 ) -> Result<Option<JobView>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE job_id = $1");
-    Ok(client.query_opt(&sql, &[&job_id]).await?.map(|r| view(&r)))
+    client
+        .query_opt(&sql, &[&job_id])
+        .await?
+        .map(|r| view(&r))
+        .transpose()
 }
 
 #[derive(Clone, Debug)]
@@ -433,7 +458,7 @@ pub async fn list(
         )
         .await?
         .get(0);
-    Ok((rows.iter().map(view).collect(), total))
+    Ok((rows.iter().map(view).collect::<Result<_, _>>()?, total))
 }
 
 /// Which output a client reads.

@@ -6,6 +6,7 @@ use crate::http_task::{error_chain, hmac_sha256_hex};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +51,7 @@ async fn send_email(notifier: &Notifier, due: &Due, to: &str) -> Result<(), Stri
     let body = format!(
         "{}\n\nstatus: {}\ndiagnostics: {}\ncreated: {}\nstarted: {}\nfinished: {}\n\n{}\n",
         subject(due),
-        due.job.status,
+        due.job.status.as_str(),
         due.job.diagnostics.as_deref().unwrap_or("-"),
         due.job.created_at.to_rfc3339(),
         due.job
@@ -105,7 +106,10 @@ async fn send_webhook(notifier: &Notifier, due: &Due, url: &str) -> Result<(), S
         .header("Content-Type", "application/json")
         .header("X-Bosun-Channel", due.channel.as_str());
     if let Some(secret) = &notifier.settings.webhook_secret {
-        request = request.header(SIGNATURE_HEADER, signature(secret.0.as_bytes(), &body));
+        request = request.header(
+            SIGNATURE_HEADER,
+            signature(secret.expose_secret().as_bytes(), &body),
+        );
     }
     let shown = bosun_domain::notifications::shown_target(url);
     let response = request

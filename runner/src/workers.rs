@@ -1,0 +1,119 @@
+//! Starting the runner: its tables, the context its workers share (the log, the pool, the
+//! catalog, the settings, the HTTP client), `settings.workers` workers, one reaper, and the
+//! scheduler and notifications reactor; and stopping them all when `Workers` is dropped.
+//!
+//! Does not own: what a worker does (`claim` and on), the reaper (`reaper`), the scheduler
+//! (`scheduler`) or the notifications reactor (`notify`).
+
+use crate::lease;
+use crate::settings::{NotificationSettings, RunnerSettings};
+use bosun_commands::Commands;
+use bosun_domain::jobs::Catalog;
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Running workers and the reaper; dropping it stops them (a job's process is killed with its
+/// worker, and its lease runs out for the reaper).
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) struct Context {
+    pub commands: Commands,
+    pub pool: Pool,
+    pub catalog: Arc<Catalog>,
+    pub settings: RunnerSettings,
+    /// Orchestration tokens are derived from it (a secret: wiped on drop, never in Debug).
+    pub data_key: Arc<secrecy::SecretSlice<u8>>,
+    /// For HTTP tasks.
+    pub http: reqwest::Client,
+}
+
+/// Why the runner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Migration(#[from] bosun_eventstore::migrate::MigrationError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// What the runner runs with, from the configuration.
+pub struct Setup {
+    pub catalog: Arc<Catalog>,
+    pub settings: RunnerSettings,
+    pub notifications: NotificationSettings,
+    /// The server's secret key: orchestration tokens are derived from it.
+    pub data_key: Arc<secrecy::SecretSlice<u8>>,
+}
+
+/// Prepares the runner's tables and starts `settings.workers` workers, one reaper, and the
+/// scheduler and notifications reactor (each active on one node at a time).
+pub async fn start(
+    commands: Commands,
+    setup: Setup,
+    config: &tokio_postgres::Config,
+) -> Result<Workers, StartError> {
+    let Setup {
+        catalog,
+        settings,
+        notifications,
+        data_key,
+    } = setup;
+    let (mut client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(bosun_eventstore::migrate::MigrationError::from)?;
+    let driver = tokio::spawn(connection);
+    lease::prepare(&mut client).await?;
+    crate::notify::prepare(&mut client).await?;
+    drop(client);
+    let _ = driver.await;
+    let pool = commands.store.pool().clone();
+    let node = format!(
+        "{}:{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into()),
+        std::process::id()
+    );
+    // No redirects: a redirect would carry the orchestration's token to another host, and
+    // past the https rule.
+    let http = reqwest::Client::builder()
+        .user_agent(format!("bosun/{}", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))?;
+    let context = Arc::new(Context {
+        commands: commands.clone(),
+        pool,
+        catalog: catalog.clone(),
+        settings: settings.clone(),
+        data_key,
+        http: http.clone(),
+    });
+    let notifier = Arc::new(crate::notify::Notifier {
+        commands: commands.clone(),
+        settings: notifications,
+        http,
+    });
+    let mut tasks = vec![
+        tokio::spawn(crate::reaper::reap(context.clone())),
+        tokio::spawn(crate::scheduler::run(commands, catalog, config.clone())),
+        tokio::spawn(crate::notify::run(notifier, config.clone())),
+    ];
+    for slot in 0..settings.workers {
+        let worker = format!("{node}/{slot}");
+        tasks.push(tokio::spawn(crate::claim::work(context.clone(), worker)));
+    }
+    Ok(Workers { tasks })
+}
