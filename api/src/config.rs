@@ -1,7 +1,12 @@
 //! Configuration, in one typed place: a YAML file (`-c FILE`) and `BOSUN_*` environment overrides
 //! (`BOSUN_LISTEN`, `BOSUN_DATA_DIR`, `BOSUN_DATABASE__URL`, `BOSUN_LOG__FORMAT`: `__` separates
 //! levels). Everything is checked before anything starts; an unknown key or a bad value is an
-//! error that names it.
+//! error that names it. With no file at all, the task catalog is the built-in example
+//! ([`EXAMPLE_CATALOG`]); a file's catalog (or its lack of one) replaces it.
+//!
+//! Secrets held here (`notifications.webhook_secret`) are [`secrecy::SecretString`]s: their
+//! Debug shows nothing of them. The database URL's password stays inside its
+//! `tokio_postgres::Config`, whose Debug [`DatabaseUrl`] does not print.
 
 use bosun_domain::jobs::Catalog;
 use bosun_runner::{NotificationSettings, RunnerSettings};
@@ -11,6 +16,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 const ENV_PREFIX: &str = "BOSUN_";
+
+/// The catalog used when bosun starts without a configuration file: harmless tasks under
+/// `example/production` (`hello`, `sleep`, `fail`), so a first start can run, watch and kill a
+/// job.
+pub const EXAMPLE_CATALOG: &str = include_str!("example_catalog.yaml");
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,7 +232,7 @@ impl Settings {
                     }
                 }
             }
-            None => Mapping::new(),
+            None => example_catalog()?,
         };
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
@@ -246,6 +256,15 @@ impl Settings {
         }
         parse(Value::Mapping(tree)).map_err(ConfigError::Invalid)
     }
+}
+
+/// A tree holding only `catalog:`, the built-in example.
+fn example_catalog() -> Result<Mapping, ConfigError> {
+    let catalog: Value = serde_yaml::from_str(EXAMPLE_CATALOG)
+        .map_err(|e| ConfigError::Invalid(format!("the built-in example catalog: {e}")))?;
+    let mut tree = Mapping::new();
+    tree.insert(Value::String("catalog".into()), catalog);
+    Ok(tree)
 }
 
 /// Settings from a YAML tree; an error names the key it is about (`log.format: unknown variant …`).
@@ -406,6 +425,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/bosun.yaml"), "{err}");
+    }
+
+    #[test]
+    fn without_a_file_the_example_catalog_is_used_and_a_file_replaces_it() {
+        let s = Settings::from_sources(None, env(&[("BOSUN_LISTEN", "127.0.0.1:0")])).unwrap();
+        let names: Vec<String> = s
+            .catalog
+            .entries()
+            .into_iter()
+            .flat_map(|e| {
+                e.tasks
+                    .into_iter()
+                    .map(move |t| format!("{}/{}/{}", e.app, e.env, t.name))
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "example/production/fail",
+                "example/production/hello",
+                "example/production/sleep"
+            ]
+        );
+        assert_eq!(
+            s.catalog
+                .task("example", "production", "sleep")
+                .unwrap()
+                .command,
+            ["sh", "-c", "echo sleeping for ten minutes; exec sleep 600"]
+        );
+        // A file without a catalog: no tasks at all, not the example.
+        let f = file("listen: 127.0.0.1:0\n");
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert!(s.catalog.entries().is_empty());
+        let f = file("");
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert!(s.catalog.entries().is_empty());
+        // A file's catalog is the only one.
+        let f = file("catalog:\n  mine:\n    prod:\n      x:\n        command: [\"true\"]\n");
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert!(s.catalog.task("mine", "prod", "x").is_ok());
+        assert!(s.catalog.task("example", "production", "hello").is_err());
+    }
+
+    #[test]
+    fn a_webhook_secret_is_not_printed() {
+        let f = file("notifications:\n  webhook_secret: s3cr3t-from-the-file\n");
+        let s =
+            Settings::from_sources(Some(f.path()), env(&[("BOSUN_LOG__FORMAT", "json")])).unwrap();
+        let secret = s.notifications.webhook_secret.as_ref().expect("set");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(secret),
+            "s3cr3t-from-the-file"
+        );
+        let shown = format!("{s:?}");
+        assert!(shown.contains("webhook_secret"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        let s = Settings::from_sources(
+            None,
+            env(&[(
+                "BOSUN_NOTIFICATIONS__WEBHOOK_SECRET",
+                "from-the-environment",
+            )]),
+        )
+        .unwrap();
+        assert!(s.notifications.webhook_secret.is_some());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("from-the-environment"), "{shown}");
     }
 
     #[test]

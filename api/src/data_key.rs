@@ -1,10 +1,12 @@
 //! The server's secret key, from `data_key_file` (default `<data_dir>/data-key`): 32 random
 //! bytes made on first start, readable by the owner only. Orchestration tokens are derived from
-//! it, so every node of one database must read the same file.
+//! it, so every node of one database must read the same file. In memory it is a
+//! [`SecretSlice`]: wiped when dropped, and its Debug shows nothing of it.
 
 use crate::config::Settings;
 use anyhow::Context;
-use std::io::{Read, Write};
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretSlice};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ pub fn path(settings: &Settings) -> PathBuf {
 
 /// The key, made if the file does not exist yet (two processes starting at once agree: only
 /// one creates it, the other reads it).
-pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<SecretSlice<u8>>> {
     let path = path.to_path_buf();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -29,10 +31,9 @@ pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
     if let Some(key) = read(&path)? {
         return Ok(key);
     }
-    let mut key = [0u8; LENGTH];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .context("reading /dev/urandom")?;
+    let mut key = SecretBox::new(Box::new([0u8; LENGTH]));
+    getrandom::fill(key.expose_secret_mut())
+        .map_err(|e| anyhow::anyhow!("the system gave no random bytes for a data key: {e}"))?;
     // Written whole to a file of its own, then linked into place: a crash never leaves a short
     // key behind, and of two processes starting at once one links and the other reads its key.
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
@@ -42,11 +43,14 @@ pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
         .truncate(true)
         .mode(0o600)
         .open(&temp)
-        .and_then(|mut file| file.write_all(&key).and_then(|()| file.sync_all()));
+        .and_then(|mut file| {
+            file.write_all(key.expose_secret())
+                .and_then(|()| file.sync_all())
+        });
     let linked = written.and_then(|()| std::fs::hard_link(&temp, &path));
     let _ = std::fs::remove_file(&temp);
     match linked {
-        Ok(()) => Ok(Arc::from(&key[..])),
+        Ok(()) => Ok(Arc::new(SecretSlice::from(key.expose_secret().to_vec()))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             read(&path)?.with_context(|| format!("{} vanished while being read", path.display()))
         }
@@ -55,9 +59,9 @@ pub fn load_or_create(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
 }
 
 /// The key in `path`, if the file exists; an error if it is not a key.
-fn read(path: &std::path::Path) -> anyhow::Result<Option<Arc<[u8]>>> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() >= LENGTH => Ok(Some(Arc::from(bytes))),
+fn read(path: &std::path::Path) -> anyhow::Result<Option<Arc<SecretSlice<u8>>>> {
+    match std::fs::read(path).map(SecretSlice::from) {
+        Ok(bytes) if bytes.expose_secret().len() >= LENGTH => Ok(Some(Arc::new(bytes))),
         Ok(_) => anyhow::bail!(
             "{} holds fewer than {LENGTH} bytes; it is not a data key (remove it to make a new one)",
             path.display()
@@ -80,6 +84,7 @@ pub fn runner_setup(settings: &Settings) -> anyhow::Result<bosun_runner::Setup> 
 #[cfg(test)]
 mod tests {
     use super::load_or_create;
+    use secrecy::ExposeSecret;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -87,12 +92,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/data-key");
         let key = load_or_create(&path).unwrap();
-        assert_eq!(key.len(), 32);
+        assert_eq!(key.expose_secret().len(), 32);
+        assert!(format!("{key:?}").contains("REDACTED"), "{key:?}");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(
-            load_or_create(&path).unwrap(),
-            key,
+            load_or_create(&path).unwrap().expose_secret(),
+            key.expose_secret(),
             "the same key on the next start"
         );
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();

@@ -19,10 +19,6 @@ fn keyed_id(actor: &str, key: &str) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The longest timeout a job may ask for: a year, in seconds.
 pub const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
 
@@ -67,7 +63,9 @@ pub enum Submitted {
 
 impl Commands {
     /// Submits a job for a catalog task: unknown app, environment or task and bad variables are
-    /// 400s. The job waits for a worker.
+    /// 400s. The job waits for a worker. Its variables are not recorded in the span: they may
+    /// hold secrets.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = request.app.as_str(), env = request.env.as_str(), task = request.task.as_str()))]
     pub async fn submit_job(
         &self,
         actor: &Actor,
@@ -104,7 +102,7 @@ impl Commands {
                     )
                     .into());
                 }
-                let digest = hex(&Sha256::digest(
+                let digest = hex::encode(Sha256::digest(
                     serde_json::json!([
                         request.app,
                         request.env,
@@ -183,7 +181,8 @@ impl Commands {
         Ok(Some(Submitted::Existing(self.job_view(job_id).await?)))
     }
 
-    /// Cancels a waiting job (409 otherwise): its creator or an admin may.
+    /// Cancels a waiting job (409 otherwise): its submitter or an admin may.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
     pub async fn cancel_job(
         &self,
         actor: &Actor,
@@ -196,7 +195,8 @@ impl Commands {
     }
 
     /// Asks the worker running a job to kill it (409 unless the job is processing); the job ends
-    /// `killed` when the process is gone.
+    /// `killed` when the process is gone. Its submitter or an admin may.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
     pub async fn kill_job(
         &self,
         actor: &Actor,

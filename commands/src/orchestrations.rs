@@ -54,6 +54,7 @@ fn crontab(text: Option<String>) -> Result<Option<Crontab>, DomainError> {
 const SCHEDULER: Actor = Actor::System("scheduler");
 
 impl Commands {
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration_name = request.name.as_str()))]
     pub async fn create_orchestration(
         &self,
         actor: &Actor,
@@ -86,6 +87,7 @@ impl Commands {
         Ok((self.orchestration_view(&id).await?, written))
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration = id))]
     pub async fn update_orchestration(
         &self,
         actor: &Actor,
@@ -121,6 +123,7 @@ impl Commands {
     }
 
     /// A new token id for the orchestration's runs; the old token is no longer sent.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration = id))]
     pub async fn refresh_orchestration_token(
         &self,
         actor: &Actor,
@@ -137,6 +140,7 @@ impl Commands {
         Ok((self.orchestration_view(id).await?, written))
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration = id))]
     pub async fn delete_orchestration(
         &self,
         actor: &Actor,
@@ -154,6 +158,7 @@ impl Commands {
 
     /// A manual run: a job of the orchestration's tasks (`tasks`, if given, may only change
     /// which are active), `initialized_by: manual`.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration = id))]
     pub async fn run_orchestration(
         &self,
         actor: &Actor,
@@ -189,9 +194,11 @@ impl Commands {
         Ok((self.job_view(job_id).await?, written))
     }
 
-    /// The scheduler's first step: claims the slot of `id` due at `now`, if one is, against the
-    /// stream's exact version (a slot is claimed once however many try). Then submits its job.
-    /// Returns the job submitted, if any. Does not wait for the read models.
+    /// The scheduler's firing of a slot: claims the slot of `id` due at `now`, if one is,
+    /// against the stream's exact version (a slot is claimed once however many try), then
+    /// submits its job, and the previous slot's if that one has none. Returns the job submitted,
+    /// if any. Does not wait for the read models.
+    #[tracing::instrument(skip_all, fields(orchestration = id, now = %now))]
     pub async fn fire_due_run(
         &self,
         origin: &Origin,
@@ -226,8 +233,10 @@ impl Commands {
         Ok(Some(job))
     }
 
-    /// The scheduler's second step, also run on taking over: the job of the last claimed slot,
-    /// submitted if it is not yet (its id is fixed by the slot, so it is never made twice).
+    /// Run by a scheduler taking over: the job of the last claimed slot, submitted if it is not
+    /// yet (its holder may have died between the claim and the submission); its id is fixed by
+    /// the slot, so it is never made twice.
+    #[tracing::instrument(skip_all, fields(orchestration = id))]
     pub async fn submit_missing_scheduled_job(
         &self,
         origin: &Origin,

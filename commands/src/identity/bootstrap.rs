@@ -20,6 +20,7 @@ pub struct Bootstrapped {
 impl Commands {
     /// Creates the first admin if there is no admin; `None` if there already is one. Safe to
     /// run on many nodes at once: the identity lock lets one of them do it.
+    #[tracing::instrument(skip_all)]
     pub async fn bootstrap_admin(&self) -> Result<Option<Bootstrapped>, CommandError> {
         let actor = Actor::System("system");
         let origin = Origin {

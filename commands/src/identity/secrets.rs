@@ -66,7 +66,7 @@ pub fn new_token() -> NewToken {
 
 pub fn digest(token: &str) -> TokenDigest {
     let hash = Sha256::digest(token.as_bytes());
-    TokenDigest(hash.iter().map(|b| format!("{b:02x}")).collect())
+    TokenDigest(hex::encode(hash))
 }
 
 /// A random password for a generated account: 24 URL-safe characters (18 bytes).

@@ -1,5 +1,5 @@
-//! Teams and their members. Any holder may create a team (and becomes its member); members and
-//! admins manage it.
+//! Teams and their members. Any user may create a team (write scope) and becomes its member;
+//! members and admins manage it.
 
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
@@ -9,6 +9,7 @@ use bosun_domain::Aggregate;
 use bosun_projections::read_models::identity as model;
 
 impl Commands {
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = name.as_str()))]
     pub async fn create_team(
         &self,
         actor: &Actor,
@@ -33,6 +34,7 @@ impl Commands {
         Ok((self.team_view(name.as_str()).await?, written))
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team, username = username.as_str()))]
     pub async fn add_team_member(
         &self,
         actor: &Actor,
@@ -57,6 +59,7 @@ impl Commands {
         Ok(written)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team, username = username.as_str()))]
     pub async fn remove_team_member(
         &self,
         actor: &Actor,
@@ -76,6 +79,7 @@ impl Commands {
         Ok(written)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team))]
     pub async fn remove_team(
         &self,
         actor: &Actor,

@@ -48,6 +48,7 @@ pub struct NewApiToken {
 impl Commands {
     /// A login: the right name and password give a session token. A wrong name and a wrong
     /// password get the same answer, after the same work.
+    #[tracing::instrument(skip_all, fields(username = username))]
     pub async fn login(
         &self,
         origin: &Origin,
@@ -93,6 +94,7 @@ impl Commands {
     }
 
     /// A long-lived API token for the caller, with at most the caller's token's scopes.
+    #[tracing::instrument(skip_all, fields(actor = actor.name()))]
     pub async fn issue_api_token(
         &self,
         actor: &Actor,
@@ -128,7 +130,8 @@ impl Commands {
         .await
     }
 
-    /// An API token for `username`, issued by the server or its command line.
+    /// An API token for `username`, issued by an admin: the server or its command line.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn issue_token_for(
         &self,
         actor: &Actor,
@@ -197,6 +200,7 @@ impl Commands {
     }
 
     /// A holder gives up the token they call with (logging out); any scope may.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), token_id = ?actor.token_id()))]
     pub async fn revoke_current_token(
         &self,
         actor: &Actor,
@@ -217,6 +221,7 @@ impl Commands {
 
     /// Revokes a token: its owner or an admin may. It stops working on every node once this
     /// answers.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), token_id = %token_id))]
     pub async fn revoke_token(
         &self,
         actor: &Actor,

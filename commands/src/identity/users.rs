@@ -28,6 +28,7 @@ pub struct UserChanges {
 
 impl Commands {
     /// An admin registers a user.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = user.username.as_str()))]
     pub async fn register_user(
         &self,
         actor: &Actor,
@@ -74,6 +75,7 @@ impl Commands {
     }
 
     /// An admin changes a user's password, admin flag or email.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -113,6 +115,7 @@ impl Commands {
     }
 
     /// A user changes their own password, proving they know the old one (403 if not).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn change_password(
         &self,
         actor: &Actor,
@@ -144,6 +147,7 @@ impl Commands {
     }
 
     /// A user removes themself, or an admin removes them; their tokens stop working.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn remove_user(
         &self,
         actor: &Actor,

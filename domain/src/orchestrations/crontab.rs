@@ -1,33 +1,33 @@
 //! A 5-field cron expression (`minute hour day-of-month month day-of-week`), read in UTC.
 //!
-//! Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists `a,b`, and month and
-//! weekday names (`JAN`, `MON`); weekday 0 and 7 are Sunday. As in Vixie cron, when both
-//! day-of-month and day-of-week are restricted a day matching either one fires.
+//! Fields take `*`, numbers, ranges `a-b`, steps `*/n`, `a/n` and `a-b/n`, lists `a,b`, and
+//! month and weekday names (`JAN`, `MON`, in their own field only); weekday 0 and 7 are Sunday.
+//! As in Vixie cron, when both day-of-month and day-of-week are restricted (neither starts with
+//! `*`) a day matching either one fires; otherwise a day must match both. Parsing and the search
+//! for the next slot are the `croner` crate's; this type keeps the text as written (its
+//! serialized form) and refuses croner's extensions (`L`, `W`, `#`, `?`, `+`, `@daily`, a
+//! seconds or a year field), so what the log holds stays plain 5-field cron.
 
 use crate::error::DomainError;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Crontab {
     text: String,
-    minutes: u64,
-    hours: u32,
-    days: u32,
-    months: u16,
-    weekdays: u8,
-    days_restricted: bool,
-    weekdays_restricted: bool,
+    /// Boxed: croner's parsed form is some 300 bytes, and a crontab sits in events and states.
+    cron: Box<Cron>,
 }
 
+const FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
 const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-/// Far enough to find any valid date (29 February on a given weekday recurs within 28 years).
-const SEARCH_DAYS: i64 = 366 * 29;
 
 impl Crontab {
     pub fn parse(text: &str) -> Result<Self, DomainError> {
@@ -39,25 +39,29 @@ impl Crontab {
                 fields.len()
             )));
         }
-        let minutes = field(fields[0], "minute", 0, 59, &[]).map_err(invalid)?;
-        let hours = field(fields[1], "hour", 0, 23, &[]).map_err(invalid)?;
-        let days = field(fields[2], "day-of-month", 1, 31, &[]).map_err(invalid)?;
-        let months = field(fields[3], "month", 1, 12, &MONTHS).map_err(invalid)?;
-        let weekdays = field(fields[4], "day-of-week", 0, 7, &WEEKDAYS).map_err(invalid)?;
-        // 7 is Sunday too.
-        let weekdays = (weekdays | (weekdays >> 7)) & 0x7f;
+        for (i, field) in fields.iter().enumerate() {
+            plain_syntax(field, i).map_err(invalid)?;
+        }
+        let text = fields.join(" ");
+        // Vixie cron: a day-of-month or day-of-week field starting with `*` (`*`, `*/2`) makes
+        // the day rule "both"; croner treats only a bare `*` so, and ORs otherwise.
+        let both = fields[2].starts_with('*') || fields[4].starts_with('*');
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .dom_and_dow(both)
+            .build()
+            .parse(&text)
+            .map_err(|e| invalid(format!("{text:?}: {e}")))?;
         let crontab = Crontab {
-            text: fields.join(" "),
-            minutes,
-            hours: hours as u32,
-            days: days as u32,
-            months: months as u16,
-            weekdays: weekdays as u8,
-            days_restricted: !fields[2].starts_with('*'),
-            weekdays_restricted: !fields[4].starts_with('*'),
+            text,
+            cron: Box::new(cron),
         };
         if crontab.next_after(DateTime::<Utc>::UNIX_EPOCH).is_none() {
-            return Err(invalid(format!("{text:?} never fires (no such date)")));
+            return Err(invalid(format!(
+                "{:?} never fires (no such date)",
+                crontab.text
+            )));
         }
         Ok(crontab)
     }
@@ -66,92 +70,50 @@ impl Crontab {
         &self.text
     }
 
-    fn day_matches(&self, date: NaiveDate) -> bool {
-        if self.months & (1 << date.month()) == 0 {
-            return false;
-        }
-        let day = self.days & (1 << date.day()) != 0;
-        let weekday = self.weekdays & (1 << date.weekday().num_days_from_sunday()) != 0;
-        match (self.days_restricted, self.weekdays_restricted) {
-            (true, true) => day || weekday,
-            (true, false) => day,
-            (false, true) => weekday,
-            (false, false) => true,
-        }
-    }
-
     /// The first time this fires strictly after `after`, to the minute.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let start = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
-        let mut date = start.date_naive();
-        for day in 0..SEARCH_DAYS {
-            if self.day_matches(date) {
-                let (from_hour, from_minute) = if day == 0 {
-                    (start.hour(), start.minute())
-                } else {
-                    (0, 0)
-                };
-                for hour in from_hour..24 {
-                    if self.hours & (1 << hour) == 0 {
-                        continue;
-                    }
-                    let first = if hour == from_hour { from_minute } else { 0 };
-                    if let Some(minute) = (first..60).find(|m| self.minutes & (1 << m) != 0) {
-                        return Some(Utc.from_utc_datetime(&date.and_hms_opt(hour, minute, 0)?));
-                    }
-                }
-            }
-            date = date.succ_opt()?;
-        }
-        None
+        // Whole seconds: croner steps by seconds and would carry the fraction along.
+        let after = after.with_nanosecond(0)?;
+        self.cron.find_next_occurrence(&after, false).ok()
     }
 }
 
-/// One field as a bit set of the values it allows.
-fn field(text: &str, name: &str, min: u32, max: u32, names: &[&str]) -> Result<u64, String> {
-    let value = |v: &str| -> Result<u32, String> {
-        let upper = v.to_ascii_uppercase();
-        let n = match names.iter().position(|n| *n == upper) {
-            // Month names count from 1, weekday names from 0.
-            Some(i) => i as u32 + min.min(1),
-            None => v
-                .parse::<u32>()
-                .map_err(|_| format!("{name} field: {v:?} is not a number"))?,
-        };
-        if n < min || n > max {
-            return Err(format!("{name} field: {n} is outside {min}-{max}"));
-        }
-        Ok(n)
+/// What this type accepts of cron's syntax, field `index` of the five: digits, `*`, `,`, `-`,
+/// `/`, and in the month and day-of-week fields their own names.
+fn plain_syntax(field: &str, index: usize) -> Result<(), String> {
+    let name = FIELDS[index];
+    let names: &[&str] = match index {
+        3 => &MONTHS,
+        4 => &WEEKDAYS,
+        _ => &[],
     };
-    let mut bits = 0u64;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((range, step)) => {
-                let step: u32 = step.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                    format!("{name} field: step {step:?} must be a positive number")
-                })?;
-                (range, step)
+    let mut rest = field;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphabetic() {
+            let word_len = rest
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            let word = &rest[..word_len];
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(word)) {
+                return Err(format!("{name} field: {word:?} is not a number"));
             }
-            None => (part, 1),
-        };
-        let (low, high) = if range == "*" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (value(a)?, value(b)?);
-            if a > b {
-                return Err(format!("{name} field: range {a}-{b} runs backwards"));
-            }
-            (a, b)
+            rest = &rest[word_len..];
+        } else if c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/') {
+            rest = &rest[1..];
         } else {
-            let a = value(range)?;
-            (a, if part.contains('/') { max } else { a })
-        };
-        for v in (low..=high).step_by(step as usize) {
-            bits |= 1 << v;
+            return Err(format!("{name} field: {c:?} is not allowed in {field:?}"));
         }
     }
-    Ok(bits)
+    Ok(())
 }
+
+impl PartialEq for Crontab {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Crontab {}
 
 impl TryFrom<String> for Crontab {
     type Error = DomainError;
@@ -245,6 +207,21 @@ mod tests {
     }
 
     #[test]
+    fn a_day_field_starting_with_a_star_makes_the_day_rule_both() {
+        // Vixie cron: `*/2` counts as a star, so odd days that are Mondays. 2026-11-23 is an
+        // odd Monday; the 25th is odd, the 30th a Monday; 7 December is both.
+        assert_eq!(
+            next("0 0 */2 * 1", "2026-11-23T01:00:00Z"),
+            "2026-12-07T00:00:00+00:00"
+        );
+        // The 1st that is a Sunday, Wednesday or Saturday: Saturday 1 May 2027.
+        assert_eq!(
+            next("0 0 1 * */3", "2026-11-23T00:00:00Z"),
+            "2027-05-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
     fn leap_days_and_month_ends() {
         assert_eq!(
             next("0 0 29 2 *", "2026-11-23T00:00:00Z"),
@@ -271,6 +248,19 @@ mod tests {
             "5-1 * * * *",
             "a * * * *",
             "0 0 31 2 *",
+            "0 0 30,31 2 *",
+            // croner's extensions, and names outside their field.
+            "0 0 L * *",
+            "0 0 15W * *",
+            "0 0 * * 5#2",
+            "0 0 * * 5L",
+            "0 0 ? * *",
+            "0 0 1 * +MON",
+            "@daily",
+            "@daily * * * *",
+            "0 0 * MON *",
+            "0 0 * * MAR",
+            "0 0 * * MONDAY",
         ] {
             let e = Crontab::parse(bad).unwrap_err();
             assert!(
@@ -284,6 +274,25 @@ mod tests {
                 "{bad:?}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_date_that_never_comes_is_refused_quickly() {
+        let started = std::time::Instant::now();
+        assert!(Crontab::parse("59 23 31 2,4,6,9,11 *").is_err());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn skips_a_century_that_is_not_a_leap_year() {
+        assert_eq!(
+            next("0 0 29 2 *", "2096-03-01T00:00:00Z"),
+            "2104-02-29T00:00:00+00:00"
+        );
     }
 
     #[test]

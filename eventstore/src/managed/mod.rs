@@ -5,11 +5,17 @@
 //! ```text
 //! postgres/              the cluster (initdb'd on first start)
 //! postgres.initialized   written after initdb succeeded; without it a half-made cluster is redone
+//! postgres.location      only when the cluster is elsewhere (below): the folder holding it
 //! postgres.log           the server's output
 //! postgres.lock          held while a process starts or stops the server
 //! postgres.users         every process using the server holds a shared lock on it
 //! run/                   the private Unix socket directory (no TCP listener)
 //! ```
+//!
+//! When bosun is root and the `postgres` user cannot reach the data directory (an ancestor it
+//! may not enter, such as `/root` or a `mktemp -d` folder, mode 0700), `postgres/` and `run/` go
+//! to `/var/lib/bosun/clusters/<hash of the data directory>/` instead, recorded in
+//! `postgres.location` (see [`place`]).
 //!
 //! Any number of `bosun` processes may share one data directory: the first starts the server,
 //! the others use it, and the last one out stops it. A server left running by a process killed
@@ -19,6 +25,7 @@
 
 mod binaries;
 mod lock;
+pub mod place;
 mod process;
 
 use lock::LockFile;
@@ -54,6 +61,24 @@ pub enum ManagedError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "bosun runs as root, so the managed PostgreSQL runs as the unprivileged user {user}, \
+         which cannot use the data directory {data_dir}: {detail}. Make the folder reachable \
+         for {user} (search permission, `x`, on every folder down to the data directory: \
+         `chmod o+x FOLDER`, or `chgrp` it to {user}'s primary group and `chmod g+x`), set \
+         data_dir (BOSUN_DATA_DIR) to a folder {user} can reach, or set database.url \
+         (BOSUN_DATABASE__URL) to use an existing PostgreSQL server"
+    )]
+    Unreachable {
+        user: String,
+        data_dir: PathBuf,
+        detail: String,
+    },
+    #[error(
+        "{marker} says the cluster was made, but {cluster} is missing; restore it, or remove \
+         {marker} to make a new, empty cluster"
+    )]
+    ClusterMissing { marker: PathBuf, cluster: PathBuf },
     #[error("initdb failed ({status}):\n{output}")]
     Initdb { status: String, output: String },
     #[error("PostgreSQL did not become ready within {seconds} s; last lines of {log}:\n{tail}")]
@@ -102,6 +127,8 @@ impl Default for Options {
 /// A handle on the managed server, held while this process uses it.
 pub struct ManagedPostgres {
     data_dir: PathBuf,
+    /// `postgres/` in the data directory, or in the folder `postgres.location` names.
+    cluster: PathBuf,
     socket_dir: PathBuf,
     /// Set when this process started the server, so it can reap it.
     child: Option<Child>,
@@ -133,8 +160,12 @@ impl ManagedPostgres {
         let owner = process::Owner::for_postgres()?;
 
         let _starting = LockFile::exclusive(&data_dir.join("postgres.lock"))?;
-        let cluster = data_dir.join("postgres");
+        let home = place::home(&data_dir, &owner)?;
+        let cluster = home.join("postgres");
         let marker = data_dir.join("postgres.initialized");
+        if marker.exists() && !cluster.exists() {
+            return Err(ManagedError::ClusterMissing { marker, cluster });
+        }
         if !marker.exists() {
             if cluster.exists() {
                 tracing::warn!(path = %cluster.display(), "removing a cluster whose initdb never finished");
@@ -143,7 +174,7 @@ impl ManagedPostgres {
             initdb(&bin_dir, &cluster, &owner)?;
             fs::write(&marker, b"").map_err(io("write", &marker))?;
         }
-        let socket_dir = socket_dir(&data_dir, &owner)?;
+        let socket_dir = socket_dir(&home, &owner)?;
         let log = data_dir.join("postgres.log");
 
         let mut child = None;
@@ -180,6 +211,7 @@ impl ManagedPostgres {
         let user = LockFile::shared(&data_dir.join("postgres.users"))?;
         Ok(ManagedPostgres {
             data_dir,
+            cluster,
             socket_dir,
             child,
             user: Some(user),
@@ -199,6 +231,16 @@ impl ManagedPostgres {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The cluster: `postgres/` in the data directory, or where `postgres.location` says.
+    pub fn cluster_dir(&self) -> &Path {
+        &self.cluster
+    }
+
+    /// The directory of the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
     }
 
     /// Creates database `name` unless it exists.
@@ -253,8 +295,7 @@ impl ManagedPostgres {
             tracing::info!("the managed PostgreSQL stays up: other bosun processes use it");
             return Ok(false);
         };
-        let cluster = self.data_dir.join("postgres");
-        process::shutdown(&cluster, self.child.take());
+        process::shutdown(&self.cluster, self.child.take());
         Ok(true)
     }
 }
@@ -296,17 +337,18 @@ fn initdb(bin_dir: &Path, cluster: &Path, owner: &process::Owner) -> Result<(), 
     Ok(())
 }
 
-/// `<data_dir>/run`, unless that path is too long for a Unix socket: then a directory under /tmp
-/// named after the data directory, so every process finds the same one.
-fn socket_dir(data_dir: &Path, owner: &process::Owner) -> Result<PathBuf, ManagedError> {
-    let preferred = data_dir.join("run");
+/// `<home>/run` (`home`: the data directory, or the folder holding the cluster), unless that
+/// path is too long for a Unix socket: then a directory under /tmp named after `home`, so every
+/// process finds the same one (a socket need not survive a reboot).
+fn socket_dir(home: &Path, owner: &process::Owner) -> Result<PathBuf, ManagedError> {
+    let preferred = home.join("run");
     let socket_name_len = format!("/.s.PGSQL.{PORT}.lock").len();
     let dir = if preferred.as_os_str().len() + socket_name_len <= MAX_SOCKET_PATH {
         preferred
     } else {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        data_dir.hash(&mut hasher);
+        home.hash(&mut hasher);
         std::env::temp_dir().join(format!("bosun-pg-{:016x}", hasher.finish()))
     };
     fs::create_dir_all(&dir).map_err(io("create", &dir))?;

@@ -23,6 +23,13 @@ impl Owner {
         }
     }
 
+    /// The unprivileged user the server runs as (name, uid, primary gid), when bosun is root.
+    pub fn unprivileged(&self) -> Option<(&str, u32, u32)> {
+        self.user
+            .as_ref()
+            .map(|u| (u.name.as_str(), u.uid.as_raw(), u.gid.as_raw()))
+    }
+
     /// Hands `path` to the owner.
     pub fn give(&self, path: &Path) -> Result<(), ManagedError> {
         if let Some(user) = &self.user {
