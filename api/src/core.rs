@@ -1,7 +1,7 @@
 //! The log, its projectors and the command handler over one database: what every process that
 //! writes starts with (the server, `bosun worker`, `bosun admin`, the benchmarks' servers).
 
-use bosun_commands::Commands;
+use bosun_commands::{Commands, Queries};
 use bosun_eventstore::PgEventStore;
 use bosun_projections::{Projections, Running};
 
@@ -10,6 +10,7 @@ pub struct Core {
     /// Projectors at work; dropping it stops them.
     pub projections: Running,
     pub commands: Commands,
+    pub queries: Queries,
 }
 
 impl Core {
@@ -26,10 +27,12 @@ impl Core {
         projections.prepare(config).await?;
         let projections = projections.start(store.clone(), config).await?;
         let commands = Commands::new(store.clone(), projections.freshness());
+        let queries = Queries::new(store.clone());
         Ok(Core {
             store,
             projections,
             commands,
+            queries,
         })
     }
 }

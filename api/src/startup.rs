@@ -9,10 +9,8 @@ use crate::live::Hub;
 use crate::metrics::{count_requests, Metrics};
 use crate::routes;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
-use axum::routing::{delete, put};
 use axum::Router;
-use bosun_commands::Commands;
+use bosun_commands::{Commands, Queries};
 use bosun_domain::jobs::Catalog;
 use bosun_eventstore::{EventStore, PgEventStore};
 use bosun_projections::{Freshness, Running};
@@ -36,6 +34,8 @@ pub struct AppState {
     pub freshness: Freshness,
     pub metrics: Arc<Metrics>,
     pub commands: Commands,
+    /// Every read, authorized for its caller.
+    pub queries: Queries,
     pub live: Hub,
     pub catalog: Arc<Catalog>,
     /// Hosts `component_url` tasks and webhooks may reach over plain http.
@@ -60,6 +60,7 @@ impl Application {
             store,
             projections,
             commands,
+            queries,
         } = Core::open(&database.config).await?;
         let head = store.head().await?;
         let setup = crate::data_key::runner_setup(&settings)?;
@@ -83,6 +84,7 @@ impl Application {
             freshness: projections.freshness(),
             metrics: Arc::new(Metrics::default()),
             commands,
+            queries,
             catalog,
             allow_insecure_hosts: Arc::new(settings.http_tasks.allow_insecure_hosts.clone()),
             wait_limit: std::time::Duration::from_secs(settings.http.wait_seconds),
@@ -143,92 +145,7 @@ fn router(state: AppState) -> Router {
         tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
     })
     .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::metrics::metrics))
-        .route("/v1/auth/tokens", axum::routing::post(routes::auth::login))
-        .route("/v1/auth/tokens/current", delete(routes::auth::logout))
-        .route("/v1/auth/whoami", get(routes::auth::whoami))
-        .route(
-            "/v1/users",
-            get(routes::users::list).post(routes::users::create),
-        )
-        .route(
-            "/v1/users/{username}",
-            get(routes::users::get)
-                .patch(routes::users::update)
-                .delete(routes::users::remove),
-        )
-        .route(
-            "/v1/users/{username}/password",
-            put(routes::users::change_password),
-        )
-        .route(
-            "/v1/teams",
-            get(routes::teams::list).post(routes::teams::create),
-        )
-        .route(
-            "/v1/teams/{team}",
-            get(routes::teams::get).delete(routes::teams::remove),
-        )
-        .route(
-            "/v1/teams/{team}/members/{username}",
-            put(routes::teams::add_member).delete(routes::teams::remove_member),
-        )
-        .route(
-            "/v1/tokens",
-            get(routes::tokens::list).post(routes::tokens::create),
-        )
-        .route("/v1/tokens/{token_id}", delete(routes::tokens::revoke))
-        .route("/v1/catalog", get(routes::catalog::list))
-        .route(
-            "/v1/jobs",
-            get(routes::jobs::list).post(routes::jobs::submit),
-        )
-        .route("/v1/jobs/{id}", get(routes::jobs::get))
-        .route("/v1/jobs/{id}/output", get(routes::jobs::output))
-        .route(
-            "/v1/jobs/{id}/cancel",
-            axum::routing::post(routes::jobs::cancel),
-        )
-        .route(
-            "/v1/jobs/{id}/kill",
-            axum::routing::post(routes::jobs::kill),
-        )
-        .route(
-            "/v1/orchestrations",
-            get(routes::orchestrations::list).post(routes::orchestrations::create),
-        )
-        .route(
-            "/v1/orchestrations/{id}",
-            get(routes::orchestrations::get)
-                .patch(routes::orchestrations::update)
-                .delete(routes::orchestrations::delete),
-        )
-        .route(
-            "/v1/orchestrations/{id}/tasks",
-            get(routes::orchestrations::tasks).put(routes::orchestrations::replace_tasks),
-        )
-        .route(
-            "/v1/orchestrations/{id}/notifications",
-            get(routes::orchestrations::notifications)
-                .put(routes::orchestrations::replace_notifications),
-        )
-        .route(
-            "/v1/orchestrations/{id}/token",
-            axum::routing::post(routes::orchestrations::refresh_token),
-        )
-        .route(
-            "/v1/orchestrations/{id}/jobs",
-            get(routes::orchestrations::jobs).post(routes::orchestrations::run),
-        )
-        .route("/v1/events", get(routes::events::list))
-        .route("/v1/events/live", get(routes::live::live))
-        .route("/v1/streams/{stream_id}", get(routes::streams::get))
-        .route("/v1/audit", get(routes::audit::list))
-        .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+    routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             wait_for_min_position,

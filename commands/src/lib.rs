@@ -1,11 +1,16 @@
 //! Command handling: load a stream, decide with the domain, append with the exact expected
 //! version, retry a bounded number of times on a version conflict; then wait until the read
-//! models have applied the write, so the caller's next read sees it.
+//! models have applied the write, so the caller's next read sees it. Writers nobody reads after
+//! (a worker appending a job's output, the scheduler) skip that wait, and a worker may hold an
+//! aggregate's state between its appends instead of reloading the stream each time.
 //!
 //! Owns: authorization (decided from the [`Actor`]: user, teams, admin, token scopes, so every
-//! surface enforces the same rules), the metadata every event carries (actor, request id, user
-//! agent, source), the identity commands and their secrets (argon2 hashing, token generation),
-//! and the set-wide checks (unique email, last admin) made under one cross-node lock.
+//! surface enforces the same rules) and the read rules (who may read a job), the metadata every
+//! event carries (actor, request id, user agent, source), the identity, job and orchestration
+//! commands, the identity secrets (argon2 hashing, token generation), and the set-wide identity
+//! checks (an email or a name without regard to case belongs to one user, the last admin stays)
+//! made under one cross-node lock (a PostgreSQL advisory lock). Each command handler runs in a
+//! `tracing` span that records ids and names only, never a password, token or variable.
 //!
 //! Does not own: the rules of a single aggregate (`domain`), the log (`eventstore`), the read
 //! models it consults (`projections`), HTTP (`api`).
@@ -16,8 +21,9 @@ mod execute;
 pub mod identity;
 pub mod jobs;
 pub mod orchestrations;
-pub mod reads;
+pub mod queries;
 
 pub use actor::{Actor, Origin};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};
+pub use queries::Queries;

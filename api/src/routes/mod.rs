@@ -1,28 +1,36 @@
-//! HTTP routes, one module per resource.
+//! The HTTP layer: `/v1` (the native API, a module per resource), `/compat/<system>` (the old
+//! systems' wire formats), and the operational endpoints (`/healthz`, `/readyz`, `/metrics`),
+//! merged in [`router`]; plus the answers every route shares (lists, writes, bounds).
 
-pub mod audit;
-pub mod auth;
-pub mod catalog;
-pub mod events;
+pub mod compat;
 pub mod health;
-pub mod jobs;
 pub mod live;
 pub mod metrics;
-pub mod orchestrations;
-pub mod streams;
-pub mod teams;
-pub mod tokens;
-pub mod users;
+pub mod v1;
 
 use crate::problem::Problem;
 use crate::startup::AppState;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use bosun_commands::Written;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const POSITION: HeaderName = HeaderName::from_static("bosun-position");
 pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+
+/// Every route of the server, without its middleware (see `startup`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .merge(v1::router())
+        .merge(compat::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
 
 /// A path that exists, asked with a method it does not answer.
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
@@ -67,6 +75,25 @@ pub fn listed<T: Serialize>(items: &[T], total: i64) -> Response {
         .headers_mut()
         .insert(TOTAL_COUNT, HeaderValue::from(total));
     response
+}
+
+/// `?limit=&offset=` of a list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl PageQuery {
+    /// The page asked for, its bounds checked (400 naming `limit` or `offset`).
+    pub fn page(&self) -> Result<bosun_commands::queries::Page, Problem> {
+        Ok(bosun_commands::queries::Page {
+            limit: limit(self.limit)?,
+            offset: offset(self.offset)?,
+        })
+    }
 }
 
 /// `limit`, bounded: default 100, at most 1000.

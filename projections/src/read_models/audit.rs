@@ -72,7 +72,7 @@ impl Projection for Audit {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub position: u64,
     pub at: DateTime<Utc>,

@@ -310,7 +310,7 @@ fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &m
 // Queries.
 
 /// A user as the API shows it: never its password hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub email: Option<String>,
@@ -463,7 +463,7 @@ pub async fn token_holder(
 }
 
 /// A token as its owner sees it: no secret, not even the digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub token_id: Uuid,
     pub username: String,
@@ -531,7 +531,7 @@ pub async fn token(
         .map(|r| token_view(&r)))
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     pub name: String,
     pub members: Vec<String>,

@@ -165,7 +165,7 @@ fn json<T: Serialize>(value: &T) -> Value {
 }
 
 /// An orchestration as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrchestrationView {
     pub id: String,
     pub name: String,

@@ -71,7 +71,7 @@ impl Projection for StreamIndex {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct StreamSummary {
     pub stream_id: String,
     pub category: String,

@@ -3,18 +3,20 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
-use crate::problem::Problem;
-use crate::routes::{limit, listed, offset, written};
+use crate::problem::{Problem, Refusals};
+use crate::routes::{listed, written, PageQuery};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_commands::orchestrations::{CreateOrchestration, RunOrchestration, UpdateOrchestration};
-use bosun_domain::identity::Scope;
 use bosun_domain::orchestrations::{NotificationInput, TaskInput, TaskRules};
-use bosun_projections::read_models::jobs::{self as jobs_model, JobQuery};
+use bosun_projections::read_models::jobs::JobView;
 use bosun_projections::read_models::orchestrations as model;
+use model::OrchestrationView;
 use serde::{Deserialize, Deserializer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 fn rules(state: &AppState) -> TaskRules<'_> {
     TaskRules {
@@ -23,17 +25,20 @@ fn rules(state: &AppState) -> TaskRules<'_> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Create {
     name: String,
     crontab: Option<String>,
     active: Option<bool>,
+    #[schema(value_type = Option<Vec<Object>>)]
     tasks: Option<Vec<TaskInput>>,
+    #[schema(value_type = Option<Vec<Object>>)]
     notifications: Option<Vec<NotificationInput>>,
 }
 
 /// `POST /v1/orchestrations`: 201 with the orchestration.
+#[utoipa::path(post, path = "/v1/orchestrations", tag = "orchestrations", request_body = Create, responses((status = 201, description = "created", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,33 +63,30 @@ pub async fn create(
     Ok(written(&state, StatusCode::CREATED, Some(&view), w))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 /// `GET /v1/orchestrations`: newest first, with `X-Total-Count`; deleted ones are not listed.
+#[utoipa::path(get, path = "/v1/orchestrations", tag = "orchestrations", params(PageQuery), responses((status = 200, description = "newest first, with `X-Total-Count`", body = Vec<OrchestrationView>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<Page>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
-    let client = state.store.pool().get().await?;
-    let (items, total) = model::list(&**client, limit(page.limit)?, offset(page.offset)?).await?;
+    let (items, total) = state
+        .queries
+        .orchestrations(&caller.actor, page.page()?)
+        .await?;
     Ok(listed(&items, total))
 }
 
 /// `GET /v1/orchestrations/{id}`, deleted ones too (marked `deleted`).
+#[utoipa::path(get, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), responses((status = 200, description = "OK", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<model::OrchestrationView>, Problem> {
-    caller.actor.require(Scope::Read)?;
-    Ok(axum::Json(state.commands.orchestration_view(&id).await?))
+    Ok(axum::Json(
+        state.queries.orchestration(&caller.actor, &id).await?,
+    ))
 }
 
 /// `null` and absent told apart: `Some(None)` is an explicit null.
@@ -94,7 +96,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     name: Option<String>,
@@ -102,11 +104,14 @@ pub struct Update {
     #[serde(default, deserialize_with = "present")]
     crontab: Option<Option<String>>,
     active: Option<bool>,
+    #[schema(value_type = Option<Vec<Object>>)]
     tasks: Option<Vec<TaskInput>>,
+    #[schema(value_type = Option<Vec<Object>>)]
     notifications: Option<Vec<NotificationInput>>,
 }
 
 /// `PATCH /v1/orchestrations/{id}`: any of name, crontab, active, tasks, notifications.
+#[utoipa::path(patch, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Update, responses((status = 200, description = "OK", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,6 +149,7 @@ async fn update_with(
 }
 
 /// `DELETE /v1/orchestrations/{id}`: 204; nothing more is scheduled, its jobs stay readable.
+#[utoipa::path(delete, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), responses((status = 204, description = "deleted; its jobs stay readable"), Refusals), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,6 +164,7 @@ pub async fn delete(
 }
 
 /// `GET /v1/orchestrations/{id}/tasks`.
+#[utoipa::path(get, path = "/v1/orchestrations/{id}/tasks", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), responses((status = 200, description = "OK", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn tasks(
     State(state): State<AppState>,
     caller: Caller,
@@ -167,6 +174,7 @@ pub async fn tasks(
 }
 
 /// `GET /v1/orchestrations/{id}/notifications`.
+#[utoipa::path(get, path = "/v1/orchestrations/{id}/notifications", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), responses((status = 200, description = "OK", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn notifications(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,13 +190,13 @@ async fn read_part(
     id: &str,
     shown: fn(model::OrchestrationView) -> serde_json::Value,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
-    caller.actor.require(Scope::Read)?;
     Ok(axum::Json(shown(
-        state.commands.orchestration_view(id).await?,
+        state.queries.orchestration(&caller.actor, id).await?,
     )))
 }
 
 /// `PUT /v1/orchestrations/{id}/tasks`: the whole list, replaced; 200 with it.
+#[utoipa::path(put, path = "/v1/orchestrations/{id}/tasks", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Vec<Object>, responses((status = 200, description = "OK", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn replace_tasks(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,6 +212,7 @@ pub async fn replace_tasks(
 }
 
 /// `PUT /v1/orchestrations/{id}/notifications`: the whole list, replaced; 200 with it.
+#[utoipa::path(put, path = "/v1/orchestrations/{id}/notifications", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Vec<Object>, responses((status = 200, description = "OK", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn replace_notifications(
     State(state): State<AppState>,
     caller: Caller,
@@ -223,6 +232,7 @@ pub async fn replace_notifications(
 
 /// `POST /v1/orchestrations/{id}/token`: 200 with the orchestration and its fresh `token_id`;
 /// the old token is no longer sent.
+#[utoipa::path(post, path = "/v1/orchestrations/{id}/token", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), responses((status = 200, description = "with its new `token_id`", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn refresh_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,9 +246,10 @@ pub async fn refresh_token(
     Ok(written(&state, StatusCode::OK, Some(&view), w))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Run {
+    #[schema(value_type = Option<Vec<Object>>)]
     tasks: Option<Vec<TaskInput>>,
     #[serde(default)]
     notification_emails: Vec<String>,
@@ -246,6 +257,7 @@ pub struct Run {
 
 /// `POST /v1/orchestrations/{id}/jobs`: 201 with the job (`initialized_by: manual`). The body
 /// is optional.
+#[utoipa::path(post, path = "/v1/orchestrations/{id}/jobs", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body(content = Option<Run>, description = "optional"), responses((status = 201, description = "created", body = JobView), Refusals), security(("bearer" = [])))]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -270,24 +282,27 @@ pub async fn run(
 }
 
 /// `GET /v1/orchestrations/{id}/jobs`: its jobs, newest first, with `X-Total-Count`.
+#[utoipa::path(get, path = "/v1/orchestrations/{id}/jobs", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id"), PageQuery), responses((status = 200, description = "newest first, with `X-Total-Count`", body = Vec<JobView>), Refusals), security(("bearer" = [])))]
 pub async fn jobs(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, Problem> {
-    let readers = bosun_commands::reads::job_readers(&caller.actor)?;
-    state.commands.orchestration_view(&id).await?;
-    let query = JobQuery {
-        readers,
-        status: None,
-        app: None,
-        env: None,
-        orchestration_id: Some(id),
-        limit: limit(page.limit)?,
-        offset: offset(page.offset)?,
-    };
-    let client = state.store.pool().get().await?;
-    let (items, total) = jobs_model::list(&**client, &query).await?;
+    let (items, total) = state
+        .queries
+        .orchestration_jobs(&caller.actor, &id, page.page()?)
+        .await?;
     Ok(listed(&items, total))
+}
+
+/// The routes of this resource, with their OpenAPI paths.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, delete))
+        .routes(routes!(tasks, replace_tasks))
+        .routes(routes!(notifications, replace_notifications))
+        .routes(routes!(refresh_token))
+        .routes(routes!(jobs, run))
 }

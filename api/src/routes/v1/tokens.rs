@@ -2,20 +2,22 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, Query};
-use crate::problem::Problem;
-use crate::routes::users::PageQuery;
+use crate::problem::{Problem, Refusals};
+use crate::routes::PageQuery;
 use crate::routes::{listed, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_commands::identity::NewApiToken;
-use bosun_domain::identity::{Scope, Scopes};
-use bosun_projections::read_models::identity as model;
+use bosun_domain::identity::Scopes;
+use bosun_projections::read_models::identity::TokenView;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     #[serde(default)]
@@ -25,6 +27,7 @@ pub struct CreateToken {
 }
 
 /// `POST /v1/tokens`.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, description = "the token (shown once), its id, scopes and expiry", body = Object), Refusals), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,24 +52,18 @@ pub async fn create(
 
 /// `GET /v1/tokens?limit=&offset=`: the caller's tokens, newest first, with `X-Total-Count`; an
 /// admin sees everyone's.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(PageQuery), responses((status = 200, description = "newest first, with `X-Total-Count`", body = Vec<TokenView>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
-    let page = query.page()?;
-    let owner = if caller.actor.is_admin() {
-        None
-    } else {
-        Some(caller.holder.username.as_str())
-    };
-    let client = state.store.pool().get().await?;
-    let (tokens, total) = model::tokens(&**client, owner, page).await?;
+    let (tokens, total) = state.queries.tokens(&caller.actor, query.page()?).await?;
     Ok(listed(&tokens, total))
 }
 
 /// `DELETE /v1/tokens/{token_id}` (its owner or an admin).
+#[utoipa::path(delete, path = "/v1/tokens/{token_id}", tag = "tokens", params(("token_id" = Uuid, Path, description = "the token's id")), responses((status = 204, description = "revoked"), Refusals), security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,4 +77,11 @@ pub async fn revoke(
         .revoke_token(&caller.actor, &origin, token_id, "revoked")
         .await?;
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+}
+
+/// The routes of this resource, with their OpenAPI paths.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }

@@ -2,8 +2,8 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, Query};
-use crate::problem::{FieldError, Problem};
-use crate::routes::{limit, listed, offset, written};
+use crate::problem::{FieldError, Problem, Refusals};
+use crate::routes::{listed, written, PageQuery};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,27 +12,12 @@ use bosun_commands::identity::{NewUser, UserChanges};
 use bosun_domain::identity::{Email, EmailChange, Password, Scope, Username};
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity as model;
+use model::UserView;
 use serde::{Deserialize, Deserializer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// `?limit=&offset=` of the identity lists (users, tokens, teams).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
-impl PageQuery {
-    /// The page asked for, its bounds checked (400 naming `limit` or `offset`).
-    pub fn page(&self) -> Result<model::Page, Problem> {
-        Ok(model::Page {
-            limit: limit(self.limit)?,
-            offset: offset(self.offset)?,
-        })
-    }
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
@@ -87,6 +72,7 @@ pub fn user_path(username: &str) -> Result<Username, Problem> {
 }
 
 /// `POST /v1/users` (admin).
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser, responses((status = 201, description = "created", body = UserView), Refusals), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,37 +109,31 @@ pub async fn create(
 }
 
 /// `GET /v1/users?limit=&offset=` (admin): by name, with `X-Total-Count`.
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(PageQuery), responses((status = 200, description = "by name, with `X-Total-Count`", body = Vec<UserView>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Problem> {
-    caller.actor.require(Scope::Read)?;
-    caller.actor.require_admin()?;
-    let page = query.page()?;
-    let client = state.store.pool().get().await?;
-    let (users, total) = model::users(&**client, page).await?;
+    let (users, total) = state.queries.users(&caller.actor, query.page()?).await?;
     Ok(listed(&users, total))
 }
 
 /// `GET /v1/users/{username}` (admin or self).
+#[utoipa::path(get, path = "/v1/users/{username}", tag = "users", params(("username" = String, Path, description = "the user's name")), responses((status = 200, description = "OK", body = UserView), Refusals), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(username): Path<String>,
 ) -> Result<axum::Json<model::UserView>, Problem> {
-    caller.actor.require(Scope::Read)?;
-    caller.actor.require_self_or_admin(&username)?;
     // A name that cannot exist is not looked up at all.
     user_path(&username)?;
-    let client = state.store.pool().get().await?;
-    model::user(&**client, &username)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| Problem::not_found(format!("no user {username}")))
+    Ok(axum::Json(
+        state.queries.user(&caller.actor, &username).await?,
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     password: Option<String>,
@@ -184,6 +164,7 @@ fn email_change(fields: &mut Fields, email: Option<Option<&str>>) -> Option<Emai
 }
 
 /// `PATCH /v1/users/{username}` (admin): `"email": null` clears the email.
+#[utoipa::path(patch, path = "/v1/users/{username}", tag = "users", params(("username" = String, Path, description = "the user's name")), request_body = UpdateUser, responses((status = 200, description = "OK", body = UserView), Refusals), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -216,7 +197,7 @@ pub async fn update(
     Ok(written(&state, StatusCode::OK, Some(&user), w))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     old: String,
@@ -224,6 +205,7 @@ pub struct ChangePassword {
 }
 
 /// `PUT /v1/users/{username}/password` (self): 403 if `old` is wrong.
+#[utoipa::path(put, path = "/v1/users/{username}/password", tag = "users", params(("username" = String, Path, description = "the user's name")), request_body = ChangePassword, responses((status = 204, description = "changed"), Refusals), security(("bearer" = [])))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +224,7 @@ pub async fn change_password(
 
 /// `DELETE /v1/users/{username}` (admin or self): its tokens stop working; 409 for the last
 /// admin.
+#[utoipa::path(delete, path = "/v1/users/{username}", tag = "users", params(("username" = String, Path, description = "the user's name")), responses((status = 204, description = "removed; its tokens stop working"), Refusals), security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -254,4 +237,12 @@ pub async fn remove(
         .remove_user(&caller.actor, &origin, &username)
         .await?;
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+}
+
+/// The routes of this resource, with their OpenAPI paths.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, remove))
+        .routes(routes!(change_password))
 }

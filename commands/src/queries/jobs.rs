@@ -1,17 +1,16 @@
-//! Who may read what: the read rules, decided here once so that `/v1`, every compat surface and
-//! the CLI apply the same ones. Writes are authorized by the command handlers beside this.
+//! Reading jobs, by one rule for the list, a job, its output and its stream (the live feed is an
+//! admin's): its submitter, whoever may read its orchestration (every reader), and admins.
 
+use super::{Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
-use crate::execute::Commands;
 use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
-use bosun_projections::read_models::jobs::{self as model, JobReaders};
+use bosun_projections::read_models::jobs::{self as model, JobQuery, JobReaders, JobView};
 use uuid::Uuid;
 
 /// Which jobs `actor` may read: an admin every job; a user the jobs they submitted and the jobs
-/// of orchestrations (which every reader may read). The same rule for the job list, a job, its
-/// output and its stream (the live feed is an admin's).
+/// of orchestrations.
 pub fn job_readers(actor: &Actor) -> Result<JobReaders, CommandError> {
     actor.require(Scope::Read)?;
     if actor.is_admin() {
@@ -23,15 +22,41 @@ pub fn job_readers(actor: &Actor) -> Result<JobReaders, CommandError> {
     }
 }
 
-impl Commands {
-    /// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read.
-    pub async fn read_job(
+/// What a job list is narrowed to, besides what its reader may see.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<String>,
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub orchestration_id: Option<String>,
+}
+
+impl Queries {
+    /// The jobs `actor` may read that match `filter`, newest first, and how many in all.
+    pub async fn jobs(
         &self,
         actor: &Actor,
-        job_id: Uuid,
-    ) -> Result<model::JobView, CommandError> {
+        filter: JobFilter,
+        page: Page,
+    ) -> Result<(Vec<JobView>, i64), CommandError> {
+        let query = JobQuery {
+            readers: job_readers(actor)?,
+            status: filter.status,
+            app: filter.app,
+            env: filter.env,
+            orchestration_id: filter.orchestration_id,
+            limit: page.limit,
+            offset: page.offset,
+        };
+        Ok(model::list(&**self.client().await?, &query).await?)
+    }
+
+    /// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read.
+    pub async fn job(&self, actor: &Actor, job_id: Uuid) -> Result<JobView, CommandError> {
         let readers = job_readers(actor)?;
-        let job = self.job_view(job_id).await?;
+        let job = model::get(&**self.client().await?, job_id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
         if readers.admits(&job) {
             Ok(job)
         } else {
@@ -41,10 +66,10 @@ impl Commands {
         }
     }
 
-    /// Whether `actor` may read job `job_id`'s stream (false, not an error, for a job that does
-    /// not exist: the caller answers as for any unreadable stream).
+    /// Whether `actor` may read job `job_id` (false, not an error, for a job that does not
+    /// exist: the caller answers as for any unreadable stream).
     pub async fn may_read_job(&self, actor: &Actor, job_id: Uuid) -> Result<bool, CommandError> {
-        match self.read_job(actor, job_id).await {
+        match self.job(actor, job_id).await {
             Ok(_) => Ok(true),
             Err(CommandError::Forbidden(_) | CommandError::Domain(DomainError::NotFound(_))) => {
                 Ok(false)

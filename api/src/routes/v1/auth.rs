@@ -2,7 +2,7 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::Json;
-use crate::problem::Problem;
+use crate::problem::{Problem, Refusals};
 use crate::routes::written;
 use crate::startup::AppState;
 use axum::extract::State;
@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_domain::identity::Scope;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
@@ -20,6 +22,7 @@ pub struct Login {
 }
 
 /// `POST /v1/auth/tokens`: a wrong name and a wrong password get the same 401.
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", request_body = Login, responses((status = 201, description = "a session token (shown once) and its id and expiry", body = Object), Refusals))]
 pub async fn login(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -39,6 +42,7 @@ pub async fn login(
 }
 
 /// `DELETE /v1/auth/tokens/current`: the token stops working at once.
+#[utoipa::path(delete, path = "/v1/auth/tokens/current", tag = "auth", responses((status = 204, description = "the token no longer works"), Refusals), security(("bearer" = [])))]
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,7 +55,7 @@ pub async fn logout(
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WhoAmI {
     user: String,
     admin: bool,
@@ -62,6 +66,7 @@ pub struct WhoAmI {
 }
 
 /// `GET /v1/auth/whoami`.
+#[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", responses((status = 200, description = "OK", body = WhoAmI), Refusals), security(("bearer" = [])))]
 pub async fn whoami(caller: Caller) -> Result<axum::Json<WhoAmI>, Problem> {
     caller.actor.require(Scope::Read)?;
     let h = caller.holder;
@@ -73,4 +78,12 @@ pub async fn whoami(caller: Caller) -> Result<axum::Json<WhoAmI>, Problem> {
         expires_at: h.expires_at,
         scopes: h.scopes,
     }))
+}
+
+/// The routes of this resource, with their OpenAPI paths.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(whoami))
 }

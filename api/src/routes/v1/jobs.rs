@@ -2,18 +2,20 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
-use crate::problem::Problem;
+use crate::problem::{Problem, Refusals};
 use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bosun_commands::jobs::{SubmitJob, Submitted};
-use bosun_commands::reads::job_readers;
+use bosun_commands::queries::{JobFilter, Page};
 use bosun_commands::Written;
-use bosun_projections::read_models::jobs::{self as model, JobQuery, OutputSelection};
+use bosun_projections::read_models::jobs::{self as model, JobView, OutputSelection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const OUTPUT_OFFSET: HeaderName = HeaderName::from_static("bosun-output-offset");
@@ -21,7 +23,7 @@ pub const OUTPUT_COMPLETE: HeaderName = HeaderName::from_static("bosun-output-co
 /// The most output one read returns; a client reads on from `Bosun-Output-Offset`.
 const OUTPUT_PAGE: i64 = 1024 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submit {
     app: String,
@@ -38,6 +40,14 @@ pub struct Submit {
 }
 
 /// `POST /v1/jobs`.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = Submit,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body within 24 h give the first job again (200); another body with it is a 409")),
+    responses(
+        (status = 201, description = "the job, waiting for a worker (with `wait: true`: 200 with the finished job and its output)", body = JobView),
+        (status = 200, description = "a retry with the same Idempotency-Key: the first job", body = JobView),
+        (status = 202, description = "`wait: true` past the server's bound: the job as it is", body = JobView),
+        Refusals),
+    security(("bearer" = [])))]
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
@@ -92,7 +102,7 @@ pub async fn submit(
             model::get(&**client, job_id).await?
         };
         match job {
-            Some(job) if !matches!(job.status.as_str(), "waiting" | "processing") => break job,
+            Some(job) if job.status.is_finished() => break job,
             latest if tokio::time::Instant::now() >= deadline => {
                 let job = latest.unwrap_or_else(|| submitted.clone());
                 let position = Written {
@@ -150,8 +160,9 @@ struct WaitedJob {
     output: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status: Option<String>,
     app: Option<String>,
@@ -172,12 +183,14 @@ const STATUSES: [&str; 7] = [
 ];
 
 /// `GET /v1/jobs`: newest first, with `X-Total-Count`.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, description = "the jobs the caller may read, newest first, with `X-Total-Count`", body = Vec<JobView>), Refusals),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let readers = job_readers(&caller.actor)?;
     if let Some(status) = &query.status {
         if !STATUSES.contains(&status.as_str()) {
             return Err(Problem::invalid_field(
@@ -186,17 +199,17 @@ pub async fn list(
             ));
         }
     }
-    let query = JobQuery {
-        readers,
+    let page = Page {
+        limit: limit(query.limit)?,
+        offset: offset(query.offset)?,
+    };
+    let filter = JobFilter {
         status: query.status,
         app: query.app,
         env: query.env,
         orchestration_id: query.orchestration_id,
-        limit: limit(query.limit)?,
-        offset: offset(query.offset)?,
     };
-    let client = state.store.pool().get().await?;
-    let (jobs, total) = model::list(&**client, &query).await?;
+    let (jobs, total) = state.queries.jobs(&caller.actor, filter, page).await?;
     Ok(listed(&jobs, total))
 }
 
@@ -205,17 +218,21 @@ fn job_id(id: &str) -> Result<Uuid, Problem> {
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    responses((status = 200, description = "OK", body = JobView), Refusals),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<model::JobView>, Problem> {
-    let job = state.commands.read_job(&caller.actor, job_id(&id)?).await?;
+    let job = state.queries.job(&caller.actor, job_id(&id)?).await?;
     Ok(axum::Json(job))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     stream: Option<String>,
     offset: Option<i64>,
@@ -225,6 +242,10 @@ pub struct OutputQuery {
 
 /// `GET /v1/jobs/{id}/output?stream=stdout|stderr|combined&offset=<bytes>`: the output from that
 /// byte on, with `Bosun-Output-Offset` (where to read on) and `Bosun-Output-Complete`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/output", tag = "jobs",
+    params(("id" = Uuid, Path, description = "the job's id"), OutputQuery),
+    responses((status = 200, description = "the output from `offset` on, with `Bosun-Output-Offset` and `Bosun-Output-Complete`", body = String, content_type = "text/plain"), Refusals),
+    security(("bearer" = [])))]
 pub async fn output(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,7 +272,7 @@ pub async fn output(
     }
     let job_id = job_id(&id)?;
     // The job first: if it had finished then, its byte counts are the whole output.
-    let job = state.commands.read_job(&caller.actor, job_id).await?;
+    let job = state.queries.job(&caller.actor, job_id).await?;
     if let Some(task) = query.task {
         let tasks = job.tasks.as_array().map_or(0, Vec::len);
         if task as usize >= tasks {
@@ -269,7 +290,7 @@ pub async fn output(
         OutputSelection::Stderr => job.stderr_bytes,
         OutputSelection::Combined => job.stdout_bytes + job.stderr_bytes,
     };
-    let finished = !matches!(job.status.as_str(), "waiting" | "processing");
+    let finished = job.status.is_finished();
     let complete = match query.task {
         None => finished && next.max(from) >= total,
         // A task's output has gaps (other tasks'): complete when nothing of it lies beyond.
@@ -292,13 +313,17 @@ pub async fn output(
     Ok(response)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     reason: Option<String>,
 }
 
 /// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job; 409 unless it is waiting.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    request_body(content = Option<Reason>, description = "optional"),
+    responses((status = 200, description = "the cancelled job", body = JobView), Refusals),
+    security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -314,6 +339,10 @@ pub async fn cancel(
 }
 
 /// `POST /v1/jobs/{id}/kill`: 202 (the worker kills it); 409 unless it is processing.
+#[utoipa::path(post, path = "/v1/jobs/{id}/kill", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    request_body(content = Option<Reason>, description = "optional"),
+    responses((status = 202, description = "the worker kills it; the job ends `killed`", body = JobView), Refusals),
+    security(("bearer" = [])))]
 pub async fn kill(
     State(state): State<AppState>,
     caller: Caller,
@@ -326,4 +355,14 @@ pub async fn kill(
         .kill_job(&caller.actor, &origin, job_id(&id)?, body.reason)
         .await?;
     Ok(written(&state, StatusCode::ACCEPTED, Some(&job), w))
+}
+
+/// The `/v1/jobs` routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, submit))
+        .routes(routes!(get))
+        .routes(routes!(output))
+        .routes(routes!(cancel))
+        .routes(routes!(kill))
 }

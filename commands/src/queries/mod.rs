@@ -1,0 +1,34 @@
+//! The query side: every read goes through [`Queries`], which takes the caller and decides what
+//! it may see, so `/v1`, each compat surface and the CLI read by the same rules. Writes are
+//! [`Commands`](crate::Commands)'; these read the projections' read models and the log, and
+//! change nothing.
+//!
+//! One file per resource; a rule for reading a resource sits with that resource's queries.
+
+mod identity;
+mod jobs;
+mod log;
+mod orchestrations;
+
+pub use bosun_projections::read_models::identity::Page;
+pub use jobs::{job_readers, JobFilter};
+pub use log::redacted;
+
+use crate::error::CommandError;
+use bosun_eventstore::PgEventStore;
+
+/// Reads on behalf of an actor.
+#[derive(Clone)]
+pub struct Queries {
+    store: PgEventStore,
+}
+
+impl Queries {
+    pub fn new(store: PgEventStore) -> Self {
+        Queries { store }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, CommandError> {
+        Ok(self.store.pool().get().await?)
+    }
+}
