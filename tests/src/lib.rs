@@ -1,7 +1,10 @@
 //! Support for the end-to-end tests in `tests/`: start the real `bosun` binary in a directory of
 //! its own, find the port it listens on, stop it politely or kill it.
 
+mod app;
 pub mod receivers;
+
+pub use app::{spawn_app, TestApp};
 
 use bosun_eventstore::managed::{ManagedPostgres, Options};
 use bosun_eventstore::PgEventStore;
@@ -198,6 +201,7 @@ pub async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
     (pg, store)
 }
 /// An HTTP client of the API, as the bootstrap admin (its token from `<dir>/bosun-data/admin-token`).
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub token: String,

@@ -2,10 +2,9 @@
 //! alone; racing retries get the first job; a job is read by one rule; the server bounds what a
 //! request may hold of it. Against the real binary, over HTTP, with real processes.
 
-use bosun_tests::{config_file, work_dir, Api, Server};
+use bosun_tests::{spawn_app, Api, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,15 +20,9 @@ catalog:
         command: ["sleep", "600"]
 "#;
 
-fn start(dir: &Path, extra: &str) -> (Server, Api) {
-    let config = config_file(dir, &format!("{CATALOG}{extra}"));
-    let server = Server::start(
-        dir,
-        &["-c", config.to_str().unwrap()],
-        &[("BOSUN_LISTEN", "127.0.0.1:0")],
-    );
-    let api = Api::new(&server, dir);
-    (server, api)
+/// The server in this process, with the catalog and `extra` configuration.
+async fn start(extra: &str) -> TestApp {
+    spawn_app(&format!("{CATALOG}{extra}")).await
 }
 
 /// `errors[0].field` of a 400 problem body, after checking it is one.
@@ -56,9 +49,8 @@ async fn count_events(api: &Api, event_type: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_in_one_request_fails_it_alone_and_names_the_field() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "");
-    let api = std::sync::Arc::new(api);
+    let app = start("").await;
+    let api = std::sync::Arc::new(app.api.clone());
     // A job whose worker appends while the bad requests come: it must end for its own reason.
     let timed = api.submit("sleep", json!({"timeout_seconds": 2})).await;
     // 20 good submissions and one bad, at once: they share the committer's batches.
@@ -131,8 +123,8 @@ async fn a_nul_in_one_request_fails_it_alone_and_names_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_in_a_path_or_a_query_is_a_400_naming_it() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "");
+    let app = start("").await;
+    let api = &app.api;
     for (path, field) in [
         ("/v1/jobs?app=%00", "app"),
         ("/v1/jobs?status=waiting&env=x%00y", "env"),
@@ -149,8 +141,8 @@ async fn a_nul_in_a_path_or_a_query_is_a_400_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_printing_nul_bytes_ends_with_its_output() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "");
+    let app = start("").await;
+    let api = &app.api;
     let job = api.submit("nul", json!({})).await;
     let id = job["id"].as_str().unwrap();
     let done = api
@@ -168,9 +160,8 @@ async fn a_job_printing_nul_bytes_ends_with_its_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_retries_with_one_key_all_answer_with_the_first_job() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "");
-    let api = std::sync::Arc::new(api);
+    let app = start("").await;
+    let api = std::sync::Arc::new(app.api.clone());
     for round in 0..3 {
         let key = format!("deploy-{round}");
         let mut calls = Vec::new();
@@ -216,8 +207,8 @@ async fn racing_retries_with_one_key_all_answer_with_the_first_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_read_by_its_submitter_its_orchestrations_readers_and_admins() {
-    let dir = work_dir();
-    let (_server, admin) = start(dir.path(), "");
+    let app = start("").await;
+    let admin = &app.api;
     let ann = admin.new_user("ann", "ann-password").await;
     let bob = admin.new_user("bob", "bob-password").await;
     let job = ann
@@ -309,8 +300,8 @@ async fn listed(api: &Api) -> (Vec<String>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_reads_and_submissions_refuse_what_cannot_be() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "");
+    let app = start("").await;
+    let api = &app.api;
     let job = api.submit("restart", json!({})).await;
     let id = job["id"].as_str().unwrap();
     let (status, body) = api
@@ -352,8 +343,8 @@ async fn job_reads_and_submissions_refuse_what_cannot_be() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_is_bounded_by_the_server_then_answers_202_with_the_job() {
-    let dir = work_dir();
-    let (_server, api) = start(dir.path(), "http:\n  wait_seconds: 1\n");
+    let app = start("http:\n  wait_seconds: 1\n").await;
+    let api = &app.api;
     let asked = Instant::now();
     let (status, job) = api
         .json(
@@ -376,9 +367,8 @@ async fn a_wait_is_bounded_by_the_server_then_answers_202_with_the_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_finishes_its_request_head_is_closed() {
-    let dir = work_dir();
-    let (server, _api) = start(dir.path(), "http:\n  header_read_timeout_seconds: 1\n");
-    let address = server.base.trim_start_matches("http://").to_string();
+    let app = start("http:\n  header_read_timeout_seconds: 1\n").await;
+    let address = app.address.to_string();
     let mut idle = Vec::new();
     for _ in 0..50 {
         let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -400,6 +390,6 @@ async fn a_connection_that_never_finishes_its_request_head_is_closed() {
         sent.elapsed()
     );
     // A whole request is still answered.
-    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }

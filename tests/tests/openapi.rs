@@ -2,23 +2,23 @@
 //! `openapi-spec-validator`, a real validator), and every path it lists is routed; the page for
 //! people at `/v1/docs` is served without anything fetched from outside.
 
-use bosun_tests::{work_dir, Api, Server};
+use bosun_tests::{spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::process::Command;
 
-async fn document(server: &Server) -> Value {
-    let response = reqwest::get(server.url("/v1/openapi.json")).await.unwrap();
+async fn document(app: &TestApp) -> Value {
+    let response = reqwest::get(app.url("/v1/openapi.json")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_is_valid_openapi_3_1() {
-    let dir = work_dir();
-    let server = Server::start(dir.path(), &[], &[("BOSUN_LISTEN", "127.0.0.1:0")]);
-    let document = document(&server).await;
+    let app = spawn_app("").await;
+    let document = document(&app).await;
     assert_eq!(document["openapi"], "3.1.0", "{document}");
+    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, document.to_string()).unwrap();
     let validated = Command::new("python3")
@@ -42,10 +42,9 @@ async fn the_document_is_valid_openapi_3_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_routed_and_every_route_of_api_md_documented() {
-    let dir = work_dir();
-    let server = Server::start(dir.path(), &[], &[("BOSUN_LISTEN", "127.0.0.1:0")]);
-    let api = Api::new(&server, dir.path());
-    let document = document(&server).await;
+    let app = spawn_app("").await;
+    let api = &app.api;
+    let document = document(&app).await;
     let paths = document["paths"].as_object().expect("paths");
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
@@ -111,13 +110,12 @@ async fn every_documented_operation_is_routed_and_every_route_of_api_md_document
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docs_page_is_served_from_the_binary() {
-    let dir = work_dir();
-    let server = Server::start(dir.path(), &[], &[("BOSUN_LISTEN", "127.0.0.1:0")]);
-    let page = reqwest::get(server.url("/v1/docs/")).await.unwrap();
+    let app = spawn_app("").await;
+    let page = reqwest::get(app.url("/v1/docs/")).await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
-    let script = reqwest::get(server.url("/v1/docs/swagger-ui-bundle.js"))
+    let script = reqwest::get(app.url("/v1/docs/swagger-ui-bundle.js"))
         .await
         .unwrap();
     assert_eq!(

@@ -1,0 +1,79 @@
+//! The server in the test's own process: `spawn_app(yaml)` builds the real application (every
+//! route, projector and worker) on `127.0.0.1:0` over a fresh database of the test binary's one
+//! managed PostgreSQL, and the test talks to it over HTTP like any client. Much cheaper than a
+//! process with its own `initdb`; keep process-level tests for what is about the process
+//! (signals, the managed PostgreSQL, the command line, configuration errors).
+
+use crate::Api;
+use bosun_api::config::{DatabaseUrl, Settings};
+use bosun_api::startup::Application;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+/// A running in-process server; dropping it stops it.
+pub struct TestApp {
+    /// An admin client (the token the first start wrote).
+    pub api: Api,
+    pub address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops it as SIGTERM would and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the application configured by `yaml` (a configuration file's text; its `listen`,
+/// `data_dir` and `database` are set here).
+pub async fn spawn_app(yaml: &str) -> TestApp {
+    let dir = crate::work_dir();
+    let file = crate::config_file(dir.path(), if yaml.trim().is_empty() { "{}" } else { yaml });
+    let mut settings = Settings::from_sources(Some(&file), std::iter::empty())
+        .unwrap_or_else(|e| panic!("the test's configuration: {e}"));
+    settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.data_dir = dir.path().join("bosun-data");
+    let database = bosun_eventstore::testing::fresh_database().await;
+    settings.database.url = Some(DatabaseUrl(database));
+    let app = Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("the application did not start: {e:#}"));
+    let address = app.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let token = std::fs::read_to_string(dir.path().join("bosun-data/admin-token"))
+        .expect("the first start writes the admin's token");
+    TestApp {
+        api: Api {
+            base: format!("http://{address}"),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        },
+        address,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
