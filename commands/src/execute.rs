@@ -7,22 +7,34 @@ use bosun_eventstore::{
     AppendError, EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId,
 };
 use bosun_projections::Freshness;
+use deadpool_postgres::Pool;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Attempts at a command whose stream moved between load and append.
-const ATTEMPTS: usize = 5;
+pub(crate) const ATTEMPTS: usize = 5;
 /// How long a write waits for the read models before answering anyway.
 const FRESHNESS_WAIT: Duration = Duration::from_secs(5);
 const PAGE: usize = 1000;
 
-/// What a command needs: the log, and the read models' progress.
+/// What a command needs: the log, the read models' progress, and the read models themselves for
+/// the few checks that read them.
+///
+/// Every write goes through the [`EventStore`] contract alone, so the command layer runs on any
+/// store: PostgreSQL in production (the default `S`), the in-memory one in unit tests.
 #[derive(Clone)]
-pub struct Commands {
-    pub store: PgEventStore,
+pub struct Commands<S = PgEventStore> {
+    /// The log.
+    pub store: S,
     pub freshness: Freshness,
-    /// This process's queue for the cross-node identity lock.
-    pub(crate) identity_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The read models' database: for the views a write answers with (a job, an orchestration,
+    /// a user), logins, and the first-admin check. None over a log nothing projects.
+    read_models: Option<Pool>,
+    /// Set once the log holds the reservations and the admin roster of the users registered
+    /// before either existed (see `identity::backfill`).
+    pub(crate) identity_ready: Arc<AtomicBool>,
 }
 
 /// An aggregate's state kept by a writer between its commands, with the version it is at.
@@ -34,6 +46,26 @@ pub struct Held<A> {
     fresh: bool,
 }
 
+impl<A> Held<A> {
+    /// The aggregate's id (its stream's, after the category).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The version of the stream's last event as held; none for a stream with no events.
+    pub fn version(&self) -> Option<u64> {
+        match self.expected {
+            ExpectedVersion::Exact(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The version the next event appended to the stream gets.
+    pub fn next_version(&self) -> u64 {
+        self.version().map_or(0, |v| v + 1)
+    }
+}
+
 /// What a command wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
@@ -41,12 +73,50 @@ pub struct Written {
     pub position: Option<u64>,
 }
 
-impl Commands {
+impl Written {
+    /// This, then `later` (appended after it): the position of the last event of both.
+    pub(crate) fn and(self, later: Written) -> Written {
+        Written {
+            position: later.position.max(self.position),
+        }
+    }
+}
+
+/// What a single append against a held version did.
+pub(crate) enum Appended {
+    Written(Written),
+    /// Another writer appended first: nothing was written, and the held state was reloaded.
+    Conflict,
+}
+
+impl Commands<PgEventStore> {
+    /// Commands over the PostgreSQL log, whose database also holds the read models.
     pub fn new(store: PgEventStore, freshness: Freshness) -> Self {
+        let read_models = store.pool().clone();
+        Commands::over(store, freshness, Some(read_models))
+    }
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Commands over any log. `read_models`: the database of the read models (none: the checks
+    /// that read them fail, as nothing projects this log; with [`Freshness::none`], writes then
+    /// wait for nothing).
+    pub fn over(store: S, freshness: Freshness, read_models: Option<Pool>) -> Self {
         Commands {
             store,
             freshness,
-            identity_lock: Default::default(),
+            read_models,
+            identity_ready: Default::default(),
+        }
+    }
+
+    /// A connection to the read models.
+    pub(crate) async fn read_models(&self) -> Result<deadpool_postgres::Object, CommandError> {
+        match &self.read_models {
+            Some(pool) => Ok(pool.get().await?),
+            None => Err(CommandError::Internal(
+                "this command handler has no read models".into(),
+            )),
         }
     }
 
@@ -90,9 +160,30 @@ impl Commands {
         origin: &Origin,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<(A, Written), CommandError> {
-        let (state, written) = self.execute_unsettled(id, actor, origin, decide).await?;
+        self.execute_guarded(id, actor, origin, |_| Ok(()), decide)
+            .await
+    }
+
+    /// `execute` for a command only some may give: `guard` (who may, decided on the aggregate
+    /// itself, such as its creator) runs before `decide` on every state decided on, the reloaded
+    /// ones too.
+    pub async fn execute_guarded<A: Aggregate>(
+        &self,
+        id: &str,
+        actor: &Actor,
+        origin: &Origin,
+        guard: impl Fn(&A) -> Result<(), CommandError>,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
+    ) -> Result<(A, Written), CommandError> {
+        let mut held = self.hold::<A>(id).await?;
+        let written = self
+            .decide_held(&mut held, actor, origin, Uuid::new_v4(), |state| {
+                guard(state)?;
+                Ok(decide(state)?)
+            })
+            .await?;
         self.settle(written).await;
-        Ok((state, written))
+        Ok((held.state, written))
     }
 
     /// `execute` without waiting for the read models: for writers nobody reads after, such as a
@@ -139,8 +230,18 @@ impl Commands {
         attempt: Uuid,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, DomainError>,
     ) -> Result<Written, CommandError> {
-        let stream = stream_id::<A>(&held.id)?;
-        let metadata = metadata(actor, origin);
+        self.decide_held(held, actor, origin, attempt, |state| Ok(decide(state)?))
+            .await
+    }
+
+    async fn decide_held<A: Aggregate>(
+        &self,
+        held: &mut Held<A>,
+        actor: &Actor,
+        origin: &Origin,
+        attempt: Uuid,
+        decide: impl Fn(&A) -> Result<Vec<A::Event>, CommandError>,
+    ) -> Result<Written, CommandError> {
         for _ in 0..ATTEMPTS {
             let events = match decide(&held.state) {
                 Ok(events) => events,
@@ -148,55 +249,81 @@ impl Commands {
                     *held = self.hold(&held.id).await?;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             if events.is_empty() {
                 return Ok(Written::default());
             }
-            let mut new_events = Vec::with_capacity(events.len());
-            for (index, event) in events.iter().enumerate() {
-                let (event_type, data) = encode(event)
-                    .map_err(|e| CommandError::Internal(format!("cannot encode an event: {e}")))?;
-                let event_id = Uuid::new_v5(&attempt, &(index as u64).to_be_bytes());
-                new_events.push(
-                    NewEvent::new(event_type, data)
-                        .with_id(event_id)
-                        .with_metadata(metadata.clone()),
-                );
-            }
-            let next_version = match held.expected {
-                ExpectedVersion::Exact(v) => v + 1,
-                _ => 0,
-            };
-            match self.store.append(&stream, held.expected, new_events).await {
-                Ok(result) if result.first_version == next_version => {
-                    events.iter().for_each(|e| held.state.apply(e));
-                    held.expected = ExpectedVersion::Exact(result.last_version);
-                    held.fresh = false;
-                    return Ok(Written {
-                        position: Some(result.last_position),
-                    });
-                }
-                // An earlier try of this attempt had committed: its events, not these, are in
-                // the stream.
-                Ok(result) => {
-                    *held = self.hold(&held.id).await?;
-                    return Ok(Written {
-                        position: Some(result.last_position),
-                    });
-                }
-                Err(AppendError::WrongExpectedVersion { .. }) => {
-                    *held = self.hold(&held.id).await?;
-                }
-                Err(AppendError::Unstorable { field, reason }) => {
-                    return Err(CommandError::Unstorable(format!("{field} {reason}")))
-                }
-                Err(AppendError::Refused(reason)) => return Err(CommandError::Unstorable(reason)),
-                Err(AppendError::Store(e)) => return Err(CommandError::Store(e.to_string())),
-                Err(e) => return Err(CommandError::Internal(e.to_string())),
+            match self
+                .append_held(held, actor, origin, attempt, events)
+                .await?
+            {
+                Appended::Written(written) => return Ok(written),
+                Appended::Conflict => {}
             }
         }
-        Err(CommandError::Contended(stream.to_string()))
+        Err(CommandError::Contended(
+            stream_id::<A>(&held.id)?.to_string(),
+        ))
+    }
+
+    /// Appends `events`, decided on `held`, once: against its version, with ids derived from
+    /// `attempt`. The held state follows: the events applied, or, if another writer appended
+    /// first, reloaded (and nothing written). For a command that decides on more than one
+    /// stream, and so decides again itself when one of them moved.
+    pub(crate) async fn append_held<A: Aggregate>(
+        &self,
+        held: &mut Held<A>,
+        actor: &Actor,
+        origin: &Origin,
+        attempt: Uuid,
+        events: Vec<A::Event>,
+    ) -> Result<Appended, CommandError> {
+        if events.is_empty() {
+            return Ok(Appended::Written(Written::default()));
+        }
+        let stream = stream_id::<A>(&held.id)?;
+        let metadata = metadata(actor, origin);
+        let mut new_events = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let (event_type, data) = encode(event)
+                .map_err(|e| CommandError::Internal(format!("cannot encode an event: {e}")))?;
+            let event_id = Uuid::new_v5(&attempt, &(index as u64).to_be_bytes());
+            new_events.push(
+                NewEvent::new(event_type, data)
+                    .with_id(event_id)
+                    .with_metadata(metadata.clone()),
+            );
+        }
+        let next_version = held.next_version();
+        match self.store.append(&stream, held.expected, new_events).await {
+            Ok(result) if result.first_version == next_version => {
+                events.iter().for_each(|e| held.state.apply(e));
+                held.expected = ExpectedVersion::Exact(result.last_version);
+                held.fresh = false;
+                Ok(Appended::Written(Written {
+                    position: Some(result.last_position),
+                }))
+            }
+            // An earlier try of this attempt had committed: its events, not these, are in
+            // the stream.
+            Ok(result) => {
+                *held = self.hold(&held.id).await?;
+                Ok(Appended::Written(Written {
+                    position: Some(result.last_position),
+                }))
+            }
+            Err(AppendError::WrongExpectedVersion { .. }) => {
+                *held = self.hold(&held.id).await?;
+                Ok(Appended::Conflict)
+            }
+            Err(AppendError::Unstorable { field, reason }) => {
+                Err(CommandError::Unstorable(format!("{field} {reason}")))
+            }
+            Err(AppendError::Refused(reason)) => Err(CommandError::Unstorable(reason)),
+            Err(AppendError::Store(e)) => Err(CommandError::Store(e.to_string())),
+            Err(e) => Err(CommandError::Internal(e.to_string())),
+        }
     }
 
     /// Waits until the read models have applied `written`, so the caller's next read (on any
@@ -232,7 +359,9 @@ impl Commands {
     }
 }
 
+/// The stream of `A`'s `id`. An id no stream can have names nothing that exists: a 404.
 fn stream_id<A: Aggregate>(id: &str) -> Result<StreamId, CommandError> {
-    StreamId::parse(format!("{}-{id}", A::CATEGORY))
-        .map_err(|e| CommandError::Internal(format!("bad stream id: {e}")))
+    StreamId::parse(format!("{}-{id}", A::CATEGORY)).map_err(|_| {
+        CommandError::Domain(DomainError::NotFound(format!("no {} {id:?}", A::CATEGORY)))
+    })
 }

@@ -6,6 +6,7 @@ use crate::execute::{Commands, Written};
 use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, Submission, Variables};
 use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::EventStore;
 use bosun_projections::read_models::jobs as model;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -61,7 +62,7 @@ pub enum Submitted {
     Existing(model::JobView),
 }
 
-impl Commands {
+impl<S: EventStore> Commands<S> {
     /// Submits a job for a catalog task: unknown app, environment or task and bad variables are
     /// 400s. The job waits for a worker. Its variables are not recorded in the span: they may
     /// hold secrets.
@@ -208,7 +209,7 @@ impl Commands {
             .await
     }
 
-    /// Cancel or kill, as the job's submitter or an admin.
+    /// Cancel or kill, as the job's submitter or an admin; answered with the job's view.
     async fn stop_job(
         &self,
         actor: &Actor,
@@ -216,32 +217,47 @@ impl Commands {
         job_id: Uuid,
         command: JobCommand,
     ) -> Result<(model::JobView, Written), CommandError> {
-        self.job_control(actor, job_id).await?;
-        let (_, written) = self
-            .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
-                state.handle(command.clone())
-            })
-            .await?;
+        let (_, written) = self.stop(actor, origin, job_id, command).await?;
         Ok((self.job_view(job_id).await?, written))
     }
 
-    /// Who may cancel or kill a job: whoever submitted it, or an admin.
-    async fn job_control(&self, actor: &Actor, job_id: Uuid) -> Result<(), CommandError> {
+    /// Cancel or kill, decided on the job itself: who may is its submitter or an admin.
+    pub(crate) async fn stop(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        command: JobCommand,
+    ) -> Result<(Job, Written), CommandError> {
         actor.require(Scope::Write)?;
-        let job = self.job_view(job_id).await?;
-        if actor.is(&job.created_by) || actor.is_admin() {
-            Ok(())
-        } else {
-            Err(CommandError::Forbidden(
-                "only the job's submitter or an admin may stop it".into(),
-            ))
-        }
+        self.execute_guarded::<Job>(
+            &job_id.to_string(),
+            actor,
+            origin,
+            |job| may_stop(actor, job_id, job),
+            |job| job.handle(command.clone()),
+        )
+        .await
     }
 
     pub async fn job_view(&self, job_id: Uuid) -> Result<model::JobView, CommandError> {
-        let client = self.store.pool().get().await?;
+        let client = self.read_models().await?;
         model::get(&**client, job_id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")).into())
+    }
+}
+
+/// Who may cancel or kill a job: whoever submitted it, or an admin (404 for no job).
+fn may_stop(actor: &Actor, job_id: Uuid, job: &Job) -> Result<(), CommandError> {
+    let Some(submitter) = &job.created_by else {
+        return Err(DomainError::NotFound(format!("no job {job_id}")).into());
+    };
+    if actor.is(submitter) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(CommandError::Forbidden(
+            "only the job's submitter or an admin may stop it".into(),
+        ))
     }
 }

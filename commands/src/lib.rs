@@ -5,12 +5,18 @@
 //! aggregate's state between its appends instead of reloading the stream each time.
 //!
 //! Owns: authorization (decided from the [`Actor`]: user, teams, admin, token scopes, so every
-//! surface enforces the same rules) and the read rules (who may read a job), the metadata every
-//! event carries (actor, request id, user agent, source), the identity, job and orchestration
-//! commands, the identity secrets (argon2 hashing, token generation), and the set-wide identity
-//! checks (an email or a name without regard to case belongs to one user, the last admin stays)
-//! made under one cross-node lock (a PostgreSQL advisory lock). Each command handler runs in a
-//! `tracing` span that records ids and names only, never a password, token or variable.
+//! surface enforces the same rules; who may change a job or an orchestration is decided on the
+//! aggregate itself, which knows who created it) and the read rules (who may read a job), the
+//! metadata every event carries (actor, request id, user agent, source), the identity, job and
+//! orchestration commands, the identity secrets (argon2 hashing, token generation), and the
+//! set-wide identity checks (an email or a name without regard to case belongs to one user, the
+//! last admin stays), made in the log itself: reservation streams and the admin roster, each
+//! appended with its exact version, so no lock and no read model is involved. Each command
+//! handler runs in a `tracing` span that records ids and names only, never a password, token or
+//! variable.
+//!
+//! Writes use the [`EventStore`](bosun_eventstore::EventStore) contract alone: [`Commands`] runs
+//! over PostgreSQL in production and over the in-memory store in its unit tests.
 //!
 //! Does not own: the rules of a single aggregate (`domain`), the log (`eventstore`), the read
 //! models it consults (`projections`), HTTP (`api`).
@@ -27,3 +33,6 @@ pub use actor::{Actor, Origin};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};
 pub use queries::Queries;
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,7 @@ use bosun_domain::orchestrations::{
     OrchestrationCommand, ScheduledRun, Task, TaskInput, TaskRules,
 };
 use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::EventStore;
 use bosun_projections::read_models::jobs::JobView;
 use bosun_projections::read_models::orchestrations::{self as model, OrchestrationView};
 use chrono::{DateTime, Utc};
@@ -53,7 +54,7 @@ fn crontab(text: Option<String>) -> Result<Option<Crontab>, DomainError> {
 
 const SCHEDULER: Actor = Actor::System("scheduler");
 
-impl Commands {
+impl<S: EventStore> Commands<S> {
     #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration_name = request.name.as_str()))]
     pub async fn create_orchestration(
         &self,
@@ -112,12 +113,18 @@ impl Commands {
         };
         let at = Utc::now();
         let (_, written) = self
-            .execute::<Orchestration>(id, actor, origin, |state| {
-                state.handle(OrchestrationCommand::Update {
-                    changes: Box::new(changes.clone()),
-                    at,
-                })
-            })
+            .execute_guarded::<Orchestration>(
+                id,
+                actor,
+                origin,
+                |state| may_change(actor, id, state),
+                |state| {
+                    state.handle(OrchestrationCommand::Update {
+                        changes: Box::new(changes.clone()),
+                        at,
+                    })
+                },
+            )
             .await?;
         Ok((self.orchestration_view(id).await?, written))
     }
@@ -133,9 +140,13 @@ impl Commands {
         self.orchestration_control(actor, id).await?;
         let token_id = Uuid::new_v4();
         let (_, written) = self
-            .execute::<Orchestration>(id, actor, origin, |state| {
-                state.handle(OrchestrationCommand::RefreshToken { token_id })
-            })
+            .execute_guarded::<Orchestration>(
+                id,
+                actor,
+                origin,
+                |state| may_change(actor, id, state),
+                |state| state.handle(OrchestrationCommand::RefreshToken { token_id }),
+            )
             .await?;
         Ok((self.orchestration_view(id).await?, written))
     }
@@ -149,9 +160,13 @@ impl Commands {
     ) -> Result<Written, CommandError> {
         self.orchestration_control(actor, id).await?;
         let (_, written) = self
-            .execute::<Orchestration>(id, actor, origin, |state| {
-                state.handle(OrchestrationCommand::Delete)
-            })
+            .execute_guarded::<Orchestration>(
+                id,
+                actor,
+                origin,
+                |state| may_change(actor, id, state),
+                |state| state.handle(OrchestrationCommand::Delete),
+            )
             .await?;
         Ok(written)
     }
@@ -167,13 +182,12 @@ impl Commands {
         id: &str,
         request: RunOrchestration,
     ) -> Result<(JobView, Written), CommandError> {
-        self.orchestration_control(actor, id).await?;
+        let orchestration = self.orchestration_control(actor, id).await?;
         let requested = request
             .tasks
             .map(|t| Task::parse_all(t, rules))
             .transpose()?;
         crate::jobs::check_notification_emails(&request.notification_emails)?;
-        let (orchestration, _) = self.load::<Orchestration>(id).await?;
         let tasks = orchestration.tasks_for_run(requested)?;
         let job_id = Uuid::new_v4();
         let submission = orchestration_job(
@@ -287,23 +301,38 @@ impl Commands {
     }
 
     pub async fn orchestration_view(&self, id: &str) -> Result<OrchestrationView, CommandError> {
-        let client = self.store.pool().get().await?;
+        let client = self.read_models().await?;
         model::get(&**client, id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no orchestration {id}")).into())
     }
 
-    /// Who may change or run an orchestration: whoever created it, or an admin.
-    async fn orchestration_control(&self, actor: &Actor, id: &str) -> Result<(), CommandError> {
+    /// The orchestration, if `actor` may change or run it (decided before its input is parsed,
+    /// so a stranger learns nothing from a 400).
+    async fn orchestration_control(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<Orchestration, CommandError> {
         actor.require(Scope::Write)?;
-        let orchestration = self.orchestration_view(id).await?;
-        if actor.is(&orchestration.created_by) || actor.is_admin() {
-            Ok(())
-        } else {
-            Err(CommandError::Forbidden(
-                "only the orchestration's creator or an admin may change or run it".into(),
-            ))
-        }
+        let (orchestration, _) = self.load::<Orchestration>(id).await?;
+        may_change(actor, id, &orchestration)?;
+        Ok(orchestration)
+    }
+}
+
+/// Who may change or run an orchestration: whoever created it, or an admin; decided on the
+/// orchestration itself (404 for none).
+fn may_change(actor: &Actor, id: &str, orchestration: &Orchestration) -> Result<(), CommandError> {
+    if !orchestration.exists() {
+        return Err(DomainError::NotFound(format!("no orchestration {id}")).into());
+    }
+    if actor.is(&orchestration.created_by) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(CommandError::Forbidden(
+            "only the orchestration's creator or an admin may change or run it".into(),
+        ))
     }
 }
 

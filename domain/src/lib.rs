@@ -15,6 +15,8 @@ pub mod identity;
 pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
+#[cfg(test)]
+mod testing;
 
 pub use aggregate::{decode, encode, Aggregate, DomainEvent};
 pub use error::DomainError;

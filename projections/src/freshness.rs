@@ -37,6 +37,12 @@ impl Freshness {
         }
     }
 
+    /// No read models to wait for: every wait ends at once. For a command handler over a log
+    /// nothing projects, such as the in-memory store of unit tests.
+    pub fn none() -> Self {
+        Freshness::new(watch::channel(BTreeMap::new()).1, vec![])
+    }
+
     /// The position every projection has reached.
     pub fn position(&self) -> u64 {
         lowest(&self.positions.borrow(), &self.names)

@@ -1,12 +1,15 @@
 //! Identity commands: users, teams, tokens, logins and the first admin.
 //!
-//! Checks that span users (an email, and a name without regard to case, belongs to one user; the
-//! last admin stays) read the `identity` read model, caught up to the head of the log, while
-//! holding one cross-node lock (a PostgreSQL advisory lock), so two such commands never decide
-//! on the same stale picture.
+//! What spans users is decided in the log itself, with no lock and no read model: a name
+//! without regard to case, and an email, belong to one user by a reservation stream each,
+//! claimed before the user's own event (`reservations`); the last admin stays by the admin
+//! roster, on which a step-down is claimed first (`admins`). Users registered before either
+//! existed get theirs in one pass over the log, once (`backfill`).
 
+mod admins;
+mod backfill;
 mod bootstrap;
-mod lock;
+pub(crate) mod reservations;
 pub mod secrets;
 mod teams;
 mod tokens;

@@ -4,11 +4,12 @@
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Scope, Team, TeamCommand, TeamName, Username};
+use bosun_domain::identity::{Scope, Team, TeamCommand, TeamName, User, Username};
 use bosun_domain::Aggregate;
+use bosun_eventstore::EventStore;
 use bosun_projections::read_models::identity as model;
 
-impl Commands {
+impl<S: EventStore> Commands<S> {
     #[tracing::instrument(skip_all, fields(actor = actor.name(), team = name.as_str()))]
     pub async fn create_team(
         &self,
@@ -44,10 +45,8 @@ impl Commands {
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
         self.require_member_or_admin(actor, team)?;
-        let user_exists = {
-            let client = self.store.pool().get().await?;
-            model::user(&**client, username.as_str()).await?.is_some()
-        };
+        let (user, _) = self.load::<User>(username.as_str()).await?;
+        let user_exists = user.active;
         let (_, written) = self
             .execute::<Team>(team, actor, origin, |state| {
                 state.handle(TeamCommand::AddMember {
@@ -107,7 +106,7 @@ impl Commands {
     }
 
     pub(crate) async fn team_view(&self, name: &str) -> Result<model::TeamView, CommandError> {
-        let client = self.store.pool().get().await?;
+        let client = self.read_models().await?;
         model::team(&**client, name).await?.ok_or_else(|| {
             CommandError::Domain(bosun_domain::DomainError::NotFound(format!(
                 "no team {name}"

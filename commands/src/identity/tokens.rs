@@ -6,6 +6,7 @@ use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::identity::{Scope, Scopes, Token, TokenCommand, TokenKind, Username};
 use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::EventStore;
 use bosun_projections::read_models::identity as model;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -45,7 +46,7 @@ pub struct NewApiToken {
     pub scopes: Option<Scopes>,
 }
 
-impl Commands {
+impl<S: EventStore> Commands<S> {
     /// A login: the right name and password give a session token. A wrong name and a wrong
     /// password get the same answer, after the same work.
     #[tracing::instrument(skip_all, fields(username = username))]
@@ -58,7 +59,7 @@ impl Commands {
     ) -> Result<(IssuedToken, Written), CommandError> {
         let hash = match Username::parse(username) {
             Ok(name) => {
-                let client = self.store.pool().get().await?;
+                let client = self.read_models().await?;
                 model::password_hash(&**client, name.as_str()).await?
             }
             Err(_) => None,
@@ -230,24 +231,24 @@ impl Commands {
         reason: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
-        let owner = {
-            let client = self.store.pool().get().await?;
-            model::token(&**client, token_id).await?.map(|t| t.username)
-        };
-        let Some(owner) = owner else {
-            return Err(DomainError::NotFound(format!("no token {token_id}")).into());
-        };
-        if !actor.is(&owner) && !actor.is_admin() {
-            return Err(CommandError::Forbidden(
-                "only the token's owner or an admin may revoke it".into(),
-            ));
-        }
         let (_, written) = self
-            .execute::<Token>(&token_id.to_string(), actor, origin, |state| {
-                state.handle(TokenCommand::Revoke {
-                    reason: reason.to_string(),
-                })
-            })
+            .execute_guarded::<Token>(
+                &token_id.to_string(),
+                actor,
+                origin,
+                |token| match &token.username {
+                    None => Err(DomainError::NotFound(format!("no token {token_id}")).into()),
+                    Some(owner) if actor.is(owner.as_str()) || actor.is_admin() => Ok(()),
+                    Some(_) => Err(CommandError::Forbidden(
+                        "only the token's owner or an admin may revoke it".into(),
+                    )),
+                },
+                |token| {
+                    token.handle(TokenCommand::Revoke {
+                        reason: reason.to_string(),
+                    })
+                },
+            )
             .await?;
         Ok(written)
     }

@@ -1,14 +1,18 @@
 //! Registering, changing and removing users.
 
+use super::reservations::{name_key, Claiming};
 use super::secrets::{hash_password, verify_password};
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
-use crate::execute::{Commands, Written};
+use crate::execute::{Appended, Commands, Written, ATTEMPTS};
 use bosun_domain::identity::{
-    Email, EmailChange, Password, Scope, Team, TeamCommand, User, UserCommand, Username,
+    Email, EmailChange, Password, PasswordHash, ReservationKind, Scope, Team, TeamCommand, User,
+    UserCommand, UserEvent, Username,
 };
 use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::EventStore;
 use bosun_projections::read_models::identity as model;
+use uuid::Uuid;
 
 pub struct NewUser {
     pub username: Username,
@@ -26,7 +30,7 @@ pub struct UserChanges {
     pub email: EmailChange,
 }
 
-impl Commands {
+impl<S: EventStore> Commands<S> {
     /// An admin registers a user.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), username = user.username.as_str()))]
     pub async fn register_user(
@@ -37,41 +41,90 @@ impl Commands {
     ) -> Result<(model::UserView, Written), CommandError> {
         actor.require(Scope::Write)?;
         actor.require_admin()?;
-        let written = self
-            .with_identity_lock(self.register_locked(actor, origin, &user))
-            .await?;
+        let written = self.register(actor, origin, &user).await?;
+        self.settle(written).await;
         Ok((self.user_view(user.username.as_str()).await?, written))
     }
 
-    /// Registration under the identity lock, which the caller holds: the lock and the caught-up
-    /// read model make the checks of names (without regard to case) and emails across users
-    /// race-free, as `ann` and `ANN` are different streams.
-    pub(crate) async fn register_locked(
+    /// Registration: the name (without regard to case) and the email are claimed in their
+    /// reservations, then the user is registered in its stream at the version the claims name.
+    /// Two registrations of one name racing on any nodes: one claim wins, the other is refused.
+    /// Does not wait for the read models.
+    pub(crate) async fn register(
         &self,
         actor: &Actor,
         origin: &Origin,
         user: &NewUser,
     ) -> Result<Written, CommandError> {
         let password_hash = hash_password(&user.password).await?;
-        self.catch_up().await?;
-        let email_owner = match &user.email {
-            Some(email) => self.email_owner(email).await?,
-            None => None,
-        };
-        let name_holder = self.name_holder(&user.username).await?;
-        let (_, written) = self
-            .execute::<User>(user.username.as_str(), actor, origin, |state| {
-                state.handle(UserCommand::Register {
-                    username: user.username.clone(),
-                    email: user.email.clone(),
-                    admin: user.admin,
-                    password_hash: password_hash.clone(),
-                    email_owner: email_owner.clone(),
-                    name_holder: name_holder.clone(),
-                })
-            })
-            .await?;
-        Ok(written)
+        self.identity_backfill(origin).await?;
+        let mut claims = Vec::new();
+        let registered = self
+            .register_claimed(actor, origin, user, &password_hash, &mut claims)
+            .await;
+        if matches!(&registered, Err(e) if !e.is_transient()) {
+            self.withdraw(claims, origin).await;
+        }
+        registered
+    }
+
+    async fn register_claimed(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        user: &NewUser,
+        password_hash: &PasswordHash,
+        claims: &mut Vec<Claiming>,
+    ) -> Result<Written, CommandError> {
+        let username = &user.username;
+        'attempt: for _ in 0..ATTEMPTS {
+            let mut account = self.hold::<User>(username.as_str()).await?;
+            let events = account.state.handle(UserCommand::Register {
+                username: username.clone(),
+                email: user.email.clone(),
+                admin: user.admin,
+                password_hash: password_hash.clone(),
+            })?;
+            let slot = account.next_version();
+            // Every check before any write: a refusal writes nothing.
+            let mut wanted = vec![
+                self.check_claim(
+                    ReservationKind::Username,
+                    &name_key(username),
+                    username,
+                    slot,
+                )
+                .await?,
+            ];
+            if let Some(email) = &user.email {
+                wanted.push(
+                    self.check_claim(ReservationKind::Email, email.as_str(), username, slot)
+                        .await?,
+                );
+            }
+            let mut written = Written::default();
+            for mut claiming in wanted {
+                let appended = self.append_claim(&mut claiming, origin).await?;
+                claims.push(claiming);
+                match appended {
+                    Some(w) => written = written.and(w),
+                    None => continue 'attempt,
+                }
+            }
+            match self
+                .append_held(&mut account, actor, origin, Uuid::new_v4(), events)
+                .await?
+            {
+                Appended::Written(w) => written = written.and(w),
+                // Registered, or changed, meanwhile: decided again (and refused if registered).
+                Appended::Conflict => continue,
+            }
+            if user.admin {
+                written = written.and(self.join_roster(username, origin).await);
+            }
+            return Ok(written);
+        }
+        Err(CommandError::Contended(format!("user-{username}")))
     }
 
     /// An admin changes a user's password, admin flag or email.
@@ -85,33 +138,128 @@ impl Commands {
     ) -> Result<(model::UserView, Written), CommandError> {
         actor.require(Scope::Write)?;
         actor.require_admin()?;
+        let written = self.update(actor, origin, username, &changes).await?;
+        self.settle(written).await;
+        Ok((self.user_view(username).await?, written))
+    }
+
+    /// An update: a new email is claimed first (the old one released after), a demotion of an
+    /// admin claims its step-down on the admin roster first. Does not wait for the read models.
+    pub(crate) async fn update(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        username: &str,
+        changes: &UserChanges,
+    ) -> Result<Written, CommandError> {
         let password_hash = match &changes.password {
             Some(p) => Some(hash_password(p).await?),
             None => None,
         };
-        let written = self
-            .with_identity_lock(async {
-                self.catch_up().await?;
-                let email_owner = match &changes.email {
-                    EmailChange::Set(email) => self.email_owner(email).await?,
-                    EmailChange::Keep | EmailChange::Clear => None,
-                };
-                let admin_count = self.admin_count().await?;
-                let (_, written) = self
-                    .execute::<User>(username, actor, origin, |state| {
-                        state.handle(UserCommand::Update {
-                            email: changes.email.clone(),
-                            admin: changes.admin,
-                            password_hash: password_hash.clone(),
-                            email_owner: email_owner.clone(),
-                            admin_count,
-                        })
-                    })
-                    .await?;
-                Ok(written)
-            })
-            .await?;
-        Ok((self.user_view(username).await?, written))
+        self.identity_backfill(origin).await?;
+        let mut claims = Vec::new();
+        let updated = self
+            .update_claimed(
+                actor,
+                origin,
+                username,
+                changes,
+                &password_hash,
+                &mut claims,
+            )
+            .await;
+        if matches!(&updated, Err(e) if !e.is_transient()) {
+            self.withdraw(claims, origin).await;
+        }
+        updated
+    }
+
+    async fn update_claimed(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        username: &str,
+        changes: &UserChanges,
+        password_hash: &Option<PasswordHash>,
+        claims: &mut Vec<Claiming>,
+    ) -> Result<Written, CommandError> {
+        for _ in 0..ATTEMPTS {
+            let mut account = self.hold::<User>(username).await?;
+            let before = account.state.clone();
+            let slot = account.next_version();
+            let demoting = changes.admin == Some(false) && before.is_admin();
+            let mut step = match (demoting, &before.username) {
+                (true, Some(name)) => Some(self.check_step_down(name, slot).await?),
+                _ => None,
+            };
+            let events = before.handle(UserCommand::Update {
+                email: changes.email.clone(),
+                admin: changes.admin,
+                password_hash: password_hash.clone(),
+                admin_count: step.as_ref().map_or(0, |s| s.admin_count),
+            })?;
+            let Some(name) = &before.username else {
+                return Ok(Written::default());
+            };
+            if events.is_empty() {
+                // Nothing changes; a promotion of an admin the roster misses (a node died
+                // between the two) puts them on it.
+                if changes.admin == Some(true) && before.is_admin() {
+                    return Ok(self.join_roster(name, origin).await);
+                }
+                return Ok(Written::default());
+            }
+            let new_email = events.iter().find_map(|e| match e {
+                UserEvent::UserUpdated { email, .. } => email.clone(),
+                _ => None,
+            });
+            let mut claiming = match &new_email {
+                Some(email) => Some(
+                    self.check_claim(ReservationKind::Email, email.as_str(), name, slot)
+                        .await?,
+                ),
+                None => None,
+            };
+            // Checked: the email first (the claim other users race for), then the step-down.
+            let mut written = Written::default();
+            if let Some(mut claiming) = claiming.take() {
+                let appended = self.append_claim(&mut claiming, origin).await?;
+                claims.push(claiming);
+                match appended {
+                    Some(w) => written = written.and(w),
+                    None => continue,
+                }
+            }
+            if let Some(step) = &mut step {
+                match self.append_step_down(step, origin).await? {
+                    Some(w) => written = written.and(w),
+                    None => continue,
+                }
+            }
+            match self
+                .append_held(&mut account, actor, origin, Uuid::new_v4(), events)
+                .await?
+            {
+                Appended::Written(w) => written = written.and(w),
+                Appended::Conflict => continue,
+            }
+            let after = &account.state;
+            if let Some(old) = before
+                .email
+                .as_ref()
+                .filter(|_| before.email != after.email)
+            {
+                let released = self
+                    .release(ReservationKind::Email, old.as_str(), name, origin)
+                    .await;
+                written = written.and(released);
+            }
+            if after.is_admin() && !before.is_admin() {
+                written = written.and(self.join_roster(name, origin).await);
+            }
+            return Ok(written);
+        }
+        Err(CommandError::Contended(format!("user-{username}")))
     }
 
     /// A user changes their own password, proving they know the old one (403 if not).
@@ -146,7 +294,9 @@ impl Commands {
         Ok(written)
     }
 
-    /// A user removes themself, or an admin removes them; their tokens stop working.
+    /// A user removes themself, or an admin removes them; their tokens stop working, their
+    /// name and email are free again. An admin's removal claims its step-down on the admin
+    /// roster first.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn remove_user(
         &self,
@@ -156,62 +306,95 @@ impl Commands {
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
         actor.require_self_or_admin(username)?;
-        self.with_identity_lock(async {
-            self.catch_up().await?;
-            let admin_count = self.admin_count().await?;
-            let teams = match self.user_view(username).await {
-                Ok(user) => user.teams,
-                Err(_) => vec![],
-            };
-            let (_, mut written) = self
-                .execute::<User>(username, actor, origin, |state| {
-                    state.handle(UserCommand::Remove { admin_count })
-                })
-                .await?;
-            // The user leaves their teams too, so a later user of the same name starts in none
-            // and can be added again.
-            let member = Username::parse(username)?;
-            for team in teams {
-                let left = self
-                    .execute::<Team>(&team, actor, origin, |state| {
-                        state.handle(TeamCommand::RemoveMember {
-                            username: member.clone(),
-                        })
+        self.identity_backfill(origin).await?;
+        // The teams to leave, as the read models know them (none without read models).
+        self.catch_up().await?;
+        let teams = match self.user_view(username).await {
+            Ok(user) => user.teams,
+            Err(_) => vec![],
+        };
+        let (before, mut written) = self.remove(actor, origin, username).await?;
+        let Some(member) = before.username.clone() else {
+            return Ok(written);
+        };
+        for (kind, value) in [
+            (ReservationKind::Username, Some(name_key(&member))),
+            (
+                ReservationKind::Email,
+                before.email.as_ref().map(|e| e.as_str().to_string()),
+            ),
+        ] {
+            if let Some(value) = value {
+                written = written.and(self.release(kind, &value, &member, origin).await);
+            }
+        }
+        // The user leaves their teams too, so a later user of the same name starts in none
+        // and can be added again.
+        for team in teams {
+            let left = self
+                .execute::<Team>(&team, actor, origin, |state| {
+                    state.handle(TeamCommand::RemoveMember {
+                        username: member.clone(),
                     })
-                    .await;
-                match left {
-                    Ok((_, w)) => written.position = w.position.or(written.position),
-                    Err(CommandError::Domain(DomainError::NotFound(_))) => {}
-                    Err(e) => return Err(e),
+                })
+                .await;
+            match left {
+                Ok((_, w)) => written = written.and(w),
+                Err(CommandError::Domain(DomainError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.settle(written).await;
+        Ok(written)
+    }
+
+    /// The removal itself; returns the user as it was. Does not wait for the read models.
+    pub(crate) async fn remove(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        username: &str,
+    ) -> Result<(User, Written), CommandError> {
+        for _ in 0..ATTEMPTS {
+            let mut account = self.hold::<User>(username).await?;
+            let before = account.state.clone();
+            let mut step = match (before.is_admin(), &before.username) {
+                (true, Some(name)) => {
+                    Some(self.check_step_down(name, account.next_version()).await?)
+                }
+                _ => None,
+            };
+            let events = before.handle(UserCommand::Remove {
+                admin_count: step.as_ref().map_or(0, |s| s.admin_count),
+            })?;
+            let mut written = Written::default();
+            if let Some(step) = &mut step {
+                match self.append_step_down(step, origin).await? {
+                    Some(w) => written = written.and(w),
+                    None => continue,
                 }
             }
-            Ok(written)
-        })
-        .await
+            match self
+                .append_held(&mut account, actor, origin, Uuid::new_v4(), events)
+                .await?
+            {
+                Appended::Written(w) => return Ok((before, written.and(w))),
+                Appended::Conflict => continue,
+            }
+        }
+        Err(CommandError::Contended(format!("user-{username}")))
     }
 
     pub(crate) async fn user_view(&self, username: &str) -> Result<model::UserView, CommandError> {
-        let client = self.store.pool().get().await?;
+        let client = self.read_models().await?;
         model::user(&**client, username).await?.ok_or_else(|| {
             CommandError::Domain(DomainError::NotFound(format!("no user {username}")))
         })
     }
 
-    async fn email_owner(&self, email: &Email) -> Result<Option<Username>, CommandError> {
-        let client = self.store.pool().get().await?;
-        let owner = model::email_owner(&**client, email.as_str()).await?;
-        Ok(owner.and_then(|o| Username::parse(&o).ok()))
-    }
-
-    /// The user whose name equals `username` without regard to case, if any.
-    async fn name_holder(&self, username: &Username) -> Result<Option<Username>, CommandError> {
-        let client = self.store.pool().get().await?;
-        let holder = model::name_holder(&**client, username.as_str()).await?;
-        Ok(holder.and_then(|h| Username::parse(&h).ok()))
-    }
-
+    /// How many admins the read models know of.
     pub(crate) async fn admin_count(&self) -> Result<usize, CommandError> {
-        let client = self.store.pool().get().await?;
+        let client = self.read_models().await?;
         Ok(model::admins(&**client).await?.len())
     }
 }

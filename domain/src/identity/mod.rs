@@ -1,15 +1,22 @@
-//! Users, teams and tokens: who may act, and the invariants about them.
+//! Users, teams and tokens: who may act, and the invariants about them; and what spans users:
+//! reservations of names and emails, and the admin roster.
 
+mod admins;
 mod redact;
+mod reservation;
 mod scope;
 mod team;
 mod token;
 mod user;
 mod values;
 
+pub use admins::{AdminRoster, AdminRosterCommand, AdminRosterEvent};
 pub use redact::{redact, REDACTED};
+pub use reservation::{
+    Claim, Reservation, ReservationCommand, ReservationEvent, ReservationKind, Standing,
+};
 pub use scope::{Scope, Scopes};
 pub use team::{Team, TeamCommand, TeamEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};
-pub use user::{EmailChange, User, UserCommand, UserEvent};
+pub use user::{EmailChange, User, UserCommand, UserEvent, UserStream};
 pub use values::{Email, Password, PasswordHash, TeamName, TokenDigest, Username};

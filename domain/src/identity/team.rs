@@ -134,6 +134,7 @@ impl Aggregate for Team {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::given;
 
     fn team(n: &str) -> TeamName {
         TeamName::parse(n).unwrap()
@@ -147,17 +148,22 @@ mod tests {
             creator: user("ann"),
         }
     }
-    fn given(events: &[TeamEvent], command: TeamCommand) -> Result<Vec<TeamEvent>, DomainError> {
-        let mut t = Team::default();
-        events.iter().for_each(|e| t.apply(e));
-        t.handle(command)
+    fn no_such_team() -> DomainError {
+        DomainError::NotFound("no such team".into())
     }
 
     #[test]
     fn the_creator_is_a_member() {
-        let mut t = Team::default();
-        t.apply(&created());
-        assert!(t.members.contains(&user("ann")));
+        given::<Team>(&[])
+            .when(TeamCommand::Create {
+                name: team("ops"),
+                creator: user("ann"),
+            })
+            .then(vec![created()]);
+        assert_eq!(
+            given::<Team>(&[created()]).state().members,
+            [user("ann")].into()
+        );
     }
 
     #[test]
@@ -166,59 +172,80 @@ mod tests {
             name: team("ops"),
             creator: user("bob"),
         };
-        assert!(matches!(
-            given(&[created()], again),
-            Err(DomainError::Conflict {
-                code: "team_exists",
-                ..
-            })
-        ));
+        given::<Team>(&[created()])
+            .when(again)
+            .refused(DomainError::conflict(
+                "team_exists",
+                "team ops already exists",
+            ));
     }
 
     #[test]
-    fn refuses_to_add_an_unknown_user_and_ignores_a_member_added_twice() {
-        let unknown = TeamCommand::AddMember {
-            username: user("zed"),
-            user_exists: false,
+    fn adds_a_member_once_and_refuses_an_unknown_user() {
+        let add = |name: &str, user_exists| TeamCommand::AddMember {
+            username: user(name),
+            user_exists,
         };
-        assert!(matches!(
-            given(&[created()], unknown),
-            Err(DomainError::NotFound(_))
-        ));
-        let twice = TeamCommand::AddMember {
-            username: user("ann"),
-            user_exists: true,
-        };
-        assert_eq!(given(&[created()], twice).unwrap(), vec![]);
-    }
-
-    #[test]
-    fn refuses_to_remove_a_non_member() {
-        let result = given(
-            &[created()],
-            TeamCommand::RemoveMember {
+        given::<Team>(&[created()])
+            .when(add("bob", true))
+            .then(vec![TeamEvent::TeamMemberAdded {
+                name: team("ops"),
                 username: user("bob"),
-            },
-        );
-        assert!(matches!(result, Err(DomainError::NotFound(_))));
+            }]);
+        given::<Team>(&[created()])
+            .when(add("zed", false))
+            .refused(DomainError::NotFound("no user zed".into()));
+        given::<Team>(&[created()])
+            .when(add("ann", true))
+            .then_nothing();
+    }
+
+    #[test]
+    fn removes_a_member_and_refuses_to_remove_a_non_member() {
+        let remove = |name: &str| TeamCommand::RemoveMember {
+            username: user(name),
+        };
+        given::<Team>(&[created()])
+            .when(remove("ann"))
+            .then(vec![TeamEvent::TeamMemberRemoved {
+                name: team("ops"),
+                username: user("ann"),
+            }]);
+        given::<Team>(&[created()])
+            .when(remove("bob"))
+            .refused(DomainError::NotFound(
+                "bob is not a member of team ops".into(),
+            ));
     }
 
     #[test]
     fn a_removed_team_accepts_nothing_but_creation() {
         let past = [created(), TeamEvent::TeamRemoved { name: team("ops") }];
-        assert!(matches!(
-            given(&past, TeamCommand::Remove),
-            Err(DomainError::NotFound(_))
-        ));
-        let add = TeamCommand::AddMember {
-            username: user("bob"),
-            user_exists: true,
-        };
-        assert!(matches!(given(&past, add), Err(DomainError::NotFound(_))));
-        let create = TeamCommand::Create {
-            name: team("ops"),
-            creator: user("bob"),
-        };
-        assert!(given(&past, create).is_ok());
+        given::<Team>(&[created()])
+            .when(TeamCommand::Remove)
+            .then(vec![past[1].clone()]);
+        given::<Team>(&past)
+            .when(TeamCommand::Remove)
+            .refused(no_such_team());
+        given::<Team>(&past)
+            .when(TeamCommand::AddMember {
+                username: user("bob"),
+                user_exists: true,
+            })
+            .refused(no_such_team());
+        given::<Team>(&past)
+            .when(TeamCommand::RemoveMember {
+                username: user("ann"),
+            })
+            .refused(no_such_team());
+        given::<Team>(&past)
+            .when(TeamCommand::Create {
+                name: team("ops"),
+                creator: user("bob"),
+            })
+            .then(vec![TeamEvent::TeamCreated {
+                name: team("ops"),
+                creator: user("bob"),
+            }]);
     }
 }

@@ -160,6 +160,11 @@ impl Aggregate for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::given;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_000_000, 0).unwrap()
+    }
 
     fn issue(expires_in: Option<i64>) -> TokenCommand {
         TokenCommand::Issue {
@@ -170,64 +175,105 @@ mod tests {
             description: "ci".into(),
             scopes: Scopes::all(),
             expires_in,
-            now: DateTime::from_timestamp(1_000_000, 0).unwrap(),
+            now: now(),
         }
+    }
+
+    fn issued(expires_at: Option<DateTime<Utc>>) -> TokenEvent {
+        TokenEvent::TokenIssued {
+            token_id: Uuid::nil(),
+            username: Username::parse("ann").unwrap(),
+            kind: TokenKind::Api,
+            digest: TokenDigest("ab".into()),
+            description: "ci".into(),
+            scopes: Scopes::all(),
+            expires_at,
+        }
+    }
+
+    fn revoke() -> TokenCommand {
+        TokenCommand::Revoke { reason: "r".into() }
     }
 
     #[test]
     fn expiry_is_now_plus_expires_in() {
-        let events = Token::default().handle(issue(Some(60))).unwrap();
-        let TokenEvent::TokenIssued { expires_at, .. } = &events[0] else {
-            panic!()
-        };
-        assert_eq!(*expires_at, DateTime::from_timestamp(1_000_060, 0));
+        given::<Token>(&[])
+            .when(issue(Some(60)))
+            .then(vec![issued(DateTime::from_timestamp(1_000_060, 0))]);
+        given::<Token>(&[])
+            .when(issue(None))
+            .then(vec![issued(None)]);
     }
 
     #[test]
     fn refuses_a_lifetime_out_of_range() {
         for bad in [0, -5, MAX_EXPIRES_IN + 1] {
-            assert!(matches!(
-                Token::default().handle(issue(Some(bad))),
-                Err(DomainError::Invalid {
-                    field: "expires_in",
-                    ..
-                })
-            ));
+            given::<Token>(&[])
+                .when(issue(Some(bad)))
+                .refused(DomainError::invalid(
+                    "expires_in",
+                    format!("must be 1 to {MAX_EXPIRES_IN} seconds"),
+                ));
         }
+    }
+
+    #[test]
+    fn refuses_a_description_longer_than_256_characters() {
+        let TokenCommand::Issue {
+            token_id,
+            username,
+            kind,
+            digest,
+            scopes,
+            expires_in,
+            now,
+            ..
+        } = issue(None)
+        else {
+            unreachable!()
+        };
+        given::<Token>(&[])
+            .when(TokenCommand::Issue {
+                token_id,
+                username,
+                kind,
+                digest,
+                description: "é".repeat(257),
+                scopes,
+                expires_in,
+                now,
+            })
+            .refused(DomainError::invalid(
+                "description",
+                "must be at most 256 characters",
+            ));
     }
 
     #[test]
     fn revoking_twice_writes_once_and_an_unknown_token_is_not_found() {
-        let mut token = Token::default();
-        for e in Token::default().handle(issue(None)).unwrap() {
-            token.apply(&e);
-        }
-        let revoked = token
-            .handle(TokenCommand::Revoke { reason: "r".into() })
-            .unwrap();
-        assert_eq!(revoked.len(), 1);
-        token.apply(&revoked[0]);
-        assert_eq!(
-            token
-                .handle(TokenCommand::Revoke { reason: "r".into() })
-                .unwrap(),
-            vec![]
-        );
-        assert!(matches!(
-            Token::default().handle(TokenCommand::Revoke { reason: "r".into() }),
-            Err(DomainError::NotFound(_))
-        ));
+        let revoked = TokenEvent::TokenRevoked {
+            token_id: Uuid::nil(),
+            username: Username::parse("ann").unwrap(),
+            reason: "r".into(),
+        };
+        given::<Token>(&[issued(None)])
+            .when(revoke())
+            .then(vec![revoked.clone()]);
+        given::<Token>(&[issued(None), revoked])
+            .when(revoke())
+            .then_nothing();
+        given::<Token>(&[])
+            .when(revoke())
+            .refused(DomainError::NotFound("no such token".into()));
     }
 
     #[test]
     fn refuses_issuing_the_same_id_twice() {
-        let mut token = Token::default();
-        for e in Token::default().handle(issue(None)).unwrap() {
-            token.apply(&e);
-        }
-        assert!(matches!(
-            token.handle(issue(None)),
-            Err(DomainError::Conflict { .. })
-        ));
+        given::<Token>(&[issued(None)])
+            .when(issue(None))
+            .refused(DomainError::conflict(
+                "token_exists",
+                "a token with this id exists",
+            ));
     }
 }

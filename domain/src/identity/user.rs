@@ -1,10 +1,11 @@
 //! The user aggregate, stream `user-<username>`.
 //!
-//! Invariants: a name is registered once, without regard to case (a removed user's name may be
-//! registered again, and the old user's tokens stay revoked); an email belongs to one user; the
-//! last admin can be neither removed nor demoted. Uniqueness of names and emails and the admin
-//! count span users (`ANN` and `ann` are different streams), so the command carries those
-//! facts, read by `commands` under the identity lock.
+//! Invariants: a stream holds one registered user at a time (a removed user's name may be
+//! registered again, and the old user's tokens stay revoked); the last admin can be neither
+//! removed nor demoted. What spans users is decided elsewhere in the log: that a name without
+//! regard to case, or an email, belongs to one user by its [reservation](super::Reservation)
+//! (`ANN` and `ann` are different user streams), and how many admins can be counted on by the
+//! [admin roster](super::AdminRoster), which `commands` reads into `admin_count`.
 
 use super::values::{Email, PasswordHash, Username};
 use crate::aggregate::{Aggregate, DomainEvent};
@@ -69,25 +70,25 @@ pub enum EmailChange {
 
 #[derive(Clone, Debug)]
 pub enum UserCommand {
+    /// The name and the email must be reserved for this user first.
     Register {
         username: Username,
         email: Option<Email>,
         admin: bool,
         password_hash: PasswordHash,
-        email_owner: Option<Username>,
-        /// The existing user whose name equals `username` without regard to case, if any.
-        name_holder: Option<Username>,
     },
+    /// A new email must be reserved for this user first. `admin_count`: the admins that can be
+    /// counted on, this user included.
     Update {
         email: EmailChange,
         admin: Option<bool>,
         password_hash: Option<PasswordHash>,
-        email_owner: Option<Username>,
         admin_count: usize,
     },
     ChangePassword {
         password_hash: PasswordHash,
     },
+    /// `admin_count`: the admins that can be counted on, this user included.
     Remove {
         admin_count: usize,
     },
@@ -104,6 +105,13 @@ pub struct User {
     pub ever_registered: bool,
 }
 
+/// A user stream as it is now: its state, and the version of its last event (none: no events).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserStream {
+    pub user: User,
+    pub version: Option<u64>,
+}
+
 impl User {
     fn active_name(&self) -> Result<&Username, DomainError> {
         match (&self.username, self.active) {
@@ -114,47 +122,22 @@ impl User {
 
     /// What `change` writes into `UserUpdated`: the new address, or whether it is cleared.
     /// Nothing for a change to what the user already has.
-    fn email_update(
-        &self,
-        change: EmailChange,
-        owner: &Option<Username>,
-        me: &Username,
-    ) -> Result<(Option<Email>, bool), DomainError> {
+    fn email_update(&self, change: EmailChange) -> (Option<Email>, bool) {
         match change {
-            EmailChange::Keep => Ok((None, false)),
-            EmailChange::Set(email) if self.email.as_ref() == Some(&email) => Ok((None, false)),
-            EmailChange::Set(email) => {
-                email_taken(&email, owner, me)?;
-                Ok((Some(email), false))
-            }
-            EmailChange::Clear => Ok((None, self.email.is_some())),
+            EmailChange::Keep => (None, false),
+            EmailChange::Set(email) if self.email.as_ref() == Some(&email) => (None, false),
+            EmailChange::Set(email) => (Some(email), false),
+            EmailChange::Clear => (None, self.email.is_some()),
         }
     }
-}
 
-fn email_taken(email: &Email, owner: &Option<Username>, me: &Username) -> Result<(), DomainError> {
-    match owner {
-        Some(other) if other != me => Err(DomainError::conflict(
-            "email_taken",
-            format!("the email {} belongs to another user", email.as_str()),
-        )),
-        _ => Ok(()),
+    /// Registered, not removed, and an admin.
+    pub fn is_admin(&self) -> bool {
+        self.active && self.admin
     }
 }
 
-/// Refuses a name another user holds in another case (`ANN` beside `ann`). The same name in the
-/// same case is this stream's own state, checked by the caller.
-fn name_taken(username: &Username, holder: &Option<Username>) -> Result<(), DomainError> {
-    match holder {
-        Some(other) if other.same_name_as(username) => Err(DomainError::conflict(
-            "user_exists",
-            format!("user {other} already exists (names are compared without regard to case)"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn last_admin() -> DomainError {
+pub(crate) fn last_admin() -> DomainError {
     DomainError::conflict(
         "last_admin",
         "this is the last admin; make another user admin first",
@@ -173,18 +156,12 @@ impl Aggregate for User {
                 email,
                 admin,
                 password_hash,
-                email_owner,
-                name_holder,
             } => {
                 if self.active {
                     return Err(DomainError::conflict(
                         "user_exists",
                         format!("user {username} already exists"),
                     ));
-                }
-                name_taken(&username, &name_holder)?;
-                if let Some(email) = &email {
-                    email_taken(email, &email_owner, &username)?;
                 }
                 Ok(vec![UserEvent::UserRegistered {
                     username,
@@ -197,11 +174,10 @@ impl Aggregate for User {
                 email,
                 admin,
                 password_hash,
-                email_owner,
                 admin_count,
             } => {
                 let name = self.active_name()?.clone();
-                let (email, email_cleared) = self.email_update(email, &email_owner, &name)?;
+                let (email, email_cleared) = self.email_update(email);
                 let admin = admin.filter(|a| *a != self.admin);
                 if admin == Some(false) && admin_count <= 1 {
                     return Err(last_admin());
@@ -293,9 +269,14 @@ impl Aggregate for User {
 mod tests {
     use super::*;
     use crate::aggregate::{decode, encode};
+    use crate::testing::given;
 
     fn name(n: &str) -> Username {
         Username::parse(n).unwrap()
+    }
+
+    fn email(e: &str) -> Email {
+        Email::parse(e).unwrap()
     }
 
     fn hash() -> PasswordHash {
@@ -311,21 +292,18 @@ mod tests {
         }
     }
 
-    /// Given these events, when this command: the events or the error.
-    fn given(events: &[UserEvent], command: UserCommand) -> Result<Vec<UserEvent>, DomainError> {
-        let mut user = User::default();
-        events.iter().for_each(|e| user.apply(e));
-        user.handle(command)
+    fn removed(username: &str) -> UserEvent {
+        UserEvent::UserRemoved {
+            username: name(username),
+        }
     }
 
-    fn register(username: &str, email: Option<&str>, email_owner: Option<&str>) -> UserCommand {
+    fn register(username: &str, email: Option<&str>) -> UserCommand {
         UserCommand::Register {
             username: name(username),
             email: email.map(|e| Email::parse(e).unwrap()),
             admin: false,
             password_hash: hash(),
-            email_owner: email_owner.map(name),
-            name_holder: None,
         }
     }
 
@@ -334,104 +312,70 @@ mod tests {
     }
 
     /// An update of the email alone, by an admin among several.
-    fn update_email(email: EmailChange, email_owner: Option<&str>) -> UserCommand {
+    fn update_email(email: EmailChange) -> UserCommand {
         UserCommand::Update {
             email,
             admin: None,
             password_hash: None,
-            email_owner: email_owner.map(name),
             admin_count: 2,
         }
     }
 
-    /// The user after these events.
-    fn folded(events: &[UserEvent]) -> User {
-        let mut user = User::default();
-        events.iter().for_each(|e| user.apply(e));
-        user
+    fn updated(
+        username: &str,
+        email: Option<&str>,
+        cleared: bool,
+        admin: Option<bool>,
+    ) -> UserEvent {
+        UserEvent::UserUpdated {
+            username: name(username),
+            email: email.map(|e| Email::parse(e).unwrap()),
+            email_cleared: cleared,
+            admin,
+        }
     }
 
-    fn code(result: Result<Vec<UserEvent>, DomainError>) -> &'static str {
-        match result {
-            Err(DomainError::Conflict { code, .. }) => code,
-            Err(DomainError::NotFound(_)) => "not_found",
-            other => panic!("expected a refusal, got {other:?}"),
-        }
+    fn no_such_user() -> DomainError {
+        DomainError::NotFound("no such user".into())
     }
 
     #[test]
     fn registers_a_new_user() {
-        let events = given(&[], register("ann", Some("ann@example.org"), None)).unwrap();
-        assert_eq!(
-            events,
-            vec![registered("ann", Some("ann@example.org"), false)]
-        );
+        given::<User>(&[])
+            .when(register("ann", Some("ann@example.org")))
+            .then(vec![registered("ann", Some("ann@example.org"), false)]);
     }
 
     #[test]
     fn refuses_a_taken_username() {
-        let result = given(
-            &[registered("ann", None, false)],
-            register("ann", None, None),
-        );
-        assert_eq!(code(result), "user_exists");
-    }
-
-    #[test]
-    fn refuses_a_name_that_differs_only_in_case_from_a_users() {
-        // Given `ann` registered (stream user-ann), the stream user-ANN is empty: the holder of
-        // the name comes with the command.
-        let when = |holder: &str| UserCommand::Register {
-            username: name("ANN"),
-            email: None,
-            admin: false,
-            password_hash: hash(),
-            email_owner: None,
-            name_holder: Some(name(holder)),
-        };
-        assert_eq!(code(given(&[], when("ann"))), "user_exists");
-        assert_eq!(code(given(&[], when("Ann"))), "user_exists");
-        // A holder of another name (which the caller should not pass) does not block it.
-        assert!(given(&[], when("bob")).is_ok());
-        assert!(given(&[], register("ANN", None, None)).is_ok());
+        given::<User>(&[registered("ann", None, false)])
+            .when(register("ann", None))
+            .refused(DomainError::conflict(
+                "user_exists",
+                "user ann already exists",
+            ));
     }
 
     #[test]
     fn a_removed_users_name_can_be_registered_again() {
-        let past = [
-            registered("ann", None, false),
-            UserEvent::UserRemoved {
-                username: name("ann"),
-            },
-        ];
-        assert!(given(&past, register("ann", None, None)).is_ok());
-    }
-
-    #[test]
-    fn refuses_an_email_another_user_holds() {
-        let result = given(&[], register("ann", Some("x@example.org"), Some("bob")));
-        assert_eq!(code(result), "email_taken");
-        let update = UserCommand::Update {
-            email: set_email("x@example.org"),
-            admin: None,
-            password_hash: None,
-            email_owner: Some(name("bob")),
-            admin_count: 1,
-        };
-        assert_eq!(
-            code(given(&[registered("ann", None, false)], update)),
-            "email_taken"
-        );
+        given::<User>(&[registered("ann", None, false), removed("ann")])
+            .when(register("ann", Some("new@example.org")))
+            .then(vec![registered("ann", Some("new@example.org"), false)]);
     }
 
     #[test]
     fn refuses_to_remove_the_last_admin() {
         let past = [registered("root", None, true)];
-        assert_eq!(
-            code(given(&past, UserCommand::Remove { admin_count: 1 })),
-            "last_admin"
-        );
-        assert!(given(&past, UserCommand::Remove { admin_count: 2 }).is_ok());
+        given::<User>(&past)
+            .when(UserCommand::Remove { admin_count: 1 })
+            .refused(last_admin());
+        given::<User>(&past)
+            .when(UserCommand::Remove { admin_count: 2 })
+            .then(vec![removed("root")]);
+        // A user who is no admin needs none besides.
+        given::<User>(&[registered("ann", None, false)])
+            .when(UserCommand::Remove { admin_count: 0 })
+            .then(vec![removed("ann")]);
     }
 
     #[test]
@@ -441,97 +385,115 @@ mod tests {
             email: EmailChange::Keep,
             admin: Some(false),
             password_hash: None,
-            email_owner: None,
             admin_count,
         };
-        assert_eq!(code(given(&past, demote(1))), "last_admin");
+        given::<User>(&past).when(demote(1)).refused(last_admin());
+        given::<User>(&past)
+            .when(demote(2))
+            .then(vec![updated("root", None, false, Some(false))]);
         assert_eq!(
-            given(&past, demote(2)).unwrap(),
-            vec![UserEvent::UserUpdated {
-                username: name("root"),
-                email: None,
-                email_cleared: false,
-                admin: Some(false)
-            }]
+            last_admin(),
+            DomainError::conflict(
+                "last_admin",
+                "this is the last admin; make another user admin first"
+            )
         );
     }
 
     #[test]
     fn an_update_that_changes_nothing_writes_nothing() {
-        let past = [registered("ann", Some("a@example.org"), false)];
         let same = UserCommand::Update {
             email: set_email("A@example.org"),
             admin: Some(false),
             password_hash: None,
-            email_owner: Some(name("ann")),
             admin_count: 1,
         };
-        assert_eq!(given(&past, same).unwrap(), vec![]);
+        given::<User>(&[registered("ann", Some("a@example.org"), false)])
+            .when(same)
+            .then_nothing();
+    }
+
+    #[test]
+    fn an_update_writes_what_changed_and_then_the_new_password() {
+        let update = UserCommand::Update {
+            email: set_email("New@Example.org"),
+            admin: Some(true),
+            password_hash: Some(hash()),
+            admin_count: 1,
+        };
+        given::<User>(&[registered("ann", Some("a@example.org"), false)])
+            .when(update)
+            .then(vec![
+                updated("ann", Some("new@example.org"), false, Some(true)),
+                UserEvent::PasswordChanged {
+                    username: name("ann"),
+                    password_hash: hash(),
+                },
+            ]);
     }
 
     #[test]
     fn clearing_the_email_removes_it_and_keeping_it_changes_nothing() {
         let past = [registered("ann", Some("ann@example.org"), false)];
-        let cleared = given(&past, update_email(EmailChange::Clear, None)).unwrap();
-        assert_eq!(
-            cleared,
-            vec![UserEvent::UserUpdated {
-                username: name("ann"),
-                email: None,
-                email_cleared: true,
-                admin: None
-            }]
-        );
-        let after: Vec<UserEvent> = past.iter().cloned().chain(cleared).collect();
-        assert_eq!(folded(&after).email, None);
+        let cleared = updated("ann", None, true, None);
+        given::<User>(&past)
+            .when(update_email(EmailChange::Clear))
+            .then(vec![cleared.clone()]);
+        let after = [past[0].clone(), cleared];
+        assert_eq!(given::<User>(&after).state().email, None);
         // Cleared already, or left alone: nothing to write.
-        assert_eq!(
-            given(&after, update_email(EmailChange::Clear, None)).unwrap(),
-            vec![]
-        );
-        assert_eq!(
-            given(&past, update_email(EmailChange::Keep, None)).unwrap(),
-            vec![]
-        );
+        given::<User>(&after)
+            .when(update_email(EmailChange::Clear))
+            .then_nothing();
+        given::<User>(&past)
+            .when(update_email(EmailChange::Keep))
+            .then_nothing();
         // A new address after a clear is set again.
-        let set = given(&after, update_email(set_email("new@example.org"), None)).unwrap();
-        let again: Vec<UserEvent> = after.iter().cloned().chain(set).collect();
+        let set = updated("ann", Some("new@example.org"), false, None);
+        given::<User>(&after)
+            .when(update_email(set_email("new@example.org")))
+            .then(vec![set.clone()]);
+        let again = [after[0].clone(), after[1].clone(), set];
         assert_eq!(
-            folded(&again).email,
-            Some(Email::parse("new@example.org").unwrap())
+            given::<User>(&again).state().email,
+            Some(email("new@example.org"))
         );
     }
 
     #[test]
     fn refuses_commands_to_unknown_or_removed_users() {
-        let removed = [
-            registered("ann", None, false),
-            UserEvent::UserRemoved {
-                username: name("ann"),
-            },
+        let removed = [registered("ann", None, false), removed("ann")];
+        given::<User>(&[])
+            .when(UserCommand::Remove { admin_count: 5 })
+            .refused(no_such_user());
+        given::<User>(&removed)
+            .when(UserCommand::Remove { admin_count: 5 })
+            .refused(no_such_user());
+        given::<User>(&removed)
+            .when(UserCommand::ChangePassword {
+                password_hash: hash(),
+            })
+            .refused(no_such_user());
+        given::<User>(&removed)
+            .when(update_email(set_email("x@example.org")))
+            .refused(no_such_user());
+    }
+
+    #[test]
+    fn a_removed_user_is_no_admin_and_has_no_email() {
+        let past = [
+            registered("root", Some("root@example.org"), true),
+            removed("root"),
         ];
-        assert_eq!(
-            code(given(&[], UserCommand::Remove { admin_count: 5 })),
-            "not_found"
-        );
-        assert_eq!(
-            code(given(&removed, UserCommand::Remove { admin_count: 5 })),
-            "not_found"
-        );
-        let change = UserCommand::ChangePassword {
-            password_hash: hash(),
-        };
-        assert_eq!(code(given(&removed, change)), "not_found");
+        let user = given::<User>(&past).state().clone();
+        assert!(!user.is_admin() && !user.active && user.exists());
+        assert_eq!(user.email, None);
+        assert!(given::<User>(&past[..1]).state().is_admin());
     }
 
     #[test]
     fn events_round_trip_through_their_stored_form() {
-        let event = UserEvent::UserUpdated {
-            username: name("ann"),
-            email: None,
-            email_cleared: false,
-            admin: Some(true),
-        };
+        let event = updated("ann", None, false, Some(true));
         let (event_type, data) = encode(&event).unwrap();
         assert_eq!(event_type, "UserUpdated");
         assert_eq!(data, serde_json::json!({"username": "ann", "admin": true}));
@@ -541,12 +503,7 @@ mod tests {
 
     #[test]
     fn a_cleared_email_is_stored_as_a_flag_of_its_own() {
-        let event = UserEvent::UserUpdated {
-            username: name("ann"),
-            email: None,
-            email_cleared: true,
-            admin: None,
-        };
+        let event = updated("ann", None, true, None);
         let (_, data) = encode(&event).unwrap();
         assert_eq!(
             data,
@@ -561,35 +518,22 @@ mod tests {
         let old_email = serde_json::json!({"username": "ann", "email": "new@example.org"});
         let old_admin = serde_json::json!({"username": "ann", "admin": true});
         // …when they load, then they mean what they meant: a new address, or only admin.
-        let email = decode::<UserEvent>("UserUpdated", &old_email).unwrap();
-        let admin = decode::<UserEvent>("UserUpdated", &old_admin).unwrap();
+        let email_event = decode::<UserEvent>("UserUpdated", &old_email).unwrap();
+        let admin_event = decode::<UserEvent>("UserUpdated", &old_admin).unwrap();
         assert_eq!(
-            email,
-            UserEvent::UserUpdated {
-                username: name("ann"),
-                email: Some(Email::parse("new@example.org").unwrap()),
-                email_cleared: false,
-                admin: None,
-            }
+            email_event,
+            updated("ann", Some("new@example.org"), false, None)
         );
-        assert_eq!(
-            admin,
-            UserEvent::UserUpdated {
-                username: name("ann"),
-                email: None,
-                email_cleared: false,
-                admin: Some(true),
-            }
-        );
+        assert_eq!(admin_event, updated("ann", None, false, Some(true)));
         let past = [
             registered("ann", Some("ann@example.org"), false),
-            email,
-            admin,
+            email_event,
+            admin_event,
         ];
-        let user = folded(&past);
+        let user = given::<User>(&past).state().clone();
         assert_eq!(
             (user.email, user.admin),
-            (Some(Email::parse("new@example.org").unwrap()), true)
+            (Some(email("new@example.org")), true)
         );
     }
 }

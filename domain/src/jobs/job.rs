@@ -297,6 +297,8 @@ pub enum JobCommand {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Job {
     pub job_id: Option<Uuid>,
+    /// Who submitted it (for a scheduled run, the orchestration's creator): who may stop it.
+    pub created_by: Option<String>,
     pub request_digest: Option<String>,
     pub status: Option<JobStatus>,
     pub kill_requested: bool,
@@ -452,6 +454,7 @@ impl Aggregate for Job {
         match event {
             JobEvent::JobSubmitted(s) => {
                 self.job_id = Some(s.job_id);
+                self.created_by = Some(s.created_by.clone());
                 self.request_digest = s.request_digest.clone();
                 self.status = Some(JobStatus::Waiting);
                 self.task_count = s.tasks.len() as u32;
@@ -491,6 +494,7 @@ fn storable(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::given;
 
     fn submitted() -> JobEvent {
         JobEvent::JobSubmitted(Box::new(Submission {
@@ -530,17 +534,51 @@ mod tests {
         }
     }
 
-    fn given(events: &[JobEvent], command: JobCommand) -> Result<Vec<JobEvent>, DomainError> {
-        let mut job = Job::default();
-        events.iter().for_each(|e| job.apply(e));
-        job.handle(command)
+    /// The refusal of a command that needs the job `needs` while it `is`.
+    fn not_in(code: &'static str, is: &str, needs: &str) -> DomainError {
+        DomainError::conflict(code, format!("the job is {is}; this needs it {needs}"))
     }
 
-    fn refusal(result: Result<Vec<JobEvent>, DomainError>) -> &'static str {
-        match result {
-            Err(DomainError::Conflict { code, .. }) => code,
-            Err(DomainError::NotFound(_)) => "not_found",
-            other => panic!("expected a refusal, got {other:?}"),
+    fn has_finished(status: &str) -> DomainError {
+        DomainError::conflict(
+            "job_finished",
+            format!("the job has finished ({status}) and cannot change"),
+        )
+    }
+
+    fn no_such_job() -> DomainError {
+        DomainError::NotFound("no such job".into())
+    }
+
+    fn out_of_order_start(index: u32) -> DomainError {
+        DomainError::conflict(
+            "task_out_of_order",
+            format!("task {index} cannot start now: tasks run one by one, in order"),
+        )
+    }
+
+    fn out_of_order_end(index: u32) -> DomainError {
+        DomainError::conflict(
+            "task_out_of_order",
+            format!("task {index} is not the task that can end now"),
+        )
+    }
+
+    fn output(stream: OutputStream, offset: u64, text: &str) -> JobEvent {
+        JobEvent::JobOutputAppended {
+            job_id: Uuid::nil(),
+            stream,
+            offset,
+            text: text.into(),
+            task: None,
+        }
+    }
+
+    fn append(stream: OutputStream, text: &str) -> JobCommand {
+        JobCommand::AppendOutput {
+            stream,
+            text: text.into(),
+            task: None,
         }
     }
 
@@ -561,40 +599,55 @@ mod tests {
             text: "a\0b".into(),
             task: None,
         };
-        assert_eq!(
-            given(&[submitted(), started()], output).unwrap(),
-            vec![JobEvent::JobOutputAppended {
+        given::<Job>(&[submitted(), started()])
+            .when(output)
+            .then(vec![JobEvent::JobOutputAppended {
                 job_id: Uuid::nil(),
                 stream: OutputStream::Stdout,
                 offset: 0,
                 text: "a\u{FFFD}b".into(),
                 task: None,
-            }]
-        );
+            }]);
+        given::<Job>(&[submitted(), started()])
+            .when(append(OutputStream::Stdout, ""))
+            .then_nothing();
     }
 
     #[test]
     fn only_a_waiting_job_can_be_cancelled() {
-        assert_eq!(given(&[submitted()], cancel()).unwrap().len(), 1);
-        assert_eq!(
-            refusal(given(&[submitted(), started()], cancel())),
-            "job_not_waiting"
-        );
-        assert_eq!(refusal(given(&[], cancel())), "not_found");
+        given::<Job>(&[submitted()])
+            .when(cancel())
+            .then(vec![JobEvent::JobCancelled {
+                job_id: Uuid::nil(),
+                reason: None,
+            }]);
+        given::<Job>(&[submitted(), started()])
+            .when(cancel())
+            .refused(not_in("job_not_waiting", "processing", "waiting"));
+        given::<Job>(&[]).when(cancel()).refused(no_such_job());
     }
 
     #[test]
     fn only_a_processing_job_can_be_killed() {
-        assert_eq!(refusal(given(&[submitted()], kill())), "job_not_processing");
-        assert_eq!(given(&[submitted(), started()], kill()).unwrap().len(), 1);
+        given::<Job>(&[submitted()]).when(kill()).refused(not_in(
+            "job_not_processing",
+            "waiting",
+            "processing",
+        ));
+        given::<Job>(&[submitted(), started()])
+            .when(kill())
+            .then(vec![JobEvent::JobKillRequested {
+                job_id: Uuid::nil(),
+                reason: Some("stop".into()),
+            }]);
         let requested = JobEvent::JobKillRequested {
             job_id: Uuid::nil(),
             reason: None,
         };
-        assert_eq!(
-            given(&[submitted(), started(), requested], kill()).unwrap(),
-            vec![]
-        );
+        given::<Job>(&[submitted(), started(), requested])
+            .when(kill())
+            .then_nothing();
+        given::<Job>(&[]).when(kill()).refused(no_such_job());
     }
 
     #[test]
@@ -603,9 +656,9 @@ mod tests {
             job_id: Uuid::nil(),
             reason: None,
         };
-        for end in [
-            finished(FinalStatus::Success),
-            finished(FinalStatus::Killed),
+        for (end, status) in [
+            (finished(FinalStatus::Success), "success"),
+            (finished(FinalStatus::Killed), "killed"),
         ] {
             let past = [submitted(), started(), end];
             for command in [
@@ -627,7 +680,9 @@ mod tests {
                     diagnostics: None,
                 },
             ] {
-                assert_eq!(refusal(given(&past, command)), "job_finished");
+                given::<Job>(&past)
+                    .when(command)
+                    .refused(has_finished(status));
             }
         }
         let past = [submitted(), cancelled];
@@ -636,7 +691,9 @@ mod tests {
             pid: Some(1),
             command: vec![],
         };
-        assert_eq!(refusal(given(&past, start)), "job_finished");
+        given::<Job>(&past)
+            .when(start)
+            .refused(has_finished("cancelled"));
     }
 
     #[test]
@@ -646,59 +703,35 @@ mod tests {
             pid: Some(7),
             command: vec![],
         };
-        assert_eq!(
-            refusal(given(&[submitted(), started()], start)),
-            "job_not_waiting"
-        );
+        given::<Job>(&[submitted()])
+            .when(start.clone())
+            .then(vec![JobEvent::JobStarted {
+                job_id: Uuid::nil(),
+                worker: "w2".into(),
+                pid: Some(7),
+                command: vec![],
+            }]);
+        given::<Job>(&[submitted(), started()])
+            .when(start)
+            .refused(not_in("job_not_waiting", "processing", "waiting"));
     }
 
     #[test]
     fn output_offsets_count_bytes_per_stream() {
-        let out = |text: &str| JobEvent::JobOutputAppended {
-            job_id: Uuid::nil(),
-            stream: OutputStream::Stdout,
-            offset: 0,
-            text: text.into(),
-            task: None,
-        };
-        let past = [submitted(), started(), out("héllo\n")];
-        let next = given(
-            &past,
-            JobCommand::AppendOutput {
-                stream: OutputStream::Stdout,
-                text: "x".into(),
-                task: None,
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            next[0],
-            JobEvent::JobOutputAppended { offset: 7, .. }
-        ));
-        let err = given(
-            &past,
-            JobCommand::AppendOutput {
-                stream: OutputStream::Stderr,
-                text: "x".into(),
-                task: None,
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            err[0],
-            JobEvent::JobOutputAppended { offset: 0, .. }
-        ));
-        assert_eq!(
-            refusal(given(
-                &[submitted()],
-                JobCommand::AppendOutput {
-                    stream: OutputStream::Stdout,
-                    text: "x".into(),
-                    task: None,
-                }
-            )),
-            "job_not_processing"
-        );
+        let past = [
+            submitted(),
+            started(),
+            output(OutputStream::Stdout, 0, "héllo\n"),
+        ];
+        given::<Job>(&past)
+            .when(append(OutputStream::Stdout, "x"))
+            .then(vec![output(OutputStream::Stdout, 7, "x")]);
+        given::<Job>(&past)
+            .when(append(OutputStream::Stderr, "x"))
+            .then(vec![output(OutputStream::Stderr, 0, "x")]);
+        given::<Job>(&[submitted()])
+            .when(append(OutputStream::Stdout, "x"))
+            .refused(not_in("job_not_processing", "waiting", "processing"));
     }
 
     #[test]
@@ -706,10 +739,21 @@ mod tests {
         let JobEvent::JobSubmitted(s) = submitted() else {
             unreachable!()
         };
+        given::<Job>(&[])
+            .when(JobCommand::Submit(s.clone()))
+            .then(vec![submitted()]);
+        given::<Job>(&[submitted()])
+            .when(JobCommand::Submit(s))
+            .refused(DomainError::conflict("job_exists", "the job exists"));
+    }
+
+    #[test]
+    fn a_job_knows_who_submitted_it() {
         assert_eq!(
-            refusal(given(&[submitted()], JobCommand::Submit(s))),
-            "job_exists"
+            given::<Job>(&[submitted(), started()]).state().created_by,
+            Some("ann".to_string())
         );
+        assert_eq!(given::<Job>(&[]).state().created_by, None);
     }
 
     fn orchestration_job(tasks: usize) -> JobEvent {
@@ -738,9 +782,7 @@ mod tests {
     }
 
     fn state(events: &[JobEvent]) -> Job {
-        let mut job = Job::default();
-        events.iter().for_each(|e| job.apply(e));
-        job
+        given::<Job>(events).state().clone()
     }
 
     #[test]
@@ -784,10 +826,13 @@ mod tests {
             unreachable!()
         };
         empty.tasks.clear();
-        assert!(matches!(
+        assert_eq!(
             state(&[JobEvent::JobSubmitted(empty)]).plan,
-            Some(Plan::Orchestration { tasks, .. }) if tasks.is_empty()
-        ));
+            Some(Plan::Orchestration {
+                orchestration_id: "nightly".into(),
+                tasks: vec![],
+            })
+        );
     }
 
     #[test]
@@ -850,55 +895,61 @@ mod tests {
     fn an_orchestration_jobs_tasks_run_one_by_one_in_order() {
         let base = [orchestration_job(2), started()];
         let start = |index| JobCommand::StartTask { index, pid: None };
-        assert!(matches!(
-            given(&base, start(0)).unwrap()[..],
-            [JobEvent::JobTaskStarted { index: 0, .. }]
-        ));
-        assert_eq!(refusal(given(&base, start(1))), "task_out_of_order");
+        given::<Job>(&base)
+            .when(start(0))
+            .then(vec![JobEvent::JobTaskStarted {
+                job_id: Uuid::nil(),
+                index: 0,
+                pid: None,
+            }]);
+        given::<Job>(&base)
+            .when(start(1))
+            .refused(out_of_order_start(1));
         let running = [orchestration_job(2), started(), task_started(0)];
-        assert_eq!(
-            refusal(given(&running, start(1))),
-            "task_out_of_order",
-            "one at a time"
-        );
-        assert_eq!(
-            refusal(given(&running, finish_task(1, TaskStatus::Success))),
-            "task_out_of_order"
-        );
-        assert_eq!(
-            given(&running, finish_task(0, TaskStatus::Error))
-                .unwrap()
-                .len(),
-            1
-        );
-        let first_failed = [
+        // One at a time.
+        given::<Job>(&running)
+            .when(start(1))
+            .refused(out_of_order_start(1));
+        given::<Job>(&running)
+            .when(finish_task(1, TaskStatus::Success))
+            .refused(out_of_order_end(1));
+        let first_failed = JobEvent::JobTaskFinished {
+            job_id: Uuid::nil(),
+            index: 0,
+            status: TaskStatus::Error,
+            exit_code: None,
+            diagnostics: None,
+        };
+        given::<Job>(&running)
+            .when(finish_task(0, TaskStatus::Error))
+            .then(vec![first_failed.clone()]);
+        let after_first = [
             orchestration_job(2),
             started(),
             task_started(0),
-            JobEvent::JobTaskFinished {
-                job_id: Uuid::nil(),
-                index: 0,
-                status: TaskStatus::Error,
-                exit_code: Some(1),
-                diagnostics: None,
-            },
+            first_failed,
         ];
-        assert_eq!(
-            given(&first_failed, finish_task(1, TaskStatus::Skipped))
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            refusal(given(&first_failed, start(2))),
-            "task_out_of_order",
-            "no task 2"
-        );
-        assert_eq!(
-            refusal(given(&[orchestration_job(2)], start(0))),
-            "job_not_processing",
-            "a waiting job runs no task"
-        );
+        // A skipped task never started; nothing runs before it is skipped.
+        given::<Job>(&after_first)
+            .when(finish_task(1, TaskStatus::Skipped))
+            .then(vec![JobEvent::JobTaskFinished {
+                job_id: Uuid::nil(),
+                index: 1,
+                status: TaskStatus::Skipped,
+                exit_code: None,
+                diagnostics: None,
+            }]);
+        given::<Job>(&running)
+            .when(finish_task(0, TaskStatus::Skipped))
+            .refused(out_of_order_end(0));
+        // No task 2.
+        given::<Job>(&after_first)
+            .when(start(2))
+            .refused(out_of_order_start(2));
+        // A waiting job runs no task.
+        given::<Job>(&[orchestration_job(2)])
+            .when(start(0))
+            .refused(not_in("job_not_processing", "waiting", "processing"));
     }
 
     #[test]
@@ -909,15 +960,20 @@ mod tests {
             &serde_json::json!({"job_id": Uuid::nil(), "worker": "w", "pid": 5, "command": []}),
         )
         .unwrap();
-        assert!(matches!(started, JobEvent::JobStarted { pid: Some(5), .. }));
+        assert_eq!(
+            started,
+            JobEvent::JobStarted {
+                job_id: Uuid::nil(),
+                worker: "w".into(),
+                pid: Some(5),
+                command: vec![],
+            }
+        );
         let output: JobEvent = crate::decode(
             "JobOutputAppended",
             &serde_json::json!({"job_id": Uuid::nil(), "stream": "stdout", "offset": 0, "text": "x"}),
         )
         .unwrap();
-        assert!(matches!(
-            output,
-            JobEvent::JobOutputAppended { task: None, .. }
-        ));
+        assert_eq!(output, self::output(OutputStream::Stdout, 0, "x"));
     }
 }

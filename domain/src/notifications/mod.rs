@@ -141,6 +141,7 @@ impl Aggregate for Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::given;
 
     fn recipient() -> Recipient {
         Recipient {
@@ -150,15 +151,6 @@ mod tests {
             via: "email".into(),
             target: "ops@example.com".into(),
         }
-    }
-
-    fn given(
-        events: &[DeliveryEvent],
-        command: DeliveryCommand,
-    ) -> Result<Vec<DeliveryEvent>, DomainError> {
-        let mut d = Delivery::default();
-        events.iter().for_each(|e| d.apply(e));
-        d.handle(command)
     }
 
     fn failed(gave_up: bool) -> DeliveryEvent {
@@ -172,32 +164,30 @@ mod tests {
 
     #[test]
     fn attempts_are_counted_until_sent_or_given_up() {
-        let sent = given(
-            &[failed(false)],
-            DeliveryCommand::RecordSent {
+        let send = || DeliveryCommand::RecordSent {
+            recipient: recipient(),
+        };
+        given::<Delivery>(&[])
+            .when(DeliveryCommand::RecordFailed {
                 recipient: recipient(),
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            sent[..],
-            [DeliveryEvent::NotificationSent { attempt: 2, .. }]
-        ));
-        for past in [vec![failed(true)], vec![failed(false), sent[0].clone()]] {
-            let e = given(
-                &past,
-                DeliveryCommand::RecordSent {
-                    recipient: recipient(),
-                },
-            )
-            .unwrap_err();
-            assert!(matches!(
-                e,
-                DomainError::Conflict {
-                    code: "notification_done",
-                    ..
-                }
-            ));
+                error: "connection refused".into(),
+                gave_up: false,
+            })
+            .then(vec![failed(false)]);
+        let sent = DeliveryEvent::NotificationSent {
+            recipient: recipient(),
+            attempt: 2,
+        };
+        given::<Delivery>(&[failed(false)])
+            .when(send())
+            .then(vec![sent.clone()]);
+        for past in [vec![failed(true)], vec![failed(false), sent]] {
+            given::<Delivery>(&past)
+                .when(send())
+                .refused(DomainError::conflict(
+                    "notification_done",
+                    "this notification was already delivered or given up on",
+                ));
         }
     }
 

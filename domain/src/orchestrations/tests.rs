@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::jobs::Catalog;
-use crate::{Aggregate, DomainError};
+use crate::testing::given;
+use crate::DomainError;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
@@ -45,13 +46,6 @@ fn invalid(result: Result<impl std::fmt::Debug, DomainError>) -> (&'static str, 
     }
 }
 
-fn conflict<T: std::fmt::Debug>(result: Result<T, DomainError>) -> &'static str {
-    match result {
-        Err(DomainError::Conflict { code, .. }) => code,
-        other => panic!("expected a 409, got {other:?}"),
-    }
-}
-
 fn created(crontab: Option<&str>, active: bool) -> OrchestrationEvent {
     OrchestrationEvent::OrchestrationCreated(Box::new(Definition {
         id: "o1".into(),
@@ -71,17 +65,26 @@ fn created(crontab: Option<&str>, active: bool) -> OrchestrationEvent {
     }))
 }
 
-fn given(
-    events: &[OrchestrationEvent],
-    command: OrchestrationCommand,
-) -> Result<Vec<OrchestrationEvent>, DomainError> {
-    state(events).handle(command)
+fn state(events: &[OrchestrationEvent]) -> Orchestration {
+    given::<Orchestration>(events).state().clone()
 }
 
-fn state(events: &[OrchestrationEvent]) -> Orchestration {
-    let mut o = Orchestration::default();
-    events.iter().for_each(|e| o.apply(e));
-    o
+fn deleted() -> DomainError {
+    DomainError::conflict(
+        "orchestration_deleted",
+        "the orchestration was deleted; it can be read but not changed or run",
+    )
+}
+
+/// The run the scheduler fires for `slot` of `o1`.
+fn run(slot: &str, catch_up: bool, missed: u32, next: Option<&str>) -> OrchestrationEvent {
+    OrchestrationEvent::OrchestrationRunScheduled {
+        scheduled_for: at(slot),
+        job_id: scheduled_job_id("o1", at(slot)),
+        catch_up,
+        missed,
+        next_scheduled_at: next.map(at),
+    }
 }
 
 fn schedule(now: &str) -> OrchestrationCommand {
@@ -168,7 +171,37 @@ fn a_name_is_required() {
     };
     d.name = "  ".into();
     let command = OrchestrationCommand::Create(d.clone());
-    invalid(given(&[], command));
+    given::<Orchestration>(&[])
+        .when(command)
+        .refused(DomainError::invalid(
+            "name",
+            "must be 1 to 256 characters, not blank",
+        ));
+}
+
+#[test]
+fn a_creation_records_the_definition_with_its_first_slot() {
+    let OrchestrationEvent::OrchestrationCreated(mut d) = created(Some("0 * * * *"), true) else {
+        unreachable!()
+    };
+    let command = OrchestrationCommand::Create(d.clone());
+    d.next_scheduled_at = Some(at("2026-11-23T11:00:00Z"));
+    given::<Orchestration>(&[])
+        .when(command.clone())
+        .then(vec![OrchestrationEvent::OrchestrationCreated(d)]);
+    given::<Orchestration>(&[created(None, true)])
+        .when(command)
+        .refused(DomainError::conflict(
+            "orchestration_exists",
+            "the orchestration exists",
+        ));
+    // Inactive, it has no next run.
+    let OrchestrationEvent::OrchestrationCreated(d) = created(Some("0 * * * *"), false) else {
+        unreachable!()
+    };
+    given::<Orchestration>(&[])
+        .when(OrchestrationCommand::Create(d.clone()))
+        .then(vec![OrchestrationEvent::OrchestrationCreated(d)]);
 }
 
 #[test]
@@ -179,21 +212,62 @@ fn an_update_records_only_what_changed() {
         active: Some(true),
         ..Changes::default()
     };
-    let events = given(
-        &[created(None, true)],
-        OrchestrationCommand::Update {
+    given::<Orchestration>(&[created(None, true)])
+        .when(OrchestrationCommand::Update {
             changes: Box::new(changes),
             at: at("2026-11-23T11:00:00Z"),
-        },
-    )
-    .unwrap();
-    assert!(
-        matches!(
-            events[..],
-            [OrchestrationEvent::OrchestrationScheduleChanged { .. }]
-        ),
-        "{events:?}"
-    );
+        })
+        .then(vec![OrchestrationEvent::OrchestrationScheduleChanged {
+            crontab: Some(Crontab::parse("0 * * * *").unwrap()),
+            at: at("2026-11-23T11:00:00Z"),
+            next_scheduled_at: Some(at("2026-11-23T12:00:00Z")),
+        }]);
+}
+
+#[test]
+fn an_update_of_everything_records_each_change_in_order() {
+    let o = state(&[created(Some("0 * * * *"), true)]);
+    let mut tasks = o.tasks.clone();
+    tasks.pop();
+    let notifications =
+        parse_notifications(json!([{"email": "ops@x.io", "channel": "error"}])).unwrap();
+    let changes = Changes {
+        name: Some("hourly".into()),
+        crontab: Some(None),
+        active: Some(false),
+        tasks: Some(tasks.clone()),
+        notifications: Some(notifications.clone()),
+    };
+    given::<Orchestration>(&[created(Some("0 * * * *"), true)])
+        .when(OrchestrationCommand::Update {
+            changes: Box::new(changes),
+            at: at("2026-11-23T11:00:00Z"),
+        })
+        .then(vec![
+            OrchestrationEvent::OrchestrationRenamed {
+                name: "hourly".into(),
+            },
+            OrchestrationEvent::OrchestrationScheduleChanged {
+                crontab: None,
+                at: at("2026-11-23T11:00:00Z"),
+                next_scheduled_at: None,
+            },
+            OrchestrationEvent::OrchestrationDeactivated {},
+            OrchestrationEvent::OrchestrationTasksReplaced { tasks },
+            OrchestrationEvent::OrchestrationNotificationsReplaced { notifications },
+        ]);
+    given::<Orchestration>(&[created(None, true)])
+        .when(OrchestrationCommand::Update {
+            changes: Box::new(Changes {
+                name: Some(" ".into()),
+                ..Changes::default()
+            }),
+            at: at("2026-11-23T11:00:00Z"),
+        })
+        .refused(DomainError::invalid(
+            "name",
+            "must be 1 to 256 characters, not blank",
+        ));
 }
 
 #[test]
@@ -213,16 +287,20 @@ fn a_deleted_orchestration_accepts_no_command_but_reads() {
         },
         schedule("2026-11-23T12:00:00Z"),
     ] {
-        assert_eq!(conflict(given(&past, command)), "orchestration_deleted");
+        given::<Orchestration>(&past)
+            .when(command)
+            .refused(deleted());
     }
     let o = state(&past);
     assert_eq!(o.name, "nightly");
     assert_eq!(o.next_scheduled_at(), None);
-    assert_eq!(conflict(o.tasks_for_run(None)), "orchestration_deleted");
-    assert!(matches!(
-        given(&[], OrchestrationCommand::Delete),
-        Err(DomainError::NotFound(_))
-    ));
+    assert_eq!(o.tasks_for_run(None), Err(deleted()));
+    given::<Orchestration>(&[])
+        .when(OrchestrationCommand::Delete)
+        .refused(DomainError::NotFound("no such orchestration".into()));
+    given::<Orchestration>(&past[..1])
+        .when(OrchestrationCommand::Delete)
+        .then(vec![OrchestrationEvent::OrchestrationDeleted {}]);
 }
 
 #[test]
@@ -245,37 +323,27 @@ fn a_manual_run_may_change_only_which_tasks_are_active() {
 #[test]
 fn the_scheduler_fires_each_slot_once() {
     let past = [created(Some("* * * * *"), true)];
-    assert_eq!(
-        given(&past, schedule("2026-11-23T10:00:59Z")).unwrap(),
-        vec![],
-        "nothing due yet"
+    // Nothing due yet.
+    given::<Orchestration>(&past)
+        .when(schedule("2026-11-23T10:00:59Z"))
+        .then_nothing();
+    // The event says what comes next.
+    let fired = run(
+        "2026-11-23T10:01:00Z",
+        false,
+        0,
+        Some("2026-11-23T10:02:00Z"),
     );
-    let events = given(&past, schedule("2026-11-23T10:01:00.300Z")).unwrap();
-    let [OrchestrationEvent::OrchestrationRunScheduled {
-        scheduled_for,
-        job_id,
-        catch_up: false,
-        missed: 0,
-        next_scheduled_at,
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    assert_eq!(*scheduled_for, at("2026-11-23T10:01:00Z"));
-    assert_eq!(*job_id, scheduled_job_id("o1", *scheduled_for));
+    given::<Orchestration>(&past)
+        .when(schedule("2026-11-23T10:01:00.300Z"))
+        .then(vec![fired.clone()]);
+    // The same slot never again.
+    let after = [past[0].clone(), fired];
+    given::<Orchestration>(&after)
+        .when(schedule("2026-11-23T10:01:40Z"))
+        .then_nothing();
     assert_eq!(
-        *next_scheduled_at,
-        Some(at("2026-11-23T10:02:00Z")),
-        "the event says what comes next"
-    );
-    let fired = [past[0].clone(), events[0].clone()];
-    assert_eq!(
-        given(&fired, schedule("2026-11-23T10:01:40Z")).unwrap(),
-        vec![],
-        "the same slot never again"
-    );
-    assert_eq!(
-        state(&fired).next_scheduled_at(),
+        state(&after).next_scheduled_at(),
         Some(at("2026-11-23T10:02:00Z"))
     );
 }
@@ -283,49 +351,37 @@ fn the_scheduler_fires_each_slot_once() {
 #[test]
 fn after_downtime_missed_slots_fire_once_as_a_catch_up() {
     let past = [created(Some("* * * * *"), true)];
-    let events = given(&past, schedule("2026-11-23T10:10:20Z")).unwrap();
-    let [OrchestrationEvent::OrchestrationRunScheduled {
-        scheduled_for,
-        catch_up: true,
-        missed: 9,
-        ..
-    }] = &events[..]
-    else {
-        panic!("{events:?}")
-    };
-    assert_eq!(*scheduled_for, at("2026-11-23T10:10:00Z"));
-    let caught_up = [past[0].clone(), events[0].clone()];
-    assert_eq!(
-        given(&caught_up, schedule("2026-11-23T10:10:50Z")).unwrap(),
-        vec![]
+    let caught_up = run(
+        "2026-11-23T10:10:00Z",
+        true,
+        9,
+        Some("2026-11-23T10:11:00Z"),
     );
+    given::<Orchestration>(&past)
+        .when(schedule("2026-11-23T10:10:20Z"))
+        .then(vec![caught_up.clone()]);
+    given::<Orchestration>(&[past[0].clone(), caught_up])
+        .when(schedule("2026-11-23T10:10:50Z"))
+        .then_nothing();
     // One slot, but very late (a long pause), is a catch-up too.
-    let hourly = [created(Some("0 * * * *"), true)];
-    let events = given(&hourly, schedule("2026-11-23T11:05:00Z")).unwrap();
-    assert!(matches!(
-        events[..],
-        [OrchestrationEvent::OrchestrationRunScheduled {
-            catch_up: true,
-            missed: 0,
-            ..
-        }]
-    ));
+    given::<Orchestration>(&[created(Some("0 * * * *"), true)])
+        .when(schedule("2026-11-23T11:05:00Z"))
+        .then(vec![run(
+            "2026-11-23T11:00:00Z",
+            true,
+            0,
+            Some("2026-11-23T12:00:00Z"),
+        )]);
 }
 
 #[test]
 fn an_inactive_or_unscheduled_orchestration_never_fires_and_missed_slots_stay_missed() {
-    assert_eq!(
-        given(
-            &[created(Some("* * * * *"), false)],
-            schedule("2026-11-23T12:00:00Z")
-        )
-        .unwrap(),
-        vec![]
-    );
-    assert_eq!(
-        given(&[created(None, true)], schedule("2026-11-23T12:00:00Z")).unwrap(),
-        vec![]
-    );
+    given::<Orchestration>(&[created(Some("* * * * *"), false)])
+        .when(schedule("2026-11-23T12:00:00Z"))
+        .then_nothing();
+    given::<Orchestration>(&[created(None, true)])
+        .when(schedule("2026-11-23T12:00:00Z"))
+        .then_nothing();
     let reactivated = [
         created(Some("* * * * *"), false),
         OrchestrationEvent::OrchestrationActivated {
@@ -333,33 +389,23 @@ fn an_inactive_or_unscheduled_orchestration_never_fires_and_missed_slots_stay_mi
             next_scheduled_at: None,
         },
     ];
-    let events = given(&reactivated, schedule("2026-11-23T12:00:01Z")).unwrap();
-    assert!(
-        matches!(
-            events[..],
-            [OrchestrationEvent::OrchestrationRunScheduled {
-                catch_up: false,
-                missed: 0,
-                ..
-            }]
-        ),
-        "{events:?}"
-    );
+    given::<Orchestration>(&reactivated)
+        .when(schedule("2026-11-23T12:00:01Z"))
+        .then(vec![run(
+            "2026-11-23T12:00:00Z",
+            false,
+            0,
+            Some("2026-11-23T12:01:00Z"),
+        )]);
 }
 
 #[test]
 fn refreshing_the_token_revokes_the_old_one() {
     let new = Uuid::new_v4();
-    let events = given(
-        &[created(None, true)],
-        OrchestrationCommand::RefreshToken { token_id: new },
-    )
-    .unwrap();
-    assert_eq!(
-        events,
-        vec![OrchestrationEvent::OrchestrationTokenRefreshed {
+    given::<Orchestration>(&[created(None, true)])
+        .when(OrchestrationCommand::RefreshToken { token_id: new })
+        .then(vec![OrchestrationEvent::OrchestrationTokenRefreshed {
             token_id: new,
-            revoked_token_id: Uuid::nil()
-        }]
-    );
+            revoked_token_id: Uuid::nil(),
+        }]);
 }
