@@ -49,7 +49,9 @@ pub struct NewApiToken {
 impl<S: EventStore> Commands<S> {
     /// A login: the right name and password give a session token. A wrong name and a wrong
     /// password get the same answer, after the same work.
-    #[tracing::instrument(skip_all, fields(username = username))]
+    // The name is recorded only once it parses as one: a password typed into the name field
+    // must not reach a log line.
+    #[tracing::instrument(skip_all, fields(username = tracing::field::Empty))]
     pub async fn login(
         &self,
         origin: &Origin,
@@ -59,6 +61,7 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<(IssuedToken, Written), CommandError> {
         let hash = match Username::parse(username) {
             Ok(name) => {
+                tracing::Span::current().record("username", name.as_str());
                 let client = self.read_models().await?;
                 model::password_hash(&**client, name.as_str()).await?
             }

@@ -98,6 +98,7 @@ fn claimed(
         holder: name(holder),
         claim: Uuid::new_v4(),
         slot,
+        supersedes: None,
     }
 }
 

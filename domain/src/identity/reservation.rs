@@ -52,6 +52,11 @@ pub enum ReservationEvent {
         claim: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slot: Option<u64>,
+        /// The holder's own pending claim this one took over (a retry). That earlier command
+        /// may still land, so from then on no withdrawal may free the reservation: only the
+        /// holder's stream passing the slot settles it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supersedes: Option<Uuid>,
     },
     /// The holder gave it up: removed, another email, or its command did not go through.
     ReservationReleased {
@@ -105,6 +110,8 @@ pub struct Claim {
     pub holder: Username,
     pub claim: Uuid,
     pub slot: Option<u64>,
+    /// It took over an earlier pending claim, which may still land: never withdrawn.
+    pub took_over: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -157,6 +164,7 @@ impl Reservation {
         holder: Username,
         claim: Uuid,
         slot: Option<u64>,
+        supersedes: Option<Uuid>,
     ) -> Vec<ReservationEvent> {
         vec![ReservationEvent::ReservationClaimed {
             kind,
@@ -164,6 +172,7 @@ impl Reservation {
             holder,
             claim,
             slot,
+            supersedes,
         }]
     }
 
@@ -229,9 +238,16 @@ impl Aggregate for Reservation {
                         }
                         // Its own claim of an earlier try, still pending: this one takes over
                         // (the earlier try, if it lands, lands for the same user).
-                        Ok(Self::claimed(kind, value, holder, claim, Some(slot)))
+                        Ok(Self::claimed(
+                            kind,
+                            value,
+                            holder,
+                            claim,
+                            Some(slot),
+                            Some(c.claim),
+                        ))
                     }
-                    _ => Ok(Self::claimed(kind, value, holder, claim, Some(slot))),
+                    _ => Ok(Self::claimed(kind, value, holder, claim, Some(slot), None)),
                 }
             }
             ReservationCommand::Backfill {
@@ -243,7 +259,7 @@ impl Aggregate for Reservation {
                 if self.exists() {
                     return Ok(vec![]);
                 }
-                Ok(Self::claimed(kind, value, holder, claim, None))
+                Ok(Self::claimed(kind, value, holder, claim, None, None))
             }
             ReservationCommand::Release { holder, current } => match &self.claim {
                 Some(c) if c.holder == holder && self.standing(&current) == Standing::Free => {
@@ -252,7 +268,11 @@ impl Aggregate for Reservation {
                 _ => Ok(vec![]),
             },
             ReservationCommand::Withdraw { claim, current } => match &self.claim {
-                Some(c) if c.claim == claim && self.standing(&current) != Standing::Held => {
+                Some(c)
+                    if c.claim == claim
+                        && !c.took_over
+                        && self.standing(&current) != Standing::Held =>
+                {
                     Ok(self.released(c.holder.clone()))
                 }
                 _ => Ok(vec![]),
@@ -268,6 +288,7 @@ impl Aggregate for Reservation {
                 holder,
                 claim,
                 slot,
+                supersedes,
             } => {
                 self.kind = Some(*kind);
                 self.value = Some(value.clone());
@@ -275,6 +296,7 @@ impl Aggregate for Reservation {
                     holder: holder.clone(),
                     claim: *claim,
                     slot: *slot,
+                    took_over: supersedes.is_some(),
                 });
             }
             ReservationEvent::ReservationReleased { .. } => self.claim = None,
@@ -348,6 +370,7 @@ mod tests {
             holder: name(holder),
             claim: claim(id),
             slot,
+            supersedes: None,
         }
     }
 
@@ -429,9 +452,17 @@ mod tests {
                 "user_exists",
                 "user ann is being registered (names are compared without regard to case)",
             ));
+        let retry = ReservationEvent::ReservationClaimed {
+            kind: NAME,
+            value: "ann".into(),
+            holder: name("ann"),
+            claim: claim(2),
+            slot: Some(0),
+            supersedes: Some(claim(1)),
+        };
         given::<Reservation>(&past)
             .when(claim_name("ann", 2, 0, UserStream::default()))
-            .then(vec![claimed(NAME, "ann", "ann", 2, Some(0))]);
+            .then(vec![retry]);
     }
 
     #[test]
@@ -528,6 +559,39 @@ mod tests {
                 stream(&[registered("ann", None), removed("ann")]),
             ))
             .then_nothing();
+    }
+
+    #[test]
+    fn a_claim_that_took_over_a_pending_one_is_never_withdrawn() {
+        // ann's first try (claim 1) may still land at slot 0; her retry (claim 2) took it over
+        // and was then refused: freeing the name now would let ANN register beside her.
+        let took_over = ReservationEvent::ReservationClaimed {
+            kind: NAME,
+            value: "ann".into(),
+            holder: name("ann"),
+            claim: claim(2),
+            slot: Some(0),
+            supersedes: Some(claim(1)),
+        };
+        given::<Reservation>(&[claimed(NAME, "ann", "ann", 1, Some(0))])
+            .when(ReservationCommand::Claim {
+                kind: NAME,
+                value: "ann".into(),
+                holder: name("ann"),
+                claim: claim(2),
+                slot: 0,
+                current: UserStream::default(),
+            })
+            .then(vec![took_over.clone()]);
+        let past = [claimed(NAME, "ann", "ann", 1, Some(0)), took_over];
+        for id in [1, 2] {
+            given::<Reservation>(&past)
+                .when(ReservationCommand::Withdraw {
+                    claim: claim(id),
+                    current: UserStream::default(),
+                })
+                .then_nothing();
+        }
     }
 
     #[test]

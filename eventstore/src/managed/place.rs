@@ -73,7 +73,9 @@ pub(super) fn home(data_dir: &Path, owner: &Owner) -> Result<PathBuf, ManagedErr
     prepare(&home, &access)
         .map_err(|reason| unreachable(format!("nor can it use {}: {reason}", home.display())))?;
     write_record(&record, &home)?;
-    tracing::info!(
+    // Loud: the database no longer lives under the data directory (back up, and keep on a
+    // volume, that folder too).
+    tracing::warn!(
         data_dir = %data_dir.display(),
         cluster = %home.display(),
         "the postgres user cannot reach the data directory ({blocked}); the managed PostgreSQL goes to {}, recorded in {}",

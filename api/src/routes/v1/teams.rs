@@ -67,7 +67,7 @@ pub async fn get(
 }
 
 /// `PUT /v1/teams/{team}/members/{username}` (member or admin).
-#[utoipa::path(put, path = "/v1/teams/{team}/members/{username}", tag = "teams", params(("team" = String, Path, description = "the team's name"), ("username" = String, Path, description = "the member")), responses((status = 200, description = "OK", body = TeamView), Refusals), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/v1/teams/{team}/members/{username}", tag = "teams", params(("team" = String, Path, description = "the team's name"), ("username" = String, Path, description = "the member")), responses((status = 204, description = "done"), Refusals), security(("bearer" = [])))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -84,7 +84,7 @@ pub async fn add_member(
 }
 
 /// `DELETE /v1/teams/{team}/members/{username}` (member or admin).
-#[utoipa::path(delete, path = "/v1/teams/{team}/members/{username}", tag = "teams", params(("team" = String, Path, description = "the team's name"), ("username" = String, Path, description = "the member")), responses((status = 200, description = "OK", body = TeamView), Refusals), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/teams/{team}/members/{username}", tag = "teams", params(("team" = String, Path, description = "the team's name"), ("username" = String, Path, description = "the member")), responses((status = 204, description = "done"), Refusals), security(("bearer" = [])))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
