@@ -404,3 +404,362 @@ async fn a_subscriber_that_falls_behind_is_closed_with_its_last_position_and_oth
         (last_received + 1..=start + total).collect::<Vec<_>>()
     );
 }
+
+/// Waits until the read models have applied `position` (so the live feed may send it).
+async fn wait_for_read_models(server: &Server, token: &str, position: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = reqwest::Client::new()
+            .get(server.url("/v1/jobs?limit=1"))
+            .bearer_auth(token)
+            .header("bosun-min-position", position.to_string())
+            .send()
+            .await
+            .expect("GET /v1/jobs");
+        if answer.status().is_success() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read models did not reach {position} within 60 s"
+        );
+    }
+}
+
+/// Sessions report their statistics at the end of a transaction at most once a second, and an
+/// idle one within 10 s (PostgreSQL 15 and later): after this long, every count is in.
+const STATS_SETTLE: Duration = Duration::from_secs(11);
+
+/// Rows PostgreSQL has read from the `events` table, by any session, as its statistics show them.
+async fn events_rows_read(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT (COALESCE(idx_tup_fetch, 0) + COALESCE(seq_tup_read, 0))::bigint
+             FROM pg_stat_user_tables WHERE relname = 'events'",
+            &[],
+        )
+        .await
+        .expect("read pg_stat_user_tables")
+        .get(0)
+}
+
+/// Reads `socket` until it got `last`; fails unless it got exactly `from..=last`, once each and
+/// in order, with no close in between.
+async fn positions_until(mut socket: Socket, from: u64, last: u64) -> Result<(), String> {
+    let mut expected = from;
+    while expected <= last {
+        let message = match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
+            Err(_) => return Err(format!("nothing within 60 s; waiting for {expected}")),
+            Ok(None) => return Err(format!("the feed ended; waiting for {expected}")),
+            Ok(Some(Err(e))) => return Err(format!("WebSocket error at {expected}: {e}")),
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                let got = serde_json::from_str::<Value>(&text)
+                    .map_err(|e| format!("not JSON ({e}): {text}"))?["position"]
+                    .as_u64()
+                    .ok_or_else(|| format!("not an envelope: {text}"))?;
+                if got != expected {
+                    return Err(format!("got position {got}, expected {expected}"));
+                }
+                expected += 1;
+            }
+            Message::Close(frame) => return Err(format!("closed at {expected}: {frame:?}")),
+            _ => {}
+        }
+    }
+    let _ = socket.close(None).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_subscribers_catching_up_at_once_share_the_log_reads_while_writes_go_on() {
+    const SUBSCRIBERS: usize = 60;
+    let dir = work_dir();
+    let server = Server::start(
+        dir.path(),
+        &["-c", "/dev/null"],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+    let (pg, store) = join(&dir.path().join("bosun-data")).await;
+    let padding = "x".repeat(200);
+    for batch in 0..8 {
+        let events = (0..500)
+            .map(|n| NewEvent::new("Filled", json!({"n": n, "padding": padding})))
+            .collect();
+        store
+            .append(
+                &StreamId::parse(format!("fill-{batch}")).unwrap(),
+                ExpectedVersion::Any,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    let filled = store.head().await.unwrap();
+    assert!(filled >= 4000, "head {filled}");
+    wait_for_read_models(&server, &admin, filled).await;
+    let (stats, connection) = pg
+        .config("bosun")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect for statistics");
+    tokio::spawn(connection);
+    // What the projectors read of the filling is counted before, not during, the catch-up.
+    tokio::time::sleep(STATS_SETTLE).await;
+    let rows_before = events_rows_read(&stats).await;
+
+    // All of them at once, from the start of the log.
+    let sockets = futures::future::join_all(
+        (0..SUBSCRIBERS).map(|_| connect(&server, "from=1", Some(&admin))),
+    )
+    .await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, admin, done) = (server.url("/v1/tokens"), admin.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            let mut writes = 0;
+            // Bounded: at most 2,000 writes, and it stops once the subscribers are through.
+            while writes < 2000 && !done.load(std::sync::atomic::Ordering::Acquire) {
+                let started = std::time::Instant::now();
+                let (status, body, _) = http_json(
+                    reqwest::Method::POST,
+                    url.clone(),
+                    &admin,
+                    Some(json!({"description": format!("writer {writes}")})),
+                )
+                .await;
+                assert!(
+                    (200..300).contains(&status),
+                    "a write during the catch-up failed: {status} {body}"
+                );
+                worst = worst.max(started.elapsed());
+                writes += 1;
+            }
+            (writes, worst)
+        })
+    };
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| tokio::spawn(positions_until(socket, 1, filled)))
+        .collect();
+    let mut failures = Vec::new();
+    for reader in readers {
+        if let Err(e) = reader.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let (writes, worst) = writer.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {SUBSCRIBERS} subscribers did not get 1..={filled} in order: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(writes > 0, "the writer never wrote");
+    assert!(
+        worst < Duration::from_secs(5),
+        "a write took {worst:?} while the subscribers caught up"
+    );
+
+    // Each subscriber reading the log itself reads SUBSCRIBERS × filled rows; shared pages read
+    // it about once (measured: about 4,000 rows here; over 200,000 when each subscriber read the
+    // log on its own).
+    let bound = 4 * filled as i64;
+    let deadline = std::time::Instant::now() + STATS_SETTLE;
+    let mut read = 0;
+    while std::time::Instant::now() < deadline && read <= bound {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        read = events_rows_read(&stats).await - rows_before;
+    }
+    eprintln!("{read} rows of the log read for {SUBSCRIBERS} subscribers on {filled} events; {writes} writes, the slowest {worst:?}");
+    assert!(
+        read <= bound,
+        "{read} rows of the log were read for {SUBSCRIBERS} subscribers catching up on {filled} events (at most {bound} expected: the subscribers must share the reads)"
+    );
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every envelope the feed sent: no hash, only their stand-ins.
+fn assert_redacted(events: &[Value], secrets: &[String]) -> (usize, usize) {
+    let (mut hashes, mut digests) = (0, 0);
+    for event in events {
+        let text = event.to_string();
+        assert!(
+            !text.contains("$argon2"),
+            "a password hash went out: {text}"
+        );
+        for secret in secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a token digest went out: {text}"
+            );
+        }
+        if let Some(hash) = event["data"].get("password_hash") {
+            assert_eq!(hash, "[redacted]", "{text}");
+            hashes += 1;
+        }
+        if let Some(digest) = event["data"].get("digest") {
+            assert_eq!(digest, "[redacted]", "{text}");
+            digests += 1;
+        }
+    }
+    (hashes, digests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_never_shows_a_password_hash_or_a_token_digest() {
+    let dir = work_dir();
+    let server = Server::start(
+        dir.path(),
+        &["-c", "/dev/null"],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+    // Watching before: the bootstrap's events come from the log, the new ones from the hub.
+    let mut early = connect(&server, "from=1", Some(&admin)).await;
+
+    let credentials = json!({"username": "ann", "password": "ann-password-1"});
+    let (status, body, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/users"),
+        &admin,
+        Some(credentials.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, login, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/auth/tokens"),
+        "",
+        Some(credentials),
+    )
+    .await;
+    assert_eq!(status, 201, "{login}");
+    let (status, issued, _) = http_json(
+        reqwest::Method::POST,
+        server.url("/v1/tokens"),
+        &admin,
+        Some(json!({"description": "api"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let secrets: Vec<String> = [
+        admin.as_str(),
+        login["token"].as_str().unwrap(),
+        issued["token"].as_str().unwrap(),
+    ]
+    .iter()
+    .map(|token| sha256_hex(token))
+    .collect();
+
+    let (_, head) = log_from(&server, &admin, 1).await;
+    let live = receive_until(&mut early, head).await;
+    // Watching after: everything comes from the log.
+    let mut late = connect(&server, "from=1", Some(&admin)).await;
+    let caught_up = receive_until(&mut late, head).await;
+    assert_eq!(live, caught_up, "the hub and the catch-up differ");
+    let (hashes, digests) = assert_redacted(&live, &secrets);
+    assert!(hashes >= 1, "no user registration seen: {live:?}");
+    assert!(digests >= 3, "not every token issue seen: {live:?}");
+    // A filtered subscriber reads the same pages.
+    let mut tokens = connect(&server, "from=1&category=token", Some(&admin)).await;
+    let last_token = live
+        .iter()
+        .rfind(|e| e["stream_id"].as_str().unwrap().starts_with("token-"))
+        .unwrap()["position"]
+        .as_u64()
+        .unwrap();
+    let filtered = receive_until(&mut tokens, last_token).await;
+    assert_eq!(assert_redacted(&filtered, &secrets).1, digests);
+}
+
+/// Opens the feed with `token`, waits until it is live at `head`, has `revoke` revoke the token,
+/// and answers how long the close (which must be 4401) took from the revocation's request.
+async fn closed_after_revocation(
+    server: &Server,
+    token: &str,
+    head: u64,
+    revoke: impl std::future::Future<Output = u16>,
+) -> Duration {
+    let mut socket = connect(server, "from=1", Some(token)).await;
+    receive_until(&mut socket, head).await;
+    // Long enough for a first periodic re-check to pass, were there one due.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let revoked = std::time::Instant::now();
+    assert_eq!(revoke.await, 204, "the revocation failed");
+    assert_eq!(close_code(&mut socket).await, CloseCode::from(4401));
+    let took = revoked.elapsed();
+    eprintln!("closed {took:?} after the revocation");
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_is_closed_as_soon_as_its_token_is_revoked() {
+    let dir = work_dir();
+    let server = Server::start(
+        dir.path(),
+        &["-c", "/dev/null"],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let admin = admin_token(dir.path());
+    let issue = |description: &'static str| {
+        let (url, admin) = (server.url("/v1/tokens"), admin.clone());
+        async move {
+            let (status, issued, _) = http_json(
+                reqwest::Method::POST,
+                url,
+                &admin,
+                Some(json!({"description": description})),
+            )
+            .await;
+            assert_eq!(status, 201, "{issued}");
+            issued
+        }
+    };
+
+    // Revoked by an admin.
+    let watcher = issue("watcher").await;
+    let (_, head) = log_from(&server, &admin, 1).await;
+    let url = server.url(&format!(
+        "/v1/tokens/{}",
+        watcher["token_id"].as_str().unwrap()
+    ));
+    let took = closed_after_revocation(&server, watcher["token"].as_str().unwrap(), head, async {
+        http_json(reqwest::Method::DELETE, url, &admin, None)
+            .await
+            .0
+    })
+    .await;
+    assert!(
+        took < Duration::from_millis(1500),
+        "closed {took:?} after the revocation"
+    );
+
+    // Logged out by its own holder, while another token's events keep coming.
+    let session = issue("session").await;
+    let (_, head) = log_from(&server, &admin, 1).await;
+    let token = session["token"].as_str().unwrap().to_string();
+    let url = server.url("/v1/auth/tokens/current");
+    let took = closed_after_revocation(&server, &token, head, async {
+        http_json(reqwest::Method::DELETE, url, &token, None)
+            .await
+            .0
+    })
+    .await;
+    assert!(
+        took < Duration::from_millis(1500),
+        "closed {took:?} after the logout"
+    );
+}

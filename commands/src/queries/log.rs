@@ -12,15 +12,20 @@ use bosun_eventstore::{EventStore, Filter, Page, RecordedEvent, StreamId};
 use bosun_projections::read_models::audit::{list as entries, AuditEntry, AuditQuery};
 use bosun_projections::read_models::identity as identity_model;
 
+/// Whether `actor` may read the whole log (its events, the audit, the live feed).
+pub fn may_read_log(actor: &Actor) -> Result<(), CommandError> {
+    actor.require(Scope::Read)?;
+    actor.require_admin().map_err(|_| {
+        CommandError::Forbidden(
+            "reading the whole log needs an admin token with the read and admin scopes; read a stream you may read at /v1/streams/{stream_id}".into(),
+        )
+    })
+}
+
 impl Queries {
     /// Whether `actor` may read the whole log (its events, the audit, the live feed).
     pub fn may_read_log(&self, actor: &Actor) -> Result<(), CommandError> {
-        actor.require(Scope::Read)?;
-        actor.require_admin().map_err(|_| {
-            CommandError::Forbidden(
-                "reading the whole log needs an admin token with the read and admin scopes; read a stream you may read at /v1/streams/{stream_id}".into(),
-            )
-        })
+        may_read_log(actor)
     }
 
     /// Up to `max` events matching `filter` from `from` on, with the head, redacted.

@@ -12,7 +12,7 @@ mod orchestrations;
 
 pub use bosun_projections::read_models::identity::Page;
 pub use jobs::{job_readers, JobFilter};
-pub use log::redacted;
+pub use log::{may_read_log, redacted};
 
 use crate::error::CommandError;
 use bosun_eventstore::PgEventStore;

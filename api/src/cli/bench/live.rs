@@ -63,7 +63,7 @@ pub async fn run(
 }
 
 /// 500 clients and their 500 server-side sockets need more than the usual 1024 descriptors.
-fn raise_open_file_limit(subscribers: usize) {
+pub(super) fn raise_open_file_limit(subscribers: usize) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => {
@@ -385,12 +385,12 @@ fn micros_since(origin: Instant, sent_ns: u64) -> u32 {
 }
 
 /// Resolves once told to stop (or once nobody can tell any more).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Polls `done` every 10 ms until it holds (true) or `limit` passes (false).
-async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+pub(super) async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if done() {

@@ -6,9 +6,11 @@
 //! `-c FILE` configures, or with no file on a fresh managed PostgreSQL in a temporary directory.
 
 mod append;
+mod catchup;
 mod jobs;
 mod jobs_model;
 mod live;
+mod output;
 mod replay;
 mod scheduler;
 mod server;
@@ -61,6 +63,16 @@ pub enum Which {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// A job printing `bytes` of output, submission to finish, against running its command
+    /// directly.
+    Output {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 30_000_000)]
+        bytes: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Delivery latency of the live WebSocket feed to many subscribers, against the log's own
     /// subscription.
     Live {
@@ -74,6 +86,23 @@ pub enum Which {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Live subscribers catching up from position 1 of a long log all at once, against the
+    /// API's writers' latency without them.
+    Catchup {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 500)]
+        subscribers: usize,
+        /// Events in the log before the subscribers open the feed.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// HTTP clients writing (`POST /v1/tokens`) meanwhile.
+        #[arg(long, default_value_t = 10)]
+        writers: usize,
+        /// How long the writers run alone, and at least as long with the subscribers.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 impl Which {
@@ -82,6 +111,8 @@ impl Which {
             Which::Append { config, .. }
             | Which::Replay { config, .. }
             | Which::Live { config, .. }
+            | Which::Catchup { config, .. }
+            | Which::Output { config, .. }
             | Which::Jobs { config, .. }
             | Which::Scheduler { config, .. } => config,
         }
@@ -117,6 +148,13 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
             };
             scheduler::run(&scratch.config, server_settings, options).await
         }
+        Which::Output { bytes, runs, .. } => {
+            let options = output::Options {
+                bytes: bytes.max(1),
+                runs: runs.max(1),
+            };
+            output::run(&scratch.config, server_settings, options).await
+        }
         Which::Live {
             subscribers,
             rate,
@@ -129,6 +167,21 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
                 seconds: seconds.max(1),
             };
             live::run(&scratch.config, server_settings, options).await
+        }
+        Which::Catchup {
+            subscribers,
+            events,
+            writers,
+            seconds,
+            ..
+        } => {
+            let options = catchup::Options {
+                subscribers: subscribers.max(1),
+                events: events.max(1),
+                writers: writers.max(1),
+                seconds: seconds.max(1),
+            };
+            catchup::run(&scratch.config, server_settings, options).await
         }
     };
     scratch.close().await;

@@ -1,0 +1,146 @@
+//! Whether a live subscriber's token may still watch: checked when it connects, then again as
+//! soon as an identity event about the token, its user or its teams has been applied (the hub
+//! wakes the watcher), every [`RECHECK_EVERY`] (changes the hub cannot see as such) and just after
+//! the token expires.
+
+use super::{CLOSE_FORBIDDEN, CLOSE_INTERNAL, CLOSE_UNAUTHORIZED};
+use crate::auth::{authenticate, Caller};
+use crate::live::identity::Watch;
+use crate::problem::Problem;
+use crate::startup::AppState;
+use axum::http::StatusCode;
+use std::time::Duration;
+
+/// How often a connected subscriber's token is checked again (and at its expiry).
+pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
+
+pub fn may_watch(caller: &Caller) -> Result<(), (u16, String)> {
+    // The same rule as every read of the whole log.
+    bosun_commands::queries::may_read_log(&caller.actor)
+        .map_err(|e| (CLOSE_FORBIDDEN, e.to_string()))
+}
+
+/// A token that may watch, who it speaks for, and the watch on the streams that could change
+/// that, registered as soon as the token was found good so that no change after it goes unseen.
+pub struct Granted {
+    token: String,
+    caller: Caller,
+    watch: Watch,
+}
+
+/// Starts watching the token `caller` was found to hold (and to be allowed to watch with).
+pub fn grant(state: &AppState, token: String, caller: Caller) -> Granted {
+    let watch = state.live.watch_identity(watched_streams(&caller));
+    Granted {
+        token,
+        caller,
+        watch,
+    }
+}
+
+/// `token` granted if it may watch; else the close code and reason.
+pub async fn check(state: &AppState, token: String) -> Result<Granted, (u16, String)> {
+    let caller = caller(state, &token).await?;
+    Ok(grant(state, token, caller))
+}
+
+/// The caller `token` speaks for if it may watch; else the close code and reason.
+async fn caller(state: &AppState, token: &str) -> Result<Caller, (u16, String)> {
+    let caller = authenticate(state, token).await.map_err(refusal)?;
+    may_watch(&caller)?;
+    Ok(caller)
+}
+
+/// A refused token is a 4401; a check that could not be made (no database connection) is not
+/// the client's fault and says to reconnect.
+fn refusal(problem: Problem) -> (u16, String) {
+    if problem.status == StatusCode::UNAUTHORIZED.as_u16() {
+        (
+            CLOSE_UNAUTHORIZED,
+            "the token is unknown, expired or revoked".into(),
+        )
+    } else {
+        (
+            CLOSE_INTERNAL,
+            "the token cannot be checked now; reconnect".into(),
+        )
+    }
+}
+
+/// Watches a granted token; answers with the close code and reason once it no longer may watch
+/// (expired, revoked, its user removed or no longer admin).
+pub async fn lose_access(state: &AppState, granted: Granted) -> (u16, String) {
+    let Granted {
+        token,
+        caller,
+        mut watch,
+    } = granted;
+    let mut wait = next_check(&caller);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = watch.changed() => {}
+        }
+        match self::caller(state, &token).await {
+            Ok(caller) => {
+                watch.set_streams(watched_streams(&caller));
+                wait = next_check(&caller);
+            }
+            Err((CLOSE_INTERNAL, _)) => {
+                // Access is neither confirmed nor lost: try again at the next check rather than
+                // closing every subscriber during a database hiccup.
+                tracing::warn!("live subscriber: the token could not be checked; retrying");
+                wait = RECHECK_EVERY;
+            }
+            Err(refused) => return refused,
+        }
+    }
+}
+
+/// The streams whose events can change what `caller`'s token may do.
+fn watched_streams(caller: &Caller) -> Vec<String> {
+    let holder = &caller.holder;
+    let mut streams = vec![
+        format!("token-{}", holder.token_id),
+        format!("user-{}", holder.username),
+    ];
+    streams.extend(holder.teams.iter().map(|team| format!("team-{team}")));
+    streams
+}
+
+/// The next periodic check: in about `RECHECK_EVERY`, or just after the token expires if that
+/// is sooner.
+fn next_check(caller: &Caller) -> Duration {
+    let until_expiry = caller
+        .holder
+        .expires_at
+        .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default());
+    let period = spread(RECHECK_EVERY);
+    until_expiry.map_or(period, |d| d.min(period) + Duration::from_millis(5))
+}
+
+/// `period` give or take a tenth, at random: subscribers that connected together (hundreds, after
+/// a restart) would otherwise all query the database at the same instant, every period.
+fn spread(period: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // Each `RandomState` is keyed afresh: random enough here, without a crate for it.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = (random % 1024) as f64 / 1024.0;
+    period.mul_f64(0.9 + 0.2 * fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_is_spread_within_a_tenth() {
+        let periods: Vec<Duration> = (0..200).map(|_| spread(RECHECK_EVERY)).collect();
+        let (low, high) = (RECHECK_EVERY.mul_f64(0.9), RECHECK_EVERY.mul_f64(1.1));
+        assert!(periods.iter().all(|p| *p >= low && *p <= high));
+        let distinct: std::collections::BTreeSet<_> = periods.iter().collect();
+        assert!(distinct.len() > 50, "hardly spread: {distinct:?}");
+    }
+}
