@@ -7,6 +7,7 @@
 use crate::Api;
 use bosun_api::config::{DatabaseUrl, Settings};
 use bosun_api::startup::Application;
+use bosun_eventstore::PgEventStore;
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 
@@ -15,6 +16,8 @@ pub struct TestApp {
     /// An admin client (the token the first start wrote).
     pub api: Api,
     pub address: SocketAddr,
+    /// Its database (a fresh one of the test binary's PostgreSQL).
+    database: DatabaseUrl,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -23,6 +26,14 @@ pub struct TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Its event store, opened anew past the API: to read the log as stored, or to append to
+    /// it from outside as another node would.
+    pub async fn store(&self) -> PgEventStore {
+        PgEventStore::open(&self.database.0)
+            .await
+            .expect("open the test's event store")
     }
 
     /// Stops it as SIGTERM would and waits until it has.
@@ -54,7 +65,7 @@ pub async fn spawn_app(yaml: &str) -> TestApp {
     settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.data_dir = dir.path().join("bosun-data");
     let database = bosun_eventstore::testing::fresh_database().await;
-    settings.database.url = Some(DatabaseUrl(database));
+    settings.database.url = Some(DatabaseUrl(database.clone()));
     let app = Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the application did not start: {e:#}"));
@@ -66,12 +77,9 @@ pub async fn spawn_app(yaml: &str) -> TestApp {
     let token = std::fs::read_to_string(dir.path().join("bosun-data/admin-token"))
         .expect("the first start writes the admin's token");
     TestApp {
-        api: Api {
-            base: format!("http://{address}"),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
-        },
+        api: Api::at(&format!("http://{address}"), token.trim()),
         address,
+        database: DatabaseUrl(database),
         stop: Some(stop),
         task: Some(task),
         _dir: dir,

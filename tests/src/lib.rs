@@ -1,5 +1,8 @@
-//! Support for the end-to-end tests in `tests/`: start the real `bosun` binary in a directory of
-//! its own, find the port it listens on, stop it politely or kill it.
+//! Support for the end-to-end tests in `tests/`: the server in the test's process
+//! ([`spawn_app`]), or the real `bosun` binary in a directory of its own ([`Server`]: find the
+//! port it listens on, stop it politely or kill it); and the one HTTP client of either
+//! ([`Api`]), with its refusal check ([`Api::refused`]: a problem body, [`Problem`]) and its
+//! check that nothing was written ([`LogHead`]).
 
 mod app;
 pub mod receivers;
@@ -10,6 +13,7 @@ use bosun_eventstore::managed::{ManagedPostgres, Options};
 use bosun_eventstore::PgEventStore;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -200,7 +204,11 @@ pub async fn join(data_dir: &Path) -> (ManagedPostgres, PgEventStore) {
         .expect("open the store");
     (pg, store)
 }
-/// An HTTP client of the API, as the bootstrap admin (its token from `<dir>/bosun-data/admin-token`).
+/// The `User-Agent` every [`Api`] client sends (the log records it).
+pub const USER_AGENT: &str = "bosun-tests/1";
+
+/// An HTTP client of the API with one bearer token (none if `token` is empty): the tests' one
+/// way to call the server, in their process or not.
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
@@ -208,36 +216,279 @@ pub struct Api {
     pub http: reqwest::Client,
 }
 
-impl Api {
-    /// A client for a new non-admin user `username`, created by this (admin) client and logged in.
-    pub async fn new_user(&self, username: &str, password: &str) -> Api {
-        let credentials = json!({"username": username, "password": password});
-        let (status, user) = self
-            .json(
-                reqwest::Method::POST,
-                "/v1/users",
-                Some(credentials.clone()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{user}");
-        let (status, login) = self
-            .json(reqwest::Method::POST, "/v1/auth/tokens", Some(credentials))
-            .await;
-        assert!(status.is_success(), "{login}");
-        Api {
-            base: self.base.clone(),
-            token: login["token"].as_str().unwrap_or_default().to_string(),
-            http: reqwest::Client::new(),
+/// An answer: its status, headers and body (JSON; `Null` if empty, a JSON string if not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
         }
     }
 
-    pub fn new(server: &Server, dir: &Path) -> Api {
-        let token = std::fs::read_to_string(dir.join("bosun-data/admin-token")).unwrap();
-        Api {
-            base: server.base.clone(),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
+    /// Asserts the status, and gives the answer on.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Answer {
+        assert_eq!(self.status, status, "{}", self.body);
+        self
+    }
+
+    /// A header's value as text (it must be there).
+    #[track_caller]
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header: {:?}", self.headers))
+            .to_str()
+            .expect("a text header")
+    }
+
+    /// `X-Total-Count`, the size of the whole list a page is of.
+    #[track_caller]
+    pub fn total(&self) -> u64 {
+        self.header("x-total-count").parse().expect("a count")
+    }
+
+    /// The answer as a refusal: an error status, an `application/problem+json` body whose
+    /// `status` is the answer's and whose `code` is a string.
+    #[track_caller]
+    pub fn problem(self) -> Problem {
+        let body = &self.body;
+        assert!(
+            self.status.is_client_error() || self.status.is_server_error(),
+            "not refused: {} {body}",
+            self.status
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{} {body}",
+            self.status
+        );
+        assert_eq!(body["status"], self.status.as_u16(), "{body}");
+        let code = body["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a problem without a code: {body}"))
+            .to_string();
+        Problem {
+            status: self.status,
+            code,
+            body: self.body,
         }
+    }
+}
+
+/// A refusal's problem body (RFC 9457), checked to be one by [`Answer::problem`].
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: String,
+    pub body: Value,
+}
+
+impl Problem {
+    /// Asserts the status and the code, and gives the problem on.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode, code: &str) -> Problem {
+        assert_eq!(
+            (self.status, self.code.as_str()),
+            (status, code),
+            "{}",
+            self.body
+        );
+        self
+    }
+
+    /// The fields its `errors` name, in order.
+    pub fn fields(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+/// The log's head as it was, to check later that nothing was written since (what every
+/// refusal must leave). Taken with [`Api::log_head`] by a client that may read the log.
+pub struct LogHead {
+    reader: Api,
+    pub position: u64,
+}
+
+impl LogHead {
+    /// Asserts the log's head has not moved: nothing was written since. `what` says after what.
+    pub async fn assert_unchanged(&self, what: impl std::fmt::Display) {
+        let now = self.reader.head().await;
+        assert_eq!(
+            now, self.position,
+            "the log moved from {} to {now} after {what}",
+            self.position
+        );
+    }
+
+    /// `client`'s call, refused ([`Api::refused`]) and leaving the log as it was.
+    pub async fn refused(
+        &self,
+        client: &Api,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Problem {
+        let problem = client.refused(method.clone(), path, body).await;
+        self.assert_unchanged(format_args!("{method} {path}: {problem}"))
+            .await;
+        problem
+    }
+}
+
+impl Api {
+    pub fn at(base: &str, token: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            token: token.to_string(),
+            http: reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    /// The bootstrap admin of `server` (its token from `<dir>/bosun-data/admin-token`).
+    pub fn new(server: &Server, dir: &Path) -> Api {
+        let token = std::fs::read_to_string(dir.join("bosun-data/admin-token"))
+            .expect("the first start writes the admin's token");
+        Api::at(&server.base, token.trim())
+    }
+
+    /// The same server with another token.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: token.to_string(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// The same server with no token.
+    pub fn anonymous(&self) -> Api {
+        self.with_token("")
+    }
+
+    /// Logs `username` in (`POST /v1/auth/tokens`, which must answer 201): a client with its token.
+    pub async fn login(&self, username: &str, password: &str) -> Api {
+        let answer = self
+            .anonymous()
+            .post(
+                "/v1/auth/tokens",
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "login {username}: {}",
+            answer.body
+        );
+        self.with_token(answer.body["token"].as_str().expect("a token"))
+    }
+
+    /// A client for a new non-admin user `username`, created by this (admin) client and logged in.
+    pub async fn new_user(&self, username: &str, password: &str) -> Api {
+        self.post(
+            "/v1/users",
+            json!({"username": username, "password": password}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        self.login(username, password).await
+    }
+
+    /// A request to `path` with this client's token, to add headers to.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        if self.token.is_empty() {
+            request
+        } else {
+            request.bearer_auth(&self.token)
+        }
+    }
+
+    /// `method path` with `headers` and a JSON body if any.
+    pub async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.request(method.clone(), path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        Answer::read(response).await
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_with(method, path, &[], body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// A call that must be refused: its problem, checked to be one ([`Answer::problem`]).
+    pub async fn refused(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Problem {
+        let answer = self.call(method.clone(), path, body).await;
+        assert!(
+            !answer.status.is_success(),
+            "{method} {path} was not refused: {} {}",
+            answer.status,
+            answer.body
+        );
+        answer.problem()
     }
 
     pub async fn send(
@@ -246,10 +497,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -272,6 +520,43 @@ impl Api {
         )
     }
 
+    /// The head of the log (`Bosun-Head` of `/v1/events`: needs a client that may read it).
+    pub async fn head(&self) -> u64 {
+        let answer = self.get("/v1/events?limit=1").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.header("bosun-head").parse().expect("a position")
+    }
+
+    /// The log's head now, to check later that nothing was written ([`LogHead::assert_unchanged`]).
+    pub async fn log_head(&self) -> LogHead {
+        LogHead {
+            reader: self.clone(),
+            position: self.head().await,
+        }
+    }
+
+    /// Every event of the log, in position order, as `/v1/events` shows them.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut from = 1;
+        loop {
+            let answer = self
+                .get(&format!("/v1/events?from={from}&limit=1000"))
+                .await
+                .expect(StatusCode::OK);
+            let page = answer.body.as_array().expect("a list").clone();
+            let Some(last) = page.last() else { break };
+            from = last["position"].as_u64().expect("a position") + 1;
+            let full = page.len() == 1000;
+            events.extend(page);
+            if !full {
+                break;
+            }
+        }
+        events
+    }
+
+    /// Submits a job of app `example`, env `production` (with `extra` fields); it must be accepted.
     pub async fn submit(&self, task: &str, extra: Value) -> Value {
         let mut body = json!({"app": "example", "env": "production", "task": task});
         body.as_object_mut()

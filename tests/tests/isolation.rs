@@ -270,7 +270,7 @@ async fn a_job_is_read_by_its_submitter_its_orchestrations_readers_and_admins() 
     let mut everything = vec![id.clone(), run_id.clone()];
     everything.sort();
     assert_eq!(
-        listed(&admin).await.0,
+        listed(admin).await.0,
         everything,
         "an admin lists every job"
     );

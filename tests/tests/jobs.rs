@@ -1,21 +1,26 @@
-//! Jobs over HTTP and WebSocket against the real binary, with real processes: the catalog, a
-//! deploy with variables watched live, kill and cancel and their refusals, several worker
-//! processes sharing the queue, and a server killed mid-job.
+//! Jobs over HTTP and WebSocket: the catalog, a deploy with variables watched live, output,
+//! kill and cancel and their refusals, a job's timeout and output cap. The server runs in the
+//! test's process (`spawn_app`), except where the test is about processes: worker processes
+//! sharing the queue, and a server killed mid-job.
 
-use bosun_tests::{bosun_binary, config_file, work_dir, Api as Client, Server};
+use bosun_tests::{
+    bosun_binary, config_file, process_alive, spawn_app, work_dir, Answer, Api, Server, TestApp,
+};
 use futures::StreamExt;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+/// `deploy` prints `$CARGO_MANIFEST_DIR` too: set in the test's process (cargo sets it), it must
+/// not reach the job, whose environment is its variables and a few inherited names only.
 const CATALOG: &str = r#"
 catalog:
   example:
     production:
       deploy:
-        command: ["sh", "-c", "echo deploying $VERSION${BOSUN_LISTEN}; echo warming up >&2; sleep 0.2; echo done"]
+        command: ["sh", "-c", "echo deploying $VERSION${CARGO_MANIFEST_DIR}; echo warming up >&2; sleep 0.2; echo done"]
         description: Deploy the app
         timeout_seconds: 600
       restart:
@@ -27,28 +32,111 @@ catalog:
         command: ["true"]
 "#;
 
+/// The server in this process, with the catalog and `extra` configuration.
+async fn start(extra: &str) -> TestApp {
+    spawn_app(&format!("{CATALOG}{extra}")).await
+}
+
+/// A server that runs no jobs itself: they wait.
+async fn start_without_workers() -> TestApp {
+    start("runner:\n  workers: 0\n").await
+}
+
 fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
     move |job| job["status"] == status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
-    let dir = work_dir();
-    let config = config_file(dir.path(), CATALOG);
-    let server = Server::start(
-        dir.path(),
-        &["-c", config.to_str().unwrap()],
-        &[("BOSUN_LISTEN", "127.0.0.1:0")],
-    );
-    let api = Client::new(&server, dir.path());
+/// The deploy of version "1.2; echo pwned", waited for.
+async fn deploy(api: &Api) -> Value {
+    api.submit(
+        "deploy",
+        json!({"variables": {"VERSION": "1.2; echo pwned"}, "name": "release 1.2", "wait": true}),
+    )
+    .await
+}
 
-    let (status, catalog) = api.json(reqwest::Method::GET, "/v1/catalog", None).await;
-    assert_eq!(status, StatusCode::OK);
+const DEPLOYED: &str = "deploying 1.2; echo pwned\ndone\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_lists_each_task_with_its_description() {
+    let app = start("").await;
+    let catalog = app.api.get("/v1/catalog").await.expect(StatusCode::OK).body;
     assert_eq!(
         catalog[0]["tasks"][0],
         json!({"name": "deploy", "description": "Deploy the app"})
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_gets_its_variables_as_plain_text_and_none_of_the_servers_environment() {
+    assert!(
+        std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+        "the test's process has a variable the job must not get"
+    );
+    let app = start("").await;
+    // A value a shell would act on arrives as plain text in the environment.
+    let finished = deploy(&app.api).await;
+    assert_eq!(finished["status"], "success", "{finished}");
+    assert_eq!(finished["exit_code"], 0);
+    assert_eq!(finished["stdout"], DEPLOYED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_shows_its_whole_output_its_pid_and_its_worker() {
+    let app = start("").await;
+    let finished = deploy(&app.api).await;
+    let output = finished["output"].as_str().unwrap();
+    assert!(
+        output.contains("warming up\n") && output.ends_with("done\n"),
+        "{output}"
+    );
+    assert!(finished["pid"].as_i64().unwrap() > 0 && finished["worker"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_output_is_read_by_byte_offset() {
+    let app = start("").await;
+    let api = &app.api;
+    let id = deploy(api).await["id"].as_str().unwrap().to_string();
+    let (status, headers, all) = api
+        .send(
+            Method::GET,
+            &format!("/v1/jobs/{id}/output?stream=stdout"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all, DEPLOYED);
+    assert_eq!(
+        headers["bosun-output-offset"],
+        all.len().to_string().as_str()
+    );
+    assert_eq!(headers["bosun-output-complete"], "true");
+    let (_, headers, rest) = api
+        .send(
+            Method::GET,
+            &format!("/v1/jobs/{id}/output?stream=stdout&offset=10"),
+            None,
+        )
+        .await;
+    assert_eq!(rest, &all[10..]);
+    assert_eq!(
+        headers["bosun-output-offset"],
+        all.len().to_string().as_str()
+    );
+    api.refused(
+        Method::GET,
+        &format!("/v1/jobs/{id}/output?stream=both"),
+        None,
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, "invalid_input");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_shows_a_job_from_submission_to_finish_with_its_output() {
+    let app = start("").await;
+    let api = &app.api;
     let mut request = format!(
         "{}/v1/events/live?category=job",
         api.base.replacen("http", "ws", 1)
@@ -60,59 +148,8 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
         format!("Bearer {}", api.token).parse().unwrap(),
     );
     let (mut live, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let id = deploy(api).await["id"].as_str().unwrap().to_string();
 
-    // A value a shell would act on arrives as plain text in the environment.
-    let finished = api
-        .submit("deploy", json!({"variables": {"VERSION": "1.2; echo pwned"}, "name": "release 1.2", "wait": true}))
-        .await;
-    assert_eq!(finished["status"], "success", "{finished}");
-    assert_eq!(finished["exit_code"], 0);
-    assert_eq!(finished["stdout"], "deploying 1.2; echo pwned\ndone\n");
-    let output = finished["output"].as_str().unwrap();
-    assert!(
-        output.contains("warming up\n") && output.ends_with("done\n"),
-        "{output}"
-    );
-    assert!(finished["pid"].as_i64().unwrap() > 0 && finished["worker"].is_string());
-    let id = finished["id"].as_str().unwrap().to_string();
-
-    // Output by byte offset.
-    let (status, headers, all) = api
-        .send(
-            reqwest::Method::GET,
-            &format!("/v1/jobs/{id}/output?stream=stdout"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(all, "deploying 1.2; echo pwned\ndone\n");
-    assert_eq!(
-        headers["bosun-output-offset"],
-        all.len().to_string().as_str()
-    );
-    assert_eq!(headers["bosun-output-complete"], "true");
-    let (_, headers, rest) = api
-        .send(
-            reqwest::Method::GET,
-            &format!("/v1/jobs/{id}/output?stream=stdout&offset=10"),
-            None,
-        )
-        .await;
-    assert_eq!(rest, &all[10..]);
-    assert_eq!(
-        headers["bosun-output-offset"],
-        all.len().to_string().as_str()
-    );
-    let (status, _, _) = api
-        .send(
-            reqwest::Method::GET,
-            &format!("/v1/jobs/{id}/output?stream=both"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-
-    // The WebSocket saw it from submission to finish, output included.
     let mut seen = Vec::new();
     while !seen
         .iter()
@@ -138,12 +175,15 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
         .filter(|(t, e)| t == "JobOutputAppended" && e["data"]["stream"] == "stdout")
         .map(|(_, e)| e["data"]["text"].as_str().unwrap())
         .collect();
-    assert_eq!(streamed, "deploying 1.2; echo pwned\ndone\n");
+    assert_eq!(streamed, DEPLOYED);
+}
 
-    // Every step is on the job's stream with its actor.
-    let (_, events) = api
-        .json(reqwest::Method::GET, &format!("/v1/streams/job-{id}"), None)
-        .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_of_a_job_is_on_its_stream_with_its_actor() {
+    let app = start("").await;
+    let api = &app.api;
+    let id = deploy(api).await["id"].as_str().unwrap().to_string();
+    let events = api.get(&format!("/v1/streams/job-{id}")).await.body;
     let actors: Vec<(&str, &str)> = events
         .as_array()
         .unwrap()
@@ -158,8 +198,13 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
     assert_eq!(actors[0], ("JobSubmitted", "admin"));
     assert_eq!(actors[1], ("JobStarted", "worker"));
     assert_eq!(actors.last(), Some(&("JobFinished", "worker")));
+}
 
-    // Bad submissions change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_that_cannot_run_is_refused_naming_the_field() {
+    let app = start("").await;
+    let api = &app.api;
+    let log = api.log_head().await;
     for (body, field) in [
         (
             json!({"app": "nope", "env": "production", "task": "deploy"}),
@@ -186,223 +231,320 @@ async fn a_deploy_runs_with_its_variables_and_is_watched_live() {
             "timeout_seconds",
         ),
     ] {
-        let (status, problem) = api
-            .json(reqwest::Method::POST, "/v1/jobs", Some(body))
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
-        assert_eq!(problem["errors"][0]["field"], field);
+        let problem = log
+            .refused(api, Method::POST, "/v1/jobs", Some(body))
+            .await
+            .expect(StatusCode::BAD_REQUEST, "invalid_input");
+        assert_eq!(problem.body["errors"][0]["field"], field, "{problem}");
     }
-    // Idempotency-Key: the same key and body give the same job; another body with it is a 409.
-    let keyed = |body: Value| {
-        api.http
-            .post(format!("{}/v1/jobs", api.base))
-            .bearer_auth(&api.token)
-            .header("idempotency-key", "deploy-42")
-            .json(&body)
-            .send()
-    };
-    let restart = json!({"app": "example", "env": "production", "task": "restart"});
-    let first = keyed(restart.clone()).await.unwrap();
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: Value = first.json().await.unwrap();
-    let again = keyed(restart.clone()).await.unwrap();
+}
+
+const RESTART: &str = r#"{"app": "example", "env": "production", "task": "restart"}"#;
+
+/// `POST /v1/jobs` of `body` with `Idempotency-Key: key`.
+async fn keyed(api: &Api, key: &str, body: Value) -> Answer {
+    api.call_with(
+        Method::POST,
+        "/v1/jobs",
+        &[("idempotency-key", key)],
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_key_and_body_gets_the_first_job_with_200() {
+    let app = start("").await;
+    let api = &app.api;
+    let restart: Value = serde_json::from_str(RESTART).unwrap();
+    let first = keyed(api, "deploy-42", restart.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    let again = keyed(api, "deploy-42", restart).await;
     assert_eq!(
-        again.status(),
+        again.status,
         StatusCode::OK,
         "a retry gets the first job, with 200: it created nothing"
     );
-    let again: Value = again.json().await.unwrap();
-    assert_eq!(again["id"], first["id"]);
-    let other = keyed(json!({"app": "example", "env": "staging", "task": "deploy"}))
+    assert_eq!(again.body["id"], first.body["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_body_with_a_used_idempotency_key_is_a_409() {
+    // No workers: the first job waits, and nothing else writes while the log is watched.
+    let app = start_without_workers().await;
+    let api = &app.api;
+    keyed(api, "deploy-42", serde_json::from_str(RESTART).unwrap())
         .await
-        .unwrap();
-    assert_eq!(other.status(), StatusCode::CONFLICT);
-    let other: Value = other.json().await.unwrap();
-    assert_eq!(other["code"], "idempotency_key_reused");
+        .expect(StatusCode::CREATED);
+    let log = api.log_head().await;
+    keyed(
+        api,
+        "deploy-42",
+        json!({"app": "example", "env": "staging", "task": "deploy"}),
+    )
+    .await
+    .problem()
+    .expect(StatusCode::CONFLICT, "idempotency_key_reused");
+    log.assert_unchanged("a reused key").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_by_app_and_status_with_their_total() {
+    let app = start("").await;
+    let api = &app.api;
+    let sleeper = api.submit("sleep", json!({})).await;
+    deploy(api).await;
+    let restart = api.submit("restart", json!({})).await;
     api.wait_for(
-        first["id"].as_str().unwrap(),
+        restart["id"].as_str().unwrap(),
         Duration::from_secs(30),
         status_is("success"),
     )
     .await;
-
+    api.wait_for(
+        sleeper["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        status_is("processing"),
+    )
+    .await;
     let (status, headers, list) = api
-        .send(
-            reqwest::Method::GET,
-            "/v1/jobs?app=example&status=success",
-            None,
-        )
+        .send(Method::GET, "/v1/jobs?app=example&status=success", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         headers["x-total-count"], "2",
-        "the deploy and the keyed restart: {list}"
+        "the deploy and the restart, not the sleeper: {list}"
+    );
+}
+
+// ---- Cancel and kill ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_job_may_be_cancelled_not_killed() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let waiting = api.submit("restart", json!({})).await;
+    let id = waiting["id"].as_str().unwrap();
+    assert_eq!(waiting["status"], "waiting");
+    let log = api.log_head().await;
+    log.refused(api, Method::POST, &format!("/v1/jobs/{id}/kill"), None)
+        .await
+        .expect(StatusCode::CONFLICT, "job_not_processing");
+    let cancelled = api
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(json!({"reason": "not today"})),
+        )
+        .await;
+    assert_eq!(
+        (cancelled.status, cancelled.body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let log = api.log_head().await;
+    log.refused(api, Method::POST, &format!("/v1/jobs/{id}/cancel"), None)
+        .await
+        .expect(StatusCode::CONFLICT, "job_finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_submitter_or_an_admin_stops_a_job() {
+    let app = start_without_workers().await;
+    let admin = &app.api;
+    let viewer = admin.new_user("viewer", "viewer-pw").await;
+    let mine = admin.submit("restart", json!({})).await;
+    let mine = mine["id"].as_str().unwrap();
+    let log = admin.log_head().await;
+    log.refused(
+        &viewer,
+        Method::POST,
+        &format!("/v1/jobs/{mine}/cancel"),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(admin.job(mine).await["status"], "waiting");
+    let theirs = viewer.submit("restart", json!({})).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    admin
+        .call(Method::POST, &format!("/v1/jobs/{theirs}/cancel"), None)
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_job_query_or_request_is_refused_and_changes_nothing() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let mine = api.submit("restart", json!({})).await;
+    let mine = mine["id"].as_str().unwrap();
+    let log = api.log_head().await;
+    let refusals = [
+        (Method::GET, "/v1/jobs?status=bogus".to_string(), None),
+        (Method::GET, "/v1/jobs?limit=5000".to_string(), None),
+        (
+            Method::GET,
+            format!("/v1/jobs/{mine}/output?offset=-1"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/jobs/{mine}/cancel"),
+            Some(json!({"why": "x"})),
+        ),
+    ];
+    for (method, path, body) in refusals {
+        log.refused(api, method, &path, body)
+            .await
+            .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    log.refused(api, Method::GET, "/v1/jobs/not-a-job", None)
+        .await
+        .expect(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        api.job(mine).await["status"],
+        "waiting",
+        "refusals changed nothing"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue() {
+async fn a_too_long_idempotency_key_is_refused_and_makes_no_job() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let log = api.log_head().await;
+    keyed(
+        api,
+        &"k".repeat(300),
+        serde_json::from_str(RESTART).unwrap(),
+    )
+    .await
+    .problem()
+    .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    log.assert_unchanged("a key of 300 characters").await;
+    let listed = api
+        .get("/v1/jobs?status=waiting")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed.body, json!([]), "the key refused made no job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processing_job_may_be_killed_not_cancelled() {
+    let app = start("runner:\n  kill_grace_seconds: 1\n").await;
+    let api = &app.api;
+    let sleeper = api.submit("sleep", json!({})).await;
+    let id = sleeper["id"].as_str().unwrap();
+    let running = api
+        .wait_for(id, Duration::from_secs(60), status_is("processing"))
+        .await;
+    let pid = running["pid"].as_i64().unwrap() as i32;
+    api.refused(Method::POST, &format!("/v1/jobs/{id}/cancel"), None)
+        .await
+        .expect(StatusCode::CONFLICT, "job_not_waiting");
+    // SIGTERM, then SIGKILL.
+    api.call(
+        Method::POST,
+        &format!("/v1/jobs/{id}/kill"),
+        Some(json!({"reason": "enough"})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    let killed = api
+        .wait_for(id, Duration::from_secs(20), status_is("killed"))
+        .await;
+    assert!(killed["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("killed on request"));
+    assert!(!process_alive(pid), "the job's process is gone");
+}
+
+// ---- Limits ----
+
+const LIMITED: &str = r#"
+catalog:
+  example:
+    production:
+      noisy:
+        command: ["sh", "-c", "yes hello | head -c 100000; echo; echo tail >&2"]
+      slow:
+        command: ["sh", "-c", "echo started; sleep 30"]
+        timeout_seconds: 1
+runner:
+  kill_grace_seconds: 1
+  output_limit_bytes: 1000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_ends_as_an_error_keeping_what_it_printed() {
+    let app = spawn_app(LIMITED).await;
+    let slow = app.api.submit("slow", json!({"wait": true})).await;
+    assert_eq!(slow["status"], "error", "{slow}");
+    let diagnostics = slow["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("timed out after 1 s"), "{diagnostics}");
+    assert_eq!(slow["stdout"], "started\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_past_the_cap_is_cut_with_a_note() {
+    let app = spawn_app(LIMITED).await;
+    let noisy = app.api.submit("noisy", json!({"wait": true})).await;
+    assert_eq!(noisy["status"], "success", "{noisy}");
+    let output = noisy["output"].as_str().unwrap();
+    assert!(output.starts_with("hello\nhello\n"));
+    assert!(
+        output.ends_with("[bosun: output cut here: more than 1000 bytes]\n"),
+        "{}",
+        &output[output.len().saturating_sub(200)..]
+    );
+    assert!(output.len() < 1100, "{} bytes kept", output.len());
+}
+
+// ---- Processes ----
+
+#[test]
+fn a_worker_process_with_no_workers_configured_is_a_usage_error() {
+    let dir = work_dir();
+    let config = config_file(dir.path(), &format!("{CATALOG}\nrunner:\n  workers: 0\n"));
+    let idle = std::process::Command::new(bosun_binary())
+        .args(["worker", "-c", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&idle.stderr);
+    assert_eq!(idle.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("runner.workers"), "{stderr}");
+    assert!(
+        !dir.path().join("bosun-data").exists(),
+        "nothing was started"
+    );
+}
+
+struct KillOnDrop(Vec<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_share_the_queue_and_run_each_job_once() {
     let dir = work_dir();
     // This server runs no jobs itself: jobs wait until worker processes come.
-    let config = config_file(
-        dir.path(),
-        &format!("{CATALOG}\nrunner:\n  workers: 0\n  kill_grace_seconds: 1\n"),
-    );
+    let config = config_file(dir.path(), &format!("{CATALOG}\nrunner:\n  workers: 0\n"));
     let config = config.to_str().unwrap().to_string();
     let server = Server::start(
         dir.path(),
         &["-c", &config],
         &[("BOSUN_LISTEN", "127.0.0.1:0")],
     );
-    let api = Client::new(&server, dir.path());
-
-    // Waiting: may be cancelled, not killed.
-    let waiting = api.submit("restart", json!({})).await;
-    let id = waiting["id"].as_str().unwrap();
-    assert_eq!(waiting["status"], "waiting");
-    let (status, problem) = api
-        .json(reqwest::Method::POST, &format!("/v1/jobs/{id}/kill"), None)
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::CONFLICT, Some("job_not_processing"))
-    );
-    let (status, cancelled) = api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/jobs/{id}/cancel"),
-            Some(json!({"reason": "not today"})),
-        )
-        .await;
-    assert_eq!(
-        (status, cancelled["status"].as_str()),
-        (StatusCode::OK, Some("cancelled"))
-    );
-    let (status, problem) = api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/jobs/{id}/cancel"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::CONFLICT, Some("job_finished"))
-    );
-
-    // Only the submitter or an admin stops a job; bad queries and keys are 400s; each refusal
-    // with a problem body.
-    let viewer = api.new_user("viewer", "viewer-pw").await;
-    let mine = api.submit("restart", json!({})).await;
-    let mine = mine["id"].as_str().unwrap();
-    let keyed = api
-        .http
-        .post(format!("{}/v1/jobs", api.base))
-        .bearer_auth(&api.token)
-        .header("idempotency-key", "k".repeat(300))
-        .json(&json!({"app": "example", "env": "production", "task": "restart"}))
-        .send()
-        .await
-        .unwrap();
-    let keyed = (
-        keyed.status(),
-        keyed.headers().clone(),
-        keyed.text().await.unwrap(),
-    );
-    let refusals = [
-        (
-            viewer
-                .send(
-                    reqwest::Method::POST,
-                    &format!("/v1/jobs/{mine}/cancel"),
-                    None,
-                )
-                .await,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        ),
-        (
-            api.send(reqwest::Method::GET, "/v1/jobs?status=bogus", None)
-                .await,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            api.send(reqwest::Method::GET, "/v1/jobs?limit=5000", None)
-                .await,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            api.send(
-                reqwest::Method::GET,
-                &format!("/v1/jobs/{mine}/output?offset=-1"),
-                None,
-            )
-            .await,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            api.send(reqwest::Method::GET, "/v1/jobs/not-a-job", None)
-                .await,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            api.send(
-                reqwest::Method::POST,
-                &format!("/v1/jobs/{mine}/cancel"),
-                Some(json!({"why": "x"})),
-            )
-            .await,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (keyed, StatusCode::BAD_REQUEST, "invalid_input"),
-    ];
-    for ((status, headers, body), expected, code) in refusals {
-        assert_eq!(status, expected, "{body}");
-        assert_eq!(
-            headers["content-type"], "application/problem+json",
-            "{body}"
-        );
-        if !code.is_empty() {
-            let problem: Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(problem["code"], code, "{body}");
-        }
-    }
-    assert_eq!(
-        api.job(mine).await["status"],
-        "waiting",
-        "refusals changed nothing"
-    );
-    let (status, listed) = api
-        .json(reqwest::Method::GET, "/v1/jobs?status=waiting", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        listed.as_array().unwrap().len(),
-        1,
-        "the key refused made no job: {listed}"
-    );
-
-    // A worker process with no workers configured is a usage error.
-    let idle = std::process::Command::new(bosun_binary())
-        .args(["worker", "-c", &config])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        idle.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&idle.stderr)
-    );
-    assert!(String::from_utf8_lossy(&idle.stderr).contains("runner.workers"));
-
-    // Two worker processes on the same database.
-    let sleeper = api.submit("sleep", json!({})).await;
+    let api = Api::new(&server, dir.path());
     let batch: Vec<String> =
         futures::future::join_all((0..20).map(|_| api.submit("restart", json!({}))))
             .await
@@ -424,44 +566,6 @@ async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue
         .collect();
     let _stop = KillOnDrop(workers);
 
-    // Processing: may be killed (SIGTERM, then SIGKILL), not cancelled.
-    let sleeper_id = sleeper["id"].as_str().unwrap();
-    let running = api
-        .wait_for(sleeper_id, Duration::from_secs(60), status_is("processing"))
-        .await;
-    let pid = running["pid"].as_i64().unwrap() as i32;
-    let (status, problem) = api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/jobs/{sleeper_id}/cancel"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::CONFLICT, Some("job_not_waiting"))
-    );
-    let (status, _) = api
-        .json(
-            reqwest::Method::POST,
-            &format!("/v1/jobs/{sleeper_id}/kill"),
-            Some(json!({"reason": "enough"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let killed = api
-        .wait_for(sleeper_id, Duration::from_secs(20), status_is("killed"))
-        .await;
-    assert!(killed["diagnostics"]
-        .as_str()
-        .unwrap()
-        .contains("killed on request"));
-    assert!(
-        !bosun_tests::process_alive(pid),
-        "the job's process is gone"
-    );
-
-    // Every job ran exactly once, across the two workers.
     let mut workers_seen = std::collections::BTreeSet::new();
     for id in &batch {
         let job = api
@@ -476,9 +580,7 @@ async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue
                 .unwrap()
                 .to_string(),
         );
-        let (_, events) = api
-            .json(reqwest::Method::GET, &format!("/v1/streams/job-{id}"), None)
-            .await;
+        let events = api.get(&format!("/v1/streams/job-{id}")).await.body;
         let starts = events
             .as_array()
             .unwrap()
@@ -494,17 +596,6 @@ async fn kill_cancel_and_their_refusals_and_two_worker_processes_share_the_queue
     );
 }
 
-struct KillOnDrop(Vec<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_run() {
     let dir = work_dir();
@@ -515,7 +606,7 @@ async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_r
     let config = config.to_str().unwrap().to_string();
     let env = [("BOSUN_LISTEN", "127.0.0.1:0")];
     let server = Server::start(dir.path(), &["-c", &config], &env);
-    let api = Client::new(&server, dir.path());
+    let api = Api::new(&server, dir.path());
     let sleeper = api.submit("sleep", json!({})).await;
     let id = sleeper["id"].as_str().unwrap().to_string();
     let running = api
@@ -534,7 +625,7 @@ async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_r
     );
 
     let server = Server::start(dir.path(), &["-c", &config], &env);
-    let api = Client::new(&server, dir.path());
+    let api = Api::new(&server, dir.path());
     let lost = api
         .wait_for(&id, Duration::from_secs(30), |j| {
             j["status"] != "processing"
@@ -553,48 +644,4 @@ async fn a_job_whose_server_was_killed_ends_as_an_error_and_waiting_jobs_still_r
         })
         .await;
     assert_eq!(ran["status"], "success", "{ran}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_past_its_timeout_ends_error_and_output_past_the_cap_is_cut() {
-    let dir = work_dir();
-    let config = config_file(
-        dir.path(),
-        r#"
-catalog:
-  example:
-    production:
-      noisy:
-        command: ["sh", "-c", "yes hello | head -c 100000; echo; echo tail >&2"]
-      slow:
-        command: ["sh", "-c", "echo started; sleep 30"]
-        timeout_seconds: 1
-runner:
-  kill_grace_seconds: 1
-  output_limit_bytes: 1000
-"#,
-    );
-    let server = Server::start(
-        dir.path(),
-        &["-c", config.to_str().unwrap()],
-        &[("BOSUN_LISTEN", "127.0.0.1:0")],
-    );
-    let api = Client::new(&server, dir.path());
-
-    let slow = api.submit("slow", json!({"wait": true})).await;
-    assert_eq!(slow["status"], "error", "{slow}");
-    let diagnostics = slow["diagnostics"].as_str().unwrap();
-    assert!(diagnostics.contains("timed out after 1 s"), "{diagnostics}");
-    assert_eq!(slow["stdout"], "started\n");
-
-    let noisy = api.submit("noisy", json!({"wait": true})).await;
-    assert_eq!(noisy["status"], "success", "{noisy}");
-    let output = noisy["output"].as_str().unwrap();
-    assert!(output.starts_with("hello\nhello\n"));
-    assert!(
-        output.ends_with("[bosun: output cut here: more than 1000 bytes]\n"),
-        "{}",
-        &output[output.len().saturating_sub(200)..]
-    );
-    assert!(output.len() < 1100, "{} bytes kept", output.len());
 }

@@ -1,11 +1,12 @@
-//! Orchestrations over HTTP against the real binary, with real processes, a real SMTP server and
-//! a real HTTP receiver: tasks run in order by hand with and without `continue_on_failure`,
-//! each task's output, HTTP tasks with the orchestration's token, failure notifications by email
-//! and signed webhook, `waiting` and `processing` notifications, the cron scheduler firing on time
-//! and a second server taking over its lock without a doubled run.
+//! Orchestrations over HTTP, with a real SMTP server and a real HTTP receiver: tasks run in
+//! order by hand with and without `continue_on_failure`, each task's output, HTTP tasks with the
+//! orchestration's token, failure notifications by email and signed webhook, `waiting` and
+//! `processing` notifications, the cron scheduler firing on time. The server runs in the test's
+//! process (`spawn_app`), except for a second server taking over the scheduler's lock from a
+//! killed one without a doubled run.
 
-use bosun_tests::receivers::{signature, HttpReceiver, SmtpSink};
-use bosun_tests::{config_file, join, work_dir, Api, Server};
+use bosun_tests::receivers::{signature, HttpReceiver, Received, SmtpSink};
+use bosun_tests::{config_file, join, spawn_app, work_dir, Api, Server, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -41,13 +42,12 @@ catalog:
     )
 }
 
-fn start(dir: &std::path::Path, yaml: &str) -> Server {
-    let config = config_file(dir, yaml);
-    Server::start(
-        dir,
-        &["-c", config.to_str().unwrap()],
-        &[("BOSUN_LISTEN", "127.0.0.1:0")],
-    )
+/// A server in this process with `workers` workers, and the receivers of what it sends.
+async fn start(workers: usize) -> (TestApp, SmtpSink, HttpReceiver) {
+    let smtp = SmtpSink::start();
+    let receiver = HttpReceiver::start().await;
+    let app = spawn_app(&config(smtp.port, workers)).await;
+    (app, smtp, receiver)
 }
 
 /// The calls that change or run orchestration `id`.
@@ -88,20 +88,30 @@ fn finished(job: &Value) -> bool {
     !matches!(job["status"].as_str(), Some("waiting" | "processing"))
 }
 
-async fn create(api: &Api, body: Value) -> Value {
-    let (status, orchestration) = api
-        .json(Method::POST, "/v1/orchestrations", Some(body))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{orchestration}");
-    orchestration
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
 }
 
+async fn create(api: &Api, body: Value) -> Value {
+    api.post("/v1/orchestrations", body)
+        .await
+        .expect(StatusCode::CREATED)
+        .body
+}
+
+/// Runs orchestration `id` by hand (with `body`, if any).
 async fn run(api: &Api, id: &str, body: Option<Value>) -> Value {
-    let (status, job) = api
-        .json(Method::POST, &format!("/v1/orchestrations/{id}/jobs"), body)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{job}");
-    job
+    api.call(Method::POST, &format!("/v1/orchestrations/{id}/jobs"), body)
+        .await
+        .expect(StatusCode::CREATED)
+        .body
+}
+
+/// Runs orchestration `id` by hand and waits for the job to finish.
+async fn run_to_end(api: &Api, id: &str, body: Option<Value>) -> Value {
+    let job = run(api, id, body).await;
+    api.wait_for(&id_of(&job), Duration::from_secs(30), finished)
+        .await
 }
 
 async fn task_output(api: &Api, job: &str, task: u32) -> String {
@@ -117,21 +127,85 @@ async fn task_output(api: &Api, job: &str, task: u32) -> String {
     text
 }
 
-async fn refused(api: &Api, method: Method, path: &str, body: Value, status: StatusCode) -> Value {
-    let (got, problem) = api.json(method, path, Some(body)).await;
-    assert_eq!(got, status, "{path}: {problem}");
-    problem
+/// Polls `/v1/events?type=` until `count` events of `event_type` are in the log.
+async fn wait_events(api: &Api, event_type: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = api.get(&format!("/v1/events?type={event_type}")).await.body;
+        let events = events.as_array().cloned().unwrap_or_default();
+        if events.len() >= count {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} {event_type} never came: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
-    let smtp = SmtpSink::start();
-    let receiver = HttpReceiver::start().await;
-    let dir = work_dir();
-    let server = start(dir.path(), &config(smtp.port, 2));
-    let api = Api::new(&server, dir.path());
+/// Orchestration "release": build, migrate (which fails), deploy with parameters, and an HTTP
+/// task to the receiver; failures told to ops@example.com and to the receiver's webhook.
+async fn release(api: &Api, receiver: &HttpReceiver) -> Value {
+    create(
+        api,
+        json!({
+            "name": "release",
+            "tasks": [
+                {"component": "shop/production/build"},
+                {"component": "shop/production/migrate"},
+                {"component": "shop/production/deploy", "parameters": {"version": "1.2"}},
+                {"component_url": format!("{}/tasks/notify", receiver.base), "parameters": {"message": "released"}, "action": "announce"},
+            ],
+            "notifications": [
+                {"email": "ops@example.com", "channel": "error"},
+                {"webhook_url": format!("{}/hooks/failed", receiver.base), "channel": "error"},
+            ],
+        }),
+    )
+    .await
+}
 
-    // Refusals change nothing.
+/// Orchestration "announce": only the HTTP task of "release".
+async fn announce(api: &Api, receiver: &HttpReceiver) -> Value {
+    create(
+        api,
+        json!({
+            "name": "announce",
+            "tasks": [
+                {"component_url": format!("{}/tasks/notify", receiver.base), "parameters": {"message": "released"}, "action": "announce"},
+            ],
+        }),
+    )
+    .await
+}
+
+/// Orchestration "quick": one task that succeeds at once.
+async fn quick(api: &Api) -> String {
+    id_of(
+        &create(
+            api,
+            json!({"name": "quick", "tasks": [{"component": "shop/production/quick"}]}),
+        )
+        .await,
+    )
+}
+
+/// The orchestration's token an HTTP task call carried.
+fn token_of(call: &Received) -> String {
+    call.headers["x-storageapi-token"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+// ---- Creating one ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_that_cannot_be_is_refused_naming_why_and_none_is_made() {
+    let (app, _smtp, _receiver) = start(2).await;
+    let api = &app.api;
+    let log = api.log_head().await;
     for (body, field) in [
         (
             json!({"name": "x", "tasks": [{"component": "shop/production/build", "component_url": "https://x.io"}]}),
@@ -153,51 +227,43 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
             "notifications",
         ),
     ] {
-        let problem = refused(
-            &api,
-            Method::POST,
-            "/v1/orchestrations",
-            body,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-        assert!(problem.to_string().contains(field), "{field}: {problem}");
+        let problem = log
+            .refused(api, Method::POST, "/v1/orchestrations", Some(body))
+            .await
+            .expect(StatusCode::BAD_REQUEST, "invalid_input");
+        assert!(
+            problem.body.to_string().contains(field),
+            "{field}: {problem}"
+        );
     }
-    let (_, headers, _) = api.send(Method::GET, "/v1/orchestrations", None).await;
-    assert_eq!(headers["x-total-count"], "0");
+    let listed = api.get("/v1/orchestrations").await.expect(StatusCode::OK);
+    assert_eq!(listed.total(), 0);
+}
 
-    let hook = format!("{}/hooks/failed", receiver.base);
-    let task_url = format!("{}/tasks/notify", receiver.base);
-    let orchestration = create(
-        &api,
-        json!({
-            "name": "release",
-            "tasks": [
-                {"component": "shop/production/build"},
-                {"component": "shop/production/migrate"},
-                {"component": "shop/production/deploy", "parameters": {"version": "1.2"}},
-                {"component_url": task_url, "parameters": {"message": "released"}, "action": "announce"},
-            ],
-            "notifications": [
-                {"email": "ops@example.com", "channel": "error"},
-                {"webhook_url": hook, "channel": "error"},
-            ],
-        }),
-    )
-    .await;
-    let id = orchestration["id"].as_str().unwrap().to_string();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_without_a_crontab_is_active_and_not_scheduled() {
+    let (app, _smtp, receiver) = start(2).await;
+    let orchestration = release(&app.api, &receiver).await;
     assert_eq!(orchestration["active"], true);
     assert_eq!(
         orchestration["next_scheduled_at"],
         Value::Null,
         "no crontab, no schedule"
     );
+}
 
-    // Without continue_on_failure: the failing task ends the job `error` and skips the rest.
-    let job = run(&api, &id, None).await;
+// ---- Running it by hand ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_task_ends_the_run_as_an_error_and_skips_the_rest() {
+    // Without continue_on_failure.
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let job = run(api, &id, None).await;
     assert_eq!(job["initialized_by"], "manual");
     assert_eq!(job["orchestration_id"], id.as_str());
-    let job_id = job["id"].as_str().unwrap().to_string();
+    let job_id = id_of(&job);
     let job = api
         .wait_for(&job_id, Duration::from_secs(30), finished)
         .await;
@@ -215,22 +281,26 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
             .contains("task 1 (shop/production/migrate) failed"),
         "{job}"
     );
-    assert_eq!(task_output(&api, &job_id, 0).await, "building\n");
-    let migrate = task_output(&api, &job_id, 1).await;
+    assert_eq!(task_output(api, &job_id, 0).await, "building\n");
+    let migrate = task_output(api, &job_id, 1).await;
     assert!(
         migrate.contains("migrating\n") && migrate.contains("migration failed\n"),
         "{migrate}"
     );
-    assert_eq!(task_output(&api, &job_id, 2).await, "");
+    assert_eq!(task_output(api, &job_id, 2).await, "");
     assert!(
         receiver.received("/tasks/notify").is_empty(),
         "a skipped HTTP task is not called"
     );
+}
 
-    // Each task's start and end is on the job's stream.
-    let (_, events) = api
-        .json(Method::GET, &format!("/v1/streams/job-{job_id}"), None)
-        .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tasks_start_and_end_is_on_the_jobs_stream() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let job_id = id_of(&run_to_end(api, &id, None).await);
+    let events = api.get(&format!("/v1/streams/job-{job_id}")).await.body;
     let types: Vec<&str> = events
         .as_array()
         .unwrap()
@@ -246,10 +316,17 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
     ] {
         assert!(types.contains(&wanted), "{wanted} missing from {types:?}");
     }
+    // Two tasks ran (the second failed); the two skipped ones finished without starting.
     assert_eq!(types.iter().filter(|t| **t == "JobTaskStarted").count(), 2);
     assert_eq!(types.iter().filter(|t| **t == "JobTaskFinished").count(), 4);
+}
 
-    // The failure is told by email and by a signed webhook, and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_told_by_email_and_by_a_signed_webhook_and_recorded() {
+    let (app, smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let job_id = id_of(&run_to_end(api, &id, None).await);
     let mail = smtp.wait_for(Duration::from_secs(20), |m| m.data.contains(&job_id));
     assert_eq!(mail.to, ["ops@example.com"]);
     assert!(mail.data.contains("failed"), "{}", mail.data);
@@ -265,7 +342,7 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
     assert_eq!(body["channel"], "error");
     assert_eq!(body["job"]["id"], job_id.as_str());
     assert_eq!(body["job"]["status"], "error");
-    let sent = wait_events(&api, "NotificationSent", 2).await;
+    let sent = wait_events(api, "NotificationSent", 2).await;
     assert!(sent.iter().all(|e| e["data"]["job_id"] == job_id.as_str()));
     assert!(
         sent.iter().any(|e| e["data"]["via"] == "webhook"
@@ -275,96 +352,71 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
     assert!(!serde_json::to_string(&sent)
         .unwrap()
         .contains("hooks/failed"));
+}
 
-    // Another user reads it but may not change, run or delete it; bad notification addresses
-    // on a plain job are refused too.
-    let other = api.new_user("outsider", "outsider-pw").await;
-    let (status, _) = other
-        .json(Method::GET, &format!("/v1/orchestrations/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let delete = (
-        Method::DELETE,
-        format!("/v1/orchestrations/{id}"),
-        json!({}),
-    );
-    for (method, path, body) in writes(&id).into_iter().chain([delete]) {
-        let problem = refused(&other, method, &path, body, StatusCode::FORBIDDEN).await;
-        assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("creator"),
-            "{problem}"
-        );
-    }
-    let problem = refused(
-        &api,
-        Method::POST,
-        "/v1/jobs",
-        json!({"app": "shop", "env": "production", "task": "quick", "notification_emails": ["nope"]}),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    assert!(
-        problem.to_string().contains("notification_emails"),
-        "{problem}"
-    );
-
-    // A manual run may change only which tasks are active.
-    let (_, tasks) = api
-        .json(Method::GET, &format!("/v1/orchestrations/{id}/tasks"), None)
-        .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_run_that_changes_more_than_which_tasks_are_active_is_refused() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let tasks = api
+        .get(&format!("/v1/orchestrations/{id}/tasks"))
+        .await
+        .body;
     let mut changed: Vec<Value> = tasks.as_array().unwrap().clone();
     changed[1]["continue_on_failure"] = json!(true);
-    refused(
-        &api,
-        Method::POST,
-        &format!("/v1/orchestrations/{id}/jobs"),
-        json!({"tasks": changed}),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    refused(
-        &api,
-        Method::POST,
-        &format!("/v1/orchestrations/{id}/jobs"),
-        json!({"tasks": [tasks[0]]}),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let log = api.log_head().await;
+    for body in [json!({"tasks": changed}), json!({"tasks": [tasks[0]]})] {
+        log.refused(
+            api,
+            Method::POST,
+            &format!("/v1/orchestrations/{id}/jobs"),
+            Some(body),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_made_inactive_for_a_run_is_skipped() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let tasks = api
+        .get(&format!("/v1/orchestrations/{id}/tasks"))
+        .await
+        .body;
     let mut inactive: Vec<Value> = tasks.as_array().unwrap().clone();
     inactive[1]["active"] = json!(false);
-    let job = run(&api, &id, Some(json!({"tasks": inactive}))).await;
-    let job = api
-        .wait_for(
-            job["id"].as_str().unwrap(),
-            Duration::from_secs(30),
-            finished,
-        )
-        .await;
+    let job = run_to_end(api, &id, Some(json!({"tasks": inactive}))).await;
     assert_eq!(job["status"], "success", "{job}");
     assert_eq!(job["tasks"][1]["status"], "skipped");
     assert_eq!(job["tasks"][1]["diagnostics"], "skipped: inactive");
+}
 
-    // With continue_on_failure the job runs on and ends `warning`; the HTTP task gets its
-    // parameters and the orchestration's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_continue_on_failure_a_run_goes_on_past_a_failure_and_ends_as_a_warning() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let tasks = api
+        .get(&format!("/v1/orchestrations/{id}/tasks"))
+        .await
+        .body;
     let mut tolerant: Vec<Value> = tasks.as_array().unwrap().clone();
     tolerant[1]["continue_on_failure"] = json!(true);
-    let (status, replaced) = api
-        .json(
+    let replaced = api
+        .call(
             Method::PUT,
             &format!("/v1/orchestrations/{id}/tasks"),
             Some(json!(tolerant)),
         )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{replaced}");
-    assert_eq!(replaced[1]["continue_on_failure"], true);
-    let job = run(&api, &id, None).await;
-    let warning_id = job["id"].as_str().unwrap().to_string();
-    let job = api
-        .wait_for(&warning_id, Duration::from_secs(30), finished)
-        .await;
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(replaced.body[1]["continue_on_failure"], true);
+    let job = run_to_end(api, &id, None).await;
+    let job_id = id_of(&job);
     assert_eq!(job["status"], "warning", "{job}");
     assert_eq!(
         task_statuses(&job),
@@ -372,13 +424,21 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         "{job}"
     );
     assert_eq!(
-        task_output(&api, &warning_id, 2).await,
+        task_output(api, &job_id, 2).await,
         "deploying with {\"version\":\"1.2\"}\n"
     );
-    assert_eq!(
-        task_output(&api, &warning_id, 3).await,
-        "{\"received\": true}"
-    );
+    assert_eq!(task_output(api, &job_id, 3).await, "{\"received\": true}");
+}
+
+// ---- HTTP tasks ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_task_posts_its_parameters_with_its_action_and_the_orchestrations_token() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&announce(api, &receiver).await);
+    let job = run_to_end(api, &id, None).await;
+    assert_eq!(job["status"], "success", "{job}");
     let call = receiver
         .wait_for("/tasks/notify", Duration::from_secs(5), |_| true)
         .await;
@@ -386,191 +446,226 @@ async fn tasks_run_in_order_by_hand_and_failures_are_notified() {
         serde_json::from_slice::<Value>(&call.body).unwrap(),
         json!({"message": "released"})
     );
-    let token = call.headers["x-storageapi-token"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let token = token_of(&call);
     assert!(token.starts_with("bosun_orch_"), "{token}");
     assert_eq!(call.headers["x-bosun-action"], "announce");
+}
 
-    // A fresh token: the next run sends another one. An HTTP task answered with 500 fails.
-    let (status, refreshed) = api
-        .json(
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_sends_the_orchestrations_token_until_a_fresh_one_is_made() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let orchestration = announce(api, &receiver).await;
+    let id = id_of(&orchestration);
+    run_to_end(api, &id, None).await;
+    run_to_end(api, &id, None).await;
+    let refreshed = api
+        .call(
             Method::POST,
             &format!("/v1/orchestrations/{id}/token"),
             None,
         )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_ne!(refreshed["token_id"], orchestration["token_id"]);
+        .await
+        .expect(StatusCode::OK);
+    assert_ne!(refreshed.body["token_id"], orchestration["token_id"]);
+    run_to_end(api, &id, None).await;
+    let calls = receiver.received("/tasks/notify");
+    assert_eq!(calls.len(), 3);
+    assert_eq!(token_of(&calls[1]), token_of(&calls[0]));
+    assert_ne!(token_of(&calls[2]), token_of(&calls[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_task_answered_with_500_fails() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&announce(api, &receiver).await);
     receiver.answer_with(500);
-    let job = run(&api, &id, None).await;
-    let job = api
-        .wait_for(
-            job["id"].as_str().unwrap(),
-            Duration::from_secs(30),
-            finished,
-        )
-        .await;
+    let job = run_to_end(api, &id, None).await;
     assert_eq!(job["status"], "error", "{job}");
     assert!(
-        job["tasks"][3]["diagnostics"]
+        job["tasks"][0]["diagnostics"]
             .as_str()
             .unwrap()
             .contains("HTTP 500"),
         "{job}"
     );
-    // Called by the run with a task inactive, the `warning` run and this one.
-    let calls = receiver.received("/tasks/notify");
-    assert_eq!(calls.len(), 3);
-    assert_eq!(
-        calls[1].headers["x-storageapi-token"].to_str().unwrap(),
-        token
-    );
-    assert_ne!(
-        calls[2].headers["x-storageapi-token"].to_str().unwrap(),
-        token
-    );
-    receiver.answer_with(200);
+}
 
-    // Job lists by orchestration.
-    let (_, headers, _) = api
-        .send(
-            Method::GET,
-            &format!("/v1/jobs?orchestration_id={id}"),
-            None,
-        )
-        .await;
-    assert_eq!(headers["x-total-count"], "4");
-    let (status, headers, _) = api
-        .send(
-            Method::GET,
-            &format!("/v1/orchestrations/{id}/jobs?limit=1"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["x-total-count"], "4");
+// ---- Its jobs ----
 
-    // Kill a running orchestration job: the running task is killed, the rest skipped.
-    let (status, _) = api
-        .json(Method::PATCH, &format!("/v1/orchestrations/{id}"), Some(json!({"tasks": [{"component": "shop/production/sleep"}, {"component": "shop/production/build"}]})))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let job = run(&api, &id, None).await;
-    let kill_id = job["id"].as_str().unwrap().to_string();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrations_jobs_are_listed_with_their_total() {
+    let (app, _smtp, _receiver) = start(2).await;
+    let api = &app.api;
+    let id = quick(api).await;
+    let other = quick(api).await;
+    for _ in 0..4 {
+        run_to_end(api, &id, None).await;
+    }
+    run_to_end(api, &other, None).await;
+    let listed = api
+        .get(&format!("/v1/jobs?orchestration_id={id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed.total(), 4);
+    let page = api
+        .get(&format!("/v1/orchestrations/{id}/jobs?limit=1"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(page.total(), 4);
+    assert_eq!(page.body.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_running_orchestration_job_kills_its_task_and_skips_the_rest() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    api.call(
+        Method::PATCH,
+        &format!("/v1/orchestrations/{id}"),
+        Some(json!({"tasks": [{"component": "shop/production/sleep"}, {"component": "shop/production/build"}]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let kill_id = id_of(&run(api, &id, None).await);
     api.wait_for(&kill_id, Duration::from_secs(20), |j| {
         j["tasks"][0]["status"] == "processing"
     })
     .await;
-    let (status, _) = api
-        .json(Method::POST, &format!("/v1/jobs/{kill_id}/kill"), None)
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    api.call(Method::POST, &format!("/v1/jobs/{kill_id}/kill"), None)
+        .await
+        .expect(StatusCode::ACCEPTED);
     let job = api
         .wait_for(&kill_id, Duration::from_secs(20), finished)
         .await;
     assert_eq!(job["status"], "killed", "{job}");
     assert_eq!(job["tasks"][0]["status"], "killed");
     assert_eq!(job["tasks"][1]["status"], "skipped");
-
-    // Deleted: reads, but accepts nothing, and its jobs stay readable.
-    let (status, _, _) = api
-        .send(Method::DELETE, &format!("/v1/orchestrations/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, gone) = api
-        .json(Method::GET, &format!("/v1/orchestrations/{id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(gone["deleted"], true);
-    for (method, path, body) in writes(&id) {
-        let problem = refused(&api, method, &path, body, StatusCode::CONFLICT).await;
-        assert_eq!(problem["code"], "orchestration_deleted", "{problem}");
-    }
-    let (status, _, _) = api
-        .send(Method::GET, &format!("/v1/jobs/{warning_id}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = api
-        .send(Method::GET, "/v1/orchestrations/no-such-id", None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    server.terminate();
 }
 
-/// Polls `/v1/events?type=` until `count` events of `event_type` are in the log.
-async fn wait_events(api: &Api, event_type: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, events) = api
-            .json(Method::GET, &format!("/v1/events?type={event_type}"), None)
-            .await;
-        let events = events.as_array().cloned().unwrap_or_default();
-        if events.len() >= count {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} {event_type} never came: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+// ---- Who may change it; deleting it ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_reads_an_orchestration_but_may_not_change_run_or_delete_it() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = id_of(&release(api, &receiver).await);
+    let other = api.new_user("outsider", "outsider-pw").await;
+    other
+        .get(&format!("/v1/orchestrations/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    let delete = (
+        Method::DELETE,
+        format!("/v1/orchestrations/{id}"),
+        json!({}),
+    );
+    let log = api.log_head().await;
+    for (method, path, body) in writes(&id).into_iter().chain([delete]) {
+        let problem = log
+            .refused(&other, method, &path, Some(body))
+            .await
+            .expect(StatusCode::FORBIDDEN, "forbidden");
+        assert!(problem.detail().contains("creator"), "{problem}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_waiting_or_running_too_long_are_notified() {
-    let smtp = SmtpSink::start();
-    let receiver = HttpReceiver::start().await;
-    let dir = work_dir();
-    // One worker: a second job waits while the first runs.
-    let server = start(dir.path(), &config(smtp.port, 1));
-    let api = Api::new(&server, dir.path());
+async fn a_deleted_orchestration_reads_but_accepts_nothing_and_its_jobs_stay_readable() {
+    let (app, _smtp, _receiver) = start(2).await;
+    let api = &app.api;
+    let id = quick(api).await;
+    let job_id = id_of(&run_to_end(api, &id, None).await);
+    api.call(Method::DELETE, &format!("/v1/orchestrations/{id}"), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let gone = api
+        .get(&format!("/v1/orchestrations/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(gone.body["deleted"], true);
+    let log = api.log_head().await;
+    for (method, path, body) in writes(&id) {
+        log.refused(api, method, &path, Some(body))
+            .await
+            .expect(StatusCode::CONFLICT, "orchestration_deleted");
+    }
+    api.get(&format!("/v1/jobs/{job_id}"))
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_that_does_not_exist_is_not_found() {
+    let (app, _smtp, _receiver) = start(2).await;
+    app.api
+        .refused(Method::GET, "/v1/orchestrations/no-such-id", None)
+        .await
+        .expect(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_jobs_bad_notification_address_is_refused() {
+    let (app, _smtp, _receiver) = start(2).await;
+    let api = &app.api;
+    let log = api.log_head().await;
+    let problem = log
+        .refused(
+            api,
+            Method::POST,
+            "/v1/jobs",
+            Some(json!({"app": "shop", "env": "production", "task": "quick", "notification_emails": ["nope"]})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        problem.body.to_string().contains("notification_emails"),
+        "{problem}"
+    );
+}
+
+// ---- Jobs taking too long ----
+
+/// Runs `orchestration` (of one quick task) twice to the end, then makes its task `sleep` and
+/// runs it until it is processing: that job's id.
+async fn run_slow_after_two_quick_runs(api: &Api, id: &str) -> String {
+    for _ in 0..2 {
+        let job = run_to_end(api, id, None).await;
+        assert_eq!(job["status"], "success");
+    }
+    api.call(
+        Method::PUT,
+        &format!("/v1/orchestrations/{id}/tasks"),
+        Some(json!([{"component": "shop/production/sleep"}])),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let slow = id_of(&run(api, id, None).await);
+    api.wait_for(&slow, Duration::from_secs(20), |j| {
+        j["status"] == "processing"
+    })
+    .await;
+    slow
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_past_its_tolerance_is_notified_once() {
+    let (app, smtp, receiver) = start(1).await;
+    let api = &app.api;
     let orchestration = create(
-        &api,
+        api,
         json!({
             "name": "usually quick",
             "tasks": [{"component": "shop/production/quick"}],
             "notifications": [
                 {"webhook_url": format!("{}/hooks/slow", receiver.base), "channel": "processing", "parameters": {"tolerance": 50}},
-                {"webhook_url": format!("{}/hooks/stuck", receiver.base), "channel": "waiting", "parameters": {"timeout": 0.05}},
             ],
         }),
     )
     .await;
-    let id = orchestration["id"].as_str().unwrap().to_string();
-    for _ in 0..2 {
-        let job = run(&api, &id, None).await;
-        let job = api
-            .wait_for(
-                job["id"].as_str().unwrap(),
-                Duration::from_secs(20),
-                finished,
-            )
-            .await;
-        assert_eq!(job["status"], "success");
-    }
-    let (status, _) = api
-        .json(
-            Method::PUT,
-            &format!("/v1/orchestrations/{id}/tasks"),
-            Some(json!([{"component": "shop/production/sleep"}])),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let slow = run(&api, &id, None).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    api.wait_for(&slow, Duration::from_secs(20), |j| {
-        j["status"] == "processing"
-    })
-    .await;
-    let stuck = run(&api, &id, None).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
+    let slow = run_slow_after_two_quick_runs(api, &id_of(&orchestration)).await;
     let call = receiver
         .wait_for("/hooks/slow", Duration::from_secs(20), |_| true)
         .await;
@@ -579,6 +674,31 @@ async fn jobs_waiting_or_running_too_long_are_notified() {
         (body["channel"].as_str(), body["job"]["id"].as_str()),
         (Some("processing"), Some(slow.as_str()))
     );
+    // Once, though the reactor keeps looking.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(receiver.received("/hooks/slow").len(), 1);
+    assert!(smtp.mails().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_past_its_timeout_is_notified_once() {
+    // One worker: a second job waits while the first runs.
+    let (app, smtp, receiver) = start(1).await;
+    let api = &app.api;
+    let orchestration = create(
+        api,
+        json!({
+            "name": "usually quick",
+            "tasks": [{"component": "shop/production/quick"}],
+            "notifications": [
+                {"webhook_url": format!("{}/hooks/stuck", receiver.base), "channel": "waiting", "parameters": {"timeout": 0.05}},
+            ],
+        }),
+    )
+    .await;
+    let id = id_of(&orchestration);
+    run_slow_after_two_quick_runs(api, &id).await;
+    let stuck = id_of(&run(api, &id, None).await);
     let call = receiver
         .wait_for("/hooks/stuck", Duration::from_secs(20), |_| true)
         .await;
@@ -588,36 +708,52 @@ async fn jobs_waiting_or_running_too_long_are_notified() {
         (Some("waiting"), Some(stuck.as_str()))
     );
     assert_eq!(api.job(&stuck).await["status"], "waiting");
-    // Once each, though the reactor keeps looking.
+    // Once, though the reactor keeps looking.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(receiver.received("/hooks/slow").len(), 1);
     assert_eq!(receiver.received("/hooks/stuck").len(), 1);
     assert!(smtp.mails().is_empty());
-    server.terminate();
 }
 
+// ---- The scheduler ----
+
+fn at(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{value} is not a time: {e}"))
+        .to_utc()
+}
+
+/// Waits until the orchestration has `count` scheduled jobs (never more), oldest first.
+async fn scheduled_jobs(api: &Api, id: &str, count: usize, limit: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let jobs = api.get(&format!("/v1/orchestrations/{id}/jobs")).await.body;
+        let mut jobs: Vec<Value> = jobs.as_array().cloned().unwrap_or_default();
+        jobs.retain(|j| j["initialized_by"] == "scheduler");
+        jobs.reverse();
+        assert!(jobs.len() <= count, "more runs than slots: {jobs:?}");
+        if jobs.len() == count {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} scheduled runs never came: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const EVERY_MINUTE: &str = r#"{"name": "every minute", "crontab": "* * * * *", "tasks": [{"component": "shop/production/quick"}]}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_fires_on_time_and_another_server_takes_over_without_doubling() {
-    let smtp = SmtpSink::start();
-    let dir = work_dir();
-    let first = start(dir.path(), &config(smtp.port, 1));
-    let second = start(dir.path(), &config(smtp.port, 1));
-    let (_postgres, store) = join(&dir.path().join("bosun-data")).await;
-    let api = Api::new(&first, dir.path());
-    let orchestration = create(
-        &api,
-        json!({"name": "every minute", "crontab": "* * * * *", "tasks": [{"component": "shop/production/quick"}]}),
-    )
-    .await;
-    let id = orchestration["id"].as_str().unwrap().to_string();
+async fn the_scheduler_fires_a_slot_on_time_and_once() {
+    let (app, _smtp, _receiver) = start(1).await;
+    let api = &app.api;
+    let orchestration = create(api, serde_json::from_str(EVERY_MINUTE).unwrap()).await;
+    let id = id_of(&orchestration);
     let next = at(&orchestration["next_scheduled_at"]);
     assert_eq!(next.timestamp() % 60, 0, "{orchestration}");
 
-    let names = scheduler_holders(&store).await;
-    assert_eq!(names.len(), 1, "one scheduler holds the lock: {names:?}");
-
-    // The first slot fires on time, once.
-    let jobs = scheduled_jobs(&api, &id, 1, Duration::from_secs(75)).await;
+    let jobs = scheduled_jobs(api, &id, 1, Duration::from_secs(75)).await;
     let job = &jobs[0];
     assert_eq!(job["initialized_by"], "scheduler");
     let slot = at(&job["scheduled_for"]);
@@ -626,11 +762,40 @@ async fn the_scheduler_fires_on_time_and_another_server_takes_over_without_doubl
         (0..2000).contains(&late),
         "submitted {late} ms after its slot: {job}"
     );
-    let (_, after) = api
-        .json(Method::GET, &format!("/v1/orchestrations/{id}"), None)
-        .await;
+    let after = api.get(&format!("/v1/orchestrations/{id}")).await.body;
     assert_eq!(after["last_scheduled_at"], job["scheduled_for"]);
     assert_eq!((at(&after["next_scheduled_at"]) - slot).num_seconds(), 60);
+}
+
+/// The sessions holding the scheduler lock, by the name each gives itself.
+async fn scheduler_holders(store: &bosun_eventstore::PgEventStore) -> Vec<String> {
+    let client = store.pool().get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'bosun scheduler %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_server_takes_over_the_scheduler_from_a_killed_one_without_doubling_a_run() {
+    let smtp = SmtpSink::start();
+    let dir = work_dir();
+    let config = config_file(dir.path(), &config(smtp.port, 1));
+    let args = ["-c", config.to_str().unwrap()];
+    let env = [("BOSUN_LISTEN", "127.0.0.1:0")];
+    let first = Server::start(dir.path(), &args, &env);
+    let second = Server::start(dir.path(), &args, &env);
+    let (_postgres, store) = join(&dir.path().join("bosun-data")).await;
+    let api = Api::new(&first, dir.path());
+    let id = id_of(&create(&api, serde_json::from_str(EVERY_MINUTE).unwrap()).await);
+    let names = scheduler_holders(&store).await;
+    assert_eq!(names.len(), 1, "one scheduler holds the lock: {names:?}");
+    scheduled_jobs(&api, &id, 1, Duration::from_secs(75)).await;
 
     // Kill the holder; the other takes over and fires the next slot, once.
     let holder_pid: u32 = names[0].rsplit(' ').next().unwrap().parse().unwrap();
@@ -650,13 +815,10 @@ async fn the_scheduler_fires_on_time_and_another_server_takes_over_without_doubl
     let names = scheduler_holders(&store).await;
     assert_eq!(names, [format!("bosun scheduler {}", survivor.pid())]);
     // Nothing doubled in the log either: one claim per slot.
-    let (_, claims) = api
-        .json(
-            Method::GET,
-            &format!("/v1/streams/orchestration-{id}"),
-            None,
-        )
-        .await;
+    let claims = api
+        .get(&format!("/v1/streams/orchestration-{id}"))
+        .await
+        .body;
     let claimed: Vec<&Value> = claims
         .as_array()
         .unwrap()
@@ -664,47 +826,4 @@ async fn the_scheduler_fires_on_time_and_another_server_takes_over_without_doubl
         .filter(|e| e["event_type"] == "OrchestrationRunScheduled")
         .collect();
     assert_eq!(claimed.len(), 2, "{claimed:?}");
-    survivor.terminate();
-}
-
-fn at(value: &Value) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{value} is not a time: {e}"))
-        .to_utc()
-}
-
-/// The sessions holding the scheduler lock, by the name each gives itself.
-async fn scheduler_holders(store: &bosun_eventstore::PgEventStore) -> Vec<String> {
-    let client = store.pool().get().await.unwrap();
-    let rows = client
-        .query(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'bosun scheduler %'",
-            &[],
-        )
-        .await
-        .unwrap();
-    rows.iter().map(|r| r.get::<_, String>(0)).collect()
-}
-
-/// Waits until the orchestration has `count` scheduled jobs (never more), oldest first.
-async fn scheduled_jobs(api: &Api, id: &str, count: usize, limit: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (_, jobs) = api
-            .json(Method::GET, &format!("/v1/orchestrations/{id}/jobs"), None)
-            .await;
-        let mut jobs: Vec<Value> = jobs.as_array().cloned().unwrap_or_default();
-        jobs.retain(|j| j["initialized_by"] == "scheduler");
-        jobs.reverse();
-        assert!(jobs.len() <= count, "more runs than slots: {jobs:?}");
-        if jobs.len() == count {
-            return jobs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} scheduled runs never came: {jobs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
