@@ -31,6 +31,10 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
+            // Shutdown first: its first poll installs the signal handler, which must happen
+            // before any request is answered (a SIGTERM after that is then always handled).
+            biased;
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -38,7 +42,6 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
         };
         let connection = Connection {
             router: router.clone(),
