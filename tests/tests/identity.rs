@@ -837,10 +837,9 @@ async fn an_admin_promotes_a_user_and_demotes_them_again() {
 
 // ---- Removing a user ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_users_tokens_stop_working_and_they_leave_their_teams() {
-    let app = spawn_app("").await;
-    let admin = &app.api;
+/// ann, who made team `ops` with bob in it and issued an API token, removed by an admin: her
+/// session and her API token.
+async fn ann_in_ops_then_removed(admin: &Api) -> (Api, Api) {
     let ann = admin.new_user("ann", "ann-secret-1").await;
     ann.post("/v1/teams", json!({"name": "ops"}))
         .await
@@ -854,6 +853,14 @@ async fn a_removed_users_tokens_stop_working_and_they_leave_their_teams() {
         .call(Method::DELETE, "/v1/users/ann", None)
         .await
         .expect(StatusCode::NO_CONTENT);
+    (ann, ann_api_token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_users_tokens_stop_working_and_they_leave_their_teams() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    let (ann, ann_api_token) = ann_in_ops_then_removed(admin).await;
     for token in [&ann, &ann_api_token] {
         token
             .refused(Method::GET, "/v1/auth/whoami", None)
@@ -874,19 +881,7 @@ async fn a_removed_users_tokens_stop_working_and_they_leave_their_teams() {
 async fn a_new_user_of_a_removed_name_starts_with_no_team_nor_the_old_tokens() {
     let app = spawn_app("").await;
     let admin = &app.api;
-    let ann = admin.new_user("ann", "ann-secret-1").await;
-    ann.post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin.new_user("bob", "bob-secret-1").await;
-    ann.call(Method::PUT, "/v1/teams/ops/members/bob", None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
-    let (_, ann_api_token) = issue(&ann, json!({"description": "ci"})).await;
-    admin
-        .call(Method::DELETE, "/v1/users/ann", None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    let (_, ann_api_token) = ann_in_ops_then_removed(admin).await;
 
     let again = admin
         .post("/v1/users", user("ann", "new-ann-pw"))

@@ -15,7 +15,7 @@
 //! subscribers reading the log each on its own would make); `catchup_peak_memory` (VmHWM in MB
 //! after phase 2, against before it; the process holds the server and all the clients).
 
-use super::live::{raise_open_file_limit, stopped, wait_until};
+use super::live::{raise_open_file_limit, stopped, wait_until, Watermark};
 use super::server::BenchServer;
 use super::{percentile, progress, report};
 use crate::config::Settings;
@@ -26,7 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -331,19 +331,6 @@ async fn collect_writes(
     Ok(all)
 }
 
-/// Where a subscriber is, for the waits.
-#[derive(Default)]
-struct Mark {
-    last: AtomicU64,
-    ended: AtomicBool,
-}
-
-impl Mark {
-    fn reached(&self, position: u64) -> bool {
-        self.ended.load(Ordering::Acquire) || self.last.load(Ordering::Acquire) >= position
-    }
-}
-
 /// What one subscriber got.
 #[derive(Default)]
 struct Received {
@@ -376,12 +363,12 @@ impl Opening<'_> {
     async fn open(
         &self,
         stop: &watch::Receiver<bool>,
-    ) -> anyhow::Result<(Vec<Arc<Mark>>, Vec<JoinHandle<Received>>)> {
+    ) -> anyhow::Result<(Vec<Arc<Watermark>>, Vec<JoinHandle<Received>>)> {
         let sockets = futures::future::join_all((0..self.count).map(|i| self.connect(i))).await;
         let mut marks = Vec::with_capacity(self.count);
         let mut subscribers = Vec::with_capacity(self.count);
         for socket in sockets {
-            let mark = Arc::new(Mark::default());
+            let mark = Arc::new(Watermark::default());
             marks.push(mark.clone());
             let catching_up = CatchingUp {
                 head: self.head,
@@ -413,7 +400,7 @@ impl Opening<'_> {
 struct CatchingUp {
     head: u64,
     started: Instant,
-    mark: Arc<Mark>,
+    mark: Arc<Watermark>,
 }
 
 type Socket =

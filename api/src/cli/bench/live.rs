@@ -101,13 +101,13 @@ struct ClientStats {
 
 /// Where a client is, for the waits: the last position it got, and whether it ended.
 #[derive(Default)]
-struct Watermark {
-    last: AtomicU64,
-    ended: AtomicBool,
+pub(super) struct Watermark {
+    pub(super) last: AtomicU64,
+    pub(super) ended: AtomicBool,
 }
 
 impl Watermark {
-    fn reached(&self, position: u64) -> bool {
+    pub(super) fn reached(&self, position: u64) -> bool {
         self.ended.load(Ordering::Acquire) || self.last.load(Ordering::Acquire) >= position
     }
 }
