@@ -404,6 +404,29 @@ mod tests {
     }
 
     #[test]
+    fn http_bounds_are_checked() {
+        for (key, value) in [
+            ("BOSUN_HTTP__WAIT_SECONDS", "0"),
+            ("BOSUN_HTTP__WAIT_SECONDS", "86401"),
+            ("BOSUN_HTTP__HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("BOSUN_HTTP__HEADER_READ_TIMEOUT_SECONDS", "3601"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = key.trim_start_matches("BOSUN_HTTP__").to_lowercase();
+            assert!(
+                err.contains(&format!("http.{field}")),
+                "{key}={value}: {err}"
+            );
+        }
+        let settings =
+            Settings::from_sources(None, env(&[("BOSUN_HTTP__WAIT_SECONDS", "86400")])).unwrap();
+        assert_eq!(settings.http.wait_seconds, 86_400);
+        assert_eq!(settings.http.header_read_timeout_seconds, 30);
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = Settings::from_sources(None, env(&[("BOSUN_LISTEN", "localhost")]))
             .unwrap_err()
