@@ -64,6 +64,7 @@ impl Application {
         } = Core::open(&database.config).await?;
         let head = store.head().await?;
         let setup = crate::data_key::runner_setup(&settings)?;
+        let commands = commands.with_sealer(bosun_commands::Sealer::new(&setup.data_key));
         let catalog = setup.catalog.clone();
         let workers = bosun_runner::start(commands.clone(), setup, &database.config).await?;
         crate::bootstrap::when_caught_up(

@@ -35,6 +35,8 @@ pub struct Commands<S = PgEventStore> {
     /// Set once the log holds the reservations and the admin roster of the users registered
     /// before either existed (see `identity::backfill`).
     pub(crate) identity_ready: Arc<AtomicBool>,
+    /// Seals secrets before they enter an event; none until [`Commands::with_sealer`].
+    sealer: Option<Arc<crate::seal::Sealer>>,
 }
 
 /// An aggregate's state kept by a writer between its commands, with the version it is at.
@@ -107,7 +109,22 @@ impl<S: EventStore> Commands<S> {
             freshness,
             read_models,
             identity_ready: Default::default(),
+            sealer: None,
         }
+    }
+
+    /// These commands, sealing secrets with `sealer` (made from the server's data key).
+    pub fn with_sealer(mut self, sealer: crate::seal::Sealer) -> Self {
+        self.sealer = Some(Arc::new(sealer));
+        self
+    }
+
+    /// The sealer; a command that stores a secret fails without one rather than store it in
+    /// clear.
+    pub fn sealer(&self) -> Result<&crate::seal::Sealer, CommandError> {
+        self.sealer.as_deref().ok_or_else(|| {
+            CommandError::Internal("no data key: secrets cannot be sealed or opened".into())
+        })
     }
 
     /// A connection to the read models.

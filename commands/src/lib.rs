@@ -28,11 +28,13 @@ pub mod identity;
 pub mod jobs;
 pub mod orchestrations;
 pub mod queries;
+mod seal;
 
 pub use actor::{Actor, Origin};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};
 pub use queries::Queries;
+pub use seal::Sealer;
 
 #[cfg(test)]
 mod tests;

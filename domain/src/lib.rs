@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
+pub mod sealed;
 #[cfg(test)]
 mod testing;
 

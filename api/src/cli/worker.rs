@@ -15,12 +15,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
     let result = async {
         let core = Core::open(&database.config).await?;
-        let workers = bosun_runner::start(
-            core.commands.clone(),
-            crate::data_key::runner_setup(&settings)?,
-            &database.config,
-        )
-        .await?;
+        let setup = crate::data_key::runner_setup(&settings)?;
+        let commands = core
+            .commands
+            .clone()
+            .with_sealer(bosun_commands::Sealer::new(&setup.data_key));
+        let workers = bosun_runner::start(commands, setup, &database.config).await?;
         tracing::info!(workers = settings.runner.workers, "worker running");
         println!("bosun worker running {} workers", settings.runner.workers);
         super::serve::shutdown_signal().await;
