@@ -116,6 +116,9 @@ impl From<CommandError> for Problem {
                 Problem::new(StatusCode::CONFLICT, code, message)
             }
             CommandError::Domain(DomainError::NotFound(message)) => Problem::not_found(message),
+            CommandError::Domain(DomainError::Forbidden { code, message }) => {
+                Problem::new(StatusCode::FORBIDDEN, code, message)
+            }
             CommandError::Unauthenticated => {
                 Problem::unauthorized("a valid token is required (Authorization: Bearer <token>)")
             }

@@ -14,12 +14,22 @@ pub enum DomainError {
     /// The thing the command is about does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// A limit of the one acting forbids the command, such as a quota (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
 }
 
 impl DomainError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         DomainError::Invalid {
             field,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Forbidden {
+            code,
             message: message.into(),
         }
     }
