@@ -10,12 +10,14 @@
 //! (`projections`), hashing and token generation (`commands`, which needs the OS's randomness).
 
 mod aggregate;
+pub mod apps;
 mod error;
 pub mod identity;
 pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
 pub mod sealed;
+pub mod units;
 #[cfg(test)]
 mod testing;
 
