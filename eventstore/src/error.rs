@@ -33,8 +33,16 @@ pub enum AppendError {
     /// Some of the event ids were appended before, but not as exactly this append.
     #[error("event id {event_id} was already appended as part of a different append")]
     EventIdConflict { event_id: Uuid },
+    /// An append with no events, or a multi-append with no parts or with a part of no events.
     #[error("an append needs at least one event")]
     NoEvents,
+    /// A multi-append names the same stream in two parts: each part is decided against its own
+    /// expected version, so one stream can appear once. Put all its events in one part.
+    #[error("stream {stream} appears in more than one part of one append")]
+    DuplicateStream { stream: StreamId },
+    /// The same event id twice in one append (in one part or across parts).
+    #[error("event id {event_id} appears more than once in one append")]
+    DuplicateEventId { event_id: Uuid },
     /// A value the log cannot store (a NUL character); nothing was written, and no other
     /// append was affected.
     #[error("{field} cannot be stored: {reason}")]

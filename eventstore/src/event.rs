@@ -112,6 +112,27 @@ impl NewEvent {
     }
 }
 
+/// One part of an atomic append to several streams ([`EventStore::append_many`]): events for one
+/// stream, appended only if that stream is at `expected`.
+///
+/// [`EventStore::append_many`]: crate::EventStore::append_many
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamAppend {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        StreamAppend {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
+
 /// An event as the log holds it: the envelope of DESIGN.md.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {

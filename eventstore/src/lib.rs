@@ -1,10 +1,10 @@
 //! The append-only event log.
 //!
-//! Owns: the [`EventStore`] contract (append with an expected version, idempotent re-append by
-//! event id, reads by stream and by global position, catch-up-then-live subscriptions), its
-//! PostgreSQL implementation (the production store) and an in-memory one (for unit tests), the
-//! versioned schema migrations, and the managed local PostgreSQL that Bosun runs when no
-//! `database.url` is configured.
+//! Owns: the [`EventStore`] contract (append with an expected version, atomic appends to several
+//! streams each with its own, idempotent re-append by event id, reads by stream and by global
+//! position, catch-up-then-live subscriptions), its PostgreSQL implementation (the production
+//! store) and an in-memory one (for unit tests), the versioned schema migrations, and the managed
+//! local PostgreSQL that Bosun runs when no `database.url` is configured.
 //!
 //! Does not own: what events mean (that is `domain`), how they become read models (that is
 //! `projections`), or who may append them (that is `commands`).
@@ -29,6 +29,7 @@ pub mod testing;
 pub use error::{AppendError, StoreError};
 pub use event::{
     AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent,
+    StreamAppend,
 };
 pub use memory::InMemoryEventStore;
 pub use postgres::PgEventStore;

@@ -2,10 +2,8 @@
 //! survives the process.
 
 use crate::error::{AppendError, StoreError};
-use crate::event::{
-    AppendResult, CurrentVersion, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent,
-};
-use crate::idempotency::{earlier_append, Landed};
+use crate::event::{AppendResult, CurrentVersion, Filter, Page, RecordedEvent, StreamAppend};
+use crate::idempotency::{earlier_appends, Landed};
 use crate::store::{EventStore, Subscription};
 use crate::stream_id::StreamId;
 use crate::subscription::catch_up_then_live;
@@ -65,17 +63,12 @@ impl Log {
 
 #[async_trait]
 impl EventStore for InMemoryEventStore {
-    async fn append(
+    async fn append_many(
         &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::NoEvents);
-        }
-        crate::storable::check(&events)?;
-        let result = {
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, AppendError> {
+        crate::storable::check_appends(&appends)?;
+        let results = {
             let mut log = self.log();
             let lookup = |id: &Uuid| {
                 log.by_event_id.get(id).map(|&i| {
@@ -87,47 +80,58 @@ impl EventStore for InMemoryEventStore {
                     }
                 })
             };
-            if let Some(earlier) = earlier_append(stream, &events, lookup)? {
+            if let Some(earlier) = earlier_appends(&appends, lookup)? {
                 return Ok(earlier);
             }
-            let current = log.current(stream);
-            if !current.satisfies(expected) {
-                return Err(AppendError::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected,
-                    actual: current,
-                });
+            // Every part checked before any is written: all or nothing.
+            let mut first_versions = Vec::with_capacity(appends.len());
+            for part in &appends {
+                let current = log.current(&part.stream);
+                if !current.satisfies(part.expected) {
+                    return Err(AppendError::WrongExpectedVersion {
+                        stream: part.stream.clone(),
+                        expected: part.expected,
+                        actual: current,
+                    });
+                }
+                first_versions.push(current.next());
             }
-            let first_version = current.next();
-            let first_position = log.events.len() as u64 + 1;
             let now = chrono::Utc::now();
-            for (offset, event) in events.into_iter().enumerate() {
-                let index = log.events.len();
-                log.by_event_id.insert(event.event_id, index);
-                log.streams.entry(stream.clone()).or_default().push(index);
-                log.events.push(RecordedEvent {
-                    position: index as u64 + 1,
-                    stream_id: stream.clone(),
-                    version: first_version + offset as u64,
-                    event_id: event.event_id,
-                    event_type: event.event_type,
-                    schema_version: event.schema_version,
-                    data: event.data,
-                    metadata: event.metadata,
-                    recorded_at: now,
+            let mut results = Vec::with_capacity(appends.len());
+            for (part, first_version) in appends.into_iter().zip(first_versions) {
+                let stream = part.stream;
+                let first_position = log.events.len() as u64 + 1;
+                for (offset, event) in part.events.into_iter().enumerate() {
+                    let index = log.events.len();
+                    log.by_event_id.insert(event.event_id, index);
+                    log.streams.entry(stream.clone()).or_default().push(index);
+                    log.events.push(RecordedEvent {
+                        position: index as u64 + 1,
+                        stream_id: stream.clone(),
+                        version: first_version + offset as u64,
+                        event_id: event.event_id,
+                        event_type: event.event_type,
+                        schema_version: event.schema_version,
+                        data: event.data,
+                        metadata: event.metadata,
+                        recorded_at: now,
+                    });
+                }
+                let last_position = log.events.len() as u64;
+                results.push(AppendResult {
+                    stream_id: stream,
+                    first_version,
+                    last_version: first_version + (last_position - first_position),
+                    first_position,
+                    last_position,
                 });
             }
-            let last_position = log.events.len() as u64;
-            AppendResult {
-                stream_id: stream.clone(),
-                first_version,
-                last_version: first_version + (last_position - first_position),
-                first_position,
-                last_position,
-            }
+            results
         };
-        self.head.send_replace(result.last_position);
-        Ok(result)
+        if let Some(last) = results.last() {
+            self.head.send_replace(last.last_position);
+        }
+        Ok(results)
     }
 
     async fn read_stream(

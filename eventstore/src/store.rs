@@ -1,7 +1,9 @@
 //! The contract every event store implementation meets.
 
 use crate::error::{AppendError, StoreError};
-use crate::event::{AppendResult, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+use crate::event::{
+    AppendResult, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent, StreamAppend,
+};
 use crate::stream_id::StreamId;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -18,12 +20,38 @@ pub trait EventStore: Send + Sync + 'static {
     ///
     /// Appending events whose ids were all appended before, as one append to the same stream,
     /// returns that first result and writes nothing.
+    ///
+    /// A one-part [`append_many`](EventStore::append_many), which is how the stores implement it.
     async fn append(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-    ) -> Result<AppendResult, AppendError>;
+    ) -> Result<AppendResult, AppendError> {
+        let part = StreamAppend::new(stream.clone(), expected, events);
+        self.append_many(vec![part]).await?.pop().ok_or_else(|| {
+            StoreError::Failed("the store answered an append with no result".into()).into()
+        })
+    }
+
+    /// Appends every part, each to its own stream, atomically: all of them if every stream is at
+    /// its part's expected version, else none. Returns one result per part, in order; the events
+    /// of one call get consecutive positions, in the order of the parts.
+    ///
+    /// A conflict is [`AppendError::WrongExpectedVersion`] naming the first part's stream that
+    /// was not where it was expected, and writes nothing. Refused up front, with nothing
+    /// written: no parts or a part with no events ([`AppendError::NoEvents`]), one stream in two
+    /// parts ([`AppendError::DuplicateStream`]), an event id twice
+    /// ([`AppendError::DuplicateEventId`]), a value the log cannot hold in any part
+    /// ([`AppendError::Unstorable`]).
+    ///
+    /// A retry, whose event ids were all appended before as exactly this multi-append, returns
+    /// the first results and writes nothing; if only some were, it is
+    /// [`AppendError::EventIdConflict`].
+    async fn append_many(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, AppendError>;
 
     /// Up to `max` events of `stream` from version `from_version` on.
     async fn read_stream(

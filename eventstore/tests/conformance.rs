@@ -2,8 +2,8 @@
 //! PostgreSQL (a fresh database on the test binary's managed server).
 
 use bosun_eventstore::{
-    AppendError, CurrentVersion, EventStore, ExpectedVersion, Filter, InMemoryEventStore, NewEvent,
-    PgEventStore, StreamId,
+    AppendError, AppendResult, CurrentVersion, EventStore, ExpectedVersion, Filter,
+    InMemoryEventStore, NewEvent, PgEventStore, StreamAppend, StreamId,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -59,6 +59,13 @@ conformance!(
     subscription_catches_up_then_goes_live,
     filtered_subscription_skips_other_events,
     ordering_holds_under_concurrent_appends_and_subscribers,
+    multi_append_writes_every_part_at_consecutive_positions,
+    multi_append_with_a_conflict_in_any_part_writes_nothing,
+    multi_append_refuses_what_it_cannot_write_as_asked,
+    retried_multi_append_returns_the_first_results_and_writes_nothing,
+    partly_retried_multi_append_is_a_conflict,
+    concurrent_multi_appends_on_the_same_streams_one_wins_each_round,
+    multi_appends_and_single_appends_decided_together_are_decided_apart,
 );
 
 async fn appends_with_expected_versions(store: impl EventStore) {
@@ -582,4 +589,588 @@ async fn in_memory_store_is_usable_as_a_trait_object() {
         .await
         .unwrap();
     assert_eq!(store.head().await.unwrap(), 1);
+}
+
+// Atomic appends to several streams.
+
+fn part(s: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamAppend {
+    StreamAppend::new(stream(s), expected, events)
+}
+
+fn tagged(tag: &str, n: u64) -> NewEvent {
+    NewEvent::new("Counted", json!({ "tag": tag, "n": n }))
+}
+
+/// Stream, version and position of every event of the log, in position order.
+async fn log_of(store: &impl EventStore) -> Vec<(String, u64, u64)> {
+    store
+        .read_all(1, 10_000, &Filter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.stream_id.to_string(), e.version, e.position))
+        .collect()
+}
+
+async fn multi_append_writes_every_part_at_consecutive_positions(store: impl EventStore) {
+    store
+        .append(&stream("app-a"), ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .unwrap();
+    let results = store
+        .append_many(vec![
+            part(
+                "quota-ann",
+                ExpectedVersion::NoStream,
+                vec![event(1), event(2)],
+            ),
+            part("app-a", ExpectedVersion::Exact(0), vec![event(3)]),
+            part(
+                "cname-x",
+                ExpectedVersion::Any,
+                vec![event(4), event(5), event(6)],
+            ),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<_> = results
+        .iter()
+        .map(|r| {
+            (
+                r.stream_id.to_string(),
+                r.first_version,
+                r.last_version,
+                r.first_position,
+                r.last_position,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("quota-ann".to_string(), 0, 1, 2, 3),
+            ("app-a".to_string(), 1, 1, 4, 4),
+            ("cname-x".to_string(), 0, 2, 5, 7),
+        ],
+        "one result per part, in order, at consecutive positions"
+    );
+    assert_eq!(store.head().await.unwrap(), 7);
+    let app = store.read_stream(&stream("app-a"), 0, 10).await.unwrap();
+    assert_eq!(
+        app.iter()
+            .map(|e| (e.version, e.data["n"].as_u64()))
+            .collect::<Vec<_>>(),
+        vec![(0, Some(0)), (1, Some(3))]
+    );
+    let all = store.read_all(1, 100, &Filter::all()).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| e.data["n"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (0..=6).collect::<Vec<_>>(),
+        "the log holds the parts in their order"
+    );
+    // A one-part multi-append is an append.
+    let one = store
+        .append_many(vec![part(
+            "app-a",
+            ExpectedVersion::Exact(1),
+            vec![event(7)],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        (one.len(), one[0].first_version, one[0].last_position),
+        (1, 2, 8)
+    );
+}
+
+async fn multi_append_with_a_conflict_in_any_part_writes_nothing(store: impl EventStore) {
+    store
+        .append(&stream("app-a"), ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .unwrap();
+    store
+        .append(
+            &stream("app-b"),
+            ExpectedVersion::NoStream,
+            vec![event(0), event(1)],
+        )
+        .await
+        .unwrap();
+    let before = log_of(&store).await;
+    // The conflict in the last part, the first, or the middle one; every kind of expectation.
+    let attempts: Vec<(Vec<StreamAppend>, &str, ExpectedVersion, CurrentVersion)> = vec![
+        (
+            vec![
+                part("app-a", ExpectedVersion::Exact(0), vec![event(1)]),
+                part("app-b", ExpectedVersion::Exact(0), vec![event(2)]),
+            ],
+            "app-b",
+            ExpectedVersion::Exact(0),
+            CurrentVersion::Current(1),
+        ),
+        (
+            vec![
+                part("app-a", ExpectedVersion::NoStream, vec![event(1)]),
+                part("app-b", ExpectedVersion::Exact(1), vec![event(2)]),
+            ],
+            "app-a",
+            ExpectedVersion::NoStream,
+            CurrentVersion::Current(0),
+        ),
+        (
+            vec![
+                part("app-a", ExpectedVersion::Exact(0), vec![event(1)]),
+                part("app-c", ExpectedVersion::StreamExists, vec![event(2)]),
+                part("app-b", ExpectedVersion::Any, vec![event(3)]),
+            ],
+            "app-c",
+            ExpectedVersion::StreamExists,
+            CurrentVersion::NoStream,
+        ),
+    ];
+    for (parts, conflicting, want_expected, want_actual) in attempts {
+        match store.append_many(parts).await {
+            Err(AppendError::WrongExpectedVersion {
+                stream: s,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(s, stream(conflicting), "the error names the stream");
+                assert_eq!((expected, actual), (want_expected, want_actual));
+            }
+            other => panic!("expected a version conflict on {conflicting}, got {other:?}"),
+        }
+        assert_eq!(log_of(&store).await, before, "nothing of any part written");
+    }
+    assert!(store
+        .read_stream(&stream("app-c"), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The first part that fails is named.
+    let err = store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Exact(0), vec![event(1)]),
+            part("app-b", ExpectedVersion::NoStream, vec![event(2)]),
+            part("app-c", ExpectedVersion::Exact(3), vec![event(3)]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::WrongExpectedVersion { stream: s, .. } if s == &stream("app-b")),
+        "{err:?}"
+    );
+    assert_eq!(store.head().await.unwrap(), 3);
+}
+
+async fn multi_append_refuses_what_it_cannot_write_as_asked(store: impl EventStore) {
+    let err = store.append_many(vec![]).await.unwrap_err();
+    assert!(matches!(err, AppendError::NoEvents), "no parts: {err:?}");
+    let err = store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Any, vec![event(1)]),
+            part("app-b", ExpectedVersion::Any, vec![]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::NoEvents),
+        "an empty part: {err:?}"
+    );
+    let err = store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Any, vec![event(1)]),
+            part("app-b", ExpectedVersion::Any, vec![event(2)]),
+            part("app-a", ExpectedVersion::Any, vec![event(3)]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::DuplicateStream { stream: s } if s == &stream("app-a")),
+        "one stream twice: {err:?}"
+    );
+    let twice = event(1);
+    let err = store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Any, vec![twice.clone()]),
+            part("app-b", ExpectedVersion::Any, vec![twice.clone()]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AppendError::DuplicateEventId { event_id } if *event_id == twice.event_id),
+        "one event id in two parts: {err:?}"
+    );
+    let err = store
+        .append(
+            &stream("app-a"),
+            ExpectedVersion::Any,
+            vec![twice.clone(), twice],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::DuplicateEventId { .. }),
+        "one event id twice in an append: {err:?}"
+    );
+    let err = store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Any, vec![event(1)]),
+            part(
+                "app-b",
+                ExpectedVersion::Any,
+                vec![event(2), NewEvent::new("Named", json!({"name": "x\u{0}"}))],
+            ),
+        ])
+        .await
+        .unwrap_err();
+    match err {
+        AppendError::Unstorable { field, .. } => {
+            assert_eq!(field, "appends[1].events[1].data.name")
+        }
+        other => panic!("expected Unstorable, got {other:?}"),
+    }
+    assert_eq!(store.head().await.unwrap(), 0, "nothing written");
+}
+
+async fn retried_multi_append_returns_the_first_results_and_writes_nothing(store: impl EventStore) {
+    let parts = vec![
+        part("app-a", ExpectedVersion::NoStream, vec![event(1), event(2)]),
+        part("quota-ann", ExpectedVersion::NoStream, vec![event(3)]),
+    ];
+    let first = store.append_many(parts.clone()).await.unwrap();
+    store
+        .append(&stream("app-a"), ExpectedVersion::Exact(1), vec![event(4)])
+        .await
+        .unwrap();
+    // The retry's expectations no longer hold; it is a retry all the same.
+    let retry = store.append_many(parts).await.unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(store.head().await.unwrap(), 4);
+    assert_eq!(
+        store
+            .read_stream(&stream("quota-ann"), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn partly_retried_multi_append_is_a_conflict(store: impl EventStore) {
+    let (a, b, c) = (event(1), event(2), event(3));
+    store
+        .append_many(vec![
+            part("app-a", ExpectedVersion::Any, vec![a.clone()]),
+            part("app-b", ExpectedVersion::Any, vec![b.clone()]),
+        ])
+        .await
+        .unwrap();
+    let conflicts: Vec<(&str, Vec<StreamAppend>)> = vec![
+        (
+            "a new event besides the old ones",
+            vec![
+                part("app-a", ExpectedVersion::Any, vec![a.clone()]),
+                part("app-b", ExpectedVersion::Any, vec![b.clone(), c.clone()]),
+            ],
+        ),
+        (
+            "a new part besides the old ones",
+            vec![
+                part("app-a", ExpectedVersion::Any, vec![a.clone()]),
+                part("app-b", ExpectedVersion::Any, vec![b.clone()]),
+                part("app-c", ExpectedVersion::Any, vec![c.clone()]),
+            ],
+        ),
+        (
+            "the parts' events on each other's streams",
+            vec![
+                part("app-a", ExpectedVersion::Any, vec![b.clone()]),
+                part("app-b", ExpectedVersion::Any, vec![a.clone()]),
+            ],
+        ),
+        (
+            "the parts in another order",
+            vec![
+                part("app-b", ExpectedVersion::Any, vec![b.clone()]),
+                part("app-a", ExpectedVersion::Any, vec![a.clone()]),
+            ],
+        ),
+    ];
+    for (what, parts) in conflicts {
+        let err = store.append_many(parts).await.unwrap_err();
+        assert!(
+            matches!(err, AppendError::EventIdConflict { .. }),
+            "{what}: {err:?}"
+        );
+    }
+    // Ids of two separate appends are not one multi-append.
+    let (d, e) = (event(4), event(5));
+    store
+        .append(&stream("app-d"), ExpectedVersion::Any, vec![d.clone()])
+        .await
+        .unwrap();
+    store
+        .append(&stream("app-a"), ExpectedVersion::Any, vec![event(6)])
+        .await
+        .unwrap();
+    store
+        .append(&stream("app-e"), ExpectedVersion::Any, vec![e.clone()])
+        .await
+        .unwrap();
+    let err = store
+        .append_many(vec![
+            part("app-d", ExpectedVersion::Any, vec![d]),
+            part("app-e", ExpectedVersion::Any, vec![e]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::EventIdConflict { .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.head().await.unwrap(), 5);
+}
+
+/// 8 writers race each round on the same two streams, each expecting both at the round's
+/// version (half of them naming the streams in the other order): exactly one wins each round,
+/// and both streams hold its events, and only its, at that round's versions.
+async fn concurrent_multi_appends_on_the_same_streams_one_wins_each_round<S: EventStore + Clone>(
+    store: S,
+) {
+    const ROUNDS: u64 = 20;
+    const WRITERS: u64 = 8;
+    let mut winners = Vec::new();
+    for round in 0..ROUNDS {
+        // left gets one event a round, right two.
+        let (left, right) = if round == 0 {
+            (ExpectedVersion::NoStream, ExpectedVersion::NoStream)
+        } else {
+            (
+                ExpectedVersion::Exact(round - 1),
+                ExpectedVersion::Exact(2 * round - 1),
+            )
+        };
+        let tries: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tag = format!("{round}-{w}");
+                    let mut parts = vec![
+                        part("app-left", left, vec![tagged(&tag, 0)]),
+                        part("app-right", right, vec![tagged(&tag, 1), tagged(&tag, 2)]),
+                    ];
+                    if w % 2 == 1 {
+                        parts.reverse();
+                    }
+                    (tag, store.append_many(parts).await)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for t in futures::future::join_all(tries).await {
+            let (tag, result) = t.unwrap();
+            match result {
+                Ok(results) => won.push((tag, results)),
+                Err(AppendError::WrongExpectedVersion { stream: s, .. }) => {
+                    assert!(s == stream("app-left") || s == stream("app-right"), "{s}")
+                }
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: exactly one wins: {won:?}");
+        let (tag, results) = won.pop().unwrap();
+        let span = results.iter().map(|r| r.first_position).min().unwrap()
+            ..=results.iter().map(|r| r.last_position).max().unwrap();
+        assert_eq!(span.end() - span.start(), 2, "three consecutive positions");
+        winners.push(tag);
+    }
+    for (s, per_round) in [("app-left", 1), ("app-right", 2)] {
+        let events = store.read_stream(&stream(s), 0, 1000).await.unwrap();
+        let tags: Vec<&str> = events
+            .iter()
+            .map(|e| e.data["tag"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = winners
+            .iter()
+            .flat_map(|w| std::iter::repeat_n(w.as_str(), per_round))
+            .collect();
+        assert_eq!(tags, want, "{s} holds each round's winner, and only it");
+    }
+    assert_eq!(store.head().await.unwrap(), ROUNDS * 3);
+}
+
+/// Appends sent at once (PostgreSQL decides them in one transaction): a multi-append whose part
+/// conflicts fails alone, a single append that conflicts does not fail the multi-append beside
+/// it, and each good one is written whole.
+async fn multi_appends_and_single_appends_decided_together_are_decided_apart<
+    S: EventStore + Clone,
+>(
+    store: S,
+) {
+    for s in ["app-a", "app-b", "app-c", "app-d"] {
+        store
+            .append(&stream(s), ExpectedVersion::NoStream, vec![event(0)])
+            .await
+            .unwrap();
+    }
+    for round in 0..10u64 {
+        let v = round;
+        let store2 = store.clone();
+        let good_many = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_many(vec![
+                        part("app-a", ExpectedVersion::Exact(v), vec![event(1)]),
+                        part(
+                            "app-b",
+                            ExpectedVersion::Exact(2 * v),
+                            vec![event(2), event(3)],
+                        ),
+                    ])
+                    .await
+            })
+        };
+        // Conflicts on app-a, the good multi-append's stream, whichever is decided first.
+        let bad_single = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &stream("app-a"),
+                        ExpectedVersion::Exact(v + 7),
+                        vec![event(4)],
+                    )
+                    .await
+            })
+        };
+        let bad_many = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_many(vec![
+                        // Satisfied whether or not the good single append came first.
+                        part("app-c", ExpectedVersion::StreamExists, vec![event(5)]),
+                        part("app-d", ExpectedVersion::Exact(v + 9), vec![event(6)]),
+                    ])
+                    .await
+            })
+        };
+        let good_single = tokio::spawn(async move {
+            store2
+                .append(&stream("app-c"), ExpectedVersion::Exact(v), vec![event(7)])
+                .await
+        });
+        let good_many: Vec<AppendResult> = good_many.await.unwrap().expect("the good multi-append");
+        assert_eq!(
+            good_many
+                .iter()
+                .map(|r| r.first_version)
+                .collect::<Vec<_>>(),
+            vec![v + 1, 2 * v + 1]
+        );
+        assert_eq!(
+            good_many[0].last_position + 1,
+            good_many[1].first_position,
+            "its parts are consecutive"
+        );
+        let err = bad_single.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, AppendError::WrongExpectedVersion { stream: s, .. } if s == &stream("app-a")),
+            "{err:?}"
+        );
+        let err = bad_many.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, AppendError::WrongExpectedVersion { stream: s, .. } if s == &stream("app-d")),
+            "{err:?}"
+        );
+        let good_single = good_single.await.unwrap().expect("the good single append");
+        assert_eq!(good_single.first_version, v + 1);
+        // app-d never moves, so the bad multi-append's app-c part was never written.
+        let c = store.read_stream(&stream("app-c"), 0, 1000).await.unwrap();
+        assert_eq!(c.len() as u64, v + 2);
+        assert!(
+            c.iter().all(|e| e.data["n"] != 5),
+            "no part of a refused multi-append"
+        );
+    }
+    assert_eq!(store.head().await.unwrap(), 4 + 10 * 4);
+}
+
+/// PostgreSQL only: a multi-append one of whose parts the database refuses (a CHECK constraint
+/// added for the test) fails whole, nothing of its good part written, and alone: its batch-mates,
+/// multi-appends among them, are written, each whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_multi_append_fails_whole_and_alone_in_its_batch() {
+    let config = bosun_eventstore::testing::fresh_database().await;
+    let store = PgEventStore::open(&config).await.expect("open the store");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "ALTER TABLE events ADD CONSTRAINT test_poison CHECK (data->>'poison' IS NULL)",
+        )
+        .await
+        .unwrap();
+    for round in 0..5u64 {
+        let mut appends = Vec::new();
+        for i in 0..21u64 {
+            let store = store.clone();
+            let second = if i == 10 {
+                json!({"poison": true})
+            } else {
+                json!({"n": i})
+            };
+            appends.push(tokio::spawn(async move {
+                store
+                    .append_many(vec![
+                        part(
+                            &format!("left-{round}_{i}"),
+                            ExpectedVersion::NoStream,
+                            vec![event(i)],
+                        ),
+                        part(
+                            &format!("right-{round}_{i}"),
+                            ExpectedVersion::NoStream,
+                            vec![event(i), NewEvent::new("Counted", second)],
+                        ),
+                    ])
+                    .await
+            }));
+        }
+        let results: Vec<_> = futures::future::join_all(appends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        for (i, result) in results.iter().enumerate() {
+            if i == 10 {
+                assert!(
+                    matches!(result, Err(AppendError::Refused(reason)) if reason.starts_with("23514")),
+                    "the poisoned multi-append is refused, as a check violation: {result:?}"
+                );
+                assert!(
+                    store
+                        .read_stream(&stream(&format!("left-{round}_{i}")), 0, 10)
+                        .await
+                        .unwrap()
+                        .is_empty(),
+                    "nothing of its good part"
+                );
+            } else {
+                let results = result
+                    .as_ref()
+                    .unwrap_or_else(|e| panic!("round {round}, {i}: {e:?}"));
+                assert_eq!(results[0].last_position + 1, results[1].first_position);
+            }
+        }
+    }
+    assert_eq!(
+        store.head().await.unwrap(),
+        5 * 20 * 3,
+        "5 rounds of 20 good multi-appends of 3 events"
+    );
 }

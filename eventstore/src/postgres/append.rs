@@ -6,13 +6,17 @@
 //! request is decided on its own, so one conflicting append does not fail its batch-mates, and
 //! a transaction the database refuses is split until only the appends that caused it fail.
 //!
+//! A request is one call: a single append is a request of one part, a multi-append a request of
+//! all its parts. The parts of a request are decided together (all written, or none) and never
+//! apart: the split of a refused batch splits between requests, so a multi-append stays whole.
+//!
 //! Holding the counter row from assigning positions until commit is what makes commits visible in
 //! position order, across every process sharing the database.
 
 use super::{client, EVENTS_CHANNEL};
 use crate::error::{AppendError, StoreError};
-use crate::event::{AppendResult, CurrentVersion, ExpectedVersion, NewEvent};
-use crate::idempotency::{earlier_append, Landed};
+use crate::event::{AppendResult, CurrentVersion, StreamAppend};
+use crate::idempotency::{earlier_appends, Landed};
 use crate::stream_id::StreamId;
 use deadpool_postgres::Pool;
 use std::collections::HashMap;
@@ -30,14 +34,19 @@ const MAX_EVENTS: usize = 10_000;
 const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(100);
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// One call's appends (one part for a single append), decided together.
 pub(crate) struct AppendRequest {
-    pub stream: StreamId,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, AppendError>>,
+    pub parts: Vec<StreamAppend>,
+    pub reply: oneshot::Sender<Outcome>,
 }
 
-type Outcome = Result<AppendResult, AppendError>;
+impl AppendRequest {
+    fn events(&self) -> usize {
+        self.parts.iter().map(|p| p.events.len()).sum()
+    }
+}
+
+pub(crate) type Outcome = Result<Vec<AppendResult>, AppendError>;
 
 /// Runs the group committer on a thread of its own, with its own single-threaded runtime and
 /// connections: its round trips then never wait for a busy worker thread to poll them (measured
@@ -71,7 +80,7 @@ async fn run(
 ) {
     let mut previous = 0;
     while let Some(first) = requests.recv().await {
-        let mut events = first.events.len();
+        let mut events = first.events();
         let mut batch = vec![first];
         let gathering = tokio::time::Instant::now();
         while batch.len() < MAX_REQUESTS && events < MAX_EVENTS {
@@ -88,7 +97,7 @@ async fn run(
                 Err(_) => None,
             };
             let Some(request) = next else { break };
-            events += request.events.len();
+            events += request.events();
             batch.push(request);
         }
         previous = batch.len();
@@ -207,28 +216,42 @@ struct Decisions {
 }
 
 impl Decisions {
+    /// Decides every part of `request` together: written if every stream is where its part
+    /// expects, else nothing of it.
     fn decide(&mut self, request: &AppendRequest) -> Outcome {
-        let stream = &request.stream;
-        if let Some(earlier) =
-            earlier_append(stream, &request.events, |id| self.landed.get(id).cloned())?
-        {
+        if let Some(earlier) = earlier_appends(&request.parts, |id| self.landed.get(id).cloned())? {
             return Ok(earlier);
         }
-        let current = self
-            .versions
-            .get(stream.as_str())
-            .copied()
-            .unwrap_or(CurrentVersion::NoStream);
-        if !current.satisfies(request.expected) {
-            return Err(AppendError::WrongExpectedVersion {
-                stream: stream.clone(),
-                expected: request.expected,
-                actual: current,
-            });
+        let mut first_versions = Vec::with_capacity(request.parts.len());
+        for part in &request.parts {
+            let current = self
+                .versions
+                .get(part.stream.as_str())
+                .copied()
+                .unwrap_or(CurrentVersion::NoStream);
+            if !current.satisfies(part.expected) {
+                return Err(AppendError::WrongExpectedVersion {
+                    stream: part.stream.clone(),
+                    expected: part.expected,
+                    actual: current,
+                });
+            }
+            first_versions.push(current.next());
         }
-        let first_version = current.next();
+        let results = request
+            .parts
+            .iter()
+            .zip(first_versions)
+            .map(|(part, first_version)| self.write(part, first_version))
+            .collect();
+        Ok(results)
+    }
+
+    /// Adds the rows of `part`, whose stream was checked to be at `first_version - 1`.
+    fn write(&mut self, part: &StreamAppend, first_version: u64) -> AppendResult {
+        let stream = &part.stream;
         let first_position = self.position + 1;
-        for (offset, event) in request.events.iter().enumerate() {
+        for (offset, event) in part.events.iter().enumerate() {
             let version = first_version + offset as u64;
             self.position += 1;
             self.landed.insert(
@@ -250,18 +273,18 @@ impl Decisions {
             rows.data.push(event.data.clone());
             rows.metadata.push(event.metadata.clone());
         }
-        let last_version = first_version + request.events.len() as u64 - 1;
+        let last_version = first_version + part.events.len() as u64 - 1;
         self.versions.insert(
             stream.as_str().to_string(),
             CurrentVersion::Current(last_version),
         );
-        Ok(AppendResult {
+        AppendResult {
             stream_id: stream.clone(),
             first_version,
             last_version,
             first_position,
             last_position: self.position,
-        })
+        }
     }
 }
 
@@ -312,9 +335,14 @@ async fn write(
     )?;
     let ids: Vec<Uuid> = batch
         .iter()
-        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .flat_map(|r| &r.parts)
+        .flat_map(|p| p.events.iter().map(|e| e.event_id))
         .collect();
-    let mut streams: Vec<&str> = batch.iter().map(|r| r.stream.as_str()).collect();
+    let mut streams: Vec<&str> = batch
+        .iter()
+        .flat_map(|r| &r.parts)
+        .map(|p| p.stream.as_str())
+        .collect();
     streams.sort_unstable();
     streams.dedup();
     let (landed_params, version_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =

@@ -13,7 +13,7 @@ mod schema;
 pub use listen::{listen, Notification};
 
 use crate::error::{AppendError, StoreError};
-use crate::event::{AppendResult, ExpectedVersion, Filter, NewEvent, Page, RecordedEvent};
+use crate::event::{AppendResult, Filter, Page, RecordedEvent, StreamAppend};
 use crate::migrate::{migrate, MigrationError};
 use crate::store::{EventStore, Subscription};
 use crate::stream_id::StreamId;
@@ -198,21 +198,14 @@ async fn follow_head(
 
 #[async_trait]
 impl EventStore for PgEventStore {
-    async fn append(
+    async fn append_many(
         &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::NoEvents);
-        }
-        crate::storable::check(&events)?;
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, AppendError> {
+        crate::storable::check_appends(&appends)?;
         let (reply, answer) = oneshot::channel();
         let request = append::AppendRequest {
-            stream: stream.clone(),
-            expected,
-            events,
+            parts: appends,
             reply,
         };
         self.inner
