@@ -3,21 +3,32 @@
 //!
 //! Who may do what: anyone with the read scope reads; the creator or an admin (write scope)
 //! changes, deletes and runs an orchestration.
+//!
+//! Secret URLs (every `webhook_url`; a `component_url` with credentials, a query or a fragment:
+//! `bosun_domain::orchestrations::UrlField`) are sealed here, before they enter an event, for
+//! the context `orchestration-<id>/<field>`. A URL the orchestration already holds keeps its
+//! stored sealed value, so giving the same URL again is no change: given in clear, it is
+//! compared with the held values opened; given as reads show it (`https://host/…`), it names the
+//! held URL shown so at the same place, or the only one shown so. A job carries its
+//! orchestration's tasks sealed the same way (those stored in clear before sealing are sealed
+//! on the way), and the runner opens them with [`Commands::open_url`] only to make the call.
 
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
+use crate::seal::Sealer;
 use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, PlannedTask, Submission, Variables};
 use bosun_domain::orchestrations::{
     Changes, Crontab, Definition, Notification, NotificationInput, Orchestration,
-    OrchestrationCommand, ScheduledRun, Task, TaskInput, TaskRules,
+    OrchestrationCommand, ScheduledRun, StoredUrl, Task, TaskInput, TaskRules, UrlField,
 };
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::jobs::JobView;
 use bosun_projections::read_models::orchestrations::{self as model, OrchestrationView};
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 /// `POST /v1/orchestrations`.
@@ -65,15 +76,21 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<(OrchestrationView, Written), CommandError> {
         actor.require(Scope::Write)?;
         let id = Uuid::new_v4().to_string();
+        let none = Orchestration::default();
+        let sealing = self.url_sealing(&id);
         let definition = Definition {
             id: id.clone(),
             name: request.name,
             crontab: crontab(request.crontab)?,
             active: request.active.unwrap_or(true),
-            tasks: Task::parse_all(request.tasks.unwrap_or_default(), rules)?,
-            notifications: Notification::parse_all(
-                request.notifications.unwrap_or_default(),
-                rules,
+            tasks: sealing.tasks(
+                &none,
+                Task::parse_all(request.tasks.unwrap_or_default(), rules)?,
+                Seal::Store,
+            )?,
+            notifications: sealing.notifications(
+                &none,
+                Notification::parse_all(request.notifications.unwrap_or_default(), rules)?,
             )?,
             token_id: Uuid::new_v4(),
             created_by: actor.name().to_string(),
@@ -97,18 +114,19 @@ impl<S: EventStore> Commands<S> {
         id: &str,
         request: UpdateOrchestration,
     ) -> Result<(OrchestrationView, Written), CommandError> {
-        self.orchestration_control(actor, id).await?;
+        let current = self.orchestration_control(actor, id).await?;
+        let sealing = self.url_sealing(id);
         let changes = Changes {
             name: request.name,
             crontab: request.crontab.map(crontab).transpose()?,
             active: request.active,
             tasks: request
                 .tasks
-                .map(|t| Task::parse_all(t, rules))
+                .map(|t| sealing.tasks(&current, Task::parse_all(t, rules)?, Seal::Store))
                 .transpose()?,
             notifications: request
                 .notifications
-                .map(|n| Notification::parse_all(n, rules))
+                .map(|n| sealing.notifications(&current, Notification::parse_all(n, rules)?))
                 .transpose()?,
         };
         let at = Utc::now();
@@ -183,12 +201,17 @@ impl<S: EventStore> Commands<S> {
         request: RunOrchestration,
     ) -> Result<(JobView, Written), CommandError> {
         let orchestration = self.orchestration_control(actor, id).await?;
+        let sealing = self.url_sealing(id);
         let requested = request
             .tasks
-            .map(|t| Task::parse_all(t, rules))
+            .map(|t| sealing.tasks(&orchestration, Task::parse_all(t, rules)?, Seal::Resolve))
             .transpose()?;
         crate::jobs::check_notification_emails(&request.notification_emails)?;
-        let tasks = orchestration.tasks_for_run(requested)?;
+        let tasks = sealing.tasks(
+            &orchestration,
+            orchestration.tasks_for_run(requested)?,
+            Seal::Store,
+        )?;
         let job_id = Uuid::new_v4();
         let submission = orchestration_job(
             rules.catalog,
@@ -274,7 +297,9 @@ impl<S: EventStore> Commands<S> {
         state: &Orchestration,
         run: &ScheduledRun,
     ) -> Result<Uuid, CommandError> {
-        let tasks = state.tasks.clone();
+        let tasks = self
+            .url_sealing(id)
+            .tasks(state, state.tasks.clone(), Seal::Store)?;
         let submission = orchestration_job(
             catalog,
             id,
@@ -297,6 +322,29 @@ impl<S: EventStore> Commands<S> {
                 code: "job_exists", ..
             })) => Ok(run.job_id),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The URL `url` of `field` of orchestration `orchestration_id` (or of one of its jobs) in
+    /// clear, to make the call: opened if sealed, as it is if stored in clear.
+    pub fn open_url(
+        &self,
+        field: UrlField,
+        orchestration_id: &str,
+        url: &StoredUrl,
+    ) -> Result<SecretString, CommandError> {
+        match url {
+            StoredUrl::Clear(url) => Ok(SecretString::from(url.clone())),
+            StoredUrl::Sealed { sealed, .. } => self
+                .sealer()?
+                .open(&field.context(orchestration_id), sealed),
+        }
+    }
+
+    fn url_sealing<'a>(&'a self, id: &'a str) -> UrlSealing<'a> {
+        UrlSealing {
+            sealer: self.sealer().ok(),
+            id,
         }
     }
 
@@ -333,6 +381,183 @@ fn may_change(actor: &Actor, id: &str, orchestration: &Orchestration) -> Result<
         Err(CommandError::Forbidden(
             "only the orchestration's creator or an admin may change or run it".into(),
         ))
+    }
+}
+
+/// Seals the secret URLs given to orchestration `id` (see the module's doc), keeping the stored
+/// value of each one it already holds.
+///
+/// [`Seal::Resolve`] only names held values (for a run's requested tasks, compared with the
+/// orchestration's, which may hold a URL in clear from before sealing); [`Seal::Store`] also
+/// seals every secret URL left in clear, for an event.
+struct UrlSealing<'a> {
+    /// None without a data key: then only URLs with no secret can be stored.
+    sealer: Option<&'a Sealer>,
+    id: &'a str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    Resolve,
+    Store,
+}
+
+impl UrlSealing<'_> {
+    /// `tasks` to store (or, with [`Seal::Resolve`], to compare) in `current`.
+    fn tasks(
+        &self,
+        current: &Orchestration,
+        mut tasks: Vec<Task>,
+        seal: Seal,
+    ) -> Result<Vec<Task>, CommandError> {
+        let held: Vec<Option<&StoredUrl>> = current.tasks.iter().map(Task::url).collect();
+        let mut field = self.field(UrlField::ComponentUrl, "tasks", held);
+        for (position, task) in tasks.iter_mut().enumerate() {
+            if let Some(url) = task.url_mut() {
+                *url = field.store(position, url, seal)?;
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// `notifications` to store in `current`.
+    fn notifications(
+        &self,
+        current: &Orchestration,
+        mut notifications: Vec<Notification>,
+    ) -> Result<Vec<Notification>, CommandError> {
+        let held = current
+            .notifications
+            .iter()
+            .map(|n| n.webhook_url.as_ref())
+            .collect();
+        let mut field = self.field(UrlField::WebhookUrl, "notifications", held);
+        for (position, notification) in notifications.iter_mut().enumerate() {
+            if let Some(url) = &mut notification.webhook_url {
+                *url = field.store(position, url, Seal::Store)?;
+            }
+        }
+        Ok(notifications)
+    }
+
+    fn field<'h>(
+        &self,
+        field: UrlField,
+        name: &'static str,
+        held: Vec<Option<&'h StoredUrl>>,
+    ) -> HeldUrls<'_, 'h> {
+        HeldUrls {
+            sealer: self.sealer,
+            field,
+            name,
+            context: field.context(self.id),
+            opened: vec![None; held.len()],
+            held,
+        }
+    }
+}
+
+/// The URLs of one field an orchestration holds, by place (a task's index, a notification's),
+/// with those opened so far.
+struct HeldUrls<'s, 'h> {
+    sealer: Option<&'s Sealer>,
+    field: UrlField,
+    /// The input's field, for refusals.
+    name: &'static str,
+    context: String,
+    held: Vec<Option<&'h StoredUrl>>,
+    /// Each held URL in clear, once needed (`Some(None)`: it did not open).
+    opened: Vec<Option<Option<SecretString>>>,
+}
+
+impl HeldUrls<'_, '_> {
+    /// What to store for `given` at `position`: a held value if it names one (a sealed one as
+    /// it is; one in clear from before sealing sealed anew, unless `seal` is
+    /// [`Seal::Resolve`]), else `given` sealed if it is a secret, else `given` as it is.
+    fn store(
+        &mut self,
+        position: usize,
+        given: &StoredUrl,
+        seal: Seal,
+    ) -> Result<StoredUrl, CommandError> {
+        let StoredUrl::Clear(url) = given else {
+            return Ok(given.clone());
+        };
+        let mut url = url.clone();
+        // Given back as reads show it.
+        let shown_so: Vec<usize> = (0..self.held.len())
+            .filter(|&i| {
+                self.held[i].is_some_and(|h| h.is_hidden(self.field) && h.shown(self.field) == url)
+            })
+            .collect();
+        if !shown_so.is_empty() {
+            let index = if shown_so.contains(&position) {
+                position
+            } else if let [only] = shown_so[..] {
+                only
+            } else {
+                return Err(DomainError::invalid(
+                    self.name,
+                    format!(
+                        "{} {url:?} is how reads show a sealed URL, and several of the orchestration's are shown so: give the URL in full",
+                        self.field.as_str()
+                    ),
+                )
+                .into());
+            };
+            match self.held[index] {
+                Some(StoredUrl::Clear(clear)) => url = clear.clone(),
+                Some(sealed) => return Ok(sealed.clone()),
+                None => {}
+            }
+        }
+        if !self.field.is_secret(&url) {
+            return Ok(StoredUrl::Clear(url));
+        }
+        // Given again in clear: the held value stays.
+        for index in 0..self.held.len() {
+            if let Some(sealed @ StoredUrl::Sealed { .. }) = self.held[index] {
+                if self
+                    .open(index)
+                    .is_some_and(|clear| clear.expose_secret() == url)
+                {
+                    return Ok(sealed.clone());
+                }
+            }
+        }
+        if seal == Seal::Resolve {
+            return Ok(StoredUrl::Clear(url));
+        }
+        let Some(sealer) = self.sealer else {
+            return Err(CommandError::Internal(format!(
+                "a {} holding a secret cannot be stored: this server has no data key to seal it with",
+                self.field.as_str()
+            )));
+        };
+        Ok(StoredUrl::Sealed {
+            sealed: sealer.seal(&self.context, &url)?,
+            shown: self.field.shown(&url).into_owned(),
+        })
+    }
+
+    /// Held URL `index` in clear, if it is sealed and opens.
+    fn open(&mut self, index: usize) -> Option<&SecretString> {
+        if self.opened[index].is_none() {
+            let opened = match (self.held[index], self.sealer) {
+                (Some(StoredUrl::Sealed { sealed, .. }), Some(sealer)) => {
+                    match sealer.open(&self.context, sealed) {
+                        Ok(clear) => Some(clear),
+                        Err(e) => {
+                            tracing::warn!(context = %self.context, error = %e, "a held URL does not open; it is sealed anew if given again");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            self.opened[index] = Some(opened);
+        }
+        self.opened[index].as_ref().and_then(Option::as_ref)
     }
 }
 
@@ -376,5 +601,160 @@ fn orchestration_job(
         request_digest: None,
         tasks,
         scheduled_for,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretSlice;
+
+    fn sealer() -> Sealer {
+        Sealer::new(&SecretSlice::from(vec![3u8; 32]))
+    }
+
+    fn sealing(sealer: Option<&Sealer>) -> UrlSealing<'_> {
+        UrlSealing { sealer, id: "o1" }
+    }
+
+    fn webhooks(urls: &[&str]) -> Vec<Notification> {
+        urls.iter()
+            .map(|url| Notification {
+                email: None,
+                webhook_url: Some(StoredUrl::Clear(url.to_string())),
+                channel: bosun_domain::orchestrations::Channel::Error,
+                parameters: serde_json::json!({}),
+            })
+            .collect()
+    }
+
+    fn holding(notifications: Vec<Notification>) -> Orchestration {
+        Orchestration {
+            id: Some("o1".into()),
+            notifications,
+            ..Orchestration::default()
+        }
+    }
+
+    fn url(n: &Notification) -> &StoredUrl {
+        n.webhook_url.as_ref().unwrap()
+    }
+
+    const A: &str = "https://hooks.example.com/T0/aaaa";
+    const B: &str = "https://hooks.example.com/T0/bbbb";
+    const SHOWN: &str = "https://hooks.example.com/…";
+
+    #[test]
+    fn a_new_secret_url_is_sealed_for_its_orchestration_and_field() {
+        let sealer = sealer();
+        let stored = sealing(Some(&sealer))
+            .notifications(&Orchestration::default(), webhooks(&[A]))
+            .unwrap();
+        let StoredUrl::Sealed { sealed, shown } = url(&stored[0]) else {
+            panic!("sealed")
+        };
+        assert_eq!(shown, SHOWN);
+        assert!(!sealed.as_str().contains("aaaa"));
+        let opened = sealer.open("orchestration-o1/webhook_url", sealed).unwrap();
+        assert_eq!(opened.expose_secret(), A);
+        assert!(sealer.open("orchestration-o2/webhook_url", sealed).is_err());
+        assert!(sealer
+            .open("orchestration-o1/component_url", sealed)
+            .is_err());
+    }
+
+    #[test]
+    fn a_held_url_given_again_in_clear_or_as_shown_keeps_its_sealed_value() {
+        let sealer = sealer();
+        let sealing = sealing(Some(&sealer));
+        let held = sealing
+            .notifications(&Orchestration::default(), webhooks(&[A, B]))
+            .unwrap();
+        let current = holding(held.clone());
+        // In clear, in another order.
+        let again = sealing.notifications(&current, webhooks(&[B, A])).unwrap();
+        assert_eq!(
+            (url(&again[0]), url(&again[1])),
+            (url(&held[1]), url(&held[0]))
+        );
+        // As shown: both are shown so, each names the one at its place.
+        let shown = sealing
+            .notifications(&current, webhooks(&[SHOWN, SHOWN]))
+            .unwrap();
+        assert_eq!(shown, held);
+        // A third place shown so names neither for sure.
+        let refused = sealing
+            .notifications(&current, webhooks(&[A, B, SHOWN]))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                CommandError::Domain(DomainError::Invalid {
+                    field: "notifications",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        // Only one shown so: it is that one, wherever it is given.
+        let one = holding(held[..1].to_vec());
+        let moved = sealing
+            .notifications(&one, webhooks(&["https://x.io/new", SHOWN]))
+            .unwrap();
+        assert_eq!(url(&moved[1]), url(&held[0]));
+        assert!(
+            matches!(url(&moved[0]), StoredUrl::Sealed { shown, .. } if shown == "https://x.io/…")
+        );
+    }
+
+    #[test]
+    fn a_url_held_in_clear_from_before_sealing_is_sealed_when_stored_but_matches_when_compared() {
+        let sealer = sealer();
+        let sealing = sealing(Some(&sealer));
+        let legacy = "https://bot:pa55@api.example.com/run";
+        let task = |url: &str| Task {
+            target: bosun_domain::orchestrations::TaskTarget::Url(StoredUrl::Clear(url.into())),
+            action: None,
+            parameters: serde_json::json!({}),
+            continue_on_failure: false,
+            timeout_minutes: None,
+            active: true,
+        };
+        let current = Orchestration {
+            id: Some("o1".into()),
+            tasks: vec![task(legacy), task("https://api.example.com/plain")],
+            ..Orchestration::default()
+        };
+        for given in [legacy, "https://api.example.com/…"] {
+            let requested = vec![task(given), task("https://api.example.com/plain")];
+            let resolved = sealing
+                .tasks(&current, requested.clone(), Seal::Resolve)
+                .unwrap();
+            assert_eq!(resolved, current.tasks, "{given}");
+            let stored = sealing.tasks(&current, requested, Seal::Store).unwrap();
+            assert!(matches!(stored[0].url(), Some(StoredUrl::Sealed { .. })));
+            assert_eq!(stored[1], current.tasks[1], "no secret: kept in clear");
+        }
+    }
+
+    #[test]
+    fn without_a_data_key_only_urls_without_a_secret_are_stored() {
+        let refused = sealing(None)
+            .notifications(&Orchestration::default(), webhooks(&[A]))
+            .unwrap_err();
+        assert!(matches!(refused, CommandError::Internal(_)), "{refused:?}");
+        let plain = Task::parse(
+            serde_json::from_value(serde_json::json!({"component_url": "https://x.io/run"}))
+                .unwrap(),
+            &TaskRules {
+                catalog: &serde_json::from_value(serde_json::json!({})).unwrap(),
+                allow_insecure_hosts: &[],
+            },
+        )
+        .unwrap();
+        let stored = sealing(None)
+            .tasks(&Orchestration::default(), vec![plain.clone()], Seal::Store)
+            .unwrap();
+        assert_eq!(stored, vec![plain]);
     }
 }

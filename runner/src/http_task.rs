@@ -2,6 +2,10 @@
 //! token in `X-StorageApi-Token`; a 2xx answer is success. The answer's body (up to 64 KiB) is
 //! the task's output. The lease is kept, and a kill or the task's timeout ends the request.
 //!
+//! A `component_url` holding a secret (credentials, a query) is sealed in the job's events: it
+//! is opened here only to make the call (credentials in it become the request's basic
+//! authorization), and every message names it as reads show it (`https://host/…`).
+//!
 //! Does not own: recording the task's start and end, nor which task runs when
 //! (`orchestration_job`).
 
@@ -11,7 +15,7 @@ use crate::job_stream::taken_over;
 use crate::supervise::stop_wanted;
 use bosun_commands::CommandError;
 use bosun_domain::jobs::{OutputStream, PlannedTask};
-use bosun_domain::orchestrations::Orchestration;
+use bosun_domain::orchestrations::{Orchestration, StoredUrl, UrlField};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
@@ -46,17 +50,34 @@ pub(crate) fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// POSTs task `planned` of orchestration `orchestration_id` to `url`; `None` if the job was
-/// taken from this worker.
+/// POSTs task `planned` of orchestration `orchestration_id` to `stored` (opened if sealed);
+/// `None` if the job was taken from this worker.
 pub(crate) async fn run(
     run: &mut Run<'_>,
     orchestration_id: &str,
-    url: &str,
+    stored: &StoredUrl,
     planned: &PlannedTask,
     timeout: Option<Timeout>,
 ) -> Result<Option<TaskEnd>, CommandError> {
     let context = run.context;
     let job_id = run.stream.job_id;
+    let url = stored.shown(UrlField::ComponentUrl);
+    let clear = match context
+        .commands
+        .open_url(UrlField::ComponentUrl, orchestration_id, stored)
+    {
+        Ok(clear) => clear,
+        Err(e) => {
+            tracing::error!(%job_id, error = %e, "a task's component_url does not open");
+            return Ok(Some(TaskEnd {
+                outcome: Outcome::Error,
+                exit_code: None,
+                diagnostics: Some(format!(
+                    "the component_url {url} cannot be opened on this node: {e}"
+                )),
+            }));
+        }
+    };
     let token_id = context
         .commands
         .load::<Orchestration>(orchestration_id)
@@ -65,7 +86,7 @@ pub(crate) async fn run(
         .token_id;
     let mut request = context
         .http
-        .post(url)
+        .post(clear.expose_secret())
         .json(&planned.task.parameters)
         .header("X-Bosun-Job-Id", job_id.to_string());
     if let Some(token_id) = token_id {

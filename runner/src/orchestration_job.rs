@@ -1,9 +1,9 @@
 //! An orchestration's job: its tasks one by one, in order. A catalog task runs through the same
 //! pipeline as a job of one task (`catalog_task`, recorded as task `index`, its output tagged
 //! with the task) with the task's parameters, action and ids as its variables; a `component_url`
-//! task is an HTTP POST (`http_task`). A failed task ends the job `error` and skips the rest,
-//! unless it may fail (`continue_on_failure`): the job then ends `warning`. A kill requested
-//! between tasks skips the rest.
+//! task is an HTTP POST (`http_task`, which opens its URL if it is sealed). A failed task ends
+//! the job `error` and skips the rest, unless it may fail (`continue_on_failure`): the job then
+//! ends `warning`. A kill requested between tasks skips the rest.
 //!
 //! Does not own: running a process (`catalog_task`, `supervise`), the HTTP call (`http_task`),
 //! nor the order rules of tasks (`domain`: one at a time, in order).
@@ -150,6 +150,10 @@ fn catalog_task<'a>(
     );
     CatalogTask {
         spec,
+        app: planned
+            .task
+            .catalog_task()
+            .map(|(app, _, _)| app.to_string()),
         variables,
         timeout,
     }

@@ -3,8 +3,11 @@
 //! orchestration's token, failure notifications by email and signed webhook, `waiting` and
 //! `processing` notifications, the cron scheduler firing on time. The server runs in the test's
 //! process (`spawn_app`), except for a second server taking over the scheduler's lock from a
-//! killed one without a doubled run.
+//! killed one without a doubled run. Secret URLs (a webhook's, a `component_url` with
+//! credentials) are sealed in the log, shown redacted by every read, and still called; a user's
+//! password hash is never shown by a read of the log.
 
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use bosun_tests::receivers::{signature, HttpReceiver, Received, SmtpSink};
 use bosun_tests::{config_file, join, spawn_app, work_dir, Api, Server, TestApp};
 use reqwest::{Method, StatusCode};
@@ -489,6 +492,305 @@ async fn an_http_task_answered_with_500_fails() {
             .unwrap()
             .contains("HTTP 500"),
         "{job}"
+    );
+}
+
+// ---- Secret URLs and hashes ----
+
+/// Parts of the secret URLs below that may appear nowhere but in the calls made.
+const URL_SECRETS: [&str; 4] = ["s3cret-path", "qs-s3cret", "pa55-w0rd", "qk3y-s3cret"];
+/// `Basic` of `bot:pa55-w0rd`.
+const BASIC: &str = "Basic Ym90OnBhNTUtdzByZA==";
+
+/// An HTTP task whose URL carries credentials and a query, then a failing task; failures told
+/// to a webhook whose path and query are its secret.
+fn secret_tasks(receiver: &HttpReceiver) -> (Value, Value) {
+    let base = receiver.base.trim_start_matches("http://");
+    (
+        json!([
+            {"component_url": format!("http://bot:pa55-w0rd@{base}/tasks/creds?key=qk3y-s3cret"), "parameters": {"n": 1}},
+            {"component": "shop/production/migrate"},
+        ]),
+        json!([
+            {"webhook_url": format!("{}/hooks/s3cret-path?token=qs-s3cret", receiver.base), "channel": "error"},
+        ]),
+    )
+}
+
+/// How reads show the receiver's secret URLs.
+fn shown(receiver: &HttpReceiver) -> String {
+    format!("{}/…", receiver.base)
+}
+
+/// How many events of the log as stored (the `events` table, read past the API) have `text` in
+/// their data.
+async fn stored_with(app: &TestApp, text: &str) -> i64 {
+    let store = app.store().await;
+    let client = store.pool().get().await.unwrap();
+    client
+        .query_one(
+            "SELECT count(*) FROM events WHERE strpos(data::text, $1) > 0",
+            &[&text],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Asserts no secret of [`URL_SECRETS`] is in what `paths` answer.
+async fn assert_not_answered(api: &Api, paths: &[String]) {
+    for path in paths {
+        let answer = api.get(path).await.expect(StatusCode::OK);
+        let text = answer.body.to_string();
+        for secret in URL_SECRETS {
+            assert!(!text.contains(secret), "{secret} is in {path}: {text}");
+        }
+    }
+    let events = serde_json::to_string(&api.all_events().await).unwrap();
+    for secret in URL_SECRETS {
+        assert!(!events.contains(secret), "{secret} is in /v1/events");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_urls_are_sealed_in_the_log_and_shown_redacted_yet_still_called() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let (tasks, notifications) = secret_tasks(&receiver);
+    let created = create(
+        api,
+        json!({"name": "secret", "tasks": tasks, "notifications": notifications}),
+    )
+    .await;
+    let id = id_of(&created);
+    assert_eq!(created["tasks"][0]["component_url"], shown(&receiver));
+    assert_eq!(created["tasks"][1]["component"], "shop/production/migrate");
+    assert_eq!(created["notifications"][0]["webhook_url"], shown(&receiver));
+
+    let job = run_to_end(api, &id, None).await;
+    let job_id = id_of(&job);
+    assert_eq!(task_statuses(&job), ["success", "error"], "{job}");
+    assert_eq!(job["tasks"][0]["component_url"], shown(&receiver), "{job}");
+    // The task's call authenticated with the URL's credentials, the webhook got its path.
+    let call = receiver
+        .wait_for("/tasks/creds", Duration::from_secs(5), |_| true)
+        .await;
+    assert_eq!(call.headers["authorization"], BASIC);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&call.body).unwrap(),
+        json!({"n": 1})
+    );
+    receiver
+        .wait_for("/hooks/s3cret-path", Duration::from_secs(20), |_| true)
+        .await;
+    let sent = wait_events(api, "NotificationSent", 1).await;
+    assert_eq!(sent[0]["data"]["target"], shown(&receiver));
+
+    // No secret in any answer or event read, nor in the log as stored.
+    assert_not_answered(
+        api,
+        &[
+            format!("/v1/orchestrations/{id}"),
+            format!("/v1/orchestrations/{id}/tasks"),
+            format!("/v1/orchestrations/{id}/notifications"),
+            "/v1/orchestrations".to_string(),
+            format!("/v1/streams/orchestration-{id}"),
+            format!("/v1/streams/job-{job_id}"),
+            format!("/v1/jobs/{job_id}"),
+        ],
+    )
+    .await;
+    for secret in URL_SECRETS {
+        assert_eq!(stored_with(&app, secret).await, 0, "{secret} is in the log");
+    }
+    // They are there sealed (in the creation and in the job's submission), redacted when read.
+    assert_eq!(stored_with(&app, "\"sealed\": \"v1.").await, 2);
+    let stream = api
+        .get(&format!("/v1/streams/orchestration-{id}"))
+        .await
+        .body;
+    assert_eq!(
+        stream[0]["data"]["notifications"][0]["webhook_url"],
+        json!({"sealed": "[redacted]", "shown": shown(&receiver)})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_url_given_again_in_clear_or_as_shown_is_no_change() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let (tasks, notifications) = secret_tasks(&receiver);
+    let id = id_of(
+        &create(
+            api,
+            json!({"name": "secret", "tasks": tasks, "notifications": notifications}),
+        )
+        .await,
+    );
+    let path = format!("/v1/orchestrations/{id}");
+    // The same URLs in clear: nothing is written.
+    let log = api.log_head().await;
+    api.call(
+        Method::PATCH,
+        &path,
+        Some(json!({"tasks": tasks, "notifications": notifications})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    log.assert_unchanged("the same URLs in clear").await;
+    // What reads show of them, given back: nothing is written either.
+    let shown_tasks = api.get(&format!("{path}/tasks")).await.body;
+    let shown_notifications = api.get(&format!("{path}/notifications")).await.body;
+    api.call(
+        Method::PUT,
+        &format!("{path}/tasks"),
+        Some(shown_tasks.clone()),
+    )
+    .await
+    .expect(StatusCode::OK);
+    api.call(
+        Method::PUT,
+        &format!("{path}/notifications"),
+        Some(shown_notifications),
+    )
+    .await
+    .expect(StatusCode::OK);
+    log.assert_unchanged("the URLs as shown").await;
+    // A run of the shown tasks, the failing one made inactive, still calls the stored URL.
+    let mut run_tasks = shown_tasks.as_array().unwrap().clone();
+    run_tasks[1]["active"] = json!(false);
+    let job = run_to_end(api, &id, Some(json!({"tasks": run_tasks}))).await;
+    assert_eq!(job["status"], "success", "{job}");
+    let call = receiver
+        .wait_for("/tasks/creds", Duration::from_secs(5), |_| true)
+        .await;
+    assert_eq!(call.headers["authorization"], BASIC);
+    // Another URL is a change, sealed too.
+    let other = format!("{}/hooks/s3cret-path-2", receiver.base);
+    let changed = api
+        .call(
+            Method::PUT,
+            &format!("{path}/notifications"),
+            Some(json!([{"webhook_url": other, "channel": "error"}])),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(changed.body[0]["webhook_url"], shown(&receiver));
+    let replaced = wait_events(api, "OrchestrationNotificationsReplaced", 1).await;
+    assert_eq!(
+        replaced[0]["data"]["notifications"][0]["webhook_url"]["sealed"],
+        "[redacted]"
+    );
+    assert_not_answered(api, std::slice::from_ref(&path)).await;
+    for secret in URL_SECRETS {
+        assert_eq!(stored_with(&app, secret).await, 0, "{secret} is in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_stored_before_sealing_still_runs_and_its_jobs_carry_its_urls_sealed() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let (tasks, notifications) = secret_tasks(&receiver);
+    // As OrchestrationCreated was stored before URLs were sealed: in clear.
+    let id = uuid::Uuid::new_v4().to_string();
+    let stored_task = |t: &Value| {
+        json!({"component": t.get("component"), "component_url": t.get("component_url"),
+               "action": null, "parameters": t.get("parameters").cloned().unwrap_or(json!({})),
+               "continue_on_failure": false, "timeout_minutes": null, "active": true})
+    };
+    let data = json!({
+        "id": id, "name": "from before", "crontab": null, "active": true,
+        "tasks": tasks.as_array().unwrap().iter().map(stored_task).collect::<Vec<_>>(),
+        "notifications": [{"email": null, "webhook_url": notifications[0]["webhook_url"],
+                           "channel": "error", "parameters": {}}],
+        "token_id": uuid::Uuid::new_v4(), "created_by": "admin",
+        "at": chrono::Utc::now(), "next_scheduled_at": null
+    });
+    let store = app.store().await;
+    store
+        .append(
+            &StreamId::parse(format!("orchestration-{id}")).unwrap(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new("OrchestrationCreated", data)],
+        )
+        .await
+        .unwrap();
+    // It loads, and reads show its URLs redacted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let orchestration = loop {
+        let answer = api.get(&format!("/v1/orchestrations/{id}")).await;
+        if answer.status == StatusCode::OK {
+            break answer.body;
+        }
+        assert!(Instant::now() < deadline, "the orchestration never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(orchestration["tasks"][0]["component_url"], shown(&receiver));
+    assert_eq!(
+        orchestration["notifications"][0]["webhook_url"],
+        shown(&receiver)
+    );
+    // It runs: the call authenticates, the failure is told.
+    let job = run_to_end(api, &id, None).await;
+    assert_eq!(task_statuses(&job), ["success", "error"], "{job}");
+    let call = receiver
+        .wait_for("/tasks/creds", Duration::from_secs(5), |_| true)
+        .await;
+    assert_eq!(call.headers["authorization"], BASIC);
+    receiver
+        .wait_for("/hooks/s3cret-path", Duration::from_secs(20), |_| true)
+        .await;
+    wait_events(api, "NotificationSent", 1).await;
+    // A run of its tasks as reads show them, the failing one made inactive, is a run of its
+    // tasks.
+    let mut run_tasks = orchestration["tasks"].as_array().unwrap().clone();
+    run_tasks[1]["active"] = json!(false);
+    let second = run_to_end(api, &id, Some(json!({"tasks": run_tasks}))).await;
+    assert_eq!(second["status"], "success", "{second}");
+    let calls = receiver.received("/tasks/creds");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].headers["authorization"], BASIC);
+    // Reads show none of it, and the only event holding it is the one from before: the jobs
+    // carry its task sealed.
+    assert_not_answered(
+        api,
+        &[
+            format!("/v1/orchestrations/{id}"),
+            format!("/v1/streams/orchestration-{id}"),
+            format!("/v1/streams/job-{}", id_of(&job)),
+            format!("/v1/jobs/{}", id_of(&job)),
+            format!("/v1/streams/job-{}", id_of(&second)),
+        ],
+    )
+    .await;
+    for secret in URL_SECRETS {
+        assert_eq!(stored_with(&app, secret).await, 1, "{secret}");
+    }
+    assert_eq!(stored_with(&app, "\"sealed\": \"v1.").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_read_shows_no_password_hash_yet_keeps_it() {
+    let (app, _smtp, _receiver) = start(1).await;
+    let api = &app.api;
+    api.new_user("bob", "correct horse battery").await;
+    let events = api.all_events().await;
+    let registered: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "UserRegistered")
+        .collect();
+    assert!(!registered.is_empty());
+    for event in &registered {
+        assert_eq!(event["data"]["password_hash"], "[redacted]", "{event}");
+    }
+    let shown = serde_json::to_string(&events).unwrap();
+    assert!(!shown.contains("$argon2"), "a hash is in /v1/events");
+    let stream = api.get("/v1/streams/user-bob").await.expect(StatusCode::OK);
+    assert!(!stream.body.to_string().contains("$argon2"));
+    assert!(
+        stored_with(&app, "$argon2").await >= 1,
+        "the log keeps them"
     );
 }
 

@@ -1,7 +1,8 @@
 //! Reading the log itself: the whole log and the audit trail are an admin's (acting with the
 //! admin scope); one stream is readable by an admin, or by a holder of the read scope for their
 //! own user stream, their teams', their tokens' and the jobs they may read. Every event read
-//! comes out with its hashes redacted (the log keeps them).
+//! comes out redacted (`bosun_domain::identity::redact`: hashes, sealed values, the secrets of
+//! URLs stored in clear before sealing); the log keeps them.
 
 use super::Queries;
 use crate::actor::Actor;
@@ -100,9 +101,11 @@ impl Queries {
     }
 }
 
-/// Hides the password hashes and token digests of identity events: the log keeps them for the
-/// aggregates, but no reader of it may see them (an admin included: a hash can be attacked
-/// offline, and a digest is all a token check needs).
+/// Hides the password hashes and token digests of identity events, every sealed value (an
+/// app's private env value, an orchestration's URL) and the secret parts of URLs stored in clear
+/// before sealing: the log keeps them for the aggregates and the runner, but no reader of it may
+/// see them (an admin included: a hash can be attacked offline, a digest is all a token check
+/// needs). The rules: `bosun_domain::identity::redact`.
 pub fn redacted(events: &mut [RecordedEvent]) {
     for event in events {
         redact(event.stream_id.category(), &mut event.data);

@@ -8,7 +8,9 @@ use crate::orchestrations::Channel;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The delivery stream of `job_id`'s `channel` notification to `target`.
+/// The delivery stream of `job_id`'s `channel` notification to `target`: the email address, or
+/// for a webhook a keyed digest of its URL (`webhook <hex HMAC>`, made by the runner with the
+/// data key), never the URL nor a plain hash of it, since the stream's id is shown to readers.
 pub fn delivery_id(job_id: Uuid, channel: Channel, target: &str) -> Uuid {
     let name = format!(
         "bosun notification\n{job_id}\n{}\n{target}",
@@ -18,15 +20,12 @@ pub fn delivery_id(job_id: Uuid, channel: Channel, target: &str) -> Uuid {
 }
 
 /// A webhook URL as events show it: scheme, host and port only, since the path or query of a
-/// webhook (Slack's, say) is often its secret.
+/// webhook (Slack's, say) is often its secret (`orchestrations::redacted`); an address as it is.
 pub fn shown_target(target: &str) -> String {
     match url::Url::parse(target) {
-        Ok(url) if url.scheme() != "mailto" && url.has_host() => format!(
-            "{}://{}{}/…",
-            url.scheme(),
-            url.host_str().unwrap_or_default(),
-            url.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
+        Ok(url) if url.scheme() != "mailto" && url.has_host() => {
+            crate::orchestrations::redacted(target)
+        }
         _ => target.to_string(),
     }
 }
@@ -38,7 +37,7 @@ pub struct Recipient {
     pub channel: Channel,
     /// `email` or `webhook`.
     pub via: String,
-    /// The address, or the webhook's URL cut to its host.
+    /// The address, or the webhook's URL cut to its host (`scheme://host[:port]/…`).
     pub target: String,
 }
 

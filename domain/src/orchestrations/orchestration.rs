@@ -4,9 +4,13 @@
 //! A deleted orchestration accepts no command (409 `orchestration_deleted`) but still reads. The
 //! scheduler claims each cron slot with `RecordScheduledRun` against the stream's exact version,
 //! so a slot is fired once however many schedulers race or restart.
+//!
+//! No event it records holds a secret URL in clear (`super::url`): `commands` seals them before
+//! the command, and a command carrying one unsealed is refused.
 
 use super::crontab::Crontab;
 use super::task::{Notification, Task};
+use super::url::UrlField;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
 use chrono::{DateTime, Utc};
@@ -330,6 +334,54 @@ impl Orchestration {
     }
 }
 
+/// Refuses an event that would store a secret URL in clear: `commands` seals every one before
+/// it decides, so this is a bug caught before it reaches the log.
+fn refuse_unsealed(event: &OrchestrationEvent) -> Result<(), DomainError> {
+    let (tasks, notifications): (&[Task], &[Notification]) = match event {
+        OrchestrationEvent::OrchestrationCreated(d) => (&d.tasks, &d.notifications),
+        OrchestrationEvent::OrchestrationTasksReplaced { tasks } => (tasks, &[]),
+        OrchestrationEvent::OrchestrationNotificationsReplaced { notifications } => {
+            (&[], notifications)
+        }
+        _ => return Ok(()),
+    };
+    let unsealed = |field: &'static str, kind: UrlField, shown: &str| {
+        DomainError::invalid(
+            field,
+            format!(
+                "{} {shown:?} holds a secret and must be sealed before it is stored",
+                kind.as_str()
+            ),
+        )
+    };
+    for task in tasks {
+        if let Some(url) = task
+            .url()
+            .filter(|u| u.needs_sealing(UrlField::ComponentUrl))
+        {
+            return Err(unsealed(
+                "tasks",
+                UrlField::ComponentUrl,
+                &url.shown(UrlField::ComponentUrl),
+            ));
+        }
+    }
+    for notification in notifications {
+        if let Some(url) = notification
+            .webhook_url
+            .as_ref()
+            .filter(|u| u.needs_sealing(UrlField::WebhookUrl))
+        {
+            return Err(unsealed(
+                "notifications",
+                UrlField::WebhookUrl,
+                &url.shown(UrlField::WebhookUrl),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Aggregate for Orchestration {
     type Command = OrchestrationCommand;
     type Event = OrchestrationEvent;
@@ -340,6 +392,9 @@ impl Aggregate for Orchestration {
         command: OrchestrationCommand,
     ) -> Result<Vec<OrchestrationEvent>, DomainError> {
         let mut events = self.decide(command)?;
+        for event in &events {
+            refuse_unsealed(event)?;
+        }
         // Each event that moves the schedule says where it moved to.
         let mut after = self.clone();
         for event in &mut events {

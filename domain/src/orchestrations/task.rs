@@ -1,13 +1,17 @@
 //! An orchestration's task and notification, parsed from what a client sent: a task names
 //! exactly one of a catalog task (`component: app/env/task`) and an HTTP endpoint
 //! (`component_url`, https unless its host is allowed plain http); a notification exactly one of
-//! an email address and a webhook URL.
+//! an email address and a webhook URL. URLs that hold secrets are sealed before they are stored
+//! and shown redacted (`super::url`).
 
+use super::url::{redacted, StoredUrl, UrlField};
 use crate::error::DomainError;
 use crate::identity::Email;
 use crate::jobs::Catalog;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
 
 /// The longest a task may run: a day.
 pub const MAX_TIMEOUT_MINUTES: u64 = 24 * 60;
@@ -22,8 +26,8 @@ pub struct TaskRules<'a> {
     pub allow_insecure_hosts: &'a [String],
 }
 
-/// A task as a client writes it, before it is checked.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// A task as a client writes it, before it is checked. Its Debug hides its URL's secrets.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
     pub component: Option<String>,
@@ -41,8 +45,29 @@ fn yes() -> bool {
     true
 }
 
-/// A task as the log stores it and the API shows it: `component` and `component_url` both
-/// present, exactly one of them not null.
+impl fmt::Debug for TaskInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskInput")
+            .field("component", &self.component)
+            .field(
+                "component_url",
+                &self
+                    .component_url
+                    .as_deref()
+                    .map(|u| UrlField::ComponentUrl.shown(u)),
+            )
+            .field("action", &self.action)
+            .field("parameters", &self.parameters)
+            .field("continue_on_failure", &self.continue_on_failure)
+            .field("timeout_minutes", &self.timeout_minutes)
+            .field("active", &self.active)
+            .finish()
+    }
+}
+
+/// A task as the log stores it: `component` and `component_url` both present, exactly one of
+/// them not null; a secret `component_url` sealed (`{"sealed", "shown"}`), as [`Task::shown`]
+/// shows it to readers.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "StoredTask")]
 pub struct Task {
@@ -61,15 +86,15 @@ pub struct Task {
 pub enum TaskTarget {
     /// `app/env/task` of the catalog (`component`).
     Component(String),
-    /// An https URL, or http to an allowed host (`component_url`).
-    Url(String),
+    /// An https URL, or http to an allowed host (`component_url`), sealed if it is a secret.
+    Url(StoredUrl),
 }
 
 /// `Task` as it is written: the shape stored events and API answers have had from the start.
 #[derive(Deserialize)]
 struct StoredTask {
     component: Option<String>,
-    component_url: Option<String>,
+    component_url: Option<StoredUrl>,
     action: Option<String>,
     parameters: Value,
     continue_on_failure: bool,
@@ -77,11 +102,11 @@ struct StoredTask {
     active: bool,
 }
 
-/// `StoredTask`, borrowed from a `Task` to write it.
+/// `StoredTask`, borrowed from a `Task` to write it (`U`: the stored URL, or what is shown).
 #[derive(Serialize)]
-struct StoredTaskRef<'a> {
+struct StoredTaskRef<'a, U> {
     component: Option<&'a str>,
-    component_url: Option<&'a str>,
+    component_url: Option<U>,
     action: &'a Option<String>,
     parameters: &'a Value,
     continue_on_failure: bool,
@@ -111,20 +136,30 @@ impl TryFrom<StoredTask> for Task {
 
 impl Serialize for Task {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written(self.url()).serialize(serializer)
+    }
+}
+
+impl Task {
+    fn written<U>(&self, component_url: Option<U>) -> StoredTaskRef<'_, U> {
         StoredTaskRef {
             component: self.component(),
-            component_url: self.component_url(),
+            component_url,
             action: &self.action,
             parameters: &self.parameters,
             continue_on_failure: self.continue_on_failure,
             timeout_minutes: self.timeout_minutes,
             active: self.active,
         }
-        .serialize(serializer)
     }
-}
 
-impl Task {
+    /// The task as reads show it: as stored, its `component_url` shown by the rule of
+    /// `super::url` (a secret one as `scheme://host[:port]/…`).
+    pub fn shown(&self) -> Value {
+        serde_json::to_value(self.written(self.component_url())).unwrap_or(Value::Null)
+    }
+
+    /// A task as a client sent it; its URL is in clear until `commands` seals it.
     pub fn parse(input: TaskInput, rules: &TaskRules) -> Result<Task, DomainError> {
         let target = match (input.component, input.component_url) {
             (Some(_), Some(_)) | (None, None) => {
@@ -147,8 +182,8 @@ impl Task {
                 TaskTarget::Component(component)
             }
             (None, Some(url)) => {
-                check_url("tasks", &url, rules)?;
-                TaskTarget::Url(url)
+                check_url("tasks", UrlField::ComponentUrl, &url, rules)?;
+                TaskTarget::Url(StoredUrl::Clear(url))
             }
         };
         let parameters = match input.parameters {
@@ -218,18 +253,32 @@ impl Task {
         }
     }
 
-    /// The endpoint of an HTTP task.
-    pub fn component_url(&self) -> Option<&str> {
+    /// The endpoint of an HTTP task as reads show it: never a secret (see `super::url`).
+    pub fn component_url(&self) -> Option<Cow<'_, str>> {
+        self.url().map(|url| url.shown(UrlField::ComponentUrl))
+    }
+
+    /// The endpoint of an HTTP task as stored: sealed if it is a secret.
+    pub fn url(&self) -> Option<&StoredUrl> {
         match &self.target {
             TaskTarget::Url(url) => Some(url),
             TaskTarget::Component(_) => None,
         }
     }
 
-    /// The component or the URL: how messages name the task.
-    pub fn name(&self) -> &str {
+    /// The endpoint, mutable: `commands` seals it in place.
+    pub fn url_mut(&mut self) -> Option<&mut StoredUrl> {
+        match &mut self.target {
+            TaskTarget::Url(url) => Some(url),
+            TaskTarget::Component(_) => None,
+        }
+    }
+
+    /// The component or the URL as reads show it: how messages name the task.
+    pub fn name(&self) -> Cow<'_, str> {
         match &self.target {
-            TaskTarget::Component(name) | TaskTarget::Url(name) => name,
+            TaskTarget::Component(name) => Cow::Borrowed(name),
+            TaskTarget::Url(url) => url.shown(UrlField::ComponentUrl),
         }
     }
 }
@@ -256,7 +305,8 @@ impl Channel {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// A notification as a client writes it. Its Debug hides its webhook URL.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationInput {
     pub email: Option<String>,
@@ -265,12 +315,34 @@ pub struct NotificationInput {
     pub parameters: Option<Value>,
 }
 
+impl fmt::Debug for NotificationInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotificationInput")
+            .field("email", &self.email)
+            .field("webhook_url", &self.webhook_url.as_deref().map(redacted))
+            .field("channel", &self.channel)
+            .field("parameters", &self.parameters)
+            .finish()
+    }
+}
+
+/// A notification as the log stores it: its `webhook_url` sealed (events from before sealing
+/// hold it in clear), as [`Notification::shown`] shows it to readers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub email: Option<String>,
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<StoredUrl>,
     pub channel: Channel,
     pub parameters: Value,
+}
+
+/// A notification as reads show it.
+#[derive(Serialize)]
+struct ShownNotification<'a> {
+    email: &'a Option<String>,
+    webhook_url: Option<Cow<'a, str>>,
+    channel: Channel,
+    parameters: &'a Value,
 }
 
 /// The tolerance a `processing` notification uses when it names none, in percent.
@@ -290,7 +362,7 @@ impl Notification {
                 Email::parse(email)
                     .map_err(|e| DomainError::invalid(field, format!("email: {e}")))?;
             }
-            (None, Some(url)) => check_url(field, url, rules)?,
+            (None, Some(url)) => check_url(field, UrlField::WebhookUrl, url, rules)?,
         }
         let channel = match input.channel.as_deref() {
             Some("error") => Channel::Error,
@@ -315,7 +387,7 @@ impl Notification {
         };
         let notification = Notification {
             email: input.email,
-            webhook_url: input.webhook_url,
+            webhook_url: input.webhook_url.map(StoredUrl::Clear),
             channel,
             parameters,
         };
@@ -352,12 +424,28 @@ impl Notification {
             .collect()
     }
 
-    /// Where it goes: the address or the URL.
-    pub fn target(&self) -> &str {
-        self.email
-            .as_deref()
-            .or(self.webhook_url.as_deref())
-            .unwrap_or_default()
+    /// Where it goes as reads show it: the address, or the webhook URL (never its secret).
+    pub fn target(&self) -> Cow<'_, str> {
+        match (&self.email, &self.webhook_url) {
+            (Some(email), _) => Cow::Borrowed(email),
+            (None, Some(url)) => url.shown(UrlField::WebhookUrl),
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
+
+    /// The notification as reads show it: as stored, its `webhook_url` shown as
+    /// `scheme://host[:port]/…`.
+    pub fn shown(&self) -> Value {
+        serde_json::to_value(ShownNotification {
+            email: &self.email,
+            webhook_url: self
+                .webhook_url
+                .as_ref()
+                .map(|url| url.shown(UrlField::WebhookUrl)),
+            channel: self.channel,
+            parameters: &self.parameters,
+        })
+        .unwrap_or(Value::Null)
     }
 
     /// `waiting`: minutes a job may wait before this fires.
@@ -377,23 +465,31 @@ impl Notification {
     }
 }
 
-/// https, or http to an allowed host; nothing else.
-fn check_url(field: &'static str, url: &str, rules: &TaskRules) -> Result<(), DomainError> {
+/// https, or http to an allowed host; nothing else. Messages name the URL as reads show it,
+/// so a refusal never echoes a secret.
+fn check_url(
+    field: &'static str,
+    kind: UrlField,
+    url: &str,
+    rules: &TaskRules,
+) -> Result<(), DomainError> {
+    let name = kind.as_str();
     let parsed = url::Url::parse(url)
-        .map_err(|e| DomainError::invalid(field, format!("{url:?} is not a URL: {e}")))?;
+        .map_err(|e| DomainError::invalid(field, format!("a {name} is not a URL: {e}")))?;
     let host = parsed.host_str().unwrap_or_default();
+    let shown = kind.shown(url);
     match parsed.scheme() {
         "https" if !host.is_empty() => Ok(()),
         "http" if rules.allow_insecure_hosts.iter().any(|h| h == host) => Ok(()),
         "http" => Err(DomainError::invalid(
             field,
             format!(
-                "{url:?} must use https (plain http only to hosts in http_tasks.allow_insecure_hosts)"
+                "{name} {shown:?} must use https (plain http only to hosts in http_tasks.allow_insecure_hosts)"
             ),
         )),
         other => Err(DomainError::invalid(
             field,
-            format!("{url:?}: scheme {other:?} is not https"),
+            format!("{name} {shown:?}: scheme {other:?} is not https"),
         )),
     }
 }
@@ -427,10 +523,119 @@ mod tests {
             url.target,
             TaskTarget::Url("https://example.com/run".into())
         );
+        assert_eq!(url.component(), None);
+        assert_eq!(url.name(), "https://example.com/run");
+    }
+
+    #[test]
+    fn a_task_stored_with_its_url_in_clear_still_loads_and_shows_redacted() {
+        // Before sealing, a component_url with credentials was stored as it was given.
+        let json = json!({"component": null, "component_url": "https://bot:pa55@example.com/run?key=k3y",
+                          "action": null, "parameters": {}, "continue_on_failure": false,
+                          "timeout_minutes": null, "active": true});
+        let task: Task = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(
-            (url.component(), url.name()),
-            (None, "https://example.com/run")
+            task.url(),
+            Some(&StoredUrl::Clear(
+                "https://bot:pa55@example.com/run?key=k3y".into()
+            ))
         );
+        assert!(task.url().unwrap().needs_sealing(UrlField::ComponentUrl));
+        assert_eq!(
+            serde_json::to_value(&task).unwrap(),
+            json,
+            "written back as it was"
+        );
+        assert_eq!(task.name(), "https://example.com/…");
+        assert_eq!(
+            task.component_url().as_deref(),
+            Some("https://example.com/…")
+        );
+        assert_eq!(task.shown()["component_url"], "https://example.com/…");
+        for secret in ["pa55", "k3y"] {
+            assert!(!task.shown().to_string().contains(secret));
+            assert!(!format!("{task:?}").contains(secret));
+        }
+    }
+
+    #[test]
+    fn a_sealed_task_url_is_stored_as_an_object_and_shown_by_its_host() {
+        let json = json!({"component": null,
+                          "component_url": {"sealed": "v1.AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB", "shown": "https://example.com/…"},
+                          "action": null, "parameters": {}, "continue_on_failure": false,
+                          "timeout_minutes": null, "active": true});
+        let task: Task = serde_json::from_value(json.clone()).unwrap();
+        assert!(matches!(task.url(), Some(StoredUrl::Sealed { .. })));
+        assert_eq!(serde_json::to_value(&task).unwrap(), json);
+        assert_eq!(task.shown()["component_url"], "https://example.com/…");
+        assert!(!task.shown().to_string().contains("v1."));
+    }
+
+    #[test]
+    fn a_job_s_planned_task_carries_the_sealed_url_as_the_orchestration_stored_it() {
+        for url in [
+            json!({"sealed": "v1.AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBB", "shown": "https://example.com/…"}),
+            json!("https://bot:pa55@example.com/run"),
+        ] {
+            let json = json!({"component": null, "component_url": url, "action": null,
+                              "parameters": {}, "continue_on_failure": false,
+                              "timeout_minutes": null, "active": true});
+            let planned: crate::jobs::PlannedTask = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(
+                planned.task.url().map(|u| serde_json::to_value(u).unwrap()),
+                Some(url)
+            );
+            assert_eq!(serde_json::to_value(&planned).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn a_notification_stored_with_its_webhook_in_clear_still_loads() {
+        let json = json!({"email": null, "webhook_url": "https://hooks.example.com/T0/B0/s3cret",
+                          "channel": "error", "parameters": {}});
+        let n: Notification = serde_json::from_value(json.clone()).unwrap();
+        assert!(n
+            .webhook_url
+            .as_ref()
+            .unwrap()
+            .needs_sealing(UrlField::WebhookUrl));
+        assert_eq!(serde_json::to_value(&n).unwrap(), json);
+        assert_eq!(n.target(), "https://hooks.example.com/…");
+        assert_eq!(
+            n.shown(),
+            json!({"email": null, "webhook_url": "https://hooks.example.com/…",
+                   "channel": "error", "parameters": {}})
+        );
+        assert!(!format!("{n:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn inputs_hide_their_urls_in_debug_and_refusals() {
+        let input = TaskInput {
+            component_url: Some("https://bot:pa55@example.com/run".into()),
+            ..TaskInput::default()
+        };
+        assert!(!format!("{input:?}").contains("pa55"));
+        let input = NotificationInput {
+            webhook_url: Some("https://hooks.example.com/s3cret".into()),
+            ..NotificationInput::default()
+        };
+        assert!(!format!("{input:?}").contains("s3cret"));
+        let catalog: Catalog = serde_json::from_value(json!({})).unwrap();
+        let rules = TaskRules {
+            catalog: &catalog,
+            allow_insecure_hosts: &[],
+        };
+        let refused = Task::parse(
+            TaskInput {
+                component_url: Some("http://bot:pa55@example.com/run".into()),
+                ..TaskInput::default()
+            },
+            &rules,
+        )
+        .unwrap_err();
+        assert!(!refused.to_string().contains("pa55"), "{refused}");
+        assert!(refused.to_string().contains("https"), "{refused}");
     }
 
     #[test]

@@ -409,3 +409,138 @@ fn refreshing_the_token_revokes_the_old_one() {
             revoked_token_id: Uuid::nil(),
         }]);
 }
+
+// ---- Secret URLs ----
+
+fn sealed(shown: &str) -> StoredUrl {
+    StoredUrl::Sealed {
+        sealed: crate::sealed::Sealed::from_stored(
+            "v1.AAECAwQFBgcICQoL.qrvM3e7_ABEiM0RVZneImaq7zN3u_w".into(),
+        ),
+        shown: shown.into(),
+    }
+}
+
+#[test]
+fn an_orchestration_stored_with_its_urls_in_clear_still_loads() {
+    // As OrchestrationCreated was stored before sealing: every URL a plain string.
+    let data = json!({
+        "id": "o1", "name": "nightly", "crontab": null, "active": true,
+        "tasks": [{"component": null, "component_url": "https://bot:pa55@api.example.com/run",
+                   "action": null, "parameters": {}, "continue_on_failure": false,
+                   "timeout_minutes": null, "active": true}],
+        "notifications": [{"email": null, "webhook_url": "https://hooks.example.com/T0/s3cret",
+                           "channel": "error", "parameters": {}}],
+        "token_id": Uuid::nil(), "created_by": "ann", "at": "2026-11-23T10:00:30Z",
+        "next_scheduled_at": null
+    });
+    let created: OrchestrationEvent = crate::decode("OrchestrationCreated", &data).unwrap();
+    let replaced: OrchestrationEvent = crate::decode(
+        "OrchestrationNotificationsReplaced",
+        &json!({"notifications": data["notifications"]}),
+    )
+    .unwrap();
+    let o = state(&[created.clone(), replaced]);
+    assert_eq!(
+        o.tasks[0].url(),
+        Some(&StoredUrl::Clear(
+            "https://bot:pa55@api.example.com/run".into()
+        ))
+    );
+    assert_eq!(
+        o.notifications[0].webhook_url,
+        Some(StoredUrl::Clear(
+            "https://hooks.example.com/T0/s3cret".into()
+        ))
+    );
+    // Written back exactly as stored.
+    assert_eq!(
+        crate::encode(&created).unwrap(),
+        ("OrchestrationCreated".to_string(), data)
+    );
+    // And shown redacted.
+    assert_eq!(o.tasks[0].name(), "https://api.example.com/…");
+    assert_eq!(o.notifications[0].target(), "https://hooks.example.com/…");
+}
+
+#[test]
+fn a_secret_url_in_clear_is_refused_before_it_reaches_an_event() {
+    let tasks = parse_tasks(json!([{"component_url": "https://bot:pa55@x.io/run"}])).unwrap();
+    let notifications =
+        parse_notifications(json!([{"webhook_url": "https://x.io/h", "channel": "error"}]))
+            .unwrap();
+    let update = |changes: Changes| OrchestrationCommand::Update {
+        changes: Box::new(changes),
+        at: at("2026-11-23T11:00:00Z"),
+    };
+    given::<Orchestration>(&[created(None, true)])
+        .when(update(Changes {
+            tasks: Some(tasks.clone()),
+            ..Changes::default()
+        }))
+        .refused(DomainError::invalid(
+            "tasks",
+            "component_url \"https://x.io/…\" holds a secret and must be sealed before it is stored",
+        ));
+    given::<Orchestration>(&[created(None, true)])
+        .when(update(Changes {
+            notifications: Some(notifications.clone()),
+            ..Changes::default()
+        }))
+        .refused(DomainError::invalid(
+            "notifications",
+            "webhook_url \"https://x.io/…\" holds a secret and must be sealed before it is stored",
+        ));
+    let OrchestrationEvent::OrchestrationCreated(mut d) = created(None, true) else {
+        unreachable!()
+    };
+    d.notifications = notifications.clone();
+    given::<Orchestration>(&[])
+        .when(OrchestrationCommand::Create(d.clone()))
+        .refused(DomainError::invalid(
+            "notifications",
+            "webhook_url \"https://x.io/…\" holds a secret and must be sealed before it is stored",
+        ));
+    // Sealed, they are stored; a component_url with nothing secret stays in clear.
+    let mut tasks = tasks;
+    *tasks[0].url_mut().unwrap() = sealed("https://x.io/…");
+    tasks.extend(parse_tasks(json!([{"component_url": "https://x.io/plain"}])).unwrap());
+    let mut notifications = notifications;
+    notifications[0].webhook_url = Some(sealed("https://x.io/…"));
+    given::<Orchestration>(&[created(None, true)])
+        .when(update(Changes {
+            tasks: Some(tasks.clone()),
+            notifications: Some(notifications.clone()),
+            ..Changes::default()
+        }))
+        .then(vec![
+            OrchestrationEvent::OrchestrationTasksReplaced {
+                tasks: tasks.clone(),
+            },
+            OrchestrationEvent::OrchestrationNotificationsReplaced {
+                notifications: notifications.clone(),
+            },
+        ]);
+    // The same sealed values given again are no change.
+    let past = [
+        created(None, true),
+        OrchestrationEvent::OrchestrationTasksReplaced {
+            tasks: tasks.clone(),
+        },
+        OrchestrationEvent::OrchestrationNotificationsReplaced {
+            notifications: notifications.clone(),
+        },
+    ];
+    given::<Orchestration>(&past)
+        .when(update(Changes {
+            tasks: Some(tasks.clone()),
+            notifications: Some(notifications),
+            ..Changes::default()
+        }))
+        .then_nothing();
+    // A manual run of its tasks with one made inactive is the orchestration's tasks.
+    let o = state(&past);
+    let mut requested = tasks.clone();
+    requested[1].active = false;
+    assert_eq!(o.tasks_for_run(Some(requested.clone())), Ok(requested));
+}

@@ -1,9 +1,14 @@
 //! `orchestrations`: one row per orchestration with its tasks, notifications, schedule and the
 //! scheduler's progress (`next_scheduled_at`, `last_scheduled_at`), which the scheduler reads
 //! to find what is due. Deleted ones stay, marked, so their jobs still name something readable.
+//!
+//! `tasks` and `notifications` hold what the API shows: secret URLs redacted
+//! (`bosun_domain::orchestrations::UrlField::shown`), never in clear nor sealed.
+//! `stored_notifications` holds the notifications as the log stores them (webhook URLs sealed),
+//! for the notifier to open; it is never answered.
 
 use crate::projection::{Param, Projection, Tables, Writes};
-use bosun_domain::orchestrations::OrchestrationEvent;
+use bosun_domain::orchestrations::{Notification, OrchestrationEvent, Task};
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,7 +24,8 @@ impl Projection for Orchestrations {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: secret URLs redacted in `tasks` and `notifications`; `stored_notifications`.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -40,6 +46,7 @@ impl Projection for Orchestrations {
                 deleted           BOOLEAN NOT NULL DEFAULT false,
                 tasks             JSONB NOT NULL,
                 notifications     JSONB NOT NULL,
+                stored_notifications JSONB NOT NULL,
                 token_id          UUID NOT NULL,
                 created_by        TEXT NOT NULL,
                 created_at        TIMESTAMPTZ NOT NULL,
@@ -91,8 +98,9 @@ impl Projection for Orchestrations {
             E::OrchestrationCreated(d) => (
                 format!(
                     "INSERT INTO {o} (id, name, crontab, active, tasks, notifications, token_id,
-                        created_by, created_at, updated_at, next_scheduled_at, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)"
+                        created_by, created_at, updated_at, next_scheduled_at, version,
+                        stored_notifications)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)"
                 ),
                 {
                     let params: Vec<Param> = vec![
@@ -100,13 +108,14 @@ impl Projection for Orchestrations {
                         Box::new(d.name.clone()),
                         Box::new(d.crontab.as_ref().map(|c| c.to_string())),
                         Box::new(d.active),
-                        Box::new(json(&d.tasks)),
-                        Box::new(json(&d.notifications)),
+                        Box::new(shown_tasks(&d.tasks)),
+                        Box::new(shown_notifications(&d.notifications)),
                         Box::new(d.token_id),
                         Box::new(d.created_by.clone()),
                         Box::new(at),
                         Box::new(d.next_scheduled_at),
                         Box::new(version),
+                        Box::new(json(&d.notifications)),
                     ];
                     params
                 },
@@ -133,11 +142,15 @@ impl Projection for Orchestrations {
                 set("active = false, next_scheduled_at = NULL", vec![])
             }
             E::OrchestrationTasksReplaced { tasks } => {
-                set("tasks = $4", vec![Box::new(json(&tasks))])
+                set("tasks = $4", vec![Box::new(shown_tasks(&tasks))])
             }
-            E::OrchestrationNotificationsReplaced { notifications } => {
-                set("notifications = $4", vec![Box::new(json(&notifications))])
-            }
+            E::OrchestrationNotificationsReplaced { notifications } => set(
+                "notifications = $4, stored_notifications = $5",
+                vec![
+                    Box::new(shown_notifications(&notifications)),
+                    Box::new(json(&notifications)),
+                ],
+            ),
             E::OrchestrationTokenRefreshed { token_id, .. } => {
                 set("token_id = $4", vec![Box::new(token_id)])
             }
@@ -164,6 +177,14 @@ fn json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
+fn shown_tasks(tasks: &[Task]) -> Value {
+    Value::Array(tasks.iter().map(Task::shown).collect())
+}
+
+fn shown_notifications(notifications: &[Notification]) -> Value {
+    Value::Array(notifications.iter().map(Notification::shown).collect())
+}
+
 /// An orchestration as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrchestrationView {
@@ -172,7 +193,15 @@ pub struct OrchestrationView {
     pub crontab: Option<String>,
     pub active: bool,
     pub deleted: bool,
+    /// Its tasks, in order: `{component, component_url, action, parameters,
+    /// continue_on_failure, timeout_minutes, active}`. A `component_url` with a user name, a
+    /// password, a query or a fragment is stored sealed and shown as `scheme://host[:port]/…`;
+    /// any other is shown as given. Giving a shown value back (in `PUT …/tasks`, `PATCH`, or a
+    /// run's `tasks`) keeps the stored URL.
     pub tasks: Value,
+    /// Its notifications: `{email, webhook_url, channel, parameters}`. A `webhook_url` is always
+    /// stored sealed and shown as `scheme://host[:port]/…` (its path, query and credentials
+    /// hidden); giving a shown value back keeps the stored URL.
     pub notifications: Value,
     pub token_id: Uuid,
     pub created_by: String,
@@ -213,6 +242,27 @@ pub async fn get(
 ) -> Result<Option<OrchestrationView>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM orchestrations WHERE id = $1");
     Ok(client.query_opt(&sql, &[&id]).await?.map(|r| view(&r)))
+}
+
+/// The notifications of orchestration `id` as the log stores them (webhook URLs sealed): for
+/// the notifier, never for an answer. `None` if there is no such orchestration.
+pub async fn stored_notifications(
+    client: &impl GenericClient,
+    id: &str,
+) -> Result<Option<Vec<Notification>>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT stored_notifications FROM orchestrations WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let stored: Value = r.get(0);
+        serde_json::from_value(stored).unwrap_or_else(|e| {
+            tracing::error!(orchestration = id, error = %e, "stored notifications do not load");
+            Vec::new()
+        })
+    }))
 }
 
 /// Orchestrations not deleted, newest first, and how many there are.

@@ -7,10 +7,16 @@
 //! once). `waiting` and `processing` come from a periodic look at the read models. Every attempt
 //! is recorded on the delivery's own stream (`NotificationSent` / `NotificationFailed`), which
 //! is also how a delivery already made is not made again.
+//!
+//! A webhook's URL is sealed in the orchestration's events: it is read sealed from the
+//! orchestrations read model (`stored_notifications`), opened only to make the call, and named
+//! everywhere else as reads show it (`https://host/…`); its delivery stream is named by a
+//! keyed digest of it (HMAC-SHA256 under the data key), never by the URL or a plain hash of it.
 
 mod checkpoint;
 mod send;
 
+use crate::http_task::hmac_sha256_hex;
 use crate::leader::Leader;
 use crate::settings::NotificationSettings;
 use bosun_commands::{Actor, CommandError, Commands, Origin};
@@ -18,11 +24,12 @@ use bosun_domain::jobs::{FinalStatus, JobEvent};
 use bosun_domain::notifications::{
     delivery_id, shown_target, Delivery, DeliveryCommand, Recipient,
 };
-use bosun_domain::orchestrations::{Channel, Notification};
-use bosun_domain::Aggregate;
+use bosun_domain::orchestrations::{Channel, Notification, StoredUrl, UrlField};
+use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::{EventStore, Filter};
 use bosun_projections::read_models::jobs::JobView;
 use chrono::Utc;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +46,8 @@ pub(crate) struct Notifier {
     pub commands: Commands,
     pub settings: NotificationSettings,
     pub http: reqwest::Client,
+    /// Names webhook deliveries by a keyed digest of their URL.
+    pub data_key: Arc<SecretSlice<u8>>,
 }
 
 fn origin() -> Origin {
@@ -55,20 +64,69 @@ fn origin() -> Origin {
 pub(crate) struct Due {
     pub channel: Channel,
     pub email: Option<String>,
-    pub webhook_url: Option<String>,
+    /// As the orchestration stores it: sealed (or in clear, from before sealing).
+    pub webhook_url: Option<StoredUrl>,
     pub job: JobView,
 }
 
+/// Where a notification goes, ready to send.
+pub(crate) enum Target {
+    Email(String),
+    /// The webhook's URL in clear, or why it does not open here.
+    Webhook(Result<SecretString, String>),
+    None,
+}
+
 impl Due {
-    fn target(&self) -> &str {
-        self.email
-            .as_deref()
-            .or(self.webhook_url.as_deref())
-            .unwrap_or_default()
+    /// Its recipient, the webhook's URL opened.
+    fn target(&self, notifier: &Notifier) -> Target {
+        match (&self.email, &self.webhook_url) {
+            (Some(email), _) => Target::Email(email.clone()),
+            (None, Some(url)) => {
+                let orchestration = self.job.orchestration_id.as_deref().unwrap_or_default();
+                Target::Webhook(
+                    notifier
+                        .commands
+                        .open_url(UrlField::WebhookUrl, orchestration, url)
+                        .map_err(|e| {
+                            format!("the webhook_url {} does not open: {e}", self.shown())
+                        }),
+                )
+            }
+            (None, None) => Target::None,
+        }
     }
 
-    fn id(&self) -> Uuid {
-        delivery_id(self.job.id, self.channel, self.target())
+    /// Its delivery stream: one per job, channel and recipient.
+    fn id(&self, notifier: &Notifier, target: &Target) -> Uuid {
+        let key = match (target, &self.webhook_url) {
+            (Target::Email(email), _) => email.clone(),
+            (Target::Webhook(Ok(url)), _) => format!(
+                "webhook {}",
+                hmac_sha256_hex(
+                    notifier.data_key.expose_secret(),
+                    &[
+                        b"bosun notification webhook\n",
+                        url.expose_secret().as_bytes()
+                    ]
+                )
+            ),
+            // What cannot be opened is named by its sealed text, which is no secret.
+            (_, Some(StoredUrl::Sealed { sealed, .. })) => {
+                format!("webhook sealed {}", sealed.as_str())
+            }
+            _ => String::new(),
+        };
+        delivery_id(self.job.id, self.channel, &key)
+    }
+
+    /// The recipient as events and messages name it: the address, or the webhook's host.
+    fn shown(&self) -> String {
+        match (&self.email, &self.webhook_url) {
+            (Some(email), _) => shown_target(email),
+            (None, Some(url)) => url.shown(UrlField::WebhookUrl).into_owned(),
+            (None, None) => String::new(),
+        }
     }
 
     fn recipient(&self) -> Recipient {
@@ -82,7 +140,7 @@ impl Due {
                 "webhook"
             }
             .into(),
-            target: shown_target(self.target()),
+            target: self.shown(),
         }
     }
 }
@@ -221,8 +279,13 @@ async fn orchestration_notifications(
     let Some(id) = &job.orchestration_id else {
         return Ok(vec![]);
     };
-    let view = notifier.commands.orchestration_view(id).await?;
-    Ok(serde_json::from_value(view.notifications).unwrap_or_default())
+    let client = notifier.commands.store.pool().get().await?;
+    match bosun_projections::read_models::orchestrations::stored_notifications(&**client, id)
+        .await?
+    {
+        Some(notifications) => Ok(notifications),
+        None => Err(DomainError::NotFound(format!("no orchestration {id}")).into()),
+    }
 }
 
 /// Orchestration jobs waiting longer than a `waiting` notification's timeout, or processing
@@ -232,14 +295,14 @@ async fn overdue(notifier: &Notifier) -> Result<Vec<Due>, CommandError> {
     let client = notifier.commands.store.pool().get().await?;
     let rows = client
         .query(
-            "SELECT j.job_id, j.status, j.created_at, j.started_at, o.notifications,
+            "SELECT j.job_id, j.status, j.created_at, j.started_at, o.stored_notifications,
                     (SELECT avg(extract(epoch FROM s.finished_at - s.started_at))::float8 FROM (
                         SELECT finished_at, started_at FROM jobs
                         WHERE orchestration_id = j.orchestration_id AND status = 'success'
                         ORDER BY finished_at DESC LIMIT 20) s) AS usual_seconds
              FROM jobs j JOIN orchestrations o ON o.id = j.orchestration_id
              WHERE j.status IN ('waiting', 'processing')
-               AND jsonb_array_length(o.notifications) > 0",
+               AND jsonb_array_length(o.stored_notifications) > 0",
             &[],
         )
         .await?;
@@ -290,7 +353,8 @@ async fn deliver(
     due: &Due,
     done: &mut HashSet<Uuid>,
 ) -> Result<(), CommandError> {
-    let id = due.id();
+    let target = due.target(notifier);
+    let id = due.id(notifier, &target);
     if done.contains(&id) {
         return Ok(());
     }
@@ -302,7 +366,7 @@ async fn deliver(
             done.insert(id);
             return Ok(());
         }
-        let result = send::send(notifier, due).await;
+        let result = send::send(notifier, due, &target).await;
         let last = state.attempts + 1 >= notifier.settings.attempts.max(1);
         let command = match &result {
             Ok(()) => DeliveryCommand::RecordSent {

@@ -1,7 +1,8 @@
 //! Sending one notification: an email through the configured SMTP server, or a webhook POST of
-//! the job as JSON, signed with HMAC-SHA256 when a webhook secret is configured.
+//! the job as JSON, signed with HMAC-SHA256 when a webhook secret is configured. The webhook's
+//! URL comes opened (`Target`); errors name it as reads show it.
 
-use super::{Due, Notifier};
+use super::{Due, Notifier, Target};
 use crate::http_task::{error_chain, hmac_sha256_hex};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -12,11 +13,12 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(30);
 pub const SIGNATURE_HEADER: &str = "X-Bosun-Signature";
 
-pub(crate) async fn send(notifier: &Notifier, due: &Due) -> Result<(), String> {
-    match (&due.email, &due.webhook_url) {
-        (Some(email), _) => send_email(notifier, due, email).await,
-        (None, Some(url)) => send_webhook(notifier, due, url).await,
-        (None, None) => Err("the notification has no recipient".into()),
+pub(crate) async fn send(notifier: &Notifier, due: &Due, target: &Target) -> Result<(), String> {
+    match target {
+        Target::Email(email) => send_email(notifier, due, email).await,
+        Target::Webhook(Ok(url)) => send_webhook(notifier, due, url.expose_secret()).await,
+        Target::Webhook(Err(e)) => Err(e.clone()),
+        Target::None => Err("the notification has no recipient".into()),
     }
 }
 
@@ -111,7 +113,7 @@ async fn send_webhook(notifier: &Notifier, due: &Due, url: &str) -> Result<(), S
             signature(secret.expose_secret().as_bytes(), &body),
         );
     }
-    let shown = bosun_domain::notifications::shown_target(url);
+    let shown = due.shown();
     let response = request
         .body(body)
         .send()

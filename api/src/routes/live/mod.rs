@@ -1,5 +1,5 @@
 //! `GET /v1/events/live`: a WebSocket of event envelopes, catch-up from `from` then live, in
-//! position order, each once, with their hashes redacted.
+//! position order, each once, redacted as on `/v1/events` (hashes, sealed values, URL secrets).
 //!
 //! Auth: the `Authorization` header, or (for browsers) a first message `{"token": "…"}` within
 //! 5 s; otherwise the socket is closed with code 4401 (4403 if the token may not read the log).

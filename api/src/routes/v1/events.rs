@@ -1,5 +1,6 @@
 //! `GET /v1/events`: the log in position order, for audit and replay tooling (admin scope), with
-//! the secrets' hashes redacted.
+//! its secrets redacted (`bosun_domain::identity::redact`): password hashes and token digests,
+//! every sealed value, and the secret parts of URLs stored in clear before sealing.
 
 use crate::auth::Caller;
 use crate::extract::Query;
@@ -39,7 +40,7 @@ pub fn list_param(value: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery), responses((status = 200, description = "event envelopes in position order, with `Bosun-Head`; hashes redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery), responses((status = 200, description = "event envelopes in position order, with `Bosun-Head`; hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,5 +1,10 @@
 //! `/v1/orchestrations`: orchestrations (named, ordered tasks on a cron schedule, with
 //! notifications), their tasks, notifications and token, and their jobs.
+//!
+//! Secret URLs are sealed before they are stored and never answered: every `webhook_url`, and a
+//! `component_url` with a user name, a password, a query or a fragment, is shown as
+//! `scheme://host[:port]/…` (path, query and credentials hidden); any other `component_url` as
+//! given. A shown value given back keeps the stored URL (the rule: `commands::orchestrations`).
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
@@ -37,7 +42,7 @@ pub struct Create {
     notifications: Option<Vec<NotificationInput>>,
 }
 
-/// `POST /v1/orchestrations`: 201 with the orchestration.
+/// `POST /v1/orchestrations`: 201 with the orchestration, its secret URLs shown redacted.
 #[utoipa::path(post, path = "/v1/orchestrations", tag = "orchestrations", request_body = Create, responses((status = 201, description = "created", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -110,7 +115,8 @@ pub struct Update {
     notifications: Option<Vec<NotificationInput>>,
 }
 
-/// `PATCH /v1/orchestrations/{id}`: any of name, crontab, active, tasks, notifications.
+/// `PATCH /v1/orchestrations/{id}`: any of name, crontab, active, tasks, notifications. A URL
+/// given again, in clear or as reads show it, is no change.
 #[utoipa::path(patch, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Update, responses((status = 200, description = "OK", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -211,7 +217,8 @@ pub async fn replace_tasks(
     update_with(&state, &caller, &origin, &id, request, |view| view.tasks).await
 }
 
-/// `PUT /v1/orchestrations/{id}/notifications`: the whole list, replaced; 200 with it.
+/// `PUT /v1/orchestrations/{id}/notifications`: the whole list, replaced; 200 with it, each
+/// `webhook_url` shown as `scheme://host[:port]/…`.
 #[utoipa::path(put, path = "/v1/orchestrations/{id}/notifications", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Vec<Object>, responses((status = 200, description = "OK", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn replace_notifications(
     State(state): State<AppState>,

@@ -1,6 +1,6 @@
 //! `GET /v1/streams/{stream_id}`: one stream's events. An admin reads any; a holder with the read
 //! scope reads their own user stream, their teams' streams and their tokens' streams. Password
-//! hashes and token digests are redacted, as on `/v1/events`.
+//! hashes, token digests, sealed values and URL secrets are redacted, as on `/v1/events`.
 
 use crate::auth::Caller;
 use crate::extract::Query;
@@ -22,7 +22,7 @@ pub struct StreamQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/streams/{stream_id}", tag = "streams", params(("stream_id" = String, Path, description = "`<category>-<id>`"), StreamQuery), responses((status = 200, description = "the stream's events from `from_version` on; hashes redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/streams/{stream_id}", tag = "streams", params(("stream_id" = String, Path, description = "`<category>-<id>`"), StreamQuery), responses((status = 200, description = "the stream's events from `from_version` on; hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
