@@ -18,5 +18,11 @@ pub use reservation::{
 pub use scope::{Scope, Scopes};
 pub use team::{Team, TeamCommand, TeamEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};
-pub use user::{EmailChange, User, UserCommand, UserEvent, UserStream};
-pub use values::{Email, Password, PasswordHash, TeamName, TokenDigest, Username};
+pub use user::{
+    EmailChange, ResetToken, User, UserCommand, UserEvent, UserStream, RESET_TOKEN_EXPIRED,
+    RESET_TOKEN_USED,
+};
+pub use values::{
+    Email, KeyName, Password, PasswordHash, PublicKey, TeamName, TokenDigest, Username,
+    KEY_ALGORITHMS,
+};

@@ -6,11 +6,18 @@
 //! regard to case, or an email, belongs to one user by its [reservation](super::Reservation)
 //! (`ANN` and `ann` are different user streams), and how many admins can be counted on by the
 //! [admin roster](super::AdminRoster), which `commands` reads into `admin_count`.
+//!
+//! A user's SSH keys live on their stream too: a name names one key, and one key is under one
+//! name (per user). So do password resets: the log keeps each reset token's digest, never the
+//! token, with its expiry; a token works once, before it expires, and not after the password
+//! changed in any way since it was issued.
 
-use super::values::{Email, PasswordHash, Username};
+use super::values::{Email, KeyName, PasswordHash, PublicKey, TokenDigest, Username};
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "data")]
@@ -40,6 +47,27 @@ pub enum UserEvent {
     UserRemoved {
         username: Username,
     },
+    /// An SSH public key (public: not a secret) added under `name`.
+    UserKeyAdded {
+        username: Username,
+        name: KeyName,
+        key: PublicKey,
+    },
+    UserKeyRemoved {
+        username: Username,
+        name: KeyName,
+    },
+    /// A reset token was issued (and is being mailed to the user): only its digest is kept.
+    PasswordResetRequested {
+        username: Username,
+        digest: TokenDigest,
+        expires_at: DateTime<Utc>,
+    },
+    /// The reset token was used; a `PasswordChanged` with the new password's hash follows.
+    PasswordResetUsed {
+        username: Username,
+        digest: TokenDigest,
+    },
 }
 
 fn is_false(value: &bool) -> bool {
@@ -53,6 +81,10 @@ impl DomainEvent for UserEvent {
             UserEvent::UserUpdated { .. } => "UserUpdated",
             UserEvent::PasswordChanged { .. } => "PasswordChanged",
             UserEvent::UserRemoved { .. } => "UserRemoved",
+            UserEvent::UserKeyAdded { .. } => "UserKeyAdded",
+            UserEvent::UserKeyRemoved { .. } => "UserKeyRemoved",
+            UserEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
+            UserEvent::PasswordResetUsed { .. } => "PasswordResetUsed",
         }
     }
 }
@@ -92,6 +124,35 @@ pub enum UserCommand {
     Remove {
         admin_count: usize,
     },
+    AddKey {
+        name: KeyName,
+        key: PublicKey,
+    },
+    RemoveKey {
+        name: KeyName,
+    },
+    /// A reset token with this digest, good until `expires_at`, for a user with an email to
+    /// send it to.
+    RequestPasswordReset {
+        digest: TokenDigest,
+        expires_at: DateTime<Utc>,
+    },
+    /// The reset token with this digest sets the password to `password_hash`'s, if it was
+    /// issued, is unused and has not expired at `now`, and the user has an email to send the
+    /// new password to.
+    ResetPassword {
+        digest: TokenDigest,
+        password_hash: PasswordHash,
+        now: DateTime<Utc>,
+    },
+}
+
+/// A reset token as the log knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetToken {
+    pub expires_at: DateTime<Utc>,
+    /// Used, or the password changed since it was issued.
+    pub spent: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -103,6 +164,10 @@ pub struct User {
     /// Registered and not removed.
     pub active: bool,
     pub ever_registered: bool,
+    /// SSH public keys by name.
+    pub keys: BTreeMap<KeyName, PublicKey>,
+    /// Reset tokens issued since the user was registered, by digest.
+    pub reset_tokens: BTreeMap<TokenDigest, ResetToken>,
 }
 
 /// A user stream as it is now: its state, and the version of its last event (none: no events).
@@ -135,6 +200,18 @@ impl User {
     pub fn is_admin(&self) -> bool {
         self.active && self.admin
     }
+}
+
+/// The refusal of a reset token that was used, or whose password changed since (410 at the API).
+pub const RESET_TOKEN_USED: &str = "reset_token_used";
+/// The refusal of a reset token past its expiry (410 at the API).
+pub const RESET_TOKEN_EXPIRED: &str = "reset_token_expired";
+
+fn no_email(name: &Username) -> DomainError {
+    DomainError::conflict(
+        "no_email",
+        format!("user {name} has no email address to send a password reset to"),
+    )
 }
 
 pub(crate) fn last_admin() -> DomainError {
@@ -213,6 +290,83 @@ impl Aggregate for User {
                 }
                 Ok(vec![UserEvent::UserRemoved { username: name }])
             }
+            UserCommand::AddKey { name, key } => {
+                let username = self.active_name()?.clone();
+                if self.keys.contains_key(&name) {
+                    return Err(DomainError::conflict(
+                        "key_name_taken",
+                        format!("user {username} already has a key named {name}"),
+                    ));
+                }
+                if let Some((other, _)) = self.keys.iter().find(|(_, k)| k.same_key_as(&key)) {
+                    return Err(DomainError::conflict(
+                        "key_exists",
+                        format!("this key is already user {username}'s key {other}"),
+                    ));
+                }
+                Ok(vec![UserEvent::UserKeyAdded {
+                    username,
+                    name,
+                    key,
+                }])
+            }
+            UserCommand::RemoveKey { name } => {
+                let username = self.active_name()?.clone();
+                if !self.keys.contains_key(&name) {
+                    return Err(DomainError::NotFound(format!(
+                        "user {username} has no key named {name}"
+                    )));
+                }
+                Ok(vec![UserEvent::UserKeyRemoved { username, name }])
+            }
+            UserCommand::RequestPasswordReset { digest, expires_at } => {
+                let username = self.active_name()?.clone();
+                if self.email.is_none() {
+                    return Err(no_email(&username));
+                }
+                Ok(vec![UserEvent::PasswordResetRequested {
+                    username,
+                    digest,
+                    expires_at,
+                }])
+            }
+            UserCommand::ResetPassword {
+                digest,
+                password_hash,
+                now,
+            } => {
+                let username = self.active_name()?.clone();
+                let Some(token) = self.reset_tokens.get(&digest) else {
+                    return Err(DomainError::NotFound(format!(
+                        "no such password reset token for user {username}"
+                    )));
+                };
+                if token.spent {
+                    return Err(DomainError::conflict(
+                        RESET_TOKEN_USED,
+                        "this reset token was used, or the password changed since it was issued; ask for a new one",
+                    ));
+                }
+                if now >= token.expires_at {
+                    return Err(DomainError::conflict(
+                        RESET_TOKEN_EXPIRED,
+                        "this reset token has expired; ask for a new one",
+                    ));
+                }
+                if self.email.is_none() {
+                    return Err(no_email(&username));
+                }
+                Ok(vec![
+                    UserEvent::PasswordResetUsed {
+                        username: username.clone(),
+                        digest,
+                    },
+                    UserEvent::PasswordChanged {
+                        username,
+                        password_hash,
+                    },
+                ])
+            }
         }
     }
 
@@ -231,6 +385,8 @@ impl Aggregate for User {
                     password_hash: Some(password_hash.clone()),
                     active: true,
                     ever_registered: true,
+                    keys: BTreeMap::new(),
+                    reset_tokens: BTreeMap::new(),
                 };
             }
             UserEvent::UserUpdated {
@@ -251,11 +407,39 @@ impl Aggregate for User {
             }
             UserEvent::PasswordChanged { password_hash, .. } => {
                 self.password_hash = Some(password_hash.clone());
+                // A reset token issued before stops working: it was for the old password.
+                self.reset_tokens
+                    .values_mut()
+                    .for_each(|token| token.spent = true);
             }
             UserEvent::UserRemoved { .. } => {
                 self.active = false;
                 self.admin = false;
                 self.email = None;
+                self.keys.clear();
+                self.reset_tokens.clear();
+            }
+            UserEvent::UserKeyAdded { name, key, .. } => {
+                self.keys.insert(name.clone(), key.clone());
+            }
+            UserEvent::UserKeyRemoved { name, .. } => {
+                self.keys.remove(name);
+            }
+            UserEvent::PasswordResetRequested {
+                digest, expires_at, ..
+            } => {
+                self.reset_tokens.insert(
+                    digest.clone(),
+                    ResetToken {
+                        expires_at: *expires_at,
+                        spent: false,
+                    },
+                );
+            }
+            UserEvent::PasswordResetUsed { digest, .. } => {
+                if let Some(token) = self.reset_tokens.get_mut(digest) {
+                    token.spent = true;
+                }
             }
         }
     }
@@ -534,6 +718,284 @@ mod tests {
         assert_eq!(
             (user.email, user.admin),
             (Some(email("new@example.org")), true)
+        );
+    }
+
+    // ---- SSH keys ----
+
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII+3z07g3FdvO+3v28bu2GWa2J4L648YyFv/WtM2LluA ann@laptop";
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC9YH+6nluXqa51cc8NgxU28IuiBL9VSYuwofqcXWYpfHVovHOXe8Z9FiCoaHeevI5A0hXtmC70xqM4MycG9/glIzTX3rWFWMPDeyvmaIf6Q4vlXBnt4vsAwTiIs30GjsOkVRH8cFCvZ53S8RpuluLYfUW6GvPoTy4JH+Bu5KlKvw== ann@desk";
+
+    fn key_name(n: &str) -> KeyName {
+        KeyName::parse(n).unwrap()
+    }
+
+    fn key(k: &str) -> PublicKey {
+        PublicKey::parse(k).unwrap()
+    }
+
+    fn add_key(n: &str, k: &str) -> UserCommand {
+        UserCommand::AddKey {
+            name: key_name(n),
+            key: key(k),
+        }
+    }
+
+    fn key_added(n: &str, k: &str) -> UserEvent {
+        UserEvent::UserKeyAdded {
+            username: name("ann"),
+            name: key_name(n),
+            key: key(k),
+        }
+    }
+
+    #[test]
+    fn adds_and_removes_a_key() {
+        let past = [registered("ann", None, false), key_added("laptop", ED25519)];
+        given::<User>(&past[..1])
+            .when(add_key("laptop", ED25519))
+            .then(vec![key_added("laptop", ED25519)]);
+        assert_eq!(
+            given::<User>(&past).state().keys.get(&key_name("laptop")),
+            Some(&key(ED25519))
+        );
+        given::<User>(&past)
+            .when(UserCommand::RemoveKey {
+                name: key_name("laptop"),
+            })
+            .then(vec![UserEvent::UserKeyRemoved {
+                username: name("ann"),
+                name: key_name("laptop"),
+            }]);
+        // A second key under another name.
+        given::<User>(&past)
+            .when(add_key("desk", RSA))
+            .then(vec![key_added("desk", RSA)]);
+    }
+
+    #[test]
+    fn refuses_a_key_name_taken_and_a_key_already_held_under_another_name() {
+        let past = [registered("ann", None, false), key_added("laptop", ED25519)];
+        given::<User>(&past)
+            .when(add_key("laptop", RSA))
+            .refused(DomainError::conflict(
+                "key_name_taken",
+                "user ann already has a key named laptop",
+            ));
+        // The same key, even with another comment.
+        let recommented = ED25519.replace("ann@laptop", "other");
+        given::<User>(&past)
+            .when(add_key("other", &recommented))
+            .refused(DomainError::conflict(
+                "key_exists",
+                "this key is already user ann's key laptop",
+            ));
+    }
+
+    #[test]
+    fn refuses_to_remove_a_key_it_does_not_have_and_keys_of_unknown_users() {
+        let past = [registered("ann", None, false)];
+        given::<User>(&past)
+            .when(UserCommand::RemoveKey {
+                name: key_name("laptop"),
+            })
+            .refused(DomainError::NotFound(
+                "user ann has no key named laptop".into(),
+            ));
+        given::<User>(&[])
+            .when(add_key("laptop", ED25519))
+            .refused(no_such_user());
+    }
+
+    #[test]
+    fn a_removed_user_leaves_no_keys_behind_for_a_later_user_of_the_name() {
+        let past = [
+            registered("ann", None, false),
+            key_added("laptop", ED25519),
+            removed("ann"),
+        ];
+        given::<User>(&past)
+            .when(add_key("laptop", ED25519))
+            .refused(no_such_user());
+        let again = [
+            past[0].clone(),
+            past[1].clone(),
+            past[2].clone(),
+            registered("ann", None, false),
+        ];
+        assert!(given::<User>(&again).state().keys.is_empty());
+        given::<User>(&again)
+            .when(add_key("laptop", ED25519))
+            .then(vec![key_added("laptop", ED25519)]);
+    }
+
+    #[test]
+    fn key_events_round_trip_and_keep_the_key_in_clear() {
+        let event = key_added("laptop", ED25519);
+        let (event_type, data) = encode(&event).unwrap();
+        assert_eq!(event_type, "UserKeyAdded");
+        assert_eq!(
+            data,
+            serde_json::json!({"username": "ann", "name": "laptop", "key": ED25519})
+        );
+        assert_eq!(decode::<UserEvent>(&event_type, &data).unwrap(), event);
+    }
+
+    // ---- Password resets ----
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    fn digest(n: &str) -> TokenDigest {
+        TokenDigest(n.repeat(64 / n.len()))
+    }
+
+    fn request_reset(d: &str) -> UserCommand {
+        UserCommand::RequestPasswordReset {
+            digest: digest(d),
+            expires_at: at(3600),
+        }
+    }
+
+    fn reset_requested(d: &str) -> UserEvent {
+        UserEvent::PasswordResetRequested {
+            username: name("ann"),
+            digest: digest(d),
+            expires_at: at(3600),
+        }
+    }
+
+    fn reset(d: &str, now: i64) -> UserCommand {
+        UserCommand::ResetPassword {
+            digest: digest(d),
+            password_hash: hash(),
+            now: at(now),
+        }
+    }
+
+    fn reset_done(d: &str) -> Vec<UserEvent> {
+        vec![
+            UserEvent::PasswordResetUsed {
+                username: name("ann"),
+                digest: digest(d),
+            },
+            UserEvent::PasswordChanged {
+                username: name("ann"),
+                password_hash: hash(),
+            },
+        ]
+    }
+
+    fn used() -> DomainError {
+        DomainError::conflict(
+            RESET_TOKEN_USED,
+            "this reset token was used, or the password changed since it was issued; ask for a new one",
+        )
+    }
+
+    #[test]
+    fn a_reset_is_requested_for_a_user_with_an_email_only() {
+        given::<User>(&[registered("ann", Some("ann@example.org"), false)])
+            .when(request_reset("a"))
+            .then(vec![reset_requested("a")]);
+        given::<User>(&[registered("ann", None, false)])
+            .when(request_reset("a"))
+            .refused(DomainError::conflict(
+                "no_email",
+                "user ann has no email address to send a password reset to",
+            ));
+        given::<User>(&[])
+            .when(request_reset("a"))
+            .refused(no_such_user());
+    }
+
+    #[test]
+    fn a_reset_token_sets_the_new_password_once() {
+        let past = [
+            registered("ann", Some("ann@example.org"), false),
+            reset_requested("a"),
+        ];
+        given::<User>(&past)
+            .when(reset("a", 10))
+            .then(reset_done("a"));
+        let mut after = past.to_vec();
+        after.extend(reset_done("a"));
+        given::<User>(&after).when(reset("a", 20)).refused(used());
+    }
+
+    #[test]
+    fn a_reset_token_refused_when_expired_never_issued_or_for_an_unknown_user() {
+        let past = [
+            registered("ann", Some("ann@example.org"), false),
+            reset_requested("a"),
+        ];
+        given::<User>(&past)
+            .when(reset("a", 3600))
+            .refused(DomainError::conflict(
+                RESET_TOKEN_EXPIRED,
+                "this reset token has expired; ask for a new one",
+            ));
+        given::<User>(&past)
+            .when(reset("b", 10))
+            .refused(DomainError::NotFound(
+                "no such password reset token for user ann".into(),
+            ));
+        let removed = [past[0].clone(), past[1].clone(), removed("ann")];
+        given::<User>(&removed)
+            .when(reset("a", 10))
+            .refused(no_such_user());
+    }
+
+    #[test]
+    fn a_password_change_voids_the_reset_tokens_issued_before_it() {
+        let past = [
+            registered("ann", Some("ann@example.org"), false),
+            reset_requested("a"),
+            UserEvent::PasswordChanged {
+                username: name("ann"),
+                password_hash: hash(),
+            },
+            reset_requested("b"),
+        ];
+        given::<User>(&past).when(reset("a", 10)).refused(used());
+        // One issued after the change still works.
+        given::<User>(&past)
+            .when(reset("b", 10))
+            .then(reset_done("b"));
+    }
+
+    #[test]
+    fn a_reset_needs_an_email_to_send_the_new_password_to() {
+        let past = [
+            registered("ann", Some("ann@example.org"), false),
+            reset_requested("a"),
+            updated("ann", None, true, None),
+        ];
+        given::<User>(&past)
+            .when(reset("a", 10))
+            .refused(DomainError::conflict(
+                "no_email",
+                "user ann has no email address to send a password reset to",
+            ));
+    }
+
+    #[test]
+    fn reset_events_keep_only_the_digest_of_the_token() {
+        let event = reset_requested("a");
+        let (event_type, data) = encode(&event).unwrap();
+        assert_eq!(event_type, "PasswordResetRequested");
+        assert_eq!(
+            data,
+            serde_json::json!({"username": "ann", "digest": "a".repeat(64), "expires_at": "2023-11-14T23:13:20Z"})
+        );
+        assert_eq!(decode::<UserEvent>(&event_type, &data).unwrap(), event);
+        let (used_type, used_data) = encode(&reset_done("a")[0]).unwrap();
+        assert_eq!(used_type, "PasswordResetUsed");
+        assert_eq!(
+            used_data,
+            serde_json::json!({"username": "ann", "digest": "a".repeat(64)})
         );
     }
 }

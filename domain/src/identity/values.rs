@@ -152,9 +152,194 @@ impl fmt::Debug for PasswordHash {
 }
 
 /// The SHA-256 digest of a token, in lowercase hex: what the log keeps instead of the token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TokenDigest(pub String);
+
+/// The name a user gives one of their SSH keys: `[A-Za-z0-9_.-]`, 1 to 64 characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if value.is_empty() || value.len() > MAX_NAME {
+            return Err(DomainError::invalid(
+                "name",
+                format!("must be 1 to {MAX_NAME} characters"),
+            ));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(DomainError::invalid(
+                "name",
+                "may hold only letters, digits, dots, dashes and underscores ([A-Za-z0-9_.-]+)",
+            ));
+        }
+        Ok(KeyName(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The key types a public key may be of: OpenSSH's current ones (DSA, which OpenSSH no longer
+/// accepts, is refused).
+pub const KEY_ALGORITHMS: [&str; 7] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// The longest public key line accepted (a 16384-bit RSA key is about 2.8 KB).
+const MAX_PUBLIC_KEY: usize = 8192;
+
+/// An SSH public key in OpenSSH's one-line form, `<type> <base64 blob> [comment]`: public, not
+/// a secret. Parsing checks that the type is a known one and that the blob is base64 of the
+/// wire form of a key of that type (length-prefixed strings, the first of them the type
+/// itself); it keeps the line with single spaces between its parts. Two keys are the same key
+/// when their type and blob are, whatever their comments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PublicKey(String);
+
+impl PublicKey {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        let invalid = |message: String| DomainError::invalid("key", message);
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(invalid(
+                "must be an SSH public key (ssh-ed25519 AAAA… comment)".into(),
+            ));
+        }
+        if value.len() > MAX_PUBLIC_KEY {
+            return Err(invalid(format!(
+                "must be at most {MAX_PUBLIC_KEY} characters"
+            )));
+        }
+        if value.contains("PRIVATE KEY") {
+            return Err(invalid(
+                "is a private key: send the public one (the .pub file) and keep this one secret"
+                    .into(),
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(invalid(
+                "must be one line, without control characters (such as a line break)".into(),
+            ));
+        }
+        let mut words = value.split_whitespace();
+        let algorithm = words.next().unwrap_or_default();
+        let blob = words.next().unwrap_or_default();
+        let comment = words.collect::<Vec<_>>().join(" ");
+        if !KEY_ALGORITHMS.contains(&algorithm) {
+            return Err(invalid(format!(
+                "must start with its type, one of {}",
+                KEY_ALGORITHMS.join(", ")
+            )));
+        }
+        if blob.is_empty() {
+            return Err(invalid(format!(
+                "has no key after {algorithm:?}: expected {algorithm} <base64> [comment]"
+            )));
+        }
+        use base64::Engine;
+        let wire = base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .map_err(|_| invalid("the key after its type is not base64".into()))?;
+        check_wire_form(algorithm, &wire)
+            .map_err(|why| invalid(format!("is not a valid {algorithm} key: {why}")))?;
+        let mut line = format!("{algorithm} {blob}");
+        if !comment.is_empty() {
+            line.push(' ');
+            line.push_str(&comment);
+        }
+        Ok(PublicKey(line))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key type (`ssh-ed25519`…).
+    pub fn algorithm(&self) -> &str {
+        self.0.split(' ').next().unwrap_or_default()
+    }
+
+    /// The base64 blob: the key itself.
+    pub fn blob(&self) -> &str {
+        self.0.split(' ').nth(1).unwrap_or_default()
+    }
+
+    /// The same key (type and blob), whatever the comments.
+    pub fn same_key_as(&self, other: &PublicKey) -> bool {
+        self.algorithm() == other.algorithm() && self.blob() == other.blob()
+    }
+}
+
+/// The length-prefixed strings (RFC 4251 `string`: a big-endian u32 length, then the bytes)
+/// that make up `wire`, which must end with the last of them.
+fn ssh_strings(mut wire: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    let mut strings = Vec::new();
+    while !wire.is_empty() {
+        let Some((length, rest)) = wire.split_first_chunk::<4>() else {
+            return Err("it ends inside a length");
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        if rest.len() < length {
+            return Err("it is shorter than its lengths say");
+        }
+        let (string, rest) = rest.split_at(length);
+        strings.push(string);
+        wire = rest;
+    }
+    Ok(strings)
+}
+
+/// Whether `wire` is the wire form of a public key of type `algorithm`: the type's name, then
+/// its fields (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4, OpenSSH's PROTOCOL.u2f).
+fn check_wire_form(algorithm: &str, wire: &[u8]) -> Result<(), String> {
+    let strings = ssh_strings(wire)?;
+    let Some((name, fields)) = strings.split_first() else {
+        return Err("it is empty".into());
+    };
+    if *name != algorithm.as_bytes() {
+        return Err(format!(
+            "it holds a key of type {:?}",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    let curve = |fields: &[&[u8]], curve: &str| -> Result<(), String> {
+        match fields {
+            [name, point, ..] if *name == curve.as_bytes() && point.first() == Some(&4) => Ok(()),
+            [name, ..] if *name != curve.as_bytes() => Err(format!("its curve is not {curve}")),
+            _ => Err("its point is missing or not an uncompressed point".into()),
+        }
+    };
+    match (algorithm, fields) {
+        ("ssh-ed25519", [key]) if key.len() == 32 => Ok(()),
+        ("sk-ssh-ed25519@openssh.com", [key, _application]) if key.len() == 32 => Ok(()),
+        ("ssh-rsa", [exponent, modulus]) if !exponent.is_empty() && modulus.len() > 1 => Ok(()),
+        ("ecdsa-sha2-nistp256", [_, _]) => curve(fields, "nistp256"),
+        ("ecdsa-sha2-nistp384", [_, _]) => curve(fields, "nistp384"),
+        ("ecdsa-sha2-nistp521", [_, _]) => curve(fields, "nistp521"),
+        ("sk-ecdsa-sha2-nistp256@openssh.com", [_, _, _application]) => curve(fields, "nistp256"),
+        _ => Err("its fields are not those of this key type".into()),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -231,5 +416,94 @@ mod tests {
             Email::parse("Ann@Example.ORG").unwrap().as_str(),
             "ann@example.org"
         );
+    }
+
+    const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII+3z07g3FdvO+3v28bu2GWa2J4L648YyFv/WtM2LluA ann@laptop";
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC9YH+6nluXqa51cc8NgxU28IuiBL9VSYuwofqcXWYpfHVovHOXe8Z9FiCoaHeevI5A0hXtmC70xqM4MycG9/glIzTX3rWFWMPDeyvmaIf6Q4vlXBnt4vsAwTiIs30GjsOkVRH8cFCvZ53S8RpuluLYfUW6GvPoTy4JH+Bu5KlKvw==";
+    const ECDSA256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBGaAgRdmwj35NhZCFeO6D11E7wxhyISa+Lz4fVqgNT47Q0PPiISu0A6GQUrF7sNAJQbCmEjyjB1SP+ow2thMaqI= ann@laptop";
+    const ECDSA384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBJ1dOnTbRhrU/hO/I2T81DNBHgmhkRKhNDNGT/6pgQJDXT+371zeoj07L49Z2YAKEsjJ4tBs+20CcNpny7rSqWvfFD9zc/B/d5M+OrOgrIOMhDF0BDd5jO6ANFBTC0TFKA== x";
+
+    fn key_refusal(value: &str) -> String {
+        match PublicKey::parse(value) {
+            Err(DomainError::Invalid {
+                field: "key",
+                message,
+            }) => message,
+            other => panic!("{value:?} was not refused as a key: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_names_are_letters_digits_dots_dashes_and_underscores() {
+        for good in ["laptop", "work.key-2_old", "A", &"k".repeat(64)] {
+            assert_eq!(KeyName::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "my key", "a/b", "é", "x;y", &"k".repeat(65)] {
+            assert!(
+                matches!(
+                    KeyName::parse(bad),
+                    Err(DomainError::Invalid { field: "name", .. })
+                ),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_keys_of_every_usual_type_parse_and_keep_their_comment() {
+        for line in [ED25519, RSA, ECDSA256, ECDSA384] {
+            assert_eq!(PublicKey::parse(line).unwrap().as_str(), line);
+        }
+        let key = PublicKey::parse(&format!("  {}  \t", ED25519.replace(' ', "   "))).unwrap();
+        assert_eq!(
+            key.as_str(),
+            ED25519,
+            "spaces between the parts are made single"
+        );
+        assert_eq!(key.algorithm(), "ssh-ed25519");
+        assert_eq!(key.blob(), ED25519.split(' ').nth(1).unwrap());
+        let bare = PublicKey::parse(RSA).unwrap();
+        assert_eq!(
+            bare.as_str().split(' ').count(),
+            2,
+            "no comment, none added"
+        );
+    }
+
+    #[test]
+    fn the_same_key_is_its_type_and_blob_whatever_the_comment() {
+        let a = PublicKey::parse(ED25519).unwrap();
+        let b = PublicKey::parse(&ED25519.replace("ann@laptop", "another comment")).unwrap();
+        assert_ne!(a, b);
+        assert!(a.same_key_as(&b));
+        assert!(!a.same_key_as(&PublicKey::parse(RSA).unwrap()));
+    }
+
+    #[test]
+    fn public_keys_are_refused_naming_key_when_they_are_not_openssh_public_keys() {
+        let blob = ED25519.split(' ').nth(1).unwrap();
+        assert!(key_refusal("").contains("SSH public key"));
+        assert!(key_refusal("ssh-ed25519").contains("no key"));
+        assert!(key_refusal(&format!("ssh-dss {blob}")).contains("must start with its type"));
+        assert!(key_refusal(&format!("command=\"x\" ssh-ed25519 {blob}")).contains("its type"));
+        assert!(key_refusal("ssh-ed25519 not*base64").contains("not base64"));
+        // A blob of another type than the one named.
+        let rsa_blob = RSA.split(' ').nth(1).unwrap();
+        assert!(key_refusal(&format!("ssh-ed25519 {rsa_blob}")).contains("of type \"ssh-rsa\""));
+        // Base64 of something else, and a key cut short.
+        assert!(key_refusal("ssh-ed25519 aGVsbG8gd29ybGQ=").contains("valid ssh-ed25519"));
+        assert!(key_refusal(&format!("ssh-ed25519 {}", &blob[..40])).contains("valid ssh-ed25519"));
+        // The curve of an ECDSA key must be the one its type names.
+        let p384 = ECDSA384.split(' ').nth(1).unwrap();
+        assert!(key_refusal(&format!("ecdsa-sha2-nistp256 {p384}")).contains("valid"));
+        // Two lines, a private key, and one too long.
+        assert!(key_refusal(&format!("{ED25519}\n{RSA}")).contains("one line"));
+        let private = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAA -----END OPENSSH PRIVATE KEY-----";
+        let refusal = key_refusal(private);
+        assert!(
+            refusal.contains("private key") && !refusal.contains("b3Blbn"),
+            "{refusal}"
+        );
+        assert!(key_refusal(&format!("{ED25519} {}", "c".repeat(9000))).contains("at most"));
     }
 }
