@@ -52,6 +52,56 @@ pub struct Settings {
     /// with 32 random bytes, mode 0600, if missing. Every node must read the same key.
     /// Default: `<data_dir>/data-key`.
     pub data_key_file: Option<PathBuf>,
+    /// Named catalog tasks an admin runs by name (`POST /v1/healers/{name}`): name →
+    /// `app/env/task`, each checked against the catalog at start.
+    #[serde(default)]
+    pub healers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub identity: IdentitySettings,
+    #[serde(default)]
+    pub quota: QuotaSettings,
+}
+
+/// Limits on what a user may own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// How many apps a user may own unless an admin set a limit of their own
+    /// (`PUT /v1/users/{username}/quota`); `-1` (the default, as in tsuru) is unlimited.
+    #[serde(default = "default_apps_per_user")]
+    pub apps_per_user: i64,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        QuotaSettings {
+            apps_per_user: default_apps_per_user(),
+        }
+    }
+}
+
+fn default_apps_per_user() -> i64 {
+    bosun_domain::apps::UNLIMITED
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// How long a password reset token works, in seconds (default an hour, at most a week).
+    #[serde(default = "default_password_reset_ttl_seconds")]
+    pub password_reset_ttl_seconds: i64,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            password_reset_ttl_seconds: default_password_reset_ttl_seconds(),
+        }
+    }
+}
+
+fn default_password_reset_ttl_seconds() -> i64 {
+    bosun_commands::identity::DEFAULT_RESET_TTL_SECONDS
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -254,7 +304,11 @@ impl Settings {
             })?;
             set(&mut tree, &path, scalar(&raw));
         }
-        parse(Value::Mapping(tree)).map_err(ConfigError::Invalid)
+        let settings = parse(Value::Mapping(tree)).map_err(ConfigError::Invalid)?;
+        // What one key says of another, once every source is in.
+        bosun_commands::healers::Healers::parse(&settings.healers, &settings.catalog)
+            .map_err(ConfigError::Invalid)?;
+        Ok(settings)
     }
 }
 
@@ -278,6 +332,12 @@ fn parse(tree: Value) -> Result<Settings, String> {
         }
     })?;
     settings.catalog.validate()?;
+    if settings.quota.apps_per_user < -1 {
+        return Err("quota.apps_per_user: must be -1 (unlimited) or more".into());
+    }
+    if !(1..=604_800).contains(&settings.identity.password_reset_ttl_seconds) {
+        return Err("identity.password_reset_ttl_seconds: must be 1 to 604800 (a week)".into());
+    }
     if !(1..=86_400).contains(&settings.http.wait_seconds) {
         return Err("http.wait_seconds: must be 1 to 86400 (a day)".into());
     }
@@ -380,6 +440,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cmd"), "{err}");
+    }
+
+    #[test]
+    fn the_app_quota_is_unlimited_unless_configured_and_checked() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.quota.apps_per_user, -1);
+        let f = file("quota:\n  apps_per_user: 3\n");
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(s.quota.apps_per_user, 3);
+        let s = Settings::from_sources(None, env(&[("BOSUN_QUOTA__APPS_PER_USER", "0")])).unwrap();
+        assert_eq!(s.quota.apps_per_user, 0);
+        for text in ["quota:\n  apps_per_user: -2\n", "quota:\n  apps_per_user: many\n"] {
+            let err = Settings::from_sources(Some(file(text).path()), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("quota.apps_per_user"), "{err}");
+        }
+        let err = Settings::from_sources(Some(file("quota:\n  apps: 1\n").path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("apps"), "{err}");
     }
 
     #[test]
@@ -526,5 +607,32 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{s:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn healers_are_checked_against_the_catalog_naming_the_key() {
+        let s = Settings::from_sources(
+            None,
+            env(&[("BOSUN_HEALERS__RESTART", "example/production/hello")]),
+        )
+        .unwrap();
+        assert_eq!(s.healers["restart"], "example/production/hello");
+        let err = Settings::from_sources(
+            None,
+            env(&[("BOSUN_HEALERS__RESTART", "example/production/nope")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("healers.restart") && err.contains("example/production/nope"),
+            "{err}"
+        );
+        let err = Settings::from_sources(
+            None,
+            env(&[("BOSUN_IDENTITY__PASSWORD_RESET_TTL_SECONDS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("identity.password_reset_ttl_seconds"), "{err}");
     }
 }

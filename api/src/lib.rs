@@ -18,6 +18,7 @@ pub mod database;
 pub mod extract;
 pub mod freshness;
 pub mod live;
+pub mod mail;
 pub mod metrics;
 pub mod problem;
 pub mod routes;

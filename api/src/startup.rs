@@ -42,6 +42,14 @@ pub struct AppState {
     pub allow_insecure_hosts: Arc<Vec<String>>,
     /// The longest a `wait: true` submission waits for its job.
     pub wait_limit: std::time::Duration,
+    /// The configured healers (`healers:`), checked against the catalog.
+    pub healers: Arc<bosun_commands::healers::Healers>,
+    /// Sends password reset mails; none without `notifications.smtp`.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// How long a password reset token works (`identity.password_reset_ttl_seconds`).
+    pub password_reset_ttl_seconds: i64,
+    /// The configured rules of apps (`quota.apps_per_user`).
+    pub app_rules: bosun_commands::apps::AppRules,
 }
 
 pub struct Application {
@@ -55,6 +63,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Checked before anything starts (`Settings` checked it too, if it read the sources).
+        let healers = Arc::new(
+            bosun_commands::healers::Healers::parse(&settings.healers, &settings.catalog)
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        );
         let database = Database::open(&settings).await?;
         let Core {
             store,
@@ -89,6 +102,16 @@ impl Application {
             catalog,
             allow_insecure_hosts: Arc::new(settings.http_tasks.allow_insecure_hosts.clone()),
             wait_limit: std::time::Duration::from_secs(settings.http.wait_seconds),
+            healers,
+            mailer: settings
+                .notifications
+                .smtp
+                .clone()
+                .map(|smtp| Arc::new(crate::mail::Mailer::new(smtp))),
+            password_reset_ttl_seconds: settings.identity.password_reset_ttl_seconds,
+            app_rules: bosun_commands::apps::AppRules {
+                default_quota: settings.quota.apps_per_user,
+            },
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -143,7 +166,9 @@ fn router(state: AppState) -> Router {
             .and_then(|id| id.header_value().to_str().ok())
             .unwrap_or("-")
             .to_string();
-        tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
+        // A path holding a secret (a password reset token) is shown without it.
+        let path = routes::v1::password_reset::shown_path(request.uri().path());
+        tracing::info_span!("request", request_id, method = %request.method(), path = %path)
     })
     .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     routes::router()

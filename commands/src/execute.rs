@@ -66,6 +66,16 @@ impl<A> Held<A> {
     pub fn next_version(&self) -> u64 {
         self.version().map_or(0, |v| v + 1)
     }
+
+    /// The version an append decided on this state expects.
+    pub(crate) fn expected(&self) -> ExpectedVersion {
+        self.expected
+    }
+
+    /// Loaded just now, not carried forward from earlier appends.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh
+    }
 }
 
 /// What a command wrote.
@@ -377,7 +387,7 @@ impl<S: EventStore> Commands<S> {
 }
 
 /// The stream of `A`'s `id`. An id no stream can have names nothing that exists: a 404.
-fn stream_id<A: Aggregate>(id: &str) -> Result<StreamId, CommandError> {
+pub(crate) fn stream_id<A: Aggregate>(id: &str) -> Result<StreamId, CommandError> {
     StreamId::parse(format!("{}-{id}", A::CATEGORY)).map_err(|_| {
         CommandError::Domain(DomainError::NotFound(format!("no {} {id:?}", A::CATEGORY)))
     })

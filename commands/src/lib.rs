@@ -22,15 +22,19 @@
 //! models it consults (`projections`), HTTP (`api`).
 
 mod actor;
+pub mod apps;
+mod batch;
 mod error;
 mod execute;
+pub mod healers;
 pub mod identity;
 pub mod jobs;
 pub mod orchestrations;
 pub mod queries;
 mod seal;
 
-pub use actor::{Actor, Origin};
+pub use actor::{app_actor_name, Actor, AppActor, Origin};
+pub use batch::{Batch, BatchAppended, HeldSet};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};
 pub use queries::Queries;

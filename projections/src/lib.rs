@@ -31,5 +31,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(read_models::audit::Audit),
         Arc::new(read_models::jobs::Jobs),
         Arc::new(read_models::orchestrations::Orchestrations),
+        Arc::new(read_models::units::Units),
+        Arc::new(read_models::keys::Keys),
+        Arc::new(read_models::apps::Apps),
     ]
 }

@@ -5,14 +5,20 @@
 //!
 //! One file per resource; a rule for reading a resource sits with that resource's queries.
 
+mod app_tokens;
+mod apps;
 mod identity;
 mod jobs;
+mod keys;
 mod log;
 mod orchestrations;
+mod units;
 
+pub use apps::AppFilter;
 pub use bosun_projections::read_models::identity::Page;
 pub use jobs::{job_readers, JobFilter};
 pub use log::{may_read_log, redacted};
+pub use units::UnitView;
 
 use crate::error::CommandError;
 use bosun_eventstore::PgEventStore;

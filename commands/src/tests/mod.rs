@@ -4,7 +4,9 @@
 //! [`Racing`] stands for another writer: it appends its events to a stream just before one of
 //! ours, so a test sets up exactly the interleaving it is about instead of hoping for it.
 
+mod apps;
 mod authorization;
+mod batch;
 mod execute;
 mod identity;
 
@@ -14,7 +16,7 @@ use bosun_domain::identity::{Scope, Scopes};
 use bosun_domain::{encode, DomainEvent};
 use bosun_eventstore::{
     AppendError, AppendResult, EventStore, ExpectedVersion, Filter, InMemoryEventStore, NewEvent,
-    Page, RecordedEvent, StoreError, StreamId, Subscription,
+    Page, RecordedEvent, StoreError, StreamAppend, StreamId, Subscription,
 };
 use bosun_projections::Freshness;
 use serde_json::Value;
@@ -52,6 +54,24 @@ impl Racing {
     pub fn pending(&self) -> usize {
         self.before.lock().unwrap().len()
     }
+
+    /// The other writer's appends due before an append to any of `streams`.
+    async fn interlope(&self, streams: &[&StreamId]) {
+        let interloper = {
+            let mut before = self.before.lock().unwrap();
+            before
+                .iter()
+                .position(|(trigger, _)| streams.iter().any(|s| trigger == s.as_str()))
+                .map(|i| before.remove(i))
+        };
+        for (other, events) in interloper.map(|(_, writes)| writes).unwrap_or_default() {
+            let other = StreamId::parse(other).unwrap();
+            self.log
+                .append(&other, ExpectedVersion::Any, events)
+                .await
+                .expect("the other writer appends");
+        }
+    }
 }
 
 #[async_trait]
@@ -62,21 +82,18 @@ impl EventStore for Racing {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError> {
-        let interloper = {
-            let mut before = self.before.lock().unwrap();
-            before
-                .iter()
-                .position(|(trigger, _)| trigger == stream.as_str())
-                .map(|i| before.remove(i))
-        };
-        for (other, events) in interloper.map(|(_, writes)| writes).unwrap_or_default() {
-            let other = StreamId::parse(other).unwrap();
-            self.log
-                .append(&other, ExpectedVersion::Any, events)
-                .await
-                .expect("the other writer appends");
-        }
+        self.interlope(&[stream]).await;
         self.log.append(stream, expected, events).await
+    }
+
+    /// Before an append to several streams, the other writer's appends due before any of them.
+    async fn append_many(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, AppendError> {
+        let streams: Vec<&StreamId> = appends.iter().map(|p| &p.stream).collect();
+        self.interlope(&streams).await;
+        self.log.append_many(appends).await
     }
 
     async fn read_stream(

@@ -1,7 +1,10 @@
 //! The read models, one module each: its projection and its queries.
 
+pub mod apps;
 pub mod audit;
 pub mod identity;
 pub mod jobs;
+pub mod keys;
 pub mod orchestrations;
 pub mod streams;
+pub mod units;

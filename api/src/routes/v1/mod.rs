@@ -4,13 +4,21 @@
 //!
 //! A new resource is a new file here plus one line in [`router`].
 
+pub mod app_tokens;
+pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod events;
+pub mod healers;
 pub mod jobs;
+pub mod keys;
 pub mod orchestrations;
+pub mod password_reset;
+pub mod platforms;
+pub mod quota;
 pub mod streams;
+pub mod swap;
 pub mod teams;
 pub mod tokens;
 pub mod users;
@@ -33,9 +41,15 @@ use utoipa_swagger_ui::SwaggerUi;
     tags(
         (name = "auth", description = "sessions and the caller"),
         (name = "users"), (name = "teams"), (name = "tokens"),
+        (name = "keys", description = "users' SSH public keys"),
+        (name = "password-reset", description = "a forgotten password, reset by email"),
+        (name = "healers", description = "named catalog tasks an admin runs by name"),
         (name = "catalog", description = "the tasks jobs may run"),
         (name = "jobs", description = "catalog tasks run as jobs"),
         (name = "orchestrations", description = "ordered tasks on a cron schedule"),
+        (name = "apps", description = "apps owned by teams: their cnames, environment, restarts and swaps"),
+        (name = "platforms", description = "what apps run on"),
+        (name = "quota", description = "how many apps a user may own"),
         (name = "events", description = "the log in position order, and the live feed"),
         (name = "streams", description = "one stream of the log"),
         (name = "audit", description = "who did what, when, from where"),
@@ -94,12 +108,20 @@ fn merged() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(teams::router())
         .merge(tokens::router())
+        .merge(app_tokens::router())
         .merge(catalog::router())
         .merge(jobs::router())
         .merge(orchestrations::router())
+        .merge(apps::router())
+        .merge(platforms::router())
+        .merge(swap::router())
+        .merge(quota::router())
         .merge(events::router())
         .merge(streams::router())
         .merge(audit::router())
+        .merge(keys::router())
+        .merge(password_reset::router())
+        .merge(healers::router())
         .merge(crate::routes::live::router())
         .split_for_parts()
 }

@@ -1,0 +1,93 @@
+//! An app's cnames: a host name is one app's at most, kept by its claim stream
+//! (`cname-<host>`), which is appended with the app's change in one atomic append: adding one
+//! another app holds is a 409 `cname_taken` and writes nothing.
+
+use super::{after, require_on, AppView};
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::apps::{App, AppCommand, AppName, Cname, CnameClaim, CnameClaimCommand};
+use bosun_domain::identity::Scope;
+use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::{EventStore, StreamId};
+
+/// `cname` parsed (400 `cname`), and short enough to name its claim stream.
+fn parse_cname(cname: &str) -> Result<Cname, CommandError> {
+    let cname = Cname::parse(cname)?;
+    if StreamId::new(CnameClaim::CATEGORY, cname.as_str()).is_err() {
+        return Err(DomainError::invalid("cname", "at most 250 characters").into());
+    }
+    Ok(cname)
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Adds `cname` to app `app` (200 with the app); its own cname again changes nothing.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, cname = cname))]
+    pub async fn add_app_cname(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        cname: &str,
+    ) -> Result<(AppView, Written), CommandError> {
+        self.authorized_app(actor, app, Scope::Write).await?;
+        let cname = parse_cname(cname)?;
+        let held = (
+            self.hold::<App>(app).await?,
+            self.hold::<CnameClaim>(cname.as_str()).await?,
+        );
+        let ((state, version), written) = self
+            .execute_batch(held, actor, origin, |(held, claim), batch| {
+                require_on(actor, app, &held.state, Scope::Write)?;
+                let name: AppName = held.state.active_name()?.clone();
+                let added = held.state.handle(AppCommand::AddCname {
+                    cname: cname.clone(),
+                })?;
+                let claimed = claim.state.handle(CnameClaimCommand::Claim {
+                    cname: cname.clone(),
+                    app: name,
+                })?;
+                let answer = after(held, &added);
+                batch.add(held, added)?;
+                batch.add(claim, claimed)?;
+                Ok(answer)
+            })
+            .await?;
+        Ok((self.app_answer(&state, version).await?, written))
+    }
+
+    /// Removes `cname` from app `app` (200 with the app); 404 if it is not one of its cnames.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, cname = cname))]
+    pub async fn remove_app_cname(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        cname: &str,
+    ) -> Result<(AppView, Written), CommandError> {
+        self.authorized_app(actor, app, Scope::Write).await?;
+        let cname = parse_cname(cname)?;
+        let held = (
+            self.hold::<App>(app).await?,
+            self.hold::<CnameClaim>(cname.as_str()).await?,
+        );
+        let ((state, version), written) = self
+            .execute_batch(held, actor, origin, |(held, claim), batch| {
+                require_on(actor, app, &held.state, Scope::Write)?;
+                let name: AppName = held.state.active_name()?.clone();
+                let removed = held.state.handle(AppCommand::RemoveCname {
+                    cname: cname.clone(),
+                })?;
+                let released = claim.state.handle(CnameClaimCommand::Release {
+                    cname: cname.clone(),
+                    app: name,
+                })?;
+                let answer = after(held, &removed);
+                batch.add(held, removed)?;
+                batch.add(claim, released)?;
+                Ok(answer)
+            })
+            .await?;
+        Ok((self.app_answer(&state, version).await?, written))
+    }
+}

@@ -1,0 +1,121 @@
+//! An app's environment. Names follow the rule of job variables; a public value is checked and
+//! stored as is; a private one is checked, then sealed with the data key for its place
+//! (`app-<app>/env/<NAME>`) before it enters the event, so the log never holds it in clear, and
+//! answers show it as `null`. Changing the environment restarts the app's units unless
+//! `restart` is false (the API's default is true). Names set by a bound service instance are
+//! refused (409 `env_bound`, the domain's rule).
+
+use super::{after, require_on, EnvView};
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::apps::{check_env_value, App, AppCommand, EnvName, EnvVar};
+use bosun_domain::identity::Scope;
+use bosun_domain::Aggregate;
+use bosun_eventstore::EventStore;
+
+/// One variable to set. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct EnvInput {
+    pub name: String,
+    pub value: String,
+    /// `false`: a private variable, sealed and never shown.
+    pub public: bool,
+}
+
+impl std::fmt::Debug for EnvInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvInput")
+            .field("name", &self.name)
+            .field("value", &"…")
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
+/// The place a private variable `name` of app `app` is sealed for.
+pub(crate) fn seal_context(app: &str, name: &str) -> String {
+    format!("app-{app}/env/{name}")
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Sets variables of app `app` (200 with all its variables).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, names = ?envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>()))]
+    pub async fn set_app_env(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        envs: Vec<EnvInput>,
+        restart: bool,
+    ) -> Result<(Vec<EnvView>, Written), CommandError> {
+        self.authorized_app(actor, app, Scope::Write).await?;
+        let mut vars = Vec::with_capacity(envs.len());
+        for input in envs {
+            let name = EnvName::parse(&input.name)?;
+            let var = if input.public {
+                EnvVar::public(name, input.value)?
+            } else {
+                check_env_value(&name, &input.value)?;
+                let sealed = self
+                    .sealer()?
+                    .seal(&seal_context(app, name.as_str()), &input.value)?;
+                EnvVar::private(name, sealed)
+            };
+            vars.push(var);
+        }
+        let (state, written) = self
+            .execute_batch(
+                self.hold::<App>(app).await?,
+                actor,
+                origin,
+                |held, batch| {
+                    require_on(actor, app, &held.state, Scope::Write)?;
+                    let events = held.state.handle(AppCommand::SetEnv {
+                        envs: vars.clone(),
+                        restart,
+                    })?;
+                    let (state, _) = after(held, &events);
+                    batch.add(held, events)?;
+                    Ok(state)
+                },
+            )
+            .await?;
+        Ok((EnvView::of_state(&state), written))
+    }
+
+    /// Unsets variables of app `app` (200 with the variables left); names not set are no change.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, names = ?names))]
+    pub async fn unset_app_env(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        names: Vec<String>,
+        restart: bool,
+    ) -> Result<(Vec<EnvView>, Written), CommandError> {
+        self.authorized_app(actor, app, Scope::Write).await?;
+        let names = names
+            .iter()
+            .map(|n| EnvName::parse_field("name", n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (state, written) = self
+            .execute_batch(
+                self.hold::<App>(app).await?,
+                actor,
+                origin,
+                |held, batch| {
+                    require_on(actor, app, &held.state, Scope::Write)?;
+                    let events = held.state.handle(AppCommand::UnsetEnv {
+                        names: names.clone(),
+                        restart,
+                    })?;
+                    let (state, _) = after(held, &events);
+                    batch.add(held, events)?;
+                    Ok(state)
+                },
+            )
+            .await?;
+        Ok((EnvView::of_state(&state), written))
+    }
+}

@@ -1,0 +1,105 @@
+//! Swapping two apps (tsuru's swap): their cnames are exchanged and, unless `cname_only`, the
+//! units their addresses serve. One decision ([`Swap::decide`]): the same `AppsSwapped` on both
+//! apps' streams and a `CnameTransferred` on each exchanged cname's claim, in one atomic
+//! append. Refused (409) while either app has a restart running (computed from the units read
+//! model) or when their platforms differ; the caller must be able to write on both.
+
+use super::require_on;
+use crate::actor::{Actor, Origin};
+use crate::error::CommandError;
+use crate::execute::{Commands, Held, Written, ATTEMPTS};
+use bosun_domain::apps::{App, AppName, CnameClaim, CnameClaimCommand, Swap};
+use bosun_domain::identity::Scope;
+use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::EventStore;
+use std::collections::BTreeSet;
+
+/// The cnames of both apps: the claims a swap of them moves.
+fn cnames_of(one: &App, two: &App) -> BTreeSet<String> {
+    one.cnames()
+        .iter()
+        .chain(two.cnames())
+        .map(|c| c.as_str().to_string())
+        .collect()
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Swaps apps `app1` and `app2` (200).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app1 = app1, app2 = app2, cname_only))]
+    pub async fn swap_apps(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app1: &str,
+        app2: &str,
+        cname_only: bool,
+    ) -> Result<Written, CommandError> {
+        for app in [app1, app2] {
+            if AppName::parse(app).is_err() {
+                return Err(DomainError::NotFound(format!("no app {app}")).into());
+            }
+        }
+        for _ in 0..ATTEMPTS {
+            // Both apps must exist before either is authorized: 404 before 403.
+            let (one, _) = self.load::<App>(app1).await?;
+            let (two, _) = self.load::<App>(app2).await?;
+            for (app, state) in [(app1, &one), (app2, &two)] {
+                if !state.is_active() {
+                    return Err(DomainError::NotFound(format!("no app {app}")).into());
+                }
+            }
+            require_on(actor, app1, &one, Scope::Write)?;
+            require_on(actor, app2, &two, Scope::Write)?;
+            let restarting1 = self.restarting(&one).await?;
+            let restarting2 = self.restarting(&two).await?;
+            let mut claims = Vec::new();
+            for cname in cnames_of(&one, &two) {
+                claims.push(self.hold::<CnameClaim>(&cname).await?);
+            }
+            let held = (
+                self.hold::<App>(app1).await?,
+                self.hold::<App>(app2).await?,
+                claims,
+            );
+            let (done, written) = self
+                .execute_batch(held, actor, origin, |(one, two, claims), batch| {
+                    require_on(actor, app1, &one.state, Scope::Write)?;
+                    require_on(actor, app2, &two.state, Scope::Write)?;
+                    let held_cnames: BTreeSet<String> =
+                        claims.iter().map(|c| c.id().to_string()).collect();
+                    if held_cnames != cnames_of(&one.state, &two.state) {
+                        // A cname came or went since: plan again.
+                        return Ok(false);
+                    }
+                    let swap = Swap {
+                        app1: &one.state,
+                        app2: &two.state,
+                        cname_only,
+                        restarting1,
+                        restarting2,
+                    };
+                    let swapped = swap.decide()?;
+                    batch.add(one, vec![swapped.clone()])?;
+                    batch.add(two, vec![swapped])?;
+                    for transfer in swap.cname_transfers() {
+                        let CnameClaimCommand::Transfer { cname, .. } = &transfer else {
+                            continue;
+                        };
+                        let claim: &Held<CnameClaim> = claims
+                            .iter()
+                            .find(|c| c.id() == cname.as_str())
+                            .ok_or_else(|| {
+                                CommandError::Internal(format!("the claim of {cname} not held"))
+                            })?;
+                        batch.add(claim, claim.state.handle(transfer)?)?;
+                    }
+                    Ok(true)
+                })
+                .await?;
+            if done {
+                return Ok(written);
+            }
+        }
+        Err(CommandError::Contended(format!("app-{app1}")))
+    }
+}
