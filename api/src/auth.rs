@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bosun_commands::identity::secrets::digest;
-use bosun_commands::{Actor, Origin};
+use bosun_commands::{Actor, AppActor, Origin};
 use bosun_domain::identity::Scopes;
 use bosun_projections::read_models::identity::{token_holder, TokenHolder};
 use std::net::SocketAddr;
@@ -59,7 +59,8 @@ pub fn token_from_headers(headers: &HeaderMap) -> Result<Option<String>, Problem
     Err(malformed())
 }
 
-/// The caller a token speaks for: 401 if it is unknown, expired or revoked, or its user is gone.
+/// The caller a token speaks for: 401 if it is unknown, expired or revoked, or its user is gone
+/// (an app token: its app is gone; it speaks for the app, not for the user who issued it).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Problem> {
     let client = state.store.pool().get().await?;
     let holder = token_holder(&**client, &digest(token).0)
@@ -69,12 +70,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Probl
         tracing::error!(error = %e, "a stored token has unreadable scopes");
         Problem::internal()
     })?;
-    let actor = Actor::User {
-        username: holder.username.clone(),
-        admin: holder.admin,
-        teams: holder.teams.clone(),
-        token_id: holder.token_id,
-        scopes,
+    let actor = match &holder.app {
+        // An app token: its app's rights, none of its issuer's.
+        Some(app) => Actor::App(AppActor::new(app, holder.token_id, &holder.username)),
+        None => Actor::User {
+            username: holder.username.clone(),
+            admin: holder.admin,
+            teams: holder.teams.clone(),
+            token_id: holder.token_id,
+            scopes,
+        },
     };
     Ok(Caller { actor, holder })
 }

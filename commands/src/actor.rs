@@ -16,10 +16,54 @@ pub enum Actor {
         token_id: Uuid,
         scopes: Scopes,
     },
+    /// An app token: it acts on its one app only (that app's jobs and their output, its env, its
+    /// restarts, the app itself), through [`Actor::require_on_app`]; every other call, which
+    /// asks [`Actor::require`], refuses it.
+    App(AppActor),
     /// Someone who has not authenticated: only a login.
     Anonymous,
     /// The server itself or its command line (`system`, `cli`): every right.
     System(&'static str),
+}
+
+/// Who acts through an app token: the app, by a token a user issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppActor {
+    app: String,
+    token_id: Uuid,
+    issued_by: String,
+    /// `app:<app>`, as events record it (no user name has a `:`).
+    name: String,
+}
+
+impl AppActor {
+    pub fn new(app: &str, token_id: Uuid, issued_by: &str) -> Self {
+        AppActor {
+            app: app.to_string(),
+            token_id,
+            issued_by: issued_by.to_string(),
+            name: app_actor_name(app),
+        }
+    }
+
+    /// The one app it acts on.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    pub fn token_id(&self) -> Uuid {
+        self.token_id
+    }
+
+    /// The user who issued the token (the events of its calls record them as `issued_by`).
+    pub fn issued_by(&self) -> &str {
+        &self.issued_by
+    }
+}
+
+/// The actor name of `app`'s tokens in events, `created_by` and the audit: `app:<app>`.
+pub fn app_actor_name(app: &str) -> String {
+    format!("app:{app}")
 }
 
 impl Actor {
@@ -27,6 +71,7 @@ impl Actor {
     pub fn name(&self) -> &str {
         match self {
             Actor::User { username, .. } => username,
+            Actor::App(token) => &token.name,
             Actor::Anonymous => "anonymous",
             Actor::System(name) => name,
         }
@@ -42,11 +87,21 @@ impl Actor {
     pub fn token_id(&self) -> Option<Uuid> {
         match self {
             Actor::User { token_id, .. } => Some(*token_id),
+            Actor::App(token) => Some(token.token_id),
             _ => None,
         }
     }
 
-    /// The token carries `scope`.
+    /// The app an app token acts on; `None` for every other actor.
+    pub fn app_token(&self) -> Option<&AppActor> {
+        match self {
+            Actor::App(token) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// The token carries `scope`. An app token never passes: it acts only through
+    /// [`Actor::require_on_app`].
     pub fn require(&self, scope: Scope) -> Result<(), CommandError> {
         match self {
             Actor::User { scopes, .. } if scopes.contains(scope) => Ok(()),
@@ -54,8 +109,52 @@ impl Actor {
                 "this token lacks the {} scope",
                 scope.as_str()
             ))),
+            Actor::App(token) => Err(app_token_refused(token)),
             Actor::Anonymous => Err(CommandError::Unauthenticated),
             Actor::System(_) => Ok(()),
+        }
+    }
+
+    /// May act on app `app`, whose teams are `teams` (as its stream has them now), with `scope`:
+    /// a user whose token has `scope` and who is a member of one of `teams` or an admin (with the
+    /// admin scope); that app's own token (`read` and `write`, never `admin`); the server. Every
+    /// command or query on an app (its env, restart, its jobs and their output, the app itself)
+    /// asks this, and nothing else, after loading the app (a 404 for none comes first).
+    pub fn require_on_app(
+        &self,
+        app: &str,
+        teams: &[String],
+        scope: Scope,
+    ) -> Result<(), CommandError> {
+        match self {
+            Actor::App(token) if token.app == app && scope != Scope::Admin => Ok(()),
+            Actor::App(token) if token.app == app => Err(CommandError::Forbidden(
+                "an app token has no admin scope".into(),
+            )),
+            Actor::App(token) => Err(app_token_refused(token)),
+            Actor::User { .. } => {
+                self.require(scope)?;
+                if self.may_act_on_app(app, teams) {
+                    Ok(())
+                } else {
+                    Err(CommandError::Forbidden(format!(
+                        "only a member of one of app {app}'s teams ({}) or an admin may do this",
+                        teams.join(", ")
+                    )))
+                }
+            }
+            Actor::Anonymous => Err(CommandError::Unauthenticated),
+            Actor::System(_) => Ok(()),
+        }
+    }
+
+    /// Whether this actor may act on app `app` with teams `teams` at all (scopes aside): a
+    /// member of one of them, an admin, that app's token, the server. For filtering lists;
+    /// commands ask [`Actor::require_on_app`].
+    pub fn may_act_on_app(&self, app: &str, teams: &[String]) -> bool {
+        match self {
+            Actor::App(token) => token.app == app,
+            _ => self.is_admin() || teams.iter().any(|team| self.is_member(team)),
         }
     }
 
@@ -63,7 +162,7 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         match self {
             Actor::User { admin, scopes, .. } => *admin && scopes.contains(Scope::Admin),
-            Actor::Anonymous => false,
+            Actor::App(_) | Actor::Anonymous => false,
             Actor::System(_) => true,
         }
     }
@@ -74,6 +173,7 @@ impl Actor {
         }
         match self {
             Actor::Anonymous => Err(CommandError::Unauthenticated),
+            Actor::App(token) => Err(app_token_refused(token)),
             Actor::User { admin: true, .. } => Err(CommandError::Forbidden(
                 "this needs a token with the admin scope".into(),
             )),
@@ -87,6 +187,9 @@ impl Actor {
 
     /// The user themself, or an admin.
     pub fn require_self_or_admin(&self, username: &str) -> Result<(), CommandError> {
+        if let Actor::App(token) = self {
+            return Err(app_token_refused(token));
+        }
         if self.is(username) || self.is_admin() {
             Ok(())
         } else {
@@ -101,6 +204,14 @@ impl Actor {
     }
 }
 
+/// What an app token gets for anything but its app.
+fn app_token_refused(token: &AppActor) -> CommandError {
+    CommandError::Forbidden(format!(
+        "an app token acts only on its app {}: its jobs and their output, its env, its restarts",
+        token.app
+    ))
+}
+
 /// Where a call came from, as events record it.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
@@ -110,9 +221,10 @@ pub struct Origin {
     pub source: Option<String>,
 }
 
-/// The metadata every event of a command carries.
+/// The metadata every event of a command carries; an app token's also name the user who issued
+/// it (`issued_by`).
 pub(crate) fn metadata(actor: &Actor, origin: &Origin) -> Value {
-    json!({
+    let mut metadata = json!({
         "actor": actor.name(),
         "token_id": actor.token_id(),
         "request_id": origin.request_id,
@@ -120,5 +232,109 @@ pub(crate) fn metadata(actor: &Actor, origin: &Origin) -> Value {
         "causation_id": null,
         "user_agent": origin.user_agent,
         "source": origin.source,
-    })
+    });
+    if let (Actor::App(token), Value::Object(fields)) = (actor, &mut metadata) {
+        fields.insert("issued_by".into(), Value::String(token.issued_by.clone()));
+    }
+    metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, admin: bool, teams: &[&str], scopes: &[&str]) -> Actor {
+        Actor::User {
+            username: name.into(),
+            admin,
+            teams: teams.iter().map(|t| t.to_string()).collect(),
+            token_id: Uuid::nil(),
+            scopes: Scopes::parse(&scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+        }
+    }
+
+    fn shop_token() -> Actor {
+        Actor::App(AppActor::new("shop", Uuid::nil(), "ann"))
+    }
+
+    fn teams() -> Vec<String> {
+        vec!["ops".into(), "web".into()]
+    }
+
+    fn forbidden(result: Result<(), CommandError>) -> String {
+        match result {
+            Err(CommandError::Forbidden(message)) => message,
+            other => panic!("expected a 403, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_app_token_is_refused_everything_but_its_app() {
+        let token = shop_token();
+        for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+            assert!(forbidden(token.require(scope)).contains("acts only on its app shop"));
+        }
+        assert!(forbidden(token.require_admin()).contains("acts only on its app shop"));
+        assert!(forbidden(token.require_self_or_admin("ann")).contains("acts only"));
+        assert!(!token.is_admin() && !token.is_member("ops") && !token.is("ann"));
+        assert!(
+            forbidden(token.require_on_app("blog", &teams(), Scope::Read))
+                .contains("acts only on its app shop")
+        );
+        token.require_on_app("shop", &teams(), Scope::Read).unwrap();
+        token.require_on_app("shop", &[], Scope::Write).unwrap();
+        assert!(forbidden(token.require_on_app("shop", &teams(), Scope::Admin)).contains("admin"));
+        assert!(token.may_act_on_app("shop", &[]) && !token.may_act_on_app("blog", &teams()));
+    }
+
+    #[test]
+    fn on_an_app_a_user_needs_the_scope_and_one_of_its_teams_or_to_be_an_admin() {
+        let all = ["read", "write", "admin"];
+        user("ann", false, &["web"], &all)
+            .require_on_app("shop", &teams(), Scope::Write)
+            .unwrap();
+        let outsider = forbidden(user("bob", false, &["db"], &all).require_on_app(
+            "shop",
+            &teams(),
+            Scope::Read,
+        ));
+        assert!(outsider.contains("ops, web"), "{outsider}");
+        user("root", true, &[], &all)
+            .require_on_app("shop", &teams(), Scope::Write)
+            .unwrap();
+        // An admin acting without the admin scope is a user like any other.
+        forbidden(user("root", true, &[], &["read", "write"]).require_on_app(
+            "shop",
+            &teams(),
+            Scope::Write,
+        ));
+        // A member's read-only token reads, and does not write.
+        let reader = user("ann", false, &["ops"], &["read"]);
+        reader
+            .require_on_app("shop", &teams(), Scope::Read)
+            .unwrap();
+        assert!(forbidden(reader.require_on_app("shop", &teams(), Scope::Write)).contains("write"));
+        assert!(matches!(
+            Actor::Anonymous.require_on_app("shop", &teams(), Scope::Read),
+            Err(CommandError::Unauthenticated)
+        ));
+        Actor::System("system")
+            .require_on_app("shop", &[], Scope::Admin)
+            .unwrap();
+    }
+
+    #[test]
+    fn an_app_tokens_events_name_the_app_and_the_user_who_issued_it() {
+        let metadata = metadata(&shop_token(), &Origin::default());
+        assert_eq!(metadata["actor"], "app:shop");
+        assert_eq!(metadata["issued_by"], "ann");
+        assert_eq!(metadata["token_id"], json!(Uuid::nil()));
+        let user = metadata_of_user();
+        assert!(user.get("issued_by").is_none(), "{user}");
+    }
+
+    fn metadata_of_user() -> Value {
+        metadata(&user("ann", false, &[], &["read"]), &Origin::default())
+    }
 }

@@ -1,12 +1,20 @@
 //! Job commands from clients: submit, cancel, kill. Running them is the runner's.
+//!
+//! A job of a registered app (an `app-<name>` stream, created and not removed, named like a
+//! catalog app) may be submitted only by a member of one of the app's teams, an admin, or that
+//! app's token; it runs with the app's environment. A job of a catalog app no one registered is
+//! as it always was.
 
+use crate::actor::app_actor_name;
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
+use bosun_domain::apps::{App, AppName};
 use bosun_domain::identity::Scope;
-use bosun_domain::jobs::{Catalog, Job, JobCommand, Submission, Variables};
+use bosun_domain::jobs::{Catalog, Job, JobCommand, JobEvent, Submission, Variables};
 use bosun_domain::{Aggregate, DomainError};
-use bosun_eventstore::EventStore;
+use bosun_eventstore::{EventStore, StreamId};
+use bosun_projections::read_models::identity as identity_model;
 use bosun_projections::read_models::jobs as model;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -74,7 +82,10 @@ impl<S: EventStore> Commands<S> {
         catalog: &Catalog,
         request: SubmitJob,
     ) -> Result<Submitted, CommandError> {
-        actor.require(Scope::Write)?;
+        match self.registered_app_teams(&request.app).await? {
+            Some(teams) => actor.require_on_app(&request.app, &teams, Scope::Write)?,
+            None => actor.require(Scope::Write)?,
+        }
         let spec = catalog.task(&request.app, &request.env, &request.task)?;
         let variables = Variables::parse(request.variables)?;
         check_notification_emails(&request.notification_emails)?;
@@ -240,6 +251,82 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
+    /// The teams of `app` if it is a registered app (its stream says it was created and is not
+    /// removed), `None` if it is not: a catalog app no one registered, or a name no app can have.
+    pub async fn registered_app_teams(
+        &self,
+        app: &str,
+    ) -> Result<Option<Vec<String>>, CommandError> {
+        if AppName::parse(app).is_err() {
+            return Ok(None);
+        }
+        let (state, _) = self.load::<App>(app).await?;
+        Ok(state.is_active().then(|| {
+            state
+                .teams()
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect()
+        }))
+    }
+
+    /// Whether job `job_id` may run its task of registered app `app` (whose teams are `teams`)
+    /// now, and so get the app's environment: a `Forbidden` saying why not. Decided when it is
+    /// about to run, on whoever it runs for: its submitter, that app's token, or, for an
+    /// orchestration's job, the user recorded as its creator (the orchestration's creator for a
+    /// scheduled run, whoever ran it by hand) — a member of one of `teams` or an admin now. A
+    /// job the server itself submitted (no token in its metadata) outside any orchestration may.
+    /// So a job submitted before its app was registered, or by someone who has since left its
+    /// teams, and an orchestration of someone outside them, do not run with its environment.
+    pub async fn job_may_run_on_app(
+        &self,
+        job_id: Uuid,
+        app: &str,
+        teams: &[String],
+    ) -> Result<(), CommandError> {
+        let stream = StreamId::new(Job::CATEGORY, job_id)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        let first = self
+            .store
+            .read_stream(&stream, 0, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
+        let by_the_server = first
+            .metadata
+            .get("token_id")
+            .is_none_or(serde_json::Value::is_null);
+        let submission = match bosun_domain::decode::<JobEvent>(&first.event_type, &first.data) {
+            Ok(JobEvent::JobSubmitted(submission)) => submission,
+            Ok(_) => {
+                return Err(CommandError::Internal(format!(
+                    "{stream} does not begin with its submission"
+                )))
+            }
+            Err(e) => return Err(CommandError::Internal(format!("{stream}: {e}"))),
+        };
+        if by_the_server && submission.orchestration_id.is_none() {
+            return Ok(());
+        }
+        let principal = submission.created_by.as_str();
+        if principal == app_actor_name(app) {
+            return Ok(());
+        }
+        // No user name has a `:`: `app:<other>` is another app's token.
+        if !principal.contains(':') {
+            let client = self.read_models().await?;
+            if let Some(user) = identity_model::user(&**client, principal).await? {
+                if user.admin || user.teams.iter().any(|t| teams.contains(t)) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(CommandError::Forbidden(format!(
+            "{app} is a registered app: its tasks run only for a member of one of its teams ({}), an admin or its token, and {principal} is none of these now",
+            teams.join(", ")
+        )))
+    }
+
     pub async fn job_view(&self, job_id: Uuid) -> Result<model::JobView, CommandError> {
         let client = self.read_models().await?;
         model::get(&**client, job_id)
@@ -259,5 +346,158 @@ fn may_stop(actor: &Actor, job_id: Uuid, job: &Job) -> Result<(), CommandError> 
         Err(CommandError::Forbidden(
             "only the job's submitter or an admin may stop it".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::AppActor;
+    use crate::tests::{append, commands, head, log_summary, origin, user, Racing};
+    use bosun_domain::apps::{AppEvent, PlatformName};
+    use bosun_domain::identity::{TeamName, Username};
+
+    fn catalog() -> Catalog {
+        serde_json::from_value(serde_json::json!({
+            "shop": {"production": {"deploy": {"command": ["true"]}}},
+            "blog": {"production": {"deploy": {"command": ["true"]}}},
+        }))
+        .unwrap()
+    }
+
+    fn request(app: &str) -> SubmitJob {
+        SubmitJob {
+            app: app.into(),
+            env: "production".into(),
+            task: "deploy".into(),
+            variables: BTreeMap::new(),
+            name: None,
+            timeout_seconds: None,
+            notification_emails: vec![],
+            idempotency_key: None,
+        }
+    }
+
+    async fn with_shop() -> (Commands<Racing>, Racing) {
+        let (commands, log) = commands();
+        let created = AppEvent::AppCreated {
+            name: AppName::parse("shop").unwrap(),
+            platform: PlatformName::parse("python").unwrap(),
+            team_owner: TeamName::parse("ops").unwrap(),
+            owner: Username::parse("ann").unwrap(),
+            description: String::new(),
+            at: chrono::Utc::now(),
+        };
+        append(&log, "app-shop", &[created]).await;
+        (commands, log)
+    }
+
+    fn forbidden<T>(result: Result<T, CommandError>) -> String {
+        match result {
+            Err(CommandError::Forbidden(message)) => message,
+            Err(e) => panic!("expected a 403, got {e:?}"),
+            Ok(_) => panic!("expected a 403, got a success"),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_member_an_admin_or_its_token_submits_a_registered_apps_job() {
+        let (commands, log) = with_shop().await;
+        let before = head(&log).await;
+        let outsider = forbidden(
+            commands
+                .submit_job(&user("bob"), &origin(), &catalog(), request("shop"))
+                .await,
+        );
+        assert!(outsider.contains("app shop's teams (ops)"), "{outsider}");
+        let blog_token = Actor::App(AppActor::new("blog", Uuid::new_v4(), "ann"));
+        assert!(forbidden(
+            commands
+                .submit_job(&blog_token, &origin(), &catalog(), request("shop"))
+                .await
+        )
+        .contains("acts only on its app blog"));
+        // An app token cannot submit a job of an unregistered catalog app either.
+        forbidden(
+            commands
+                .submit_job(&blog_token, &origin(), &catalog(), request("blog"))
+                .await,
+        );
+        assert_eq!(head(&log).await, before);
+        // Its own token may: the job is recorded as the app's, with who issued the token.
+        let shop_token = Actor::App(AppActor::new("shop", Uuid::new_v4(), "ann"));
+        let _ = commands
+            .submit_job(&shop_token, &origin(), &catalog(), request("shop"))
+            .await;
+        let summary = log_summary(&log).await;
+        let (stream, event_type, actor) = summary.last().unwrap();
+        assert!(stream.starts_with("job-") && event_type == "JobSubmitted");
+        assert_eq!(actor, "app:shop");
+        let job_id = Uuid::parse_str(stream.trim_start_matches("job-")).unwrap();
+        let (job, _) = commands.load::<Job>(&job_id.to_string()).await.unwrap();
+        assert_eq!(job.created_by.as_deref(), Some("app:shop"));
+        commands
+            .job_may_run_on_app(job_id, "shop", &["ops".into()])
+            .await
+            .unwrap();
+        assert!(forbidden(
+            commands
+                .job_may_run_on_app(job_id, "blog", &["ops".into()])
+                .await
+        )
+        .contains("app:shop is none of these"));
+    }
+
+    #[tokio::test]
+    async fn a_job_the_server_submitted_outside_an_orchestration_may_run_on_the_app() {
+        let (commands, _log) = with_shop().await;
+        let job_id = Uuid::new_v4();
+        let submission = Submission {
+            job_id,
+            name: None,
+            app: "shop".into(),
+            env: "production".into(),
+            task: "deploy".into(),
+            variables: Variables::default(),
+            command: vec!["true".into()],
+            timeout_seconds: None,
+            notification_emails: vec![],
+            orchestration_id: None,
+            initialized_by: "manual".into(),
+            created_by: "cli".into(),
+            request_digest: None,
+            tasks: vec![],
+            scheduled_for: None,
+        };
+        commands
+            .execute::<Job>(&job_id.to_string(), &Actor::System("cli"), &origin(), |j| {
+                j.handle(JobCommand::Submit(Box::new(submission.clone())))
+            })
+            .await
+            .unwrap();
+        commands
+            .job_may_run_on_app(job_id, "shop", &["ops".into()])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn registered_means_created_and_not_removed_and_odd_catalog_names_are_not_apps() {
+        let (commands, log) = with_shop().await;
+        assert_eq!(
+            commands.registered_app_teams("shop").await.unwrap(),
+            Some(vec!["ops".to_string()])
+        );
+        assert_eq!(commands.registered_app_teams("blog").await.unwrap(), None);
+        assert_eq!(commands.registered_app_teams("My_App").await.unwrap(), None);
+        append(
+            &log,
+            "app-shop",
+            &[AppEvent::AppRemoved {
+                at: chrono::Utc::now(),
+            }],
+        )
+        .await;
+        assert_eq!(commands.registered_app_teams("shop").await.unwrap(), None);
     }
 }

@@ -5,12 +5,19 @@
 //! with the pid and argv, `JobFinished`), or task `index` of an orchestration's job
 //! (`JobTaskStarted`, `JobTaskFinished`).
 //!
+//! The process's environment, one rule for every job: the app's variables if the app is
+//! registered (private ones opened only here, on their way into the process), then the job's
+//! variables over them, then the catalog's `env` over both (an operator's value wins, as it
+//! always has);
+//! and only if whoever the job runs for may act on the app now (see
+//! `Commands::job_may_run_on_app`): otherwise it cannot start, saying why.
+//!
 //! Does not own: the process itself (`process`), watching it and stopping it (`supervise`), its
 //! output (`output`), nor an orchestration's sequencing, skips and HTTP tasks
 //! (`orchestration_job`, `http_task`).
 
 use crate::claim::Run;
-use crate::process::{self, signal_group};
+use crate::process::{self, signal_group, Environment};
 use crate::supervise::{describe, supervise, Stop, Supervised};
 use bosun_commands::CommandError;
 use bosun_domain::jobs::{CatalogRun, FinalStatus, JobCommand, OutputStream, TaskSpec, TaskStatus};
@@ -103,6 +110,9 @@ impl std::fmt::Display for Timeout {
 pub(crate) struct CatalogTask<'a> {
     /// How the catalog says to run it, or why it cannot run.
     pub spec: Result<&'a TaskSpec, String>,
+    /// The catalog app whose task it is: if it is a registered app, the task runs with its
+    /// environment, for those who may act on it only.
+    pub app: Option<String>,
     /// Environment variables of its process (under the catalog's `env`).
     pub variables: BTreeMap<String, String>,
     pub timeout: Option<Timeout>,
@@ -118,6 +128,7 @@ pub(crate) async fn run_job(run: &mut Run<'_>, plan: &CatalogRun) -> Result<(), 
         .map_err(|e| format!("{e} (the catalog changed since it was submitted)"));
     let task = CatalogTask {
         spec,
+        app: Some(plan.app.clone()),
         variables: plan
             .variables
             .iter()
@@ -140,7 +151,18 @@ pub(crate) async fn run(
         Ok(spec) => spec,
         Err(diagnostics) => return cannot_start(run, place, diagnostics).await,
     };
-    let mut running = match process::spawn(spec, &task.variables) {
+    let environment = match environment(run, spec, &task).await {
+        Ok(Ok(environment)) => environment,
+        Ok(Err(diagnostics)) => return cannot_start(run, place, diagnostics).await,
+        // An outage: the job waits for another try.
+        Err(e) if e.is_transient() => return Err(e),
+        // One no retry mends (a private value sealed under another data key): it ends saying so.
+        Err(e) => {
+            let diagnostics = format!("cannot build the app's environment: {e}");
+            return cannot_start(run, place, diagnostics).await;
+        }
+    };
+    let mut running = match process::spawn(spec, &environment) {
         Ok(running) => running,
         Err(e) => {
             let program = spec.command.first().map(String::as_str).unwrap_or("");
@@ -186,83 +208,91 @@ pub(crate) async fn run(
     Ok(record_end(run, place, &end).await?.then_some(end))
 }
 
-/// A run that cannot start still starts and ends, as an error saying why: the log shows it was
-/// picked up and what went wrong (an orchestration's task says it in its output too).
-async fn cannot_start(
-    run: &mut Run<'_>,
-    place: Place,
-    diagnostics: String,
-) -> Result<Option<TaskEnd>, CommandError> {
-    let job_id = run.stream.job_id;
-    tracing::warn!(%job_id, ?place, diagnostics, "cannot start");
-    if !record_start(run, place, None, &[]).await? {
-        return Ok(None);
+/// The environment of `task`'s process (see the module's doc), or why it may not run.
+async fn environment(
+    run: &Run<'_>,
+    spec: &TaskSpec,
+    task: &CatalogTask<'_>,
+) -> Result<Result<Environment, String>, CommandError> {
+    let commands = &run.context.commands;
+    let registered = match &task.app {
+        Some(app) => commands
+            .registered_app_teams(app)
+            .await?
+            .map(|teams| (app, teams)),
+        None => None,
+    };
+    let Some((app, teams)) = registered else {
+        return Ok(Ok(layered(spec, None, &task.variables)));
+    };
+    match commands
+        .job_may_run_on_app(run.stream.job_id, app, &teams)
+        .await
+    {
+        Ok(()) => {}
+        Err(CommandError::Forbidden(why)) => return Ok(Err(why)),
+        Err(e) => return Err(e),
     }
-    if let Place::Task(index) = place {
-        let mut line = diagnostics.clone();
-        line.push('\n');
-        let output = JobCommand::AppendOutput {
-            stream: OutputStream::Stderr,
-            text: line,
-            task: Some(index),
-        };
-        let _ = run.stream.append(run.context, output).await;
-    }
-    let end = TaskEnd::error(diagnostics);
-    Ok(record_end(run, place, &end).await?.then_some(end))
+    // Removed since it was found: none (an empty layer: no secrets).
+    let app_env = commands.app_environment(app).await?.unwrap_or_default();
+    Ok(Ok(layered(spec, Some(app_env), &task.variables)))
 }
 
-/// Records the start of the run at `place`, with its process and argv if it has one; `false` if
-/// the job is no longer this worker's.
-pub(crate) async fn record_start(
-    run: &mut Run<'_>,
-    place: Place,
-    pid: Option<u32>,
-    command: &[String],
-) -> Result<bool, CommandError> {
-    match place {
-        Place::Job => {
-            let (context, worker) = (run.context, run.worker);
-            run.stream
-                .start(context, worker, pid, command.to_vec())
-                .await
-        }
-        Place::Task(index) => {
-            let start = JobCommand::StartTask { index, pid };
-            run.stream.step(run.context, start).await
-        }
+/// The environment of a process, each layer over the one before: the registered app's
+/// variables (none for a catalog app no one registered), the job's `variables`, the catalog's
+/// `env`. The operator's catalog value wins over everything a client set.
+fn layered(
+    spec: &TaskSpec,
+    app: Option<Vec<(String, secrecy::SecretString)>>,
+    variables: &BTreeMap<String, String>,
+) -> Environment {
+    let mut environment = Environment::default();
+    if let Some(app) = app {
+        environment.set_secrets(app);
     }
+    environment.set_all(variables);
+    environment.set_all(&spec.env);
+    environment
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
 
-/// Records how the run at `place` ended; `false` if the job is no longer this worker's.
-pub(crate) async fn record_end(
-    run: &mut Run<'_>,
-    place: Place,
-    end: &TaskEnd,
-) -> Result<bool, CommandError> {
-    let job_id = run.stream.job_id;
-    match place {
-        Place::Job => {
-            let status = FinalStatus::from(end.outcome);
-            let finish = JobCommand::Finish {
-                status,
-                exit_code: end.exit_code,
-                diagnostics: end.diagnostics.clone(),
-            };
-            run.stream.append(run.context, finish).await?;
-            tracing::info!(%job_id, ?status, "job finished");
-            Ok(true)
-        }
-        Place::Task(index) => {
-            let status = TaskStatus::from(end.outcome);
-            let finish = JobCommand::FinishTask {
-                index,
-                status,
-                exit_code: end.exit_code,
-                diagnostics: end.diagnostics.clone(),
-            };
-            tracing::info!(%job_id, index, status = status.as_str(), "task finished");
-            run.stream.step(run.context, finish).await
-        }
+    fn spec() -> TaskSpec {
+        serde_json::from_value(serde_json::json!({
+            "command": ["true"],
+            "env": {"A": "catalog", "B": "catalog", "C": "catalog"}
+        }))
+        .unwrap()
+    }
+
+    fn variables() -> BTreeMap<String, String> {
+        BTreeMap::from([("A".to_string(), "job".to_string())])
+    }
+
+    #[test]
+    fn a_registered_apps_job_gets_its_apps_env_then_its_variables_then_the_catalogs() {
+        let app = vec![
+            ("A".to_string(), SecretString::from("app")),
+            ("B".to_string(), SecretString::from("app")),
+            ("D".to_string(), SecretString::from("app")),
+            ("E".to_string(), SecretString::from("app")),
+        ];
+        let variables = BTreeMap::from([
+            ("A".to_string(), "job".to_string()),
+            ("E".to_string(), "job".to_string()),
+        ]);
+        let environment = layered(&spec(), Some(app), &variables);
+        assert_eq!(environment.get("A"), Some("catalog"), "the operator's value wins");
+        assert_eq!(environment.get("B"), Some("catalog"));
+        assert_eq!(environment.get("D"), Some("app"));
+        assert_eq!(environment.get("E"), Some("job"), "the job's variable over the app's");
+    }
+
+    #[test]
+    fn any_other_job_gets_its_variables_under_the_catalogs_env_as_always() {
+        let environment = layered(&spec(), None, &variables());
+        assert_eq!(environment.get("A"), Some("catalog"));
     }
 }

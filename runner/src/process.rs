@@ -4,7 +4,7 @@
 use bosun_domain::jobs::{OutputStream, TaskSpec};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::BTreeMap;
+use secrecy::{ExposeSecret, SecretString};
 use std::process::Stdio;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
@@ -20,7 +20,48 @@ pub struct Running {
     pub output: mpsc::Receiver<(OutputStream, Vec<u8>)>,
 }
 
-pub fn spawn(spec: &TaskSpec, variables: &BTreeMap<String, String>) -> std::io::Result<Running> {
+/// A process's environment beyond the inherited names, in the order it is set: a later value of
+/// a name replaces an earlier one. Values may be secrets (an app's private variables): each stays
+/// wrapped until the process is spawned, and `Debug` shows the names only.
+#[derive(Default)]
+pub struct Environment(Vec<(String, SecretString)>);
+
+impl Environment {
+    /// Sets each of `variables` (over what is set already).
+    pub fn set_all<'a>(&mut self, variables: impl IntoIterator<Item = (&'a String, &'a String)>) {
+        for (name, value) in variables {
+            self.0
+                .push((name.clone(), SecretString::from(value.as_str())));
+        }
+    }
+
+    /// Sets each of `variables`, secrets or not (over what is set already).
+    pub fn set_secrets(&mut self, variables: impl IntoIterator<Item = (String, SecretString)>) {
+        self.0.extend(variables);
+    }
+
+    /// The value the process gets for `name`, if any (the last one set).
+    #[cfg(test)]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.expose_secret())
+    }
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// Spawns `spec` with exactly `environment` (and the inherited names): the catalog's `env` is
+/// wherever the caller put it in.
+pub fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Result<Running> {
     let Some((program, args)) = spec.command.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -29,17 +70,18 @@ pub fn spawn(spec: &TaskSpec, variables: &BTreeMap<String, String>) -> std::io::
     };
     let mut command = Command::new(program);
     // A clean environment: the server's own (its database URL, its BOSUN_* settings) is not the
-    // job's. The catalog's env is set after the job's variables, so an operator's value wins.
+    // job's.
     command.env_clear();
     for name in INHERITED {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
         }
     }
+    for (name, value) in &environment.0 {
+        command.env(name, value.expose_secret());
+    }
     command
         .args(args)
-        .envs(variables)
-        .envs(&spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -98,5 +140,43 @@ pub fn signal_group(pid: u32, signal: Signal) {
         if e != nix::errno::Errno::ESRCH {
             tracing::warn!(pid, ?signal, error = %e, "signalling a job's process group failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn spec(script: &str) -> TaskSpec {
+        serde_json::from_value(serde_json::json!({"command": ["sh", "-c", script]})).unwrap()
+    }
+
+    async fn stdout_of(mut running: Running) -> String {
+        let mut text = Vec::new();
+        while let Some((stream, chunk)) = running.output.recv().await {
+            if stream == OutputStream::Stdout {
+                text.extend(chunk);
+            }
+        }
+        let _ = running.child.wait().await;
+        String::from_utf8(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_later_value_of_a_name_wins_and_secrets_reach_the_process_only() {
+        let mut environment = Environment::default();
+        let catalog = BTreeMap::from([("A".to_string(), "catalog".to_string())]);
+        let job = BTreeMap::from([("A".to_string(), "job".to_string())]);
+        environment.set_all(&catalog);
+        environment.set_secrets([
+            ("A".to_string(), SecretString::from("app")),
+            ("S".to_string(), SecretString::from("hush")),
+        ]);
+        assert_eq!(environment.get("A"), Some("app"));
+        environment.set_all(&job);
+        assert_eq!(format!("{environment:?}"), r#"["A", "A", "S", "A"]"#);
+        let running = spawn(&spec("echo $A $S"), &environment).unwrap();
+        assert_eq!(stdout_of(running).await, "job hush\n");
     }
 }

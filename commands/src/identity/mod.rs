@@ -7,14 +7,19 @@
 //! existed get theirs in one pass over the log, once (`backfill`).
 
 mod admins;
+mod app_tokens;
 mod backfill;
 mod bootstrap;
+mod keys;
+pub mod password_reset;
 pub(crate) mod reservations;
 pub mod secrets;
 mod teams;
 mod tokens;
 mod users;
 
+pub use app_tokens::{app_token_scopes, IssuedAppToken, NewAppToken};
 pub use bootstrap::Bootstrapped;
+pub use password_reset::{OutgoingMail, ResetRequested, DEFAULT_RESET_TTL_SECONDS};
 pub use tokens::{IssuedToken, NewApiToken, DEFAULT_SESSION_SECONDS};
 pub use users::{NewUser, UserChanges};

@@ -25,6 +25,11 @@ pub struct IssuedToken {
     pub description: String,
     pub scopes: Scopes,
     pub expires_at: Option<DateTime<Utc>>,
+    /// An app token's app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip)]
+    pub created_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for IssuedToken {
             .field("user", &self.user)
             .field("scopes", &self.scopes)
             .field("expires_at", &self.expires_at)
+            .field("app", &self.app)
             .finish()
     }
 }
@@ -93,6 +99,7 @@ impl<S: EventStore> Commands<S> {
             "login".into(),
             Scopes::all(),
             Some(expires_in.unwrap_or(DEFAULT_SESSION_SECONDS)),
+            None,
         )
         .await
     }
@@ -130,6 +137,7 @@ impl<S: EventStore> Commands<S> {
             request.description,
             wanted,
             request.expires_in,
+            None,
         )
         .await
     }
@@ -156,12 +164,14 @@ impl<S: EventStore> Commands<S> {
             description,
             Scopes::all(),
             expires_in,
+            None,
         )
         .await
     }
 
+    /// Issues a token of `username` (for an app token, `app`'s, issued by `username`).
     #[allow(clippy::too_many_arguments)]
-    async fn issue(
+    pub(super) async fn issue(
         &self,
         actor: &Actor,
         origin: &Origin,
@@ -171,6 +181,7 @@ impl<S: EventStore> Commands<S> {
         description: String,
         scopes: Scopes,
         expires_in: Option<i64>,
+        app: Option<String>,
     ) -> Result<(IssuedToken, Written), CommandError> {
         let secret = new_token();
         let now = Utc::now();
@@ -185,6 +196,7 @@ impl<S: EventStore> Commands<S> {
                     scopes: scopes.clone(),
                     expires_in,
                     now,
+                    app: app.clone(),
                 })
             })
             .await?;
@@ -198,6 +210,8 @@ impl<S: EventStore> Commands<S> {
                 description,
                 scopes,
                 expires_at,
+                app,
+                created_at: now,
             },
             written,
         ))

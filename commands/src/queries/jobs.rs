@@ -1,5 +1,8 @@
 //! Reading jobs, by one rule for the list, a job, its output and its stream (the live feed is an
-//! admin's): its submitter, whoever may read its orchestration (every reader), and admins.
+//! admin's): its submitter, whoever may read its orchestration (every reader), and admins; but a
+//! job of a registered app (or an orchestration job running one of its tasks) only by members of
+//! one of the app's teams (as they are when it is read), admins, and, for a job of its task,
+//! that app's token.
 
 use super::{Page, Queries};
 use crate::actor::Actor;
@@ -10,15 +13,24 @@ use bosun_projections::read_models::jobs::{self as model, JobQuery, JobReaders, 
 use uuid::Uuid;
 
 /// Which jobs `actor` may read: an admin every job; a user the jobs they submitted and the jobs
-/// of orchestrations.
+/// of orchestrations, and the jobs of the registered apps of their teams, but no job of a
+/// registered app of none of their teams; an app token its app's jobs.
 pub fn job_readers(actor: &Actor) -> Result<JobReaders, CommandError> {
+    if let Some(token) = actor.app_token() {
+        return Ok(JobReaders::App(token.app().to_string()));
+    }
     actor.require(Scope::Read)?;
     if actor.is_admin() {
         return Ok(JobReaders::All);
     }
-    match actor.username() {
-        Some(user) => Ok(JobReaders::SubmitterOrOrchestration(user.to_string())),
-        None => Err(CommandError::Unauthenticated),
+    match actor {
+        Actor::User {
+            username, teams, ..
+        } => Ok(JobReaders::User {
+            username: username.clone(),
+            teams: teams.clone(),
+        }),
+        _ => Err(CommandError::Unauthenticated),
     }
 }
 
@@ -54,14 +66,14 @@ impl Queries {
     /// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read.
     pub async fn job(&self, actor: &Actor, job_id: Uuid) -> Result<JobView, CommandError> {
         let readers = job_readers(actor)?;
-        let job = model::get(&**self.client().await?, job_id)
+        let (job, admitted) = model::get_for(&**self.client().await?, job_id, &readers)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
-        if readers.admits(&job) {
+        if admitted {
             Ok(job)
         } else {
             Err(CommandError::Forbidden(format!(
-                "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may"
+                "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may, and a registered app's job only members of one of the app's teams, admins and the app's token"
             )))
         }
     }
@@ -88,22 +100,31 @@ mod tests {
         Actor::User {
             username: name.into(),
             admin,
-            teams: vec![],
+            teams: vec!["ops".into()],
             token_id: Uuid::nil(),
             scopes: Scopes::all(),
         }
     }
 
     #[test]
-    fn an_admin_reads_every_job_and_a_user_their_own_and_orchestrations() {
+    fn an_admin_reads_every_job_and_a_user_by_their_name_and_teams() {
         assert_eq!(job_readers(&user("root", true)).unwrap(), JobReaders::All);
         assert_eq!(
             job_readers(&user("ann", false)).unwrap(),
-            JobReaders::SubmitterOrOrchestration("ann".into())
+            JobReaders::User {
+                username: "ann".into(),
+                teams: vec!["ops".into()]
+            }
         );
         assert!(matches!(
             job_readers(&Actor::Anonymous),
             Err(CommandError::Unauthenticated)
         ));
+    }
+
+    #[test]
+    fn an_app_token_reads_its_apps_jobs_only() {
+        let token = Actor::App(crate::actor::AppActor::new("shop", Uuid::nil(), "ann"));
+        assert_eq!(job_readers(&token).unwrap(), JobReaders::App("shop".into()));
     }
 }

@@ -193,6 +193,7 @@ async fn only_its_owner_or_an_admin_may_revoke_a_token() {
                 scopes: Scopes::all(),
                 expires_in: None,
                 now: chrono::Utc::now(),
+                app: None,
             })
         })
         .await

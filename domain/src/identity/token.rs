@@ -1,7 +1,9 @@
 //! The token aggregate, stream `token-<uuid>`. The log holds the token's SHA-256 digest, never
-//! the token. A session token (from a login) expires; an API token may live until revoked.
+//! the token. A session token (from a login) expires; an API token may live until revoked. An
+//! app token acts on one app only (`app`), never with the admin scope; its `username` is the user
+//! who issued it, kept for the audit: its rights are the app's, not that user's.
 
-use super::scope::Scopes;
+use super::scope::{Scope, Scopes};
 use super::values::{TokenDigest, Username};
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
@@ -17,6 +19,18 @@ pub const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
 pub enum TokenKind {
     Session,
     Api,
+    /// Acts only on its app: that app's jobs, env and restarts.
+    App,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+            TokenKind::App => "app",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +44,9 @@ pub enum TokenEvent {
         description: String,
         scopes: Scopes,
         expires_at: Option<DateTime<Utc>>,
+        /// An app token's app; absent for the others (and in events stored before app tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
     },
     TokenRevoked {
         token_id: Uuid,
@@ -59,6 +76,8 @@ pub enum TokenCommand {
         /// Seconds from `now`; `None`: until revoked.
         expires_in: Option<i64>,
         now: DateTime<Utc>,
+        /// The app of an app token (`kind: App`), and only of one.
+        app: Option<String>,
     },
     Revoke {
         reason: String,
@@ -69,6 +88,8 @@ pub enum TokenCommand {
 pub struct Token {
     pub token_id: Option<Uuid>,
     pub username: Option<Username>,
+    /// The app an app token acts on.
+    pub app: Option<String>,
     pub revoked: bool,
 }
 
@@ -88,6 +109,7 @@ impl Aggregate for Token {
                 scopes,
                 expires_in,
                 now,
+                app,
             } => {
                 if self.token_id.is_some() {
                     return Err(DomainError::conflict(
@@ -100,6 +122,27 @@ impl Aggregate for Token {
                         "description",
                         "must be at most 256 characters",
                     ));
+                }
+                match (kind, &app) {
+                    (TokenKind::App, None) => {
+                        return Err(DomainError::invalid(
+                            "app",
+                            "an app token must name its app",
+                        ))
+                    }
+                    (TokenKind::App, Some(_)) if scopes.contains(Scope::Admin) => {
+                        return Err(DomainError::invalid(
+                            "scopes",
+                            "an app token cannot have the admin scope",
+                        ))
+                    }
+                    (TokenKind::Session | TokenKind::Api, Some(_)) => {
+                        return Err(DomainError::invalid(
+                            "app",
+                            "only an app token acts on an app",
+                        ))
+                    }
+                    _ => {}
                 }
                 let expires_at = match expires_in {
                     None => None,
@@ -121,6 +164,7 @@ impl Aggregate for Token {
                     description,
                     scopes,
                     expires_at,
+                    app,
                 }])
             }
             TokenCommand::Revoke { reason } => {
@@ -143,10 +187,14 @@ impl Aggregate for Token {
     fn apply(&mut self, event: &TokenEvent) {
         match event {
             TokenEvent::TokenIssued {
-                token_id, username, ..
+                token_id,
+                username,
+                app,
+                ..
             } => {
                 self.token_id = Some(*token_id);
                 self.username = Some(username.clone());
+                self.app = app.clone();
             }
             TokenEvent::TokenRevoked { .. } => self.revoked = true,
         }
@@ -176,6 +224,7 @@ mod tests {
             scopes: Scopes::all(),
             expires_in,
             now: now(),
+            app: None,
         }
     }
 
@@ -188,6 +237,7 @@ mod tests {
             description: "ci".into(),
             scopes: Scopes::all(),
             expires_at,
+            app: None,
         }
     }
 
@@ -227,6 +277,7 @@ mod tests {
             scopes,
             expires_in,
             now,
+            app,
             ..
         } = issue(None)
         else {
@@ -242,6 +293,7 @@ mod tests {
                 scopes,
                 expires_in,
                 now,
+                app,
             })
             .refused(DomainError::invalid(
                 "description",
@@ -275,5 +327,102 @@ mod tests {
                 "token_exists",
                 "a token with this id exists",
             ));
+    }
+    fn read_write() -> Scopes {
+        Scopes::parse(&["read".into(), "write".into()]).unwrap()
+    }
+
+    fn issue_app(app: Option<&str>, kind: TokenKind, scopes: Scopes) -> TokenCommand {
+        TokenCommand::Issue {
+            token_id: Uuid::nil(),
+            username: Username::parse("ann").unwrap(),
+            kind,
+            digest: TokenDigest("ab".into()),
+            description: "deploys".into(),
+            scopes,
+            expires_in: None,
+            now: now(),
+            app: app.map(str::to_string),
+        }
+    }
+
+    fn app_issued() -> TokenEvent {
+        TokenEvent::TokenIssued {
+            token_id: Uuid::nil(),
+            username: Username::parse("ann").unwrap(),
+            kind: TokenKind::App,
+            digest: TokenDigest("ab".into()),
+            description: "deploys".into(),
+            scopes: read_write(),
+            expires_at: None,
+            app: Some("shop".into()),
+        }
+    }
+
+    #[test]
+    fn an_app_token_names_its_app_and_the_user_who_issued_it() {
+        given::<Token>(&[])
+            .when(issue_app(Some("shop"), TokenKind::App, read_write()))
+            .then(vec![app_issued()]);
+        let mut token = Token::default();
+        token.apply(&app_issued());
+        assert_eq!(token.app.as_deref(), Some("shop"));
+        assert_eq!(token.username, Some(Username::parse("ann").unwrap()));
+    }
+
+    #[test]
+    fn an_app_token_must_name_its_app_and_no_other_token_may() {
+        given::<Token>(&[])
+            .when(issue_app(None, TokenKind::App, read_write()))
+            .refused(DomainError::invalid(
+                "app",
+                "an app token must name its app",
+            ));
+        for kind in [TokenKind::Api, TokenKind::Session] {
+            given::<Token>(&[])
+                .when(issue_app(Some("shop"), kind, Scopes::all()))
+                .refused(DomainError::invalid(
+                    "app",
+                    "only an app token acts on an app",
+                ));
+        }
+    }
+
+    #[test]
+    fn an_app_token_never_has_the_admin_scope() {
+        given::<Token>(&[])
+            .when(issue_app(Some("shop"), TokenKind::App, Scopes::all()))
+            .refused(DomainError::invalid(
+                "scopes",
+                "an app token cannot have the admin scope",
+            ));
+    }
+
+    #[test]
+    fn an_app_token_is_revoked_like_any_other() {
+        given::<Token>(&[app_issued()])
+            .when(revoke())
+            .then(vec![TokenEvent::TokenRevoked {
+                token_id: Uuid::nil(),
+                username: Username::parse("ann").unwrap(),
+                reason: "r".into(),
+            }]);
+    }
+
+    #[test]
+    fn a_token_stored_before_app_tokens_loads_without_an_app_and_others_are_stored_as_before() {
+        let stored = serde_json::json!({
+            "event_type": "TokenIssued",
+            "data": {
+                "token_id": Uuid::nil(), "username": "ann", "kind": "api", "digest": "ab",
+                "description": "ci", "scopes": ["read", "write", "admin"], "expires_at": null
+            }
+        });
+        let event: TokenEvent = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(event, issued(None));
+        assert_eq!(serde_json::to_value(&event).unwrap(), stored);
+        let app = serde_json::to_value(app_issued()).unwrap();
+        assert_eq!(app["data"]["app"], "shop");
+        assert_eq!(app["data"]["kind"], "app");
     }
 }

@@ -22,17 +22,19 @@ impl Projection for Identity {
     }
 
     /// 3: the index on `lower(username)`, for the check that names differ by more than case.
+    /// 4: app tokens (`tokens.app`), and `token_apps`, the apps whose tokens may work.
     fn version(&self) -> i32 {
-        3
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["users", "teams", "team_members", "tokens"]
+        &["users", "teams", "team_members", "tokens", "token_apps"]
     }
 
+    /// `app`: an app's creation and removal decide whether its tokens work.
     fn filter(&self) -> Filter {
         Filter {
-            categories: vec!["user".into(), "team".into(), "token".into()],
+            categories: vec!["user".into(), "team".into(), "token".into(), "app".into()],
             ..Filter::default()
         }
     }
@@ -64,11 +66,16 @@ impl Projection for Identity {
                 issued_at     TIMESTAMPTZ NOT NULL,
                 expires_at    TIMESTAMPTZ,
                 revoked_at    TIMESTAMPTZ,
-                revoke_reason TEXT);",
+                revoke_reason TEXT,
+                app           TEXT);
+             CREATE TABLE {token_apps} (
+                app    TEXT PRIMARY KEY,
+                active BOOLEAN NOT NULL);",
             users = tables.name("users"),
             teams = tables.name("teams"),
             members = tables.name("team_members"),
             tokens = tables.name("tokens"),
+            token_apps = tables.name("token_apps"),
         )
     }
 
@@ -80,7 +87,8 @@ impl Projection for Identity {
              CREATE INDEX ON {users} (lower(username));
              CREATE INDEX ON {members} (username);
              CREATE INDEX ON {tokens} (digest);
-             CREATE INDEX ON {tokens} (username);",
+             CREATE INDEX ON {tokens} (username);
+             CREATE INDEX ON {tokens} (app);",
             users = tables.name("users"),
             members = tables.name("team_members"),
             tokens = tables.name("tokens"),
@@ -105,6 +113,7 @@ impl Projection for Identity {
                     apply_token(e, at, tables, writes)
                 }
             }
+            "app" => apply_app(&event.event_type, event.stream_id.id(), at, tables, writes),
             _ => {}
         }
     }
@@ -189,14 +198,20 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
                 vec![Box::new(name.clone())],
             );
             writes.push(
+                // An app token is its app's, not its issuer's: it outlives them.
                 format!(
                     "UPDATE {} SET revoked_at = $2, revoke_reason = 'user removed'
-                     WHERE username = $1 AND revoked_at IS NULL",
+                     WHERE username = $1 AND revoked_at IS NULL AND kind <> 'app'",
                     tables.name("tokens")
                 ),
                 vec![Box::new(name), Box::new(at)],
             );
         }
+        // SSH keys are the `keys` projection's; a reset's new password comes as PasswordChanged.
+        UserEvent::UserKeyAdded { .. }
+        | UserEvent::UserKeyRemoved { .. }
+        | UserEvent::PasswordResetRequested { .. }
+        | UserEvent::PasswordResetUsed { .. } => {}
     }
 }
 
@@ -262,6 +277,7 @@ fn apply_team(event: TeamEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
 fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
     let tokens = tables.name("tokens");
     let users = tables.name("users");
+    let token_apps = tables.name("token_apps");
     match event {
         TokenEvent::TokenIssued {
             token_id,
@@ -271,6 +287,7 @@ fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &m
             description,
             scopes,
             expires_at,
+            app: None,
         } => writes.push(
             // A token issued to a user removed while the command ran is born revoked, so it cannot
             // come to life for a later user of the same name.
@@ -285,14 +302,43 @@ fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &m
                 Box::new(token_id),
                 Box::new(digest.0),
                 Box::new(username.as_str().to_string()),
-                Box::new(match kind {
-                    bosun_domain::identity::TokenKind::Session => "session",
-                    bosun_domain::identity::TokenKind::Api => "api",
-                }),
+                Box::new(kind.as_str()),
                 Box::new(description),
                 Box::new(scopes.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>()),
                 Box::new(at),
                 Box::new(expires_at),
+            ],
+        ),
+        TokenEvent::TokenIssued {
+            token_id,
+            username,
+            kind,
+            digest,
+            description,
+            scopes,
+            expires_at,
+            app: Some(app),
+        } => writes.push(
+            // An app token issued while its app was being removed (the command saw it before its
+            // removal) is born revoked: it cannot come to life for a later app of the same name.
+            format!(
+                "INSERT INTO {tokens} (token_id, digest, username, kind, description, scopes, issued_at, expires_at, revoked_at, revoke_reason, app)
+                 SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text[], $7::timestamptz, $8::timestamptz,
+                        CASE WHEN a.active THEN NULL ELSE $7::timestamptz END,
+                        CASE WHEN a.active THEN NULL ELSE 'app removed' END,
+                        $9::text
+                 FROM (SELECT EXISTS (SELECT 1 FROM {token_apps} WHERE app = $9 AND active) AS active) a"
+            ),
+            vec![
+                Box::new(token_id),
+                Box::new(digest.0),
+                Box::new(username.as_str().to_string()),
+                Box::new(kind.as_str()),
+                Box::new(description),
+                Box::new(scopes.iter().map(|s| s.as_str().to_string()).collect::<Vec<_>>()),
+                Box::new(at),
+                Box::new(expires_at),
+                Box::new(app),
             ],
         ),
         TokenEvent::TokenRevoked {
@@ -304,6 +350,41 @@ fn apply_token(event: TokenEvent, at: DateTime<Utc>, tables: &Tables, writes: &m
             ),
             vec![Box::new(token_id), Box::new(at), Box::new(reason)],
         ),
+    }
+}
+
+/// An app's creation and removal, for its tokens: a removed app's tokens are revoked for good
+/// (a later app of the same name does not revive them), and one issued after the removal is born
+/// revoked. Only the event types are read, so the app events' other fields are not this
+/// projection's concern.
+fn apply_app(event_type: &str, app: &str, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
+    let token_apps = tables.name("token_apps");
+    match event_type {
+        "AppCreated" => writes.push(
+            format!(
+                "INSERT INTO {token_apps} (app, active) VALUES ($1, true)
+                 ON CONFLICT (app) DO UPDATE SET active = true"
+            ),
+            vec![Box::new(app.to_string())],
+        ),
+        "AppRemoved" => {
+            writes.push(
+                format!(
+                    "INSERT INTO {token_apps} (app, active) VALUES ($1, false)
+                     ON CONFLICT (app) DO UPDATE SET active = false"
+                ),
+                vec![Box::new(app.to_string())],
+            );
+            writes.push(
+                format!(
+                    "UPDATE {} SET revoked_at = $2, revoke_reason = 'app removed'
+                     WHERE app = $1 AND revoked_at IS NULL",
+                    tables.name("tokens")
+                ),
+                vec![Box::new(app.to_string()), Box::new(at)],
+            );
+        }
+        _ => {}
     }
 }
 
@@ -424,7 +505,9 @@ pub async fn email_owner(
         .map(|r| r.get(0)))
 }
 
-/// Who a good token speaks for: its owner's rights and its own scopes.
+/// Who a good token speaks for: its owner's rights and its own scopes; or, for an app token,
+/// its app (`app`), with `username` the user who issued it and none of their rights (`admin`
+/// false, no `teams`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenHolder {
     pub token_id: Uuid,
@@ -433,22 +516,27 @@ pub struct TokenHolder {
     pub teams: Vec<String>,
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The app an app token acts on (only on it).
+    pub app: Option<String>,
 }
 
 /// The holder of the token with this digest if it is neither expired nor revoked and its owner
-/// still exists.
+/// still exists; an app token needs no owner (its app's removal revokes it).
 pub async fn token_holder(
     client: &impl GenericClient,
     digest: &str,
 ) -> Result<Option<TokenHolder>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT t.token_id, u.username, u.admin,
-                    COALESCE((SELECT array_agg(m.team ORDER BY m.team) FROM team_members m WHERE m.username = u.username), '{}'),
-                    t.scopes, t.expires_at
-             FROM tokens t JOIN users u ON u.username = t.username
+            "SELECT t.token_id, t.username, COALESCE(u.admin, false) AND t.app IS NULL,
+                    CASE WHEN t.app IS NULL THEN
+                        COALESCE((SELECT array_agg(m.team ORDER BY m.team) FROM team_members m WHERE m.username = u.username), '{}')
+                    ELSE '{}' END,
+                    t.scopes, t.expires_at, t.app
+             FROM tokens t LEFT JOIN users u ON u.username = t.username
              WHERE t.digest = $1 AND t.revoked_at IS NULL
-               AND (t.expires_at IS NULL OR t.expires_at > now())",
+               AND (t.expires_at IS NULL OR t.expires_at > now())
+               AND (u.username IS NOT NULL OR t.app IS NOT NULL)",
             &[&digest],
         )
         .await?;
@@ -459,6 +547,7 @@ pub async fn token_holder(
         teams: r.get(3),
         scopes: r.get(4),
         expires_at: r.get(5),
+        app: r.get(6),
     }))
 }
 
@@ -474,9 +563,11 @@ pub struct TokenView {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoke_reason: Option<String>,
+    /// An app token's app.
+    pub app: Option<String>,
 }
 
-const TOKEN_COLUMNS: &str = "token_id, username, kind, description, scopes, issued_at, expires_at, revoked_at, revoke_reason";
+const TOKEN_COLUMNS: &str = "token_id, username, kind, description, scopes, issued_at, expires_at, revoked_at, revoke_reason, app";
 
 fn token_view(r: &tokio_postgres::Row) -> TokenView {
     TokenView {
@@ -489,6 +580,7 @@ fn token_view(r: &tokio_postgres::Row) -> TokenView {
         expires_at: r.get(6),
         revoked_at: r.get(7),
         revoke_reason: r.get(8),
+        app: r.get(9),
     }
 }
 
@@ -529,6 +621,30 @@ pub async fn token(
         .query_opt(&sql, &[&token_id])
         .await?
         .map(|r| token_view(&r)))
+}
+
+/// A page of the tokens of app `app`, newest first (revoked ones too, saying so), and how many
+/// there are in all.
+pub async fn app_tokens(
+    client: &impl GenericClient,
+    app: &str,
+    page: Page,
+) -> Result<(Vec<TokenView>, i64), tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE app = $1
+         ORDER BY issued_at DESC, token_id LIMIT $2 OFFSET $3"
+    );
+    let tokens = client
+        .query(&sql, &[&app, &page.limit, &page.offset])
+        .await?
+        .iter()
+        .map(token_view)
+        .collect();
+    let total = client
+        .query_one("SELECT count(*) FROM tokens WHERE app = $1", &[&app])
+        .await?
+        .get(0);
+    Ok((tokens, total))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -19,7 +19,8 @@ impl Projection for Jobs {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: a task's secret `component_url` shown redacted (`Task::component_url`).
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -316,10 +317,12 @@ pub struct JobView {
 }
 
 const COLUMNS: &str =
-    "job_id, name, app, env, task, variables, status, created_at, started_at, finished_at,
-    exit_code, pid, command, worker, diagnostics, orchestration_id, initialized_by, created_by,
-    timeout_seconds, kill_requested, stdout_bytes, stderr_bytes, version, tasks, scheduled_for,
-    notification_emails";
+    "j.job_id, j.name, j.app, j.env, j.task, j.variables, j.status, j.created_at, j.started_at,
+    j.finished_at, j.exit_code, j.pid, j.command, j.worker, j.diagnostics, j.orchestration_id,
+    j.initialized_by, j.created_by, j.timeout_seconds, j.kill_requested, j.stdout_bytes,
+    j.stderr_bytes, j.version, j.tasks, j.scheduled_for, j.notification_emails";
+/// How many columns [`COLUMNS`] names.
+const COLUMN_COUNT: usize = 26;
 
 /// The `status` column, read as the enum it holds: a value this code does not know is an error,
 /// not a default.
@@ -376,12 +379,40 @@ pub async fn get(
     client: &impl GenericClient,
     job_id: Uuid,
 ) -> Result<Option<JobView>, tokio_postgres::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE job_id = $1");
+    let sql = format!("SELECT {COLUMNS} FROM jobs j WHERE job_id = $1");
     client
         .query_opt(&sql, &[&job_id])
         .await?
         .map(|r| view(&r))
         .transpose()
+}
+
+/// A job, and whether `readers` may read it (by the same condition as [`list`]).
+pub async fn get_for(
+    client: &impl GenericClient,
+    job_id: Uuid,
+    readers: &JobReaders,
+) -> Result<Option<(JobView, bool)>, tokio_postgres::Error> {
+    let mut params = Params::default();
+    let id = params.add(&job_id);
+    let admitted = readers.condition(&mut params);
+    let sql = format!("SELECT {COLUMNS}, ({admitted}) FROM jobs j WHERE job_id = {id}");
+    let Some(row) = client.query_opt(&sql, &params.0).await? else {
+        return Ok(None);
+    };
+    let admitted: bool = row.get(COLUMN_COUNT);
+    Ok(Some((view(&row)?, admitted)))
+}
+
+/// The parameters of a query under construction, each added with the `$n` it takes.
+#[derive(Default)]
+struct Params<'a>(Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>);
+
+impl<'a> Params<'a> {
+    fn add(&mut self, value: &'a (dyn tokio_postgres::types::ToSql + Sync)) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -397,32 +428,55 @@ pub struct JobQuery {
 }
 
 /// Which jobs a caller may read. The rule itself (who gets which) is `commands`'; this is what it
-/// means, for one job and for a list, side by side so the two can never differ.
+/// means, as one SQL condition on a job row `j` that both a single job ([`get_for`]) and a list
+/// ([`list`]) use, so the two can never differ.
+///
+/// A job "touches" a registered app (a row of the apps read model's `apps` table, not removed)
+/// when it is a job of that app's task, or an orchestration job with one of that app's tasks.
+/// The app's teams are read when the job is read: whoever joins or leaves a team gains or loses
+/// its jobs at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobReaders {
     /// Every job (an admin).
     All,
-    /// The jobs this user submitted, and every orchestration job (whoever may read an
-    /// orchestration may read its jobs, and every reader may read orchestrations).
-    SubmitterOrOrchestration(String),
+    /// A user, with their teams: the jobs of registered apps one of whose teams they are in; the
+    /// jobs they submitted and every orchestration job (whoever may read an orchestration may
+    /// read its jobs, and every reader may read orchestrations), unless the job touches a
+    /// registered app none of whose teams they are in.
+    User {
+        username: String,
+        teams: Vec<String>,
+    },
+    /// An app token: the jobs of that app's tasks (not orchestration jobs).
+    App(String),
 }
 
-impl JobReaders {
-    pub fn admits(&self, job: &JobView) -> bool {
-        match self {
-            JobReaders::All => true,
-            JobReaders::SubmitterOrOrchestration(user) => {
-                &job.created_by == user || job.orchestration_id.is_some()
-            }
-        }
-    }
+/// The registered (not removed) apps a job row `j` touches.
+const TOUCHED_APPS: &str = "SELECT 1 FROM apps a WHERE NOT a.removed
+    AND (a.name = j.app OR a.name IN (
+        SELECT split_part(t->>'component', '/', 1) FROM jsonb_array_elements(j.tasks) t
+        WHERE t->>'component' IS NOT NULL))";
 
-    /// The user whose jobs (besides orchestrations') may be read; `None`: every job. The SQL
-    /// of [`list`] says the same as [`admits`](Self::admits) with it.
-    fn user(&self) -> Option<&str> {
+impl JobReaders {
+    /// The SQL condition on job row `j` that admits it, its parameters added to `params`.
+    fn condition<'a>(&'a self, params: &mut Params<'a>) -> String {
         match self {
-            JobReaders::All => None,
-            JobReaders::SubmitterOrOrchestration(user) => Some(user),
+            JobReaders::All => "true".into(),
+            JobReaders::User { username, teams } => {
+                let (user, teams) = (params.add(username), params.add(teams));
+                format!(
+                    "NOT EXISTS ({TOUCHED_APPS} AND NOT (a.teams && {teams}::text[]))
+                     AND (j.created_by = {user} OR j.orchestration_id IS NOT NULL
+                          OR EXISTS (SELECT 1 FROM apps a WHERE a.name = j.app AND NOT a.removed))"
+                )
+            }
+            JobReaders::App(app) => {
+                let app = params.add(app);
+                format!(
+                    "j.app = {app} AND j.orchestration_id IS NULL
+                     AND EXISTS (SELECT 1 FROM apps a WHERE a.name = {app} AND NOT a.removed)"
+                )
+            }
         }
     }
 }
@@ -432,33 +486,53 @@ pub async fn list(
     client: &impl GenericClient,
     query: &JobQuery,
 ) -> Result<(Vec<JobView>, i64), tokio_postgres::Error> {
-    let user = query.readers.user();
-    let filter = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR app = $2)
-        AND ($3::text IS NULL OR env = $3) AND ($4::text IS NULL OR orchestration_id = $4)
-        AND ($5::text IS NULL OR created_by = $5 OR orchestration_id IS NOT NULL)";
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
-        &query.status,
-        &query.app,
-        &query.env,
-        &query.orchestration_id,
-        &user,
-    ];
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM jobs WHERE {filter} ORDER BY created_at DESC, job_id LIMIT $6 OFFSET $7"
-            ),
-            &[params[0], params[1], params[2], params[3], params[4], &query.limit, &query.offset],
-        )
-        .await?;
+    let mut params = Params::default();
+    let (status, app, env, orchestration) = (
+        params.add(&query.status),
+        params.add(&query.app),
+        params.add(&query.env),
+        params.add(&query.orchestration_id),
+    );
+    let admitted = query.readers.condition(&mut params);
+    let filter = format!(
+        "({status}::text IS NULL OR j.status = {status}) AND ({app}::text IS NULL OR j.app = {app})
+        AND ({env}::text IS NULL OR j.env = {env})
+        AND ({orchestration}::text IS NULL OR j.orchestration_id = {orchestration})
+        AND ({admitted})"
+    );
     let total: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM jobs WHERE {filter}"),
-            &params,
+            &format!("SELECT count(*) FROM jobs j WHERE {filter}"),
+            &params.0,
         )
         .await?
         .get(0);
+    let (limit, offset) = (params.add(&query.limit), params.add(&query.offset));
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM jobs j WHERE {filter}
+                 ORDER BY j.created_at DESC, j.job_id LIMIT {limit} OFFSET {offset}"
+            ),
+            &params.0,
+        )
+        .await?;
     Ok((rows.iter().map(view).collect::<Result<_, _>>()?, total))
+}
+
+/// The teams of app `app` as the apps read model has them, if it is a registered app (created
+/// and not removed); `None` for a catalog app no one registered.
+pub async fn app_teams(
+    client: &impl GenericClient,
+    app: &str,
+) -> Result<Option<Vec<String>>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT teams FROM apps WHERE name = $1 AND NOT removed",
+            &[&app],
+        )
+        .await?
+        .map(|r| r.get(0)))
 }
 
 /// Which output a client reads.

@@ -1,0 +1,288 @@
+//! App tokens over HTTP: a member of the app's teams issues one (its secret shown once), lists
+//! them (no secrets) and revokes them; the token submits and reads its app's jobs and nothing
+//! else; a revoked token, or one of a removed app, gets 401 at once, and an app of the same name
+//! made later does not revive it; the token outlives the user who issued it.
+
+use bosun_tests::{spawn_app, Api, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const CONFIG: &str = r#"
+catalog:
+  shop:
+    production:
+      show:
+        command: ["sh", "-c", "echo shop $GREETING"]
+  blog:
+    production:
+      show:
+        command: ["sh", "-c", "echo blog"]
+"#;
+
+/// The server; ann (team `ops`) with app `shop`, bob (team `web`) with app `blog`.
+struct World {
+    app: TestApp,
+    ann: Api,
+    bob: Api,
+}
+
+async fn world() -> World {
+    let app = spawn_app(CONFIG).await;
+    let admin = &app.api;
+    admin
+        .post("/v1/platforms", json!({"name": "python"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let ann = admin.new_user("ann", "ann-password").await;
+    let bob = admin.new_user("bob", "bob-password").await;
+    for (user, team, name) in [(&ann, "ops", "shop"), (&bob, "web", "blog")] {
+        user.post("/v1/teams", json!({"name": team}))
+            .await
+            .expect(StatusCode::CREATED);
+        user.post(
+            "/v1/apps",
+            json!({"name": name, "platform": "python", "team_owner": team}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    ann.call(
+        Method::PUT,
+        "/v1/apps/shop/env",
+        Some(json!({"envs": [{"name": "GREETING", "value": "hello", "public": true}], "restart": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    World { app, ann, bob }
+}
+
+/// Issues a token of `app` as `api` (201): its answer.
+async fn issue(api: &Api, app: &str, body: Value) -> Value {
+    api.post(&format!("/v1/apps/{app}/tokens"), body)
+        .await
+        .expect(StatusCode::CREATED)
+        .body
+}
+
+fn job(app: &str) -> Value {
+    json!({"app": app, "env": "production", "task": "show"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_token_submits_and_reads_its_apps_jobs_and_nothing_else() {
+    let World { app, ann, bob } = world().await;
+    let admin = &app.api;
+    let issued = issue(
+        &ann,
+        "shop",
+        json!({"description": "deploys", "expires_in": 3600}),
+    )
+    .await;
+    assert_eq!(issued["app"], "shop");
+    assert_eq!(issued["description"], "deploys");
+    assert!(
+        issued["expires_at"].is_string() && issued["created_at"].is_string(),
+        "{issued}"
+    );
+    let secret = issued["token"].as_str().unwrap().to_string();
+    let token_id = issued["token_id"].as_str().unwrap().to_string();
+    let token = ann.with_token(&secret);
+
+    // Its app's job: submitted (201), recorded as the app's with who issued the token.
+    let submitted = token
+        .post("/v1/jobs", job("shop"))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    assert_eq!(submitted["created_by"], "app:shop");
+    let id = submitted["id"].as_str().unwrap().to_string();
+    let finished = token
+        .wait_for(&id, std::time::Duration::from_secs(30), |j| {
+            j["status"] == "success"
+        })
+        .await;
+    assert_eq!(finished["app"], "shop");
+    let (status, _, output) = token
+        .send(Method::GET, &format!("/v1/jobs/{id}/output"), None)
+        .await;
+    assert_eq!((status, output.as_str()), (StatusCode::OK, "shop hello\n"));
+    let listed = token.get("/v1/jobs").await.expect(StatusCode::OK);
+    assert_eq!(listed.total(), 1, "{}", listed.body);
+    let events = admin
+        .get("/v1/events?type=JobSubmitted")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let metadata = &events.as_array().unwrap().last().unwrap()["metadata"];
+    assert_eq!(
+        (metadata["actor"].as_str(), metadata["issued_by"].as_str()),
+        (Some("app:shop"), Some("ann"))
+    );
+    // Ann's own job of shop is the app's job: the token reads it too.
+    let anns = ann
+        .post("/v1/jobs", job("shop"))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    // (Once it has finished, so that the log stands still for the refusals below.)
+    token
+        .wait_for(
+            anns["id"].as_str().unwrap(),
+            std::time::Duration::from_secs(30),
+            |j| j["status"] == "success",
+        )
+        .await;
+
+    // Anything else: 403, nothing written.
+    let head = admin.log_head().await;
+    for (method, path, body) in [
+        (Method::POST, "/v1/jobs", Some(job("blog"))),
+        (Method::POST, "/v1/teams", Some(json!({"name": "mine"}))),
+        (Method::GET, "/v1/users", None),
+        (Method::GET, "/v1/teams", None),
+        (
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"description": "more"})),
+        ),
+        (Method::POST, "/v1/apps/shop/tokens", Some(json!({}))),
+        (Method::GET, "/v1/apps/shop/tokens", None),
+        (
+            Method::POST,
+            "/v1/orchestrations",
+            Some(json!({"name": "o"})),
+        ),
+        (Method::GET, "/v1/events", None),
+    ] {
+        let problem = head.refused(&token, method.clone(), path, body).await;
+        assert_eq!(
+            problem.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {problem}"
+        );
+    }
+    // Bob's job of blog: not the token's to read.
+    let mut finished = job("blog");
+    finished["wait"] = json!(true);
+    let blogs = bob
+        .post("/v1/jobs", finished)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    token
+        .refused(
+            Method::GET,
+            &format!("/v1/jobs/{}", blogs["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+
+    // Listed for ann, without a secret or a digest; not for bob.
+    let list = ann.get("/v1/apps/shop/tokens").await.expect(StatusCode::OK);
+    assert_eq!(list.total(), 1);
+    let listed = &list.body[0];
+    assert_eq!(
+        (listed["token_id"].as_str(), listed["app"].as_str()),
+        (Some(token_id.as_str()), Some("shop"))
+    );
+    assert!(
+        listed.get("token").is_none() && listed.get("digest").is_none(),
+        "{listed}"
+    );
+    assert!(!list.body.to_string().contains(&secret));
+    let head = admin.log_head().await;
+    head.refused(&bob, Method::GET, "/v1/apps/shop/tokens", None)
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    head.refused(&bob, Method::POST, "/v1/apps/shop/tokens", Some(json!({})))
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    head.refused(
+        &bob,
+        Method::DELETE,
+        &format!("/v1/apps/shop/tokens/{token_id}"),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, "forbidden");
+    // Through another app's path: no such token there.
+    head.refused(
+        &bob,
+        Method::DELETE,
+        &format!("/v1/apps/blog/tokens/{token_id}"),
+        None,
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "not_found");
+    head.refused(
+        &ann,
+        Method::POST,
+        "/v1/apps/shop/tokens",
+        Some(json!({"expires_in": 0})),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    head.refused(&ann, Method::POST, "/v1/apps/nope/tokens", Some(json!({})))
+        .await
+        .expect(StatusCode::NOT_FOUND, "not_found");
+
+    // Deleted: 401 at once.
+    ann.call(
+        Method::DELETE,
+        &format!("/v1/apps/shop/tokens/{token_id}"),
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    token
+        .refused(Method::POST, "/v1/jobs", Some(job("shop")))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "unauthorized");
+    let list = ann.get("/v1/apps/shop/tokens").await.expect(StatusCode::OK);
+    assert!(list.body[0]["revoked_at"].is_string(), "{}", list.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_app_stops_its_tokens_for_good_and_they_outlive_their_issuer() {
+    let World { app, ann, .. } = world().await;
+    let admin = &app.api;
+    let token = ann.with_token(
+        issue(&ann, "shop", json!({})).await["token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(issue(&ann, "shop", json!({})).await["expires_at"].is_null());
+    // Ann leaves: the token is the app's, not hers, and still works.
+    admin
+        .call(Method::DELETE, "/v1/users/ann", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    token
+        .post("/v1/jobs", job("shop"))
+        .await
+        .expect(StatusCode::CREATED);
+    // The app goes: so does the token, and a new app of the same name does not revive it.
+    admin
+        .call(Method::DELETE, "/v1/apps/shop", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    token
+        .refused(Method::GET, "/v1/jobs", None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "unauthorized");
+    let cy = admin.new_user("cy", "cy-password").await;
+    cy.post("/v1/teams", json!({"name": "cyteam"}))
+        .await
+        .expect(StatusCode::CREATED);
+    cy.post(
+        "/v1/apps",
+        json!({"name": "shop", "platform": "python", "team_owner": "cyteam"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    token
+        .refused(Method::POST, "/v1/jobs", Some(job("shop")))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "unauthorized");
+}
