@@ -254,6 +254,84 @@ fn layered(
     environment.set_all(&spec.env);
     environment
 }
+async fn cannot_start(
+    run: &mut Run<'_>,
+    place: Place,
+    diagnostics: String,
+) -> Result<Option<TaskEnd>, CommandError> {
+    let job_id = run.stream.job_id;
+    tracing::warn!(%job_id, ?place, diagnostics, "cannot start");
+    if !record_start(run, place, None, &[]).await? {
+        return Ok(None);
+    }
+    if let Place::Task(index) = place {
+        let mut line = diagnostics.clone();
+        line.push('\n');
+        let output = JobCommand::AppendOutput {
+            stream: OutputStream::Stderr,
+            text: line,
+            task: Some(index),
+        };
+        let _ = run.stream.append(run.context, output).await;
+    }
+    let end = TaskEnd::error(diagnostics);
+    Ok(record_end(run, place, &end).await?.then_some(end))
+}
+
+/// Records the start of the run at `place`, with its process and argv if it has one; `false` if
+/// the job is no longer this worker's.
+pub(crate) async fn record_start(
+    run: &mut Run<'_>,
+    place: Place,
+    pid: Option<u32>,
+    command: &[String],
+) -> Result<bool, CommandError> {
+    match place {
+        Place::Job => {
+            let (context, worker) = (run.context, run.worker);
+            run.stream
+                .start(context, worker, pid, command.to_vec())
+                .await
+        }
+        Place::Task(index) => {
+            let start = JobCommand::StartTask { index, pid };
+            run.stream.step(run.context, start).await
+        }
+    }
+}
+
+/// Records how the run at `place` ended; `false` if the job is no longer this worker's.
+pub(crate) async fn record_end(
+    run: &mut Run<'_>,
+    place: Place,
+    end: &TaskEnd,
+) -> Result<bool, CommandError> {
+    let job_id = run.stream.job_id;
+    match place {
+        Place::Job => {
+            let status = FinalStatus::from(end.outcome);
+            let finish = JobCommand::Finish {
+                status,
+                exit_code: end.exit_code,
+                diagnostics: end.diagnostics.clone(),
+            };
+            run.stream.append(run.context, finish).await?;
+            tracing::info!(%job_id, ?status, "job finished");
+            Ok(true)
+        }
+        Place::Task(index) => {
+            let status = TaskStatus::from(end.outcome);
+            let finish = JobCommand::FinishTask {
+                index,
+                status,
+                exit_code: end.exit_code,
+                diagnostics: end.diagnostics.clone(),
+            };
+            tracing::info!(%job_id, index, status = status.as_str(), "task finished");
+            run.stream.step(run.context, finish).await
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
