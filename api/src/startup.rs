@@ -150,8 +150,9 @@ impl Application {
         .await;
         tracing::info!("HTTP server stopped; shutting down");
         // Jobs running here are killed with their workers; their leases run out and the reaper
-        // of whichever node runs next finishes them as errors.
-        drop(self.workers);
+        // of whichever node runs next finishes them as errors. Units are stopped, recorded so
+        // and their leases given up, for another node to take over at once.
+        self.workers.stop().await;
         drop(self.projections);
         self.database.close().await;
         Ok(())

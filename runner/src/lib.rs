@@ -7,7 +7,9 @@
 //! group, SIGKILL after a grace period) on request or timeout, and finishing jobs whose worker
 //! stopped renewing its lease; running an orchestration job's tasks in order (processes, or HTTP
 //! POSTs for `component_url` tasks); the cron scheduler and the notifications reactor, each
-//! active on one node at a time (a PostgreSQL advisory lock).
+//! active on one node at a time (a PostgreSQL advisory lock); and apps' long-running catalog
+//! processes as supervised units (`units`: leased per unit, restarted with backoff, rolled one at
+//! a time on a restart, taken over from a lost node, stopped with their app).
 //!
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).
@@ -26,10 +28,12 @@ mod reaper;
 mod scheduler;
 mod settings;
 mod supervise;
+mod units;
 mod workers;
 
 pub use http_task::orchestration_token;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
 pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings};
+pub use units::PortRange;
 pub use workers::{start, Setup, Workers};

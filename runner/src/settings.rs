@@ -19,6 +19,15 @@ pub struct RunnerSettings {
     /// Output kept per job; beyond it, output is cut with a marker line.
     #[serde(default = "default_output_limit")]
     pub output_limit_bytes: u64,
+    /// The ports this node gives its units (each unit gets a free one in its `port_env`):
+    /// `"20000-20999"` by default, from 1024 up.
+    #[serde(default)]
+    pub unit_ports: crate::units::PortRange,
+    /// The most units this node runs at once (0: none); when not set, unlimited, or none on a
+    /// node with `workers: 0` (an API-only node). Units beyond every node's room wait until one
+    /// has room.
+    #[serde(default)]
+    pub units: Option<usize>,
 }
 
 impl Default for RunnerSettings {
@@ -28,6 +37,8 @@ impl Default for RunnerSettings {
             kill_grace_seconds: default_kill_grace(),
             lease_seconds: default_lease(),
             output_limit_bytes: default_output_limit(),
+            unit_ports: Default::default(),
+            units: None,
         }
     }
 }

@@ -14,9 +14,24 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 /// Running workers and the reaper; dropping it stops them (a job's process is killed with its
-/// worker, and its lease runs out for the reaper).
+/// worker, and its lease runs out for the reaper), and stops the node's units (see
+/// [`Workers::stop`] to wait until they are).
 pub struct Workers {
     tasks: Vec<JoinHandle<()>>,
+    units: Option<crate::units::Supervisor>,
+}
+
+impl Workers {
+    /// Stops everything as dropping does, and waits until the node's units are stopped,
+    /// recorded so and their leases given up (at most the kill grace period and a few seconds).
+    pub async fn stop(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(units) = self.units.take() {
+            units.stop().await;
+        }
+    }
 }
 
 impl Drop for Workers {
@@ -75,6 +90,7 @@ pub async fn start(
         .map_err(bosun_eventstore::migrate::MigrationError::from)?;
     let driver = tokio::spawn(connection);
     lease::prepare(&mut client).await?;
+    crate::units::prepare(&mut client).await?;
     crate::notify::prepare(&mut client).await?;
     drop(client);
     let _ = driver.await;
@@ -105,6 +121,7 @@ pub async fn start(
         commands: commands.clone(),
         settings: notifications,
         http,
+        data_key: context.data_key.clone(),
     });
     let mut tasks = vec![
         tokio::spawn(crate::reaper::reap(context.clone())),
@@ -115,5 +132,15 @@ pub async fn start(
         let worker = format!("{node}/{slot}");
         tasks.push(tokio::spawn(crate::claim::work(context.clone(), worker)));
     }
-    Ok(Workers { tasks })
+    let units = crate::units::start(
+        context.commands.clone(),
+        context.pool.clone(),
+        &context.catalog,
+        settings,
+        node,
+    );
+    Ok(Workers {
+        tasks,
+        units: Some(units),
+    })
 }

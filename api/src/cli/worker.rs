@@ -24,7 +24,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(workers = settings.runner.workers, "worker running");
         println!("bosun worker running {} workers", settings.runner.workers);
         super::serve::shutdown_signal().await;
-        drop(workers);
+        workers.stop().await;
         drop(core);
         anyhow::Ok(())
     }

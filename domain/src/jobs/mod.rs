@@ -4,7 +4,7 @@ mod catalog;
 mod job;
 mod variables;
 
-pub use catalog::{Catalog, CatalogEntry, TaskSpec, TaskSummary};
+pub use catalog::{Catalog, CatalogEntry, EnvCatalog, ProcessSpec, TaskSpec, TaskSummary};
 pub use job::{
     CatalogRun, FinalStatus, Job, JobCommand, JobEvent, JobStatus, OutputStream, Plan, PlannedTask,
     Submission, TaskStatus,
