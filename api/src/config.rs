@@ -451,7 +451,10 @@ mod tests {
         assert_eq!(s.quota.apps_per_user, 3);
         let s = Settings::from_sources(None, env(&[("BOSUN_QUOTA__APPS_PER_USER", "0")])).unwrap();
         assert_eq!(s.quota.apps_per_user, 0);
-        for text in ["quota:\n  apps_per_user: -2\n", "quota:\n  apps_per_user: many\n"] {
+        for text in [
+            "quota:\n  apps_per_user: -2\n",
+            "quota:\n  apps_per_user: many\n",
+        ] {
             let err = Settings::from_sources(Some(file(text).path()), env(&[]))
                 .unwrap_err()
                 .to_string();

@@ -160,18 +160,19 @@ impl Application {
 }
 
 fn router(state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .and_then(|id| id.header_value().to_str().ok())
-            .unwrap_or("-")
-            .to_string();
-        // A path holding a secret (a password reset token) is shown without it.
-        let path = routes::v1::password_reset::shown_path(request.uri().path());
-        tracing::info_span!("request", request_id, method = %request.method(), path = %path)
-    })
-    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            // A path holding a secret (a password reset token) is shown without it.
+            let path = routes::v1::password_reset::shown_path(request.uri().path());
+            tracing::info_span!("request", request_id, method = %request.method(), path = %path)
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

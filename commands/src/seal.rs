@@ -115,11 +115,20 @@ mod tests {
         assert!(!sealed.as_str().contains("s3cret"), "{}", sealed.as_str());
         assert_eq!(format!("{sealed:?}"), "Sealed(…)");
         assert_eq!(
-            sealer.open("app-web/env/DB", &sealed).unwrap().expose_secret(),
+            sealer
+                .open("app-web/env/DB", &sealed)
+                .unwrap()
+                .expose_secret(),
             "s3cret-value"
         );
-        assert!(sealer.open("app-api/env/DB", &sealed).is_err(), "another place");
-        assert!(sealer_of(8).open("app-web/env/DB", &sealed).is_err(), "another key");
+        assert!(
+            sealer.open("app-api/env/DB", &sealed).is_err(),
+            "another place"
+        );
+        assert!(
+            sealer_of(8).open("app-web/env/DB", &sealed).is_err(),
+            "another key"
+        );
     }
 
     #[test]

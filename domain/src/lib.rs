@@ -17,9 +17,9 @@ pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
 pub mod sealed;
-pub mod units;
 #[cfg(test)]
 mod testing;
+pub mod units;
 
 pub use aggregate::{decode, encode, Aggregate, DomainEvent};
 pub use error::DomainError;

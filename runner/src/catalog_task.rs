@@ -362,10 +362,18 @@ mod tests {
             ("E".to_string(), "job".to_string()),
         ]);
         let environment = layered(&spec(), Some(app), &variables);
-        assert_eq!(environment.get("A"), Some("catalog"), "the operator's value wins");
+        assert_eq!(
+            environment.get("A"),
+            Some("catalog"),
+            "the operator's value wins"
+        );
         assert_eq!(environment.get("B"), Some("catalog"));
         assert_eq!(environment.get("D"), Some("app"));
-        assert_eq!(environment.get("E"), Some("job"), "the job's variable over the app's");
+        assert_eq!(
+            environment.get("E"),
+            Some("job"),
+            "the job's variable over the app's"
+        );
     }
 
     #[test]

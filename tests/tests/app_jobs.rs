@@ -1,5 +1,5 @@
-//! Jobs know their app: a job of a registered app runs with the app's environment (the
-//! catalog's `env`, then the app's variables, then the job's), its private values never in the
+//! Jobs know their app: a job of a registered app runs with the app's environment (the app's
+//! variables, then the job's over them, then the catalog's `env` over both), its private values never in the
 //! log or an answer; only a member of one of the app's teams, an admin or the app's token
 //! submits it or reads it and its output; an orchestration runs a registered app's task only for
 //! a member, and its job is read by members only. Catalog apps no one registered are as they
@@ -22,7 +22,6 @@ catalog:
         command: ["sh", "-c", "echo public=$PUBLIC_VAR layered=$LAYERED catalog=$FROM_CATALOG; printf %s \"$SECRET_VAR\" | sha256sum | cut -c1-64"]
         env:
           FROM_CATALOG: from-the-catalog
-          LAYERED: catalog
   blog:
     production:
       show:
@@ -74,6 +73,7 @@ async fn world() -> World {
             {"name": "PUBLIC_VAR", "value": "public-1", "public": true},
             {"name": "SECRET_VAR", "value": SECRET, "public": false},
             {"name": "LAYERED", "value": "app", "public": true},
+            {"name": "FROM_CATALOG", "value": "app", "public": true},
         ], "restart": false})),
     )
     .await
@@ -124,7 +124,7 @@ async fn a_job_of_an_app_runs_with_its_env_under_the_jobs_variables_and_the_secr
     let job = run(&ann, show(json!({}))).await;
     assert_eq!(job["status"], "success", "{job}");
     assert_eq!(job["stdout"], expected_output("app"), "{job}");
-    // The job's variables come last: over the app's and the catalog's.
+    // The job's variables over the app's; the operator's catalog value over both.
     let job = run(&ann, show(json!({"variables": {"LAYERED": "job"}}))).await;
     assert_eq!(job["stdout"], expected_output("job"), "{job}");
     let id = job["id"].as_str().unwrap();
