@@ -36,6 +36,12 @@ impl TestApp {
             .expect("open the test's event store")
     }
 
+    /// Its database's connection settings: to run against it what another process would (the
+    /// rebuild `bosun replay` runs, say).
+    pub fn database(&self) -> &DatabaseUrl {
+        &self.database
+    }
+
     /// Stops it as SIGTERM would and waits until it has.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -1,0 +1,523 @@
+//! `bosun replay` rebuilds every read model equal to the live one, row for row, after a rich
+//! history of every kind of resource: platforms (one disabled, one removed), users (one removed
+//! with their key), teams, apps (one removed and created again under its name, cnames, teams
+//! granted and revoked, public and private variables set and unset, swaps with and without
+//! `cname_only`, a restart), quotas, SSH keys, app tokens issued and revoked, a job of an app,
+//! and the units of a catalog process (one killed by hand, then all stopped with their app).
+//! Every projection of `bosun_projections::all()` is compared, table by table, so a read model
+//! added later is covered without this file changing. The server runs in the test's process
+//! (`spawn_app`) and keeps serving while the rebuild runs, as it would beside `bosun replay`.
+
+use bosun_eventstore::PgEventStore;
+use bosun_projections::{rebuild, Projections};
+use bosun_tests::{spawn_app, Api, TestApp};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// `shop`'s job task; `web`'s two units of a process that does not listen (counted as started
+/// after a short while up).
+const CONFIG: &str = r#"
+runner:
+  kill_grace_seconds: 2
+  unit_ports: "21400-21499"
+catalog:
+  shop:
+    production:
+      show:
+        command: ["sh", "-c", "echo shop $GREETING"]
+  web:
+    production:
+      processes:
+        http:
+          command: ["sh", "-c", "exec sleep 600"]
+          units: 2
+"#;
+
+/// A private value: it must be in no read model, live or rebuilt.
+const SECRET: &str = "s3cr3t-replay-value-5d2e";
+
+const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII+3z07g3FdvO+3v28bu2GWa2J4L648YyFv/WtM2LluA ann@laptop";
+const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC9YH+6nluXqa51cc8NgxU28IuiBL9VSYuwofqcXWYpfHVovHOXe8Z9FiCoaHeevI5A0hXtmC70xqM4MycG9/glIzTX3rWFWMPDeyvmaIf6Q4vlXBnt4vsAwTiIs30GjsOkVRH8cFCvZ53S8RpuluLYfUW6GvPoTy4JH+Bu5KlKvw== ann@desk";
+
+async fn put(client: &Api, path: &str, body: Option<Value>) -> bosun_tests::Answer {
+    client.call(Method::PUT, path, body).await
+}
+
+async fn delete(client: &Api, path: &str) -> bosun_tests::Answer {
+    client.call(Method::DELETE, path, None).await
+}
+
+async fn patch(client: &Api, path: &str, body: Value) -> bosun_tests::Answer {
+    client.call(Method::PATCH, path, Some(body)).await
+}
+
+/// ann creates app `name` on python, owned by `blue`.
+async fn create_app(ann: &Api, name: &str, description: &str) {
+    ann.post(
+        "/v1/apps",
+        json!({"name": name, "platform": "python", "team_owner": "blue", "description": description}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+async fn units(api: &Api, app: &str) -> Vec<Value> {
+    let answer = api
+        .get(&format!("/v1/apps/{app}"))
+        .await
+        .expect(StatusCode::OK);
+    answer.body["units"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no units in {}", answer.body))
+        .clone()
+}
+
+/// Polls the app's units until `done` holds for them (at most 30 s).
+async fn wait_units(api: &Api, app: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = units(api, app).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the units never got there: {}",
+            Value::Array(now)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events of type `event_type` in the log.
+async fn events_of_type(admin: &Api, event_type: &str) -> Vec<Value> {
+    admin
+        .get(&format!("/v1/events?type={event_type}&limit=1000"))
+        .await
+        .expect(StatusCode::OK)
+        .body
+        .as_array()
+        .expect("a list")
+        .clone()
+}
+
+/// Waits until every read model has applied `position` (`Bosun-Min-Position`, retried past
+/// its 5 s bound).
+async fn caught_up(api: &Api, position: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = api
+            .call_with(
+                Method::GET,
+                "/readyz",
+                &[("Bosun-Min-Position", &position.to_string())],
+                None,
+            )
+            .await;
+        if answer.status == StatusCode::OK {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read models never reached position {position}: {} {}",
+            answer.status,
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every table of every projection, keyed `<projection>.<table>`: its rows as one JSON array
+/// in a stable order (by each row's text). Every column is compared: none of them may differ
+/// on a rebuild (the checkpoints' `updated_at` is the one clock reading, and it is in no
+/// projection's tables).
+async fn dump(store: &PgEventStore) -> BTreeMap<String, Value> {
+    let client = store.pool().get().await.expect("a connection");
+    let mut tables = BTreeMap::new();
+    for projection in bosun_projections::all() {
+        for table in projection.tables() {
+            let sql =
+                format!("SELECT coalesce(jsonb_agg(t ORDER BY t::text), '[]') FROM {table} t");
+            let rows: Value = client
+                .query_one(&sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("dump {table}: {e}"))
+                .get(0);
+            tables.insert(format!("{}.{table}", projection.name()), rows);
+        }
+    }
+    tables
+}
+
+/// Each projection table's OID, keyed as in [`dump`]: a rebuild swaps in new tables, so every
+/// one changes (the comparison is of the rebuilt tables, not the live ones left as they were).
+async fn oids(store: &PgEventStore) -> BTreeMap<String, u32> {
+    let client = store.pool().get().await.expect("a connection");
+    let mut oids = BTreeMap::new();
+    for projection in bosun_projections::all() {
+        for table in projection.tables() {
+            let oid: u32 = client
+                .query_one("SELECT $1::TEXT::regclass::oid", &[table])
+                .await
+                .unwrap_or_else(|e| panic!("the OID of {table}: {e}"))
+                .get(0);
+            oids.insert(format!("{}.{table}", projection.name()), oid);
+        }
+    }
+    oids
+}
+
+fn rows(dump: &BTreeMap<String, Value>, table: &str) -> Vec<Value> {
+    dump.get(table)
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no table {table} in {:?}", dump.keys()))
+        .clone()
+}
+
+/// Builds the history the read models are compared after.
+async fn history(app: &TestApp) {
+    let admin = &app.api;
+
+    // Platforms: python used; ruby disabled; go removed.
+    for platform in ["python", "ruby", "go"] {
+        admin
+            .post("/v1/platforms", json!({"name": platform}))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    patch(admin, "/v1/platforms/ruby", json!({"disabled": true}))
+        .await
+        .expect(StatusCode::OK);
+    delete(admin, "/v1/platforms/go")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // Users and teams: ann in blue and red, bob in green and (added by the admin) blue; carl
+    // removed with his key; a team made and removed.
+    let ann = admin.new_user("ann", "ann-password-1").await;
+    let bob = admin.new_user("bob", "bob-password-1").await;
+    let carl = admin.new_user("carl", "carl-password-1").await;
+    for (user, team) in [
+        (&ann, "blue"),
+        (&ann, "red"),
+        (&bob, "green"),
+        (&ann, "temp"),
+    ] {
+        user.post("/v1/teams", json!({"name": team}))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    put(admin, "/v1/teams/blue/members/bob", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    delete(admin, "/v1/teams/temp")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // Quotas.
+    put(admin, "/v1/users/ann/quota", Some(json!({"limit": 10})))
+        .await
+        .expect(StatusCode::OK);
+    put(admin, "/v1/users/bob/quota", Some(json!({"limit": 2})))
+        .await
+        .expect(StatusCode::OK);
+
+    // SSH keys: ann keeps one of two; carl's goes with him.
+    ann.post(
+        "/v1/users/ann/keys",
+        json!({"name": "laptop", "key": ED25519}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    ann.post("/v1/users/ann/keys", json!({"name": "desk", "key": RSA}))
+        .await
+        .expect(StatusCode::CREATED);
+    delete(&ann, "/v1/users/ann/keys/desk")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    carl.post(
+        "/v1/users/carl/keys",
+        json!({"name": "laptop", "key": ED25519}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    delete(admin, "/v1/users/carl")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // Apps.
+    create_app(&ann, "shop", "the shop").await;
+    create_app(&ann, "blog", "the blog").await;
+    for (name, cname) in [
+        ("shop", "shop.example.com"),
+        ("shop", "www.shop.example.com"),
+        ("blog", "blog.example.com"),
+    ] {
+        ann.post(&format!("/v1/apps/{name}/cnames"), json!({"cname": cname}))
+            .await
+            .expect(StatusCode::OK);
+    }
+    ann.call(
+        Method::DELETE,
+        "/v1/apps/shop/cnames",
+        Some(json!({"cname": "www.shop.example.com"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    put(&ann, "/v1/apps/shop/teams/red", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    put(admin, "/v1/apps/shop/teams/green", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    delete(&ann, "/v1/apps/shop/teams/red")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    patch(
+        &ann,
+        "/v1/apps/shop",
+        json!({"description": "the shop, owned by red", "team_owner": "red"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    put(
+        &ann,
+        "/v1/apps/shop/env",
+        Some(json!({"envs": [
+            {"name": "GREETING", "value": "hello"},
+            {"name": "API_KEY", "value": SECRET, "public": false},
+            {"name": "LEVEL", "value": "debug"},
+        ], "restart": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // With the default restart: a new generation.
+    put(
+        &ann,
+        "/v1/apps/shop/env",
+        Some(json!({"envs": [{"name": "GREETING", "value": "hello again"}]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    delete(&ann, "/v1/apps/shop/env?name=LEVEL")
+        .await
+        .expect(StatusCode::OK);
+    put(
+        &ann,
+        "/v1/apps/blog/env",
+        Some(json!({"envs": [{"name": "THEME", "value": "dark"}], "restart": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    ann.post("/v1/swap", json!({"app1": "shop", "app2": "blog"}))
+        .await
+        .expect(StatusCode::OK);
+    ann.post(
+        "/v1/swap",
+        json!({"app1": "blog", "app2": "shop", "cname_only": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    ann.post("/v1/apps/shop/restart", json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+
+    // cart: a token, variables and a cname, removed (its token with it), then created again.
+    create_app(&ann, "cart", "the first cart").await;
+    ann.post("/v1/apps/cart/cnames", json!({"cname": "cart.example.com"}))
+        .await
+        .expect(StatusCode::OK);
+    put(
+        &ann,
+        "/v1/apps/cart/env",
+        Some(json!({"envs": [{"name": "OLD", "value": "1"}], "restart": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    ann.post("/v1/apps/cart/tokens", json!({"description": "old cart"}))
+        .await
+        .expect(StatusCode::CREATED);
+    delete(&ann, "/v1/apps/cart")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    create_app(&ann, "cart", "the second cart").await;
+
+    // App tokens of shop: one kept, one revoked.
+    for description in ["deploys", "ci"] {
+        ann.post(
+            "/v1/apps/shop/tokens",
+            json!({"description": description, "expires_in": 3600}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let tokens = ann
+        .get("/v1/apps/shop/tokens")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let ci = tokens
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|t| t["description"] == "ci")
+        .unwrap_or_else(|| panic!("no ci token in {tokens}"));
+    delete(
+        &ann,
+        &format!("/v1/apps/shop/tokens/{}", ci["token_id"].as_str().unwrap()),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+
+    // A job of shop, run to its end.
+    let job = ann
+        .post(
+            "/v1/jobs",
+            json!({"app": "shop", "env": "production", "task": "show", "wait": true}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(job["status"], "success", "{job}");
+
+    // web's two units: started, one killed by hand (restarted), then both stopped with web.
+    create_app(&ann, "web", "the web units").await;
+    let started = wait_units(&ann, "web", |units| {
+        units.len() == 2 && units.iter().all(|u| u["state"] == "started")
+    })
+    .await;
+    let first = &started[0];
+    let pid = first["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pid: {first}")) as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the unit");
+    wait_units(&ann, "web", |units| {
+        units.len() == 2
+            && units[0]["restarts"] == 1
+            && units[0]["state"] == "started"
+            && units[0]["pid"] != first["pid"]
+    })
+    .await;
+    assert_eq!(events_of_type(admin, "UnitExited").await.len(), 1);
+    delete(&ann, "/v1/apps/web")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stopped: Vec<Value> = events_of_type(admin, "UnitStopped")
+            .await
+            .into_iter()
+            .filter(|e| e["data"]["reason"] == "app_removed")
+            .collect();
+        if stopped.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web's units were not both stopped: {stopped:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_rebuilds_every_read_model_equal_row_for_row() {
+    let app = spawn_app(CONFIG).await;
+    history(&app).await;
+    let admin = &app.api;
+    let head = admin.head().await;
+    caught_up(admin, head).await;
+    let store = app.store().await;
+    let live = dump(&store).await;
+
+    // The history reached the models it is about.
+    let platforms = rows(&live, "apps.platforms");
+    assert_eq!(platforms.len(), 3, "{platforms:?}");
+    assert!(platforms
+        .iter()
+        .any(|p| p["name"] == "ruby" && p["disabled"] == true));
+    assert!(platforms
+        .iter()
+        .any(|p| p["name"] == "go" && p["removed"] == true));
+    let apps = rows(&live, "apps.apps");
+    let names: BTreeSet<&str> = apps.iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["blog", "cart", "shop", "web"]),
+        "{apps:?}"
+    );
+    let units = rows(&live, "units.units");
+    assert_eq!(units.len(), 2, "{units:?}");
+    assert!(units.iter().all(|u| u["state"] == "stopped"), "{units:?}");
+    assert_eq!(rows(&live, "keys.user_keys").len(), 1);
+    assert!(!rows(&live, "apps.app_env").is_empty());
+    assert!(!rows(&live, "apps.quotas").is_empty());
+    assert!(!rows(&live, "jobs.job_output").is_empty());
+    let text = serde_json::to_string(&live).unwrap();
+    assert!(!text.contains(SECRET), "a private value is in a read model");
+
+    let live_oids = oids(&store).await;
+
+    // What `bosun replay` runs (api/src/cli/replay.rs), against the test app's database.
+    let config = &app.database().0;
+    let projections = Projections::new(bosun_projections::all());
+    projections
+        .prepare(config)
+        .await
+        .expect("prepare the read models");
+    for projection in projections.list() {
+        let report = rebuild(&store, config, &**projection, |_, _| {})
+            .await
+            .unwrap_or_else(|e| panic!("rebuild {}: {e}", projection.name()));
+        assert_eq!(report.position, head, "{report:?}");
+    }
+    let rebuilt = dump(&store).await;
+    let rebuilt_oids = oids(&store).await;
+    for (table, oid) in &live_oids {
+        assert_ne!(
+            rebuilt_oids[table], *oid,
+            "{table} was not swapped for a rebuilt table"
+        );
+    }
+    // Nothing was written meanwhile: the live models were what the log said at `head`.
+    assert_eq!(
+        admin.head().await,
+        head,
+        "the log moved during the comparison"
+    );
+
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        live.keys().collect::<Vec<_>>()
+    );
+    let mut differing = Vec::new();
+    for (table, before) in &live {
+        let after = &rebuilt[table];
+        if before != after {
+            let set = |rows: &Value| -> BTreeSet<String> {
+                rows.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(Value::to_string)
+                    .collect()
+            };
+            let (before_rows, after_rows) = (set(before), set(after));
+            differing.push(format!(
+                "{table}:\n  live only:    {:?}\n  rebuilt only: {:?}",
+                before_rows.difference(&after_rows).collect::<Vec<_>>(),
+                after_rows.difference(&before_rows).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "read models not rebuilt equal:\n{}",
+        differing.join("\n")
+    );
+    app.stop().await;
+}
