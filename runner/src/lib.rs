@@ -19,6 +19,7 @@ mod claim;
 mod http_task;
 mod job_stream;
 mod leader;
+mod mail;
 mod lease;
 mod notify;
 mod orchestration_job;
@@ -32,6 +33,7 @@ mod units;
 mod workers;
 
 pub use http_task::orchestration_token;
+pub use mail::send_mail;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
 pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings};

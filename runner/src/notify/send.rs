@@ -4,9 +4,6 @@
 
 use super::{Due, Notifier, Target};
 use crate::http_task::{error_chain, hmac_sha256_hex};
-use lettre::message::header::ContentType;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use std::time::Duration;
 
@@ -66,28 +63,7 @@ async fn send_email(notifier: &Notifier, due: &Due, to: &str) -> Result<(), Stri
             .unwrap_or_else(|| "-".into()),
         serde_json::to_string_pretty(&due.job).unwrap_or_default(),
     );
-    let message = Message::builder()
-        .from(
-            smtp.from
-                .parse()
-                .map_err(|e| format!("notifications.smtp.from: {e}"))?,
-        )
-        .to(to.parse().map_err(|e| format!("{to:?}: {e}"))?)
-        .subject(subject(due))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| format!("building the email: {e}"))?;
-    let tls = TlsParameters::new(smtp.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
-        .port(smtp.port)
-        .tls(Tls::Opportunistic(tls))
-        .timeout(Some(TIMEOUT))
-        .build();
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("SMTP {}:{}: {}", smtp.host, smtp.port, error_chain(&e)))
+    crate::mail::send_mail(smtp, to, &subject(due), body).await
 }
 
 /// `sha256=<hex>` of `body` under `secret`.
