@@ -16,9 +16,9 @@ pub enum Actor {
         token_id: Uuid,
         scopes: Scopes,
     },
-    /// An app token: it acts on its one app only (that app's jobs and their output, its env, its
-    /// restarts, the app itself), through [`Actor::require_on_app`]; every other call, which
-    /// asks [`Actor::require`], refuses it.
+    /// An app token: it acts on its one app only, and there only as [`AppAction`] allows (that
+    /// app's jobs and their output, its env, its restarts, reading the app), through
+    /// [`Actor::require_on_app`]; every other call, which asks [`Actor::require`], refuses it.
     App(AppActor),
     /// Someone who has not authenticated: only a login.
     Anonymous,
@@ -58,6 +58,45 @@ impl AppActor {
     /// The user who issued the token (the events of its calls record them as `issued_by`).
     pub fn issued_by(&self) -> &str {
         &self.issued_by
+    }
+}
+
+/// What a call does on an app, as [`Actor::require_on_app`] is asked it: the scope it needs, and
+/// whether the app's own token may do it. An app token operates its app (its jobs, its env, its
+/// restarts, reading it); changing the app itself or who may act on it is its teams' members'
+/// and the admins'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppAction {
+    /// Read the app, its env and its units (`read`): its token may.
+    Read,
+    /// Submit, cancel or kill its jobs (`write`): its token may. (Reading them is
+    /// [`crate::queries::job_readers`]'.)
+    Jobs,
+    /// Set or unset its env (`write`): its token may.
+    Env,
+    /// Restart its units (`write`): its token may.
+    Restart,
+    /// Change the app itself or who acts on it (`write`): update (`PATCH`), remove, grant and
+    /// revoke teams, add and remove cnames, swap, issue and revoke its tokens. Not its token.
+    Manage,
+    /// List its tokens (`read`). Not its token.
+    ListTokens,
+}
+
+impl AppAction {
+    /// The scope a user's token needs for it.
+    pub fn scope(self) -> Scope {
+        match self {
+            AppAction::Read | AppAction::ListTokens => Scope::Read,
+            AppAction::Jobs | AppAction::Env | AppAction::Restart | AppAction::Manage => {
+                Scope::Write
+            }
+        }
+    }
+
+    /// Whether the app's own token may do it.
+    pub fn by_its_token(self) -> bool {
+        !matches!(self, AppAction::Manage | AppAction::ListTokens)
     }
 }
 
@@ -115,25 +154,28 @@ impl Actor {
         }
     }
 
-    /// May act on app `app`, whose teams are `teams` (as its stream has them now), with `scope`:
-    /// a user whose token has `scope` and who is a member of one of `teams` or an admin (with the
-    /// admin scope); that app's own token (`read` and `write`, never `admin`); the server. Every
-    /// command or query on an app (its env, restart, its jobs and their output, the app itself)
-    /// asks this, and nothing else, after loading the app (a 404 for none comes first).
+    /// May do `action` on app `app`, whose teams are `teams` (as its stream has them now): a
+    /// user whose token has the action's scope and who is a member of one of `teams` or an admin
+    /// (with the admin scope); that app's own token, for what [`AppAction::by_its_token`]
+    /// allows (a 403 saying so for the rest); the server. Every command or query on an app (its
+    /// env, restart, its jobs, the app itself, its teams, cnames, swaps and tokens) asks this,
+    /// and nothing else, after loading the app (a 404 for none comes first).
     pub fn require_on_app(
         &self,
         app: &str,
         teams: &[String],
-        scope: Scope,
+        action: AppAction,
     ) -> Result<(), CommandError> {
         match self {
-            Actor::App(token) if token.app == app && scope != Scope::Admin => Ok(()),
-            Actor::App(token) if token.app == app => Err(CommandError::Forbidden(
-                "an app token has no admin scope".into(),
-            )),
+            Actor::App(token) if token.app == app && action.by_its_token() => Ok(()),
+            Actor::App(token) if token.app == app => Err(CommandError::Forbidden(format!(
+                "an app token operates its app {app} (its jobs, env and restarts, and reads it); \
+                 changing the app itself (update, remove, teams, cnames, swap, tokens) is for a \
+                 member of its teams or an admin"
+            ))),
             Actor::App(token) => Err(app_token_refused(token)),
             Actor::User { .. } => {
-                self.require(scope)?;
+                self.require(action.scope())?;
                 if self.may_act_on_app(app, teams) {
                     Ok(())
                 } else {
@@ -279,48 +321,79 @@ mod tests {
         assert!(forbidden(token.require_self_or_admin("ann")).contains("acts only"));
         assert!(!token.is_admin() && !token.is_member("ops") && !token.is("ann"));
         assert!(
-            forbidden(token.require_on_app("blog", &teams(), Scope::Read))
+            forbidden(token.require_on_app("blog", &teams(), AppAction::Read))
                 .contains("acts only on its app shop")
         );
-        token.require_on_app("shop", &teams(), Scope::Read).unwrap();
-        token.require_on_app("shop", &[], Scope::Write).unwrap();
-        assert!(forbidden(token.require_on_app("shop", &teams(), Scope::Admin)).contains("admin"));
+        for action in [
+            AppAction::Read,
+            AppAction::Jobs,
+            AppAction::Env,
+            AppAction::Restart,
+        ] {
+            token.require_on_app("shop", &teams(), action).unwrap();
+            token.require_on_app("shop", &[], action).unwrap();
+        }
         assert!(token.may_act_on_app("shop", &[]) && !token.may_act_on_app("blog", &teams()));
+    }
+
+    #[test]
+    fn an_app_token_does_not_change_its_app_itself() {
+        let token = shop_token();
+        for action in [AppAction::Manage, AppAction::ListTokens] {
+            let message = forbidden(token.require_on_app("shop", &teams(), action));
+            assert!(
+                message.contains("changing the app itself") && message.contains("member"),
+                "{message}"
+            );
+        }
+        // A member of its teams does, with the scope each needs.
+        let ann = user("ann", false, &["web"], &["read", "write"]);
+        ann.require_on_app("shop", &teams(), AppAction::Manage)
+            .unwrap();
+        let reader = user("ann", false, &["web"], &["read"]);
+        reader
+            .require_on_app("shop", &teams(), AppAction::ListTokens)
+            .unwrap();
+        assert!(
+            forbidden(reader.require_on_app("shop", &teams(), AppAction::Manage)).contains("write")
+        );
     }
 
     #[test]
     fn on_an_app_a_user_needs_the_scope_and_one_of_its_teams_or_to_be_an_admin() {
         let all = ["read", "write", "admin"];
         user("ann", false, &["web"], &all)
-            .require_on_app("shop", &teams(), Scope::Write)
+            .require_on_app("shop", &teams(), AppAction::Manage)
             .unwrap();
         let outsider = forbidden(user("bob", false, &["db"], &all).require_on_app(
             "shop",
             &teams(),
-            Scope::Read,
+            AppAction::Read,
         ));
         assert!(outsider.contains("ops, web"), "{outsider}");
         user("root", true, &[], &all)
-            .require_on_app("shop", &teams(), Scope::Write)
+            .require_on_app("shop", &teams(), AppAction::Manage)
             .unwrap();
         // An admin acting without the admin scope is a user like any other.
         forbidden(user("root", true, &[], &["read", "write"]).require_on_app(
             "shop",
             &teams(),
-            Scope::Write,
+            AppAction::Env,
         ));
         // A member's read-only token reads, and does not write.
         let reader = user("ann", false, &["ops"], &["read"]);
         reader
-            .require_on_app("shop", &teams(), Scope::Read)
+            .require_on_app("shop", &teams(), AppAction::Read)
             .unwrap();
-        assert!(forbidden(reader.require_on_app("shop", &teams(), Scope::Write)).contains("write"));
+        assert!(
+            forbidden(reader.require_on_app("shop", &teams(), AppAction::Jobs)).contains("write")
+        );
         assert!(matches!(
-            Actor::Anonymous.require_on_app("shop", &teams(), Scope::Read),
+            Actor::Anonymous.require_on_app("shop", &teams(), AppAction::Read),
             Err(CommandError::Unauthenticated)
         ));
         Actor::System("system")
-            .require_on_app("shop", &[], Scope::Admin)
+            .require_on_app("shop", &[], AppAction::Manage)
             .unwrap();
     }
 

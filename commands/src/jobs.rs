@@ -6,12 +6,12 @@
 //! as it always was.
 
 use crate::actor::app_actor_name;
-use crate::actor::{Actor, Origin};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{App, AppName};
 use bosun_domain::identity::Scope;
-use bosun_domain::jobs::{Catalog, Job, JobCommand, JobEvent, Submission, Variables};
+use bosun_domain::jobs::{Catalog, Job, JobCommand, JobEvent, Plan, Submission, Variables};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::{EventStore, StreamId};
 use bosun_projections::read_models::identity as identity_model;
@@ -83,7 +83,7 @@ impl<S: EventStore> Commands<S> {
         request: SubmitJob,
     ) -> Result<Submitted, CommandError> {
         match self.registered_app_teams(&request.app).await? {
-            Some(teams) => actor.require_on_app(&request.app, &teams, Scope::Write)?,
+            Some(teams) => actor.require_on_app(&request.app, &teams, AppAction::Jobs)?,
             None => actor.require(Scope::Write)?,
         }
         let spec = catalog.task(&request.app, &request.env, &request.task)?;
@@ -193,7 +193,8 @@ impl<S: EventStore> Commands<S> {
         Ok(Some(Submitted::Existing(self.job_view(job_id).await?)))
     }
 
-    /// Cancels a waiting job (409 otherwise): its submitter or an admin may.
+    /// Cancels a waiting job (409 otherwise): its submitter or an admin may, and an app's token
+    /// a job of its app (see `may_stop`).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
     pub async fn cancel_job(
         &self,
@@ -207,7 +208,8 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// Asks the worker running a job to kill it (409 unless the job is processing); the job ends
-    /// `killed` when the process is gone. Its submitter or an admin may.
+    /// `killed` when the process is gone. Its submitter or an admin may, and an app's token a
+    /// job of its app (see `may_stop`).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
     pub async fn kill_job(
         &self,
@@ -232,7 +234,8 @@ impl<S: EventStore> Commands<S> {
         Ok((self.job_view(job_id).await?, written))
     }
 
-    /// Cancel or kill, decided on the job itself: who may is its submitter or an admin.
+    /// Cancel or kill, decided on the job itself: who may is its submitter or an admin (with the
+    /// write scope), or an app's token for a job of its app (see `may_stop`).
     pub(crate) async fn stop(
         &self,
         actor: &Actor,
@@ -240,15 +243,42 @@ impl<S: EventStore> Commands<S> {
         job_id: Uuid,
         command: JobCommand,
     ) -> Result<(Job, Written), CommandError> {
-        actor.require(Scope::Write)?;
+        let since_its_app = match actor.app_token() {
+            None => {
+                actor.require(Scope::Write)?;
+                false
+            }
+            Some(token) => self.submitted_since_app(job_id, token.app()).await?,
+        };
         self.execute_guarded::<Job>(
             &job_id.to_string(),
             actor,
             origin,
-            |job| may_stop(actor, job_id, job),
+            |job| may_stop(actor, job_id, job, since_its_app),
             |job| job.handle(command.clone()),
         )
         .await
+    }
+
+    /// Whether job `job_id` was submitted while registered app `app` existed (not before its
+    /// creation: a job of an earlier app of that name is not this app's), as the job reads
+    /// allow an app token its app's jobs; `false` for no such job or app.
+    async fn submitted_since_app(&self, job_id: Uuid, app: &str) -> Result<bool, CommandError> {
+        if AppName::parse(app).is_err() {
+            return Ok(false);
+        }
+        let (state, _) = self.load::<App>(app).await?;
+        let Some(created_at) = state.created_at().filter(|_| state.is_active()) else {
+            return Ok(false);
+        };
+        let stream = StreamId::new(Job::CATEGORY, job_id)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        Ok(self
+            .store
+            .read_stream(&stream, 0, 1)
+            .await?
+            .first()
+            .is_some_and(|submitted| submitted.recorded_at >= created_at))
     }
 
     /// The teams of `app` if it is a registered app (its stream says it was created and is not
@@ -335,11 +365,29 @@ impl<S: EventStore> Commands<S> {
     }
 }
 
-/// Who may cancel or kill a job: whoever submitted it, or an admin (404 for no job).
-fn may_stop(actor: &Actor, job_id: Uuid, job: &Job) -> Result<(), CommandError> {
+/// Who may cancel or kill a job (404 for no job): whoever submitted it, or an admin; an app's
+/// token, a job of its app's tasks (not an orchestration's) submitted since the app was created
+/// (`since_its_app`), whoever submitted it — the jobs it reads.
+fn may_stop(
+    actor: &Actor,
+    job_id: Uuid,
+    job: &Job,
+    since_its_app: bool,
+) -> Result<(), CommandError> {
     let Some(submitter) = &job.created_by else {
         return Err(DomainError::NotFound(format!("no job {job_id}")).into());
     };
+    if let Some(token) = actor.app_token() {
+        let of_its_app = matches!(&job.plan, Some(Plan::Task(run)) if run.app == token.app());
+        return if of_its_app && since_its_app {
+            Ok(())
+        } else {
+            Err(CommandError::Forbidden(format!(
+                "an app token stops only the jobs of its app {}'s tasks",
+                token.app()
+            )))
+        };
+    }
     if actor.is(submitter) || actor.is_admin() {
         Ok(())
     } else {

@@ -33,7 +33,7 @@ pub mod orchestrations;
 pub mod queries;
 mod seal;
 
-pub use actor::{app_actor_name, Actor, AppActor, Origin};
+pub use actor::{app_actor_name, Actor, AppAction, AppActor, Origin};
 pub use batch::{Batch, BatchAppended, HeldSet};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};

@@ -1,22 +1,30 @@
 //! App tokens over HTTP: a member of the app's teams issues one (its secret shown once), lists
-//! them (no secrets) and revokes them; the token submits and reads its app's jobs and nothing
-//! else; a revoked token, or one of a removed app, gets 401 at once, and an app of the same name
-//! made later does not revive it; the token outlives the user who issued it.
+//! them (no secrets) and revokes them; the token submits, reads, cancels and kills its app's
+//! jobs, reads and sets its env, restarts it and reads it, and nothing else (not changing the
+//! app itself: its teams, cnames, swaps, tokens, removal); `whoami` says it is the app's; a
+//! revoked token, or one of a removed app, gets 401 at once, and an app of the same name made
+//! later does not revive it; the token outlives the user who issued it.
 
 use bosun_tests::{spawn_app, Api, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const CONFIG: &str = r#"
+runner:
+  kill_grace_seconds: 2
 catalog:
   shop:
     production:
       show:
         command: ["sh", "-c", "echo shop $GREETING"]
+      slow:
+        command: ["sleep", "600"]
   blog:
     production:
       show:
         command: ["sh", "-c", "echo blog"]
+      slow:
+        command: ["sleep", "600"]
 "#;
 
 /// The server; ann (team `ops`) with app `shop`, bob (team `web`) with app `blog`.
@@ -285,4 +293,174 @@ async fn removing_the_app_stops_its_tokens_for_good_and_they_outlive_their_issue
         .refused(Method::POST, "/v1/jobs", Some(job("shop")))
         .await
         .expect(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_token_operates_its_app_and_changes_nothing_of_the_app_itself() {
+    let World { app, ann, .. } = world().await;
+    let admin = &app.api;
+    let issued = issue(&ann, "shop", json!({"expires_in": 3600})).await;
+    let token = ann.with_token(issued["token"].as_str().unwrap());
+    let token_id = issued["token_id"].as_str().unwrap();
+
+    // Who am I: the app, with none of its issuer's rights.
+    let me = token
+        .get("/v1/auth/whoami")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(me["user"], "app:shop", "{me}");
+    assert_eq!(me["app"], "shop");
+    assert_eq!(me["token_id"], token_id);
+    assert_eq!(me["admin"], false);
+    assert_eq!(me["teams"], json!([]));
+    assert!(me["expires_at"].is_string(), "{me}");
+    let mut scopes: Vec<&str> = me["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    scopes.sort();
+    assert_eq!(scopes, ["read", "write"]);
+    let anns = ann.get("/v1/auth/whoami").await.expect(StatusCode::OK).body;
+    assert_eq!(
+        (anns["user"].as_str(), &anns["app"]),
+        (Some("ann"), &Value::Null)
+    );
+
+    // What it may: read the app and its env, set its env, restart it.
+    token.get("/v1/apps/shop").await.expect(StatusCode::OK);
+    token.get("/v1/apps/shop/env").await.expect(StatusCode::OK);
+    token
+        .call(
+            Method::PUT,
+            "/v1/apps/shop/env",
+            Some(json!({"envs": [{"name": "MODE", "value": "live"}], "restart": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    token
+        .post("/v1/apps/shop/restart", json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+
+    // Changing the app itself, or who acts on it: 403 saying so, nothing written.
+    ann.post("/v1/apps/shop/cnames", json!({"cname": "shop.example.com"}))
+        .await
+        .expect(StatusCode::OK);
+    ann.post("/v1/teams", json!({"name": "extra"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let head = admin.log_head().await;
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/v1/apps/shop",
+            Some(json!({"description": "mine"})),
+        ),
+        (Method::DELETE, "/v1/apps/shop", None),
+        (Method::PUT, "/v1/apps/shop/teams/extra", None),
+        (Method::DELETE, "/v1/apps/shop/teams/ops", None),
+        (
+            Method::POST,
+            "/v1/apps/shop/cnames",
+            Some(json!({"cname": "mine.example.com"})),
+        ),
+        (
+            Method::DELETE,
+            "/v1/apps/shop/cnames",
+            Some(json!({"cname": "shop.example.com"})),
+        ),
+        (
+            Method::POST,
+            "/v1/swap",
+            Some(json!({"app1": "shop", "app2": "blog"})),
+        ),
+        (Method::POST, "/v1/apps/shop/tokens", Some(json!({}))),
+        (Method::GET, "/v1/apps/shop/tokens", None),
+        (
+            Method::DELETE,
+            &format!("/v1/apps/shop/tokens/{token_id}"),
+            None,
+        ),
+    ] {
+        let problem = head
+            .refused(&token, method.clone(), path, body)
+            .await
+            .expect(StatusCode::FORBIDDEN, "forbidden");
+        assert!(
+            problem.detail().contains("app token"),
+            "{method} {path}: {problem}"
+        );
+    }
+    // The app is as it was, and the token still works.
+    let shop = token.get("/v1/apps/shop").await.expect(StatusCode::OK).body;
+    assert_eq!(shop["cnames"], json!(["shop.example.com"]));
+    assert_eq!(shop["teams"], json!(["ops"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_token_cancels_and_kills_its_apps_jobs_and_no_other() {
+    let World { app, ann, bob } = world().await;
+    let token = ann.with_token(
+        issue(&ann, "shop", json!({})).await["token"]
+            .as_str()
+            .unwrap(),
+    );
+    let slow = |app: &str| json!({"app": app, "env": "production", "task": "slow"});
+    let processing = |j: &Value| j["status"] == "processing";
+    let limit = std::time::Duration::from_secs(30);
+
+    // Ann's job of shop: the app's job, the token kills it.
+    let anns = ann
+        .post("/v1/jobs", slow("shop"))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let anns = anns["id"].as_str().unwrap().to_string();
+    token.wait_for(&anns, limit, processing).await;
+    token
+        .post(
+            &format!("/v1/jobs/{anns}/kill"),
+            json!({"reason": "redeploy"}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let killed = token
+        .wait_for(&anns, limit, |j| j["status"] == "killed")
+        .await;
+    assert_eq!(killed["status"], "killed");
+    // Past the authorization: a finished job cannot be cancelled (409, not 403).
+    token
+        .refused(
+            Method::POST,
+            &format!("/v1/jobs/{anns}/cancel"),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::CONFLICT, "job_finished");
+
+    // Bob's job of blog: not the token's to stop.
+    let bobs = bob
+        .post("/v1/jobs", slow("blog"))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let bobs = bobs["id"].as_str().unwrap().to_string();
+    bob.wait_for(&bobs, limit, processing).await;
+    let head = app.api.log_head().await;
+    for action in ["kill", "cancel"] {
+        head.refused(
+            &token,
+            Method::POST,
+            &format!("/v1/jobs/{bobs}/{action}"),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    }
+    bob.post(&format!("/v1/jobs/{bobs}/kill"), json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
 }

@@ -704,12 +704,8 @@ async fn a_restart_is_accepted_with_the_apps_units() {
     ann.call(Method::POST, "/v1/apps/shop/restart", None)
         .await
         .expect(StatusCode::ACCEPTED);
-    ann.post("/v1/apps/shop/restart", json!({"process": "web"}))
-        .await
-        .expect(StatusCode::ACCEPTED);
     let restarts = app.api.get("/v1/events?type=AppRestartRequested").await;
-    assert_eq!(restarts.body.as_array().unwrap().len(), 3);
-    assert_eq!(restarts.body[2]["data"]["process"], "web");
+    assert_eq!(restarts.body.as_array().unwrap().len(), 2);
     let log = app.api.log_head().await;
     log.refused(
         &ann,
@@ -719,6 +715,119 @@ async fn a_restart_is_accepted_with_the_apps_units() {
     )
     .await
     .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    // A process the app does not have (this catalog gives it none): 400 naming `process`.
+    let unknown = log
+        .refused(
+            &ann,
+            Method::POST,
+            "/v1/apps/shop/restart",
+            Some(json!({"process": "web"})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(unknown.fields(), ["process"], "{unknown}");
+}
+
+/// Shop's catalog entry with two processes, `web` and `worker`, one unit each.
+const TWO_PROCESSES: &str = r#"
+runner:
+  kill_grace_seconds: 2
+  unit_ports: "22600-22699"
+catalog:
+  shop:
+    production:
+      processes:
+        web:
+          command: ["sh", "-c", "exec sleep 600"]
+          units: 1
+        worker:
+          command: ["sh", "-c", "exec sleep 600"]
+          units: 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_naming_a_process_restarts_every_process_of_the_app() {
+    let app = spawn_app(TWO_PROCESSES).await;
+    add_platform(&app.api, "python").await;
+    let ann = member(&app.api, "ann", &["blue"]).await;
+    create(&ann, "shop").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let units = ann.get("/v1/apps/shop").await.expect(StatusCode::OK).body["units"].clone();
+        if units.as_array().is_some_and(|u| u.len() == 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shop's units never came: {units}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The app has one restart generation: naming `web` restarts `worker` too, and the answer
+    // says so.
+    let restart = ann
+        .post("/v1/apps/shop/restart", json!({"process": "web"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let mut processes: Vec<&str> = restart.body["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["process"].as_str().unwrap())
+        .collect();
+    processes.sort();
+    assert_eq!(processes, ["web", "worker"], "{}", restart.body);
+    let log = app.api.log_head().await;
+    let unknown = log
+        .refused(
+            &ann,
+            Method::POST,
+            "/v1/apps/shop/restart",
+            Some(json!({"process": "cron"})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(unknown.fields(), ["process"], "{unknown}");
+    assert!(unknown.detail().contains("web, worker"), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_that_still_has_apps_is_not_removed() {
+    let (app, ann) = world().await;
+    create(&ann, "shop").await;
+    // Apps are authorized by team name: a team made later under the same name would inherit
+    // shop. So blue stays while shop has it.
+    let log = app.api.log_head().await;
+    let problem = log
+        .refused(&ann, Method::DELETE, "/v1/teams/blue", None)
+        .await
+        .expect(StatusCode::CONFLICT, "team_has_apps");
+    assert!(problem.detail().contains("shop"), "{problem}");
+    ann.get("/v1/teams/blue").await.expect(StatusCode::OK);
+    // A granted team counts as much as the team owner.
+    ann.post("/v1/teams", json!({"name": "green"}))
+        .await
+        .expect(StatusCode::CREATED);
+    ann.call(Method::PUT, "/v1/apps/shop/teams/green", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let log = app.api.log_head().await;
+    log.refused(&ann, Method::DELETE, "/v1/teams/green", None)
+        .await
+        .expect(StatusCode::CONFLICT, "team_has_apps");
+    // Revoked from the app, or the app removed: the team goes.
+    ann.call(Method::DELETE, "/v1/apps/shop/teams/green", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    ann.call(Method::DELETE, "/v1/teams/green", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    ann.call(Method::DELETE, "/v1/apps/shop", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    ann.call(Method::DELETE, "/v1/teams/blue", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
 }
 
 // ---- The environment ----

@@ -3,9 +3,11 @@
 //! written in one atomic append. Apps on different platforms are not swapped. The server runs in
 //! the test's process (`spawn_app`).
 
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use bosun_tests::{spawn_app, Api, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 /// A server with the platforms `python` and `ruby`, and ann (team `blue`) with the apps
 /// `blue-a` (cname `a.example.com`) and `blue-b` (cname `b.example.com`), both on python.
@@ -244,4 +246,127 @@ async fn the_audit_shows_the_swap_on_both_apps() {
         .collect();
     targets.sort();
     assert_eq!(targets, ["app-blue-a", "app-blue-b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_learns_nothing_of_app2_through_a_swap() {
+    let (app, _ann) = world().await;
+    let bob = app.api.new_user("bob", "bob-secret-1").await;
+    bob.post("/v1/teams", json!({"name": "red"}))
+        .await
+        .expect(StatusCode::CREATED);
+    bob.post("/v1/apps", json!({"name": "red-a", "platform": "python"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let log = app.api.log_head().await;
+    // bob may not change blue-a: the same 403 whether app2 exists or not.
+    for app2 in ["blue-b", "nothing", "red-a"] {
+        log.refused(
+            &bob,
+            Method::POST,
+            "/v1/swap",
+            Some(json!({"app1": "blue-a", "app2": app2})),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // Of his own app1, an unknown app2 is a 404; ann's blue-a a 403.
+    log.refused(
+        &bob,
+        Method::POST,
+        "/v1/swap",
+        Some(json!({"app1": "red-a", "app2": "nothing"})),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "not_found");
+    log.refused(
+        &bob,
+        Method::POST,
+        "/v1/swap",
+        Some(json!({"app1": "red-a", "app2": "blue-a"})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, "forbidden");
+}
+
+/// Appends `event_type` with `data` to unit `unit`'s stream, as a worker would.
+async fn unit_event(app: &TestApp, unit: &str, event_type: &str, data: Value) {
+    app.store()
+        .await
+        .append(
+            &StreamId::parse(format!("unit-{unit}")).unwrap(),
+            ExpectedVersion::Any,
+            vec![NewEvent::new(event_type, data)],
+        )
+        .await
+        .expect("append the unit's event");
+}
+
+/// `app`'s units once there are `count` of them.
+async fn wait_units(client: &Api, app: &str, count: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let units = client
+            .get(&format!("/v1/apps/{app}"))
+            .await
+            .expect(StatusCode::OK)
+            .body["units"]
+            .clone();
+        if units.as_array().is_some_and(|u| u.len() == count) {
+            return units;
+        }
+        assert!(Instant::now() < deadline, "{app}'s units: {units}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_in_error_does_not_hold_up_a_swap_and_a_restarting_one_does() {
+    let (app, ann) = world().await;
+    // blue-a's unit failed to start at generation 0, and waits to be tried again (`error`):
+    // its next attempt starts it at its app's generation, whatever it is then.
+    unit_event(
+        &app,
+        "blue-a.production.web.0",
+        "UnitStartFailed",
+        json!({
+            "app": "blue-a", "env": "production", "process": "web", "index": 0,
+            "node": "node-1", "generation": 0, "diagnostics": "no such program",
+            "restarts": 3, "failures": 5, "at": "2024-01-01T00:00:00Z",
+        }),
+    )
+    .await;
+    let units = wait_units(&ann, "blue-a", 1).await;
+    assert_eq!(units[0]["state"], "error", "{units}");
+    ann.post("/v1/apps/blue-a/restart", json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    // A crash-looping unit does not block swaps.
+    ann.post("/v1/swap", json!({"app1": "blue-a", "app2": "blue-b"}))
+        .await
+        .expect(StatusCode::OK);
+
+    // A unit running an older generation than its app's is a restart running: 409.
+    unit_event(
+        &app,
+        "blue-b.production.web.0",
+        "UnitStarted",
+        json!({
+            "app": "blue-b", "env": "production", "process": "web", "index": 0,
+            "node": "node-1", "pid": 4242, "port": 20001, "address": "127.0.0.1:20001",
+            "generation": 0, "at": "2024-01-01T00:00:00Z",
+        }),
+    )
+    .await;
+    let units = wait_units(&ann, "blue-b", 1).await;
+    assert_eq!(units[0]["state"], "starting", "{units}");
+    let log = app.api.log_head().await;
+    log.refused(
+        &ann,
+        Method::POST,
+        "/v1/swap",
+        Some(json!({"app1": "blue-a", "app2": "blue-b"})),
+    )
+    .await
+    .expect(StatusCode::CONFLICT, "restart_running");
 }

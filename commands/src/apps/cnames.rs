@@ -3,11 +3,10 @@
 //! another app holds is a 409 `cname_taken` and writes nothing.
 
 use super::{after, require_on, AppView};
-use crate::actor::{Actor, Origin};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{App, AppCommand, AppName, Cname, CnameClaim, CnameClaimCommand};
-use bosun_domain::identity::Scope;
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::{EventStore, StreamId};
 
@@ -30,7 +29,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         cname: &str,
     ) -> Result<(AppView, Written), CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let cname = parse_cname(cname)?;
         let held = (
             self.hold::<App>(app).await?,
@@ -38,7 +37,7 @@ impl<S: EventStore> Commands<S> {
         );
         let ((state, version), written) = self
             .execute_batch(held, actor, origin, |(held, claim), batch| {
-                require_on(actor, app, &held.state, Scope::Write)?;
+                require_on(actor, app, &held.state, AppAction::Manage)?;
                 let name: AppName = held.state.active_name()?.clone();
                 let added = held.state.handle(AppCommand::AddCname {
                     cname: cname.clone(),
@@ -65,7 +64,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         cname: &str,
     ) -> Result<(AppView, Written), CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let cname = parse_cname(cname)?;
         let held = (
             self.hold::<App>(app).await?,
@@ -73,7 +72,7 @@ impl<S: EventStore> Commands<S> {
         );
         let ((state, version), written) = self
             .execute_batch(held, actor, origin, |(held, claim), batch| {
-                require_on(actor, app, &held.state, Scope::Write)?;
+                require_on(actor, app, &held.state, AppAction::Manage)?;
                 let name: AppName = held.state.active_name()?.clone();
                 let removed = held.state.handle(AppCommand::RemoveCname {
                     cname: cname.clone(),

@@ -6,11 +6,10 @@
 //! refused (409 `env_bound`, the domain's rule).
 
 use super::{after, require_on, EnvView};
-use crate::actor::{Actor, Origin};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{check_env_value, App, AppCommand, EnvName, EnvVar};
-use bosun_domain::identity::Scope;
 use bosun_domain::Aggregate;
 use bosun_eventstore::EventStore;
 
@@ -49,7 +48,7 @@ impl<S: EventStore> Commands<S> {
         envs: Vec<EnvInput>,
         restart: bool,
     ) -> Result<(Vec<EnvView>, Written), CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Env).await?;
         let mut vars = Vec::with_capacity(envs.len());
         for input in envs {
             let name = EnvName::parse(&input.name)?;
@@ -70,7 +69,7 @@ impl<S: EventStore> Commands<S> {
                 actor,
                 origin,
                 |held, batch| {
-                    require_on(actor, app, &held.state, Scope::Write)?;
+                    require_on(actor, app, &held.state, AppAction::Env)?;
                     let events = held.state.handle(AppCommand::SetEnv {
                         envs: vars.clone(),
                         restart,
@@ -94,7 +93,7 @@ impl<S: EventStore> Commands<S> {
         names: Vec<String>,
         restart: bool,
     ) -> Result<(Vec<EnvView>, Written), CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Env).await?;
         let names = names
             .iter()
             .map(|n| EnvName::parse_field("name", n))
@@ -105,7 +104,7 @@ impl<S: EventStore> Commands<S> {
                 actor,
                 origin,
                 |held, batch| {
-                    require_on(actor, app, &held.state, Scope::Write)?;
+                    require_on(actor, app, &held.state, AppAction::Env)?;
                     let events = held.state.handle(AppCommand::UnsetEnv {
                         names: names.clone(),
                         restart,

@@ -18,11 +18,15 @@
 //!   swaps every other app keeps serving the units it did. This is one more `AppsSwapped`
 //!   (`app1` the partner, `app2` the removed app, not `cname_only`, each keeping its own
 //!   cnames) on both streams, before the `AppRemoved`; as any swap of units it bumps both apps'
-//!   restart generations. A partner that cannot be found (a broken chain) leaves the others
-//!   as they are.
+//!   restart generations. A partner that cannot be found (a broken chain: an app in it was
+//!   removed without unswapping) leaves the others as they are: the app is removed without
+//!   unswapping, rather than planned again until contended. The partner's `AppsSwapped` asks
+//!   no right on the partner: this is intended, removing an app undoes its part in the swaps
+//!   (authorized on both apps when they were made), and the partner's address serves what it
+//!   would have served had the removed app never been swapped.
 
 use super::{after, no_app, now, require_on, AppRules, AppView};
-use crate::actor::{Actor, Origin};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Held, Written, ATTEMPTS};
 use bosun_domain::apps::{
@@ -124,43 +128,59 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         request: UpdateApp,
     ) -> Result<(AppView, Written), CommandError> {
-        let current = self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let platform = match &request.platform {
             Some(platform) => Some(self.platform_choice(platform).await?),
             None => None,
         };
-        let team_owner = match &request.team_owner {
-            // Its own team owner again changes nothing: no membership asked.
-            Some(team) if current.team_owner().is_some_and(|t| t.as_str() == team) => {
-                current.team_owner().cloned()
-            }
-            Some(team) => Some(self.team_to_own(actor, team).await?),
-            None => None,
-        };
         let at = now();
-        let ((state, version), written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, Scope::Write)?;
-                    let events = held.state.handle(AppCommand::Update {
-                        description: request.description.clone(),
-                        platform: platform.clone(),
-                        team_owner: team_owner.clone(),
-                        at,
-                    })?;
-                    let answer = after(held, &events);
-                    batch.add(held, events)?;
-                    Ok(answer)
-                },
-            )
-            .await?;
-        Ok((self.app_answer(&state, version).await?, written))
+        for _ in 0..ATTEMPTS {
+            let (current, _) = self.load::<App>(app).await?;
+            require_on(actor, app, &current, AppAction::Manage)?;
+            // Its own team owner again changes nothing: no membership asked. Whether it is its
+            // own is decided again on the state held: if the team owner changed meanwhile, the
+            // update is planned again (and the team checked).
+            let (team_owner, unchecked) = match &request.team_owner {
+                Some(team) if current.team_owner().is_some_and(|t| t.as_str() == team) => {
+                    (current.team_owner().cloned(), true)
+                }
+                Some(team) => (Some(self.team_to_own(actor, team).await?), false),
+                None => (None, false),
+            };
+            let (done, written) = self
+                .execute_batch(
+                    self.hold::<App>(app).await?,
+                    actor,
+                    origin,
+                    |held, batch| {
+                        require_on(actor, app, &held.state, AppAction::Manage)?;
+                        if unchecked && held.state.team_owner() != team_owner.as_ref() {
+                            return Ok(None);
+                        }
+                        let events = held.state.handle(AppCommand::Update {
+                            description: request.description.clone(),
+                            platform: platform.clone(),
+                            team_owner: team_owner.clone(),
+                            at,
+                        })?;
+                        let answer = after(held, &events);
+                        batch.add(held, events)?;
+                        Ok(Some(answer))
+                    },
+                )
+                .await?;
+            if let Some((state, version)) = done {
+                return Ok((self.app_answer(&state, version).await?, written));
+            }
+        }
+        Err(CommandError::Contended(format!("app-{app}")))
     }
 
-    /// Removes an app (204): see the [module](self).
+    /// Removes an app (204): see the [module](self). Only the right to change the removed app
+    /// is asked: the unswap written to its swap partner's stream needs none on the partner, on
+    /// purpose (the removal undoes the swap, which was authorized on both apps when made). A
+    /// partner that cannot be found (a broken chain of swaps) is no obstacle: the app is
+    /// removed without unswapping.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app))]
     pub async fn remove_app(
         &self,
@@ -168,24 +188,25 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         app: &str,
     ) -> Result<Written, CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let at = now();
         for _ in 0..ATTEMPTS {
             // The streams the removal writes, as the app's stream says now; checked again on
             // the held states, and planned again if they changed meanwhile.
             let (state, _) = self.load::<App>(app).await?;
-            require_on(actor, app, &state, Scope::Write)?;
+            require_on(actor, app, &state, AppAction::Manage)?;
             let owner = state
                 .owner()
                 .ok_or_else(|| CommandError::Internal(format!("app {app} has no owner")))?
                 .clone();
             let partner = self.swap_partner(&state).await?;
+            let units_of = state.units_of().cloned();
             let mut claims = Vec::new();
             for cname in state.cnames() {
                 claims.push(self.hold::<CnameClaim>(cname.as_str()).await?);
             }
             let mut partners = Vec::new();
-            if let Some(partner) = &partner {
+            if let Partner::Found(partner) = &partner {
                 partners.push(self.hold::<App>(partner.as_str()).await?);
             }
             let held = (
@@ -201,14 +222,15 @@ impl<S: EventStore> Commands<S> {
                     origin,
                     |(held, quota, claims, partners), batch| {
                         let state = &held.state;
-                        require_on(actor, app, state, Scope::Write)?;
+                        require_on(actor, app, state, AppAction::Manage)?;
                         let held_cnames: BTreeSet<&str> = claims.iter().map(Held::id).collect();
                         let cnames: BTreeSet<&str> =
                             state.cnames().iter().map(|c| c.as_str()).collect();
                         let partner_now = partners.first().map(|p| &p.state);
                         if state.owner() != Some(&owner)
                             || held_cnames != cnames
-                            || !partner_holds(state, partner_now)
+                            || state.units_of() != units_of.as_ref()
+                            || !partner.holds(state, partner_now)
                         {
                             return Ok(false);
                         }
@@ -255,15 +277,16 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// The app whose address serves `state`'s units, if another one does (`state` was swapped):
-    /// found by following `units_of` from `state` round the cycle swaps make. `None` when the
-    /// app serves its own units, or the chain does not come back to it.
-    async fn swap_partner(&self, state: &App) -> Result<Option<AppName>, CommandError> {
+    /// found by following `units_of` from `state` round the cycle swaps make. [`Partner::Own`]
+    /// when the app serves its own units, [`Partner::Broken`] when the chain does not come back
+    /// to it.
+    async fn swap_partner(&self, state: &App) -> Result<Partner, CommandError> {
         let Some(name) = state.name() else {
-            return Ok(None);
+            return Ok(Partner::Own);
         };
         let mut next = match state.units_of() {
             Some(units_of) if units_of != name => units_of.clone(),
-            _ => return Ok(None),
+            _ => return Ok(Partner::Own),
         };
         for _ in 0..MAX_SWAP_CHAIN {
             let (other, _) = self.load::<App>(next.as_str()).await?;
@@ -271,13 +294,13 @@ impl<S: EventStore> Commands<S> {
                 break;
             }
             match other.units_of() {
-                Some(units_of) if units_of == name => return Ok(Some(next)),
+                Some(units_of) if units_of == name => return Ok(Partner::Found(next)),
                 Some(units_of) if units_of != &next => next = units_of.clone(),
                 _ => break,
             }
         }
         tracing::warn!(app = %name, "a swapped app's partner was not found: removed without unswapping");
-        Ok(None)
+        Ok(Partner::Broken)
     }
 
     /// Team `team` for an app to be owned by, given by `actor`: a member of it unless an admin
@@ -332,13 +355,34 @@ fn only_team(actor: &Actor) -> Result<String, CommandError> {
     }
 }
 
-/// Whether `partner` (held, if any) is still what `state`'s removal must unswap: the app whose
-/// address serves `state`'s units, or none when `state` serves its own.
-fn partner_holds(state: &App, partner: Option<&App>) -> bool {
-    let swapped = state.units_of().is_some() && state.units_of() != state.name();
-    match partner {
-        None => !swapped,
-        Some(partner) => swapped && partner.is_active() && partner.units_of() == state.name(),
+/// The app a removal unswaps, as planned from the removed app's stream and the chain of swaps.
+enum Partner {
+    /// The removed app serves its own units: nothing to unswap.
+    Own,
+    /// This app's address serves the removed app's units: it gets what the removed app's
+    /// address served.
+    Found(AppName),
+    /// The removed app was swapped, but the chain of swaps does not come back to it (an app in
+    /// it is gone): it is removed without unswapping, the others left as they are.
+    Broken,
+}
+
+impl Partner {
+    /// Whether this plan still holds for `state` (the removed app, held) and `partner` (the
+    /// partner held, if one was planned).
+    fn holds(&self, state: &App, partner: Option<&App>) -> bool {
+        let swapped = state.units_of().is_some() && state.units_of() != state.name();
+        match (self, partner) {
+            (Partner::Own, None) => !swapped,
+            (Partner::Broken, None) => swapped,
+            (Partner::Found(name), Some(partner)) => {
+                swapped
+                    && partner.name() == Some(name)
+                    && partner.is_active()
+                    && partner.units_of() == state.name()
+            }
+            _ => false,
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //! [`Queries`](crate::Queries)' (`queries/apps.rs`).
 //!
 //! Every command on an app loads the app's stream first (404 for no such app, or a removed one),
-//! then asks [`Actor::require_on_app`] with the teams the stream has now (403), and only then
-//! looks at the input; the same check runs again on every state a decision is made on, so a
-//! team revoked meanwhile does not slip through a retry. Platforms and quotas are the admins'.
+//! then asks [`Actor::require_on_app`] with the teams the stream has now and what it does
+//! ([`AppAction`]: the app's own token restarts it and sets its env, and changes nothing else of
+//! it) (403), and only then looks at the input; the same check runs again on every state a
+//! decision is made on, so a team revoked meanwhile does not slip through a retry. Platforms and
+//! quotas are the admins'.
 //!
 //! Decisions that span streams are appended in one atomic append
 //! ([`Commands::execute_batch`]): creating an app takes a place in its owner's quota, a cname is
@@ -34,11 +36,10 @@ pub use bosun_projections::read_models::apps::{AppView, EnvView, PlatformView, Q
 pub use env::EnvInput;
 pub use lifecycle::{CreateApp, UpdateApp};
 
-use crate::actor::Actor;
+use crate::actor::{Actor, AppAction};
 use crate::error::CommandError;
 use crate::execute::{Commands, Held};
 use bosun_domain::apps::{App, AppName};
-use bosun_domain::identity::Scope;
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::units as units_model;
@@ -79,18 +80,18 @@ pub(crate) fn team_names(state: &App) -> Vec<String> {
         .collect()
 }
 
-/// `actor` may act on app `app` (as `state`) with `scope`: 404 for no such app or a removed one,
-/// then whatever [`Actor::require_on_app`] says.
+/// `actor` may do `action` on app `app` (as `state`): 404 for no such app or a removed one, then
+/// whatever [`Actor::require_on_app`] says.
 pub(crate) fn require_on(
     actor: &Actor,
     app: &str,
     state: &App,
-    scope: Scope,
+    action: AppAction,
 ) -> Result<(), CommandError> {
     if !state.is_active() {
         return Err(no_app(app));
     }
-    actor.require_on_app(app, &team_names(state), scope)
+    actor.require_on_app(app, &team_names(state), action)
 }
 
 /// `held`'s state after `events`, and the version of its stream then.
@@ -106,19 +107,19 @@ pub(crate) fn after<A: Aggregate + Clone>(held: &Held<A>, events: &[A::Event]) -
 }
 
 impl<S: EventStore> Commands<S> {
-    /// App `app` as its stream has it now, if `actor` may act on it with `scope`: 404 for no
-    /// such app (a name no app can have, or a removed one) before 403.
+    /// App `app` as its stream has it now, if `actor` may do `action` on it: 404 for no such
+    /// app (a name no app can have, or a removed one) before 403.
     pub(crate) async fn authorized_app(
         &self,
         actor: &Actor,
         app: &str,
-        scope: Scope,
+        action: AppAction,
     ) -> Result<App, CommandError> {
         if AppName::parse(app).is_err() {
             return Err(no_app(app));
         }
         let (state, _) = self.load::<App>(app).await?;
-        require_on(actor, app, &state, scope)?;
+        require_on(actor, app, &state, action)?;
         Ok(state)
     }
 

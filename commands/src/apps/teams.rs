@@ -2,11 +2,11 @@
 //! exist (404); the last team and the team owner cannot be revoked (409, the domain's rules).
 
 use super::require_on;
-use crate::actor::{Actor, Origin};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{App, AppCommand};
-use bosun_domain::identity::{Scope, Team, TeamName};
+use bosun_domain::identity::{Team, TeamName};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 
@@ -25,7 +25,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         team: &str,
     ) -> Result<Written, CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let team = team_in_path(team)?;
         let (registered, _) = self.load::<Team>(team.as_str()).await?;
         let team_exists = registered.active;
@@ -35,7 +35,7 @@ impl<S: EventStore> Commands<S> {
                 actor,
                 origin,
                 |held, batch| {
-                    require_on(actor, app, &held.state, Scope::Write)?;
+                    require_on(actor, app, &held.state, AppAction::Manage)?;
                     let events = held.state.handle(AppCommand::GrantTeam {
                         team: team.clone(),
                         team_exists,
@@ -56,7 +56,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         team: &str,
     ) -> Result<Written, CommandError> {
-        self.authorized_app(actor, app, Scope::Write).await?;
+        self.authorized_app(actor, app, AppAction::Manage).await?;
         let team = team_in_path(team)?;
         let ((), written) = self
             .execute_batch(
@@ -64,7 +64,7 @@ impl<S: EventStore> Commands<S> {
                 actor,
                 origin,
                 |held, batch| {
-                    require_on(actor, app, &held.state, Scope::Write)?;
+                    require_on(actor, app, &held.state, AppAction::Manage)?;
                     let events = held
                         .state
                         .handle(AppCommand::RevokeTeam { team: team.clone() })?;

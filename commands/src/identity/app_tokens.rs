@@ -79,7 +79,7 @@ impl<S: EventStore> Commands<S> {
         }
         actor.require(Scope::Write)?;
         let teams = self.active_app_teams(app).await?;
-        actor.require_on_app(app, &teams, Scope::Write)?;
+        actor.require_on_app(app, &teams, crate::actor::AppAction::Manage)?;
         Ok(actor.username())
     }
 

@@ -5,8 +5,9 @@ use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::identity::{Scope, Team, TeamCommand, TeamName, User, Username};
-use bosun_domain::Aggregate;
+use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
+use bosun_projections::read_models::apps as apps_model;
 use bosun_projections::read_models::identity as model;
 
 impl<S: EventStore> Commands<S> {
@@ -78,6 +79,13 @@ impl<S: EventStore> Commands<S> {
         Ok(written)
     }
 
+    /// Removes team `team` (204): 409 `team_has_apps` while an app (not removed) has it among
+    /// its teams. Apps are authorized by team name, so a team of that name created later would
+    /// otherwise inherit them. Which apps have it is read from the apps read model once caught
+    /// up with the log, as `remove_platform` does. The race this leaves is narrow: a grant of
+    /// the team to an app (or an app created for it) appended between that read and the
+    /// removal is not seen, and that app keeps the removed team's name, which a team created
+    /// later under that name would inherit until it is revoked from the app.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team))]
     pub async fn remove_team(
         &self,
@@ -87,6 +95,41 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
         self.require_member_or_admin(actor, team)?;
+        let (state, _) = self.load::<Team>(team).await?;
+        if state.active {
+            self.catch_up().await?;
+            let client = self.read_models().await?;
+            let query = apps_model::AppQuery {
+                team: Some(team.to_string()),
+                ..apps_model::AppQuery::default()
+            };
+            let (apps, total) = apps_model::list(
+                &**client,
+                &query,
+                model::Page {
+                    limit: 5,
+                    offset: 0,
+                },
+            )
+            .await?;
+            drop(client);
+            if total > 0 {
+                let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                let more = if total > names.len() as i64 {
+                    ", …"
+                } else {
+                    ""
+                };
+                return Err(DomainError::conflict(
+                    "team_has_apps",
+                    format!(
+                        "team {team} has {total} app(s) ({}{more}): revoke it from them, or remove them, first",
+                        names.join(", ")
+                    ),
+                )
+                .into());
+            }
+        }
         let (_, written) = self
             .execute::<Team>(team, actor, origin, |state| {
                 state.handle(TeamCommand::Remove)

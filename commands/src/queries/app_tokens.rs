@@ -28,7 +28,7 @@ impl Queries {
         let teams = app_teams(&**client, app)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no app {app}")))?;
-        actor.require_on_app(app, &teams, Scope::Read)?;
+        actor.require_on_app(app, &teams, crate::actor::AppAction::ListTokens)?;
         Ok(identity_model::app_tokens(&**client, app, page).await?)
     }
 }

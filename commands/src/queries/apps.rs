@@ -6,7 +6,7 @@
 //! holder of the read scope; a quota by its user or an admin.
 
 use super::{Page, Queries};
-use crate::actor::Actor;
+use crate::actor::{Actor, AppAction};
 use crate::apps::AppRules;
 use crate::error::CommandError;
 use bosun_domain::identity::Scope;
@@ -70,7 +70,7 @@ impl Queries {
         let mut app = model::get(&**client, name)
             .await?
             .ok_or_else(|| no_app(name))?;
-        actor.require_on_app(name, &app.teams, Scope::Read)?;
+        actor.require_on_app(name, &app.teams, AppAction::Read)?;
         app.units = units_model::of_app(&**client, name).await?;
         Ok(app)
     }
@@ -82,7 +82,7 @@ impl Queries {
         let app = model::get(&**client, name)
             .await?
             .ok_or_else(|| no_app(name))?;
-        actor.require_on_app(name, &app.teams, Scope::Read)?;
+        actor.require_on_app(name, &app.teams, AppAction::Read)?;
         Ok(model::env(&**client, name).await?)
     }
 

@@ -10,6 +10,7 @@ use crate::apps::{AppRules, CreateApp, EnvInput, UpdateApp};
 use crate::{CommandError, Sealer, Written};
 use bosun_domain::apps::{App, AppEvent, AppName, Cname, CnameClaimEvent, EnvValue, QuotaEvent};
 use bosun_domain::identity::{Team, TeamCommand, TeamName, Username};
+use bosun_domain::jobs::Catalog;
 use bosun_domain::{Aggregate, DomainError};
 use secrecy::{ExposeSecret, SecretSlice};
 
@@ -710,7 +711,10 @@ async fn an_outsider_gets_403_on_every_write_and_writes_nothing() {
                 .unset_app_env(&eve, &o, "shop", vec!["A".into()], true)
                 .await
                 .map(drop),
-            commands.restart_app(&eve, &o, "shop", None).await.map(drop),
+            commands
+                .restart_app(&eve, &o, &Catalog::default(), "shop", None)
+                .await
+                .map(drop),
             commands
                 .swap_apps(&eve, &o, "shop", "blog", false)
                 .await
@@ -762,7 +766,7 @@ async fn an_outsider_gets_403_on_every_write_and_writes_nothing() {
         CommandError::Domain(DomainError::NotFound(_))
     ));
     let missing = commands
-        .swap_apps(&member("eve", &["dev"]), &origin(), "shop", "nope", false)
+        .swap_apps(&member("eve", &["dev"]), &origin(), "nope", "shop", false)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -883,4 +887,301 @@ async fn platforms_are_the_admins_and_a_quota_needs_a_user() {
         CommandError::Domain(DomainError::NotFound(_))
     ));
     assert_eq!(super::head(&log).await, head);
+}
+
+#[tokio::test]
+async fn an_apps_own_token_changes_nothing_of_the_app_itself() {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    app_of(&commands, &ann, "shop").await;
+    app_of(&commands, &ann, "blog").await;
+    with_cname(&log, "shop", "shop.example").await;
+    let head = head(&log).await;
+    let token = app_token("shop");
+    let o = origin();
+    let refusals: Vec<(&str, Result<(), CommandError>)> = vec![
+        (
+            "update",
+            commands
+                .update_app(
+                    &token,
+                    &o,
+                    "shop",
+                    UpdateApp {
+                        description: Some("mine".into()),
+                        ..UpdateApp::default()
+                    },
+                )
+                .await
+                .map(drop),
+        ),
+        (
+            "remove",
+            commands.remove_app(&token, &o, "shop").await.map(drop),
+        ),
+        (
+            "grant",
+            commands
+                .grant_app_team(&token, &o, "shop", "dev")
+                .await
+                .map(drop),
+        ),
+        (
+            "revoke",
+            commands
+                .revoke_app_team(&token, &o, "shop", "ops")
+                .await
+                .map(drop),
+        ),
+        (
+            "add cname",
+            commands
+                .add_app_cname(&token, &o, "shop", "mine.example")
+                .await
+                .map(drop),
+        ),
+        (
+            "remove cname",
+            commands
+                .remove_app_cname(&token, &o, "shop", "shop.example")
+                .await
+                .map(drop),
+        ),
+        (
+            "swap",
+            commands
+                .swap_apps(&token, &o, "shop", "blog", false)
+                .await
+                .map(drop),
+        ),
+        (
+            "issue a token",
+            commands
+                .issue_app_token(
+                    &token,
+                    &o,
+                    "shop",
+                    crate::identity::NewAppToken {
+                        description: String::new(),
+                        expires_in: None,
+                    },
+                )
+                .await
+                .map(drop),
+        ),
+    ];
+    for (what, refusal) in refusals {
+        match refusal {
+            Err(CommandError::Forbidden(message)) => {
+                assert!(message.contains("app token"), "{what}: {message}")
+            }
+            other => panic!("{what}: expected a 403, got {other:?}"),
+        }
+    }
+    assert_eq!(super::head(&log).await, head, "nothing written");
+    // What it may do on its app: its env (and its restarts, its jobs).
+    commands
+        .set_app_env(
+            &token,
+            &o,
+            "shop",
+            vec![EnvInput {
+                name: "A".into(),
+                value: "1".into(),
+                public: true,
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_swap_decided_on_a_restart_generation_it_did_not_see_is_planned_again() {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    app_of(&commands, &ann, "shop").await;
+    app_of(&commands, &ann, "blog").await;
+    // Both apps at generation 0: no restart running, without asking the units. Just before the
+    // swap's append, a restart of shop is asked for: the swap's answer for generation 0 says
+    // nothing of it, so the swap plans again and asks the units read model (absent here: an
+    // error, where the server would answer 409 `restart_running` while the restart runs).
+    log.before_append_to(
+        "app-shop",
+        "app-shop",
+        vec![new_event(&AppEvent::AppRestartRequested {
+            process: None,
+            generation: 1,
+        })],
+    );
+    let result = commands
+        .swap_apps(&ann, &origin(), "shop", "blog", false)
+        .await;
+    assert_eq!(log.pending(), 0, "the restart came in between");
+    match result {
+        Err(CommandError::Internal(message)) => {
+            assert!(message.contains("no read models"), "{message}")
+        }
+        other => panic!("expected the swap to plan again and ask the units, got {other:?}"),
+    }
+    let swapped = log_summary(&log)
+        .await
+        .into_iter()
+        .filter(|(_, t, _)| t == "AppsSwapped")
+        .count();
+    assert_eq!(swapped, 0, "no swap decided on the stale answer");
+}
+
+#[tokio::test]
+async fn a_swap_authorizes_app1_before_it_looks_at_app2() {
+    let (commands, _log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    app_of(&commands, &ann, "shop").await;
+    let eve = member("eve", &["dev"]);
+    // eve may not change shop: whether app2 exists is not hers to learn.
+    for app2 in ["nope", "blog", "Not_A_Name"] {
+        let refused = commands
+            .swap_apps(&eve, &origin(), "shop", app2, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, CommandError::Forbidden(_)),
+            "{app2}: {refused:?}"
+        );
+    }
+    // ann may: an unknown app2 is a 404 for her.
+    let missing = commands
+        .swap_apps(&ann, &origin(), "shop", "nope", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing,
+        CommandError::Domain(DomainError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_restart_naming_a_process_the_app_does_not_have_is_refused() {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    app_of(&commands, &ann, "shop").await;
+    let catalog: Catalog = serde_json::from_value(serde_json::json!({
+        "shop": {"production": {
+            "deploy": {"command": ["true"]},
+            "processes": {"web": {"command": ["sleep", "600"], "units": 1}},
+        }},
+    }))
+    .unwrap();
+    let head = head(&log).await;
+    for process in ["worker", "deploy", ""] {
+        let refused = commands
+            .restart_app(&ann, &origin(), &catalog, "shop", Some(process.into()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            invalid_field(&refused),
+            Some("process"),
+            "{process}: {refused:?}"
+        );
+    }
+    let refused = commands
+        .restart_app(
+            &ann,
+            &origin(),
+            &Catalog::default(),
+            "shop",
+            Some("web".into()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_field(&refused), Some("process"));
+    assert_eq!(super::head(&log).await, head, "nothing written");
+    // One of its processes: the restart is written (its answer reads the units read model,
+    // absent here).
+    let _ = commands
+        .restart_app(&ann, &origin(), &catalog, "shop", Some("web".into()))
+        .await;
+    assert_eq!(state(&commands, "shop").await.restart_generation(), 1);
+}
+
+#[tokio::test]
+async fn an_app_whose_swap_partner_is_gone_is_removed_without_unswapping() {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    for name in ["shop", "blog"] {
+        app_of(&commands, &ann, name).await;
+    }
+    commands
+        .swap_apps(&ann, &origin(), "shop", "blog", false)
+        .await
+        .unwrap();
+    // blog is gone without unswapping (as an older server would have removed it): shop's
+    // address serves blog's units, and no app's serves shop's: a broken chain.
+    append(
+        &log,
+        "app-blog",
+        &[AppEvent::AppRemoved {
+            at: chrono::Utc::now(),
+        }],
+    )
+    .await;
+    let head = head(&log).await;
+    commands.remove_app(&ann, &origin(), "shop").await.unwrap();
+    let events = log.read_all(head + 1, 10, &Filter::all()).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.stream_id.to_string(), e.event_type.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("app-shop".to_string(), "AppRemoved"),
+            ("quota-ann".to_string(), "QuotaAppReleased"),
+        ],
+        "removed without unswapping, nothing written to blog"
+    );
+}
+
+#[tokio::test]
+async fn keeping_the_team_owner_is_decided_again_on_the_state_held() {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    app_of(&commands, &ann, "shop").await;
+    commands
+        .grant_app_team(&ann, &origin(), "shop", "dev")
+        .await
+        .unwrap();
+    // bob (dev, not ops) changes the description and gives shop's own team owner again: no
+    // change of owner, no membership asked. But just before his append, the team owner
+    // becomes dev: on the state held, ops is a new team owner, which bob may not give.
+    log.before_append_to(
+        "app-shop",
+        "app-shop",
+        vec![new_event(&AppEvent::AppUpdated {
+            description: None,
+            platform: None,
+            team_owner: Some(TeamName::parse("dev").unwrap()),
+            at: chrono::Utc::now(),
+        })],
+    );
+    let refused = commands
+        .update_app(
+            &member("bob", &["dev"]),
+            &origin(),
+            "shop",
+            UpdateApp {
+                description: Some("bob's".into()),
+                team_owner: Some("ops".into()),
+                ..UpdateApp::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(log.pending(), 0);
+    assert!(
+        matches!(&refused, CommandError::Forbidden(m) if m.contains("member of team ops")),
+        "{refused:?}"
+    );
+    let shop = state(&commands, "shop").await;
+    assert_eq!(shop.team_owner().map(|t| t.as_str()), Some("dev"));
+    assert_eq!(shop.description(), "", "nothing of bob's written");
 }

@@ -8,7 +8,7 @@ use crate::CommandError;
 use bosun_domain::identity::{
     Scope, Scopes, Token, TokenCommand, TokenDigest, TokenEvent, TokenKind, Username,
 };
-use bosun_domain::jobs::{Catalog, JobCommand, JobEvent};
+use bosun_domain::jobs::{Catalog, Job, JobCommand, JobEvent};
 use bosun_domain::orchestrations::{
     Definition, Orchestration, OrchestrationCommand, OrchestrationEvent, TaskRules,
 };
@@ -78,6 +78,80 @@ async fn only_its_submitter_or_an_admin_may_stop_a_job() {
             },
         ]
     );
+}
+
+/// App `shop` registered (created now) by ann for team `ops`.
+async fn shop_registered(log: &Racing) {
+    use bosun_domain::apps::{AppEvent, AppName, PlatformName};
+    use bosun_domain::identity::TeamName;
+    append(
+        log,
+        "app-shop",
+        &[AppEvent::AppCreated {
+            name: AppName::parse("shop").unwrap(),
+            platform: PlatformName::parse("python").unwrap(),
+            team_owner: TeamName::parse("ops").unwrap(),
+            owner: Username::parse("ann").unwrap(),
+            description: String::new(),
+            at: chrono::Utc::now(),
+        }],
+    )
+    .await;
+}
+
+fn app_token(app: &str) -> Actor {
+    Actor::App(crate::AppActor::new(app, Uuid::nil(), "ann"))
+}
+
+#[tokio::test]
+async fn an_apps_token_may_stop_the_jobs_of_its_app_and_no_other() {
+    let (commands, log) = commands();
+    // A job of shop submitted before the app was registered is not the app's.
+    let earlier = submitted(&commands, "bob").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    shop_registered(&log).await;
+    let token = app_token("shop");
+    let cancel = || JobCommand::Cancel { reason: None };
+    // Ann's job of shop, and one the token submitted: the token cancels and kills them.
+    let anns = submitted(&commands, "ann").await;
+    let (job, _) = commands
+        .stop(&token, &origin(), anns, cancel())
+        .await
+        .unwrap();
+    assert!(job.status.is_some_and(|s| s.is_finished()), "{job:?}");
+    let its_own = submitted(&commands, "app:shop").await;
+    commands
+        .execute::<Job>(&its_own.to_string(), &SYSTEM, &origin(), |j| {
+            j.handle(JobCommand::Start {
+                worker: "w1".into(),
+                pid: Some(7),
+                command: vec!["true".into()],
+            })
+        })
+        .await
+        .unwrap();
+    let (job, _) = commands
+        .stop(
+            &token,
+            &origin(),
+            its_own,
+            JobCommand::Kill { reason: None },
+        )
+        .await
+        .unwrap();
+    assert!(job.kill_requested);
+    let head = head(&log).await;
+    let message = forbidden(commands.stop(&token, &origin(), earlier, cancel()).await);
+    assert!(message.contains("jobs of its app shop"), "{message}");
+    // Another app's token stops none of shop's jobs.
+    let other = submitted(&commands, "ann").await;
+    let head = super::head(&log).await.max(head);
+    forbidden(
+        commands
+            .stop(&app_token("blog"), &origin(), other, cancel())
+            .await,
+    );
+    assert_eq!(super::head(&log).await, head, "a refusal writes nothing");
 }
 
 fn definition(id: &str, created_by: &str) -> Definition {

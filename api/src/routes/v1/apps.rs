@@ -373,19 +373,22 @@ pub async fn unset_env(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restart {
-    /// Only this process's units (default: all of them).
+    /// One of the app's catalog processes (400 `process` for another name). For now every
+    /// process of the app restarts all the same: an app has one restart generation.
     process: Option<String>,
 }
 
 /// The answer to a restart.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Restarting {
-    /// The units that restart, one at a time.
+    /// The units that restart, one at a time: every unit of the app.
     units: Vec<UnitView>,
 }
 
 /// `POST /v1/apps/{app}/restart`: 202 with the units that restart, one at a time, with the
-/// current environment. The body is optional.
+/// current environment. The body is optional. A restart restarts every process of the app, for
+/// now, also when it names one (`process`, which must be one of its processes in the catalog:
+/// 400 `process` otherwise); the answer lists every unit of the app.
 #[utoipa::path(post, path = "/v1/apps/{app}/restart", tag = "apps",
     params(("app" = String, Path, description = "the app's name")),
     request_body(content = Option<Restart>, description = "optional"),
@@ -400,7 +403,7 @@ pub async fn restart(
 ) -> Result<Response, Problem> {
     let (units, w) = state
         .commands
-        .restart_app(&caller.actor, &origin, &app, body.process)
+        .restart_app(&caller.actor, &origin, &state.catalog, &app, body.process)
         .await?;
     Ok(written(
         &state,

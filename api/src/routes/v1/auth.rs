@@ -55,9 +55,14 @@ pub async fn logout(
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
+/// Who holds the token. For an app token: `user` is `app:<app>` (the name its events record),
+/// `app` the app, `admin` false and `teams` empty (it acts with none of its issuer's rights),
+/// `scopes` `read` and `write`, its rights only on its app (see `/v1/apps/{app}/tokens`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WhoAmI {
     user: String,
+    /// The app of an app token; `null` for a user's token.
+    app: Option<String>,
     admin: bool,
     teams: Vec<String>,
     token_id: uuid::Uuid,
@@ -65,13 +70,25 @@ pub struct WhoAmI {
     scopes: Vec<String>,
 }
 
-/// `GET /v1/auth/whoami`.
+/// `GET /v1/auth/whoami`: a user's token (with the read scope), or an app token.
 #[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", responses((status = 200, description = "OK", body = WhoAmI), Refusals), security(("bearer" = [])))]
 pub async fn whoami(caller: Caller) -> Result<axum::Json<WhoAmI>, Problem> {
-    caller.actor.require(Scope::Read)?;
     let h = caller.holder;
+    if let Some(token) = caller.actor.app_token() {
+        return Ok(axum::Json(WhoAmI {
+            user: bosun_commands::app_actor_name(token.app()),
+            app: Some(token.app().to_string()),
+            admin: false,
+            teams: vec![],
+            token_id: h.token_id,
+            expires_at: h.expires_at,
+            scopes: h.scopes,
+        }));
+    }
+    caller.actor.require(Scope::Read)?;
     Ok(axum::Json(WhoAmI {
         user: h.username,
+        app: None,
         admin: h.admin,
         teams: h.teams,
         token_id: h.token_id,
