@@ -1,5 +1,7 @@
 //! First start: if no admin exists, create one and hand its credentials over once: on stdout,
-//! and the token in `<data_dir>/admin-token` (mode 0600).
+//! and the token in `<data_dir>/admin-token` (mode 0600). Every start, once the read models
+//! hold the log: the secret URLs orchestrations stored before sealing existed still hold in
+//! clear are sealed ([`seal_clear_urls`]).
 
 use bosun_commands::Commands;
 use bosun_projections::Freshness;
@@ -23,7 +25,9 @@ pub async fn when_caught_up(
     data_dir: PathBuf,
 ) -> anyhow::Result<()> {
     if freshness.wait_for(head, WAIT).await.is_ok() {
-        return first_admin(&commands, &data_dir).await;
+        first_admin(&commands, &data_dir).await?;
+        seal_clear_urls(&commands).await;
+        return Ok(());
     }
     tracing::info!(
         head,
@@ -38,8 +42,29 @@ pub async fn when_caught_up(
         if let Err(e) = first_admin(&commands, &data_dir).await {
             tracing::error!(error = %e, "creating the first admin failed");
         }
+        seal_clear_urls(&commands).await;
     });
     Ok(())
+}
+
+/// Seals the secret URLs (webhooks, `component_url`s with credentials or a query) that
+/// orchestrations stored before sealing existed still hold in clear, by appending their sealed
+/// replacement (`Commands::seal_clear_orchestration_urls`): idempotent, and safe with several
+/// nodes starting at once (each appends against the stream's exact version). A failure is
+/// logged, not fatal: the next start tries again.
+pub async fn seal_clear_urls(commands: &Commands) {
+    match commands.seal_clear_orchestration_urls().await {
+        Ok(0) => {}
+        Ok(sealed) => {
+            tracing::info!(
+                orchestrations = sealed,
+                "sealed the secret URLs orchestrations held in clear from before sealing"
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sealing the URLs orchestrations hold in clear failed; the next start tries again")
+        }
+    }
 }
 
 pub async fn first_admin(commands: &Commands, data_dir: &Path) -> anyhow::Result<()> {

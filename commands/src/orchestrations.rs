@@ -12,23 +12,31 @@
 //! held URL shown so at the same place, or the only one shown so. A job carries its
 //! orchestration's tasks sealed the same way (those stored in clear before sealing are sealed
 //! on the way), and the runner opens them with [`Commands::open_url`] only to make the call.
+//!
+//! An orchestration stored before sealing existed holds its secret URLs in clear in its events
+//! until it is edited: [`Commands::seal_clear_orchestration_urls`], run once at every start,
+//! appends the sealed replacement of each (`OrchestrationTasksReplaced`,
+//! `OrchestrationNotificationsReplaced`), so its state and the read model hold them sealed from
+//! then on. The old events stay in the append-only log.
 
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
-use crate::execute::{Commands, Written};
+use crate::execute::{Appended, Commands, Written, ATTEMPTS};
 use crate::seal::Sealer;
 use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, PlannedTask, Submission, Variables};
 use bosun_domain::orchestrations::{
     Changes, Crontab, Definition, Notification, NotificationInput, Orchestration,
-    OrchestrationCommand, ScheduledRun, StoredUrl, Task, TaskInput, TaskRules, UrlField,
+    OrchestrationCommand, OrchestrationEvent, ScheduledRun, StoredUrl, Task, TaskInput, TaskRules,
+    UrlField,
 };
 use bosun_domain::{Aggregate, DomainError};
-use bosun_eventstore::EventStore;
+use bosun_eventstore::{EventStore, Filter};
 use bosun_projections::read_models::jobs::JobView;
 use bosun_projections::read_models::orchestrations::{self as model, OrchestrationView};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// `POST /v1/orchestrations`.
@@ -64,6 +72,27 @@ fn crontab(text: Option<String>) -> Result<Option<Crontab>, DomainError> {
 }
 
 const SCHEDULER: Actor = Actor::System("scheduler");
+/// Who seals the URLs stored in clear before sealing existed.
+const SEALER: Actor = Actor::System("url-sealer");
+/// How many events one page of the scan for URLs stored in clear reads.
+const SCAN_PAGE: usize = 500;
+
+/// Whether `tasks` hold a secret `component_url` in clear.
+fn clear_tasks(tasks: &[Task]) -> bool {
+    tasks.iter().any(|t| {
+        t.url()
+            .is_some_and(|u| u.needs_sealing(UrlField::ComponentUrl))
+    })
+}
+
+/// Whether `notifications` hold a `webhook_url` in clear.
+fn clear_notifications(notifications: &[Notification]) -> bool {
+    notifications.iter().any(|n| {
+        n.webhook_url
+            .as_ref()
+            .is_some_and(|u| u.needs_sealing(UrlField::WebhookUrl))
+    })
+}
 
 impl<S: EventStore> Commands<S> {
     #[tracing::instrument(skip_all, fields(actor = actor.name(), orchestration_name = request.name.as_str()))]
@@ -323,6 +352,145 @@ impl<S: EventStore> Commands<S> {
             })) => Ok(run.job_id),
             Err(e) => Err(e),
         }
+    }
+
+    /// Seals what orchestrations stored before sealing existed still hold in clear: for each
+    /// whose latest tasks or notifications (deleted ones too: they still read, and their row
+    /// keeps its notifications) hold a secret URL in clear, appends their sealed replacement
+    /// against the stream's exact version, so of several nodes starting at once one writes it
+    /// and the others, finding it sealed, write nothing. Idempotent: once sealed, nothing is
+    /// left to do. Waits for the read models to hold what it wrote. Returns how many
+    /// orchestrations it sealed.
+    #[tracing::instrument(skip_all)]
+    pub async fn seal_clear_orchestration_urls(&self) -> Result<usize, CommandError> {
+        let candidates = self.orchestrations_holding_clear_urls().await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        if self.sealer().is_err() {
+            tracing::warn!(
+                orchestrations = candidates.len(),
+                "orchestrations hold secret URLs in clear from before sealing, and this server has no data key to seal them"
+            );
+            return Ok(0);
+        }
+        let (mut sealed, mut last) = (0, Written::default());
+        for id in candidates {
+            let written = self.seal_orchestration_urls(&id).await?;
+            if written.position.is_some() {
+                tracing::info!(orchestration = %id, "sealed the secret URLs it held in clear");
+                sealed += 1;
+                last = last.and(written);
+            }
+        }
+        self.settle(last).await;
+        Ok(sealed)
+    }
+
+    /// The orchestrations whose latest tasks or notifications, as their events hold them, hold
+    /// a secret URL in clear: read from the events that set them alone.
+    async fn orchestrations_holding_clear_urls(&self) -> Result<Vec<String>, CommandError> {
+        let filter = Filter {
+            categories: vec![<Orchestration as Aggregate>::CATEGORY.into()],
+            event_types: [
+                "OrchestrationCreated",
+                "OrchestrationTasksReplaced",
+                "OrchestrationNotificationsReplaced",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Filter::default()
+        };
+        // By orchestration: whether its tasks, its notifications hold one in clear.
+        let mut clear: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+        let mut from = 1;
+        loop {
+            let page = self.store.read_page(from, SCAN_PAGE, &filter).await?;
+            for recorded in &page.events {
+                from = recorded.position + 1;
+                let event: OrchestrationEvent = match bosun_domain::decode(
+                    &recorded.event_type,
+                    &recorded.data,
+                ) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(position = recorded.position, error = %e, "an orchestration event does not load; not checked for URLs in clear");
+                        continue;
+                    }
+                };
+                let held = clear
+                    .entry(recorded.stream_id.id().to_string())
+                    .or_default();
+                match event {
+                    OrchestrationEvent::OrchestrationCreated(d) => {
+                        *held = (clear_tasks(&d.tasks), clear_notifications(&d.notifications))
+                    }
+                    OrchestrationEvent::OrchestrationTasksReplaced { tasks } => {
+                        held.0 = clear_tasks(&tasks)
+                    }
+                    OrchestrationEvent::OrchestrationNotificationsReplaced { notifications } => {
+                        held.1 = clear_notifications(&notifications)
+                    }
+                    _ => {}
+                }
+            }
+            if page.events.len() < SCAN_PAGE {
+                break;
+            }
+        }
+        Ok(clear
+            .into_iter()
+            .filter(|(_, (tasks, notifications))| *tasks || *notifications)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Seals what orchestration `id` holds in clear, against its exact version; nothing if it
+    /// holds nothing so (another node sealed it first).
+    async fn seal_orchestration_urls(&self, id: &str) -> Result<Written, CommandError> {
+        let mut held = self.hold::<Orchestration>(id).await?;
+        for _ in 0..ATTEMPTS {
+            let events = self.sealed_replacements(id, &held.state)?;
+            if events.is_empty() {
+                return Ok(Written::default());
+            }
+            match self
+                .append_held(
+                    &mut held,
+                    &SEALER,
+                    &Origin::default(),
+                    Uuid::new_v4(),
+                    events,
+                )
+                .await?
+            {
+                Appended::Written(written) => return Ok(written),
+                // Another writer got there first: decided again on what it left.
+                Appended::Conflict => {}
+            }
+        }
+        Err(CommandError::Contended(format!("orchestration {id}")))
+    }
+
+    /// The events that replace what `state` holds in clear with the same values sealed.
+    fn sealed_replacements(
+        &self,
+        id: &str,
+        state: &Orchestration,
+    ) -> Result<Vec<OrchestrationEvent>, CommandError> {
+        let sealing = self.url_sealing(id);
+        let mut events = Vec::new();
+        if clear_tasks(&state.tasks) {
+            events.push(OrchestrationEvent::OrchestrationTasksReplaced {
+                tasks: sealing.tasks(state, state.tasks.clone(), Seal::Store)?,
+            });
+        }
+        if clear_notifications(&state.notifications) {
+            events.push(OrchestrationEvent::OrchestrationNotificationsReplaced {
+                notifications: sealing.notifications(state, state.notifications.clone())?,
+            });
+        }
+        Ok(events)
     }
 
     /// The URL `url` of `field` of orchestration `orchestration_id` (or of one of its jobs) in
@@ -735,6 +903,178 @@ mod tests {
             assert!(matches!(stored[0].url(), Some(StoredUrl::Sealed { .. })));
             assert_eq!(stored[1], current.tasks[1], "no secret: kept in clear");
         }
+    }
+
+    /// Commands over an in-memory log holding orchestration `o1` as stored before sealing: a
+    /// secret `component_url`, a plain one and a webhook, all in clear; deleted if `deleted`.
+    async fn stored_before_sealing(
+        deleted: bool,
+    ) -> Commands<bosun_eventstore::InMemoryEventStore> {
+        let commands = Commands::over(
+            bosun_eventstore::InMemoryEventStore::default(),
+            bosun_projections::Freshness::none(),
+            None,
+        )
+        .with_sealer(sealer());
+        let task = |url: &str| Task {
+            target: bosun_domain::orchestrations::TaskTarget::Url(StoredUrl::Clear(url.into())),
+            action: None,
+            parameters: serde_json::json!({}),
+            continue_on_failure: false,
+            timeout_minutes: None,
+            active: true,
+        };
+        let mut events = vec![OrchestrationEvent::OrchestrationCreated(Box::new(
+            Definition {
+                id: "o1".into(),
+                name: "from before".into(),
+                crontab: None,
+                active: true,
+                tasks: vec![task(LEGACY), task(PLAIN)],
+                notifications: webhooks(&[A]),
+                token_id: Uuid::nil(),
+                created_by: "ann".into(),
+                at: Utc::now(),
+                next_scheduled_at: None,
+            },
+        ))];
+        if deleted {
+            events.push(OrchestrationEvent::OrchestrationDeleted {});
+        }
+        // Appended as they were then, past today's checks.
+        commands
+            .execute::<Orchestration>("o1", &Actor::System("test"), &Origin::default(), |_| {
+                Ok(events.clone())
+            })
+            .await
+            .unwrap();
+        commands
+    }
+
+    const LEGACY: &str = "https://bot:pa55@api.example.com/run?key=k3y";
+    const PLAIN: &str = "https://api.example.com/plain";
+
+    async fn stream_of_o1(
+        commands: &Commands<bosun_eventstore::InMemoryEventStore>,
+    ) -> Vec<String> {
+        commands
+            .store
+            .read_stream(
+                &bosun_eventstore::StreamId::parse("orchestration-o1").unwrap(),
+                0,
+                100,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    /// Asserts `o1` holds its URLs sealed (the plain one in clear), each opening to what it was.
+    async fn assert_sealed(commands: &Commands<bosun_eventstore::InMemoryEventStore>) {
+        let (state, _) = commands.load::<Orchestration>("o1").await.unwrap();
+        let task_url = state.tasks[0].url().unwrap();
+        assert!(matches!(task_url, StoredUrl::Sealed { .. }), "{task_url:?}");
+        let opened = commands
+            .open_url(UrlField::ComponentUrl, "o1", task_url)
+            .unwrap();
+        assert_eq!(opened.expose_secret(), LEGACY);
+        assert_eq!(state.tasks[1].url(), Some(&StoredUrl::Clear(PLAIN.into())));
+        let webhook = url(&state.notifications[0]);
+        assert!(matches!(webhook, StoredUrl::Sealed { .. }), "{webhook:?}");
+        let opened = commands
+            .open_url(UrlField::WebhookUrl, "o1", webhook)
+            .unwrap();
+        assert_eq!(opened.expose_secret(), A);
+    }
+
+    #[tokio::test]
+    async fn urls_stored_in_clear_before_sealing_are_sealed_once() {
+        let commands = stored_before_sealing(false).await;
+        assert_eq!(commands.seal_clear_orchestration_urls().await.unwrap(), 1);
+        assert_sealed(&commands).await;
+        let events = stream_of_o1(&commands).await;
+        assert_eq!(
+            events,
+            [
+                "OrchestrationCreated",
+                "OrchestrationTasksReplaced",
+                "OrchestrationNotificationsReplaced"
+            ]
+        );
+        // Again (the next start): nothing left to do, nothing written.
+        assert_eq!(commands.seal_clear_orchestration_urls().await.unwrap(), 0);
+        assert_eq!(stream_of_o1(&commands).await, events);
+        // Nothing in the log after the creation holds them in clear.
+        let after = commands
+            .store
+            .read_all(2, 100, &Filter::all())
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&after).unwrap();
+        assert!(!text.contains("pa55") && !text.contains("aaaa"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_orchestration_is_sealed_too() {
+        let commands = stored_before_sealing(true).await;
+        assert_eq!(commands.seal_clear_orchestration_urls().await.unwrap(), 1);
+        assert_sealed(&commands).await;
+        let (state, _) = commands.load::<Orchestration>("o1").await.unwrap();
+        assert!(state.deleted);
+    }
+
+    #[tokio::test]
+    async fn of_two_nodes_sealing_at_once_one_writes() {
+        let commands = stored_before_sealing(false).await;
+        // The other node decided on the stream as it was, then this one sealed it.
+        let mut stale = commands.hold::<Orchestration>("o1").await.unwrap();
+        let theirs = commands.sealed_replacements("o1", &stale.state).unwrap();
+        assert_eq!(theirs.len(), 2);
+        assert_eq!(commands.seal_clear_orchestration_urls().await.unwrap(), 1);
+        let appended = commands
+            .append_held(
+                &mut stale,
+                &SEALER,
+                &Origin::default(),
+                Uuid::new_v4(),
+                theirs,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(appended, Appended::Conflict));
+        // Reloaded, it finds nothing left to seal.
+        assert!(commands
+            .sealed_replacements("o1", &stale.state)
+            .unwrap()
+            .is_empty());
+        assert_eq!(stream_of_o1(&commands).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn without_a_data_key_urls_in_clear_are_left_and_the_start_goes_on() {
+        let commands = Commands::over(
+            bosun_eventstore::InMemoryEventStore::default(),
+            bosun_projections::Freshness::none(),
+            None,
+        );
+        let with_key = stored_before_sealing(false).await;
+        let events = with_key
+            .store
+            .read_all(1, 100, &Filter::all())
+            .await
+            .unwrap();
+        let created: OrchestrationEvent =
+            bosun_domain::decode(&events[0].event_type, &events[0].data).unwrap();
+        commands
+            .execute::<Orchestration>("o1", &Actor::System("test"), &Origin::default(), |_| {
+                Ok(vec![created.clone()])
+            })
+            .await
+            .unwrap();
+        assert_eq!(commands.seal_clear_orchestration_urls().await.unwrap(), 0);
+        assert_eq!(stream_of_o1(&commands).await, ["OrchestrationCreated"]);
     }
 
     #[test]

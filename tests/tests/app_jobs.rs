@@ -283,3 +283,86 @@ async fn an_orchestration_runs_an_apps_task_only_for_a_member_and_only_members_r
     assert_eq!(listed.total(), 0, "{}", listed.body);
     assert!(!stored_log(&app).await.contains(SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_catalog_apps_name_takes_over_none_of_its_earlier_jobs() {
+    let app = spawn_app(CONFIG).await;
+    let admin = &app.api;
+    admin
+        .post("/v1/platforms", json!({"name": "python"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let ann = admin.new_user("ann", "ann-password").await;
+    let bob = admin.new_user("bob", "bob-password").await;
+    ann.post("/v1/teams", json!({"name": "ops"}))
+        .await
+        .expect(StatusCode::CREATED);
+    // Bob runs catalog app shop's task while no one has registered shop.
+    let before = run(&bob, show(json!({"variables": {"LAYERED": "bobs"}}))).await;
+    assert_eq!(before["status"], "success", "{before}");
+    let before = before["id"].as_str().unwrap().to_string();
+    // Then ann registers shop (team ops) and runs its task.
+    ann.post(
+        "/v1/apps",
+        json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let after = run(&ann, show(json!({}))).await;
+    assert_eq!(after["status"], "success", "{after}");
+    let after = after["id"].as_str().unwrap().to_string();
+    admin.new_user("cy", "cy-password").await;
+    ann.call(Method::PUT, "/v1/teams/ops/members/cy", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let cy = admin.login("cy", "cy-password").await;
+    // Bob's earlier job is still his, and his alone (with admins): not shop's team's.
+    let job = bob
+        .get(&format!("/v1/jobs/{before}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(job.body["variables"]["LAYERED"], "bobs", "{}", job.body);
+    bob.get(&format!("/v1/jobs/{before}/output"))
+        .await
+        .expect(StatusCode::OK);
+    let listed = bob.get("/v1/jobs?app=shop").await.expect(StatusCode::OK);
+    let ids: Vec<&str> = listed
+        .body
+        .as_array()
+        .map(|items| items.iter().filter_map(|j| j["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!((listed.total(), ids), (1, vec![before.as_str()]));
+    for reader in [&ann, &cy] {
+        for path in [
+            format!("/v1/jobs/{before}"),
+            format!("/v1/jobs/{before}/output"),
+        ] {
+            reader
+                .refused(Method::GET, &path, None)
+                .await
+                .expect(StatusCode::FORBIDDEN, "forbidden");
+        }
+        // The job since registration is the team's: ann's and cy's, listed without bob's.
+        reader
+            .get(&format!("/v1/jobs/{after}"))
+            .await
+            .expect(StatusCode::OK);
+        let listed = reader.get("/v1/jobs?app=shop").await.expect(StatusCode::OK);
+        let ids: Vec<&str> = listed
+            .body
+            .as_array()
+            .map(|items| items.iter().filter_map(|j| j["id"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!((listed.total(), ids), (1, vec![after.as_str()]));
+    }
+    for path in [
+        format!("/v1/jobs/{after}"),
+        format!("/v1/jobs/{after}/output"),
+    ] {
+        bob.refused(Method::GET, &path, None)
+            .await
+            .expect(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // An admin reads both.
+    assert_eq!(admin.get("/v1/jobs?app=shop").await.total(), 2);
+}

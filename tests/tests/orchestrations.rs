@@ -687,12 +687,10 @@ async fn a_secret_url_given_again_in_clear_or_as_shown_is_no_change() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_orchestration_stored_before_sealing_still_runs_and_its_jobs_carry_its_urls_sealed() {
-    let (app, _smtp, receiver) = start(2).await;
-    let api = &app.api;
-    let (tasks, notifications) = secret_tasks(&receiver);
-    // As OrchestrationCreated was stored before URLs were sealed: in clear.
+/// Orchestration [`secret_tasks`] as its `OrchestrationCreated` was stored before URLs were
+/// sealed (in clear), appended past the API; its id once the read model has it.
+async fn store_before_sealing(app: &TestApp, receiver: &HttpReceiver) -> String {
+    let (tasks, notifications) = secret_tasks(receiver);
     let id = uuid::Uuid::new_v4().to_string();
     let stored_task = |t: &Value| {
         json!({"component": t.get("component"), "component_url": t.get("component_url"),
@@ -716,16 +714,27 @@ async fn an_orchestration_stored_before_sealing_still_runs_and_its_jobs_carry_it
         )
         .await
         .unwrap();
-    // It loads, and reads show its URLs redacted.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let orchestration = loop {
-        let answer = api.get(&format!("/v1/orchestrations/{id}")).await;
-        if answer.status == StatusCode::OK {
-            break answer.body;
-        }
+    while app
+        .api
+        .get(&format!("/v1/orchestrations/{id}"))
+        .await
+        .status
+        != StatusCode::OK
+    {
         assert!(Instant::now() < deadline, "the orchestration never loaded");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_stored_before_sealing_still_runs_and_its_jobs_carry_its_urls_sealed() {
+    let (app, _smtp, receiver) = start(2).await;
+    let api = &app.api;
+    let id = store_before_sealing(&app, &receiver).await;
+    // It loads, and reads show its URLs redacted.
+    let orchestration = api.get(&format!("/v1/orchestrations/{id}")).await.body;
     assert_eq!(orchestration["tasks"][0]["component_url"], shown(&receiver));
     assert_eq!(
         orchestration["notifications"][0]["webhook_url"],
@@ -768,6 +777,115 @@ async fn an_orchestration_stored_before_sealing_still_runs_and_its_jobs_carry_it
         assert_eq!(stored_with(&app, secret).await, 1, "{secret}");
     }
     assert_eq!(stored_with(&app, "\"sealed\": \"v1.").await, 2);
+}
+
+/// The notifications the orchestrations read model stores for `id` (for the notifier), as text.
+async fn stored_notifications(app: &TestApp, id: &str) -> String {
+    let store = app.store().await;
+    let client = store.pool().get().await.unwrap();
+    client
+        .query_one(
+            "SELECT stored_notifications::text FROM orchestrations WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Another node starting over `app`'s log with configuration `yaml` (whose data key is
+/// `app`'s): built, which runs its start's bootstrap, and kept until dropped.
+async fn another_node(
+    app: &TestApp,
+    yaml: &str,
+) -> (bosun_api::startup::Application, tempfile::TempDir) {
+    let dir = work_dir();
+    let file = config_file(dir.path(), yaml);
+    let mut settings =
+        bosun_api::config::Settings::from_sources(Some(&file), std::iter::empty()).unwrap();
+    settings.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.data_dir = dir.path().join("bosun-data");
+    settings.database.url = Some(app.database().clone());
+    let node = bosun_api::startup::Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("the other node did not start: {e:#}"));
+    (node, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_seals_the_urls_an_orchestration_stored_before_sealing_holds_in_clear() {
+    let smtp = SmtpSink::start();
+    let receiver = HttpReceiver::start().await;
+    // The key in a file of the test's, so that another node reads the same one.
+    let keys = work_dir();
+    let yaml = format!(
+        "{}data_key_file: {}\n",
+        config(smtp.port, 2),
+        keys.path().join("data-key").display()
+    );
+    let app = spawn_app(&yaml).await;
+    let api = &app.api;
+    let id = store_before_sealing(&app, &receiver).await;
+    let before = stored_notifications(&app, &id).await;
+    assert!(before.contains("s3cret-path"), "in clear so far: {before}");
+    // A start (another node's, over the same log) seals them: the sealed replacements appended.
+    let _node = another_node(&app, &yaml).await;
+    let stream_path = format!("/v1/streams/orchestration-{id}");
+    let types = |stream: &Value| -> Vec<String> {
+        stream
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let stream = api.get(&stream_path).await.expect(StatusCode::OK).body;
+    assert_eq!(
+        types(&stream),
+        [
+            "OrchestrationCreated",
+            "OrchestrationTasksReplaced",
+            "OrchestrationNotificationsReplaced"
+        ],
+        "{stream}"
+    );
+    assert_eq!(
+        stream[2]["data"]["notifications"][0]["webhook_url"],
+        json!({"sealed": "[redacted]", "shown": shown(&receiver)})
+    );
+    // The read model's stored notifications hold it sealed now, never in clear.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let after = stored_notifications(&app, &id).await;
+        if !after.contains("s3cret-path") || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for secret in URL_SECRETS {
+        assert!(!after.contains(secret), "{secret} still in clear: {after}");
+    }
+    assert!(after.contains("\"sealed\": \"v1."), "{after}");
+    // Only the event from before holds them in clear: the log is append-only.
+    for secret in URL_SECRETS {
+        assert_eq!(stored_with(&app, secret).await, 1, "{secret}");
+    }
+    // Another start finds nothing left to seal, and writes nothing to it.
+    drop(another_node(&app, &yaml).await);
+    let stream = api.get(&stream_path).await.expect(StatusCode::OK).body;
+    assert_eq!(types(&stream).len(), 3, "{stream}");
+    // It still runs and notifies, from the sealed values.
+    let job = run_to_end(api, &id, None).await;
+    assert_eq!(task_statuses(&job), ["success", "error"], "{job}");
+    let call = receiver
+        .wait_for("/tasks/creds", Duration::from_secs(5), |_| true)
+        .await;
+    assert_eq!(call.headers["authorization"], BASIC);
+    receiver
+        .wait_for("/hooks/s3cret-path", Duration::from_secs(20), |_| true)
+        .await;
+    let sent = wait_events(api, "NotificationSent", 1).await;
+    assert_eq!(sent[0]["data"]["target"], shown(&receiver));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

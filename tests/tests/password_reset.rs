@@ -2,26 +2,43 @@
 //! password would go through it: ask for a reset (anyone may), get the token by mail, use it,
 //! get the new password by mail, log in with it. Every refusal is a problem and writes nothing;
 //! neither the token nor the new password is ever in the log, as the API shows it or as stored.
+//! Nothing is recorded before the mail server took the mail: a mail refused leaves the old
+//! password and the token working. A user is sent a token at most once a minute, and a new
+//! token supersedes the earlier ones.
 
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use bosun_tests::receivers::{Mail, SmtpSink};
 use bosun_tests::{config_file, spawn_app, work_dir, Api, Server, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 const PASSWORD: &str = "old-password";
 const EMAIL: &str = "ann@example.org";
 
 fn config(smtp: &SmtpSink, ttl_seconds: u64) -> String {
+    config_on(smtp.port, ttl_seconds)
+}
+
+/// The configuration of a server mailing through the SMTP server on `port`.
+fn config_on(port: u16, ttl_seconds: u64) -> String {
     format!(
-        "notifications:\n  smtp: {{host: 127.0.0.1, port: {}, from: bosun@example.com}}\nidentity:\n  password_reset_ttl_seconds: {ttl_seconds}\n",
-        smtp.port
+        "notifications:\n  smtp: {{host: 127.0.0.1, port: {port}, from: bosun@example.com}}\nidentity:\n  password_reset_ttl_seconds: {ttl_seconds}\n"
     )
 }
 
 /// A server mailing through `smtp`, with user `ann` (email [`EMAIL`], password [`PASSWORD`]).
 async fn start(smtp: &SmtpSink, ttl_seconds: u64) -> TestApp {
-    let app = spawn_app(&config(smtp, ttl_seconds)).await;
+    start_on(smtp.port, ttl_seconds).await
+}
+
+/// [`start`], mailing through the SMTP server on `port`.
+async fn start_on(port: u16, ttl_seconds: u64) -> TestApp {
+    let app = spawn_app(&config_on(port, ttl_seconds)).await;
     app.api
         .post(
             "/v1/users",
@@ -410,4 +427,175 @@ async fn the_server_log_shows_neither_the_token_nor_the_new_password() {
         );
         assert!(!printed.contains(secret.as_str()), "a secret is on stdout");
     }
+}
+
+/// An SMTP relay to an [`SmtpSink`] that can be told to refuse: while it refuses, every
+/// connection is greeted with `554` (the server will take no mail) and closed.
+struct Relay {
+    port: u16,
+    refusing: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(sink: &SmtpSink) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let (flag, target) = (refusing.clone(), sink.port);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let refuse = flag.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if refuse {
+                        let _ = client
+                            .write_all(b"554 5.3.2 not accepting mail now\r\n")
+                            .await;
+                        return;
+                    }
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Relay { port, refusing }
+    }
+
+    fn refuse(&self, refuse: bool) {
+        self.refusing.store(refuse, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_the_mail_server_refuses_is_not_set_and_the_token_still_works() {
+    let smtp = SmtpSink::start();
+    let relay = Relay::start(&smtp).await;
+    let app = start_on(relay.port, 3600).await;
+    let token = ask_for_a_token(&app, &smtp).await;
+    // The mail with the new password is refused: 503, and nothing is recorded.
+    relay.refuse(true);
+    let head = app.api.log_head().await;
+    let mails = smtp.mails().len();
+    let problem = head
+        .refused(
+            &app.api.anonymous(),
+            Method::POST,
+            &format!("/v1/users/ann/password-reset/{token}"),
+            None,
+        )
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE, "mail_failed");
+    assert!(problem.detail().contains("not changed"), "{problem}");
+    assert_eq!(smtp.mails().len(), mails);
+    // Ann is not locked out: her old password still logs in.
+    assert_eq!(login_status(&app.api, PASSWORD).await, StatusCode::CREATED);
+    // And once mail goes through again, the same token still works.
+    relay.refuse(false);
+    let password = use_token(&app, &smtp, &token).await;
+    app.api.login("ann", &password).await;
+    assert_eq!(
+        login_status(&app.api, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_mail_is_refused_records_nothing_and_may_be_asked_again_at_once() {
+    let smtp = SmtpSink::start();
+    let relay = Relay::start(&smtp).await;
+    let app = start_on(relay.port, 3600).await;
+    relay.refuse(true);
+    let head = app.api.log_head().await;
+    head.refused(
+        &app.api.anonymous(),
+        Method::POST,
+        "/v1/users/ann/password-reset",
+        None,
+    )
+    .await
+    .expect(StatusCode::SERVICE_UNAVAILABLE, "mail_failed");
+    // Not counted as a request: asked again at once, it is mailed.
+    relay.refuse(false);
+    let token = ask_for_a_token(&app, &smtp).await;
+    use_token(&app, &smtp, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_within_a_minute_is_429_with_retry_after_and_sends_nothing() {
+    let smtp = SmtpSink::start();
+    let app = start(&smtp, 3600).await;
+    let token = ask_for_a_token(&app, &smtp).await;
+    let head = app.api.log_head().await;
+    let mails = smtp.mails().len();
+    let answer = app
+        .api
+        .anonymous()
+        .call(Method::POST, "/v1/users/ann/password-reset", None)
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        answer.body
+    );
+    let retry_after: u64 = answer
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After: seconds");
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let problem = answer.problem();
+    assert_eq!(problem.code, "too_many_requests", "{problem}");
+    head.assert_unchanged("a request too soon").await;
+    assert_eq!(smtp.mails().len(), mails, "no mail for a request too soon");
+    // The token sent stays good.
+    let password = use_token(&app, &smtp, &token).await;
+    app.api.login("ann", &password).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_token_supersedes_the_ones_sent_before() {
+    let smtp = SmtpSink::start();
+    let app = start(&smtp, 3600).await;
+    // A token sent before requests were limited, unexpired, as its event was stored then.
+    let earlier = "bosun_an-earlier-token-still-unexpired";
+    let digest: String = Sha256::digest(earlier.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    app.store()
+        .await
+        .append(
+            &StreamId::parse("user-ann").unwrap(),
+            ExpectedVersion::StreamExists,
+            vec![NewEvent::new(
+                "PasswordResetRequested",
+                json!({"username": "ann", "digest": digest,
+                       "expires_at": chrono::Utc::now() + chrono::Duration::hours(1)}),
+            )],
+        )
+        .await
+        .unwrap();
+    // A new request (not too soon: the earlier one says nothing of when it was made).
+    let token = ask_for_a_token(&app, &smtp).await;
+    // The earlier token no longer works.
+    let head = app.api.log_head().await;
+    let mails = smtp.mails().len();
+    head.refused(
+        &app.api.anonymous(),
+        Method::POST,
+        &format!("/v1/users/ann/password-reset/{earlier}"),
+        None,
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(smtp.mails().len(), mails);
+    assert_eq!(login_status(&app.api, PASSWORD).await, StatusCode::CREATED);
+    // The new one does.
+    let password = use_token(&app, &smtp, &token).await;
+    app.api.login("ann", &password).await;
 }

@@ -5,21 +5,26 @@
 //! token is 32 random bytes, so its digest cannot be turned back) and the new password's argon2
 //! hash. The user's tokens keep working (tsuru's behaviour: a reset is for a forgotten
 //! password, not a stolen one; revoke tokens with `DELETE /v1/tokens/{id}`); a password change
-//! of any kind voids the reset tokens issued before it.
+//! of any kind voids the reset tokens issued before it. A user is sent a token at most once a
+//! minute, and a new token supersedes the earlier ones (the user aggregate's rules).
 //!
-//! These commands decide and record, and give back the mail to send ([`OutgoingMail`]); the
-//! caller delivers it (the API through its SMTP mailer), after the write, so a mail is only
-//! ever sent for what the log holds.
+//! These commands decide, hand the mail to the caller's `send` (the API's SMTP mailer), and
+//! record only once the mail server took it: a mail that cannot be sent changes nothing (the
+//! password, the token in hand, the time of the last request all stay as they were), so asking
+//! again is safe. The other way round, a mail sent whose events could not then be appended
+//! holds a token or a password that does not work, and the caller is told so
+//! ([`ResetFailure::NotRecorded`]); the state is as before that call, so again a retry is safe.
 
 use super::secrets::{digest, hash_password, new_token, random_password};
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{User, UserCommand, Username};
+use bosun_domain::identity::{PasswordHash, User, UserCommand, Username, RESET_TOO_SOON};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use std::future::Future;
 
 /// How long a reset token works unless configured otherwise: an hour.
 pub const DEFAULT_RESET_TTL_SECONDS: i64 = 3600;
@@ -48,36 +53,75 @@ impl std::fmt::Debug for OutgoingMail {
     }
 }
 
-/// A reset just requested: the mail with its token, and when the token expires.
+/// A reset just requested, mailed and recorded: when its token expires.
 #[derive(Debug)]
 pub struct ResetRequested {
-    pub mail: OutgoingMail,
     pub expires_at: DateTime<Utc>,
 }
 
+/// Why a password reset (its request or its use) did not happen; `E` is the mailer's error.
+#[derive(Debug)]
+pub enum ResetFailure<E> {
+    /// Refused before anything was sent or written (unknown user, no email, a token used,
+    /// expired or never issued), or the log could not be read.
+    Refused(CommandError),
+    /// Asked for within a minute of the previous request: nothing sent or written; ask again
+    /// in `retry_after_seconds`.
+    TooSoon {
+        retry_after_seconds: i64,
+        message: String,
+    },
+    /// The mail could not be sent: nothing written.
+    Mail(E),
+    /// The mail went out but its events could not be appended: the token or the password it
+    /// holds does not work, and everything is as before the call (try again).
+    NotRecorded(CommandError),
+}
+
+impl<E> From<CommandError> for ResetFailure<E> {
+    fn from(e: CommandError) -> Self {
+        ResetFailure::Refused(e)
+    }
+}
+
+impl<E> From<DomainError> for ResetFailure<E> {
+    fn from(e: DomainError) -> Self {
+        ResetFailure::Refused(e.into())
+    }
+}
+
 impl<S: EventStore> Commands<S> {
-    /// Anyone asks for a reset of `username`'s password: a token good for `ttl_seconds` is
-    /// recorded (its digest) and returned in the mail to the user's email. 404 for an unknown
-    /// user, 409 `no_email` for one without an email.
+    /// Anyone asks for a reset of `username`'s password: a token good for `ttl_seconds` goes to
+    /// the user's email by `send`, then its digest is recorded. 404 for an unknown user, 409
+    /// `no_email` for one without an email, [`ResetFailure::TooSoon`] within a minute of the
+    /// previous request.
     #[tracing::instrument(skip_all, fields(username = username))]
-    pub async fn request_password_reset(
+    pub async fn request_password_reset<E, F, Fut>(
         &self,
         origin: &Origin,
         username: &str,
         ttl_seconds: i64,
-    ) -> Result<(ResetRequested, Written), CommandError> {
+        send: F,
+    ) -> Result<(ResetRequested, Written), ResetFailure<E>>
+    where
+        F: FnOnce(OutgoingMail) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         let username = known_name(username)?;
         let token = new_token();
-        let expires_at = Utc::now() + chrono::Duration::seconds(ttl_seconds);
-        let (user, written) = self
-            .execute::<User>(username.as_str(), &Actor::Anonymous, origin, |user| {
-                user.handle(UserCommand::RequestPasswordReset {
-                    digest: token.digest.clone(),
-                    expires_at,
-                })
-            })
-            .await?;
-        let to = recipient(&user)?;
+        let now = Utc::now();
+        let expires_at = now + chrono::Duration::seconds(ttl_seconds);
+        let command = || UserCommand::RequestPasswordReset {
+            digest: token.digest.clone(),
+            expires_at,
+            now,
+        };
+        // Decided first (a dry run), so a refusal sends nothing.
+        let (current, _) = self.load::<User>(username.as_str()).await?;
+        current
+            .handle(command())
+            .map_err(|e| too_soon(e, &current, now))?;
+        let to = recipient(&current)?;
         let body = format!(
             "Someone, hopefully you, asked to reset the password of\n\
              the Bosun user {username}.\n\
@@ -88,53 +132,60 @@ impl<S: EventStore> Commands<S> {
              token: {token}\n\
              \n\
              Send it with POST /v1/users/{username}/password-reset/<token>;\n\
-             the new password comes to this address.\n\
+             the new password comes to this address. It replaces any\n\
+             token sent before.\n\
              \n\
              If you did not ask for this, ignore this mail: your password\n\
              stays as it is.\n",
             expires = expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
             token = token.secret,
         );
-        let mail = OutgoingMail {
+        send(OutgoingMail {
             to,
             subject: format!("[bosun] password reset for {username}"),
             body: SecretString::from(body),
-        };
-        Ok((ResetRequested { mail, expires_at }, written))
+        })
+        .await
+        .map_err(ResetFailure::Mail)?;
+        let (_, written) = self
+            .execute::<User>(username.as_str(), &Actor::Anonymous, origin, |user| {
+                user.handle(command())
+            })
+            .await
+            .map_err(ResetFailure::NotRecorded)?;
+        Ok((ResetRequested { expires_at }, written))
     }
 
-    /// Anyone holding a reset token of `username` uses it: a new random password is set and
-    /// returned in the mail to the user's email. 404 for an unknown user or a token never
-    /// issued; 409 `reset_token_used` or `reset_token_expired` (410 at the API).
+    /// Anyone holding a reset token of `username` uses it: a new random password goes to the
+    /// user's email by `send`, then it is set (with the token marked used). 404 for an unknown
+    /// user or a token never issued (or superseded); 409 `reset_token_used` or
+    /// `reset_token_expired` (410 at the API).
     #[tracing::instrument(skip_all, fields(username = username))]
-    pub async fn reset_password(
+    pub async fn reset_password<E, F, Fut>(
         &self,
         origin: &Origin,
         username: &str,
         token: &str,
-    ) -> Result<(OutgoingMail, Written), CommandError> {
+        send: F,
+    ) -> Result<Written, ResetFailure<E>>
+    where
+        F: FnOnce(OutgoingMail) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         let username = known_name(username)?;
         let digest = digest(token);
+        // The token as it is when it is used: the time to hash and to mail does not expire it.
+        let now = Utc::now();
         // Checked before the (slow) hashing: an unknown token costs no argon2 work.
         let (current, _) = self.load::<User>(username.as_str()).await?;
         current.handle(UserCommand::ResetPassword {
             digest: digest.clone(),
-            password_hash: bosun_domain::identity::PasswordHash(String::new()),
-            now: Utc::now(),
+            password_hash: PasswordHash(String::new()),
+            now,
         })?;
+        let to = recipient(&current)?;
         let password = random_password();
         let password_hash = hash_password(&password).await?;
-        let now = Utc::now();
-        let (user, written) = self
-            .execute::<User>(username.as_str(), &Actor::Anonymous, origin, |user| {
-                user.handle(UserCommand::ResetPassword {
-                    digest: digest.clone(),
-                    password_hash: password_hash.clone(),
-                    now,
-                })
-            })
-            .await?;
-        let to = recipient(&user)?;
         let body = format!(
             "The password of the Bosun user {username} was reset.\n\
              Your new password:\n\
@@ -145,12 +196,37 @@ impl<S: EventStore> Commands<S> {
              your own (PUT /v1/users/{username}/password).\n",
             password = password.expose(),
         );
-        let mail = OutgoingMail {
+        send(OutgoingMail {
             to,
             subject: format!("[bosun] new password for {username}"),
             body: SecretString::from(body),
-        };
-        Ok((mail, written))
+        })
+        .await
+        .map_err(ResetFailure::Mail)?;
+        let (_, written) = self
+            .execute::<User>(username.as_str(), &Actor::Anonymous, origin, |user| {
+                user.handle(UserCommand::ResetPassword {
+                    digest: digest.clone(),
+                    password_hash: password_hash.clone(),
+                    now,
+                })
+            })
+            .await
+            .map_err(ResetFailure::NotRecorded)?;
+        Ok(written)
+    }
+}
+
+/// A request refused for coming too soon, with how long to wait; any other refusal as it is.
+fn too_soon<E>(e: DomainError, user: &User, now: DateTime<Utc>) -> ResetFailure<E> {
+    match e {
+        DomainError::Conflict { code, message } if code == RESET_TOO_SOON => {
+            ResetFailure::TooSoon {
+                retry_after_seconds: user.reset_request_retry_after(now).unwrap_or(1),
+                message,
+            }
+        }
+        other => ResetFailure::Refused(other.into()),
     }
 }
 
@@ -166,7 +242,7 @@ fn recipient(user: &User) -> Result<String, CommandError> {
         .as_ref()
         .map(|e| e.as_str().to_string())
         .ok_or_else(|| {
-            CommandError::Internal("a reset was recorded for a user without an email".into())
+            CommandError::Internal("a reset was decided for a user without an email".into())
         })
 }
 
@@ -174,18 +250,71 @@ fn recipient(user: &User) -> Result<String, CommandError> {
 mod tests {
     use super::*;
     use crate::identity::secrets::verify_password;
+    use async_trait::async_trait;
     use bosun_domain::identity::{Email, PasswordHash, UserEvent};
-    use bosun_eventstore::{Filter, InMemoryEventStore};
+    use bosun_eventstore::{
+        AppendError, AppendResult, Filter, InMemoryEventStore, Page, RecordedEvent, StoreError,
+        StreamAppend, StreamId, Subscription,
+    };
     use bosun_projections::Freshness;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// An in-memory log whose appends fail while `failing` is set.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        inner: InMemoryEventStore,
+        failing: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl EventStore for Flaky {
+        async fn append_many(
+            &self,
+            appends: Vec<StreamAppend>,
+        ) -> Result<Vec<AppendResult>, AppendError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Failed("the test's log is down".into()).into());
+            }
+            self.inner.append_many(appends).await
+        }
+        async fn read_stream(
+            &self,
+            stream: &StreamId,
+            from_version: u64,
+            max: usize,
+        ) -> Result<Vec<RecordedEvent>, StoreError> {
+            self.inner.read_stream(stream, from_version, max).await
+        }
+        async fn read_page(
+            &self,
+            from_position: u64,
+            max: usize,
+            filter: &Filter,
+        ) -> Result<Page, StoreError> {
+            self.inner.read_page(from_position, max, filter).await
+        }
+        async fn head(&self) -> Result<u64, StoreError> {
+            self.inner.head().await
+        }
+        fn head_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+            self.inner.head_changes()
+        }
+        fn subscribe(&self, from_position: u64, filter: Filter) -> Subscription {
+            self.inner.subscribe(from_position, filter)
+        }
+    }
+
+    const OLD_HASH: &str = "$argon2id$old";
 
     /// Commands over an in-memory log holding user `ann` (with an email if `email`).
-    async fn with_ann(email: bool) -> Commands<InMemoryEventStore> {
-        let commands = Commands::over(InMemoryEventStore::default(), Freshness::none(), None);
+    async fn with_ann(email: bool) -> Commands<Flaky> {
+        let commands = Commands::over(Flaky::default(), Freshness::none(), None);
         let registered = UserEvent::UserRegistered {
             username: Username::parse("ann").unwrap(),
             email: email.then(|| Email::parse("ann@example.org").unwrap()),
             admin: false,
-            password_hash: PasswordHash("$argon2id$old".into()),
+            password_hash: PasswordHash(OLD_HASH.into()),
         };
         commands
             .execute::<User>("ann", &Actor::System("test"), &Origin::default(), |_| {
@@ -196,7 +325,7 @@ mod tests {
         commands
     }
 
-    async fn stored(commands: &Commands<InMemoryEventStore>) -> String {
+    async fn stored(commands: &Commands<Flaky>) -> String {
         let events = commands
             .store
             .read_all(1, 1000, &Filter::all())
@@ -212,65 +341,204 @@ mod tests {
             .unwrap_or_else(|| panic!("no {label} in {body}"))
     }
 
+    /// A mailer that keeps what it sends.
+    #[derive(Clone, Default)]
+    struct Outbox(Arc<Mutex<Vec<OutgoingMail>>>);
+
+    impl Outbox {
+        fn send(&self) -> impl FnOnce(OutgoingMail) -> std::future::Ready<Result<(), String>> {
+            let outbox = self.clone();
+            move |mail| {
+                outbox.0.lock().unwrap().push(mail);
+                std::future::ready(Ok(()))
+            }
+        }
+        fn last(&self, label: &str) -> String {
+            line(self.0.lock().unwrap().last().unwrap().body(), label)
+        }
+        fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    /// A mail server that refuses everything.
+    fn refused(_: OutgoingMail) -> std::future::Ready<Result<(), String>> {
+        std::future::ready(Err("550 refused".into()))
+    }
+
+    async fn request(commands: &Commands<Flaky>, outbox: &Outbox) -> String {
+        commands
+            .request_password_reset(&Origin::default(), "ann", 60, outbox.send())
+            .await
+            .unwrap();
+        outbox.last("token")
+    }
+
+    async fn password_of_ann(commands: &Commands<Flaky>) -> String {
+        let (ann, _) = commands.load::<User>("ann").await.unwrap();
+        ann.password_hash.unwrap().0
+    }
+
     #[tokio::test]
     async fn the_token_and_the_new_password_go_only_into_the_mails() {
         let commands = with_ann(true).await;
-        let (requested, _) = commands
-            .request_password_reset(&Origin::default(), "ann", 60)
+        let outbox = Outbox::default();
+        commands
+            .request_password_reset(&Origin::default(), "ann", 60, outbox.send())
             .await
             .unwrap();
-        assert_eq!(requested.mail.to, "ann@example.org");
-        let token = line(requested.mail.body(), "token");
-        assert!(!format!("{requested:?}").contains(&token));
+        let sent = outbox.0.lock().unwrap().pop().unwrap();
+        assert_eq!(sent.to, "ann@example.org");
+        let token = line(sent.body(), "token");
+        assert!(!format!("{sent:?}").contains(&token));
         assert!(!stored(&commands).await.contains(&token));
 
-        let (mail, _) = commands
-            .reset_password(&Origin::default(), "ann", &token)
+        commands
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
             .await
             .unwrap();
+        let mail = outbox.0.lock().unwrap().pop().unwrap();
         let password = line(mail.body(), "password");
         assert_eq!(password.len(), 24);
         assert!(!format!("{mail:?}").contains(&password));
         let log = stored(&commands).await;
         assert!(!log.contains(&password) && !log.contains(&token));
-        let (ann, _) = commands.load::<User>("ann").await.unwrap();
-        assert!(verify_password(&password, ann.password_hash.map(|h| h.0)).await);
+        assert!(verify_password(&password, Some(password_of_ann(&commands).await)).await);
 
         // Once only.
         let again = commands
-            .reset_password(&Origin::default(), "ann", &token)
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
             .await
             .unwrap_err();
         assert!(
-            matches!(again, CommandError::Domain(DomainError::Conflict { code, .. }) if code == bosun_domain::identity::RESET_TOKEN_USED),
+            matches!(&again, ResetFailure::Refused(CommandError::Domain(DomainError::Conflict { code, .. })) if *code == bosun_domain::identity::RESET_TOKEN_USED),
             "{again:?}"
         );
+        assert_eq!(outbox.len(), 0, "no mail for a refusal");
+    }
+
+    #[tokio::test]
+    async fn a_mail_that_cannot_be_sent_changes_nothing() {
+        let commands = with_ann(true).await;
+        // A request whose mail is refused records no token, and does not count as a request.
+        let before = stored(&commands).await;
+        let failed = commands
+            .request_password_reset(&Origin::default(), "ann", 60, refused)
+            .await
+            .unwrap_err();
+        assert!(matches!(failed, ResetFailure::Mail(_)), "{failed:?}");
+        assert_eq!(stored(&commands).await, before);
+        let outbox = Outbox::default();
+        let token = request(&commands, &outbox).await;
+        // A reset whose mail is refused sets nothing: the old password and the token stay.
+        let before = stored(&commands).await;
+        let failed = commands
+            .reset_password(&Origin::default(), "ann", &token, refused)
+            .await
+            .unwrap_err();
+        assert!(matches!(failed, ResetFailure::Mail(_)), "{failed:?}");
+        assert_eq!(stored(&commands).await, before);
+        assert_eq!(password_of_ann(&commands).await, OLD_HASH);
+        commands
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
+            .await
+            .unwrap();
+        assert_ne!(password_of_ann(&commands).await, OLD_HASH);
+    }
+
+    #[tokio::test]
+    async fn a_mail_sent_whose_events_cannot_be_appended_leaves_the_old_password_and_the_token() {
+        let commands = with_ann(true).await;
+        let outbox = Outbox::default();
+        let token = request(&commands, &outbox).await;
+        let before = stored(&commands).await;
+        commands.store.failing.store(true, Ordering::SeqCst);
+        let failed = commands
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failed, ResetFailure::NotRecorded(CommandError::Store(_))),
+            "{failed:?}"
+        );
+        assert_eq!(outbox.len(), 2, "the mail went out");
+        let unset = outbox.last("password");
+        commands.store.failing.store(false, Ordering::SeqCst);
+        assert_eq!(stored(&commands).await, before);
+        assert_eq!(password_of_ann(&commands).await, OLD_HASH);
+        // A retry with the same token works, and sets the password it mails, not the unset one.
+        commands
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
+            .await
+            .unwrap();
+        let hash = password_of_ann(&commands).await;
+        assert!(verify_password(&outbox.last("password"), Some(hash.clone())).await);
+        assert!(!verify_password(&unset, Some(hash)).await);
+    }
+
+    #[tokio::test]
+    async fn a_second_request_within_a_minute_is_too_soon_and_sends_nothing() {
+        let commands = with_ann(true).await;
+        let outbox = Outbox::default();
+        let token = request(&commands, &outbox).await;
+        let before = stored(&commands).await;
+        let failed = commands
+            .request_password_reset(&Origin::default(), "ann", 60, outbox.send())
+            .await
+            .unwrap_err();
+        match failed {
+            ResetFailure::TooSoon {
+                retry_after_seconds,
+                message,
+            } => {
+                assert!(
+                    (1..=60).contains(&retry_after_seconds),
+                    "{retry_after_seconds}"
+                );
+                assert!(message.contains("ann"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(stored(&commands).await, before);
+        // The token sent stays good.
+        commands
+            .reset_password(&Origin::default(), "ann", &token, outbox.send())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn refusals_write_nothing() {
         let commands = with_ann(false).await;
         let before = stored(&commands).await;
+        let outbox = Outbox::default();
         for result in [
             commands
-                .request_password_reset(&Origin::default(), "ann", 60)
+                .request_password_reset(&Origin::default(), "ann", 60, outbox.send())
                 .await
                 .map(|_| ()),
             commands
-                .request_password_reset(&Origin::default(), "nobody", 60)
+                .request_password_reset(&Origin::default(), "nobody", 60, outbox.send())
                 .await
                 .map(|_| ()),
             commands
-                .request_password_reset(&Origin::default(), "no such", 60)
+                .request_password_reset(&Origin::default(), "no such", 60, outbox.send())
                 .await
                 .map(|_| ()),
             commands
-                .reset_password(&Origin::default(), "ann", "bosun_never-issued")
+                .reset_password(
+                    &Origin::default(),
+                    "ann",
+                    "bosun_never-issued",
+                    outbox.send(),
+                )
                 .await
                 .map(|_| ()),
         ] {
-            assert!(result.is_err());
+            assert!(matches!(result, Err(ResetFailure::Refused(_))));
         }
         assert_eq!(stored(&commands).await, before);
+        assert_eq!(outbox.len(), 0);
     }
 }

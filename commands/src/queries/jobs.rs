@@ -1,8 +1,10 @@
 //! Reading jobs, by one rule for the list, a job, its output and its stream (the live feed is an
 //! admin's): its submitter, whoever may read its orchestration (every reader), and admins; but a
-//! job of a registered app (or an orchestration job running one of its tasks) only by members of
-//! one of the app's teams (as they are when it is read), admins, and, for a job of its task,
-//! that app's token.
+//! job of a registered app (or an orchestration job running one of its tasks) submitted while
+//! that app existed only by members of one of the app's teams (as they are when it is read),
+//! admins, and, for a job of its task, that app's token. A job submitted before the app was
+//! registered (a catalog app's job from before anyone took its name) or after it was removed
+//! keeps the plain rule: registering a name takes over no one's earlier jobs.
 
 use super::{Page, Queries};
 use crate::actor::Actor;
@@ -14,7 +16,8 @@ use uuid::Uuid;
 
 /// Which jobs `actor` may read: an admin every job; a user the jobs they submitted and the jobs
 /// of orchestrations, and the jobs of the registered apps of their teams, but no job of a
-/// registered app of none of their teams; an app token its app's jobs.
+/// registered app of none of their teams (jobs submitted while the app existed); an app token
+/// its app's jobs (since it was created).
 pub fn job_readers(actor: &Actor) -> Result<JobReaders, CommandError> {
     if let Some(token) = actor.app_token() {
         return Ok(JobReaders::App(token.app().to_string()));
@@ -73,7 +76,7 @@ impl Queries {
             Ok(job)
         } else {
             Err(CommandError::Forbidden(format!(
-                "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may, and a registered app's job only members of one of the app's teams, admins and the app's token"
+                "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may, and a job submitted while its app was registered only members of one of the app's teams, admins and the app's token"
             )))
         }
     }

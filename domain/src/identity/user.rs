@@ -10,7 +10,10 @@
 //! A user's SSH keys live on their stream too: a name names one key, and one key is under one
 //! name (per user). So do password resets: the log keeps each reset token's digest, never the
 //! token, with its expiry; a token works once, before it expires, and not after the password
-//! changed in any way since it was issued.
+//! changed in any way since it was issued. A user may be sent a token at most once a minute
+//! ([`RESET_REQUEST_INTERVAL_SECONDS`]), and only the latest token works: a new one supersedes
+//! every earlier one, which the state then forgets (the stream's state holds one token, however
+//! many were ever asked for; the events stay).
 
 use super::values::{Email, KeyName, PasswordHash, PublicKey, TokenDigest, Username};
 use crate::aggregate::{Aggregate, DomainEvent};
@@ -57,11 +60,16 @@ pub enum UserEvent {
         username: Username,
         name: KeyName,
     },
-    /// A reset token was issued (and is being mailed to the user): only its digest is kept.
+    /// A reset token was issued (and mailed to the user): only its digest is kept. It
+    /// supersedes every token issued before it.
     PasswordResetRequested {
         username: Username,
         digest: TokenDigest,
         expires_at: DateTime<Utc>,
+        /// When it was asked for; absent from the events recorded before requests were limited
+        /// (which then limit nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_at: Option<DateTime<Utc>>,
     },
     /// The reset token was used; a `PasswordChanged` with the new password's hash follows.
     PasswordResetUsed {
@@ -132,10 +140,12 @@ pub enum UserCommand {
         name: KeyName,
     },
     /// A reset token with this digest, good until `expires_at`, for a user with an email to
-    /// send it to.
+    /// send it to, asked for at `now`: refused (`too_many_requests`) within
+    /// [`RESET_REQUEST_INTERVAL_SECONDS`] of the previous request.
     RequestPasswordReset {
         digest: TokenDigest,
         expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
     },
     /// The reset token with this digest sets the password to `password_hash`'s, if it was
     /// issued, is unused and has not expired at `now`, and the user has an email to send the
@@ -147,9 +157,10 @@ pub enum UserCommand {
     },
 }
 
-/// A reset token as the log knows it.
+/// The latest reset token as the log knows it (the only one that can work).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResetToken {
+    pub digest: TokenDigest,
     pub expires_at: DateTime<Utc>,
     /// Used, or the password changed since it was issued.
     pub spent: bool,
@@ -166,8 +177,11 @@ pub struct User {
     pub ever_registered: bool,
     /// SSH public keys by name.
     pub keys: BTreeMap<KeyName, PublicKey>,
-    /// Reset tokens issued since the user was registered, by digest.
-    pub reset_tokens: BTreeMap<TokenDigest, ResetToken>,
+    /// The latest reset token issued since the user was registered; the earlier ones were
+    /// superseded by it and are forgotten.
+    pub reset_token: Option<ResetToken>,
+    /// When the latest reset was asked for (if its event says).
+    pub reset_requested_at: Option<DateTime<Utc>>,
 }
 
 /// A user stream as it is now: its state, and the version of its last event (none: no events).
@@ -200,12 +214,26 @@ impl User {
     pub fn is_admin(&self) -> bool {
         self.active && self.admin
     }
+
+    /// How many seconds (at least 1) from `now` until another password reset may be asked for;
+    /// `None` if it may be now.
+    pub fn reset_request_retry_after(&self, now: DateTime<Utc>) -> Option<i64> {
+        let next =
+            self.reset_requested_at? + chrono::Duration::seconds(RESET_REQUEST_INTERVAL_SECONDS);
+        let wait = next - now;
+        // Rounded up: retrying after that many seconds is never too soon.
+        (wait > chrono::Duration::zero()).then(|| ((wait.num_milliseconds() + 999) / 1000).max(1))
+    }
 }
 
 /// The refusal of a reset token that was used, or whose password changed since (410 at the API).
 pub const RESET_TOKEN_USED: &str = "reset_token_used";
 /// The refusal of a reset token past its expiry (410 at the API).
 pub const RESET_TOKEN_EXPIRED: &str = "reset_token_expired";
+/// The refusal of a reset asked for too soon after the previous one (429 at the API).
+pub const RESET_TOO_SOON: &str = "too_many_requests";
+/// The least time between two reset requests of one user: a minute.
+pub const RESET_REQUEST_INTERVAL_SECONDS: i64 = 60;
 
 fn no_email(name: &Username) -> DomainError {
     DomainError::conflict(
@@ -319,15 +347,28 @@ impl Aggregate for User {
                 }
                 Ok(vec![UserEvent::UserKeyRemoved { username, name }])
             }
-            UserCommand::RequestPasswordReset { digest, expires_at } => {
+            UserCommand::RequestPasswordReset {
+                digest,
+                expires_at,
+                now,
+            } => {
                 let username = self.active_name()?.clone();
                 if self.email.is_none() {
                     return Err(no_email(&username));
+                }
+                if let Some(seconds) = self.reset_request_retry_after(now) {
+                    return Err(DomainError::conflict(
+                        RESET_TOO_SOON,
+                        format!(
+                            "a password reset of user {username} was asked for less than a minute ago; ask again in {seconds} s"
+                        ),
+                    ));
                 }
                 Ok(vec![UserEvent::PasswordResetRequested {
                     username,
                     digest,
                     expires_at,
+                    requested_at: Some(now),
                 }])
             }
             UserCommand::ResetPassword {
@@ -336,9 +377,9 @@ impl Aggregate for User {
                 now,
             } => {
                 let username = self.active_name()?.clone();
-                let Some(token) = self.reset_tokens.get(&digest) else {
+                let Some(token) = self.reset_token.as_ref().filter(|t| t.digest == digest) else {
                     return Err(DomainError::NotFound(format!(
-                        "no such password reset token for user {username}"
+                        "no such password reset token for user {username} (a newer request replaces every earlier token)"
                     )));
                 };
                 if token.spent {
@@ -386,7 +427,8 @@ impl Aggregate for User {
                     active: true,
                     ever_registered: true,
                     keys: BTreeMap::new(),
-                    reset_tokens: BTreeMap::new(),
+                    reset_token: None,
+                    reset_requested_at: None,
                 };
             }
             UserEvent::UserUpdated {
@@ -408,16 +450,17 @@ impl Aggregate for User {
             UserEvent::PasswordChanged { password_hash, .. } => {
                 self.password_hash = Some(password_hash.clone());
                 // A reset token issued before stops working: it was for the old password.
-                self.reset_tokens
-                    .values_mut()
-                    .for_each(|token| token.spent = true);
+                if let Some(token) = &mut self.reset_token {
+                    token.spent = true;
+                }
             }
             UserEvent::UserRemoved { .. } => {
                 self.active = false;
                 self.admin = false;
                 self.email = None;
                 self.keys.clear();
-                self.reset_tokens.clear();
+                self.reset_token = None;
+                self.reset_requested_at = None;
             }
             UserEvent::UserKeyAdded { name, key, .. } => {
                 self.keys.insert(name.clone(), key.clone());
@@ -426,18 +469,23 @@ impl Aggregate for User {
                 self.keys.remove(name);
             }
             UserEvent::PasswordResetRequested {
-                digest, expires_at, ..
+                digest,
+                expires_at,
+                requested_at,
+                ..
             } => {
-                self.reset_tokens.insert(
-                    digest.clone(),
-                    ResetToken {
-                        expires_at: *expires_at,
-                        spent: false,
-                    },
-                );
+                // Supersedes (and so forgets) every earlier token, expired or not.
+                self.reset_token = Some(ResetToken {
+                    digest: digest.clone(),
+                    expires_at: *expires_at,
+                    spent: false,
+                });
+                if requested_at.is_some() {
+                    self.reset_requested_at = *requested_at;
+                }
             }
             UserEvent::PasswordResetUsed { digest, .. } => {
-                if let Some(token) = self.reset_tokens.get_mut(digest) {
+                if let Some(token) = self.reset_token.as_mut().filter(|t| &t.digest == digest) {
                     token.spent = true;
                 }
             }
@@ -853,18 +901,46 @@ mod tests {
     }
 
     fn request_reset(d: &str) -> UserCommand {
+        request_reset_at(d, 0)
+    }
+
+    /// A request of token `d` at second `now`, good for an hour.
+    fn request_reset_at(d: &str, now: i64) -> UserCommand {
         UserCommand::RequestPasswordReset {
             digest: digest(d),
-            expires_at: at(3600),
+            expires_at: at(now + 3600),
+            now: at(now),
         }
     }
 
     fn reset_requested(d: &str) -> UserEvent {
+        reset_requested_at(d, 0)
+    }
+
+    fn reset_requested_at(d: &str, now: i64) -> UserEvent {
+        UserEvent::PasswordResetRequested {
+            username: name("ann"),
+            digest: digest(d),
+            expires_at: at(now + 3600),
+            requested_at: Some(at(now)),
+        }
+    }
+
+    /// A request as recorded before requests were limited: no `requested_at`.
+    fn old_reset_requested(d: &str) -> UserEvent {
         UserEvent::PasswordResetRequested {
             username: name("ann"),
             digest: digest(d),
             expires_at: at(3600),
+            requested_at: None,
         }
+    }
+
+    fn no_such_token() -> DomainError {
+        DomainError::NotFound(
+            "no such password reset token for user ann (a newer request replaces every earlier token)"
+                .into(),
+        )
     }
 
     fn reset(d: &str, now: i64) -> UserCommand {
@@ -939,9 +1015,7 @@ mod tests {
             ));
         given::<User>(&past)
             .when(reset("b", 10))
-            .refused(DomainError::NotFound(
-                "no such password reset token for user ann".into(),
-            ));
+            .refused(no_such_token());
         let removed = [past[0].clone(), past[1].clone(), removed("ann")];
         given::<User>(&removed)
             .when(reset("a", 10))
@@ -950,20 +1024,106 @@ mod tests {
 
     #[test]
     fn a_password_change_voids_the_reset_tokens_issued_before_it() {
-        let past = [
+        let mut past = vec![
             registered("ann", Some("ann@example.org"), false),
             reset_requested("a"),
             UserEvent::PasswordChanged {
                 username: name("ann"),
                 password_hash: hash(),
             },
-            reset_requested("b"),
         ];
         given::<User>(&past).when(reset("a", 10)).refused(used());
-        // One issued after the change still works.
+        // One issued after the change works.
+        past.push(reset_requested_at("b", 100));
         given::<User>(&past)
+            .when(reset("b", 110))
+            .then(reset_done("b"));
+    }
+
+    #[test]
+    fn a_reset_is_asked_for_at_most_once_a_minute() {
+        let past = [
+            registered("ann", Some("ann@example.org"), false),
+            reset_requested_at("a", 0),
+        ];
+        given::<User>(&past)
+            .when(request_reset_at("b", 30))
+            .refused(DomainError::conflict(
+            RESET_TOO_SOON,
+            "a password reset of user ann was asked for less than a minute ago; ask again in 30 s",
+        ));
+        given::<User>(&past)
+            .when(request_reset_at("b", 60))
+            .then(vec![reset_requested_at("b", 60)]);
+        let mut state = User::default();
+        past.iter().for_each(|e| state.apply(e));
+        assert_eq!(state.reset_request_retry_after(at(0)), Some(60));
+        let just_after = at(59) + chrono::Duration::milliseconds(1);
+        assert_eq!(state.reset_request_retry_after(just_after), Some(1));
+        assert_eq!(state.reset_request_retry_after(at(60)), None);
+        // Using the token does not make way for another request sooner.
+        let mut used = past.to_vec();
+        used.extend(reset_done("a"));
+        given::<User>(&used)
+            .when(request_reset_at("b", 10))
+            .refused(DomainError::conflict(
+            RESET_TOO_SOON,
+            "a password reset of user ann was asked for less than a minute ago; ask again in 50 s",
+        ));
+        // A request recorded before requests were limited limits nothing.
+        given::<User>(&[
+            registered("ann", Some("ann@example.org"), false),
+            old_reset_requested("a"),
+        ])
+        .when(request_reset_at("b", 1))
+        .then(vec![reset_requested_at("b", 1)]);
+    }
+
+    #[test]
+    fn a_new_reset_token_supersedes_the_earlier_ones_which_the_state_forgets() {
+        let mut past = vec![registered("ann", Some("ann@example.org"), false)];
+        for (i, d) in ["a", "b", "c", "d"].iter().enumerate() {
+            past.push(reset_requested_at(d, i as i64 * 100));
+        }
+        // Only the latest works; the earlier ones, unexpired though they are, do not.
+        for d in ["a", "b", "c"] {
+            given::<User>(&past)
+                .when(reset(d, 310))
+                .refused(no_such_token());
+        }
+        given::<User>(&past)
+            .when(reset("d", 310))
+            .then(reset_done("d"));
+        // The state holds the one latest token, however many were asked for.
+        let mut state = User::default();
+        past.iter().for_each(|e| state.apply(e));
+        assert_eq!(
+            state.reset_token,
+            Some(ResetToken {
+                digest: digest("d"),
+                expires_at: at(300 + 3600),
+                spent: false
+            })
+        );
+        assert_eq!(state.reset_requested_at, Some(at(300)));
+        // Old-shape requests, never limited, supersede each other alike.
+        let mut old = vec![registered("ann", Some("ann@example.org"), false)];
+        old.extend(["a", "b"].map(old_reset_requested));
+        given::<User>(&old)
+            .when(reset("a", 10))
+            .refused(no_such_token());
+        given::<User>(&old)
             .when(reset("b", 10))
             .then(reset_done("b"));
+        // A request after the last one's token was used starts afresh.
+        past.extend(reset_done("d"));
+        past.push(reset_requested_at("e", 400));
+        given::<User>(&past)
+            .when(reset("d", 410))
+            .refused(no_such_token());
+        given::<User>(&past)
+            .when(reset("e", 410))
+            .then(reset_done("e"));
     }
 
     #[test]
@@ -988,9 +1148,16 @@ mod tests {
         assert_eq!(event_type, "PasswordResetRequested");
         assert_eq!(
             data,
-            serde_json::json!({"username": "ann", "digest": "a".repeat(64), "expires_at": "2023-11-14T23:13:20Z"})
+            serde_json::json!({"username": "ann", "digest": "a".repeat(64), "expires_at": "2023-11-14T23:13:20Z", "requested_at": "2023-11-14T22:13:20Z"})
         );
         assert_eq!(decode::<UserEvent>(&event_type, &data).unwrap(), event);
+        // One recorded before requests were limited reads as it always did.
+        let old = serde_json::json!({"username": "ann", "digest": "a".repeat(64), "expires_at": "2023-11-14T23:13:20Z"});
+        assert_eq!(
+            decode::<UserEvent>(&event_type, &old).unwrap(),
+            old_reset_requested("a")
+        );
+        assert_eq!(encode(&old_reset_requested("a")).unwrap().1, old);
         let (used_type, used_data) = encode(&reset_done("a")[0]).unwrap();
         assert_eq!(used_type, "PasswordResetUsed");
         assert_eq!(

@@ -432,27 +432,34 @@ pub struct JobQuery {
 /// ([`list`]) use, so the two can never differ.
 ///
 /// A job "touches" a registered app (a row of the apps read model's `apps` table, not removed)
-/// when it is a job of that app's task, or an orchestration job with one of that app's tasks.
-/// The app's teams are read when the job is read: whoever joins or leaves a team gains or loses
-/// its jobs at once.
+/// when it is a job of that app's task, or an orchestration job with one of that app's tasks,
+/// submitted while that app existed: not before its `created_at` (a catalog app's jobs from
+/// before anyone registered its name, or from before the name was registered again, keep the
+/// plain rule, so registering a name takes over no one's earlier jobs), and not after its
+/// removal (the row is then `removed`). The app's teams are read when the job is read: whoever
+/// joins or leaves a team gains or loses its jobs at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobReaders {
     /// Every job (an admin).
     All,
-    /// A user, with their teams: the jobs of registered apps one of whose teams they are in; the
-    /// jobs they submitted and every orchestration job (whoever may read an orchestration may
-    /// read its jobs, and every reader may read orchestrations), unless the job touches a
-    /// registered app none of whose teams they are in.
+    /// A user, with their teams: the jobs of registered apps one of whose teams they are in (jobs
+    /// submitted while the app existed, see above); the jobs they submitted and every
+    /// orchestration job (whoever may read an orchestration may read its jobs, and every reader
+    /// may read orchestrations), unless the job touches a registered app none of whose teams
+    /// they are in.
     User {
         username: String,
         teams: Vec<String>,
     },
-    /// An app token: the jobs of that app's tasks (not orchestration jobs).
+    /// An app token: the jobs of that app's tasks (not orchestration jobs) submitted since the
+    /// app was created.
     App(String),
 }
 
-/// The registered (not removed) apps a job row `j` touches.
-const TOUCHED_APPS: &str = "SELECT 1 FROM apps a WHERE NOT a.removed
+/// The registered apps a job row `j` touches: apps `a` not removed, created no later than the
+/// job (the incarnation of the name it was submitted under), that it runs a task of.
+const TOUCHED_APPS: &str =
+    "SELECT 1 FROM apps a WHERE NOT a.removed AND a.created_at <= j.created_at
     AND (a.name = j.app OR a.name IN (
         SELECT split_part(t->>'component', '/', 1) FROM jsonb_array_elements(j.tasks) t
         WHERE t->>'component' IS NOT NULL))";
@@ -467,14 +474,16 @@ impl JobReaders {
                 format!(
                     "NOT EXISTS ({TOUCHED_APPS} AND NOT (a.teams && {teams}::text[]))
                      AND (j.created_by = {user} OR j.orchestration_id IS NOT NULL
-                          OR EXISTS (SELECT 1 FROM apps a WHERE a.name = j.app AND NOT a.removed))"
+                          OR EXISTS (SELECT 1 FROM apps a WHERE a.name = j.app AND NOT a.removed
+                                     AND a.created_at <= j.created_at))"
                 )
             }
             JobReaders::App(app) => {
                 let app = params.add(app);
                 format!(
                     "j.app = {app} AND j.orchestration_id IS NULL
-                     AND EXISTS (SELECT 1 FROM apps a WHERE a.name = {app} AND NOT a.removed)"
+                     AND EXISTS (SELECT 1 FROM apps a WHERE a.name = {app} AND NOT a.removed
+                                 AND a.created_at <= j.created_at)"
                 )
             }
         }

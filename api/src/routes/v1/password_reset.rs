@@ -3,13 +3,18 @@
 //!
 //! - `POST …/password-reset` mails a one-time token to the user's email: 204 once the SMTP
 //!   server took the mail; 404 for an unknown user, 409 `no_email` for a user without an email,
-//!   503 `smtp_not_configured` (nothing recorded) when `notifications.smtp` is not set.
-//! - `POST …/password-reset/{token}` sets a new random password and mails it: 204; 404 for an
-//!   unknown user or a token never issued to them, 410 `reset_token_used` (used, or the
-//!   password changed since) or `reset_token_expired`.
+//!   429 `too_many_requests` (with `Retry-After`) within a minute of the previous request of
+//!   that user, 503 `smtp_not_configured` (nothing recorded) when `notifications.smtp` is not
+//!   set. A new token supersedes the ones sent before.
+//! - `POST …/password-reset/{token}` mails a new random password, then sets it: 204; 404 for an
+//!   unknown user or a token never issued to them (or superseded), 410 `reset_token_used`
+//!   (used, or the password changed since) or `reset_token_expired`.
 //!
-//! The user's tokens keep working, as in tsuru. A mail that cannot be sent after the write is a
-//! 503 `mail_failed`: ask again. Paths holding a token are logged without it ([`shown_path`]).
+//! The user's tokens keep working, as in tsuru. Nothing is recorded until the SMTP server took
+//! the mail: a mail that cannot be sent is a 503 `mail_failed` that changed nothing (the old
+//! password and the token still work; ask again). A mail sent whose events then cannot be
+//! appended is a 503 `reset_not_recorded`: what it holds does not work, and everything is as
+//! it was; ask again. Paths holding a token are logged without it ([`shown_path`]).
 
 use crate::auth::RequestOrigin;
 use crate::mail::Mailer;
@@ -18,8 +23,9 @@ use crate::routes::v1::users::user_path;
 use crate::routes::written;
 use crate::startup::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bosun_commands::identity::password_reset::ResetFailure;
 use bosun_commands::identity::OutgoingMail;
 use bosun_commands::CommandError;
 use bosun_domain::identity::{RESET_TOKEN_EXPIRED, RESET_TOKEN_USED};
@@ -48,41 +54,77 @@ fn mailer(state: &AppState) -> Result<&Mailer, Problem> {
     })
 }
 
-/// Sends `mail`; a failure is logged (never the mail's body) and answered with `detail`.
-async fn deliver(
-    mailer: &Mailer,
-    mail: &OutgoingMail,
-    username: &str,
-    detail: &str,
-) -> Result<(), Problem> {
-    mailer.send(mail).await.map_err(|e| {
+/// Sends `mail`; a failure is logged (never the mail's body).
+async fn deliver(mailer: &Mailer, mail: OutgoingMail, username: &str) -> Result<(), String> {
+    mailer.send(&mail).await.inspect_err(|e| {
         tracing::warn!(error = %e, username, "a password reset mail could not be sent");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "mail_failed", detail)
     })
+}
+
+/// The answer to a reset that did not happen: `mail_failed` and `not_recorded` say what a
+/// failed mail and a mail sent but not recorded mean.
+fn refusal(failure: ResetFailure<String>, mail_failed: &str, not_recorded: &str) -> Response {
+    match failure {
+        ResetFailure::Refused(e) => gone(e).into_response(),
+        ResetFailure::TooSoon {
+            retry_after_seconds,
+            message,
+        } => {
+            let mut response =
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+                    .into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_seconds.max(1)),
+            );
+            response
+        }
+        ResetFailure::Mail(_) => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "mail_failed", mail_failed)
+                .into_response()
+        }
+        ResetFailure::NotRecorded(e) => {
+            tracing::error!(error = %e, "a password reset mail was sent but could not be recorded");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "reset_not_recorded",
+                not_recorded,
+            )
+            .into_response()
+        }
+    }
 }
 
 /// `POST /v1/users/{username}/password-reset` (anyone): mails a one-time reset token.
 #[utoipa::path(post, path = "/v1/users/{username}/password-reset", tag = "password-reset",
     params(("username" = String, Path, description = "the user's name")),
-    responses((status = 204, description = "the token was mailed to the user's email"), Refusals))]
+    responses(
+        (status = 204, description = "the token was mailed to the user's email"),
+        (status = 429, description = "a reset of this user was asked for less than a minute ago; `Retry-After` says when to ask again", body = Problem, content_type = "application/problem+json"),
+        Refusals))]
 pub async fn request(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     Path(username): Path<String>,
-) -> Result<Response, Problem> {
-    user_path(&username)?;
-    let mailer = mailer(&state)?;
-    let (requested, w) = state
+) -> Result<Response, Response> {
+    user_path(&username).map_err(IntoResponse::into_response)?;
+    let mailer = mailer(&state).map_err(IntoResponse::into_response)?;
+    let (_, w) = state
         .commands
-        .request_password_reset(&origin, &username, state.password_reset_ttl_seconds)
-        .await?;
-    deliver(
-        mailer,
-        &requested.mail,
-        &username,
-        "the mail with the reset token could not be sent; ask again later",
-    )
-    .await?;
+        .request_password_reset(
+            &origin,
+            &username,
+            state.password_reset_ttl_seconds,
+            |mail| deliver(mailer, mail, &username),
+        )
+        .await
+        .map_err(|f| {
+            refusal(
+                f,
+                "the mail with the reset token could not be sent, and nothing was recorded; ask again later",
+                "the mail with a reset token was sent but the token could not be recorded, so it does not work; ask again",
+            )
+        })?;
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
@@ -97,21 +139,22 @@ pub async fn reset(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     Path((username, token)): Path<(String, String)>,
-) -> Result<Response, Problem> {
-    user_path(&username)?;
-    let mailer = mailer(&state)?;
-    let (mail, w) = state
+) -> Result<Response, Response> {
+    user_path(&username).map_err(IntoResponse::into_response)?;
+    let mailer = mailer(&state).map_err(IntoResponse::into_response)?;
+    let w = state
         .commands
-        .reset_password(&origin, &username, &token)
+        .reset_password(&origin, &username, &token, |mail| {
+            deliver(mailer, mail, &username)
+        })
         .await
-        .map_err(gone)?;
-    deliver(
-        mailer,
-        &mail,
-        &username,
-        "the password was reset, but the mail with the new one could not be sent; ask for another reset",
-    )
-    .await?;
+        .map_err(|f| {
+            refusal(
+                f,
+                "the mail with the new password could not be sent, so the password was not changed: the old one and the token still work; try again later",
+                "the mail with a new password was sent but the change could not be recorded, so that password does not work: the old one and the token still do; try again",
+            )
+        })?;
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
