@@ -20,7 +20,12 @@ const SECRET: &str = "s3cr3t-db-password-7f1c";
 /// A server with the platform `python` (added by its admin) and the user ann, member of the
 /// team `blue` only.
 async fn world() -> (TestApp, Api) {
-    let app = spawn_app("").await;
+    world_with("").await
+}
+
+/// [`world`] over a server configured with `yaml`.
+async fn world_with(yaml: &str) -> (TestApp, Api) {
+    let app = spawn_app(yaml).await;
     add_platform(&app.api, "python").await;
     let ann = member(&app.api, "ann", &["blue"]).await;
     (app, ann)
@@ -747,9 +752,7 @@ catalog:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_naming_a_process_restarts_every_process_of_the_app() {
-    let app = spawn_app(TWO_PROCESSES).await;
-    add_platform(&app.api, "python").await;
-    let ann = member(&app.api, "ann", &["blue"]).await;
+    let (app, ann) = world_with(TWO_PROCESSES).await;
     create(&ann, "shop").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

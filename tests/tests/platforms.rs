@@ -2,7 +2,7 @@
 //! on; a platform an app uses stays; anyone else may only list them. Every refusal is a
 //! problem detail that writes nothing. The server runs in the test's process (`spawn_app`).
 
-use bosun_tests::{spawn_app, Api};
+use bosun_tests::{spawn_app, Answer, Api, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -22,6 +22,25 @@ async fn add(admin: &Api, name: &str) -> Value {
         .body
 }
 
+/// A server whose admin added the platform `python`.
+async fn with_python() -> TestApp {
+    let app = spawn_app("").await;
+    add(&app.api, "python").await;
+    app
+}
+
+/// The admin sets `platform`'s `disabled`: the answer (200).
+async fn set_disabled(admin: &Api, platform: &str, disabled: bool) -> Answer {
+    admin
+        .call(
+            Method::PATCH,
+            &format!("/v1/platforms/{platform}"),
+            Some(json!({"disabled": disabled})),
+        )
+        .await
+        .expect(StatusCode::OK)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_adds_lists_disables_and_deletes_a_platform() {
     let app = spawn_app("").await;
@@ -38,14 +57,7 @@ async fn an_admin_adds_lists_disables_and_deletes_a_platform() {
     assert_eq!(names(&list.body), ["go", "python"]);
     assert_eq!(list.total(), 2);
 
-    let disabled = admin
-        .call(
-            Method::PATCH,
-            "/v1/platforms/python",
-            Some(json!({"disabled": true})),
-        )
-        .await
-        .expect(StatusCode::OK);
+    let disabled = set_disabled(admin, "python", true).await;
     assert!(disabled.header("bosun-position").parse::<u64>().unwrap() > 0);
     assert_eq!(disabled.body, json!({"name": "python", "disabled": true}));
     let list = admin.get("/v1/platforms").await.body;
@@ -101,9 +113,8 @@ async fn the_list_pages_with_limit_and_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_user_lists_the_platforms_but_only_an_admin_changes_them() {
-    let app = spawn_app("").await;
+    let app = with_python().await;
     let admin = &app.api;
-    add(admin, "python").await;
     let ann = admin.new_user("ann", "ann-secret-1").await;
     assert_eq!(
         names(&ann.get("/v1/platforms").await.expect(StatusCode::OK).body),
@@ -130,9 +141,8 @@ async fn any_user_lists_the_platforms_but_only_an_admin_changes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_in_use_is_not_deleted() {
-    let app = spawn_app("").await;
+    let app = with_python().await;
     let admin = &app.api;
-    add(admin, "python").await;
     let ann = admin.new_user("ann", "ann-secret-1").await;
     ann.post("/v1/teams", json!({"name": "blue"}))
         .await
@@ -145,14 +155,7 @@ async fn a_platform_in_use_is_not_deleted() {
         .await
         .expect(StatusCode::CONFLICT, "platform_in_use");
     // Disabling it keeps its apps and refuses new ones.
-    admin
-        .call(
-            Method::PATCH,
-            "/v1/platforms/python",
-            Some(json!({"disabled": true})),
-        )
-        .await
-        .expect(StatusCode::OK);
+    set_disabled(admin, "python", true).await;
     ann.get("/v1/apps/shop").await.expect(StatusCode::OK);
     // Once its last app is gone, it may go.
     ann.call(Method::DELETE, "/v1/apps/shop", None)
@@ -166,9 +169,8 @@ async fn a_platform_in_use_is_not_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_or_taken_platform_is_refused_and_changes_nothing() {
-    let app = spawn_app("").await;
+    let app = with_python().await;
     let admin = &app.api;
-    add(admin, "python").await;
     let log = admin.log_head().await;
     for body in [
         json!({"name": "Python"}),
@@ -205,14 +207,7 @@ async fn a_bad_or_taken_platform_is_refused_and_changes_nothing() {
             .expect(StatusCode::BAD_REQUEST, "invalid_input");
     }
     // Disabling a disabled platform writes nothing more.
-    admin
-        .call(
-            Method::PATCH,
-            "/v1/platforms/python",
-            Some(json!({"disabled": false})),
-        )
-        .await
-        .expect(StatusCode::OK);
+    set_disabled(admin, "python", false).await;
     log.assert_unchanged("enabling an enabled platform").await;
 }
 

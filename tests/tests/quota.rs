@@ -25,23 +25,34 @@ fn app_named(name: &str) -> serde_json::Value {
     json!({"name": name, "platform": "python"})
 }
 
+/// The admin sets ann's own limit: the answer.
+async fn set_anns_quota(admin: &Api, limit: i64) -> bosun_tests::Answer {
+    admin
+        .call(
+            Method::PUT,
+            "/v1/users/ann/quota",
+            Some(json!({"limit": limit})),
+        )
+        .await
+        .expect(StatusCode::OK)
+}
+
+/// `client` creates the app `name` on `python`.
+async fn create(client: &Api, name: &str) {
+    client
+        .post("/v1/apps", app_named(name))
+        .await
+        .expect(StatusCode::CREATED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_over_their_quota_cannot_create_an_app() {
     let (app, ann) = world("").await;
     let admin = &app.api;
-    let set = admin
-        .call(
-            Method::PUT,
-            "/v1/users/ann/quota",
-            Some(json!({"limit": 1})),
-        )
-        .await
-        .expect(StatusCode::OK);
+    let set = set_anns_quota(admin, 1).await;
     assert!(set.header("bosun-position").parse::<u64>().unwrap() > 0);
     assert_eq!(set.body, json!({"limit": 1, "in_use": 0}));
-    ann.post("/v1/apps", app_named("shop"))
-        .await
-        .expect(StatusCode::CREATED);
+    create(&ann, "shop").await;
     let log = admin.log_head().await;
     log.refused(&ann, Method::POST, "/v1/apps", Some(app_named("cart")))
         .await
@@ -54,17 +65,8 @@ async fn a_user_over_their_quota_cannot_create_an_app() {
         json!({"limit": 1, "in_use": 1})
     );
     // Raising it lets the next one in.
-    admin
-        .call(
-            Method::PUT,
-            "/v1/users/ann/quota",
-            Some(json!({"limit": 2})),
-        )
-        .await
-        .expect(StatusCode::OK);
-    ann.post("/v1/apps", app_named("cart"))
-        .await
-        .expect(StatusCode::CREATED);
+    set_anns_quota(admin, 2).await;
+    create(&ann, "cart").await;
     assert_eq!(
         admin.get("/v1/users/ann/quota").await.body,
         json!({"limit": 2, "in_use": 2})
@@ -74,17 +76,8 @@ async fn a_user_over_their_quota_cannot_create_an_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_an_app_gives_its_place_back() {
     let (app, ann) = world("").await;
-    app.api
-        .call(
-            Method::PUT,
-            "/v1/users/ann/quota",
-            Some(json!({"limit": 1})),
-        )
-        .await
-        .expect(StatusCode::OK);
-    ann.post("/v1/apps", app_named("shop"))
-        .await
-        .expect(StatusCode::CREATED);
+    set_anns_quota(&app.api, 1).await;
+    create(&ann, "shop").await;
     ann.call(Method::DELETE, "/v1/apps/shop", None)
         .await
         .expect(StatusCode::NO_CONTENT);
@@ -92,18 +85,14 @@ async fn removing_an_app_gives_its_place_back() {
         ann.get("/v1/users/ann/quota").await.body,
         json!({"limit": 1, "in_use": 0})
     );
-    ann.post("/v1/apps", app_named("cart"))
-        .await
-        .expect(StatusCode::CREATED);
+    create(&ann, "cart").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_configuration_a_user_has_no_limit() {
     let (_app, ann) = world("").await;
     for name in ["a1", "a2", "a3"] {
-        ann.post("/v1/apps", app_named(name))
-            .await
-            .expect(StatusCode::CREATED);
+        create(&ann, name).await;
     }
     assert_eq!(
         ann.get("/v1/users/ann/quota").await.body,
@@ -118,25 +107,14 @@ async fn the_configured_limit_holds_for_every_user_without_one_of_their_own() {
         ann.get("/v1/users/ann/quota").await.body,
         json!({"limit": 1, "in_use": 0})
     );
-    ann.post("/v1/apps", app_named("shop"))
-        .await
-        .expect(StatusCode::CREATED);
+    create(&ann, "shop").await;
     let log = app.api.log_head().await;
     log.refused(&ann, Method::POST, "/v1/apps", Some(app_named("cart")))
         .await
         .expect(StatusCode::FORBIDDEN, "quota_exceeded");
     // An admin lifts it for ann alone.
-    app.api
-        .call(
-            Method::PUT,
-            "/v1/users/ann/quota",
-            Some(json!({"limit": -1})),
-        )
-        .await
-        .expect(StatusCode::OK);
-    ann.post("/v1/apps", app_named("cart"))
-        .await
-        .expect(StatusCode::CREATED);
+    set_anns_quota(&app.api, -1).await;
+    create(&ann, "cart").await;
     assert_eq!(
         ann.get("/v1/users/ann/quota").await.body,
         json!({"limit": -1, "in_use": 2})
@@ -203,14 +181,7 @@ async fn a_bad_quota_is_refused_and_changes_nothing() {
 async fn a_quota_set_is_in_the_log_and_the_audit() {
     let (app, _ann) = world("").await;
     let admin = &app.api;
-    admin
-        .call(
-            Method::PUT,
-            "/v1/users/ann/quota",
-            Some(json!({"limit": 3})),
-        )
-        .await
-        .expect(StatusCode::OK);
+    set_anns_quota(admin, 3).await;
     let audit = admin.get("/v1/audit?actor=admin&limit=1000").await.body;
     assert!(
         audit

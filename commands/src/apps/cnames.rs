@@ -29,30 +29,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         cname: &str,
     ) -> Result<(AppView, Written), CommandError> {
-        self.authorized_app(actor, app, AppAction::Manage).await?;
-        let cname = parse_cname(cname)?;
-        let held = (
-            self.hold::<App>(app).await?,
-            self.hold::<CnameClaim>(cname.as_str()).await?,
-        );
-        let ((state, version), written) = self
-            .execute_batch(held, actor, origin, |(held, claim), batch| {
-                require_on(actor, app, &held.state, AppAction::Manage)?;
-                let name: AppName = held.state.active_name()?.clone();
-                let added = held.state.handle(AppCommand::AddCname {
-                    cname: cname.clone(),
-                })?;
-                let claimed = claim.state.handle(CnameClaimCommand::Claim {
-                    cname: cname.clone(),
-                    app: name,
-                })?;
-                let answer = after(held, &added);
-                batch.add(held, added)?;
-                batch.add(claim, claimed)?;
-                Ok(answer)
-            })
-            .await?;
-        Ok((self.app_answer(&state, version).await?, written))
+        self.change_app_cname(actor, origin, app, cname, true).await
     }
 
     /// Removes `cname` from app `app` (200 with the app); 404 if it is not one of its cnames.
@@ -64,6 +41,19 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         cname: &str,
     ) -> Result<(AppView, Written), CommandError> {
+        self.change_app_cname(actor, origin, app, cname, false)
+            .await
+    }
+
+    /// Adds (`add`) or removes `cname` on app `app`, claiming or releasing it in the same append.
+    async fn change_app_cname(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        cname: &str,
+        add: bool,
+    ) -> Result<(AppView, Written), CommandError> {
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let cname = parse_cname(cname)?;
         let held = (
@@ -73,17 +63,32 @@ impl<S: EventStore> Commands<S> {
         let ((state, version), written) = self
             .execute_batch(held, actor, origin, |(held, claim), batch| {
                 require_on(actor, app, &held.state, AppAction::Manage)?;
-                let name: AppName = held.state.active_name()?.clone();
-                let removed = held.state.handle(AppCommand::RemoveCname {
-                    cname: cname.clone(),
-                })?;
-                let released = claim.state.handle(CnameClaimCommand::Release {
-                    cname: cname.clone(),
-                    app: name,
-                })?;
-                let answer = after(held, &removed);
-                batch.add(held, removed)?;
-                batch.add(claim, released)?;
+                let app_name: AppName = held.state.active_name()?.clone();
+                let cname = cname.clone();
+                let (changed, claimed) = if add {
+                    (
+                        held.state.handle(AppCommand::AddCname {
+                            cname: cname.clone(),
+                        })?,
+                        claim.state.handle(CnameClaimCommand::Claim {
+                            cname,
+                            app: app_name,
+                        })?,
+                    )
+                } else {
+                    (
+                        held.state.handle(AppCommand::RemoveCname {
+                            cname: cname.clone(),
+                        })?,
+                        claim.state.handle(CnameClaimCommand::Release {
+                            cname,
+                            app: app_name,
+                        })?,
+                    )
+                };
+                let answer = after(held, &changed);
+                batch.add(held, changed)?;
+                batch.add(claim, claimed)?;
                 Ok(answer)
             })
             .await?;

@@ -5,11 +5,11 @@
 //! `restart` is false (the API's default is true). Names set by a bound service instance are
 //! refused (409 `env_bound`, the domain's rule).
 
-use super::{after, require_on, EnvView};
+use super::EnvView;
 use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::apps::{check_env_value, App, AppCommand, EnvName, EnvVar};
+use bosun_domain::apps::{check_env_value, AppCommand, EnvName, EnvVar};
 use bosun_domain::Aggregate;
 use bosun_eventstore::EventStore;
 
@@ -63,22 +63,13 @@ impl<S: EventStore> Commands<S> {
             };
             vars.push(var);
         }
-        let (state, written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, AppAction::Env)?;
-                    let events = held.state.handle(AppCommand::SetEnv {
-                        envs: vars.clone(),
-                        restart,
-                    })?;
-                    let (state, _) = after(held, &events);
-                    batch.add(held, events)?;
-                    Ok(state)
-                },
-            )
+        let ((state, _), written) = self
+            .execute_on_app(actor, origin, app, AppAction::Env, |state| {
+                Ok(state.handle(AppCommand::SetEnv {
+                    envs: vars.clone(),
+                    restart,
+                })?)
+            })
             .await?;
         Ok((EnvView::of_state(&state), written))
     }
@@ -98,22 +89,13 @@ impl<S: EventStore> Commands<S> {
             .iter()
             .map(|n| EnvName::parse_field("name", n))
             .collect::<Result<Vec<_>, _>>()?;
-        let (state, written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, AppAction::Env)?;
-                    let events = held.state.handle(AppCommand::UnsetEnv {
-                        names: names.clone(),
-                        restart,
-                    })?;
-                    let (state, _) = after(held, &events);
-                    batch.add(held, events)?;
-                    Ok(state)
-                },
-            )
+        let ((state, _), written) = self
+            .execute_on_app(actor, origin, app, AppAction::Env, |state| {
+                Ok(state.handle(AppCommand::UnsetEnv {
+                    names: names.clone(),
+                    restart,
+                })?)
+            })
             .await?;
         Ok((EnvView::of_state(&state), written))
     }

@@ -36,10 +36,10 @@ pub use bosun_projections::read_models::apps::{AppView, EnvView, PlatformView, Q
 pub use env::EnvInput;
 pub use lifecycle::{CreateApp, UpdateApp};
 
-use crate::actor::{Actor, AppAction};
+use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
-use crate::execute::{Commands, Held};
-use bosun_domain::apps::{App, AppName};
+use crate::execute::{Commands, Held, Written};
+use bosun_domain::apps::{App, AppEvent, AppName};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::units as units_model;
@@ -121,6 +121,33 @@ impl<S: EventStore> Commands<S> {
         let (state, _) = self.load::<App>(app).await?;
         require_on(actor, app, &state, action)?;
         Ok(state)
+    }
+
+    /// Writes what `decide` makes of app `app`'s state alone, in one append: `actor` must be
+    /// allowed `action` on every state decided on (404, then 403), and a state that moved
+    /// meanwhile is decided again. Returns the app's state after the events, with its stream's
+    /// version then.
+    pub(crate) async fn execute_on_app(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        action: AppAction,
+        decide: impl Fn(&App) -> Result<Vec<AppEvent>, CommandError>,
+    ) -> Result<((App, i64), Written), CommandError> {
+        self.execute_batch(
+            self.hold::<App>(app).await?,
+            actor,
+            origin,
+            |held, batch| {
+                require_on(actor, app, &held.state, action)?;
+                let events = decide(&held.state)?;
+                let answer = after(held, &events);
+                batch.add(held, events)?;
+                Ok(answer)
+            },
+        )
+        .await
     }
 
     /// The answer of a write on an app: its state as written, with its units from the units

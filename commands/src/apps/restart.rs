@@ -8,7 +8,6 @@
 //! of the app, for now, also when it names one (`process`, which must be one of the app's
 //! catalog processes, and is recorded in the event).
 
-use super::require_on;
 use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
@@ -54,19 +53,12 @@ impl<S: EventStore> Commands<S> {
                 .into());
             }
         }
-        let ((), written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, AppAction::Restart)?;
-                    let events = held.state.handle(AppCommand::RequestRestart {
-                        process: process.clone(),
-                    })?;
-                    batch.add(held, events)
-                },
-            )
+        let (_, written) = self
+            .execute_on_app(actor, origin, app, AppAction::Restart, |state| {
+                Ok(state.handle(AppCommand::RequestRestart {
+                    process: process.clone(),
+                })?)
+            })
             .await?;
         let client = self.read_models().await?;
         let units = units_model::of_app(&**client, app).await?;

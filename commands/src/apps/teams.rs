@@ -1,11 +1,10 @@
 //! Granting and revoking an app's teams: whoever may write on the app. The team granted must
 //! exist (404); the last team and the team owner cannot be revoked (409, the domain's rules).
 
-use super::require_on;
 use crate::actor::{Actor, AppAction, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::apps::{App, AppCommand};
+use bosun_domain::apps::AppCommand;
 use bosun_domain::identity::{Team, TeamName};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
@@ -29,20 +28,13 @@ impl<S: EventStore> Commands<S> {
         let team = team_in_path(team)?;
         let (registered, _) = self.load::<Team>(team.as_str()).await?;
         let team_exists = registered.active;
-        let ((), written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, AppAction::Manage)?;
-                    let events = held.state.handle(AppCommand::GrantTeam {
-                        team: team.clone(),
-                        team_exists,
-                    })?;
-                    batch.add(held, events)
-                },
-            )
+        let (_, written) = self
+            .execute_on_app(actor, origin, app, AppAction::Manage, |state| {
+                Ok(state.handle(AppCommand::GrantTeam {
+                    team: team.clone(),
+                    team_exists,
+                })?)
+            })
             .await?;
         Ok(written)
     }
@@ -58,19 +50,10 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<Written, CommandError> {
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let team = team_in_path(team)?;
-        let ((), written) = self
-            .execute_batch(
-                self.hold::<App>(app).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    require_on(actor, app, &held.state, AppAction::Manage)?;
-                    let events = held
-                        .state
-                        .handle(AppCommand::RevokeTeam { team: team.clone() })?;
-                    batch.add(held, events)
-                },
-            )
+        let (_, written) = self
+            .execute_on_app(actor, origin, app, AppAction::Manage, |state| {
+                Ok(state.handle(AppCommand::RevokeTeam { team: team.clone() })?)
+            })
             .await?;
         Ok(written)
     }

@@ -64,6 +64,16 @@ async fn apps_setup() -> (Commands<Racing>, Racing) {
     (commands, log)
 }
 
+/// [`apps_setup`], with ann (of `ops`) and her apps `apps`.
+async fn ann_with_apps(apps: &[&str]) -> (Commands<Racing>, Racing, Actor) {
+    let (commands, log) = apps_setup().await;
+    let ann = member("ann", &["ops"]);
+    for name in apps {
+        app_of(&commands, &ann, name).await;
+    }
+    (commands, log, ann)
+}
+
 fn create(name: &str) -> CreateApp {
     CreateApp {
         name: name.into(),
@@ -369,10 +379,7 @@ async fn the_team_owner_is_a_team_of_the_caller_unless_an_admin() {
 
 #[tokio::test]
 async fn a_swap_is_one_event_on_both_apps_and_moves_the_cnames_in_the_same_append() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
-    app_of(&commands, &ann, "blog").await;
+    let (commands, log, ann) = ann_with_apps(&["shop", "blog"]).await;
     with_cname(&log, "shop", "www.shop.example").await;
     let head = head(&log).await;
     let written = commands
@@ -498,11 +505,7 @@ async fn removing_an_app_releases_its_quota_and_cnames_and_unswaps_its_partner()
 
 #[tokio::test]
 async fn a_removed_app_in_a_chain_of_swaps_leaves_every_other_app_its_units() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    for name in ["a", "b", "c"] {
-        app_of(&commands, &ann, name).await;
-    }
+    let (commands, log, ann) = ann_with_apps(&["a", "b", "c"]).await;
     commands
         .swap_apps(&ann, &origin(), "a", "b", false)
         .await
@@ -535,9 +538,7 @@ async fn a_removed_app_in_a_chain_of_swaps_leaves_every_other_app_its_units() {
 
 #[tokio::test]
 async fn a_private_value_is_sealed_before_it_enters_the_log() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, log, ann) = ann_with_apps(&["shop"]).await;
     let envs = vec![
         EnvInput {
             name: "DB_PASSWORD".into(),
@@ -629,9 +630,7 @@ async fn a_private_value_is_sealed_before_it_enters_the_log() {
 
 #[tokio::test]
 async fn a_bad_private_value_is_refused_before_it_is_sealed() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, log, ann) = ann_with_apps(&["shop"]).await;
     let head = head(&log).await;
     for (name, value) in [("BAD NAME", "x"), ("OK", "a\0b"), ("PATH", "x")] {
         let refused = commands
@@ -655,10 +654,7 @@ async fn a_bad_private_value_is_refused_before_it_is_sealed() {
 
 #[tokio::test]
 async fn an_outsider_gets_403_on_every_write_and_writes_nothing() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
-    app_of(&commands, &ann, "blog").await;
+    let (commands, log, _ann) = ann_with_apps(&["shop", "blog"]).await;
     with_cname(&log, "shop", "shop.example").await;
     let head = head(&log).await;
     for eve in [member("eve", &["dev"]), app_token("blog")] {
@@ -777,9 +773,7 @@ async fn an_outsider_gets_403_on_every_write_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_apps_token_and_its_teams_members_act_on_it() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, log, ann) = ann_with_apps(&["shop"]).await;
     commands
         .set_app_env(
             &app_token("shop"),
@@ -891,10 +885,7 @@ async fn platforms_are_the_admins_and_a_quota_needs_a_user() {
 
 #[tokio::test]
 async fn an_apps_own_token_changes_nothing_of_the_app_itself() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
-    app_of(&commands, &ann, "blog").await;
+    let (commands, log, _ann) = ann_with_apps(&["shop", "blog"]).await;
     with_cname(&log, "shop", "shop.example").await;
     let head = head(&log).await;
     let token = app_token("shop");
@@ -998,10 +989,7 @@ async fn an_apps_own_token_changes_nothing_of_the_app_itself() {
 
 #[tokio::test]
 async fn a_swap_decided_on_a_restart_generation_it_did_not_see_is_planned_again() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
-    app_of(&commands, &ann, "blog").await;
+    let (commands, log, ann) = ann_with_apps(&["shop", "blog"]).await;
     // Both apps at generation 0: no restart running, without asking the units. Just before the
     // swap's append, a restart of shop is asked for: the swap's answer for generation 0 says
     // nothing of it, so the swap plans again and asks the units read model (absent here: an
@@ -1034,9 +1022,7 @@ async fn a_swap_decided_on_a_restart_generation_it_did_not_see_is_planned_again(
 
 #[tokio::test]
 async fn a_swap_authorizes_app1_before_it_looks_at_app2() {
-    let (commands, _log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, _log, ann) = ann_with_apps(&["shop"]).await;
     let eve = member("eve", &["dev"]);
     // eve may not change shop: whether app2 exists is not hers to learn.
     for app2 in ["nope", "blog", "Not_A_Name"] {
@@ -1062,9 +1048,7 @@ async fn a_swap_authorizes_app1_before_it_looks_at_app2() {
 
 #[tokio::test]
 async fn a_restart_naming_a_process_the_app_does_not_have_is_refused() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, log, ann) = ann_with_apps(&["shop"]).await;
     let catalog: Catalog = serde_json::from_value(serde_json::json!({
         "shop": {"production": {
             "deploy": {"command": ["true"]},
@@ -1106,11 +1090,7 @@ async fn a_restart_naming_a_process_the_app_does_not_have_is_refused() {
 
 #[tokio::test]
 async fn an_app_whose_swap_partner_is_gone_is_removed_without_unswapping() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    for name in ["shop", "blog"] {
-        app_of(&commands, &ann, name).await;
-    }
+    let (commands, log, ann) = ann_with_apps(&["shop", "blog"]).await;
     commands
         .swap_apps(&ann, &origin(), "shop", "blog", false)
         .await
@@ -1143,9 +1123,7 @@ async fn an_app_whose_swap_partner_is_gone_is_removed_without_unswapping() {
 
 #[tokio::test]
 async fn keeping_the_team_owner_is_decided_again_on_the_state_held() {
-    let (commands, log) = apps_setup().await;
-    let ann = member("ann", &["ops"]);
-    app_of(&commands, &ann, "shop").await;
+    let (commands, log, ann) = ann_with_apps(&["shop"]).await;
     commands
         .grant_app_team(&ann, &origin(), "shop", "dev")
         .await

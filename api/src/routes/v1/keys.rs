@@ -3,15 +3,14 @@
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, Query};
-use crate::problem::{FieldError, Problem, Refusals};
-use crate::routes::v1::users::user_path;
+use crate::problem::{Problem, Refusals};
+use crate::routes::v1::users::{user_path, Fields};
 use crate::routes::{listed, written, PageQuery};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_domain::identity::{KeyName, PublicKey, Scope};
-use bosun_domain::DomainError;
 use bosun_projections::read_models::keys::KeyView;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -64,29 +63,12 @@ pub async fn add(
     // Who may comes first: an outsider learns nothing from how the body is refused.
     caller.actor.require(Scope::Write)?;
     caller.actor.require_self_or_admin(&username)?;
-    let name = KeyName::parse(&body.name);
-    let key = PublicKey::parse(&body.key);
-    let (name, key) = match (name, key) {
-        (Ok(name), Ok(key)) => (name, key),
-        (name, key) => {
-            let errors: Vec<FieldError> = [name.err(), key.err()]
-                .into_iter()
-                .flatten()
-                .filter_map(|e| match e {
-                    DomainError::Invalid { field, message } => Some(FieldError {
-                        field: field.into(),
-                        message,
-                    }),
-                    _ => None,
-                })
-                .collect();
-            let detail = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Problem::bad_request(detail, errors));
-        }
+    let mut fields = Fields::default();
+    let name = fields.take(KeyName::parse(&body.name));
+    let key = fields.take(PublicKey::parse(&body.key));
+    fields.finish()?;
+    let (Some(name), Some(key)) = (name, key) else {
+        return Err(Problem::internal());
     };
     let (view, w) = state
         .commands

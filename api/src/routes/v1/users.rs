@@ -29,10 +29,10 @@ pub struct CreateUser {
 
 /// Collects every field's error, so a client fixes them all at once.
 #[derive(Default)]
-struct Fields(Vec<FieldError>);
+pub(crate) struct Fields(Vec<FieldError>);
 
 impl Fields {
-    fn take<T>(&mut self, result: Result<T, DomainError>) -> Option<T> {
+    pub(crate) fn take<T>(&mut self, result: Result<T, DomainError>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(DomainError::Invalid { field, message }) => {
@@ -52,7 +52,7 @@ impl Fields {
         }
     }
 
-    fn finish(self) -> Result<(), Problem> {
+    pub(crate) fn finish(self) -> Result<(), Problem> {
         if self.0.is_empty() {
             return Ok(());
         }
