@@ -1,9 +1,13 @@
 //! Units over HTTP: an app's catalog processes run by the workers as supervised units. Two
-//! units start with the app's environment and ports of their own; one killed by hand is
-//! restarted; a rolling restart keeps N − 1 of N up; removing the app stops them; a unit that
-//! cannot start shows `error`; the unit settings are checked. The server runs in the test's
-//! process (`spawn_app`), except where the test is about processes: a worker killed with SIGKILL
-//! while its units run, whose units another worker takes over after the lease.
+//! units start with the app's environment (the catalog's `env` over the app's) and ports of
+//! their own; one killed by hand is restarted; an apps read model that loses the app stops
+//! nothing; a rolling restart keeps N − 1 of N up, even with a second restart asked for while
+//! the first rolls; removing the app stops them; an app removed and created again restarts the
+//! units of its former life; what a unit's process leaves behind in its group dies with it; a
+//! unit that cannot start shows `error`; the unit settings are checked. The server runs in the
+//! test's process (`spawn_app`), except where the test is about processes: a worker killed with
+//! SIGKILL while its units run, whose units another worker takes over after the lease; two
+//! workers of one host, which never give one port to two units.
 
 use bosun_eventstore::{EventStore, StreamId};
 use bosun_tests::{
@@ -44,6 +48,12 @@ catalog:
           units: {units}
           env:
             MODE: catalog
+            GREETING: from-the-catalog
+  forking:
+    production:
+      processes:
+        http:
+          command: ["sh", "-c", "sleep 600 & exec sleep 600"]
   broken:
     production:
       processes:
@@ -163,6 +173,37 @@ fn environ(pid: i32) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The processes of group `pgid` still running (zombies are dead), as `/proc` lists them.
+fn group_members(pgid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| {
+            let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (state, pgrp) = (*fields.first()?, fields.get(2)?.parse::<i32>().ok()?);
+            (pgrp == pgid && state != "Z" && state != "X").then_some(pid)
+        })
+        .collect()
+}
+
+/// Waits (a little) until group `pgid` has `count` processes running.
+async fn wait_group(pgid: i32, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = group_members(pgid);
+        if members.len() == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {pgid} has {members:?}, not {count} processes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The unit events of the log from `from` on, in order.
 async fn unit_events(api: &Api, from: u64) -> Vec<Value> {
     api.get(&format!("/v1/events?category=unit&from={from}&limit=1000"))
@@ -206,7 +247,11 @@ async fn two_units_start_with_the_apps_environment_and_one_killed_is_restarted()
         );
         let env = environ(pid);
         assert_eq!(env.get("PORT"), Some(&port(unit).to_string()), "{env:?}");
-        assert_eq!(env.get("GREETING").map(String::as_str), Some("hello"));
+        assert_eq!(
+            env.get("GREETING").map(String::as_str),
+            Some("from-the-catalog"),
+            "the operator's catalog env wins over the app's"
+        );
         assert_eq!(env.get("API_KEY").map(String::as_str), Some(SECRET));
         assert_eq!(env.get("MODE").map(String::as_str), Some("catalog"));
         // Nothing of the server's own environment beyond the few inherited names.
@@ -248,8 +293,30 @@ async fn two_units_start_with_the_apps_environment_and_one_killed_is_restarted()
     assert_eq!(exited[0]["data"]["signal"], 9);
     assert_eq!(exited[0]["data"]["restarts"], 1);
 
-    // The server stopping stops its units too: recorded so, leases given up.
+    // The apps read model loses the app (a rebuild, a lag): its stream still has it, so its
+    // units keep running.
     let store = app.store().await;
+    let head = api.head().await;
+    store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE apps SET removed = true WHERE name = 'web'", &[])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for unit in &after {
+        assert!(process_alive(pid(unit)), "{unit}");
+    }
+    let stopped: Vec<Value> = unit_events(api, head + 1)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "UnitStopped")
+        .collect();
+    assert!(stopped.is_empty(), "{stopped:?}");
+
+    // The server stopping stops its units too: recorded so, leases given up.
     app.stop().await;
     let deadline = Instant::now() + Duration::from_secs(15);
     for unit in &after {
@@ -298,8 +365,12 @@ async fn a_rolling_restart_keeps_all_units_but_one_up_and_removing_the_app_stops
     api.post("/v1/apps/web/restart", json!({}))
         .await
         .expect(StatusCode::ACCEPTED);
-    // Watched while it restarts: never more than one unit down.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Watched while it restarts: never more than one unit down. A second restart is asked for
+    // while the first rolls, once unit 0 is done with it and unit 1 is down for it: unit 0's
+    // turn for the second must wait until unit 1 is up again (or the first is over, if that
+    // moment was missed).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut second = false;
     let restarted = loop {
         let now = units(api, "web").await;
         let up = now.iter().filter(|u| u["state"] == "started").count();
@@ -308,7 +379,17 @@ async fn a_rolling_restart_keeps_all_units_but_one_up_and_removing_the_app_stops
             "more than one unit down: {}",
             Value::Array(now)
         );
-        if all_started(N, generation + 1)(&now) {
+        let first_done = now.len() == N
+            && now[0]["state"] == "started"
+            && now[0]["generation"] == generation + 1;
+        let mid_roll = first_done && now[1]["state"] != "started";
+        if !second && (mid_roll || all_started(N, generation + 1)(&now)) {
+            api.post("/v1/apps/web/restart", json!({}))
+                .await
+                .expect(StatusCode::ACCEPTED);
+            second = true;
+        }
+        if second && all_started(N, generation + 2)(&now) {
             break now;
         }
         assert!(
@@ -354,8 +435,14 @@ async fn a_rolling_restart_keeps_all_units_but_one_up_and_removing_the_app_stops
         }
         assert!(up.len() >= N - 1, "more than one unit down after {event}");
     }
+    // Each unit restarted (once, or twice when the second restart found it done with the
+    // first), the first restart of each in index order.
     let order: Vec<String> = (0..N).map(|i| format!("web.production.http.{i}")).collect();
-    assert_eq!(stopped_in_turn, order);
+    let mut firsts = stopped_in_turn.clone();
+    let mut seen = BTreeSet::new();
+    firsts.retain(|unit| seen.insert(unit.clone()));
+    assert_eq!(firsts, order, "{stopped_in_turn:?}");
+    assert!(stopped_in_turn.len() <= 2 * N, "{stopped_in_turn:?}");
 
     // Removed: every unit stops (the log says so: the app and its units are no longer shown),
     // its process with it.
@@ -384,6 +471,87 @@ async fn a_rolling_restart_keeps_all_units_but_one_up_and_removing_the_app_stops
     );
     for ran in &restarted {
         assert!(!process_alive(pid(ran)), "{ran}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_unit_leaves_behind_in_its_group_dies_with_it() {
+    let app = spawn_app(&config("21500-21599", 1)).await;
+    let api = &app.api;
+    register(api, "forking").await;
+    let before = wait_units(api, "forking", Duration::from_secs(30), all_started(1, 0)).await;
+    // `sh -c 'sleep 600 & exec sleep 600'`: the unit's process, and its child in its group.
+    let pgid = pid(&before[0]);
+    wait_group(pgid, 2).await;
+
+    // Its main process killed by hand: the child it left goes too, and it is restarted.
+    kill(Pid::from_raw(pgid), Signal::SIGKILL).unwrap();
+    let after = wait_units(api, "forking", Duration::from_secs(30), |units| {
+        units.len() == 1
+            && units[0]["state"] == "started"
+            && units[0]["restarts"] == 1
+            && units[0]["pid"] != before[0]["pid"]
+    })
+    .await;
+    assert_eq!(group_members(pgid), Vec::<i32>::new(), "left behind");
+    let pgid = pid(&after[0]);
+    wait_group(pgid, 2).await;
+
+    // Removed: the whole group stops.
+    let head = api.head().await;
+    api.call(Method::DELETE, "/v1/apps/forking", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stopped = unit_events(api, head + 1)
+            .await
+            .into_iter()
+            .any(|e| e["event_type"] == "UnitStopped" && e["data"]["reason"] == "app_removed");
+        if stopped {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the unit was not stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_group(pgid, 0).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_removed_and_created_again_restarts_the_units_of_its_former_life() {
+    let app = spawn_app(&config("21600-21699", 2)).await;
+    let api = &app.api;
+    register(api, "web").await;
+    // Generation 1 (the environment set with a restart).
+    set_env(api, "web").await;
+    let before = wait_units(api, "web", Duration::from_secs(30), all_started(2, 1)).await;
+    // Removed and created again at once: generation 0 again, with no environment.
+    api.call(Method::DELETE, "/v1/apps/web", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    api.post(
+        "/v1/apps",
+        json!({"name": "web", "platform": "shell", "team_owner": "ops"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let after = wait_units(api, "web", Duration::from_secs(60), |units| {
+        units.len() == 2
+            && units.iter().zip(&before).all(|(now, then)| {
+                now["state"] == "started" && now["generation"] == 0 && now["pid"] != then["pid"]
+            })
+    })
+    .await;
+    for (old, new) in before.iter().zip(&after) {
+        assert!(!process_alive(pid(old)), "{old}");
+        let env = environ(pid(new));
+        assert_eq!(
+            env.get("API_KEY"),
+            None,
+            "the former app's environment: {env:?}"
+        );
     }
     app.stop().await;
 }
@@ -463,9 +631,19 @@ impl Drop for KillOnDrop {
 }
 
 fn worker(dir: &std::path::Path, config: &str, name: &str) -> std::process::Child {
+    worker_with(dir, config, name, &[])
+}
+
+fn worker_with(
+    dir: &std::path::Path,
+    config: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> std::process::Child {
     std::process::Command::new(bosun_binary())
         .args(["worker", "-c", config])
         .env("BOSUN_RUNNER__WORKERS", "1")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
@@ -531,12 +709,43 @@ async fn a_worker_killed_with_sigkill_takes_its_units_along_and_another_runs_the
     for unit in &moved {
         assert!(process_alive(pid(unit)), "{unit}");
     }
-    let lost: Vec<Value> = unit_events(&api, 1)
-        .await
-        .into_iter()
-        .filter(|e| e["event_type"] == "UnitStopped" && e["data"]["reason"] == "node_lost")
-        .collect();
-    assert_eq!(lost.len(), 2, "{lost:?}");
+    // Each unit's last run on the first worker was recorded stopped there exactly once before
+    // the second started it: `node_lost` (the second, taking it over) or `lease_lost` (the
+    // first, had it seen its lease go before it was killed), whichever came first; and nothing
+    // more was said of the first worker's run after that.
+    let events = unit_events(&api, 1).await;
+    for unit in &moved {
+        let stream = format!("unit-{}", unit["id"].as_str().unwrap());
+        let first = on_first
+            .iter()
+            .find(|u| u["id"] == unit["id"])
+            .map(|u| u["node"].clone())
+            .unwrap();
+        let events: Vec<&Value> = events.iter().filter(|e| e["stream_id"] == stream).collect();
+        let taken = events
+            .iter()
+            .position(|e| e["event_type"] == "UnitStarted" && e["data"]["node"] == unit["node"])
+            .unwrap_or_else(|| panic!("{stream} never started on the second worker: {events:?}"));
+        let last_run = events[..taken]
+            .iter()
+            .rposition(|e| e["event_type"] == "UnitStarted" && e["data"]["node"] == first)
+            .unwrap_or_else(|| panic!("{stream} never ran on the first worker: {events:?}"));
+        let stops: Vec<&&Value> = events[last_run..taken]
+            .iter()
+            .filter(|e| e["event_type"] == "UnitStopped")
+            .collect();
+        assert_eq!(stops.len(), 1, "{stream}: {events:?}");
+        assert_eq!(stops[0]["data"]["node"], first, "{stream}: {events:?}");
+        let reason = stops[0]["data"]["reason"].as_str().unwrap();
+        assert!(
+            ["node_lost", "lease_lost"].contains(&reason),
+            "{stream}: {reason}"
+        );
+        assert!(
+            events[taken..].iter().all(|e| e["data"]["node"] != first),
+            "{stream}: {events:?}"
+        );
+    }
 
     // `bosun replay` rebuilds the units read model equal to the live one, row for row.
     let (pg, store) = join(&dir.path().join("bosun-data")).await;
@@ -556,6 +765,60 @@ async fn a_worker_killed_with_sigkill_takes_its_units_along_and_another_runs_the
     let rebuilt: Value = client.query_one(model, &[]).await.unwrap().get(0);
     assert_eq!(rebuilt, live);
     assert_eq!(rebuilt.as_array().map(Vec::len), Some(2), "{rebuilt}");
+    drop(client);
+    drop(store);
+    drop(workers);
+    assert!(server.terminate().success());
+    pg.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_of_one_host_never_give_one_port_to_two_units() {
+    let dir = work_dir();
+    // One unit per worker; the same two ports for both, and a process that does not bind its
+    // port (so only the leases can tell the ports apart).
+    let config = config_file(
+        dir.path(),
+        &config_with("21700-21701", 2, "  workers: 0\n  lease_seconds: 3"),
+    );
+    let config = config.to_str().unwrap().to_string();
+    let server = Server::start(
+        dir.path(),
+        &["-c", &config],
+        &[("BOSUN_LISTEN", "127.0.0.1:0")],
+    );
+    let api = Api::new(&server, dir.path());
+    let one = [("BOSUN_RUNNER__UNITS", "1")];
+    let workers = KillOnDrop(vec![
+        worker_with(dir.path(), &config, "worker-1", &one),
+        worker_with(dir.path(), &config, "worker-2", &one),
+    ]);
+    register(&api, "web").await;
+    let running = wait_units(&api, "web", Duration::from_secs(60), all_started(2, 0)).await;
+    let nodes: BTreeSet<&str> = running
+        .iter()
+        .map(|u| u["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 2, "one unit on each worker: {running:?}");
+    let ports: BTreeSet<u16> = running.iter().map(port).collect();
+    assert_eq!(ports, [21700, 21701].into(), "{running:?}");
+    for unit in &running {
+        assert_eq!(
+            environ(pid(unit)).get("PORT"),
+            Some(&port(unit).to_string())
+        );
+    }
+    // The leases hold them.
+    let (pg, store) = join(&dir.path().join("bosun-data")).await;
+    let client = store.pool().get().await.unwrap();
+    let held: BTreeSet<i32> = client
+        .query("SELECT port FROM unit_leases WHERE port IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(held, [21700, 21701].into());
     drop(client);
     drop(store);
     drop(workers);

@@ -54,7 +54,8 @@ pub struct ProcessSpec {
     pub port_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    /// Environment of each unit, under the app's environment (which the port follows).
+    /// Environment of each unit, over the app's environment (the operator's value wins); the port
+    /// variable comes last.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }

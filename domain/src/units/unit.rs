@@ -9,8 +9,10 @@
 //!
 //! Only the node a unit runs on may say it is ready, exited or stopped: once another node has
 //! taken it over (the first node's lease ran out), what the old node says is refused
-//! (`unit_moved`), so a node that lost a unit cannot rewrite where it runs. Which node holds a
-//! unit is the runner's lease; the stream records what that node did.
+//! (`unit_moved`), so a node that lost a unit cannot rewrite where it runs. Nor may a node start
+//! (or fail to start) a unit the stream shows held by another: a node taking a unit over records
+//! the one it found lost (`Lost`) first. Which node holds a unit is the runner's lease; the
+//! stream records what that node did.
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
@@ -316,6 +318,26 @@ impl Unit {
         )
     }
 
+    /// Refuses a start by `node` while another node holds the unit (its stream says so): a
+    /// node that takes a unit over records the one it found lost first. `node`'s own state,
+    /// however stale (a process of its whose end it could not record), is no obstacle.
+    fn not_held_elsewhere(&self, node: &str) -> Result<(), DomainError> {
+        match &self.node {
+            Some(other) if other != node && self.held_by(other) => {
+                let id = self
+                    .id
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                Err(DomainError::conflict(
+                    "unit_moved",
+                    format!("unit {id} runs on {other}: {node} may not start it"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn check_id(&self, id: &UnitId) -> Result<(), DomainError> {
         match &self.id {
             Some(own) if own != id => Err(DomainError::invalid(
@@ -339,6 +361,7 @@ impl Aggregate for Unit {
                 if self.runs(&start.node, start.pid) {
                     return Ok(vec![]);
                 }
+                self.not_held_elsewhere(&start.node)?;
                 let UnitStart {
                     id,
                     node,
@@ -405,9 +428,7 @@ impl Aggregate for Unit {
                 at,
             } => {
                 self.check_id(&id)?;
-                if self.phase.is_some_and(UnitPhase::is_running) {
-                    return Err(self.moved(&node));
-                }
+                self.not_held_elsewhere(&node)?;
                 let (restarts, failures) = if self.fresh_on(&node) {
                     (1, 1)
                 } else {
@@ -594,6 +615,13 @@ mod tests {
         )
     }
 
+    fn held_by(holder: &str, node: &str) -> DomainError {
+        DomainError::conflict(
+            "unit_moved",
+            format!("unit web.production.http.1 runs on {holder}: {node} may not start it"),
+        )
+    }
+
     #[test]
     fn ids_read_as_they_are_written() {
         let text = "web.production.http.1";
@@ -712,10 +740,10 @@ mod tests {
         given::<Unit>(&[started("n1", 10, 0), exited("n1", 10, 1, 1, 1)])
             .when(fail(2))
             .then(vec![failed(2, 2, 2)]);
-        // Not while a process of it runs.
+        // Not while another node holds it.
         given::<Unit>(&[started("n2", 10, 0)])
             .when(fail(1))
-            .refused(moved("n1", "runs on n2"));
+            .refused(held_by("n2", "n1"));
         // Counted from nothing once it ran elsewhere or was stopped.
         let state = given::<Unit>(&[failed(0, 1, 1), failed(1, 2, 2), started("n1", 7, 3)])
             .state()
@@ -798,6 +826,84 @@ mod tests {
                 at: at(41),
             })
             .refused(moved("n1", "runs on n2"));
+    }
+
+    #[test]
+    fn another_node_may_not_start_a_unit_held_elsewhere_until_that_node_is_recorded_lost() {
+        let start_on = |node: &str, pid| UnitCommand::Start {
+            start: start(node, pid, 0),
+            at: at(50),
+        };
+        let fail_on = |node: &str| UnitCommand::FailStart {
+            id: id(),
+            node: node.into(),
+            generation: 0,
+            diagnostics: "no free port".into(),
+            at: at(50),
+        };
+        // Running on n1, or waiting there to start again: n2 is refused.
+        for held in [
+            vec![started("n1", 10, 0), ready("n1", 10, 1)],
+            vec![started("n1", 10, 0), exited("n1", 10, 5, 1, 1)],
+        ] {
+            given::<Unit>(&held)
+                .when(start_on("n2", 20))
+                .refused(held_by("n1", "n2"));
+            given::<Unit>(&held)
+                .when(fail_on("n2"))
+                .refused(held_by("n1", "n2"));
+        }
+        // A takeover records n1 lost first; then n2 starts it.
+        let lost = UnitEvent::UnitStopped {
+            node: "n1".into(),
+            reason: StopReason::NodeLost,
+            at: at(49),
+        };
+        given::<Unit>(&[started("n1", 10, 0), lost])
+            .when(start_on("n2", 20))
+            .then(vec![started("n2", 20, 50)]);
+        // The same node's stale state is no obstacle: a process of it whose end went unrecorded.
+        given::<Unit>(&[started("n1", 10, 0)])
+            .when(start_on("n1", 11))
+            .then(vec![started("n1", 11, 50)]);
+        given::<Unit>(&[started("n1", 10, 0), ready("n1", 10, 1)])
+            .when(fail_on("n1"))
+            .then(vec![UnitEvent::UnitStartFailed {
+                app: "web".into(),
+                env: "production".into(),
+                process: "http".into(),
+                index: 1,
+                node: "n1".into(),
+                generation: 0,
+                diagnostics: "no free port".into(),
+                restarts: 1,
+                failures: 1,
+                at: at(50),
+            }]);
+    }
+
+    #[test]
+    fn a_failed_start_records_the_generation_it_was_for() {
+        let state = given::<Unit>(&[
+            started("n1", 10, 0),
+            exited("n1", 10, 1, 1, 1),
+            UnitEvent::UnitStartFailed {
+                app: "web".into(),
+                env: "production".into(),
+                process: "http".into(),
+                index: 1,
+                node: "n1".into(),
+                generation: 3,
+                diagnostics: "no free port".into(),
+                restarts: 2,
+                failures: 2,
+                at: at(2),
+            },
+        ])
+        .state()
+        .clone();
+        assert_eq!(state.generation, 3);
+        assert_eq!(state.phase, Some(UnitPhase::Failed));
     }
 
     #[test]

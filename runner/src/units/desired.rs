@@ -1,6 +1,8 @@
 //! Which units should run: every registered app (the `apps` read model, not removed) × the
 //! catalog's processes of that app × their `units`; and, for the rolling restart, how the units
-//! of each process stand (the `units` read model).
+//! of each process stand (the `units` read model) and whether one may restart now. The read
+//! models only ever *start* units: one that is missing an app never stops its units on its own
+//! word (the supervisor asks the app's stream).
 //!
 //! Does not own: who runs them (`lease`, `supervisor`).
 
@@ -40,6 +42,15 @@ impl Processes {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether the catalog has unit `id` (its process, and that many units of it).
+    pub fn has(&self, id: &UnitId) -> bool {
+        self.0.get(&id.app).is_some_and(|processes| {
+            processes.iter().any(|(env, process, spec)| {
+                *env == id.env && *process == id.process && id.index < spec.units
+            })
+        })
     }
 }
 
@@ -139,13 +150,30 @@ pub(crate) async fn standings(
     Ok(by_process)
 }
 
-/// Whether `id` may restart into `generation` now: every unit of its process with a lower
-/// index runs `generation` (or a newer one) and is `started`.
-pub(crate) fn may_restart(id: &UnitId, generation: u64, standings: &[Standing]) -> bool {
-    (0..id.index).all(|index| {
-        standings
-            .iter()
-            .any(|s| s.index == index && s.generation >= generation && s.state == "started")
+/// The state of a unit in `error`: it failed again and again and waits to be tried again.
+const ERROR: &str = "error";
+const STARTED: &str = "started";
+
+/// Whether `id`, one of `units` units of its process, may restart into `generation` now: every
+/// *other* unit of its process is `started` (so at most one is down at a time, whichever order
+/// restarts were asked in), and every one with a lower index runs `generation` already (one at a
+/// time, in index order). A unit in `error` neither holds the restart up nor counts as down: it
+/// is not running anyway, and starts with the current generation at its next try. A unit never
+/// seen counts as down.
+pub(crate) fn may_restart(
+    id: &UnitId,
+    generation: u64,
+    units: u32,
+    standings: &[Standing],
+) -> bool {
+    (0..units).filter(|index| *index != id.index).all(|index| {
+        let Some(s) = standings.iter().find(|s| s.index == index) else {
+            return false;
+        };
+        if s.state == ERROR {
+            return true;
+        }
+        s.state == STARTED && (index > id.index || s.generation == generation)
     })
 }
 
@@ -169,22 +197,87 @@ mod tests {
             standing(1, "started", 1),
             standing(2, "started", 1),
         ];
-        assert!(may_restart(&unit(0), 2, &old), "the first goes first");
-        assert!(!may_restart(&unit(1), 2, &old));
+        assert!(may_restart(&unit(0), 2, 3, &old), "the first goes first");
+        assert!(!may_restart(&unit(1), 2, 3, &old));
         let first_restarting = [
             standing(0, "starting", 2),
             standing(1, "started", 1),
             standing(2, "started", 1),
         ];
-        assert!(!may_restart(&unit(1), 2, &first_restarting));
+        assert!(!may_restart(&unit(1), 2, 3, &first_restarting));
         let first_done = [
             standing(0, "started", 2),
             standing(1, "started", 1),
             standing(2, "started", 1),
         ];
-        assert!(may_restart(&unit(1), 2, &first_done));
-        assert!(!may_restart(&unit(2), 2, &first_done));
-        assert!(!may_restart(&unit(1), 2, &[]), "a lower unit never seen");
+        assert!(may_restart(&unit(1), 2, 3, &first_done));
+        assert!(!may_restart(&unit(2), 2, 3, &first_done));
+        assert!(!may_restart(&unit(1), 2, 3, &[]), "a lower unit never seen");
+        assert!(
+            may_restart(&unit(0), 1, 1, &[]),
+            "a single unit just restarts"
+        );
+    }
+
+    #[test]
+    fn a_second_restart_asked_during_the_first_waits_for_every_other_unit_to_be_up() {
+        let unit = |index| UnitId::new("web", "prod", "http", index);
+        // Generation 1 rolls: unit 0 done, unit 1 down for its turn; generation 2 is asked for.
+        let rolling = [
+            standing(0, "started", 1),
+            standing(1, "stopped", 0),
+            standing(2, "started", 0),
+        ];
+        for index in 0..3 {
+            assert!(
+                !may_restart(&unit(index), 2, 3, &rolling),
+                "unit {index} would be a second one down"
+            );
+        }
+        // A higher unit down holds a lower one too.
+        let higher_down = [
+            standing(0, "started", 1),
+            standing(1, "started", 1),
+            standing(2, "starting", 1),
+        ];
+        assert!(!may_restart(&unit(0), 2, 3, &higher_down));
+    }
+
+    #[test]
+    fn a_unit_in_error_neither_holds_a_restart_up_nor_counts_as_down() {
+        let unit = |index| UnitId::new("web", "prod", "http", index);
+        let crashing = [
+            standing(0, "error", 0),
+            standing(1, "started", 0),
+            standing(2, "started", 0),
+        ];
+        assert!(may_restart(&unit(1), 1, 3, &crashing));
+        assert!(!may_restart(&unit(2), 1, 3, &crashing), "unit 1 goes first");
+        let crashing_high = [
+            standing(0, "started", 0),
+            standing(1, "started", 0),
+            standing(2, "error", 0),
+        ];
+        assert!(may_restart(&unit(0), 1, 3, &crashing_high));
+    }
+
+    #[test]
+    fn a_recreated_app_restarts_units_of_its_former_life() {
+        let unit = |index| UnitId::new("web", "prod", "http", index);
+        // The app was removed and created again: generation 0 again, its units ran 3.
+        let former = [standing(0, "started", 3), standing(1, "started", 3)];
+        assert!(may_restart(&unit(0), 0, 2, &former));
+        assert!(
+            !may_restart(&unit(1), 0, 2, &former),
+            "a newer generation is not the one wanted"
+        );
+    }
+
+    #[test]
+    fn units_beyond_the_catalogs_count_do_not_hold_a_restart_up() {
+        let unit = |index| UnitId::new("web", "prod", "http", index);
+        let shrunk = [standing(0, "started", 0), standing(1, "stopped", 0)];
+        assert!(may_restart(&unit(0), 1, 1, &shrunk));
     }
 
     #[test]
@@ -196,5 +289,9 @@ mod tests {
         .unwrap();
         let processes = Processes::of(&catalog);
         assert_eq!(processes.apps(), vec!["web".to_string()]);
+        assert!(processes.has(&UnitId::new("web", "prod", "http", 1)));
+        assert!(!processes.has(&UnitId::new("web", "prod", "http", 2)));
+        assert!(!processes.has(&UnitId::new("web", "prod", "other", 0)));
+        assert!(!processes.has(&UnitId::new("tasks-only", "prod", "t", 0)));
     }
 }

@@ -1,29 +1,66 @@
-//! Unit leases: a row per unit naming the node that runs it and until when. The primary key
-//! makes a claim exclusive; a lease not renewed runs out, and then another node may claim the
-//! unit (and start it there). Like the job leases (`crate::lease`), in a table of their own.
+//! Unit leases: a row per unit naming the node that runs it, until when, the port its process
+//! was given on its host, and whether it holds its process's restart turn. The primary key makes
+//! a claim exclusive; a lease not renewed runs out, and then another node may claim the unit (and
+//! start it there). A unique index on (host, port) keeps two nodes of one host from handing the
+//! same port to two units. One unit of a process at a time holds the restart turn (taken under
+//! an advisory lock of the process), whichever nodes run them. Like the job leases
+//! (`crate::lease`), in a table of their own.
+//!
+//! Every call here is bounded ([`bounded`]) by its caller, so a database that hangs cannot stall
+//! a node's renewals nor its kills.
 //!
 //! Does not own: which units are wanted (`desired`), nor what a node does with those it holds
-//! (`supervisor`, `unit`).
+//! (`supervisor`, `renewal`, `unit`).
 
 use bosun_eventstore::migrate::{migrate, Migration, MigrationError};
 use deadpool_postgres::Pool;
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 
 pub use crate::lease::LeaseError;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "unit leases",
-    sql: "CREATE TABLE unit_leases (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "unit leases",
+        sql: "CREATE TABLE unit_leases (
               unit_id    TEXT PRIMARY KEY,
               node       TEXT NOT NULL,
               expires_at TIMESTAMPTZ NOT NULL);
           CREATE INDEX ON unit_leases (node);
           CREATE INDEX ON unit_leases (expires_at);",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "unit ports held in their leases, one unit per port and host; restart turns",
+        sql: "ALTER TABLE unit_leases ADD COLUMN host TEXT, ADD COLUMN port INT,
+              ADD COLUMN restarting BOOLEAN NOT NULL DEFAULT false;
+          CREATE UNIQUE INDEX unit_leases_host_port ON unit_leases (host, port);",
+    },
+];
 
 pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), MigrationError> {
     migrate(client, "units", MIGRATIONS).await.map(|_| ())
+}
+
+/// `call`, given up after `limit` (as a pool error: no answer in time).
+pub async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, LeaseError>>,
+) -> Result<T, LeaseError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(LeaseError::Pool(format!(
+            "no answer from the database within {limit:?}"
+        ))),
+    }
+}
+
+/// The host part of a node's name (`<host>:<pid>`): nodes of one host share its ports.
+pub fn host_of(node: &str) -> &str {
+    node.rsplit_once(':').map_or(node, |(host, _)| host)
 }
 
 async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, LeaseError> {
@@ -36,6 +73,7 @@ async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, LeaseError
 /// of them, in the order given; returns those claimed. Two nodes claiming the same unit at once:
 /// the row's lock makes one wait, and it then finds the lease taken. A lease `node` holds
 /// already is claimed again (the caller runs nothing of that unit: its run ended unexpectedly).
+/// A claimed lease holds no port yet.
 pub async fn claim(
     pool: &Pool,
     node: &str,
@@ -71,7 +109,8 @@ pub async fn claim(
                 "INSERT INTO unit_leases AS l (unit_id, node, expires_at)
                  VALUES ($1, $2, now() + make_interval(secs => $3))
                  ON CONFLICT (unit_id) DO UPDATE
-                    SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at
+                    SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at,
+                        host = NULL, port = NULL, restarting = false
                     WHERE l.expires_at < now() OR l.node = EXCLUDED.node",
                 &[&unit, &node, &lease.as_secs_f64()],
             )
@@ -83,23 +122,145 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// Extends every lease `node` holds; returns the units it still holds (a unit missing from it
-/// was taken by another node after its lease ran out).
-pub async fn renew(pool: &Pool, node: &str, lease: Duration) -> Result<Vec<String>, LeaseError> {
+/// Extends the leases of `held` (the units `node` runs) and gives up any other lease `node`
+/// holds (a claim whose answer was lost, a unit whose run ended); returns the units of `held`
+/// it still holds (one missing was taken by another node after its lease ran out).
+pub async fn renew(
+    pool: &Pool,
+    node: &str,
+    held: &[String],
+    lease: Duration,
+) -> Result<Vec<String>, LeaseError> {
     let client = connection(pool).await?;
     let rows = client
         .query(
-            "UPDATE unit_leases SET expires_at = now() + make_interval(secs => $2)
-             WHERE node = $1 RETURNING unit_id",
-            &[&node, &lease.as_secs_f64()],
+            "WITH released AS (
+                DELETE FROM unit_leases WHERE node = $1 AND NOT (unit_id = ANY($2)))
+             UPDATE unit_leases SET expires_at = now() + make_interval(secs => $3)
+             WHERE node = $1 AND unit_id = ANY($2) RETURNING unit_id",
+            &[&node, &held, &lease.as_secs_f64()],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The ports live leases of other units hold on `host`.
+pub async fn ports_in_use(
+    pool: &Pool,
+    host: &str,
+    unit: &str,
+) -> Result<BTreeSet<u16>, LeaseError> {
+    let client = connection(pool).await?;
+    let rows = client
+        .query(
+            "SELECT port FROM unit_leases
+             WHERE host = $1 AND port IS NOT NULL AND unit_id <> $2 AND expires_at >= now()",
+            &[&host, &unit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| u16::try_from(r.get::<_, i32>(0)).ok())
+        .collect())
+}
+
+/// What came of [`take_port`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum PortTaken {
+    /// The port is the unit's now, and its lease `node`'s for at least the margin asked for.
+    Taken,
+    /// Another unit of the host holds that port.
+    InUse,
+    /// `node` does not hold the unit's lease for that long (any more).
+    NotHeld,
+}
+
+/// Just before a unit's process starts: checks that `node` holds its lease for at least
+/// `margin` more, and records `port` of `host` in it (taken from leases of the host that ran
+/// out; refused while a live one holds it).
+pub async fn take_port(
+    pool: &Pool,
+    node: &str,
+    unit: &str,
+    port: u16,
+    margin: Duration,
+) -> Result<PortTaken, LeaseError> {
+    let host = host_of(node);
+    let port = i32::from(port);
+    let mut client = connection(pool).await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE unit_leases SET port = NULL
+         WHERE host = $1 AND port = $2 AND unit_id <> $3 AND expires_at < now()",
+        &[&host, &port, &unit],
+    )
+    .await?;
+    let taken = tx
+        .execute(
+            "UPDATE unit_leases SET host = $3, port = $4
+             WHERE unit_id = $1 AND node = $2
+               AND expires_at > now() + make_interval(secs => $5)",
+            &[&unit, &node, &host, &port, &margin.as_secs_f64()],
+        )
+        .await;
+    match taken {
+        Ok(0) => Ok(PortTaken::NotHeld),
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(PortTaken::Taken)
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(PortTaken::InUse),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes the restart turn of the process whose units' ids start with `group`
+/// (`<app>.<env>.<process>.`) for `unit`, whose lease `node` holds: `false` while another live
+/// lease of that process holds it. One at a time, whichever nodes ask (an advisory lock of the
+/// process).
+pub async fn take_restart_turn(
+    pool: &Pool,
+    node: &str,
+    unit: &str,
+    group: &str,
+) -> Result<bool, LeaseError> {
+    let mut client = connection(pool).await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('bosun.unit_restart'), hashtext($1))",
+        &[&group],
+    )
+    .await?;
+    let taken = tx
+        .execute(
+            "UPDATE unit_leases SET restarting = true
+             WHERE unit_id = $1 AND node = $2 AND expires_at > now()
+               AND NOT EXISTS (
+                   SELECT 1 FROM unit_leases o
+                   WHERE left(o.unit_id, length($3)) = $3 AND o.unit_id <> $1
+                     AND o.restarting AND o.expires_at >= now())",
+            &[&unit, &node, &group],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(taken == 1)
+}
+
+/// Gives the restart turn `unit` holds back (its restart is over).
+pub async fn end_restart_turn(pool: &Pool, node: &str, unit: &str) -> Result<(), LeaseError> {
+    connection(pool)
+        .await?
+        .execute(
+            "UPDATE unit_leases SET restarting = false WHERE unit_id = $1 AND node = $2",
+            &[&unit, &node],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Gives `unit` up, if `node` holds it; if that fails, the lease simply runs out.
-pub async fn release(pool: &Pool, node: &str, unit: &str) {
-    let released = async {
+pub async fn release(pool: &Pool, node: &str, unit: &str, limit: Duration) {
+    let released = bounded(limit, async {
         connection(pool)
             .await?
             .execute(
@@ -108,21 +269,21 @@ pub async fn release(pool: &Pool, node: &str, unit: &str) {
             )
             .await?;
         Ok::<_, LeaseError>(())
-    };
+    });
     if let Err(e) = released.await {
         tracing::warn!(unit, error = %e, "releasing a unit lease failed; it will expire");
     }
 }
 
 /// Gives up every unit `node` holds.
-pub async fn release_all(pool: &Pool, node: &str) {
-    let released = async {
+pub async fn release_all(pool: &Pool, node: &str, limit: Duration) {
+    let released = bounded(limit, async {
         connection(pool)
             .await?
             .execute("DELETE FROM unit_leases WHERE node = $1", &[&node])
             .await?;
         Ok::<_, LeaseError>(())
-    };
+    });
     if let Err(e) = released.await {
         tracing::warn!(node, error = %e, "releasing the unit leases failed; they will expire");
     }
@@ -147,4 +308,16 @@ pub async fn take_expired(
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_of_one_host_share_its_ports() {
+        assert_eq!(host_of("box-1:4242"), "box-1");
+        assert_eq!(host_of("a:b:7"), "a:b");
+        assert_eq!(host_of("plain"), "plain");
+    }
 }

@@ -1,31 +1,52 @@
 //! Units: an app's long-running processes (`catalog.<app>.<env>.processes.<name>`), run by the
 //! worker nodes as supervised units, `units: N` of each.
 //!
-//! One supervisor per node, every second: the units wanted are every registered app (the `apps`
-//! read model: not removed; none while that table does not exist) × the catalog's processes of
-//! that app × their `units`; a node claims the wanted units nobody holds (or whose holder's lease
-//! ran out), as many as it has room for (`runner.units`: unlimited by default, none on a node
-//! with `workers: 0` unless set), renews its leases every third of `runner.lease_seconds`, stops
-//! the units no longer wanted (app removed, process or index gone from the catalog: recorded as
-//! such), and kills at once a unit whose lease another node took. Leases that ran out on units
-//! nobody wants any more (a lost node's, of an app removed meanwhile) are taken and their units
-//! recorded stopped there.
+//! One supervisor per node, every second (a sixth of `runner.lease_seconds` if that is less):
+//! the units wanted are every registered app (the `apps` read model: not removed; none while
+//! that table does not exist) × the catalog's processes of that app × their `units`; a node
+//! claims the wanted units nobody holds (or whose holder's lease ran out), as many as it has
+//! room for (`runner.units`: unlimited by default, none on a node with `workers: 0` unless set),
+//! stops the units no longer wanted (process or index gone from the catalog; app removed, which
+//! the app's own stream must confirm: a read model that lags or is being rebuilt never stops a
+//! unit), recorded as such. Leases that ran out on units nobody wants any more (a lost node's,
+//! of an app removed meanwhile) are taken and their units recorded stopped there, off the
+//! supervisor's loop. Every database call of the loop is bounded by a third of a lease.
 //!
-//! Each unit it holds (`unit`) runs as a process in its own group, with the catalog's `env`,
-//! then the app's environment, then its port (from `runner.unit_ports`) in `port_env`; it dies
-//! with the server, even one killed with SIGKILL (`process`). It is `started` once it accepts
-//! connections on its port or has stayed up a little while. One that exits is recorded and started
-//! again after a backoff (1 s, doubling to 30 s; a minute up and it starts over). A node that
-//! dies leaves its leases to run out: after `lease_seconds` another node claims its units and
-//! starts them there.
+//! **Leases** (`renewal`): renewed apart from that loop, every sixth of a lease, only those of
+//! the units this node runs (any other lease of the node is given up). A lease counts as good
+//! until a third of a lease before it could run out, measured from when the renewal that
+//! extended it was *sent*; past that, or once another node took it, the unit's group is killed
+//! at once, so a node cut off from the database has killed its units before anyone may start
+//! them elsewhere. Just before starting a unit's process, the node checks in the database that
+//! it holds the unit's lease for a third of a lease more, and records there the unit's port:
+//! ports are unique per host across the leases, so two nodes of one host never give the same
+//! port to two units.
+//!
+//! Each unit it holds (`unit`) runs as a process in its own group, with the app's environment,
+//! then the catalog's `env` over it (the operator wins, as for jobs), then its port (from
+//! `runner.unit_ports`) in `port_env`. Whichever way it ends (on its own, stopped, killed), its
+//! whole group is killed before its main process is reaped; it dies with the server, even one
+//! killed with SIGKILL, though processes the unit itself started survive that one case
+//! (`process`). It is `started` once it accepts connections on its port or has stayed up a
+//! little while. One that exits is recorded and started again after a backoff (1 s, doubling to
+//! 30 s; a minute up and it starts over). A node that dies leaves its leases to run out: after
+//! `lease_seconds` another node claims its units and starts them there.
 //!
 //! **Rolling restarts.** An app's `restart_generation` (restarts asked for, environment changes
-//! that restart) is the generation its units should run: a unit started with an older one is
-//! stopped and started again with the current environment, but only once every unit of the same
-//! app, environment and process with a lower index runs the new generation and is `started` (as
-//! the `units` read model says), so of N units at least N − 1 are up throughout, one restart at
-//! a time in index order; a single unit just restarts. A restart naming one process bumps the
-//! app's one generation, so every process of the app is restarted (one unit at a time each).
+//! that restart) is the generation its units should run: a unit started with another one (an
+//! older one, or any of a former app of that name, removed and created again) is stopped and
+//! started again with the current environment, but only once every *other* unit of the same app,
+//! environment and process is `started` and every one with a lower index runs the new
+//! generation (as the `units` read model says, and for the units this node runs, as it knows
+//! them: one it just let restart counts as down until it is up again), so of N units at least
+//! N − 1 are up throughout, one restart at a time in index order, even when a restart is asked
+//! for while another rolls. Units in `error` (failing again and again) hold nothing up and
+//! count as none down: they start with the current generation at their next try. When the
+//! units read model cannot be read, nothing restarts. A single unit just restarts. A restart
+//! naming one process bumps the app's one generation, so every process of the app is restarted
+//! (one unit at a time each). Whichever nodes run them, one unit of a process restarts at a
+//! time: before it stops it takes its process's restart turn (`lease`), and gives it back once
+//! it is up again, so a read model that has not seen a stop yet cannot let a second one go.
 //!
 //! When the runner is stopped (`Workers` dropped or stopped), the node's units are stopped
 //! (SIGTERM to their groups at once, SIGKILL after `kill_grace_seconds`), recorded as stopped and
@@ -40,6 +61,7 @@ mod desired;
 mod lease;
 mod ports;
 mod process;
+mod renewal;
 mod stream;
 mod supervisor;
 mod unit;
@@ -50,9 +72,8 @@ pub(crate) use supervisor::{start, Supervisor};
 use crate::settings::RunnerSettings;
 use bosun_commands::{Commands, Origin};
 use deadpool_postgres::Pool;
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Prepares the unit leases table.
@@ -75,6 +96,9 @@ pub(crate) struct Context {
     pub grace: Duration,
     /// Set once the node is stopping: an exit then is the stop's, and nothing starts.
     pub stopping: AtomicBool,
-    /// The process group of each unit running here, for a stop that cannot wait (a drop).
-    pub groups: Mutex<BTreeMap<String, u32>>,
+    /// The process group of each unit running here, for a stop that cannot wait (a drop) and a
+    /// kill that must not (a lease lost).
+    pub groups: Arc<process::Groups>,
+    /// The leases of the units running here.
+    pub leases: Arc<renewal::Leases>,
 }

@@ -1,8 +1,12 @@
 //! Ports for units: `runner.unit_ports` (a range such as `20000-20999`), and picking a free one
 //! for a unit about to start. A port is free when nothing of this process has handed it out to a
-//! unit still running and it can be bound now (on every address, as the unit may bind it).
+//! unit still running, no live unit lease of this host holds it (other nodes on the host: the
+//! caller says which), and it can be bound now (on every address, as the unit may bind it). The
+//! lease table has the last word: a port is the unit's once its lease row holds it (unique per
+//! host and port, `lease::take_port`).
 //!
-//! Does not own: putting the port in the unit's environment (`process`).
+//! Does not own: putting the port in the unit's environment (`process`), the lease rows
+//! (`lease`).
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -111,10 +115,11 @@ impl Drop for Port {
     }
 }
 
-/// A free port of `range`: `preferred` (the unit's last port, so its address stays) if it is
-/// free, else the first free one from a place that moves on with each pick, so a port just
-/// given back is not handed out again at once. None if every port of the range is in use.
-pub(crate) fn pick(range: PortRange, preferred: Option<u16>) -> Option<Port> {
+/// A free port of `range`, none of `busy` (held by other units of this host): `preferred` (the
+/// unit's last port, so its address stays) if it is free, else the first free one from a place
+/// that moves on with each pick, so a port just given back is not handed out again at once. None
+/// if every port of the range is in use.
+pub(crate) fn pick(range: PortRange, preferred: Option<u16>, busy: &BTreeSet<u16>) -> Option<Port> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
     let start = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -123,7 +128,7 @@ pub(crate) fn pick(range: PortRange, preferred: Option<u16>) -> Option<Port> {
         .into_iter()
         .chain((0..range.size()).map(|i| range.first + ((start + i) % range.size()) as u16));
     for port in candidates {
-        if taken.contains(&port) || !bindable(port) {
+        if taken.contains(&port) || busy.contains(&port) || !bindable(port) {
             continue;
         }
         taken.insert(port);
@@ -160,7 +165,10 @@ mod tests {
     fn hands_out_free_ports_once_and_takes_them_back() {
         let range = PortRange::parse("41000-41003").unwrap();
         let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 41001)).ok();
-        let picked: Vec<Port> = std::iter::from_fn(|| pick(range, None)).take(5).collect();
+        let none = BTreeSet::new();
+        let picked: Vec<Port> = std::iter::from_fn(|| pick(range, None, &none))
+            .take(5)
+            .collect();
         let mut numbers: Vec<u16> = picked.iter().map(Port::number).collect();
         numbers.sort();
         let expected: Vec<u16> = (41000..=41003)
@@ -169,6 +177,19 @@ mod tests {
         assert_eq!(numbers, expected, "each free port once, none in use");
         let first = numbers[0];
         drop(picked);
-        assert_eq!(pick(range, Some(first)).map(|p| p.number()), Some(first));
+        assert_eq!(
+            pick(range, Some(first), &none).map(|p| p.number()),
+            Some(first)
+        );
+    }
+
+    #[test]
+    fn never_hands_out_a_port_another_unit_of_the_host_holds() {
+        let range = PortRange::parse("41010-41012").unwrap();
+        let busy: BTreeSet<u16> = [41010, 41011].into();
+        let picked = pick(range, Some(41010), &busy).map(|p| p.number());
+        assert_eq!(picked, Some(41012));
+        let all: BTreeSet<u16> = (41010..=41012).collect();
+        assert!(pick(range, None, &all).is_none());
     }
 }

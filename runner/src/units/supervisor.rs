@@ -1,17 +1,19 @@
-//! The node's supervisor of units, every [`TICK`]: renews its leases (every third of a lease),
-//! works out the units wanted, tells each unit it holds what is wanted of it (run, restart in
-//! turn, stop, or die: its lease is lost), claims wanted units nobody holds, and takes the
-//! run-out leases of units nobody wants. On shutdown, it stops every unit and gives its leases
-//! up.
+//! The node's supervisor of units, every [`tick`]: works out the units wanted, tells each unit
+//! it holds what is wanted of it (run, restart in turn, stop), claims wanted units nobody holds,
+//! and takes the run-out leases of units nobody wants (recording those apart, so the log's pace
+//! never holds the loop). Its leases are kept by `renewal`, beside it. Every database call here
+//! is bounded by a third of a lease. On shutdown, it stops every unit and gives its leases up.
 //!
 //! Does not own: a unit's own run (`unit`), the wanted set and restart turns (`desired`), the
-//! lease table (`lease`).
+//! lease table (`lease`), renewing the leases (`renewal`).
 
-use super::desired::{self, Processes};
+use super::desired::{self, Processes, Standing};
+use super::lease::{self, bounded};
+use super::process::Groups;
+use super::renewal::{self, call_limit, Leases};
 use super::stream::{Recorded, UnitStream};
-use super::unit::{self, Want};
-use super::{lease, Context};
-use crate::process::signal_group;
+use super::unit::{self, Local, Want};
+use super::Context;
 use crate::settings::RunnerSettings;
 use bosun_commands::{Commands, Origin};
 use bosun_domain::jobs::Catalog;
@@ -20,14 +22,16 @@ use deadpool_postgres::Pool;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// How often the supervisor looks.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the supervisor looks: every second, or six times a lease if that is shorter.
+fn tick(lease: Duration) -> Duration {
+    Duration::from_secs(1).min(lease / 6)
+}
 
 /// The node's running supervisor. Dropping it stops its units (SIGTERM to their groups at once;
 /// the rest, recording them stopped and giving their leases up, as long as the runtime runs);
@@ -60,7 +64,8 @@ pub(crate) fn start(
         settings,
         node,
         stopping: AtomicBool::new(false),
-        groups: Mutex::new(BTreeMap::new()),
+        groups: Arc::new(Groups::default()),
+        leases: Arc::new(Leases::new()),
     });
     let (shutdown, stopped) = watch::channel(false);
     let processes = Processes::of(catalog);
@@ -88,11 +93,7 @@ impl Supervisor {
     fn signal_stop(&self) {
         self.context.stopping.store(true, Ordering::SeqCst);
         self.shutdown.send_replace(true);
-        if let Ok(groups) = self.context.groups.lock() {
-            for pid in groups.values() {
-                signal_group(*pid, Signal::SIGTERM);
-            }
-        }
+        self.context.groups.signal_all(Signal::SIGTERM);
     }
 }
 
@@ -104,23 +105,19 @@ impl Drop for Supervisor {
     }
 }
 
-/// A unit this node holds: what it is told, and its run.
+/// A unit this node holds: what it is told, how it stands, and its run.
 struct Held {
     id: UnitId,
     want: watch::Sender<Want>,
+    local: watch::Receiver<Local>,
     task: JoinHandle<()>,
-    /// Its lease is lost: it is being killed, whatever else is wanted.
-    doomed: bool,
+    /// It holds its process's restart turn, taken while it ran this generation: it counts as
+    /// down until it is up with another one (or in error).
+    turn: Option<u64>,
 }
 
 impl Held {
     fn tell(&mut self, wanted: Want) {
-        if self.doomed {
-            return;
-        }
-        if matches!(wanted, Want::Kill(_)) {
-            self.doomed = true;
-        }
         self.want.send_if_modified(|current| {
             if *current == wanted {
                 false
@@ -130,6 +127,13 @@ impl Held {
             }
         });
     }
+}
+
+/// `(app, env, process)`: the units of one process.
+type Group = (String, String, String);
+
+fn group_of(id: &UnitId) -> Group {
+    (id.app.clone(), id.env.clone(), id.process.clone())
 }
 
 async fn supervise(
@@ -146,11 +150,20 @@ async fn supervise(
         } else {
             usize::MAX
         });
+    let (renewals_stop, renewals_stopped) = watch::channel(false);
+    let renewals = tokio::spawn(renewal::keep(
+        context.leases.clone(),
+        context.groups.clone(),
+        context.pool.clone(),
+        context.node.clone(),
+        context.lease,
+        renewals_stopped,
+    ));
+    let limit = call_limit(context.lease);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
-    let mut last_renewal = Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(tick(context.lease)) => {}
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
@@ -160,55 +173,40 @@ async fn supervise(
         if processes.is_empty() {
             continue;
         }
-        renew(&context, &mut held, &mut last_renewal).await;
-        let desired = match desired::desired(&context.pool, &processes).await {
+        let desired = match bounded(limit, desired::desired(&context.pool, &processes)).await {
             Ok(desired) => desired,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the units wanted failed; retrying");
                 continue;
             }
         };
-        // Units no longer wanted stop.
+        // Units no longer wanted stop: gone from the catalog (this node's own word), or their
+        // app removed, as its stream says (the read model may lag, or be rebuilt).
+        let mut removed: BTreeMap<String, bool> = BTreeMap::new();
         for (key, h) in held.iter_mut() {
-            if !desired.units.contains_key(key) {
-                let reason = if desired.apps.contains(&h.id.app) {
-                    StopReason::NotInCatalog
-                } else {
-                    StopReason::AppRemoved
-                };
-                h.tell(Want::Stop(reason));
-            }
-        }
-        // Wanted ones run; one of an older generation restarts when its turn has come.
-        let mut apps: Vec<String> = held
-            .values()
-            .filter(|h| desired.apps.contains(&h.id.app))
-            .map(|h| h.id.app.clone())
-            .collect();
-        apps.sort();
-        apps.dedup();
-        let standings = desired::standings(&context.pool, &apps)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "reading the units read model failed; no restarts now");
-                BTreeMap::new()
-            });
-        for (key, h) in held.iter_mut() {
-            let Some(wanted) = desired.units.get(key) else {
+            if desired.units.contains_key(key) {
                 continue;
+            }
+            let reason = if !processes.has(&h.id) {
+                StopReason::NotInCatalog
+            } else {
+                let app = &h.id.app;
+                let gone = match removed.get(app) {
+                    Some(gone) => *gone,
+                    None => {
+                        let gone = app_removed(&context, app).await;
+                        removed.insert(app.clone(), gone);
+                        gone
+                    }
+                };
+                if !gone {
+                    continue;
+                }
+                StopReason::AppRemoved
             };
-            let group = (
-                wanted.id.app.clone(),
-                wanted.id.env.clone(),
-                wanted.id.process.clone(),
-            );
-            let group = standings.get(&group).map(Vec::as_slice).unwrap_or(&[]);
-            h.tell(Want::Run {
-                spec: wanted.spec.clone(),
-                generation: wanted.generation,
-                may_restart: desired::may_restart(&wanted.id, wanted.generation, group),
-            });
+            h.tell(Want::Stop(reason));
         }
+        restarts(&context, &mut held, &desired).await;
         // Claim what nobody runs, as room allows.
         let room = capacity.saturating_sub(held.len());
         let free: Vec<String> = desired
@@ -217,10 +215,16 @@ async fn supervise(
             .filter(|key| !held.contains_key(*key))
             .cloned()
             .collect();
-        match lease::claim(&context.pool, &context.node, &free, room, context.lease).await {
+        match context
+            .leases
+            .claim(&context.pool, &context.node, &free, room, context.lease)
+            .await
+        {
             Ok(claimed) => {
-                for key in claimed {
+                for unit_lease in claimed {
+                    let key = unit_lease.key.clone();
                     let Some(wanted) = desired.units.get(&key) else {
+                        context.leases.forget(&unit_lease);
                         continue;
                     };
                     tracing::info!(unit = key, node = context.node, "claimed a unit");
@@ -229,41 +233,35 @@ async fn supervise(
                         generation: wanted.generation,
                         may_restart: false,
                     });
-                    let task = tokio::spawn(unit::run(context.clone(), wanted.id.clone(), told));
+                    let (local_tx, local) = watch::channel(Local::Down);
+                    let task = tokio::spawn(unit::run(
+                        context.clone(),
+                        wanted.id.clone(),
+                        unit_lease,
+                        told,
+                        local_tx,
+                    ));
                     held.insert(
                         key,
                         Held {
                             id: wanted.id.clone(),
                             want,
+                            local,
                             task,
-                            doomed: false,
+                            turn: None,
                         },
                     );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "claiming units failed; retrying"),
         }
-        // Run-out leases of units nobody wants: their node was lost.
+        // Run-out leases of units nobody wants: their node was lost. Recorded apart: the log's
+        // retries must not hold this loop up.
         let wanted: Vec<String> = desired.units.keys().cloned().collect();
-        match lease::take_expired(&context.pool, &wanted).await {
+        match bounded(limit, lease::take_expired(&context.pool, &wanted)).await {
             Ok(expired) => {
                 for (key, node) in expired {
-                    let Ok(id) = UnitId::parse(&key) else {
-                        continue;
-                    };
-                    let mut stream = UnitStream::new(id);
-                    match stream.lost(&context, &node).await {
-                        Ok(Recorded::Done | Recorded::Moved) => {
-                            tracing::warn!(
-                                unit = key,
-                                lost = node,
-                                "a lost node's unit is recorded stopped"
-                            )
-                        }
-                        Err(e) => {
-                            tracing::warn!(unit = key, error = %e, "recording a lost node's unit failed")
-                        }
-                    }
+                    tokio::spawn(record_lost(context.clone(), key, node));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading run-out unit leases failed"),
@@ -276,34 +274,230 @@ async fn supervise(
     for h in held.values_mut() {
         let _ = (&mut h.task).await;
     }
-    lease::release_all(&context.pool, &context.node).await;
+    renewals_stop.send_replace(true);
+    renewals.abort();
+    lease::release_all(&context.pool, &context.node, limit).await;
 }
 
-/// Renews the node's leases when due; a unit whose lease another node took is killed, and all
-/// are when no renewal has succeeded for a whole lease (others count them lost by now).
-async fn renew(context: &Context, held: &mut BTreeMap<String, Held>, last_renewal: &mut Instant) {
-    if last_renewal.elapsed() < context.lease / 3 {
+/// Whether `app`'s own stream says it is removed (or never was): `false` when it exists, or
+/// when it cannot be read now.
+async fn app_removed(context: &Context, app: &str) -> bool {
+    match tokio::time::timeout(
+        call_limit(context.lease),
+        context.commands.app_environment(app),
+    )
+    .await
+    {
+        Ok(Ok(None)) => true,
+        Ok(Ok(Some(_))) => {
+            tracing::info!(
+                app,
+                "the apps read model does not show the app its stream has: its units keep running"
+            );
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(app, error = %e, "reading the app failed; its units keep running");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(app, "reading the app took too long; its units keep running");
+            false
+        }
+    }
+}
+
+/// Tells each wanted unit held here to run, and the one whose turn it is to restart into its
+/// app's generation that it may.
+async fn restarts(
+    context: &Context,
+    held: &mut BTreeMap<String, Held>,
+    desired: &desired::Desired,
+) {
+    let limit = call_limit(context.lease);
+    let mut apps: Vec<String> = held
+        .iter()
+        .filter(|(key, _)| desired.units.contains_key(*key))
+        .map(|(_, h)| h.id.app.clone())
+        .collect();
+    apps.sort();
+    apps.dedup();
+    let mut standings = if apps.is_empty() {
+        Some(BTreeMap::new())
+    } else {
+        match bounded(limit, desired::standings(&context.pool, &apps)).await {
+            Ok(standings) => Some(standings),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the units read model failed; no restarts now");
+                None
+            }
+        }
+    };
+    // In index order (not the ids' text order: 10 after 9).
+    let mut order: Vec<(UnitId, String)> = held
+        .iter()
+        .map(|(key, h)| (h.id.clone(), key.clone()))
+        .collect();
+    order.sort();
+    // What this node knows of its own units, ahead of the read model.
+    if let Some(standings) = standings.as_mut() {
+        for (_, key) in &order {
+            if let Some(h) = held.get_mut(key) {
+                end_turn(context, key, h, desired).await;
+                if counts_down(h) {
+                    mark_down(standings, &h.id);
+                }
+            }
+        }
+    }
+    for (id, key) in order {
+        let Some(wanted) = desired.units.get(&key) else {
+            continue;
+        };
+        let Some(h) = held.get_mut(&key) else {
+            continue;
+        };
+        let may_restart = match standings.as_mut() {
+            // The read model unread: nothing restarts.
+            None => false,
+            Some(_) if h.turn.is_some() => true,
+            Some(standings) => {
+                let running = match *h.local.borrow() {
+                    Local::Up(generation) => Some(generation),
+                    _ => None,
+                };
+                let group = standings
+                    .get(&group_of(&id))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let due = running.is_some_and(|g| g != wanted.generation)
+                    && desired::may_restart(&id, wanted.generation, wanted.spec.units, group);
+                match running {
+                    Some(from) if due => {
+                        let prefix = format!("{}.{}.{}.", id.app, id.env, id.process);
+                        let taken = bounded(
+                            limit,
+                            lease::take_restart_turn(&context.pool, &context.node, &key, &prefix),
+                        )
+                        .await;
+                        match taken {
+                            Ok(true) => {
+                                h.turn = Some(from);
+                                mark_down(standings, &id);
+                                true
+                            }
+                            Ok(false) => false,
+                            Err(e) => {
+                                tracing::warn!(unit = key, error = %e, "taking the restart turn failed");
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
+                }
+            }
+        };
+        h.tell(Want::Run {
+            spec: wanted.spec.clone(),
+            generation: wanted.generation,
+            may_restart,
+        });
+    }
+}
+
+/// Whether `h` counts as down for its process's restarts: it holds the restart turn, or its
+/// process is starting, stopping or waiting to start again (not in error).
+fn counts_down(h: &Held) -> bool {
+    h.turn.is_some() || *h.local.borrow() == Local::Down
+}
+
+/// Its restart is over (up with another generation, in error, or no longer needed): its turn
+/// goes back.
+async fn end_turn(context: &Context, key: &str, h: &mut Held, desired: &desired::Desired) {
+    let Some(from) = h.turn else {
+        return;
+    };
+    let over = match *h.local.borrow() {
+        Local::Up(generation) => generation != from,
+        Local::Error => true,
+        Local::Down => false,
+    } || desired.units.get(key).is_some_and(|w| w.generation == from);
+    if !over {
         return;
     }
-    match lease::renew(&context.pool, &context.node, context.lease).await {
-        Ok(still) => {
-            *last_renewal = Instant::now();
-            for (key, h) in held.iter_mut() {
-                if !still.contains(key) {
-                    h.tell(Want::Kill(StopReason::LeaseLost));
-                }
-            }
+    let ended = bounded(
+        call_limit(context.lease),
+        lease::end_restart_turn(&context.pool, &context.node, key),
+    )
+    .await;
+    match ended {
+        Ok(()) => h.turn = None,
+        Err(e) => {
+            tracing::warn!(unit = key, error = %e, "giving the restart turn back failed; retrying")
+        }
+    }
+}
+
+/// Counts `id` as down in `standings`, whatever the read model says.
+fn mark_down(standings: &mut BTreeMap<Group, Vec<Standing>>, id: &UnitId) {
+    let group = standings.entry(group_of(id)).or_default();
+    match group.iter_mut().find(|s| s.index == id.index) {
+        Some(standing) => standing.state = "starting".into(),
+        None => group.push(Standing {
+            index: id.index,
+            state: "starting".into(),
+            generation: 0,
+        }),
+    }
+}
+
+/// Records stopped, on `node` (lost), a unit of a run-out lease nobody wants any more.
+async fn record_lost(context: Arc<Context>, key: String, node: String) {
+    let Ok(id) = UnitId::parse(&key) else {
+        return;
+    };
+    let mut stream = UnitStream::new(id);
+    match stream.lost(&context, &node).await {
+        Ok(Recorded::Done | Recorded::Moved) => {
+            tracing::warn!(
+                unit = key,
+                lost = node,
+                "a lost node's unit is recorded stopped"
+            )
         }
         Err(e) => {
-            tracing::warn!(error = %e, "renewing the unit leases failed; retrying");
-            if last_renewal.elapsed() >= context.lease {
-                tracing::error!(
-                    "no unit lease renewed for a whole lease: killing this node's units"
-                );
-                for h in held.values_mut() {
-                    h.tell(Want::Kill(StopReason::LeaseLost));
-                }
-            }
+            tracing::warn!(unit = key, error = %e, "recording a lost node's unit failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_leases_are_looked_at_more_often() {
+        assert_eq!(tick(Duration::from_secs(30)), Duration::from_secs(1));
+        assert_eq!(tick(Duration::from_secs(3)), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_unit_of_this_node_counts_down_as_soon_as_it_is() {
+        let mut standings: BTreeMap<Group, Vec<Standing>> = BTreeMap::new();
+        let id = UnitId::new("web", "prod", "http", 1);
+        standings.insert(
+            group_of(&id),
+            vec![Standing {
+                index: 1,
+                state: "started".into(),
+                generation: 4,
+            }],
+        );
+        mark_down(&mut standings, &id);
+        mark_down(&mut standings, &UnitId::new("web", "prod", "http", 2));
+        let group = &standings[&group_of(&id)];
+        assert_eq!(group.len(), 2);
+        assert!(group.iter().all(|s| s.state == "starting"));
+        assert_eq!(group[0].generation, 4);
     }
 }
