@@ -376,7 +376,15 @@ impl<S: EventStore> Commands<S> {
         }
         let (mut sealed, mut last) = (0, Written::default());
         for id in candidates {
-            let written = self.seal_orchestration_urls(&id).await?;
+            // One orchestration that cannot be sealed now (an outage, an event this version
+            // cannot read) must not leave every later one in clear: it is tried again next start.
+            let written = match self.seal_orchestration_urls(&id).await {
+                Ok(written) => written,
+                Err(e) => {
+                    tracing::warn!(orchestration = %id, error = %e, "could not seal the secret URLs it holds in clear; trying again at the next start");
+                    continue;
+                }
+            };
             if written.position.is_some() {
                 tracing::info!(orchestration = %id, "sealed the secret URLs it held in clear");
                 sealed += 1;
