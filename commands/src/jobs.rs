@@ -262,13 +262,34 @@ impl<S: EventStore> Commands<S> {
 
     /// Whether job `job_id` was submitted while registered app `app` existed (not before its
     /// creation: a job of an earlier app of that name is not this app's), as the job reads
-    /// allow an app token its app's jobs; `false` for no such job or app.
+    /// allow an app token its app's jobs; `false` for no such job or app. As there, "not
+    /// before" compares the times the log recorded the app's latest `AppCreated` and the job's
+    /// `JobSubmitted` at (both the database's clock), not the API node's `at`.
     async fn submitted_since_app(&self, job_id: Uuid, app: &str) -> Result<bool, CommandError> {
         if AppName::parse(app).is_err() {
             return Ok(false);
         }
         let (state, _) = self.load::<App>(app).await?;
-        let Some(created_at) = state.created_at().filter(|_| state.is_active()) else {
+        if !state.is_active() {
+            return Ok(false);
+        }
+        // When the log recorded the app's latest `AppCreated` (its current incarnation).
+        let app_stream =
+            StreamId::new(App::CATEGORY, app).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let (mut registered_at, mut next) = (None, 0);
+        loop {
+            let events = self.store.read_stream(&app_stream, next, 500).await?;
+            for recorded in &events {
+                if recorded.event_type == "AppCreated" {
+                    registered_at = Some(recorded.recorded_at);
+                }
+                next = recorded.version + 1;
+            }
+            if events.len() < 500 {
+                break;
+            }
+        }
+        let Some(registered_at) = registered_at else {
             return Ok(false);
         };
         let stream = StreamId::new(Job::CATEGORY, job_id)
@@ -278,7 +299,7 @@ impl<S: EventStore> Commands<S> {
             .read_stream(&stream, 0, 1)
             .await?
             .first()
-            .is_some_and(|submitted| submitted.recorded_at >= created_at))
+            .is_some_and(|submitted| submitted.recorded_at >= registered_at))
     }
 
     /// The teams of `app` if it is a registered app (its stream says it was created and is not

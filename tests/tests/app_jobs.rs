@@ -5,7 +5,7 @@
 //! a member, and its job is read by members only. Catalog apps no one registered are as they
 //! were (`tests/jobs.rs`).
 
-use bosun_eventstore::{EventStore, Filter};
+use bosun_eventstore::{EventStore, ExpectedVersion, Filter, NewEvent, StreamId};
 use bosun_tests::{spawn_app, Api, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -365,4 +365,66 @@ async fn registering_a_catalog_apps_name_takes_over_none_of_its_earlier_jobs() {
     }
     // An admin reads both.
     assert_eq!(admin.get("/v1/jobs?app=shop").await.total(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_created_by_a_node_whose_clock_runs_ahead_still_has_the_jobs_submitted_after() {
+    let World { app, ann, bob } = world().await;
+    let admin = &app.api;
+    // App blog, created through a node whose clock is an hour ahead of the database's: its
+    // event's `at` is after the time the log records the job below at.
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.store()
+        .await
+        .append(
+            &StreamId::parse("app-blog").unwrap(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "AppCreated",
+                json!({"name": "blog", "platform": "python", "team_owner": "ops",
+                       "owner": "ann", "description": "", "at": ahead}),
+            )],
+        )
+        .await
+        .unwrap();
+    admin.new_user("cy", "cy-password").await;
+    ann.call(Method::PUT, "/v1/teams/ops/members/cy", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let cy = admin.login("cy", "cy-password").await;
+    let job = run(
+        &ann,
+        json!({"app": "blog", "env": "production", "task": "show"}),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    // The job was submitted after blog was registered: it is blog's, so its team's.
+    cy.get(&format!("/v1/jobs/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(cy.get("/v1/jobs?app=blog").await.total(), 1);
+    bob.refused(Method::GET, &format!("/v1/jobs/{id}"), None)
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    // An app token of blog reads it too, and may stop it (`submitted_since_app`).
+    let token = ann
+        .post("/v1/apps/blog/tokens", json!({}))
+        .await
+        .expect(StatusCode::CREATED)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blog = admin.with_token(&token);
+    blog.get(&format!("/v1/jobs/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    // Past the authorization: the finished job cannot be cancelled (409, not 403).
+    blog.refused(
+        Method::POST,
+        &format!("/v1/jobs/{id}/cancel"),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::CONFLICT, "job_finished");
 }

@@ -599,3 +599,80 @@ async fn a_new_token_supersedes_the_ones_sent_before() {
     let password = use_token(&app, &smtp, &token).await;
     app.api.login("ann", &password).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_send_one_token_and_the_others_are_429() {
+    let smtp = SmtpSink::start();
+    let app = start(&smtp, 3600).await;
+    let anyone = app.api.anonymous();
+    let answers = futures::future::join_all(
+        (0..5).map(|_| anyone.call(Method::POST, "/v1/users/ann/password-reset", None)),
+    )
+    .await;
+    let mut statuses: Vec<StatusCode> = answers.iter().map(|a| a.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::NO_CONTENT,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ],
+        "{:#?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    for answer in answers
+        .into_iter()
+        .filter(|a| a.status != StatusCode::NO_CONTENT)
+    {
+        assert!(answer.header("retry-after").parse::<u64>().is_ok());
+        assert_eq!(answer.problem().code, "too_many_requests");
+    }
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "one mail for five requests: {mails:#?}");
+    // The token it holds works.
+    let token = line_value(&mails[0], "token");
+    let password = use_token(&app, &smtp, &token).await;
+    app.api.login("ann", &password).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_uses_of_one_token_mail_one_password_and_it_logs_in() {
+    let smtp = SmtpSink::start();
+    let app = start(&smtp, 3600).await;
+    let token = ask_for_a_token(&app, &smtp).await;
+    let before = smtp.mails().len();
+    let anyone = app.api.anonymous();
+    let path = format!("/v1/users/ann/password-reset/{token}");
+    let (first, second) = tokio::join!(
+        anyone.call(Method::POST, &path, None),
+        anyone.call(Method::POST, &path, None)
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::NO_CONTENT, StatusCode::GONE],
+        "{} / {}",
+        first.body,
+        second.body
+    );
+    let gone = if first.status == StatusCode::GONE {
+        first
+    } else {
+        second
+    };
+    assert_eq!(gone.problem().code, "reset_token_used");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), before + 1, "one password mailed: {mails:#?}");
+    let mail = mails.last().unwrap();
+    assert!(mail.data.contains("new password for ann"), "{}", mail.data);
+    let password = line_value(mail, "password");
+    app.api.login("ann", &password).await;
+    assert_eq!(
+        login_status(&app.api, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -14,6 +14,13 @@
 //! again is safe. The other way round, a mail sent whose events could not then be appended
 //! holds a token or a password that does not work, and the caller is told so
 //! ([`ResetFailure::NotRecorded`]); the state is as before that call, so again a retry is safe.
+//!
+//! Each call is serialised with the other reset calls of the same user, on every node, from its
+//! check to its append (a PostgreSQL advisory lock, [`Commands::lock_resets_of`]): without it,
+//! concurrent requests would all pass the once-a-minute check and all send a token, and two
+//! concurrent uses of one token would both mail a password, only one of which works. Should
+//! the final append refuse all the same (over a log with no read models, which runs unlocked),
+//! the refusal is answered as such (too soon, a token used or gone), not as a failure to record.
 
 use super::secrets::{digest, hash_password, new_token, random_password};
 use crate::actor::{Actor, Origin};
@@ -63,10 +70,12 @@ pub struct ResetRequested {
 #[derive(Debug)]
 pub enum ResetFailure<E> {
     /// Refused before anything was sent or written (unknown user, no email, a token used,
-    /// expired or never issued), or the log could not be read.
+    /// expired or never issued), or the log could not be read. Also a refusal of the final
+    /// append (another call of the same user got there first): the mail sent holds a password
+    /// that does not work, and nothing was written.
     Refused(CommandError),
-    /// Asked for within a minute of the previous request: nothing sent or written; ask again
-    /// in `retry_after_seconds`.
+    /// Asked for within a minute of the previous request: nothing written (and nothing sent,
+    /// unless the final append was the one to refuse); ask again in `retry_after_seconds`.
     TooSoon {
         retry_after_seconds: i64,
         message: String,
@@ -108,6 +117,26 @@ impl<S: EventStore> Commands<S> {
         Fut: Future<Output = Result<(), E>>,
     {
         let username = known_name(username)?;
+        let lock = self.lock_resets_of(&username).await?;
+        let result = self
+            .request_password_reset_locked(origin, &username, ttl_seconds, send)
+            .await;
+        lock.release().await;
+        result
+    }
+
+    /// [`Commands::request_password_reset`], with the user's reset lock held.
+    async fn request_password_reset_locked<E, F, Fut>(
+        &self,
+        origin: &Origin,
+        username: &Username,
+        ttl_seconds: i64,
+        send: F,
+    ) -> Result<(ResetRequested, Written), ResetFailure<E>>
+    where
+        F: FnOnce(OutgoingMail) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         let token = new_token();
         let now = Utc::now();
         let expires_at = now + chrono::Duration::seconds(ttl_seconds);
@@ -120,7 +149,7 @@ impl<S: EventStore> Commands<S> {
         let (current, _) = self.load::<User>(username.as_str()).await?;
         current
             .handle(command())
-            .map_err(|e| too_soon(e, &current, now))?;
+            .map_err(|e| too_soon(e, current.reset_request_retry_after(now)))?;
         let to = recipient(&current)?;
         let body = format!(
             "Someone, hopefully you, asked to reset the password of\n\
@@ -147,12 +176,24 @@ impl<S: EventStore> Commands<S> {
         })
         .await
         .map_err(ResetFailure::Mail)?;
+        // How long the state the append refused on says to wait, should it refuse.
+        let retry_after = std::sync::Mutex::new(None);
         let (_, written) = self
             .execute::<User>(username.as_str(), &Actor::Anonymous, origin, |user| {
-                user.handle(command())
+                user.handle(command()).inspect_err(|_| {
+                    *retry_after.lock().unwrap_or_else(|p| p.into_inner()) =
+                        user.reset_request_retry_after(now);
+                })
             })
             .await
-            .map_err(ResetFailure::NotRecorded)?;
+            .map_err(|e| match e {
+                CommandError::Domain(e) => {
+                    tracing::warn!(error = %e, "a reset token was mailed, then refused");
+                    let wait = *retry_after.lock().unwrap_or_else(|p| p.into_inner());
+                    too_soon(e, wait)
+                }
+                other => ResetFailure::NotRecorded(other),
+            })?;
         Ok((ResetRequested { expires_at }, written))
     }
 
@@ -173,6 +214,26 @@ impl<S: EventStore> Commands<S> {
         Fut: Future<Output = Result<(), E>>,
     {
         let username = known_name(username)?;
+        let lock = self.lock_resets_of(&username).await?;
+        let result = self
+            .reset_password_locked(origin, &username, token, send)
+            .await;
+        lock.release().await;
+        result
+    }
+
+    /// [`Commands::reset_password`], with the user's reset lock held.
+    async fn reset_password_locked<E, F, Fut>(
+        &self,
+        origin: &Origin,
+        username: &Username,
+        token: &str,
+        send: F,
+    ) -> Result<Written, ResetFailure<E>>
+    where
+        F: FnOnce(OutgoingMail) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         let digest = digest(token);
         // The token as it is when it is used: the time to hash and to mail does not expire it.
         let now = Utc::now();
@@ -212,17 +273,105 @@ impl<S: EventStore> Commands<S> {
                 })
             })
             .await
-            .map_err(ResetFailure::NotRecorded)?;
+            .map_err(|e| match e {
+                // The token went since the check (used, superseded): 410 or 404, as it is.
+                CommandError::Domain(e) => {
+                    tracing::warn!(error = %e, "a new password was mailed, then refused");
+                    ResetFailure::Refused(e.into())
+                }
+                other => ResetFailure::NotRecorded(other),
+            })?;
         Ok(written)
+    }
+
+    /// Takes the reset lock of `username`, waiting for the reset call of that user running on
+    /// any node: a session-level advisory lock on a connection of the read models' pool, kept
+    /// out of the pool until [`ResetLock::release`] unlocks it. With no read models (a log
+    /// nothing projects, as in unit tests: one process, no database) the call runs unlocked.
+    async fn lock_resets_of(&self, username: &Username) -> Result<ResetLock, CommandError> {
+        let client = match self.read_models().await {
+            Ok(client) => client,
+            // `read_models` is `Internal` only when there are none; a pool that fails is a
+            // `Store` error, which fails the call rather than run it unlocked.
+            Err(CommandError::Internal(_)) => return Ok(ResetLock::none()),
+            Err(e) => return Err(e),
+        };
+        // Held by the guard before the lock is asked for: if this call is dropped while it
+        // waits, or the statement fails, the connection is closed, not pooled with the lock
+        // (perhaps granted later) on it.
+        let mut lock = ResetLock {
+            client: Some(client),
+            username: username.as_str().to_string(),
+        };
+        if let Some(client) = &lock.client {
+            client
+                .execute(
+                    "SELECT pg_advisory_lock(hashtext('bosun password reset ' || $1))",
+                    &[&lock.username],
+                )
+                .await?;
+        }
+        Ok(std::mem::replace(&mut lock, ResetLock::none()))
     }
 }
 
-/// A request refused for coming too soon, with how long to wait; any other refusal as it is.
-fn too_soon<E>(e: DomainError, user: &User, now: DateTime<Utc>) -> ResetFailure<E> {
+/// A user's reset lock, held (or none, over a log with no read models). Released by
+/// [`ResetLock::release`]; dropped without it (a panic, a call dropped midway), its connection
+/// is taken out of the pool and closed, which ends the session and so the lock.
+struct ResetLock {
+    client: Option<deadpool_postgres::Object>,
+    username: String,
+}
+
+impl ResetLock {
+    fn none() -> Self {
+        ResetLock {
+            client: None,
+            username: String::new(),
+        }
+    }
+
+    /// Unlocks; a connection that cannot say it unlocked is closed rather than pooled.
+    async fn release(mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let unlocked = client
+            .query_one(
+                "SELECT pg_advisory_unlock(hashtext('bosun password reset ' || $1))",
+                &[&self.username],
+            )
+            .await
+            .map(|row| row.get::<_, bool>(0));
+        match unlocked {
+            Ok(true) => {}
+            other => {
+                tracing::warn!(
+                    outcome = ?other.map_err(|e| e.to_string()),
+                    username = %self.username,
+                    "a password reset lock could not be released: its connection is closed"
+                );
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
+    }
+}
+
+impl Drop for ResetLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// A request refused for coming too soon, with how long to wait (`retry_after`, as the state
+/// refused on says); any other refusal as it is.
+fn too_soon<E>(e: DomainError, retry_after: Option<i64>) -> ResetFailure<E> {
     match e {
         DomainError::Conflict { code, message } if code == RESET_TOO_SOON => {
             ResetFailure::TooSoon {
-                retry_after_seconds: user.reset_request_retry_after(now).unwrap_or(1),
+                retry_after_seconds: retry_after.unwrap_or(1),
                 message,
             }
         }
@@ -506,6 +655,54 @@ mod tests {
             .reset_password(&Origin::default(), "ann", &token, outbox.send())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_the_final_append_is_answered_as_such_not_as_not_recorded() {
+        // No read models: these calls run unlocked, so one can get in between another's check
+        // and its append (here, from inside its mail).
+        let commands = with_ann(true).await;
+        let outbox = Outbox::default();
+        let (inner, mails) = (commands.clone(), outbox.clone());
+        let failed = commands
+            .request_password_reset(&Origin::default(), "ann", 60, move |_mail| async move {
+                inner
+                    .request_password_reset(&Origin::default(), "ann", 60, mails.send())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failed, ResetFailure::TooSoon { retry_after_seconds, .. } if (1..=60).contains(&retry_after_seconds)),
+            "{failed:?}"
+        );
+        let token = outbox.last("token");
+        let (inner, mails) = (commands.clone(), outbox.clone());
+        let used = token.clone();
+        let failed = commands
+            .reset_password(&Origin::default(), "ann", &token, move |_mail| async move {
+                inner
+                    .reset_password(&Origin::default(), "ann", &used, mails.send())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&failed, ResetFailure::Refused(CommandError::Domain(DomainError::Conflict { code, .. })) if *code == bosun_domain::identity::RESET_TOKEN_USED),
+            "{failed:?}"
+        );
+        // The password set is the one the inner call mailed.
+        assert!(
+            verify_password(
+                &outbox.last("password"),
+                Some(password_of_ann(&commands).await)
+            )
+            .await
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,11 @@
 //! the stream it was read from (its `app1` or `app2` side). Every column comes from the events
 //! alone (their `at`, the stream's version), never the time they were projected, so a replay
 //! rebuilds the same rows.
+//!
+//! `apps.registered_at` is the `recorded_at` of the app's `AppCreated` (the database's clock,
+//! as the log stored it), not its `at` (the API node's clock, which `created_at` keeps for the
+//! answer): the jobs read model compares it with a job's `created_at`, which is its
+//! `JobSubmitted`'s `recorded_at`, so that both times come from the same clock.
 
 use crate::projection::{Param, Projection, Tables, Writes};
 use crate::read_models::identity::Page;
@@ -45,7 +50,8 @@ impl Projection for Apps {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `apps.registered_at`.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -72,6 +78,7 @@ impl Projection for Apps {
                 units_of           TEXT NOT NULL,
                 restart_generation BIGINT NOT NULL,
                 created_at         TIMESTAMPTZ NOT NULL,
+                registered_at      TIMESTAMPTZ NOT NULL,
                 updated_at         TIMESTAMPTZ NOT NULL,
                 removed            BOOLEAN NOT NULL,
                 version            BIGINT NOT NULL);
@@ -159,16 +166,18 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
             writes.push(
                 format!(
                     "INSERT INTO {apps} (name, platform, team_owner, teams, owner, description,
-                        cnames, units_of, restart_generation, created_at, updated_at, removed,
-                        version)
-                     VALUES ($1, $2, $3, $4, $5, $6, '{{}}', $1, 0, $7, $7, false, $8)
+                        cnames, units_of, restart_generation, created_at, registered_at,
+                        updated_at, removed, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, '{{}}', $1, 0, $7, $9, $7, false, $8)
                      ON CONFLICT (name) DO UPDATE SET
                         platform = EXCLUDED.platform, team_owner = EXCLUDED.team_owner,
                         teams = EXCLUDED.teams, owner = EXCLUDED.owner,
                         description = EXCLUDED.description, cnames = EXCLUDED.cnames,
                         units_of = EXCLUDED.units_of, restart_generation = 0,
-                        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
-                        removed = false, version = EXCLUDED.version"
+                        created_at = EXCLUDED.created_at,
+                        registered_at = EXCLUDED.registered_at,
+                        updated_at = EXCLUDED.updated_at, removed = false,
+                        version = EXCLUDED.version"
                 ),
                 vec![
                     Box::new(created.clone()),
@@ -179,6 +188,7 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
                     Box::new(description),
                     Box::new(at),
                     Box::new(version),
+                    Box::new(event.recorded_at),
                 ],
             );
             // A name created again starts afresh.

@@ -433,7 +433,7 @@ pub struct JobQuery {
 ///
 /// A job "touches" a registered app (a row of the apps read model's `apps` table, not removed)
 /// when it is a job of that app's task, or an orchestration job with one of that app's tasks,
-/// submitted while that app existed: not before its `created_at` (a catalog app's jobs from
+/// submitted while that app existed: not before its `registered_at` (a catalog app's jobs from
 /// before anyone registered its name, or from before the name was registered again, keep the
 /// plain rule, so registering a name takes over no one's earlier jobs), and not after its
 /// removal (the row is then `removed`). The app's teams are read when the job is read: whoever
@@ -457,9 +457,11 @@ pub enum JobReaders {
 }
 
 /// The registered apps a job row `j` touches: apps `a` not removed, created no later than the
-/// job (the incarnation of the name it was submitted under), that it runs a task of.
+/// job (the incarnation of the name it was submitted under), that it runs a task of. "No
+/// later" compares the app's `registered_at` with the job's `created_at`, both times the log
+/// recorded its event at (the database's clock), never an API node's `at`.
 const TOUCHED_APPS: &str =
-    "SELECT 1 FROM apps a WHERE NOT a.removed AND a.created_at <= j.created_at
+    "SELECT 1 FROM apps a WHERE NOT a.removed AND a.registered_at <= j.created_at
     AND (a.name = j.app OR a.name IN (
         SELECT split_part(t->>'component', '/', 1) FROM jsonb_array_elements(j.tasks) t
         WHERE t->>'component' IS NOT NULL))";
@@ -475,7 +477,7 @@ impl JobReaders {
                     "NOT EXISTS ({TOUCHED_APPS} AND NOT (a.teams && {teams}::text[]))
                      AND (j.created_by = {user} OR j.orchestration_id IS NOT NULL
                           OR EXISTS (SELECT 1 FROM apps a WHERE a.name = j.app AND NOT a.removed
-                                     AND a.created_at <= j.created_at))"
+                                     AND a.registered_at <= j.created_at))"
                 )
             }
             JobReaders::App(app) => {
@@ -483,7 +485,7 @@ impl JobReaders {
                 format!(
                     "j.app = {app} AND j.orchestration_id IS NULL
                      AND EXISTS (SELECT 1 FROM apps a WHERE a.name = {app} AND NOT a.removed
-                                 AND a.created_at <= j.created_at)"
+                                 AND a.registered_at <= j.created_at)"
                 )
             }
         }

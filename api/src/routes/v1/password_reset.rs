@@ -15,6 +15,12 @@
 //! password and the token still work; ask again). A mail sent whose events then cannot be
 //! appended is a 503 `reset_not_recorded`: what it holds does not work, and everything is as
 //! it was; ask again. Paths holding a token are logged without it ([`shown_path`]).
+//!
+//! The reset calls of one user run one at a time on every node, from the check to the append
+//! (an advisory lock in the database): of concurrent requests one mails a token and the others
+//! are 429; of concurrent uses of one token one mails a password and the others are 410. A
+//! refusal by the final append itself is answered as that refusal (429, 410, 404), never as
+//! `reset_not_recorded`.
 
 use crate::auth::RequestOrigin;
 use crate::mail::Mailer;
