@@ -135,6 +135,7 @@ pub async fn start(
     let units = crate::units::start(
         context.commands.clone(),
         context.pool.clone(),
+        config,
         &context.catalog,
         settings,
         node,

@@ -157,9 +157,10 @@ const STARTED: &str = "started";
 /// Whether `id`, one of `units` units of its process, may restart into `generation` now: every
 /// *other* unit of its process is `started` (so at most one is down at a time, whichever order
 /// restarts were asked in), and every one with a lower index runs `generation` already (one at a
-/// time, in index order). A unit in `error` neither holds the restart up nor counts as down: it
-/// is not running anyway, and starts with the current generation at its next try. A unit never
-/// seen counts as down.
+/// time, in index order). A unit in `error` with another generation neither holds the restart
+/// up nor counts as down: it is not running anyway, and starts with the current generation at
+/// its next try. One in `error` *at* `generation` failed on it: the roll stops there (a bad
+/// release does not go through every unit). A unit never seen counts as down.
 pub(crate) fn may_restart(
     id: &UnitId,
     generation: u64,
@@ -171,7 +172,7 @@ pub(crate) fn may_restart(
             return false;
         };
         if s.state == ERROR {
-            return true;
+            return s.generation != generation;
         }
         s.state == STARTED && (index > id.index || s.generation == generation)
     })
@@ -259,6 +260,34 @@ mod tests {
             standing(2, "error", 0),
         ];
         assert!(may_restart(&unit(0), 1, 3, &crashing_high));
+    }
+
+    #[test]
+    fn a_unit_in_error_on_the_wanted_generation_holds_the_roll() {
+        let unit = |index| UnitId::new("web", "prod", "http", index);
+        // Unit 0 restarted into generation 1 and cannot start with it.
+        let broken = [
+            standing(0, "error", 1),
+            standing(1, "started", 0),
+            standing(2, "started", 0),
+        ];
+        for index in 1..3 {
+            assert!(
+                !may_restart(&unit(index), 1, 3, &broken),
+                "unit {index} would restart into a broken release"
+            );
+        }
+        // A release after it (generation 2) rolls again: unit 0, in error with an older one
+        // now, holds nothing up (it starts with generation 2 at its next try).
+        assert!(may_restart(&unit(1), 2, 3, &broken));
+        assert!(!may_restart(&unit(2), 2, 3, &broken), "unit 1 goes first");
+        // A higher unit failing on the new generation holds the lower ones too.
+        let high_broken = [
+            standing(0, "started", 0),
+            standing(1, "started", 0),
+            standing(2, "error", 1),
+        ];
+        assert!(!may_restart(&unit(0), 1, 3, &high_broken));
     }
 
     #[test]

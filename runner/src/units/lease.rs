@@ -70,10 +70,12 @@ async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, LeaseError
 }
 
 /// Claims for `node` those of `units` that nobody holds or whose lease ran out, at most `room`
-/// of them, in the order given; returns those claimed. Two nodes claiming the same unit at once:
-/// the row's lock makes one wait, and it then finds the lease taken. A lease `node` holds
-/// already is claimed again (the caller runs nothing of that unit: its run ended unexpectedly).
-/// A claimed lease holds no port yet.
+/// of them, in the order given; returns those claimed. One statement, so a claim costs one round
+/// trip however many units it tries, and either commits whole or not at all. Only the free ones
+/// are tried, so a node with little room does not spend it on units held elsewhere. Two nodes
+/// claiming the same unit at once: the row's lock makes one wait, and it then finds the lease
+/// taken. A lease `node` holds already is claimed again (the caller runs nothing of that unit:
+/// its run ended unexpectedly). A claimed lease holds no port yet, nor the restart turn.
 pub async fn claim(
     pool: &Pool,
     node: &str,
@@ -81,54 +83,46 @@ pub async fn claim(
     room: usize,
     lease: Duration,
 ) -> Result<Vec<String>, LeaseError> {
-    let mut claimed = Vec::new();
     if units.is_empty() || room == 0 {
-        return Ok(claimed);
+        return Ok(Vec::new());
     }
+    // A unit twice in one INSERT … ON CONFLICT DO UPDATE is an error: once each.
+    let mut seen = BTreeSet::new();
+    let units: Vec<String> = units.iter().filter(|u| seen.insert(*u)).cloned().collect();
+    let room = i64::try_from(room).unwrap_or(i64::MAX);
     let client = connection(pool).await?;
-    // Only the free ones are tried, so a node with little room does not spend it on units held
-    // elsewhere.
-    let free: Vec<String> = client
+    let rows = client
         .query(
-            "SELECT u FROM unnest($1::text[]) WITH ORDINALITY AS w(u, n)
-             WHERE NOT EXISTS (SELECT 1 FROM unit_leases l
-                               WHERE l.unit_id = w.u AND l.expires_at >= now() AND l.node <> $2)
-             ORDER BY n",
-            &[&units, &node],
+            "INSERT INTO unit_leases AS l (unit_id, node, expires_at)
+             SELECT w.u, $2, now() + make_interval(secs => $3)
+             FROM unnest($1::text[]) WITH ORDINALITY AS w(u, n)
+             WHERE NOT EXISTS (SELECT 1 FROM unit_leases o
+                               WHERE o.unit_id = w.u AND o.expires_at >= now() AND o.node <> $2)
+             ORDER BY w.n
+             LIMIT $4
+             ON CONFLICT (unit_id) DO UPDATE
+                SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at,
+                    host = NULL, port = NULL, restarting = false
+                WHERE l.expires_at < now() OR l.node = EXCLUDED.node
+             RETURNING unit_id",
+            &[&units, &node, &lease.as_secs_f64(), &room],
         )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for unit in free {
-        if claimed.len() >= room {
-            break;
-        }
-        let taken = client
-            .execute(
-                "INSERT INTO unit_leases AS l (unit_id, node, expires_at)
-                 VALUES ($1, $2, now() + make_interval(secs => $3))
-                 ON CONFLICT (unit_id) DO UPDATE
-                    SET node = EXCLUDED.node, expires_at = EXCLUDED.expires_at,
-                        host = NULL, port = NULL, restarting = false
-                    WHERE l.expires_at < now() OR l.node = EXCLUDED.node",
-                &[&unit, &node, &lease.as_secs_f64()],
-            )
-            .await?;
-        if taken == 1 {
-            claimed.push(unit);
-        }
-    }
-    Ok(claimed)
+        .await?;
+    let claimed: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    // In the order given.
+    Ok(units.into_iter().filter(|u| claimed.contains(u)).collect())
 }
 
-/// Extends the leases of `held` (the units `node` runs) and gives up any other lease `node`
-/// holds (a claim whose answer was lost, a unit whose run ended); returns the units of `held`
-/// it still holds (one missing was taken by another node after its lease ran out).
+/// Extends the leases of `held` (the units `node` runs, and those a claim of which the answer is
+/// awaited) and gives up any other lease `node` holds (a claim whose answer was lost, a unit
+/// whose run ended); the restart turn stays only with the units of `turns` (those that know they
+/// hold it: a turn taken whose answer was lost goes back here). Returns the units of `held` it
+/// still holds (one missing was taken by another node after its lease ran out).
 pub async fn renew(
     pool: &Pool,
     node: &str,
     held: &[String],
+    turns: &[String],
     lease: Duration,
 ) -> Result<Vec<String>, LeaseError> {
     let client = connection(pool).await?;
@@ -136,9 +130,10 @@ pub async fn renew(
         .query(
             "WITH released AS (
                 DELETE FROM unit_leases WHERE node = $1 AND NOT (unit_id = ANY($2)))
-             UPDATE unit_leases SET expires_at = now() + make_interval(secs => $3)
+             UPDATE unit_leases SET expires_at = now() + make_interval(secs => $3),
+                restarting = restarting AND unit_id = ANY($4)
              WHERE node = $1 AND unit_id = ANY($2) RETURNING unit_id",
-            &[&node, &held, &lease.as_secs_f64()],
+            &[&node, &held, &lease.as_secs_f64(), &turns],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -12,8 +12,9 @@
 //! of an app removed meanwhile) are taken and their units recorded stopped there, off the
 //! supervisor's loop. Every database call of the loop is bounded by a third of a lease.
 //!
-//! **Leases** (`renewal`): renewed apart from that loop, every sixth of a lease, only those of
-//! the units this node runs (any other lease of the node is given up). A lease counts as good
+//! **Leases** (`renewal`): renewed apart from that loop, every sixth of a lease, on a connection
+//! of their own, only those of the units this node runs (any other lease of the node is given
+//! up; a claim is one statement, and renewals never wait for it). A lease counts as good
 //! until a third of a lease before it could run out, measured from when the renewal that
 //! extended it was *sent*; past that, or once another node took it, the unit's group is killed
 //! at once, so a node cut off from the database has killed its units before anyone may start
@@ -40,8 +41,10 @@
 //! generation (as the `units` read model says, and for the units this node runs, as it knows
 //! them: one it just let restart counts as down until it is up again), so of N units at least
 //! N − 1 are up throughout, one restart at a time in index order, even when a restart is asked
-//! for while another rolls. Units in `error` (failing again and again) hold nothing up and
-//! count as none down: they start with the current generation at their next try. When the
+//! for while another rolls. Units in `error` (failing again and again) with an older generation
+//! hold nothing up and count as none down: they start with the current generation at their next
+//! try. One in `error` with the generation wanted failed on it: the roll stops there until
+//! another release (a bad release does not go through every unit). When the
 //! units read model cannot be read, nothing restarts. A single unit just restarts. A restart
 //! naming one process bumps the app's one generation, so every process of the app is restarted
 //! (one unit at a time each). Whichever nodes run them, one unit of a process restarts at a
@@ -86,7 +89,13 @@ pub(crate) async fn prepare(
 /// What the supervisor and its units share.
 pub(crate) struct Context {
     pub commands: Commands,
+    /// The pool shared with the API and the job workers: reads, claims, the log's.
     pub pool: Pool,
+    /// The renewals' own connection (one): nothing else waits for it, nor it for anything else.
+    pub renewal_pool: Pool,
+    /// The units' lease calls that must not wait behind a busy `pool` (one connection): ports
+    /// and restart turns.
+    pub lease_pool: Pool,
     pub settings: RunnerSettings,
     /// This node, as its leases and its units' events name it.
     pub node: String,

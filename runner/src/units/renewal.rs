@@ -12,9 +12,12 @@
 //! claim them. A unit whose renewal does not return it (another node took it after it ran out)
 //! is killed the same way.
 //!
-//! Claims and renewals take turns (`turn`), so a renewal never misses a lease claimed while it
-//! ran; a renewal gives up any lease of this node no unit here runs (a claim whose answer was
-//! lost, a unit whose run ended).
+//! A renewal gives up any lease of this node no unit here runs (a claim whose answer was lost, a
+//! unit whose run ended), but keeps those a claim still out asked for (`claiming`), so it never
+//! gives up a lease claimed while it ran; it never waits for a claim. It takes the restart turn
+//! back from any unit of this node that does not know it holds it (one taken whose answer was
+//! lost). Renewals have a connection of their own (see `Context::renewal_pool`): a busy pool
+//! elsewhere cannot hold them up. The watchdog goes with the renewals' task, however that ends.
 //!
 //! Does not own: the lease table (`lease`), what a unit does once its lease is lost (`unit`).
 
@@ -50,6 +53,8 @@ pub(crate) struct UnitLease {
     until: Mutex<Instant>,
     lost: AtomicBool,
     told: Notify,
+    /// The unit holds (or is taking) its process's restart turn: renewals leave it the turn.
+    turn: AtomicBool,
 }
 
 impl UnitLease {
@@ -59,7 +64,18 @@ impl UnitLease {
             until: Mutex::new(until),
             lost: AtomicBool::new(false),
             told: Notify::new(),
+            turn: AtomicBool::new(false),
         }
+    }
+
+    /// Says whether the unit holds its restart turn, or is about to ask for it (set before the
+    /// turn is asked for, cleared once it is given back or was not taken).
+    pub fn hold_turn(&self, holds: bool) {
+        self.turn.store(holds, Ordering::SeqCst);
+    }
+
+    fn holds_turn(&self) -> bool {
+        self.turn.load(Ordering::SeqCst)
     }
 
     /// Whether it is lost (taken, or not renewed in time).
@@ -102,23 +118,107 @@ impl UnitLease {
 /// The leases of the units this node runs.
 pub(crate) struct Leases {
     held: Mutex<BTreeMap<String, Arc<UnitLease>>>,
-    /// Claims and renewals, one at a time.
-    turn: tokio::sync::Mutex<()>,
+    /// The units a claim still out asked for (how many claims), kept by the renewals until its
+    /// answer is in `held`. Locked after `held` when both are.
+    claiming: Mutex<BTreeMap<String, usize>>,
+}
+
+/// What one renewal asks about.
+struct Asked {
+    /// The units held here: their leases are extended, and checked.
+    held: Vec<String>,
+    /// Those, and those a claim still out asked for: every other lease of the node goes.
+    keep: Vec<String>,
+    /// The units that hold (or are taking) their restart turn: the others give it back.
+    turns: Vec<String>,
+}
+
+/// A claim out: its units stay in `claiming` until it is dropped.
+struct Claiming<'a> {
+    leases: &'a Leases,
+    units: Vec<String>,
+}
+
+impl<'a> Claiming<'a> {
+    fn new(leases: &'a Leases, units: &[String]) -> Self {
+        if let Ok(mut claiming) = leases.claiming.lock() {
+            for unit in units {
+                *claiming.entry(unit.clone()).or_default() += 1;
+            }
+        }
+        Claiming {
+            leases,
+            units: units.to_vec(),
+        }
+    }
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        // Under `held`, so a renewal sees a unit claimed in one of the two.
+        let _held = self.leases.held.lock();
+        if let Ok(mut claiming) = self.leases.claiming.lock() {
+            for unit in &self.units {
+                if let Some(count) = claiming.get_mut(unit) {
+                    *count -= 1;
+                    if *count == 0 {
+                        claiming.remove(unit);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Aborts its task when dropped (a `JoinHandle` dropped leaves its task running).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Leases {
     pub fn new() -> Self {
         Leases {
             held: Mutex::new(BTreeMap::new()),
-            turn: tokio::sync::Mutex::new(()),
+            claiming: Mutex::new(BTreeMap::new()),
         }
     }
 
+    #[cfg(test)]
     fn keys(&self) -> Vec<String> {
         self.held
             .lock()
             .map(|held| held.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// What a renewal sent now asks about: `held` and `claiming` read at once.
+    fn asked(&self) -> Asked {
+        let Ok(held) = self.held.lock() else {
+            return Asked {
+                held: Vec::new(),
+                keep: Vec::new(),
+                turns: Vec::new(),
+            };
+        };
+        let keys: Vec<String> = held.keys().cloned().collect();
+        let turns = held
+            .values()
+            .filter(|l| l.holds_turn())
+            .map(|l| l.key.clone())
+            .collect();
+        let mut keep = keys.clone();
+        if let Ok(claiming) = self.claiming.lock() {
+            keep.extend(claiming.keys().filter(|k| !held.contains_key(*k)).cloned());
+        }
+        Asked {
+            held: keys,
+            keep,
+            turns,
+        }
     }
 
     fn all(&self) -> Vec<Arc<UnitLease>> {
@@ -138,7 +238,9 @@ impl Leases {
     }
 
     /// Claims for `node` those of `units` nobody holds, at most `room` (see `lease::claim`);
-    /// the leases of those claimed, good from when the claim was sent.
+    /// the leases of those claimed, good from when the claim was sent. Renewals go on
+    /// meanwhile, keeping those units' leases until the answer is in. One whose answer is lost
+    /// (past the bound) is given up by the next renewal after it.
     pub async fn claim(
         &self,
         pool: &Pool,
@@ -150,7 +252,7 @@ impl Leases {
         if units.is_empty() || room == 0 {
             return Ok(Vec::new());
         }
-        let _turn = self.turn.lock().await;
+        let _claiming = Claiming::new(self, units);
         let sent = Instant::now();
         let claimed = bounded(
             call_limit(lease),
@@ -161,14 +263,17 @@ impl Leases {
             .held
             .lock()
             .map_err(|_| lease::LeaseError::Pool("the unit leases are poisoned".into()))?;
-        Ok(claimed
+        let claimed = claimed
             .into_iter()
             .map(|key| {
                 let unit = Arc::new(UnitLease::new(&key, sent + good_for(lease)));
                 held.insert(key, unit.clone());
                 unit
             })
-            .collect())
+            .collect();
+        // Before `_claiming` goes (it locks `held` too).
+        drop(held);
+        Ok(claimed)
     }
 
     /// Marks `unit` lost and kills its group now, if it runs.
@@ -189,7 +294,12 @@ pub(crate) async fn keep(
     lease: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let watchdog = tokio::spawn(watch_over(leases.clone(), groups.clone(), lease));
+    // Aborted with this task too, not only when it returns.
+    let _watchdog = AbortOnDrop(tokio::spawn(watch_over(
+        leases.clone(),
+        groups.clone(),
+        lease,
+    )));
     let every = renewal_interval(lease);
     loop {
         let started = Instant::now();
@@ -203,14 +313,14 @@ pub(crate) async fn keep(
             break;
         }
     }
-    watchdog.abort();
 }
 
 async fn renew(leases: &Leases, groups: &Groups, pool: &Pool, node: &str, lease: Duration) {
-    let _turn = leases.turn.lock().await;
-    let keys = leases.keys();
+    let Asked { held, keep, turns } = leases.asked();
+    let keys = held;
     let sent = Instant::now();
-    match bounded(call_limit(lease), lease::renew(pool, node, &keys, lease)).await {
+    let renewed = lease::renew(pool, node, &keep, &turns, lease);
+    match bounded(call_limit(lease), renewed).await {
         Ok(still) => {
             for unit in leases.all() {
                 if !keys.contains(&unit.key) {
@@ -300,5 +410,64 @@ mod tests {
         leases.forget(&unit);
         assert!(leases.keys().is_empty());
         watchdog.abort();
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_leases_a_claim_out_asked_for_and_gives_turns_back() {
+        let leases = Leases::new();
+        let held = Arc::new(UnitLease::new("web.prod.http.0", Instant::now()));
+        let other = Arc::new(UnitLease::new("web.prod.http.1", Instant::now()));
+        held.hold_turn(true);
+        for unit in [&held, &other] {
+            leases
+                .held
+                .lock()
+                .unwrap()
+                .insert(unit.key.clone(), unit.clone());
+        }
+        let out = vec!["web.prod.http.2".to_string(), "web.prod.http.0".to_string()];
+        let claiming = Claiming::new(&leases, &out);
+        let asked = leases.asked();
+        assert_eq!(asked.held, vec!["web.prod.http.0", "web.prod.http.1"]);
+        assert_eq!(
+            asked.keep,
+            vec!["web.prod.http.0", "web.prod.http.1", "web.prod.http.2"]
+        );
+        assert_eq!(asked.turns, vec!["web.prod.http.0"]);
+        drop(claiming);
+        held.hold_turn(false);
+        let asked = leases.asked();
+        assert_eq!(asked.keep, asked.held);
+        assert!(asked.turns.is_empty());
+        assert!(leases.claiming.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_goes_with_the_renewals_task_when_it_is_aborted() {
+        let leases = Arc::new(Leases::new());
+        let config: tokio_postgres::Config = "host=127.0.0.1 port=1 user=nobody connect_timeout=1"
+            .parse()
+            .unwrap();
+        let pool = bosun_eventstore::postgres::connect_pool(&config, 1);
+        let (_stop, stopped) = watch::channel(false);
+        let renewals = tokio::spawn(keep(
+            leases.clone(),
+            Arc::new(Groups::default()),
+            pool,
+            "box:1".into(),
+            Duration::from_secs(3),
+            stopped,
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(Arc::strong_count(&leases), 3, "renewals and watchdog run");
+        renewals.abort();
+        let _ = renewals.await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while Arc::strong_count(&leases) > 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the watchdog stopped with the renewals");
     }
 }

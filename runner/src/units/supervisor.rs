@@ -10,7 +10,7 @@
 use super::desired::{self, Processes, Standing};
 use super::lease::{self, bounded};
 use super::process::Groups;
-use super::renewal::{self, call_limit, Leases};
+use super::renewal::{self, call_limit, Leases, UnitLease};
 use super::stream::{Recorded, UnitStream};
 use super::unit::{self, Local, Want};
 use super::Context;
@@ -46,6 +46,7 @@ pub(crate) struct Supervisor {
 pub(crate) fn start(
     commands: Commands,
     pool: Pool,
+    config: &tokio_postgres::Config,
     catalog: &Catalog,
     settings: RunnerSettings,
     node: String,
@@ -53,6 +54,9 @@ pub(crate) fn start(
     let context = Arc::new(Context {
         commands,
         pool,
+        // Made from the same config as `pool`, two connections of their own in all.
+        renewal_pool: bosun_eventstore::postgres::connect_pool(config, 1),
+        lease_pool: bosun_eventstore::postgres::connect_pool(config, 1),
         lease: crate::lease::length(&settings),
         grace: Duration::from_secs(settings.kill_grace_seconds),
         origin: Origin {
@@ -114,6 +118,8 @@ struct Held {
     /// It holds its process's restart turn, taken while it ran this generation: it counts as
     /// down until it is up with another one (or in error).
     turn: Option<u64>,
+    /// Its lease, which says to the renewals whether it holds the turn.
+    lease: Arc<UnitLease>,
 }
 
 impl Held {
@@ -151,10 +157,10 @@ async fn supervise(
             usize::MAX
         });
     let (renewals_stop, renewals_stopped) = watch::channel(false);
-    let renewals = tokio::spawn(renewal::keep(
+    let mut renewals = tokio::spawn(renewal::keep(
         context.leases.clone(),
         context.groups.clone(),
-        context.pool.clone(),
+        context.renewal_pool.clone(),
         context.node.clone(),
         context.lease,
         renewals_stopped,
@@ -237,7 +243,7 @@ async fn supervise(
                     let task = tokio::spawn(unit::run(
                         context.clone(),
                         wanted.id.clone(),
-                        unit_lease,
+                        unit_lease.clone(),
                         told,
                         local_tx,
                     ));
@@ -249,6 +255,7 @@ async fn supervise(
                             local,
                             task,
                             turn: None,
+                            lease: unit_lease,
                         },
                     );
                 }
@@ -274,8 +281,11 @@ async fn supervise(
     for h in held.values_mut() {
         let _ = (&mut h.task).await;
     }
+    // The renewals end (their watchdog with them), then every lease goes.
     renewals_stop.send_replace(true);
-    renewals.abort();
+    if tokio::time::timeout(limit, &mut renewals).await.is_err() {
+        renewals.abort();
+    }
     lease::release_all(&context.pool, &context.node, limit).await;
 }
 
@@ -375,9 +385,16 @@ async fn restarts(
                 match running {
                     Some(from) if due => {
                         let prefix = format!("{}.{}.{}.", id.app, id.env, id.process);
+                        // Before asking: a renewal meanwhile must not take back a turn taken.
+                        h.lease.hold_turn(true);
                         let taken = bounded(
                             limit,
-                            lease::take_restart_turn(&context.pool, &context.node, &key, &prefix),
+                            lease::take_restart_turn(
+                                &context.lease_pool,
+                                &context.node,
+                                &key,
+                                &prefix,
+                            ),
                         )
                         .await;
                         match taken {
@@ -386,9 +403,27 @@ async fn restarts(
                                 mark_down(standings, &id);
                                 true
                             }
-                            Ok(false) => false,
+                            Ok(false) => {
+                                h.lease.hold_turn(false);
+                                false
+                            }
                             Err(e) => {
+                                // It may have been taken, its answer lost: given back now if
+                                // that can be, else by the next renewal (it is not held here).
                                 tracing::warn!(unit = key, error = %e, "taking the restart turn failed");
+                                let ended = bounded(
+                                    limit,
+                                    lease::end_restart_turn(
+                                        &context.lease_pool,
+                                        &context.node,
+                                        &key,
+                                    ),
+                                )
+                                .await;
+                                if let Err(e) = ended {
+                                    tracing::warn!(unit = key, error = %e, "giving back a restart turn maybe taken failed; the renewals will");
+                                }
+                                h.lease.hold_turn(false);
                                 false
                             }
                         }
@@ -427,11 +462,14 @@ async fn end_turn(context: &Context, key: &str, h: &mut Held, desired: &desired:
     }
     let ended = bounded(
         call_limit(context.lease),
-        lease::end_restart_turn(&context.pool, &context.node, key),
+        lease::end_restart_turn(&context.lease_pool, &context.node, key),
     )
     .await;
     match ended {
-        Ok(()) => h.turn = None,
+        Ok(()) => {
+            h.turn = None;
+            h.lease.hold_turn(false);
+        }
         Err(e) => {
             tracing::warn!(unit = key, error = %e, "giving the restart turn back failed; retrying")
         }

@@ -399,7 +399,13 @@ async fn port_for(
         };
         let taken = bounded(
             limit,
-            lease::take_port(&context.pool, &context.node, key, port.number(), margin),
+            lease::take_port(
+                &context.lease_pool,
+                &context.node,
+                key,
+                port.number(),
+                margin,
+            ),
         )
         .await;
         match taken {
