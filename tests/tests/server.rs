@@ -181,6 +181,55 @@ async fn sigterm_exits_0_and_stops_the_managed_postgresql_with_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_it_is_still_starting_ends_it_with_0_once_it_is_up() {
+    let dir = work_dir();
+    let data_dir = dir.path().join("bosun-data");
+    let log_path = dir.path().join("starting.log");
+    let mut child = Command::new(bosun_binary())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("BOSUN_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The cluster's initdb takes most of a first start: the signal lands in the middle of it.
+    while !log().contains("creating the managed PostgreSQL cluster") {
+        assert!(
+            Instant::now() < deadline,
+            "never began initdb; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not exit within 90 s of SIGTERM; log:\n{}", log());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status:?}; log:\n{}", log());
+    assert!(log().contains("SIGTERM received"), "log:\n{}", log());
+    assert!(
+        !data_dir.join("postgres/postmaster.pid").exists(),
+        "the managed PostgreSQL was stopped; log:\n{}",
+        log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_projection_it_neither_loses_nor_doubles_an_event() {
     const EVENTS: u64 = 200_000;
     let dir = work_dir();

@@ -12,6 +12,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             super::UsageError("runner.workers is 0: this worker would run no jobs".into()).into(),
         );
     }
+    let shutdown = super::serve::ShutdownSignal::watch();
     let database = Database::open(&settings).await?;
     let result = async {
         let core = Core::open(&database.config).await?;
@@ -23,7 +24,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let workers = bosun_runner::start(commands, setup, &database.config).await?;
         tracing::info!(workers = settings.runner.workers, "worker running");
         println!("bosun worker running {} workers", settings.runner.workers);
-        super::serve::shutdown_signal().await;
+        shutdown.received().await;
         workers.stop().await;
         drop(core);
         anyhow::Ok(())
