@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
 pub mod sealed;
+pub mod services;
 #[cfg(test)]
 mod testing;
 pub mod units;

@@ -12,10 +12,13 @@
 //!   another `team_owner` first, which also grants that team.
 //! - Environment names set by bound service instances (`bound`) are neither set nor unset here
 //!   (409 `env_bound`).
+//! - A service instance is bound once (409 `already_bound`, also while its bind is pending);
+//!   an app with bindings, pending or made, is not removed (409 `app_has_bindings`).
 //!
 //! Membership of the acting user in `team_owner`, the existence of teams and whether a unit is
 //! restarting are identity's and the units' facts: the command handler reads them and passes
-//! them in.
+//! them in. The instance's side of a binding (and the call to the service) is the instance's;
+//! the command handler appends the `AppInstance…` events beside its events.
 
 use super::cname::CnameClaimCommand;
 use super::platform::PlatformChoice;
@@ -26,6 +29,7 @@ use super::values::{
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
 use crate::identity::{TeamName, Username};
+use crate::services::{InstanceName, InstanceRef, ServiceName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,6 +101,32 @@ pub enum AppEvent {
     AppRemoved {
         at: DateTime<Utc>,
     },
+    /// A bind of the instance was requested (beside its `InstanceBindRequested`).
+    AppInstanceBindRequested {
+        service: ServiceName,
+        instance: InstanceName,
+    },
+    /// The instance is bound and set these variables (private, sealed), replacing the app's
+    /// own of those names; `restart`: its units restart with them.
+    AppInstanceBound {
+        service: ServiceName,
+        instance: InstanceName,
+        envs: Vec<EnvVar>,
+        restart: bool,
+    },
+    /// The service refused the bind (or did not answer): nothing is bound.
+    AppInstanceBindFailed {
+        service: ServiceName,
+        instance: InstanceName,
+    },
+    /// The instance is unbound; `names`, the variables it still set, leave the environment;
+    /// `restart`: its units restart without them.
+    AppInstanceUnbound {
+        service: ServiceName,
+        instance: InstanceName,
+        names: Vec<EnvName>,
+        restart: bool,
+    },
 }
 
 impl DomainEvent for AppEvent {
@@ -113,6 +143,10 @@ impl DomainEvent for AppEvent {
             AppEvent::AppsSwapped { .. } => "AppsSwapped",
             AppEvent::AppRestartRequested { .. } => "AppRestartRequested",
             AppEvent::AppRemoved { .. } => "AppRemoved",
+            AppEvent::AppInstanceBindRequested { .. } => "AppInstanceBindRequested",
+            AppEvent::AppInstanceBound { .. } => "AppInstanceBound",
+            AppEvent::AppInstanceBindFailed { .. } => "AppInstanceBindFailed",
+            AppEvent::AppInstanceUnbound { .. } => "AppInstanceUnbound",
         }
     }
 }
@@ -166,9 +200,38 @@ pub enum AppCommand {
     RequestRestart {
         process: Option<String>,
     },
+    /// Refused while the app has any binding (409 `app_has_bindings`).
     Remove {
         at: DateTime<Utc>,
     },
+    /// Beside the instance's `RequestBind`: refused if it is bound or its bind is pending.
+    RequestBind {
+        instance: InstanceRef,
+    },
+    /// The bind is done: `envs` (private, sealed for this app) join the environment.
+    RecordBound {
+        instance: InstanceRef,
+        envs: Vec<EnvVar>,
+        restart: bool,
+    },
+    /// The bind failed: its pending binding goes (no binding pending is no event).
+    RecordBindFailed {
+        instance: InstanceRef,
+    },
+    /// The unbind is done: the variables the instance still sets leave the environment (no
+    /// binding is no event).
+    RecordUnbound {
+        instance: InstanceRef,
+        restart: bool,
+    },
+}
+
+/// Where a binding of a service instance to the app is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Requested, the service's answer not yet in.
+    Pending,
+    Bound,
 }
 
 /// An app's state, folded from its stream.
@@ -182,7 +245,8 @@ pub struct App {
     teams: BTreeSet<TeamName>,
     cnames: BTreeSet<Cname>,
     env: BTreeMap<EnvName, EnvValue>,
-    bound: BTreeSet<EnvName>,
+    bound: BTreeMap<EnvName, InstanceRef>,
+    bindings: BTreeMap<InstanceRef, Binding>,
     restart_generation: u64,
     units_of: Option<AppName>,
     created_at: Option<DateTime<Utc>>,
@@ -230,19 +294,25 @@ impl App {
         &self.cnames
     }
 
-    /// Its own variables (not those of bound instances), private ones sealed.
+    /// Its variables, its own and those bound instances set (`bound` says which), private ones
+    /// sealed.
     pub fn env(&self) -> &BTreeMap<EnvName, EnvValue> {
         &self.env
     }
 
-    /// The names bound service instances set: neither set nor unset through the app's env.
-    /// Empty until instances can be bound.
-    pub fn bound(&self) -> &BTreeSet<EnvName> {
+    /// The names bound service instances set, with the instance that set each: neither set
+    /// nor unset through the app's env.
+    pub fn bound(&self) -> &BTreeMap<EnvName, InstanceRef> {
         &self.bound
     }
 
-    /// +1 for each `AppRestartRequested` (which carries it), `AppEnvSet`/`AppEnvUnset` with
-    /// `restart`, and `AppsSwapped` without `cname_only`. A unit started at a lower generation
+    /// The service instances bound to it, or whose bind is pending.
+    pub fn bindings(&self) -> &BTreeMap<InstanceRef, Binding> {
+        &self.bindings
+    }
+
+    /// +1 for each `AppRestartRequested` (which carries it), `AppEnvSet`/`AppEnvUnset` and
+    /// `AppInstanceBound`/`AppInstanceUnbound` with `restart`, and `AppsSwapped` without `cname_only`. A unit started at a lower generation
     /// is due for a restart.
     pub fn restart_generation(&self) -> u64 {
         self.restart_generation
@@ -281,7 +351,7 @@ impl App {
     }
 
     fn refuse_bound(&self, name: &EnvName) -> Result<(), DomainError> {
-        if self.bound.contains(name) {
+        if self.bound.contains_key(name) {
             return Err(DomainError::conflict(
                 "env_bound",
                 format!("{name} is set by a bound service instance"),
@@ -485,7 +555,70 @@ impl Aggregate for App {
                     generation: self.restart_generation + 1,
                 }])
             }
-            AppCommand::Remove { at } => Ok(vec![AppEvent::AppRemoved { at }]),
+            AppCommand::Remove { at } => {
+                if !self.bindings.is_empty() {
+                    let instances: Vec<String> =
+                        self.bindings.keys().map(ToString::to_string).collect();
+                    return Err(DomainError::conflict(
+                        "app_has_bindings",
+                        format!(
+                            "the app has service instances bound ({}): unbind them first",
+                            instances.join(", ")
+                        ),
+                    ));
+                }
+                Ok(vec![AppEvent::AppRemoved { at }])
+            }
+            AppCommand::RequestBind { instance } => match self.bindings.get(&instance) {
+                Some(Binding::Bound) => Err(DomainError::conflict(
+                    "already_bound",
+                    format!("{instance} is already bound to this app"),
+                )),
+                Some(Binding::Pending) => Err(DomainError::conflict(
+                    "already_bound",
+                    format!("{instance} is already being bound to this app"),
+                )),
+                None => Ok(vec![AppEvent::AppInstanceBindRequested {
+                    service: instance.service,
+                    instance: instance.instance,
+                }]),
+            },
+            AppCommand::RecordBound {
+                instance,
+                envs,
+                restart,
+            } => Ok(vec![AppEvent::AppInstanceBound {
+                service: instance.service,
+                instance: instance.instance,
+                envs,
+                restart,
+            }]),
+            AppCommand::RecordBindFailed { instance } => {
+                if self.bindings.get(&instance) != Some(&Binding::Pending) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AppEvent::AppInstanceBindFailed {
+                    service: instance.service,
+                    instance: instance.instance,
+                }])
+            }
+            AppCommand::RecordUnbound { instance, restart } => {
+                if !self.bindings.contains_key(&instance) {
+                    return Ok(vec![]);
+                }
+                let names = self
+                    .bound
+                    .iter()
+                    .filter(|(_, by)| **by == instance)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                Ok(vec![AppEvent::AppInstanceUnbound {
+                    service: instance.service,
+                    instance: instance.instance,
+                    names,
+                    restart,
+                }])
+            }
         }
     }
 
@@ -587,11 +720,62 @@ impl Aggregate for App {
                 self.removed = true;
                 self.updated_at = Some(*at);
             }
+            AppEvent::AppInstanceBindRequested { service, instance } => {
+                self.bindings
+                    .insert(instance_ref(service, instance), Binding::Pending);
+            }
+            AppEvent::AppInstanceBound {
+                service,
+                instance,
+                envs,
+                restart,
+            } => {
+                let by = instance_ref(service, instance);
+                for var in envs {
+                    self.env.insert(var.name.clone(), var.value.clone());
+                    self.bound.insert(var.name.clone(), by.clone());
+                }
+                self.bindings.insert(by, Binding::Bound);
+                if *restart {
+                    self.restart_generation += 1;
+                }
+            }
+            AppEvent::AppInstanceBindFailed { service, instance } => {
+                let by = instance_ref(service, instance);
+                if self.bindings.get(&by) == Some(&Binding::Pending) {
+                    self.bindings.remove(&by);
+                }
+            }
+            AppEvent::AppInstanceUnbound {
+                service,
+                instance,
+                names,
+                restart,
+            } => {
+                let by = instance_ref(service, instance);
+                for name in names {
+                    if self.bound.get(name) == Some(&by) {
+                        self.bound.remove(name);
+                        self.env.remove(name);
+                    }
+                }
+                self.bindings.remove(&by);
+                if *restart {
+                    self.restart_generation += 1;
+                }
+            }
         }
     }
 
     fn exists(&self) -> bool {
         self.name.is_some()
+    }
+}
+
+fn instance_ref(service: &ServiceName, instance: &InstanceName) -> InstanceRef {
+    InstanceRef {
+        service: service.clone(),
+        instance: instance.clone(),
     }
 }
 
@@ -673,13 +857,5 @@ impl Swap<'_> {
             units_of1,
             units_of2,
         })
-    }
-}
-
-#[cfg(test)]
-impl App {
-    /// Until instances can be bound (next issue), the only way to reserve a name.
-    pub(super) fn bind_for_test(&mut self, name: EnvName) {
-        self.bound.insert(name);
     }
 }

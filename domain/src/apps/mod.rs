@@ -17,7 +17,7 @@ mod platform;
 mod quota;
 mod values;
 
-pub use app::{App, AppCommand, AppEvent, Swap};
+pub use app::{App, AppCommand, AppEvent, Binding, Swap};
 pub use cname::{CnameClaim, CnameClaimCommand, CnameClaimEvent};
 pub use platform::{Platform, PlatformChoice, PlatformCommand, PlatformEvent, PlatformStatus};
 pub use quota::{Quota, QuotaCommand, QuotaEvent, UNLIMITED};
@@ -25,6 +25,7 @@ pub use values::{
     check_description, check_env_value, AppName, Cname, EnvName, EnvValue, EnvVar, PlatformName,
     MAX_DESCRIPTION_CHARS, MAX_ENV_BYTES,
 };
+pub(crate) use values::{check_resource_name, resource_name};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use super::*;
 use crate::aggregate::{decode, encode, Aggregate, DomainEvent};
 use crate::identity::{TeamName, Username};
 use crate::sealed::Sealed;
+use crate::services::{InstanceName, InstanceRef, ServiceName};
 use crate::testing::given;
 use crate::DomainError;
 use chrono::{DateTime, Utc};
@@ -903,26 +904,313 @@ fn unsets_only_names_that_are_set() {
 
 #[test]
 fn names_set_by_bound_instances_are_neither_set_nor_unset() {
-    let mut state = given::<App>(&[created()]).state().clone();
-    state.bind_for_test(env("DATABASE_URL"));
+    let past = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+    ];
     let refusal = DomainError::conflict(
         "env_bound",
         "DATABASE_URL is set by a bound service instance",
     );
-    assert_eq!(
-        state.handle(AppCommand::SetEnv {
+    given::<App>(&past)
+        .when(AppCommand::SetEnv {
             envs: vec![public("A", "1"), public("DATABASE_URL", "x")],
             restart: true,
-        }),
-        Err(refusal.clone())
-    );
-    assert_eq!(
-        state.handle(AppCommand::UnsetEnv {
+        })
+        .refused(refusal.clone());
+    given::<App>(&past)
+        .when(AppCommand::UnsetEnv {
             names: vec![env("DATABASE_URL")],
             restart: true,
-        }),
-        Err(refusal)
+        })
+        .refused(refusal);
+}
+
+// ---- service instances ----
+
+fn instance_ref(i: &str) -> InstanceRef {
+    InstanceRef {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse(i).unwrap(),
+    }
+}
+fn bind_requested(i: &str) -> AppEvent {
+    AppEvent::AppInstanceBindRequested {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse(i).unwrap(),
+    }
+}
+fn bound_vars(names: &[&str]) -> Vec<EnvVar> {
+    names.iter().map(|n| private(n, "v1.bound")).collect()
+}
+fn instance_bound(i: &str, names: &[&str], restart: bool) -> AppEvent {
+    AppEvent::AppInstanceBound {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse(i).unwrap(),
+        envs: bound_vars(names),
+        restart,
+    }
+}
+fn instance_unbound(i: &str, names: &[&str], restart: bool) -> AppEvent {
+    AppEvent::AppInstanceUnbound {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse(i).unwrap(),
+        names: names.iter().map(|n| env(n)).collect(),
+        restart,
+    }
+}
+
+#[test]
+fn binding_events_round_trip_with_their_type() {
+    for event in [
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], true),
+        AppEvent::AppInstanceBindFailed {
+            service: ServiceName::parse("mysql").unwrap(),
+            instance: InstanceName::parse("db").unwrap(),
+        },
+        instance_unbound("db", &["DATABASE_URL"], false),
+    ] {
+        let (event_type, data) = encode(&event).unwrap();
+        assert_eq!(event_type, event.event_type());
+        assert_eq!(decode::<AppEvent>(&event_type, &data).unwrap(), event);
+    }
+    let (event_type, data) = encode(&instance_bound("db", &["DATABASE_URL"], true)).unwrap();
+    assert_eq!(event_type, "AppInstanceBound");
+    assert_eq!(
+        data,
+        json!({"service": "mysql", "instance": "db",
+               "envs": [{"name": "DATABASE_URL", "kind": "private", "sealed": "v1.bound"}],
+               "restart": true})
     );
+}
+
+#[test]
+fn requests_a_bind_once() {
+    given::<App>(&[created()])
+        .when(AppCommand::RequestBind {
+            instance: instance_ref("db"),
+        })
+        .then(vec![bind_requested("db")]);
+    let pending = [created(), bind_requested("db")];
+    assert_eq!(
+        given::<App>(&pending).state().bindings(),
+        &[(instance_ref("db"), Binding::Pending)].into()
+    );
+    given::<App>(&pending)
+        .when(AppCommand::RequestBind {
+            instance: instance_ref("db"),
+        })
+        .refused(DomainError::conflict(
+            "already_bound",
+            "mysql/db is already being bound to this app",
+        ));
+    let bound = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], true),
+    ];
+    given::<App>(&bound)
+        .when(AppCommand::RequestBind {
+            instance: instance_ref("db"),
+        })
+        .refused(DomainError::conflict(
+            "already_bound",
+            "mysql/db is already bound to this app",
+        ));
+    given::<App>(&bound)
+        .when(AppCommand::RequestBind {
+            instance: instance_ref("cache"),
+        })
+        .then(vec![bind_requested("cache")]);
+    for past in [vec![], vec![created(), removed()]] {
+        given::<App>(&past)
+            .when(AppCommand::RequestBind {
+                instance: instance_ref("db"),
+            })
+            .refused(no_such_app());
+    }
+}
+
+#[test]
+fn a_bind_sets_the_instance_variables_over_the_app_own() {
+    let past = [
+        created(),
+        AppEvent::AppEnvSet {
+            envs: vec![public("DATABASE_URL", "sqlite://"), public("A", "1")],
+            restart: false,
+        },
+        bind_requested("db"),
+    ];
+    given::<App>(&past)
+        .when(AppCommand::RecordBound {
+            instance: instance_ref("db"),
+            envs: bound_vars(&["DATABASE_URL", "DATABASE_USER"]),
+            restart: true,
+        })
+        .then(vec![instance_bound(
+            "db",
+            &["DATABASE_URL", "DATABASE_USER"],
+            true,
+        )]);
+    let mut after = past.to_vec();
+    after.push(instance_bound(
+        "db",
+        &["DATABASE_URL", "DATABASE_USER"],
+        true,
+    ));
+    let given_state = given::<App>(&after);
+    let state = given_state.state();
+    assert_eq!(
+        state.bindings(),
+        &[(instance_ref("db"), Binding::Bound)].into()
+    );
+    assert_eq!(
+        state.bound(),
+        &[
+            (env("DATABASE_URL"), instance_ref("db")),
+            (env("DATABASE_USER"), instance_ref("db")),
+        ]
+        .into()
+    );
+    assert_eq!(
+        state.env().get(&env("DATABASE_URL")),
+        Some(&private("DATABASE_URL", "v1.bound").value)
+    );
+    assert_eq!(state.env().get(&env("A")), Some(&public("A", "1").value));
+    assert_eq!(state.restart_generation(), 1);
+    let quiet = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+    ];
+    assert_eq!(given::<App>(&quiet).state().restart_generation(), 0);
+}
+
+#[test]
+fn a_failed_bind_leaves_nothing_bound() {
+    let failed = AppEvent::AppInstanceBindFailed {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse("db").unwrap(),
+    };
+    let past = [created(), bind_requested("db")];
+    given::<App>(&past)
+        .when(AppCommand::RecordBindFailed {
+            instance: instance_ref("db"),
+        })
+        .then(vec![failed.clone()]);
+    given::<App>(&[created()])
+        .when(AppCommand::RecordBindFailed {
+            instance: instance_ref("db"),
+        })
+        .then_nothing();
+    let bound = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+    ];
+    given::<App>(&bound)
+        .when(AppCommand::RecordBindFailed {
+            instance: instance_ref("db"),
+        })
+        .then_nothing();
+    let state = given::<App>(&[created(), bind_requested("db"), failed]);
+    assert!(state.state().bindings().is_empty());
+    assert!(state.state().bound().is_empty() && state.state().env().is_empty());
+    given::<App>(&[created(), bind_requested("db")])
+        .when(AppCommand::Remove { at: t1() })
+        .refused(DomainError::conflict(
+            "app_has_bindings",
+            "the app has service instances bound (mysql/db): unbind them first",
+        ));
+}
+
+#[test]
+fn an_unbind_takes_the_variables_the_instance_still_sets() {
+    let past = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL", "DATABASE_USER"], false),
+        bind_requested("replica"),
+        // The replica's bind replaces DATABASE_URL: the name is the replica's now.
+        instance_bound("replica", &["DATABASE_URL"], false),
+    ];
+    given::<App>(&past)
+        .when(AppCommand::RecordUnbound {
+            instance: instance_ref("db"),
+            restart: true,
+        })
+        .then(vec![instance_unbound("db", &["DATABASE_USER"], true)]);
+    let mut after = past.to_vec();
+    after.push(instance_unbound("db", &["DATABASE_USER"], true));
+    let given_state = given::<App>(&after);
+    let state = given_state.state();
+    assert_eq!(
+        state.bindings(),
+        &[(instance_ref("replica"), Binding::Bound)].into()
+    );
+    assert_eq!(
+        state.bound(),
+        &[(env("DATABASE_URL"), instance_ref("replica"))].into()
+    );
+    assert_eq!(
+        state.env().keys().collect::<Vec<_>>(),
+        vec![&env("DATABASE_URL")]
+    );
+    assert_eq!(state.restart_generation(), 1);
+    // The name is free for the app's own env again.
+    given::<App>(&after)
+        .when(AppCommand::SetEnv {
+            envs: vec![public("DATABASE_USER", "me")],
+            restart: false,
+        })
+        .then(vec![AppEvent::AppEnvSet {
+            envs: vec![public("DATABASE_USER", "me")],
+            restart: false,
+        }]);
+    given::<App>(&after)
+        .when(AppCommand::RecordUnbound {
+            instance: instance_ref("db"),
+            restart: true,
+        })
+        .then_nothing();
+}
+
+#[test]
+fn an_app_with_bindings_is_not_removed() {
+    let past = [
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+    ];
+    given::<App>(&past)
+        .when(AppCommand::Remove { at: t1() })
+        .refused(DomainError::conflict(
+            "app_has_bindings",
+            "the app has service instances bound (mysql/db): unbind them first",
+        ));
+    let mut unbound = past.to_vec();
+    unbound.push(instance_unbound("db", &["DATABASE_URL"], false));
+    given::<App>(&unbound)
+        .when(AppCommand::Remove { at: t1() })
+        .then(vec![removed()]);
+}
+
+#[test]
+fn a_recreated_app_starts_without_bindings() {
+    let past = [
+        created(),
+        bind_requested("db"),
+        AppEvent::AppInstanceBindFailed {
+            service: ServiceName::parse("mysql").unwrap(),
+            instance: InstanceName::parse("db").unwrap(),
+        },
+        removed(),
+        created(),
+    ];
+    let state = given::<App>(&past);
+    assert!(state.state().bindings().is_empty() && state.state().bound().is_empty());
 }
 
 // ---- restarts ----

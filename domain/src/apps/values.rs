@@ -19,8 +19,8 @@ pub const MAX_ENV_BYTES: usize = 1024 * 1024;
 /// The longest host name.
 pub const MAX_CNAME_BYTES: usize = 253;
 
-/// `^[a-z][a-z0-9-]{0,39}$`: the rule of app, platform (and later service and instance) names.
-fn check_resource_name(field: &'static str, value: &str) -> Result<(), DomainError> {
+/// `^[a-z][a-z0-9-]{0,39}$`: the rule of app, platform, service and instance names.
+pub(crate) fn check_resource_name(field: &'static str, value: &str) -> Result<(), DomainError> {
     let mut chars = value.chars();
     let valid = value.len() <= 40
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -41,20 +41,26 @@ fn check_resource_name(field: &'static str, value: &str) -> Result<(), DomainErr
 macro_rules! resource_name {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
             /// The name, or why not, with the field
             #[doc = concat!("`", $field, "`.")]
-            pub fn parse(value: &str) -> Result<Self, DomainError> {
+            pub fn parse(value: &str) -> Result<Self, $crate::DomainError> {
                 Self::parse_field($field, value)
             }
 
             /// The name, or why not, naming `field` in the refusal.
-            pub fn parse_field(field: &'static str, value: &str) -> Result<Self, DomainError> {
-                check_resource_name(field, value)?;
+            pub fn parse_field(
+                field: &'static str,
+                value: &str,
+            ) -> Result<Self, $crate::DomainError> {
+                $crate::apps::check_resource_name(field, value)?;
                 Ok($name(value.to_string()))
             }
 
@@ -64,9 +70,9 @@ macro_rules! resource_name {
         }
 
         impl TryFrom<String> for $name {
-            type Error = DomainError;
-            fn try_from(value: String) -> Result<Self, DomainError> {
-                check_resource_name($field, &value)?;
+            type Error = $crate::DomainError;
+            fn try_from(value: String) -> Result<Self, $crate::DomainError> {
+                $crate::apps::check_resource_name($field, &value)?;
                 Ok($name(value))
             }
         }
@@ -77,13 +83,15 @@ macro_rules! resource_name {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
 }
+/// For the other resources named by the same rule (services and their instances).
+pub(crate) use resource_name;
 
 resource_name!(
     /// An app's name (`^[a-z][a-z0-9-]{0,39}$`): the id of its stream `app-<name>`, and the
