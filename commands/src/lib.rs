@@ -32,6 +32,7 @@ pub mod jobs;
 pub mod orchestrations;
 pub mod queries;
 mod seal;
+pub mod services;
 
 pub use actor::{app_actor_name, Actor, AppAction, AppActor, Origin};
 pub use batch::{Batch, BatchAppended, HeldSet};

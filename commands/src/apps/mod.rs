@@ -33,6 +33,7 @@ mod swap;
 mod teams;
 
 pub use bosun_projections::read_models::apps::{AppView, EnvView, PlatformView, QuotaView};
+pub(crate) use env::seal_context;
 pub use env::EnvInput;
 pub use lifecycle::{CreateApp, UpdateApp};
 

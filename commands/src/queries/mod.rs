@@ -12,6 +12,7 @@ mod jobs;
 mod keys;
 mod log;
 mod orchestrations;
+mod services;
 mod units;
 
 pub use apps::AppFilter;

@@ -9,6 +9,7 @@ mod authorization;
 mod batch;
 mod execute;
 mod identity;
+mod services;
 
 use crate::{Actor, Commands, Origin};
 use async_trait::async_trait;
