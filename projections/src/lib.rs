@@ -34,5 +34,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(read_models::units::Units),
         Arc::new(read_models::keys::Keys),
         Arc::new(read_models::apps::Apps),
+        Arc::new(read_models::services::Services),
     ]
 }

@@ -7,7 +7,9 @@
 //!   the aggregate keeps); an answer shows `team_owner` first ([`AppView`]).
 //! - `app_env`: one row per variable of an app not removed. A private value is never stored here,
 //!   neither in clear nor sealed: `value` is NULL for it. The runner opens private values from
-//!   the app's stream (`Commands::app_environment`), never from this table.
+//!   the app's stream (`Commands::app_environment`), never from this table. A variable a bound
+//!   service instance set is private, and names that instance (`bound_service`,
+//!   `bound_instance`, NULL for the app's own variables); its unbinding deletes it.
 //! - `platforms`: one row per platform name, removed ones marked.
 //! - `quotas`: one row per user who ever had a limit set or an app counted: the limit set (NULL:
 //!   the configured default applies) and how many apps are counted.
@@ -25,7 +27,7 @@
 use crate::projection::{Param, Projection, Tables, Writes};
 use crate::read_models::identity::Page;
 use crate::read_models::units::UnitView;
-use bosun_domain::apps::{App, AppEvent, EnvValue, PlatformEvent, QuotaEvent};
+use bosun_domain::apps::{App, AppEvent, Binding, EnvValue, PlatformEvent, QuotaEvent};
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,7 +42,7 @@ const PLATFORMS: &str = "platforms";
 const QUOTAS: &str = "quotas";
 
 /// `column` (a sorted TEXT[]) with `$n` added, still sorted and without duplicates.
-fn sorted_with(column: &str, param: &str) -> String {
+pub(crate) fn sorted_with(column: &str, param: &str) -> String {
     format!("ARRAY(SELECT DISTINCT x FROM unnest(array_append({column}, {param})) AS x ORDER BY x)")
 }
 
@@ -50,8 +52,8 @@ impl Projection for Apps {
     }
 
     fn version(&self) -> i32 {
-        // 2: `apps.registered_at`.
-        2
+        // 2: `apps.registered_at`. 3: `app_env.bound_service` and `bound_instance`.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -87,6 +89,8 @@ impl Projection for Apps {
                 name   TEXT NOT NULL,
                 value  TEXT,
                 public BOOLEAN NOT NULL,
+                bound_service  TEXT,
+                bound_instance TEXT,
                 PRIMARY KEY (app, name));
              CREATE TABLE {platforms} (
                 name     TEXT PRIMARY KEY,
@@ -247,7 +251,8 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
                     format!(
                         "INSERT INTO {env} (app, name, value, public) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (app, name) DO UPDATE SET
-                            value = EXCLUDED.value, public = EXCLUDED.public"
+                            value = EXCLUDED.value, public = EXCLUDED.public,
+                            bound_service = NULL, bound_instance = NULL"
                     ),
                     vec![
                         Box::new(name.clone()),
@@ -302,6 +307,67 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
             "restart_generation = GREATEST($3, restart_generation + 1)",
             vec![Box::new(i64::try_from(generation).unwrap_or(i64::MAX))],
         ),
+        // The bind's outcome is what changes the environment.
+        AppEvent::AppInstanceBindRequested { .. } | AppEvent::AppInstanceBindFailed { .. } => {
+            writes.push(
+                format!("UPDATE {apps} SET version = $2 WHERE name = $1"),
+                vec![Box::new(name.clone()), Box::new(version)],
+            )
+        }
+        AppEvent::AppInstanceBound {
+            service,
+            instance,
+            envs,
+            restart,
+        } => {
+            set(
+                "restart_generation = restart_generation + $3",
+                vec![Box::new(i64::from(restart))],
+            );
+            // The instance's variables are private: overwriting the app's own of those names.
+            for var in envs {
+                writes.push(
+                    format!(
+                        "INSERT INTO {env} (app, name, value, public, bound_service, bound_instance)
+                         VALUES ($1, $2, NULL, false, $3, $4)
+                         ON CONFLICT (app, name) DO UPDATE SET
+                            value = NULL, public = false,
+                            bound_service = EXCLUDED.bound_service,
+                            bound_instance = EXCLUDED.bound_instance"
+                    ),
+                    vec![
+                        Box::new(name.clone()),
+                        Box::new(String::from(var.name)),
+                        Box::new(service.as_str().to_string()),
+                        Box::new(instance.as_str().to_string()),
+                    ],
+                );
+            }
+        }
+        AppEvent::AppInstanceUnbound {
+            service,
+            instance,
+            names,
+            restart,
+        } => {
+            set(
+                "restart_generation = restart_generation + $3",
+                vec![Box::new(i64::from(restart))],
+            );
+            let names: Vec<String> = names.into_iter().map(String::from).collect();
+            writes.push(
+                format!(
+                    "DELETE FROM {env} WHERE app = $1 AND name = ANY($2)
+                        AND bound_service = $3 AND bound_instance = $4"
+                ),
+                vec![
+                    Box::new(name.clone()),
+                    Box::new(names),
+                    Box::new(service.as_str().to_string()),
+                    Box::new(instance.as_str().to_string()),
+                ],
+            );
+        }
         AppEvent::AppRemoved { at } => {
             set("removed = true, updated_at = $3", vec![Box::new(at)]);
             writes.push(
@@ -392,7 +458,7 @@ pub struct AppView {
     /// Its units (the running copies of its catalog processes), by environment, process and
     /// index; stopped ones too.
     pub units: Vec<UnitView>,
-    /// The service instances bound to it (none until services exist).
+    /// The service instances bound to it, as `service/instance`, by service then instance.
     pub instances: Vec<String>,
     pub created_at: DateTime<Utc>,
     /// Its stream's version (its `ETag`).
@@ -423,7 +489,12 @@ impl AppView {
                 .map(|c| c.as_str().to_string())
                 .collect(),
             units: vec![],
-            instances: vec![],
+            instances: app
+                .bindings()
+                .iter()
+                .filter(|(_, binding)| **binding == Binding::Bound)
+                .map(|(instance, _)| instance.to_string())
+                .collect(),
             created_at: app.created_at()?,
             version,
         })
@@ -445,6 +516,16 @@ pub struct EnvView {
     /// The value of a public variable; `null` for a private one.
     pub value: Option<String>,
     pub public: bool,
+    /// The service instance that set it, for a variable a bind set (absent for the app's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<BoundView>,
+}
+
+/// The service instance a bound variable comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BoundView {
+    pub service: String,
+    pub instance: String,
 }
 
 impl EnvView {
@@ -456,6 +537,10 @@ impl EnvView {
                 name: name.as_str().to_string(),
                 value: value.public_value().map(str::to_string),
                 public: value.is_public(),
+                bound: app.bound().get(name).map(|bound| BoundView {
+                    service: bound.service.as_str().to_string(),
+                    instance: bound.instance.as_str().to_string(),
+                }),
             })
             .collect()
     }
@@ -599,7 +684,10 @@ pub async fn env(
 ) -> Result<Vec<EnvView>, tokio_postgres::Error> {
     Ok(client
         .query(
-            &format!("SELECT name, value, public FROM {ENV} WHERE app = $1 ORDER BY name"),
+            &format!(
+                "SELECT name, value, public, bound_service, bound_instance FROM {ENV}
+                 WHERE app = $1 ORDER BY name"
+            ),
             &[&app],
         )
         .await?
@@ -608,6 +696,10 @@ pub async fn env(
             name: r.get(0),
             value: r.get(1),
             public: r.get(2),
+            bound: match (r.get(3), r.get(4)) {
+                (Some(service), Some(instance)) => Some(BoundView { service, instance }),
+                _ => None,
+            },
         })
         .collect())
 }
@@ -959,12 +1051,14 @@ mod tests {
                 EnvView {
                     name: "DB_PASSWORD".into(),
                     value: None,
-                    public: false
+                    public: false,
+                    bound: None
                 },
                 EnvView {
                     name: "MODE".into(),
                     value: Some("production".into()),
-                    public: true
+                    public: true,
+                    bound: None
                 },
             ]
         );
@@ -1074,6 +1168,150 @@ mod tests {
         drop(client);
         let live = rows(&store).await;
         assert!(live.len() > 8);
+        rebuild(&store, &config, &Apps, |_, _| {}).await.unwrap();
+        assert_eq!(rows(&store).await, live, "a replay rebuilds the same rows");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bound_variables_are_private_name_their_instance_and_leave_with_it() {
+        use bosun_domain::services::{InstanceName, ServiceName};
+        use bosun_domain::Aggregate;
+        let config = bosun_eventstore::testing::fresh_database().await;
+        let store = PgEventStore::open(&config).await.unwrap();
+        let projections = Projections::new(vec![Arc::new(Apps)]);
+        projections.prepare(&config).await.unwrap();
+        let running = projections.start(store.clone(), &config).await.unwrap();
+        let at = "2024-05-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let (pg, mq) = (
+            ServiceName::parse("pg").unwrap(),
+            ServiceName::parse("mq").unwrap(),
+        );
+        let instance = |i: &str| InstanceName::parse(i).unwrap();
+        let private = |name: &str| {
+            var(
+                name,
+                EnvValue::Private {
+                    sealed: Sealed::from_stored(format!("v1.sealed-{name}")),
+                },
+            )
+        };
+        let events = vec![
+            created("shop", "ops", "ann", at),
+            AppEvent::AppEnvSet {
+                envs: vec![
+                    var(
+                        "MODE",
+                        EnvValue::Public {
+                            value: "prod".into(),
+                        },
+                    ),
+                    var(
+                        "PG_URL",
+                        EnvValue::Public {
+                            value: "own".into(),
+                        },
+                    ),
+                ],
+                restart: false,
+            },
+            AppEvent::AppInstanceBindRequested {
+                service: pg.clone(),
+                instance: instance("db"),
+            },
+            // Over the app's own PG_URL.
+            AppEvent::AppInstanceBound {
+                service: pg.clone(),
+                instance: instance("db"),
+                envs: vec![private("PG_URL"), private("PG_PASSWORD")],
+                restart: true,
+            },
+            AppEvent::AppInstanceBindRequested {
+                service: pg.clone(),
+                instance: instance("db2"),
+            },
+            // PG_URL now db2's.
+            AppEvent::AppInstanceBound {
+                service: pg.clone(),
+                instance: instance("db2"),
+                envs: vec![private("PG_URL")],
+                restart: false,
+            },
+            AppEvent::AppInstanceBindRequested {
+                service: mq.clone(),
+                instance: instance("q"),
+            },
+            AppEvent::AppInstanceBindFailed {
+                service: mq,
+                instance: instance("q"),
+            },
+            // Only the names still db's leave, even if more are named.
+            AppEvent::AppInstanceUnbound {
+                service: pg.clone(),
+                instance: instance("db"),
+                names: vec![
+                    EnvName::parse("PG_PASSWORD").unwrap(),
+                    EnvName::parse("PG_URL").unwrap(),
+                ],
+                restart: true,
+            },
+        ];
+        write(&store, "app-shop", &events).await;
+        let head = store.head().await.unwrap();
+        running
+            .freshness()
+            .wait_for(head, Duration::from_secs(10))
+            .await
+            .unwrap();
+
+        let client = store.pool().get().await.unwrap();
+        let bound_to_db2 = EnvView {
+            name: "PG_URL".into(),
+            value: None,
+            public: false,
+            bound: Some(BoundView {
+                service: "pg".into(),
+                instance: "db2".into(),
+            }),
+        };
+        let mode = EnvView {
+            name: "MODE".into(),
+            value: Some("prod".into()),
+            public: true,
+            bound: None,
+        };
+        assert_eq!(
+            env(&**client, "shop").await.unwrap(),
+            [mode.clone(), bound_to_db2.clone()]
+        );
+        let row = client
+            .query_one(
+                "SELECT restart_generation, version FROM apps WHERE name = $1",
+                &[&"shop"],
+            )
+            .await
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 8));
+        assert_eq!(
+            serde_json::to_value(&mode).unwrap(),
+            serde_json::json!({"name": "MODE", "value": "prod", "public": true}),
+            "no `bound` for the app's own"
+        );
+        drop(client);
+
+        // The state's views say the same.
+        let mut app = App::default();
+        for event in &events {
+            app.apply(event);
+        }
+        assert_eq!(EnvView::of_state(&app), [mode, bound_to_db2]);
+        assert_eq!(
+            AppView::of_state(&app, 8).unwrap().instances,
+            ["pg/db2"],
+            "bound ones only, not a failed bind"
+        );
+
+        let live = rows(&store).await;
+        assert!(!serde_json::to_string(&live).unwrap().contains("sealed"));
         rebuild(&store, &config, &Apps, |_, _| {}).await.unwrap();
         assert_eq!(rows(&store).await, live, "a replay rebuilds the same rows");
     }

@@ -6,5 +6,6 @@ pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod orchestrations;
+pub mod services;
 pub mod streams;
 pub mod units;
