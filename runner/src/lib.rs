@@ -9,7 +9,9 @@
 //! POSTs for `component_url` tasks); the cron scheduler and the notifications reactor, each
 //! active on one node at a time (a PostgreSQL advisory lock); and apps' long-running catalog
 //! processes as supervised units (`units`: leased per unit, restarted with backoff, rolled one at
-//! a time on a restart, taken over from a lost node, stopped with their app).
+//! a time on a restart, taken over from a lost node, stopped with their app); and the calls to
+//! service APIs that create, bind, unbind and remove service instances (`services`: made for the
+//! request that recorded the intent, tried again by a reactor active on one node at a time).
 //!
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).
@@ -27,6 +29,7 @@ mod output;
 mod process;
 mod reaper;
 mod scheduler;
+mod services;
 mod settings;
 mod supervise;
 mod units;
@@ -36,6 +39,10 @@ pub use http_task::orchestration_token;
 pub use mail::send_mail;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
+pub use services::{
+    Finished, Health, InstanceStatus, ServiceCalls, ServiceSettings,
+    LOCK_KEY as SERVICE_CALLS_LOCK_KEY,
+};
 pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings};
 pub use units::PortRange;
-pub use workers::{start, Setup, Workers};
+pub use workers::{start, Setup, StartError, Workers};

@@ -1,11 +1,13 @@
 //! Starting the runner: its tables, the context its workers share (the log, the pool, the
 //! catalog, the settings, the HTTP client), `settings.workers` workers, one reaper, and the
-//! scheduler and notifications reactor; and stopping them all when `Workers` is dropped.
+//! scheduler, notifications reactor and service calls reactor; and stopping them all when
+//! `Workers` is dropped.
 //!
 //! Does not own: what a worker does (`claim` and on), the reaper (`reaper`), the scheduler
-//! (`scheduler`) or the notifications reactor (`notify`).
+//! (`scheduler`), the notifications reactor (`notify`) or the service calls (`services`).
 
 use crate::lease;
+use crate::services::{ServiceCalls, ServiceSettings};
 use crate::settings::{NotificationSettings, RunnerSettings};
 use bosun_commands::Commands;
 use bosun_domain::jobs::Catalog;
@@ -19,9 +21,15 @@ use tokio::task::JoinHandle;
 pub struct Workers {
     tasks: Vec<JoinHandle<()>>,
     units: Option<crate::units::Supervisor>,
+    service_calls: ServiceCalls,
 }
 
 impl Workers {
+    /// What makes the services' calls for instance intents, for the API's handlers.
+    pub fn service_calls(&self) -> ServiceCalls {
+        self.service_calls.clone()
+    }
+
     /// Stops everything as dropping does, and waits until the node's units are stopped,
     /// recorded so and their leases given up (at most the kill grace period and a few seconds).
     pub async fn stop(mut self) {
@@ -69,10 +77,13 @@ pub struct Setup {
     pub notifications: NotificationSettings,
     /// The server's secret key: orchestration tokens are derived from it.
     pub data_key: Arc<secrecy::SecretSlice<u8>>,
+    /// Calling service APIs for instances.
+    pub services: ServiceSettings,
 }
 
 /// Prepares the runner's tables and starts `settings.workers` workers, one reaper, and the
-/// scheduler and notifications reactor (each active on one node at a time).
+/// scheduler, notifications reactor and service calls reactor (each active on one node at a
+/// time).
 pub async fn start(
     commands: Commands,
     setup: Setup,
@@ -83,7 +94,9 @@ pub async fn start(
         settings,
         notifications,
         data_key,
+        services,
     } = setup;
+    let service_calls = ServiceCalls::new(commands.clone(), services)?;
     let (mut client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
@@ -127,6 +140,7 @@ pub async fn start(
         tokio::spawn(crate::reaper::reap(context.clone())),
         tokio::spawn(crate::scheduler::run(commands, catalog, config.clone())),
         tokio::spawn(crate::notify::run(notifier, config.clone())),
+        tokio::spawn(crate::services::run(service_calls.clone(), config.clone())),
     ];
     for slot in 0..settings.workers {
         let worker = format!("{node}/{slot}");
@@ -143,5 +157,6 @@ pub async fn start(
     Ok(Workers {
         tasks,
         units: Some(units),
+        service_calls,
     })
 }

@@ -1,0 +1,110 @@
+//! The service calls reactor: one active instance across all nodes (the `service calls`
+//! advisory lock). Every second it reads the pending intents (`service_calls` read model) and
+//! makes again, each in a task of its own, the calls that are due and not already being made by
+//! this process: those that got no answer, at their `retry_at`; and those with no attempt
+//! recorded once the request that made the first one must have given up or died (its
+//! `requested_at` plus one call's timeout plus a grace of 5 seconds).
+//!
+//! A call made here counts as retried (an earlier attempt may have reached the service), so the
+//! protocol's retried-call rules apply (`client`).
+//!
+//! Does not own: the attempt itself (`services`), the read model (`projections`).
+
+use super::ServiceCalls;
+use crate::leader::Leader;
+use bosun_commands::services::Intent;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The reactor's advisory lock ("bosun_sv"; the scheduler's is "bosun_sc").
+pub const LOCK_KEY: i64 = 0x626f_7375_6e5f_7376;
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Pending intents read per look.
+const PAGE: i64 = 200;
+/// Calls this process makes at once, at most, for the reactor.
+const MAX_IN_FLIGHT: usize = 64;
+/// Beyond a first attempt's timeout, before the reactor takes the call over.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(calls: ServiceCalls, config: tokio_postgres::Config) {
+    loop {
+        let leader = Leader::acquire(&config, LOCK_KEY, "service calls").await;
+        lead(&calls, &leader).await;
+        tracing::warn!("lost the service calls lock; trying to take it again");
+    }
+}
+
+async fn lead(calls: &ServiceCalls, leader: &Leader) {
+    loop {
+        if !leader.holds().await {
+            return;
+        }
+        match calls.queries().pending_service_calls(PAGE).await {
+            Ok(rows) => {
+                let now = Utc::now();
+                let timeout = calls.settings().timeout;
+                for row in rows {
+                    if calls.in_flight_count() >= MAX_IN_FLIGHT {
+                        break;
+                    }
+                    if !is_due(row.retry_at, row.requested_at, now, timeout) {
+                        continue;
+                    }
+                    // None: this process is making it already.
+                    let Some(in_flight) = calls.mark_in_flight(row.request_id) else {
+                        continue;
+                    };
+                    let intent = Intent {
+                        service: row.service,
+                        instance: row.instance,
+                        request_id: row.request_id,
+                    };
+                    let calls = calls.clone();
+                    tokio::spawn(async move {
+                        calls.attempt_marked(intent, true, in_flight).await;
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the pending service calls failed"),
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// Whether a pending call is due now: at its `retry_at` after an unanswered attempt; else once
+/// its first attempt, made by the request that recorded it, must be over.
+pub(super) fn is_due(
+    retry_at: Option<DateTime<Utc>>,
+    requested_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    timeout: Duration,
+) -> bool {
+    match retry_at {
+        Some(retry_at) => retry_at <= now,
+        None => {
+            let handed_over = chrono::Duration::from_std(timeout + GRACE)
+                .unwrap_or_else(|_| chrono::Duration::days(1));
+            requested_at + handed_over <= now
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_due_at_its_retry_or_once_its_first_attempt_is_over() {
+        let now = Utc::now();
+        let timeout = Duration::from_secs(10);
+        let ago = |s| now - chrono::Duration::seconds(s);
+        assert!(is_due(Some(ago(0)), ago(100), now, timeout));
+        assert!(!is_due(Some(ago(-1)), ago(100), now, timeout));
+        assert!(
+            !is_due(None, ago(14), now, timeout),
+            "the request may still be calling"
+        );
+        assert!(is_due(None, ago(15), now, timeout));
+        assert!(is_due(None, ago(600), now, timeout));
+    }
+}
