@@ -60,6 +60,59 @@ pub struct Settings {
     pub identity: IdentitySettings,
     #[serde(default)]
     pub quota: QuotaSettings,
+    #[serde(default)]
+    pub services: ServicesSettings,
+}
+
+/// How Bosun calls services' APIs (`/v1/services`): the hosts it may reach over plain http are
+/// `http_tasks.allow_insecure_hosts`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesSettings {
+    /// The longest one call to a service may take (connecting, sending, reading the answer).
+    #[serde(default = "default_service_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// The longest a request (create, bind, unbind, remove an instance) waits for the service's
+    /// outcome before answering 202 with the instance pending; the call goes on without it.
+    #[serde(default = "default_service_wait_seconds")]
+    pub wait_seconds: u64,
+    /// Calls a service that does not answer gets before the operation is recorded as failed.
+    #[serde(default = "default_service_max_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for ServicesSettings {
+    fn default() -> Self {
+        ServicesSettings {
+            timeout_seconds: default_service_timeout_seconds(),
+            wait_seconds: default_service_wait_seconds(),
+            max_attempts: default_service_max_attempts(),
+        }
+    }
+}
+
+impl ServicesSettings {
+    /// What the runner's service calls run with; `allow_insecure_hosts` from `http_tasks`.
+    pub fn runner(&self, allow_insecure_hosts: &[String]) -> bosun_runner::ServiceSettings {
+        bosun_runner::ServiceSettings {
+            timeout: std::time::Duration::from_secs(self.timeout_seconds),
+            wait: std::time::Duration::from_secs(self.wait_seconds),
+            max_attempts: self.max_attempts,
+            allow_insecure_hosts: allow_insecure_hosts.to_vec(),
+        }
+    }
+}
+
+fn default_service_timeout_seconds() -> u64 {
+    10
+}
+
+fn default_service_wait_seconds() -> u64 {
+    20
+}
+
+fn default_service_max_attempts() -> u32 {
+    10
 }
 
 /// Limits on what a user may own.
@@ -344,6 +397,15 @@ fn parse(tree: Value) -> Result<Settings, String> {
     if !(1..=3_600).contains(&settings.http.header_read_timeout_seconds) {
         return Err("http.header_read_timeout_seconds: must be 1 to 3600".into());
     }
+    if !(1..=300).contains(&settings.services.timeout_seconds) {
+        return Err("services.timeout_seconds: must be 1 to 300".into());
+    }
+    if settings.services.wait_seconds > 300 {
+        return Err("services.wait_seconds: must be 0 to 300".into());
+    }
+    if !(1..=100).contains(&settings.services.max_attempts) {
+        return Err("services.max_attempts: must be 1 to 100".into());
+    }
     Ok(settings)
 }
 
@@ -508,6 +570,51 @@ mod tests {
             Settings::from_sources(None, env(&[("BOSUN_HTTP__WAIT_SECONDS", "86400")])).unwrap();
         assert_eq!(settings.http.wait_seconds, 86_400);
         assert_eq!(settings.http.header_read_timeout_seconds, 30);
+    }
+
+    #[test]
+    fn services_defaults_overrides_and_bounds() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(
+            (
+                s.services.timeout_seconds,
+                s.services.wait_seconds,
+                s.services.max_attempts
+            ),
+            (10, 20, 10)
+        );
+        let f = file("services:\n  timeout_seconds: 2\n  wait_seconds: 0\nhttp_tasks:\n  allow_insecure_hosts: [127.0.0.1]\n");
+        let s = Settings::from_sources(
+            Some(f.path()),
+            env(&[("BOSUN_SERVICES__MAX_ATTEMPTS", "3")]),
+        )
+        .unwrap();
+        let runner = s.services.runner(&s.http_tasks.allow_insecure_hosts);
+        assert_eq!(runner.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(runner.wait, std::time::Duration::ZERO);
+        assert_eq!(runner.max_attempts, 3);
+        assert_eq!(runner.allow_insecure_hosts, ["127.0.0.1"]);
+        for (key, value) in [
+            ("BOSUN_SERVICES__TIMEOUT_SECONDS", "0"),
+            ("BOSUN_SERVICES__TIMEOUT_SECONDS", "301"),
+            ("BOSUN_SERVICES__WAIT_SECONDS", "301"),
+            ("BOSUN_SERVICES__WAIT_SECONDS", "-1"),
+            ("BOSUN_SERVICES__MAX_ATTEMPTS", "0"),
+            ("BOSUN_SERVICES__MAX_ATTEMPTS", "101"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = key.trim_start_matches("BOSUN_SERVICES__").to_lowercase();
+            assert!(
+                err.contains(key) && err.contains(&format!("services.{field}")),
+                "{key}={value}: {err}"
+            );
+        }
+        let err = Settings::from_sources(Some(file("services:\n  retries: 1\n").path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retries"), "{err}");
     }
 
     #[test]

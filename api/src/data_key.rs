@@ -77,6 +77,9 @@ pub fn runner_setup(settings: &Settings) -> anyhow::Result<bosun_runner::Setup> 
         catalog: Arc::new(settings.catalog.clone()),
         settings: settings.runner.clone(),
         notifications: settings.notifications.clone(),
+        services: settings
+            .services
+            .runner(&settings.http_tasks.allow_insecure_hosts),
         data_key: load_or_create(&path(settings))?,
     })
 }

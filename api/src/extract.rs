@@ -51,6 +51,56 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// A `text/plain` body in UTF-8 (the only charset taken); a NUL in it is a 400 naming `body`.
+pub struct Text(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for Text {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_plain_text(&request) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be text, sent with Content-Type: text/plain (UTF-8)",
+            ));
+        }
+        let body = read_body(request, state).await?;
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| Problem::invalid_field("body", "must be UTF-8 text"))?;
+        if text.contains('\0') {
+            return Err(Problem::invalid_field(
+                "body",
+                "must not contain the NUL character (U+0000)",
+            ));
+        }
+        Ok(Text(text))
+    }
+}
+
+/// `text/plain`, with no charset or `charset=utf-8`.
+fn is_plain_text(request: &Request) -> bool {
+    let Some(content_type) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = content_type.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or("");
+    essence.eq_ignore_ascii_case("text/plain")
+        && parts.all(|parameter| match parameter.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let value = value.trim().trim_matches('"');
+                ["utf-8", "utf8", "us-ascii"]
+                    .iter()
+                    .any(|charset| value.eq_ignore_ascii_case(charset))
+            }
+            _ => true,
+        })
+}
+
 /// `application/json` or `application/<something>+json`.
 fn is_json(request: &Request) -> bool {
     let Some(content_type) = request
@@ -208,6 +258,43 @@ mod tests {
     #[test]
     fn a_duplicate_field_is_refused() {
         assert!(parse_body::<Body>(br#"{"name": "a", "name": "b"}"#).is_err());
+    }
+
+    async fn text(content_type: Option<&str>, body: &'static [u8]) -> Result<String, Problem> {
+        let mut request = Request::builder().method("PUT").uri("/doc");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(axum::body::Body::from(body)).unwrap();
+        Text::from_request(request, &())
+            .await
+            .map(|Text(text)| text)
+    }
+
+    #[tokio::test]
+    async fn a_text_body_is_plain_utf8_text_without_nul() {
+        assert_eq!(text(Some("text/plain"), b"use it").await.unwrap(), "use it");
+        assert_eq!(
+            text(
+                Some("Text/Plain; charset=UTF-8"),
+                "d\u{e9}j\u{e0}".as_bytes()
+            )
+            .await
+            .unwrap(),
+            "d\u{e9}j\u{e0}"
+        );
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("text/plain; charset=latin1"),
+        ] {
+            assert_eq!(text(content_type, b"x").await.unwrap_err().status, 415);
+        }
+        for body in [&b"a\0b"[..], &b"\xff"[..]] {
+            let problem = text(Some("text/plain"), body).await.unwrap_err();
+            assert_eq!(problem.status, 400);
+            assert_eq!(field_of(problem), "body");
+        }
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct AppState {
     pub password_reset_ttl_seconds: i64,
     /// The configured rules of apps (`quota.apps_per_user`).
     pub app_rules: bosun_commands::apps::AppRules,
+    /// Makes the calls to services' APIs that instance requests record as intents, and waits
+    /// (at most `services.wait_seconds`) for their outcome.
+    pub service_calls: bosun_runner::ServiceCalls,
 }
 
 pub struct Application {
@@ -112,6 +115,7 @@ impl Application {
             app_rules: bosun_commands::apps::AppRules {
                 default_quota: settings.quota.apps_per_user,
             },
+            service_calls: workers.service_calls(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -11,12 +11,14 @@ pub mod auth;
 pub mod catalog;
 pub mod events;
 pub mod healers;
+pub mod instances;
 pub mod jobs;
 pub mod keys;
 pub mod orchestrations;
 pub mod password_reset;
 pub mod platforms;
 pub mod quota;
+pub mod services;
 pub mod streams;
 pub mod swap;
 pub mod teams;
@@ -50,6 +52,8 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "apps", description = "apps owned by teams: their cnames, environment, restarts and swaps"),
         (name = "platforms", description = "what apps run on"),
         (name = "quota", description = "how many apps a user may own"),
+        (name = "services", description = "service APIs (tsuru's) that provision instances, and the teams that may use them"),
+        (name = "instances", description = "a service's instances, their status, and binding them to apps"),
         (name = "events", description = "the log in position order, and the live feed"),
         (name = "streams", description = "one stream of the log"),
         (name = "audit", description = "who did what, when, from where"),
@@ -116,6 +120,8 @@ fn merged() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(platforms::router())
         .merge(swap::router())
         .merge(quota::router())
+        .merge(services::router())
+        .merge(instances::router())
         .merge(events::router())
         .merge(streams::router())
         .merge(audit::router())
@@ -169,6 +175,8 @@ mod tests {
             "bearer"
         );
         assert!(json["paths"]["/v1/jobs"]["post"]["responses"]["409"].is_object());
+        let create_instance = &json["paths"]["/v1/services/{service}/instances"]["post"];
+        assert!(create_instance["responses"]["502"].is_object());
         assert!(json["components"]["schemas"]["Problem"].is_object());
     }
 
