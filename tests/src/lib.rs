@@ -2,10 +2,12 @@
 //! ([`spawn_app`]), or the real `bosun` binary in a directory of its own ([`Server`]: find the
 //! port it listens on, stop it politely or kill it); and the one HTTP client of either
 //! ([`Api`]), with its refusal check ([`Api::refused`]: a problem body, [`Problem`]) and its
-//! check that nothing was written ([`LogHead`]).
+//! check that nothing was written ([`LogHead`]). Real receivers of what Bosun sends out are in
+//! [`receivers`]; a real service API (tsuru's protocol) in [`service_api`].
 
 mod app;
 pub mod receivers;
+pub mod service_api;
 
 pub use app::{spawn_app, TestApp};
 

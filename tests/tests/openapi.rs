@@ -100,6 +100,14 @@ async fn every_documented_operation_is_routed_and_every_route_of_api_md_document
         "/v1/events/live",
         "/v1/streams/{stream_id}",
         "/v1/audit",
+        "/v1/services",
+        "/v1/services/{service}",
+        "/v1/services/{service}/doc",
+        "/v1/services/{service}/teams/{team}",
+        "/v1/services/{service}/instances",
+        "/v1/services/{service}/instances/{instance}",
+        "/v1/services/{service}/instances/{instance}/status",
+        "/v1/services/{service}/instances/{instance}/apps/{app}",
     ] {
         assert!(
             paths.contains_key(path),

@@ -3,7 +3,12 @@
 //! with their key), teams, apps (one removed and created again under its name, cnames, teams
 //! granted and revoked, public and private variables set and unset, swaps with and without
 //! `cname_only`, a restart), quotas, SSH keys, app tokens issued and revoked, a job of an app,
-//! and the units of a catalog process (one killed by hand, then all stopped with their app).
+//! and the units of a catalog process (one killed by hand, then all stopped with their app);
+//! then services (updated, documented, teams granted and revoked, one removed and registered
+//! again, one removed after its only instance's creation got no answer) and their instances
+//! (created, refused, removed, a removal refused, bound and unbound, a bind refused, one whose
+//! creation is still pending when the models are compared), against a small service API run by
+//! the test.
 //! Every projection of `bosun_projections::all()` is compared, table by table, so a read model
 //! added later is covered without this file changing. The server runs in the test's process
 //! (`spawn_app`) and keeps serving while the rebuild runs, as it would beside `bosun replay`.
@@ -15,12 +20,22 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `shop`'s job task; `web`'s two units of a process that does not listen (counted as started
-/// after a short while up).
+/// after a short while up). The service API runs on 127.0.0.1 over plain http. A call is given
+/// 300 s, so the one left hanging is not tried again by the reactor before the models are
+/// compared; one that gets no answer is tried twice, so the creation on a dead port ends failed
+/// after one retry.
 const CONFIG: &str = r#"
+http_tasks:
+  allow_insecure_hosts: ["127.0.0.1"]
+services:
+  timeout_seconds: 300
+  wait_seconds: 5
+  max_attempts: 2
 runner:
   kill_grace_seconds: 2
   unit_ports: "21400-21499"
@@ -39,6 +54,10 @@ catalog:
 
 /// A private value: it must be in no read model, live or rebuilt.
 const SECRET: &str = "s3cr3t-replay-value-5d2e";
+
+/// A service's password and a bound variable's value: in no read model either.
+const SERVICE_PASSWORD: &str = "svc-password-replay-81c4";
+const BOUND_SECRET: &str = "bound-secret-replay-3f9a";
 
 const ED25519: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII+3z07g3FdvO+3v28bu2GWa2J4L648YyFv/WtM2LluA ann@laptop";
@@ -177,6 +196,253 @@ fn rows(dump: &BTreeMap<String, Value>, table: &str) -> Vec<Value> {
         .and_then(Value::as_array)
         .unwrap_or_else(|| panic!("no table {table} in {:?}", dump.keys()))
         .clone()
+}
+
+/// A service API on 127.0.0.1 (also under `/v2`): creates every instance but `refused` (500)
+/// and `stuck` (answered only once [`ServiceApi::release`] is called); removes every one but
+/// `sticky` (500); binds every app but `blog` (500), answering [`BOUND_SECRET`] among the
+/// variables; unbinds every one.
+struct ServiceApi {
+    base: String,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl ServiceApi {
+    async fn start() -> ServiceApi {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let waiting = release.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+                let waiting = waiting.clone();
+                async move { service_answer(&waiting, method, uri, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the service API");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ServiceApi { base, release }
+    }
+
+    /// Answers the creation of `stuck` (waiting now, or still to come).
+    fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
+async fn service_answer(
+    release: &tokio::sync::Notify,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: String,
+) -> axum::response::Response {
+    use axum::http::StatusCode as Http;
+    use axum::response::IntoResponse;
+    let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let path = uri.path();
+    let path = path.strip_prefix("/v2").unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["resources"]) => match field("name") {
+            "refused" => (Http::INTERNAL_SERVER_ERROR, "no room for refused").into_response(),
+            "stuck" => {
+                release.notified().await;
+                Http::CREATED.into_response()
+            }
+            _ => Http::CREATED.into_response(),
+        },
+        ("DELETE", ["resources", "sticky"]) => {
+            (Http::INTERNAL_SERVER_ERROR, "sticky stays").into_response()
+        }
+        ("DELETE", ["resources", _]) => Http::OK.into_response(),
+        ("POST", ["resources", instance, "bind-app"]) => match field("app-name") {
+            "blog" => (Http::INTERNAL_SERVER_ERROR, "blog may not bind").into_response(),
+            app => (
+                Http::CREATED,
+                axum::Json(json!({
+                    "PG_URL": format!("postgres://{instance}.example/{app}"),
+                    "PG_PASSWORD": BOUND_SECRET,
+                })),
+            )
+                .into_response(),
+        },
+        ("DELETE", ["resources", _, "bind-app"]) => Http::OK.into_response(),
+        ("GET", ["resources", _, "status"]) => Http::NO_CONTENT.into_response(),
+        _ => Http::NOT_FOUND.into_response(),
+    }
+}
+
+/// Creates instance `name` of `service` owned by `team`: the answer's status.
+async fn create_instance(user: &Api, service: &str, name: &str, team: &str) -> StatusCode {
+    user.post(
+        &format!("/v1/services/{service}/instances"),
+        json!({"name": name, "plan": "small", "team_owner": team, "description": format!("{name} of {service}")}),
+    )
+    .await
+    .status
+}
+
+/// The services part of the history (after [`history`]'s, whose users, teams and apps it uses).
+async fn services_history(app: &TestApp, service_api: &ServiceApi) {
+    let admin = &app.api;
+    let ann = admin.login("ann", "ann-password-1").await;
+    let bob = admin.login("bob", "bob-password-1").await;
+    let endpoint = service_api.base.as_str();
+
+    // pg: registered by the admin for blue, moved under /v2 with a new password, documented,
+    // green granted, red granted and revoked. cache: ann's, for both her teams.
+    admin
+        .post(
+            "/v1/services",
+            json!({"name": "pg", "endpoint": endpoint, "password": SERVICE_PASSWORD,
+                   "teams": ["blue"], "doc": "postgres databases"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    patch(
+        admin,
+        "/v1/services/pg",
+        json!({"endpoint": format!("{endpoint}/v2"), "password": format!("{SERVICE_PASSWORD}-2")}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let doc = admin
+        .request(Method::PUT, "/v1/services/pg/doc")
+        .header("content-type", "text/plain")
+        .body("ask ann for a bigger plan")
+        .send()
+        .await
+        .expect("PUT the doc");
+    assert!(doc.status().is_success(), "PUT doc: {}", doc.status());
+    for (method, team) in [
+        (Method::PUT, "green"),
+        (Method::PUT, "red"),
+        (Method::DELETE, "red"),
+    ] {
+        admin
+            .call(method, &format!("/v1/services/pg/teams/{team}"), None)
+            .await
+            .expect(StatusCode::NO_CONTENT);
+    }
+    ann.post(
+        "/v1/services",
+        json!({"name": "cache", "endpoint": endpoint, "password": SERVICE_PASSWORD,
+               "teams": ["blue", "red"]}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+
+    // old: bob's, removed, then registered again by the admin for blue.
+    bob.post(
+        "/v1/services",
+        json!({"name": "old", "endpoint": endpoint, "password": SERVICE_PASSWORD, "teams": ["green"]}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    delete(admin, "/v1/services/old")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    admin
+        .post(
+            "/v1/services",
+            json!({"name": "old", "endpoint": endpoint, "password": SERVICE_PASSWORD, "teams": ["blue"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+
+    // dead: nothing listens at its endpoint; its one instance gets no answer twice, fails, and
+    // the service is removed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let dead_endpoint = format!("http://{}", dead.local_addr().expect("address"));
+    drop(dead);
+    admin
+        .post(
+            "/v1/services",
+            json!({"name": "dead", "endpoint": dead_endpoint, "password": SERVICE_PASSWORD, "teams": ["blue"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let lost = create_instance(&ann, "dead", "lost", "blue").await;
+    assert!(
+        lost == StatusCode::ACCEPTED || lost == StatusCode::BAD_GATEWAY,
+        "the creation on a dead port: {lost}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = ann.get("/v1/services/dead/instances/lost").await;
+        if answer.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the creation that got no answer never failed: {} {}",
+            answer.status,
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    delete(admin, "/v1/services/dead")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // pg's instances: db (ann's) and db2 (bob's, green) created; refused refused; tmp created
+    // and removed; sticky's removal refused.
+    for (user, name, team, status) in [
+        (&ann, "db", "blue", StatusCode::CREATED),
+        (&bob, "db2", "green", StatusCode::CREATED),
+        (&ann, "refused", "blue", StatusCode::BAD_GATEWAY),
+        (&bob, "tmp", "green", StatusCode::CREATED),
+        (&ann, "sticky", "blue", StatusCode::CREATED),
+    ] {
+        assert_eq!(
+            create_instance(user, "pg", name, team).await,
+            status,
+            "{name}"
+        );
+    }
+    delete(&bob, "/v1/services/pg/instances/tmp")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    delete(&ann, "/v1/services/pg/instances/sticky")
+        .await
+        .expect(StatusCode::BAD_GATEWAY);
+
+    // Binds: db to shop (kept), to blog (refused), to cart without a restart, then unbound.
+    let bound = put(&ann, "/v1/services/pg/instances/db/apps/shop", None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let mut names: Vec<&str> = bound["env"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no env in {bound}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["PG_PASSWORD", "PG_URL"], "{bound}");
+    put(&ann, "/v1/services/pg/instances/db/apps/blog", None)
+        .await
+        .expect(StatusCode::BAD_GATEWAY);
+    put(
+        &ann,
+        "/v1/services/pg/instances/db/apps/cart?restart=false",
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    delete(&ann, "/v1/services/pg/instances/db/apps/cart")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    // stuck: the service takes it and does not answer (until released after the comparison).
+    assert_eq!(
+        create_instance(&ann, "pg", "stuck", "blue").await,
+        StatusCode::ACCEPTED
+    );
 }
 
 /// Builds the history the read models are compared after.
@@ -428,7 +694,9 @@ async fn history(app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_rebuilds_every_read_model_equal_row_for_row() {
     let app = spawn_app(CONFIG).await;
+    let service_api = ServiceApi::start().await;
     history(&app).await;
+    services_history(&app, &service_api).await;
     let admin = &app.api;
     let head = admin.head().await;
     caught_up(admin, head).await;
@@ -458,8 +726,45 @@ async fn replay_rebuilds_every_read_model_equal_row_for_row() {
     assert!(!rows(&live, "apps.app_env").is_empty());
     assert!(!rows(&live, "apps.quotas").is_empty());
     assert!(!rows(&live, "jobs.job_output").is_empty());
+    let services = rows(&live, "services.services");
+    let services: BTreeSet<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(services, BTreeSet::from(["cache", "old", "pg"]));
+    let instances = rows(&live, "services.service_instances");
+    let states: BTreeMap<&str, (&str, &Value)> = instances
+        .iter()
+        .filter_map(|i| Some((i["name"].as_str()?, (i["state"].as_str()?, &i["apps"]))))
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            ("db", ("ready", &json!(["shop"]))),
+            ("db2", ("ready", &json!([]))),
+            ("sticky", ("ready", &json!([]))),
+            ("stuck", ("creating", &json!([]))),
+        ]),
+        "{instances:?}"
+    );
+    let calls = rows(&live, "services.service_calls");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (&calls[0]["instance"], &calls[0]["operation"]),
+        (&json!("stuck"), &json!("create"))
+    );
+    let env = rows(&live, "apps.app_env");
+    let bound_env: BTreeSet<(&str, &str)> = env
+        .iter()
+        .filter(|v| v["bound_service"] == "pg")
+        .filter_map(|v| Some((v["app"].as_str()?, v["name"].as_str()?)))
+        .collect();
+    assert_eq!(
+        bound_env,
+        BTreeSet::from([("shop", "PG_PASSWORD"), ("shop", "PG_URL")])
+    );
     let text = serde_json::to_string(&live).unwrap();
     assert!(!text.contains(SECRET), "a private value is in a read model");
+    for secret in [SERVICE_PASSWORD, BOUND_SECRET] {
+        assert!(!text.contains(secret), "{secret} is in a read model");
+    }
 
     let live_oids = oids(&store).await;
 
@@ -519,5 +824,7 @@ async fn replay_rebuilds_every_read_model_equal_row_for_row() {
         "read models not rebuilt equal:\n{}",
         differing.join("\n")
     );
+    // The hanging creation answered, so that stopping waits on no call.
+    service_api.release();
     app.stop().await;
 }
