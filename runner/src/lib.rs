@@ -40,7 +40,7 @@ pub use mail::send_mail;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
 pub use services::{
-    Finished, Health, InstanceStatus, ServiceCalls, ServiceSettings,
+    AppRemoval, Finished, Health, InstanceStatus, ServiceCalls, ServiceSettings,
     LOCK_KEY as SERVICE_CALLS_LOCK_KEY,
 };
 pub use settings::{NotificationSettings, RunnerSettings, SmtpSettings};

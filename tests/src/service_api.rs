@@ -4,7 +4,9 @@
 //! resources and the apps bound to each, and recording every request it gets (method, path,
 //! form fields, Basic auth user and password). Each operation can be told how to answer
 //! ([`Mode`]): as a working service would, with a refusal, not at all, with garbage, or with a
-//! redirect. A bind answers the same fixed variables every time (a repeated bind too).
+//! redirect, standing ([`ServiceApi::set`]) or for the next few requests only
+//! ([`ServiceApi::next`]). A bind answers the same fixed variables every time (a repeated bind
+//! too).
 //!
 //! It checks nothing of what it gets (not even the credentials): the tests do, on what it
 //! recorded. It runs until the test process ends.
@@ -14,7 +16,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,6 +95,8 @@ impl ServiceRequest {
 struct State {
     requests: Vec<ServiceRequest>,
     modes: BTreeMap<Call, Mode>,
+    /// Modes for the next requests of a call, one each, before its standing mode.
+    queued: BTreeMap<Call, VecDeque<Mode>>,
     /// Each resource with the apps bound to it.
     resources: BTreeMap<String, BTreeSet<String>>,
     variables: BTreeMap<String, String>,
@@ -150,6 +154,12 @@ impl ServiceApi {
     /// Answer `call` as `mode` from now on.
     pub fn set(&self, call: Call, mode: Mode) {
         self.lock().modes.insert(call, mode);
+    }
+
+    /// Answer the next `call` as `mode` (after any already queued), then as [`ServiceApi::set`]
+    /// says.
+    pub fn next(&self, call: Call, mode: Mode) {
+        self.lock().queued.entry(call).or_default().push_back(mode);
     }
 
     /// Every request so far, in the order they came.
@@ -267,7 +277,13 @@ async fn handle(
             return (StatusCode::NOT_FOUND, "no such path").into_response();
         };
         let name = name.or_else(|| request.field("name").map(str::to_string));
-        match state.modes.get(&call).cloned().unwrap_or(Mode::Ok) {
+        let mode = state
+            .queued
+            .get_mut(&call)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| state.modes.get(&call).cloned())
+            .unwrap_or(Mode::Ok);
+        match mode {
             Mode::Ok => (serve(&mut state, call, name, &request), false),
             Mode::Hang => (serve(&mut state, call, name, &request), true),
             Mode::Fail { status, body } => (

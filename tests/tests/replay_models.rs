@@ -6,9 +6,9 @@
 //! and the units of a catalog process (one killed by hand, then all stopped with their app);
 //! then services (updated, documented, teams granted and revoked, one removed and registered
 //! again, one removed after its only instance's creation got no answer) and their instances
-//! (created, refused, removed, a removal refused, bound and unbound, a bind refused, one whose
-//! creation is still pending when the models are compared), against a small service API run by
-//! the test.
+//! (created, refused, removed, a removal refused, bound and unbound, a bind refused, two whose
+//! creation is still pending when the models are compared, one of them after an attempt that
+//! got no answer), against a small service API run by the test.
 //! Every projection of `bosun_projections::all()` is compared, table by table, so a read model
 //! added later is covered without this file changing. The server runs in the test's process
 //! (`spawn_app`) and keeps serving while the rebuild runs, as it would beside `bosun replay`.
@@ -21,14 +21,15 @@ use nix::unistd::Pid;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `shop`'s job task; `web`'s two units of a process that does not listen (counted as started
 /// after a short while up). The service API runs on 127.0.0.1 over plain http. A call is given
-/// 300 s, so the one left hanging is not tried again by the reactor before the models are
-/// compared; one that gets no answer is tried twice, so the creation on a dead port ends failed
-/// after one retry.
+/// 300 s, so one left hanging is not ended (nor tried again) by the reactor before the models
+/// are compared; one that gets no answer is tried twice, so the creation on a dead port ends
+/// failed after one retry.
 const CONFIG: &str = r#"
 http_tasks:
   allow_insecure_hosts: ["127.0.0.1"]
@@ -198,23 +199,36 @@ fn rows(dump: &BTreeMap<String, Value>, table: &str) -> Vec<Value> {
         .clone()
 }
 
-/// A service API on 127.0.0.1 (also under `/v2`): creates every instance but `refused` (500)
-/// and `stuck` (answered only once [`ServiceApi::release`] is called); removes every one but
-/// `sticky` (500); binds every app but `blog` (500), answering [`BOUND_SECRET`] among the
-/// variables; unbinds every one.
+/// A service API on 127.0.0.1 (also under `/v2`): creates every instance but `refused` (500),
+/// `stuck` (answered only once [`ServiceApi::release`] is called) and `again` (503, which
+/// Bosun takes for no answer, to the first ask; later asks answered once released); removes
+/// every one but `sticky` (500); binds every app but `blog` (500), answering [`BOUND_SECRET`]
+/// among the variables; unbinds every one.
 struct ServiceApi {
     base: String,
-    release: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::watch::Sender<bool>>,
+    again_asked: Arc<AtomicUsize>,
+}
+
+/// What the service's answers wait on: the release, and how many times `again` was asked.
+#[derive(Clone)]
+struct Held {
+    released: tokio::sync::watch::Receiver<bool>,
+    again_asked: Arc<AtomicUsize>,
 }
 
 impl ServiceApi {
     async fn start() -> ServiceApi {
-        let release = Arc::new(tokio::sync::Notify::new());
-        let waiting = release.clone();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let again_asked = Arc::new(AtomicUsize::new(0));
+        let held = Held {
+            released,
+            again_asked: again_asked.clone(),
+        };
         let app = axum::Router::new().fallback(
             move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
-                let waiting = waiting.clone();
-                async move { service_answer(&waiting, method, uri, body).await }
+                let held = held.clone();
+                async move { service_answer(held, method, uri, body).await }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -224,17 +238,26 @@ impl ServiceApi {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        ServiceApi { base, release }
+        ServiceApi {
+            base,
+            release: Arc::new(release),
+            again_asked,
+        }
     }
 
-    /// Answers the creation of `stuck` (waiting now, or still to come).
+    /// How many times the creation of `again` was asked for.
+    fn again_asked(&self) -> usize {
+        self.again_asked.load(Ordering::SeqCst)
+    }
+
+    /// Answers the creations held (waiting now, or still to come).
     fn release(&self) {
-        self.release.notify_one();
+        self.release.send_replace(true);
     }
 }
 
 async fn service_answer(
-    release: &tokio::sync::Notify,
+    mut held: Held,
     method: axum::http::Method,
     uri: axum::http::Uri,
     body: String,
@@ -250,7 +273,14 @@ async fn service_answer(
         ("POST", ["resources"]) => match field("name") {
             "refused" => (Http::INTERNAL_SERVER_ERROR, "no room for refused").into_response(),
             "stuck" => {
-                release.notified().await;
+                let _ = held.released.wait_for(|released| *released).await;
+                Http::CREATED.into_response()
+            }
+            "again" => {
+                if held.again_asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (Http::SERVICE_UNAVAILABLE, "again: warming up").into_response();
+                }
+                let _ = held.released.wait_for(|released| *released).await;
                 Http::CREATED.into_response()
             }
             _ => Http::CREATED.into_response(),
@@ -443,6 +473,20 @@ async fn services_history(app: &TestApp, service_api: &ServiceApi) {
         create_instance(&ann, "pg", "stuck", "blue").await,
         StatusCode::ACCEPTED
     );
+    // again: its first ask gets no answer Bosun can use (recorded, to be tried again), the
+    // next one is held like stuck's.
+    assert_eq!(
+        create_instance(&ann, "pg", "again", "blue").await,
+        StatusCode::ACCEPTED
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while service_api.again_asked() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the reactor never tried again's creation again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Builds the history the read models are compared after.
@@ -741,14 +785,26 @@ async fn replay_rebuilds_every_read_model_equal_row_for_row() {
             ("db2", ("ready", &json!([]))),
             ("sticky", ("ready", &json!([]))),
             ("stuck", ("creating", &json!([]))),
+            ("again", ("creating", &json!([]))),
         ]),
         "{instances:?}"
     );
     let calls = rows(&live, "services.service_calls");
-    assert_eq!(calls.len(), 1, "{calls:?}");
+    let calls: BTreeMap<&str, (&Value, &Value, bool)> = calls
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c["instance"].as_str()?,
+                (&c["operation"], &c["attempts"], c["last_error"].is_string()),
+            ))
+        })
+        .collect();
     assert_eq!(
-        (&calls[0]["instance"], &calls[0]["operation"]),
-        (&json!("stuck"), &json!("create"))
+        calls,
+        BTreeMap::from([
+            ("stuck", (&json!("create"), &json!(0), false)),
+            ("again", (&json!("create"), &json!(1), true)),
+        ]),
     );
     let env = rows(&live, "apps.app_env");
     let bound_env: BTreeSet<(&str, &str)> = env

@@ -13,13 +13,15 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Calls time out after 2 s (so the reactor takes an intent up about 7 s after it was made).
+/// Calls time out after 10 s, so the first attempt cannot end (and record that it got no
+/// answer) before the kill, and the restarted server's reactor takes an intent up about 15 s
+/// after it was made.
 const CONFIG: &str = r#"
 listen: 127.0.0.1:0
 http_tasks:
   allow_insecure_hosts: ["127.0.0.1"]
 services:
-  timeout_seconds: 2
+  timeout_seconds: 10
 catalog:
   shop:
     production:

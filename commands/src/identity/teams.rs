@@ -9,6 +9,24 @@ use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::apps as apps_model;
 use bosun_projections::read_models::identity as model;
+use bosun_projections::read_models::services as services_model;
+
+/// How many names a refusal lists before `…`.
+const LISTED: usize = 5;
+
+/// `names` for a refusal, the first [`LISTED`] of them: `a, b, …`.
+fn listed(names: &[String]) -> String {
+    let mut shown = names
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > LISTED {
+        shown.push_str(", …");
+    }
+    shown
+}
 
 impl<S: EventStore> Commands<S> {
     #[tracing::instrument(skip_all, fields(actor = actor.name(), team = name.as_str()))]
@@ -79,13 +97,17 @@ impl<S: EventStore> Commands<S> {
         Ok(written)
     }
 
-    /// Removes team `team` (204): 409 `team_has_apps` while an app (not removed) has it among
-    /// its teams. Apps are authorized by team name, so a team of that name created later would
-    /// otherwise inherit them. Which apps have it is read from the apps read model once caught
-    /// up with the log, as `remove_platform` does. The race this leaves is narrow: a grant of
-    /// the team to an app (or an app created for it) appended between that read and the
-    /// removal is not seen, and that app keeps the removed team's name, which a team created
-    /// later under that name would inherit until it is revoked from the app.
+    /// Removes team `team` (204), refused, in this order: 409 `team_has_instances` while a
+    /// service instance has it as its team owner, 409 `team_has_services` while a service (not
+    /// removed) has it among its teams (its owner teams are among them), 409 `team_has_apps`
+    /// while an app (not removed) has it among its teams. Apps, services and instances are
+    /// authorized by team name, so a team of that name created later would otherwise inherit
+    /// them. Which have it is read from the apps and services read models once caught up with
+    /// the log, as `remove_platform` does. The race this leaves is narrow: a grant of the team
+    /// (or an app or instance created for it) appended between that read and the removal is not
+    /// seen, and keeps the removed team's name, which a team created later under that name
+    /// would inherit until it is revoked. The refusals name what they count: the caller is a
+    /// member of the team (or an admin), who sees all of it.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team))]
     pub async fn remove_team(
         &self,
@@ -112,7 +134,41 @@ impl<S: EventStore> Commands<S> {
                 },
             )
             .await?;
+            let services = services_model::services(&**client, Some(&[team.to_string()])).await?;
+            let mut instances = Vec::new();
+            for service in services_model::services(&**client, None).await? {
+                for instance in
+                    services_model::instances(&**client, &service.name, Some(&[team.to_string()]))
+                        .await?
+                {
+                    instances.push(format!("{}/{}", instance.service, instance.name));
+                }
+            }
             drop(client);
+            if !instances.is_empty() {
+                return Err(DomainError::conflict(
+                    "team_has_instances",
+                    format!(
+                        "team {team} owns {} service instance(s) ({}): remove them first",
+                        instances.len(),
+                        listed(&instances)
+                    ),
+                )
+                .into());
+            }
+            if !services.is_empty() {
+                let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+                return Err(DomainError::conflict(
+                    "team_has_services",
+                    format!(
+                        "team {team} has {} service(s) ({}): revoke it from them, or remove them, \
+                         first",
+                        names.len(),
+                        listed(&names)
+                    ),
+                )
+                .into());
+            }
             if total > 0 {
                 let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
                 let more = if total > names.len() as i64 {

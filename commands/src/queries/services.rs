@@ -17,6 +17,7 @@ use bosun_domain::DomainError;
 use bosun_projections::read_models::services::{
     self as model, InstanceView, PendingCallRow, ServiceView,
 };
+use std::time::Duration;
 use tokio_postgres::GenericClient;
 
 fn no_service(service: &str) -> CommandError {
@@ -134,12 +135,15 @@ impl Queries {
             .ok_or_else(|| no_instance(service, instance))
     }
 
-    /// At most `limit` calls to services whose outcome is not recorded, the longest waiting
-    /// first: for the runner's reactor (the server itself), not a caller's read.
+    /// At most `limit` calls to services whose outcome is not recorded and that are due now,
+    /// the longest due first: those whose `retry_at` has come, and those never tried again
+    /// once `grace` has passed since they were requested. For the runner's reactor (the server
+    /// itself), not a caller's read.
     pub async fn pending_service_calls(
         &self,
         limit: i64,
+        grace: Duration,
     ) -> Result<Vec<PendingCallRow>, CommandError> {
-        Ok(model::pending_calls(&**self.client().await?, limit).await?)
+        Ok(model::pending_calls(&**self.client().await?, limit, grace.as_secs_f64()).await?)
     }
 }

@@ -74,6 +74,9 @@ pub struct ServiceCall {
     /// The attempts that got no answer so far.
     pub attempts: u32,
     pub requested_at: DateTime<Utc>,
+    /// When the stream says to try again after the last attempt that got no answer (`None`:
+    /// no attempt got none yet).
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for ServiceCall {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for ServiceCall {
             .field("app_host", &self.app_host)
             .field("attempts", &self.attempts)
             .field("requested_at", &self.requested_at)
+            .field("retry_at", &self.retry_at)
             .finish()
     }
 }
@@ -151,8 +155,32 @@ impl std::fmt::Debug for StatusTarget {
     }
 }
 
+/// The longest variable name a refusal quotes, in characters.
+const MAX_QUOTED_NAME_CHARS: usize = 64;
+
+/// A name the service answered, as a refusal quotes it: at most [`MAX_QUOTED_NAME_CHARS`]
+/// characters, then `…`.
+fn quoted(name: &str) -> String {
+    match name.char_indices().nth(MAX_QUOTED_NAME_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_string(),
+    }
+}
+
+/// A refusal's message about variable `name`, the name in it shortened (as [`quoted`]).
+fn about(name: &str, message: &str) -> String {
+    if name.chars().count() <= MAX_QUOTED_NAME_CHARS {
+        return message.to_string();
+    }
+    let short = quoted(name);
+    message
+        .replace(&format!("{name:?}"), &format!("{short:?}"))
+        .replace(name, &short)
+}
+
 /// A bind's variables checked (names and values as an app's private variables) and sealed for
 /// app `app`; why not, as the refusal's message, if the service answered ones Bosun cannot use.
+/// The message quotes names (shortened), never values.
 fn sealed_vars(
     sealer: &crate::seal::Sealer,
     app: &str,
@@ -165,21 +193,19 @@ fn sealed_vars(
         let parsed = match EnvName::parse(name) {
             Ok(parsed) => parsed,
             Err(DomainError::Invalid { message, .. }) => {
-                problems.push(format!("{name:?}: {message}"));
+                problems.push(about(name, &message));
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         if !seen.insert(parsed.clone()) {
-            problems.push(format!("{name} is given twice"));
+            problems.push(format!("{} is given twice", quoted(name)));
             continue;
         }
         // The refusal names the variable, never its value.
         match check_env_value(&parsed, value.expose_secret()) {
             Ok(()) => checked.push((parsed, value)),
-            Err(DomainError::Invalid { message, .. }) => {
-                problems.push(format!("{name}: {message}"))
-            }
+            Err(DomainError::Invalid { message, .. }) => problems.push(about(name, &message)),
             Err(e) => return Err(e.into()),
         }
     }
@@ -313,6 +339,7 @@ impl<S: EventStore> Commands<S> {
             app_host: pending.app_host.clone(),
             attempts: pending.attempts,
             requested_at: pending.requested_at,
+            retry_at: pending.retry_at,
         }))
     }
 
@@ -380,14 +407,19 @@ impl<S: EventStore> Commands<S> {
                     let (events, pairs) =
                         match paired_events(&events, &instance, restart, services, apps)? {
                             Ok(pairs) => (events, pairs),
-                            // The app refused the variables (too long together with its own,
-                            // say): the bind is refused, saying why.
+                            // The app refused the variables (too long together with the
+                            // rest of its env, say) or the bind (no longer pending): the bind
+                            // is refused, saying why.
                             Err(refused) => {
+                                let message = match &refused {
+                                    DomainError::Invalid { message, .. } => unusable(message),
+                                    other => format!("the app refused the bind: {other}"),
+                                };
                                 let events = held.state.handle(InstanceCommand::Record {
                                     request_id,
                                     outcome: CallOutcome::Refused {
                                         status: None,
-                                        message: unusable(&refused.to_string()),
+                                        message,
                                     },
                                     at,
                                 })?;

@@ -14,7 +14,13 @@
 //!   `InstanceBindRequested` + `AppInstanceBindRequested` (the app then refuses its removal and a
 //!   second bind of the same instance). The service is told the app's host: its first cname,
 //!   else its name.
-//! - Unbind: as bind; `InstanceUnbindRequested` (the app's variables leave with the outcome).
+//! - Unbind: [`AppAction::Manage`] on the app (404, then 403), and an admin or a member of the
+//!   instance's teams, or else the instance bound (or being bound) to that app as its stream
+//!   says: whoever manages an app may unbind what is bound to it, as its removal does first
+//!   (404 for an instance neither seen nor bound there); `InstanceUnbindRequested` (the app's
+//!   variables go with the outcome).
+//! - The instances bound to an app ([`Commands::app_bound_instances`]): for whoever may remove
+//!   it, what to unbind first.
 //!
 //! Does not own: the outcomes (`calls.rs`), the rules of an instance or an app (domain).
 
@@ -23,7 +29,7 @@ use crate::actor::{Actor, AppAction, Origin};
 use crate::apps::{now, require_on};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::apps::{check_description, App, AppCommand, AppName};
+use bosun_domain::apps::{check_description, App, AppCommand, AppName, Binding};
 use bosun_domain::identity::{Scope, Team, TeamName};
 use bosun_domain::services::{
     check_plan, instance_stream_id, Instance, InstanceCommand, InstanceName, InstanceRef, Service,
@@ -63,7 +69,51 @@ fn app_host(app: &App) -> Result<String, CommandError> {
     }
 }
 
+/// `actor` may unbind instance `instance` of `service` (as `state`) from app `app` (as
+/// `app_state`): it manages the app (404, then 403), and sees the instance or the app has it
+/// bound or being bound (404 for the instance otherwise).
+fn require_may_unbind(
+    actor: &Actor,
+    service: &str,
+    instance: &str,
+    app: &str,
+    state: &Instance,
+    app_state: &App,
+    instance_ref: &InstanceRef,
+) -> Result<(), CommandError> {
+    require_on(actor, app, app_state, AppAction::Manage)?;
+    let bound_there = state.exists() && app_state.bindings().contains_key(instance_ref);
+    if !bound_there {
+        require_sees_instance(actor, service, instance, state)?;
+    }
+    Ok(())
+}
+
 impl<S: EventStore> Commands<S> {
+    /// The instances bound to app `app`, as `(service, instance)`, for whoever may remove it
+    /// (404, then 403, as [`Commands::remove_app`]): what its removal unbinds first. Those whose
+    /// bind is pending are not among them (the app's removal refuses them, 409
+    /// `app_has_bindings`).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app))]
+    pub async fn app_bound_instances(
+        &self,
+        actor: &Actor,
+        app: &str,
+    ) -> Result<Vec<(String, String)>, CommandError> {
+        let state = self.authorized_app(actor, app, AppAction::Manage).await?;
+        Ok(state
+            .bindings()
+            .iter()
+            .filter(|(_, binding)| **binding == Binding::Bound)
+            .map(|(r, _)| {
+                (
+                    r.service.as_str().to_string(),
+                    r.instance.as_str().to_string(),
+                )
+            })
+            .collect())
+    }
+
     /// Records the intent to create instance `input.name` of service `service`: see the
     /// [module](self).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), service = service, instance = input.name.as_str()))]
@@ -217,13 +267,16 @@ impl<S: EventStore> Commands<S> {
         restart: bool,
     ) -> Result<(Intent, Written), CommandError> {
         actor.require(Scope::Write)?;
-        self.visible_instance(actor, service, instance).await?;
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
+        let instance_ref = InstanceRef {
+            service: service_name.clone(),
+            instance: instance_name.clone(),
+        };
         let app_name = AppName::parse(app)?;
         let request_id = Uuid::new_v4();
         let at = now();
-        // The app is held so that a reload (the instance moved) checks it again; only the
+        // Who may unbind is decided on the held states (checked again on a reload); only the
         // instance is written to.
         let held = (
             self.hold::<Instance>(&instance_stream_id(&service_name, &instance_name))
@@ -231,8 +284,15 @@ impl<S: EventStore> Commands<S> {
             self.hold::<App>(app).await?,
         );
         self.execute_batch(held, actor, origin, |(held, app_held), batch| {
-            require_sees_instance(actor, service, instance, &held.state)?;
-            require_on(actor, app, &app_held.state, AppAction::Manage)?;
+            require_may_unbind(
+                actor,
+                service,
+                instance,
+                app,
+                &held.state,
+                &app_held.state,
+                &instance_ref,
+            )?;
             let requested = held.state.handle(InstanceCommand::RequestUnbind {
                 request_id,
                 app: app_name.clone(),

@@ -9,8 +9,10 @@
 //!   of one of its owner teams (the teams it was registered with), 403 otherwise. Registering
 //!   one is for an admin or a member of every team it names.
 //! - An instance is seen, and acted on, by an admin or a member of its teams (its team owner);
-//!   one not seen is a 404. Creating one asks the same of its team owner; binding or unbinding
-//!   an app also asks [`Actor::require_on_app`] with [`AppAction::Manage`] on the app.
+//!   one not seen is a 404. Creating one asks the same of its team owner; binding an app also
+//!   asks [`Actor::require_on_app`] with [`AppAction::Manage`] on the app. Unbinding asks
+//!   Manage on the app, and seeing the instance or its being bound to that app: whoever manages
+//!   an app may unbind what is bound to it (as removing the app does first).
 //!
 //! Every intent is one atomic append ([`Commands::execute_batch`]) of the instance's request and
 //! its pair on the other stream: a creation with `ServiceInstanceAdded` on the service (the

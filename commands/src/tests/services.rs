@@ -113,7 +113,7 @@ fn create(name: &str, team_owner: &str) -> CreateInstance {
 }
 
 /// Instance `name` of `db`, created by ann and recorded as created by the service.
-async fn ready_instance(commands: &Commands<Racing>, name: &str) {
+async fn ready_instance<S: EventStore>(commands: &Commands<S>, name: &str) {
     let (intent, _) = commands
         .request_instance(&ann(), &origin(), "db", create(name, "ops"))
         .await
@@ -135,8 +135,8 @@ fn vars(vars: &[(&str, &str)]) -> CallResult {
 }
 
 /// Records `result` for `intent`'s pending call, as the runner does.
-async fn record(
-    commands: &Commands<Racing>,
+async fn record<S: EventStore>(
+    commands: &Commands<S>,
     intent: &Intent,
     result: CallResult,
 ) -> Result<Option<Written>, CommandError> {
@@ -517,6 +517,7 @@ async fn a_failed_creation_drops_the_instance_from_the_service_in_the_same_appen
     .unwrap();
     let call = commands.service_call(&intent).await.unwrap().unwrap();
     assert_eq!(call.attempts, 1);
+    assert_eq!(call.retry_at, Some(retry_at), "as the stream has it");
     let head = head(&log).await;
     commands
         .record_service_call(
@@ -803,4 +804,317 @@ async fn a_second_bind_while_one_is_pending_is_refused_on_both_streams() {
         1,
         "one pending binding"
     );
+}
+
+#[tokio::test]
+async fn a_new_endpoint_needs_the_password_again() {
+    let (commands, log) = setup().await;
+    let head = head(&log).await;
+    let refused = commands
+        .update_service(
+            &ann(),
+            &origin(),
+            "db",
+            UpdateService {
+                endpoint: Some("http://127.0.0.1:9998/api".into()),
+                password: None,
+            },
+            &insecure(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_field(&refused), Some("password"), "{refused:?}");
+    assert_eq!(super::head(&log).await, head, "nothing written");
+    // The same endpoint again is no new one.
+    commands
+        .update_service(
+            &ann(),
+            &origin(),
+            "db",
+            UpdateService {
+                endpoint: Some("http://127.0.0.1:9999/api/".into()),
+                password: None,
+            },
+            &insecure(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(super::head(&log).await, head, "no change");
+    let (view, _) = commands
+        .update_service(
+            &ann(),
+            &origin(),
+            "db",
+            UpdateService {
+                endpoint: Some("http://127.0.0.1:9998/api".into()),
+                password: Some(SecretString::from("for-the-new-host")),
+            },
+            &insecure(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.endpoint, "http://127.0.0.1:9998/api");
+}
+
+/// cat, of ops and dev, binds ops' instance `main` to bob's app `blog` (team dev).
+async fn main_bound_to_blog(commands: &Commands<Racing>) {
+    commands
+        .create_app(
+            &bob(),
+            &origin(),
+            &AppRules { default_quota: -1 },
+            CreateApp {
+                name: "blog".into(),
+                platform: "python".into(),
+                ..CreateApp::default()
+            },
+        )
+        .await
+        .unwrap();
+    ready_instance(commands, "main").await;
+    let cat = member("cat", &["ops", "dev"]);
+    let (intent, _) = commands
+        .request_bind(&cat, &origin(), "db", "main", "blog", false)
+        .await
+        .unwrap();
+    record(commands, &intent, vars(&[("DATABASE_URL", "postgres://x")]))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn whoever_manages_an_app_unbinds_what_is_bound_to_it() {
+    let (commands, log) = setup().await;
+    main_bound_to_blog(&commands).await;
+    let head = head(&log).await;
+    // ann sees the instance but does not manage blog.
+    let refused = commands
+        .request_unbind(&ann(), &origin(), "db", "main", "blog", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, CommandError::Forbidden(_)), "{refused:?}");
+    // bob does not see the instance: not bound to his app, it is none of his (404)...
+    ready_instance(&commands, "other").await;
+    let head = head.max(super::head(&log).await);
+    let refused = commands
+        .request_unbind(&bob(), &origin(), "db", "other", "blog", false)
+        .await
+        .unwrap_err();
+    assert!(not_found(&refused), "{refused:?}");
+    assert_eq!(super::head(&log).await, head, "nothing written");
+    // ...but bound to it, he lists it and unbinds it.
+    assert_eq!(
+        commands.app_bound_instances(&bob(), "blog").await.unwrap(),
+        [("db".to_string(), "main".to_string())]
+    );
+    let (intent, _) = commands
+        .request_unbind(&bob(), &origin(), "db", "main", "blog", false)
+        .await
+        .unwrap();
+    record(&commands, &intent, done()).await.unwrap().unwrap();
+    let blog = app(&commands, "blog").await;
+    assert!(blog.bindings().is_empty() && blog.env().is_empty());
+    assert!(commands
+        .app_bound_instances(&bob(), "blog")
+        .await
+        .unwrap()
+        .is_empty());
+    // Who may not remove the app does not list them: 404 for no app, 403 for another's.
+    assert!(matches!(
+        commands
+            .app_bound_instances(&ann(), "blog")
+            .await
+            .unwrap_err(),
+        CommandError::Forbidden(_)
+    ));
+    assert!(not_found(
+        &commands
+            .app_bound_instances(&bob(), "nope")
+            .await
+            .unwrap_err()
+    ));
+}
+
+#[tokio::test]
+async fn the_bound_instances_of_an_app_leave_a_pending_bind_out() {
+    let (commands, _log) = setup().await;
+    ready_instance(&commands, "main").await;
+    commands
+        .request_bind(&ann(), &origin(), "db", "main", "shop", false)
+        .await
+        .unwrap();
+    assert!(commands
+        .app_bound_instances(&ann(), "shop")
+        .await
+        .unwrap()
+        .is_empty());
+    let refused = commands
+        .remove_app(&ann(), &origin(), "shop")
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(&refused), Some("app_has_bindings"));
+    assert!(
+        !refused.to_string().contains("main"),
+        "counted, not named: {refused}"
+    );
+}
+
+#[tokio::test]
+async fn an_unbind_gives_the_app_own_value_back() {
+    let (commands, _log) = setup().await;
+    ready_instance(&commands, "main").await;
+    commands
+        .set_app_env(
+            &ann(),
+            &origin(),
+            "shop",
+            vec![crate::apps::EnvInput {
+                name: "DATABASE_URL".into(),
+                value: "sqlite://".into(),
+                public: true,
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+    let (intent, _) = commands
+        .request_bind(&ann(), &origin(), "db", "main", "shop", false)
+        .await
+        .unwrap();
+    record(
+        &commands,
+        &intent,
+        vars(&[("DATABASE_URL", "postgres://x")]),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let name = EnvName::parse("DATABASE_URL").unwrap();
+    assert!(matches!(
+        app(&commands, "shop").await.env().get(&name),
+        Some(EnvValue::Private { .. })
+    ));
+    let (intent, _) = commands
+        .request_unbind(&ann(), &origin(), "db", "main", "shop", true)
+        .await
+        .unwrap();
+    record(&commands, &intent, done()).await.unwrap().unwrap();
+    let shop = app(&commands, "shop").await;
+    assert_eq!(
+        shop.env().get(&name).and_then(EnvValue::public_value),
+        Some("sqlite://")
+    );
+    assert!(shop.bound().is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_quotes_a_long_variable_name_shortened() {
+    let (commands, log) = setup().await;
+    ready_instance(&commands, "main").await;
+    let (intent, _) = commands
+        .request_bind(&ann(), &origin(), "db", "main", "shop", true)
+        .await
+        .unwrap();
+    let long = "A".repeat(200);
+    let bad = format!("{} BAD", "B".repeat(100));
+    record(
+        &commands,
+        &intent,
+        vars(&[(long.as_str(), "s3cret\0"), (bad.as_str(), "s3cret")]),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let log_text = whole_log(&log).await;
+    assert!(log_text.contains("the service answered variables Bosun cannot use"));
+    assert!(log_text.contains(&format!("{}…", "A".repeat(64))));
+    assert!(!log_text.contains(&"A".repeat(65)));
+    assert!(log_text.contains(&format!("{}…", "B".repeat(64))));
+    assert!(!log_text.contains(&"B".repeat(65)));
+    assert!(!log_text.contains("s3cret"));
+}
+
+/// Commands over a fresh PostgreSQL log with every read model projected, sealing with a test
+/// key, and the same world as [`setup`]. The projections run as long as the returned handle.
+async fn setup_on_postgres() -> (
+    Commands<bosun_eventstore::PgEventStore>,
+    bosun_projections::Running,
+) {
+    let config = bosun_eventstore::testing::fresh_database().await;
+    let store = bosun_eventstore::PgEventStore::open(&config).await.unwrap();
+    let projections = bosun_projections::Projections::new(bosun_projections::all());
+    projections.prepare(&config).await.unwrap();
+    let running = projections.start(store.clone(), &config).await.unwrap();
+    let commands = Commands::new(store, running.freshness())
+        .with_sealer(Sealer::new(&SecretSlice::from(vec![7u8; 32])));
+    for (team, creator) in [("ops", "ann"), ("dev", "bob")] {
+        commands
+            .execute::<Team>(team, &SYSTEM, &origin(), |state| {
+                state.handle(TeamCommand::Create {
+                    name: TeamName::parse(team).unwrap(),
+                    creator: Username::parse(creator).unwrap(),
+                })
+            })
+            .await
+            .unwrap();
+    }
+    commands
+        .register_service(&ann(), &origin(), register("db", &["ops"]), &insecure())
+        .await
+        .unwrap();
+    (commands, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_with_a_service_or_an_instance_is_not_removed() {
+    let (commands, _running) = setup_on_postgres().await;
+    commands
+        .grant_service_team(&ann(), &origin(), "db", "dev")
+        .await
+        .unwrap();
+    let (intent, _) = commands
+        .request_instance(&bob(), &origin(), "db", create("main", "dev"))
+        .await
+        .unwrap();
+    record(&commands, &intent, done()).await.unwrap().unwrap();
+    let refused = commands
+        .remove_team(&bob(), &origin(), "dev")
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(&refused), Some("team_has_instances"));
+    assert!(refused.to_string().contains("db/main"), "{refused}");
+    // The instance gone, the service it is granted holds it still.
+    let (intent, _) = commands
+        .request_instance_removal(&bob(), &origin(), "db", "main")
+        .await
+        .unwrap();
+    record(&commands, &intent, done()).await.unwrap().unwrap();
+    let refused = commands
+        .remove_team(&bob(), &origin(), "dev")
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(&refused), Some("team_has_services"));
+    commands
+        .revoke_service_team(&ann(), &origin(), "db", "dev")
+        .await
+        .unwrap();
+    commands
+        .remove_team(&bob(), &origin(), "dev")
+        .await
+        .unwrap();
+    // An owner team goes with its service only.
+    let refused = commands
+        .remove_team(&ann(), &origin(), "ops")
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(&refused), Some("team_has_services"));
+    commands
+        .remove_service(&ann(), &origin(), "db")
+        .await
+        .unwrap();
+    commands
+        .remove_team(&ann(), &origin(), "ops")
+        .await
+        .unwrap();
 }

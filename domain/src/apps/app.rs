@@ -10,10 +10,18 @@
 //! - Its `team_owner` is always one of its teams, and its last team cannot go (409 `last_team`).
 //!   The team owner cannot be revoked either (409 `team_owner`, as tsuru refuses it): set
 //!   another `team_owner` first, which also grants that team.
-//! - Environment names set by bound service instances (`bound`) are neither set nor unset here
-//!   (409 `env_bound`).
+//! - Its environment is layered: its own variables, overridden by those each bound service
+//!   instance set, in bind order (the latest bind wins). `env` is that effective environment,
+//!   `bound` which binding set each name it took. Names a binding sets are neither set nor unset
+//!   through the app's own env while bound (409 `env_bound`). Unbinding an instance puts back,
+//!   for each name it set and was effective for, the value of the most recent other binding
+//!   that sets it, else the app's own value; a name with neither leaves the environment.
+//! - All its effective variables together stay within [`MAX_ENV_BYTES`] (400 `envs`), its own
+//!   set and a bind's alike.
 //! - A service instance is bound once (409 `already_bound`, also while its bind is pending);
-//!   an app with bindings, pending or made, is not removed (409 `app_has_bindings`).
+//!   an app with bindings, pending or made, is not removed (409 `app_has_bindings`, counting
+//!   them: the instances may be ones its managers do not see). A bind's outcome is recorded
+//!   only while it is pending (409 `bind_not_pending`).
 //!
 //! Membership of the acting user in `team_owner`, the existence of teams and whether a unit is
 //! restarting are identity's and the units' facts: the command handler reads them and passes
@@ -106,8 +114,9 @@ pub enum AppEvent {
         service: ServiceName,
         instance: InstanceName,
     },
-    /// The instance is bound and set these variables (private, sealed), replacing the app's
-    /// own of those names; `restart`: its units restart with them.
+    /// The instance is bound and set these variables (private, sealed), overriding the app's
+    /// own and earlier bindings' values of those names (kept beneath, for its unbind);
+    /// `restart`: its units restart with them.
     AppInstanceBound {
         service: ServiceName,
         instance: InstanceName,
@@ -119,14 +128,29 @@ pub enum AppEvent {
         service: ServiceName,
         instance: InstanceName,
     },
-    /// The instance is unbound; `names`, the variables it still set, leave the environment;
-    /// `restart`: its units restart without them.
+    /// The instance is unbound. Of the names it set and was effective for, `names` leave the
+    /// environment and `restored` take another value now (an earlier binding's, or the app's
+    /// own); `restart`: its units restart with the environment so changed (false when nothing
+    /// changed). Events from before layering have no `restored`.
     AppInstanceUnbound {
         service: ServiceName,
         instance: InstanceName,
         names: Vec<EnvName>,
+        #[serde(default)]
+        restored: Vec<RestoredEnv>,
         restart: bool,
     },
+}
+
+/// A variable an unbind gives back: its value now, and the binding that set it (`None`: the
+/// app's own value).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoredEnv {
+    pub name: EnvName,
+    #[serde(flatten)]
+    pub value: EnvValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<InstanceRef>,
 }
 
 impl DomainEvent for AppEvent {
@@ -208,7 +232,9 @@ pub enum AppCommand {
     RequestBind {
         instance: InstanceRef,
     },
-    /// The bind is done: `envs` (private, sealed for this app) join the environment.
+    /// The bind is done: `envs` (private, sealed for this app) override the environment.
+    /// Refused unless the bind is pending (409 `bind_not_pending`), for a name given twice or
+    /// past [`MAX_ENV_BYTES`] for the effective environment (400 `envs`).
     RecordBound {
         instance: InstanceRef,
         envs: Vec<EnvVar>,
@@ -218,8 +244,9 @@ pub enum AppCommand {
     RecordBindFailed {
         instance: InstanceRef,
     },
-    /// The unbind is done: the variables the instance still sets leave the environment (no
-    /// binding is no event).
+    /// The unbind is done: the names the instance set and was effective for fall back to the
+    /// most recent other binding's value, else the app's own, else leave the environment (no
+    /// binding is no event). `restart` is kept only if the effective environment changes.
     RecordUnbound {
         instance: InstanceRef,
         restart: bool,
@@ -244,7 +271,13 @@ pub struct App {
     description: String,
     teams: BTreeSet<TeamName>,
     cnames: BTreeSet<Cname>,
+    /// The effective environment: `own`, overridden by `layers` in order.
     env: BTreeMap<EnvName, EnvValue>,
+    /// The app's own variables, also those a binding overrides now.
+    own: BTreeMap<EnvName, EnvValue>,
+    /// The variables each bound instance set, in bind order.
+    layers: Vec<(InstanceRef, BTreeMap<EnvName, EnvValue>)>,
+    /// The effective names a binding set, with that binding.
     bound: BTreeMap<EnvName, InstanceRef>,
     bindings: BTreeMap<InstanceRef, Binding>,
     restart_generation: u64,
@@ -294,14 +327,19 @@ impl App {
         &self.cnames
     }
 
-    /// Its variables, its own and those bound instances set (`bound` says which), private ones
-    /// sealed.
+    /// Its effective variables: its own, overridden by those bound instances set in bind
+    /// order (`bound` says which binding set a name), private ones sealed.
     pub fn env(&self) -> &BTreeMap<EnvName, EnvValue> {
         &self.env
     }
 
-    /// The names bound service instances set, with the instance that set each: neither set
-    /// nor unset through the app's env.
+    /// Its own variables, those a binding overrides now included: what its env falls back to.
+    pub fn own_env(&self) -> &BTreeMap<EnvName, EnvValue> {
+        &self.own
+    }
+
+    /// The effective names a bound service instance set, with the instance that set each:
+    /// neither set nor unset through the app's env.
     pub fn bound(&self) -> &BTreeMap<EnvName, InstanceRef> {
         &self.bound
     }
@@ -424,6 +462,85 @@ impl App {
             return Ok(vec![]);
         }
         Ok(vec![AppEvent::AppEnvUnset { names, restart }])
+    }
+
+    fn record_bound(
+        &self,
+        instance: InstanceRef,
+        envs: Vec<EnvVar>,
+        restart: bool,
+    ) -> Result<Vec<AppEvent>, DomainError> {
+        if self.bindings.get(&instance) != Some(&Binding::Pending) {
+            return Err(DomainError::conflict(
+                "bind_not_pending",
+                format!("{instance} has no bind pending on this app"),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut after = self.env.clone();
+        for var in &envs {
+            if !seen.insert(&var.name) {
+                return Err(DomainError::invalid(
+                    "envs",
+                    format!("{} is given twice", var.name),
+                ));
+            }
+            after.insert(var.name.clone(), var.value.clone());
+        }
+        let total: usize = after.iter().map(|(n, v)| EnvVar::stored_len(n, v)).sum();
+        if total > MAX_ENV_BYTES {
+            return Err(DomainError::invalid(
+                "envs",
+                "all the app's variables together would be longer than 1 MiB",
+            ));
+        }
+        Ok(vec![AppEvent::AppInstanceBound {
+            service: instance.service,
+            instance: instance.instance,
+            envs,
+            restart,
+        }])
+    }
+
+    /// What unbinding `instance` does to the effective environment (see [`App::env`]).
+    fn record_unbound(&self, instance: InstanceRef, restart: bool) -> Vec<AppEvent> {
+        if !self.bindings.contains_key(&instance) {
+            return vec![];
+        }
+        let mut names = Vec::new();
+        let mut restored = Vec::new();
+        for (name, _) in self.bound.iter().filter(|(_, by)| **by == instance) {
+            let earlier = self
+                .layers
+                .iter()
+                .rev()
+                .filter(|(by, _)| *by != instance)
+                .find_map(|(by, vars)| vars.get(name).map(|value| (by, value)));
+            match (earlier, self.own.get(name)) {
+                (Some((by, value)), _) => restored.push(RestoredEnv {
+                    name: name.clone(),
+                    value: value.clone(),
+                    bound: Some(by.clone()),
+                }),
+                (None, Some(value)) => restored.push(RestoredEnv {
+                    name: name.clone(),
+                    value: value.clone(),
+                    bound: None,
+                }),
+                (None, None) => names.push(name.clone()),
+            }
+        }
+        let changed = !names.is_empty()
+            || restored
+                .iter()
+                .any(|r| self.env.get(&r.name) != Some(&r.value));
+        vec![AppEvent::AppInstanceUnbound {
+            service: instance.service,
+            instance: instance.instance,
+            names,
+            restored,
+            restart: restart && changed,
+        }]
     }
 
     fn update(
@@ -556,16 +673,24 @@ impl Aggregate for App {
                 }])
             }
             AppCommand::Remove { at } => {
-                if !self.bindings.is_empty() {
-                    let instances: Vec<String> =
-                        self.bindings.keys().map(ToString::to_string).collect();
-                    return Err(DomainError::conflict(
-                        "app_has_bindings",
-                        format!(
-                            "the app has service instances bound ({}): unbind them first",
-                            instances.join(", ")
-                        ),
-                    ));
+                // Counted, not named: its managers may not see the instances.
+                match self.bindings.len() {
+                    0 => {}
+                    1 => {
+                        return Err(DomainError::conflict(
+                            "app_has_bindings",
+                            "the app has 1 service instance bound or being bound: unbind it first",
+                        ))
+                    }
+                    n => {
+                        return Err(DomainError::conflict(
+                            "app_has_bindings",
+                            format!(
+                                "the app has {n} service instances bound or being bound: unbind \
+                                 them first"
+                            ),
+                        ))
+                    }
                 }
                 Ok(vec![AppEvent::AppRemoved { at }])
             }
@@ -587,12 +712,7 @@ impl Aggregate for App {
                 instance,
                 envs,
                 restart,
-            } => Ok(vec![AppEvent::AppInstanceBound {
-                service: instance.service,
-                instance: instance.instance,
-                envs,
-                restart,
-            }]),
+            } => self.record_bound(instance, envs, restart),
             AppCommand::RecordBindFailed { instance } => {
                 if self.bindings.get(&instance) != Some(&Binding::Pending) {
                     return Ok(vec![]);
@@ -603,21 +723,7 @@ impl Aggregate for App {
                 }])
             }
             AppCommand::RecordUnbound { instance, restart } => {
-                if !self.bindings.contains_key(&instance) {
-                    return Ok(vec![]);
-                }
-                let names = self
-                    .bound
-                    .iter()
-                    .filter(|(_, by)| **by == instance)
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                Ok(vec![AppEvent::AppInstanceUnbound {
-                    service: instance.service,
-                    instance: instance.instance,
-                    names,
-                    restart,
-                }])
+                Ok(self.record_unbound(instance, restart))
             }
         }
     }
@@ -677,7 +783,10 @@ impl Aggregate for App {
             }
             AppEvent::AppEnvSet { envs, restart } => {
                 for var in envs {
-                    self.env.insert(var.name.clone(), var.value.clone());
+                    self.own.insert(var.name.clone(), var.value.clone());
+                    if !self.bound.contains_key(&var.name) {
+                        self.env.insert(var.name.clone(), var.value.clone());
+                    }
                 }
                 if *restart {
                     self.restart_generation += 1;
@@ -685,7 +794,10 @@ impl Aggregate for App {
             }
             AppEvent::AppEnvUnset { names, restart } => {
                 for name in names {
-                    self.env.remove(name);
+                    self.own.remove(name);
+                    if !self.bound.contains_key(name) {
+                        self.env.remove(name);
+                    }
                 }
                 if *restart {
                     self.restart_generation += 1;
@@ -735,6 +847,12 @@ impl Aggregate for App {
                     self.env.insert(var.name.clone(), var.value.clone());
                     self.bound.insert(var.name.clone(), by.clone());
                 }
+                self.layers.retain(|(layer, _)| *layer != by);
+                let vars = envs
+                    .iter()
+                    .map(|var| (var.name.clone(), var.value.clone()))
+                    .collect();
+                self.layers.push((by.clone(), vars));
                 self.bindings.insert(by, Binding::Bound);
                 if *restart {
                     self.restart_generation += 1;
@@ -750,15 +868,30 @@ impl Aggregate for App {
                 service,
                 instance,
                 names,
+                restored,
                 restart,
             } => {
                 let by = instance_ref(service, instance);
+                self.layers.retain(|(layer, _)| *layer != by);
+                // A name that leaves is nowhere any more: neither the app's own nor another
+                // binding's (as before layering, when a bind replaced them).
                 for name in names {
-                    if self.bound.get(name) == Some(&by) {
-                        self.bound.remove(name);
-                        self.env.remove(name);
+                    self.env.remove(name);
+                    self.bound.remove(name);
+                    self.own.remove(name);
+                    for (_, vars) in &mut self.layers {
+                        vars.remove(name);
                     }
                 }
+                for back in restored {
+                    self.env.insert(back.name.clone(), back.value.clone());
+                    match &back.bound {
+                        Some(other) => self.bound.insert(back.name.clone(), other.clone()),
+                        None => self.bound.remove(&back.name),
+                    };
+                }
+                // Names it set that another binding overrode stay as they are.
+                self.bound.retain(|_, other| *other != by);
                 self.bindings.remove(&by);
                 if *restart {
                     self.restart_generation += 1;

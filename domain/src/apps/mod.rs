@@ -17,7 +17,7 @@ mod platform;
 mod quota;
 mod values;
 
-pub use app::{App, AppCommand, AppEvent, Binding, Swap};
+pub use app::{App, AppCommand, AppEvent, Binding, RestoredEnv, Swap};
 pub use cname::{CnameClaim, CnameClaimCommand, CnameClaimEvent};
 pub use platform::{Platform, PlatformChoice, PlatformCommand, PlatformEvent, PlatformStatus};
 pub use quota::{Quota, QuotaCommand, QuotaEvent, UNLIMITED};

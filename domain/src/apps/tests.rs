@@ -953,10 +953,41 @@ fn instance_bound(i: &str, names: &[&str], restart: bool) -> AppEvent {
     }
 }
 fn instance_unbound(i: &str, names: &[&str], restart: bool) -> AppEvent {
+    unbound_restoring(i, names, vec![], restart)
+}
+fn unbound_restoring(
+    i: &str,
+    names: &[&str],
+    restored: Vec<RestoredEnv>,
+    restart: bool,
+) -> AppEvent {
     AppEvent::AppInstanceUnbound {
         service: ServiceName::parse("mysql").unwrap(),
         instance: InstanceName::parse(i).unwrap(),
         names: names.iter().map(|n| env(n)).collect(),
+        restored,
+        restart,
+    }
+}
+/// Instance `i` bound, setting these (name, sealed value) pairs.
+fn bound_with(i: &str, vars: &[(&str, &str)], restart: bool) -> AppEvent {
+    AppEvent::AppInstanceBound {
+        service: ServiceName::parse("mysql").unwrap(),
+        instance: InstanceName::parse(i).unwrap(),
+        envs: vars.iter().map(|(n, v)| private(n, v)).collect(),
+        restart,
+    }
+}
+fn restored(n: &str, value: EnvValue, by: Option<&str>) -> RestoredEnv {
+    RestoredEnv {
+        name: env(n),
+        value,
+        bound: by.map(instance_ref),
+    }
+}
+fn record_unbound(i: &str, restart: bool) -> AppCommand {
+    AppCommand::RecordUnbound {
+        instance: instance_ref(i),
         restart,
     }
 }
@@ -1122,7 +1153,7 @@ fn a_failed_bind_leaves_nothing_bound() {
         .when(AppCommand::Remove { at: t1() })
         .refused(DomainError::conflict(
             "app_has_bindings",
-            "the app has service instances bound (mysql/db): unbind them first",
+            "the app has 1 service instance bound or being bound: unbind it first",
         ));
 }
 
@@ -1178,6 +1209,316 @@ fn an_unbind_takes_the_variables_the_instance_still_sets() {
 }
 
 #[test]
+fn unbinding_the_later_of_two_bindings_gives_back_the_earlier_value() {
+    let past = [
+        created(),
+        bind_requested("db"),
+        bound_with(
+            "db",
+            &[("DATABASE_URL", "v1.db"), ("DB_USER", "v1.db-user")],
+            false,
+        ),
+        bind_requested("replica"),
+        bound_with("replica", &[("DATABASE_URL", "v1.replica")], false),
+    ];
+    // The latest bind wins.
+    let state = given::<App>(&past);
+    assert_eq!(
+        state.state().env().get(&env("DATABASE_URL")),
+        Some(&private("DATABASE_URL", "v1.replica").value)
+    );
+    assert_eq!(
+        state.state().bound().get(&env("DATABASE_URL")),
+        Some(&instance_ref("replica"))
+    );
+    let unbound = unbound_restoring(
+        "replica",
+        &[],
+        vec![restored(
+            "DATABASE_URL",
+            private("DATABASE_URL", "v1.db").value,
+            Some("db"),
+        )],
+        true,
+    );
+    given::<App>(&past)
+        .when(record_unbound("replica", true))
+        .then(vec![unbound.clone()]);
+    let mut after = past.to_vec();
+    after.push(unbound);
+    let given_state = given::<App>(&after);
+    let state = given_state.state();
+    assert_eq!(
+        state.env().get(&env("DATABASE_URL")),
+        Some(&private("DATABASE_URL", "v1.db").value)
+    );
+    assert_eq!(
+        state.bound(),
+        &[
+            (env("DATABASE_URL"), instance_ref("db")),
+            (env("DB_USER"), instance_ref("db")),
+        ]
+        .into()
+    );
+    assert_eq!(state.restart_generation(), 1);
+    // Unbinding the earlier one now takes its variables away: nothing is under them.
+    given::<App>(&after)
+        .when(record_unbound("db", false))
+        .then(vec![instance_unbound(
+            "db",
+            &["DATABASE_URL", "DB_USER"],
+            false,
+        )]);
+}
+
+#[test]
+fn unbinding_the_earlier_of_two_bindings_leaves_the_later_value() {
+    let past = [
+        created(),
+        bind_requested("db"),
+        bound_with("db", &[("DATABASE_URL", "v1.db")], false),
+        bind_requested("replica"),
+        bound_with("replica", &[("DATABASE_URL", "v1.replica")], false),
+    ];
+    // Nothing the app's units see changes: a restart asked for is dropped.
+    let unbound = unbound_restoring("db", &[], vec![], false);
+    given::<App>(&past)
+        .when(record_unbound("db", true))
+        .then(vec![unbound.clone()]);
+    let mut after = past.to_vec();
+    after.push(unbound);
+    let state = given::<App>(&after);
+    assert_eq!(
+        state.state().env().get(&env("DATABASE_URL")),
+        Some(&private("DATABASE_URL", "v1.replica").value)
+    );
+    assert_eq!(state.state().restart_generation(), 0);
+    // The earlier binding is gone from under it: unbinding the later one leaves the name.
+    given::<App>(&after)
+        .when(record_unbound("replica", true))
+        .then(vec![instance_unbound("replica", &["DATABASE_URL"], true)]);
+}
+
+#[test]
+fn unbinding_gives_the_app_own_value_back() {
+    let past = [
+        created(),
+        AppEvent::AppEnvSet {
+            envs: vec![public("DATABASE_URL", "sqlite://"), public("A", "1")],
+            restart: false,
+        },
+        bind_requested("db"),
+        bound_with("db", &[("DATABASE_URL", "v1.db")], false),
+    ];
+    let state = given::<App>(&past);
+    assert_eq!(
+        state.state().own_env().get(&env("DATABASE_URL")),
+        Some(&public("DATABASE_URL", "sqlite://").value)
+    );
+    let unbound = unbound_restoring(
+        "db",
+        &[],
+        vec![restored(
+            "DATABASE_URL",
+            public("DATABASE_URL", "sqlite://").value,
+            None,
+        )],
+        true,
+    );
+    given::<App>(&past)
+        .when(record_unbound("db", true))
+        .then(vec![unbound.clone()]);
+    let mut after = past.to_vec();
+    after.push(unbound);
+    let given_state = given::<App>(&after);
+    let state = given_state.state();
+    assert_eq!(
+        state.env(),
+        &[
+            (env("A"), public("A", "1").value),
+            (
+                env("DATABASE_URL"),
+                public("DATABASE_URL", "sqlite://").value
+            ),
+        ]
+        .into()
+    );
+    assert!(state.bound().is_empty() && state.bindings().is_empty());
+    assert_eq!(state.restart_generation(), 1);
+    // Its own again: set and unset through the app's env.
+    given::<App>(&after)
+        .when(AppCommand::UnsetEnv {
+            names: vec![env("DATABASE_URL")],
+            restart: false,
+        })
+        .then(vec![AppEvent::AppEnvUnset {
+            names: vec![env("DATABASE_URL")],
+            restart: false,
+        }]);
+}
+
+#[test]
+fn an_own_value_under_two_bindings_comes_back_after_both() {
+    let past = [
+        created(),
+        AppEvent::AppEnvSet {
+            envs: vec![public("URL", "own")],
+            restart: false,
+        },
+        bind_requested("db"),
+        bound_with("db", &[("URL", "v1.db")], false),
+        bind_requested("replica"),
+        bound_with("replica", &[("URL", "v1.replica")], false),
+        unbound_restoring(
+            "replica",
+            &[],
+            vec![restored("URL", private("URL", "v1.db").value, Some("db"))],
+            false,
+        ),
+    ];
+    given::<App>(&past)
+        .when(record_unbound("db", false))
+        .then(vec![unbound_restoring(
+            "db",
+            &[],
+            vec![restored("URL", public("URL", "own").value, None)],
+            false,
+        )]);
+}
+
+#[test]
+fn an_unbind_event_from_before_layering_still_reads() {
+    let (_, data) = encode(&instance_unbound("db", &["DATABASE_URL"], false)).unwrap();
+    assert_eq!(
+        data,
+        json!({"service": "mysql", "instance": "db", "names": ["DATABASE_URL"],
+               "restored": [], "restart": false})
+    );
+    let old = json!({"service": "mysql", "instance": "db", "names": ["DATABASE_URL"],
+                     "restart": true});
+    assert_eq!(
+        decode::<AppEvent>("AppInstanceUnbound", &old).unwrap(),
+        instance_unbound("db", &["DATABASE_URL"], true)
+    );
+    let event = unbound_restoring(
+        "replica",
+        &[],
+        vec![
+            restored("A", private("A", "v1.db").value, Some("db")),
+            restored("B", public("B", "own").value, None),
+        ],
+        true,
+    );
+    let (event_type, data) = encode(&event).unwrap();
+    assert_eq!(
+        data["restored"],
+        json!([
+            {"name": "A", "kind": "private", "sealed": "v1.db",
+             "bound": {"service": "mysql", "instance": "db"}},
+            {"name": "B", "kind": "public", "value": "own"},
+        ])
+    );
+    assert_eq!(decode::<AppEvent>(&event_type, &data).unwrap(), event);
+    // Replayed, an old unbind takes the names away, the own value it had replaced included.
+    let replayed = given::<App>(&[
+        created(),
+        AppEvent::AppEnvSet {
+            envs: vec![public("DATABASE_URL", "own")],
+            restart: false,
+        },
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+        decode::<AppEvent>("AppInstanceUnbound", &old).unwrap(),
+    ]);
+    assert!(replayed.state().env().is_empty() && replayed.state().own_env().is_empty());
+    assert_eq!(replayed.state().restart_generation(), 1);
+}
+
+#[test]
+fn a_bind_outcome_is_recorded_only_while_pending() {
+    let bound = |past: &[AppEvent]| {
+        given::<App>(past).when(AppCommand::RecordBound {
+            instance: instance_ref("db"),
+            envs: bound_vars(&["DATABASE_URL"]),
+            restart: false,
+        })
+    };
+    let refusal = DomainError::conflict(
+        "bind_not_pending",
+        "mysql/db has no bind pending on this app",
+    );
+    bound(&[created()]).refused(refusal.clone());
+    bound(&[
+        created(),
+        bind_requested("db"),
+        instance_bound("db", &["DATABASE_URL"], false),
+    ])
+    .refused(refusal);
+    bound(&[created(), bind_requested("db")]).then(vec![instance_bound(
+        "db",
+        &["DATABASE_URL"],
+        false,
+    )]);
+    given::<App>(&[created(), bind_requested("db")])
+        .when(AppCommand::RecordBound {
+            instance: instance_ref("db"),
+            envs: vec![private("A", "v1.a"), private("A", "v1.b")],
+            restart: false,
+        })
+        .refused(invalid("envs", "A is given twice"));
+}
+
+#[test]
+fn a_bind_may_not_take_the_environment_over_1_mib() {
+    let big = "x".repeat(60 * 1024);
+    // 9 own values of 60 KiB: 540 KiB.
+    let own: Vec<EnvVar> = (0..9).map(|i| public(&format!("OWN_{i}"), &big)).collect();
+    let sealed = |prefix: &str| -> Vec<EnvVar> {
+        (0..9)
+            .map(|i| private(&format!("{prefix}_{i}"), &format!("v1.{big}")))
+            .collect()
+    };
+    let past = [
+        created(),
+        AppEvent::AppEnvSet {
+            envs: own,
+            restart: false,
+        },
+        bind_requested("db"),
+    ];
+    let bind = |envs: Vec<EnvVar>| AppCommand::RecordBound {
+        instance: instance_ref("db"),
+        envs,
+        restart: false,
+    };
+    given::<App>(&past)
+        .when(bind(sealed("BOUND")))
+        .refused(invalid(
+            "envs",
+            "all the app's variables together would be longer than 1 MiB",
+        ));
+    // Overriding the own values counts the binding's values, not both.
+    given::<App>(&past)
+        .when(bind(sealed("OWN")))
+        .then(vec![AppEvent::AppInstanceBound {
+            service: ServiceName::parse("mysql").unwrap(),
+            instance: InstanceName::parse("db").unwrap(),
+            envs: sealed("OWN"),
+            restart: false,
+        }]);
+}
+
+#[test]
+fn an_app_with_two_bindings_counts_them_in_its_refusal() {
+    given::<App>(&[created(), bind_requested("db"), bind_requested("cache")])
+        .when(AppCommand::Remove { at: t1() })
+        .refused(DomainError::conflict(
+            "app_has_bindings",
+            "the app has 2 service instances bound or being bound: unbind them first",
+        ));
+}
+
+#[test]
 fn an_app_with_bindings_is_not_removed() {
     let past = [
         created(),
@@ -1188,7 +1529,7 @@ fn an_app_with_bindings_is_not_removed() {
         .when(AppCommand::Remove { at: t1() })
         .refused(DomainError::conflict(
             "app_has_bindings",
-            "the app has service instances bound (mysql/db): unbind them first",
+            "the app has 1 service instance bound or being bound: unbind it first",
         ));
     let mut unbound = past.to_vec();
     unbound.push(instance_unbound("db", &["DATABASE_URL"], false));

@@ -541,15 +541,21 @@ impl Aggregate for Instance {
             }
             InstanceCommand::RequestRemoval { request_id, at } => {
                 self.refuse_pending()?;
-                if !self.apps.is_empty() {
-                    let apps: Vec<&str> = self.apps.iter().map(|a| a.as_str()).collect();
-                    return Err(DomainError::conflict(
-                        "instance_bound",
-                        format!(
-                            "the instance is bound to apps ({}): unbind them first",
-                            apps.join(", ")
-                        ),
-                    ));
+                // Counted, not named: its teams may not see the apps.
+                match self.apps.len() {
+                    0 => {}
+                    1 => {
+                        return Err(DomainError::conflict(
+                            "instance_bound",
+                            "the instance is bound to 1 app: unbind it first",
+                        ))
+                    }
+                    n => {
+                        return Err(DomainError::conflict(
+                            "instance_bound",
+                            format!("the instance is bound to {n} apps: unbind them first"),
+                        ))
+                    }
                 }
                 Ok(vec![InstanceEvent::InstanceRemovalRequested {
                     request_id,

@@ -10,7 +10,9 @@
 //!   cannot be revoked (409 `owner_team`).
 //! - Instances are created only for a team it is granted to (403 `team_not_granted`), one per
 //!   name (409 `instance_exists`); it is not removed while it counts any (409
-//!   `service_has_instances`).
+//!   `service_has_instances`, counting them: its managers may not see them all).
+//! - A new endpoint comes with the password again (400 `password`), so the password stored is
+//!   never sent to a host it was not given for.
 //!
 //! Who may manage it, whether a team exists and the instances' own life are not its: the
 //! command handler checks membership, passes the team's existence in, and pairs
@@ -97,7 +99,7 @@ pub enum ServiceCommand {
         at: DateTime<Utc>,
     },
     /// An endpoint equal to the current one is no change; a password always is; no change at
-    /// all is no event.
+    /// all is no event. A changed endpoint needs a password (400 `password`).
     Update {
         endpoint: Option<Endpoint>,
         password: Option<Sealed>,
@@ -256,6 +258,12 @@ impl Aggregate for Service {
                 at,
             } => {
                 let endpoint = endpoint.filter(|e| self.endpoint.as_ref() != Some(e));
+                if endpoint.is_some() && password.is_none() {
+                    return Err(DomainError::invalid(
+                        "password",
+                        "a new endpoint needs the service's password again",
+                    ));
+                }
                 if endpoint.is_none() && password.is_none() {
                     return Ok(vec![]);
                 }
@@ -320,15 +328,21 @@ impl Aggregate for Service {
                 Ok(vec![ServiceEvent::ServiceInstanceDropped { instance }])
             }
             ServiceCommand::Remove { at } => {
-                if !self.instances.is_empty() {
-                    let names: Vec<&str> = self.instances.iter().map(|i| i.as_str()).collect();
-                    return Err(DomainError::conflict(
-                        "service_has_instances",
-                        format!(
-                            "the service has instances ({}): remove them first",
-                            names.join(", ")
-                        ),
-                    ));
+                // Counted, not named: its managers may not see every instance.
+                match self.instances.len() {
+                    0 => {}
+                    1 => {
+                        return Err(DomainError::conflict(
+                            "service_has_instances",
+                            "the service has 1 instance: remove it first",
+                        ))
+                    }
+                    n => {
+                        return Err(DomainError::conflict(
+                            "service_has_instances",
+                            format!("the service has {n} instances: remove them first"),
+                        ))
+                    }
                 }
                 Ok(vec![ServiceEvent::ServiceRemoved { at }])
             }

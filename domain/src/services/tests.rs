@@ -455,10 +455,13 @@ fn updates_what_changed_and_always_a_new_password() {
             at: t1(),
         }]);
     given::<Service>(&[registered()])
-        .when(update(Some(endpoint("https://db.example.com")), None))
+        .when(update(
+            Some(endpoint("https://db.example.com")),
+            Some(sealed("v1.pw")),
+        ))
         .then(vec![ServiceEvent::ServiceUpdated {
             endpoint: Some(endpoint("https://db.example.com")),
-            password: None,
+            password: Some(sealed("v1.pw")),
             at: t1(),
         }]);
     let given_state = given::<Service>(&[
@@ -474,6 +477,29 @@ fn updates_what_changed_and_always_a_new_password() {
     assert_eq!(state.password(), Some(&sealed("v1.new")));
     assert_eq!(state.updated_at(), Some(t1()));
     assert_eq!(state.created_at(), Some(t0()));
+}
+
+#[test]
+fn a_new_endpoint_needs_the_password_again() {
+    // The stored password is never sent to a host it was not given for.
+    given::<Service>(&[registered()])
+        .when(ServiceCommand::Update {
+            endpoint: Some(endpoint("https://elsewhere.example.com")),
+            password: None,
+            at: t1(),
+        })
+        .refused(DomainError::invalid(
+            "password",
+            "a new endpoint needs the service's password again",
+        ));
+    // The same endpoint (its trailing `/` aside) is no new endpoint.
+    given::<Service>(&[registered()])
+        .when(ServiceCommand::Update {
+            endpoint: Some(endpoint("https://mysql.example.com/")),
+            password: None,
+            at: t1(),
+        })
+        .then_nothing();
 }
 
 #[test]
@@ -611,7 +637,13 @@ fn removes_a_service_only_without_instances() {
         .when(ServiceCommand::Remove { at: t1() })
         .refused(conflict(
             "service_has_instances",
-            "the service has instances (cache, db): remove them first",
+            "the service has 2 instances: remove them first",
+        ));
+    given::<Service>(&[registered(), added("db")])
+        .when(ServiceCommand::Remove { at: t1() })
+        .refused(conflict(
+            "service_has_instances",
+            "the service has 1 instance: remove it first",
         ));
     given::<Service>(&[
         registered(),
@@ -1254,7 +1286,16 @@ fn refuses_a_removal_while_bound_busy_or_removing() {
         .when(removal(4))
         .refused(conflict(
             "instance_bound",
-            "the instance is bound to apps (shop): unbind them first",
+            "the instance is bound to 1 app: unbind it first",
+        ));
+    let mut bound_to_two = bound_to_shop();
+    bound_to_two.extend([bind_requested(3, "blog"), bound(3, "blog")]);
+    // Counted, not named: the instance's teams may not see the apps.
+    given::<Instance>(&bound_to_two)
+        .when(removal(4))
+        .refused(conflict(
+            "instance_bound",
+            "the instance is bound to 2 apps: unbind them first",
         ));
     let mut removing = ready();
     removing.push(removal_requested(4));

@@ -4,12 +4,16 @@
 //! - `apps`: one row per app name, removed ones too (`removed`), so the jobs read model can tell
 //!   a registered app from a catalog app no one registered. A removed app's name created again
 //!   starts a fresh row. `teams` and `cnames` are kept sorted and without duplicates (the sets
-//!   the aggregate keeps); an answer shows `team_owner` first ([`AppView`]).
+//!   the aggregate keeps); an answer shows `team_owner` first ([`AppView`]). `instances` is
+//!   the service instances bound to it, as `service/instance`, by service then instance.
 //! - `app_env`: one row per variable of an app not removed. A private value is never stored here,
 //!   neither in clear nor sealed: `value` is NULL for it. The runner opens private values from
-//!   the app's stream (`Commands::app_environment`), never from this table. A variable a bound
-//!   service instance set is private, and names that instance (`bound_service`,
-//!   `bound_instance`, NULL for the app's own variables); its unbinding deletes it.
+//!   the app's stream (`Commands::app_environment`), never from this table. A row is the
+//!   variable's effective value: the app's own, overridden by its bound instances' in bind order.
+//!   A variable a bound service instance set is private, and names that instance
+//!   (`bound_service`, `bound_instance`, NULL for the app's own variables); its unbinding deletes
+//!   the names that leave the environment and writes those that take another value now (an
+//!   earlier binding's, or the app's own), as the event says.
 //! - `platforms`: one row per platform name, removed ones marked.
 //! - `quotas`: one row per user who ever had a limit set or an app counted: the limit set (NULL:
 //!   the configured default applies) and how many apps are counted.
@@ -46,6 +50,16 @@ pub(crate) fn sorted_with(column: &str, param: &str) -> String {
     format!("ARRAY(SELECT DISTINCT x FROM unnest(array_append({column}, {param})) AS x ORDER BY x)")
 }
 
+/// `apps.instances` with `service/instance` `param` added, without duplicates, by service then
+/// instance (byte order, as the app's state orders its bindings: not the text's collation, and
+/// not `pg-x/…` before `pg/…`).
+fn instances_with(param: &str) -> String {
+    format!(
+        "ARRAY(SELECT x FROM (SELECT DISTINCT unnest(array_append(instances, {param})) AS x) d
+               ORDER BY split_part(x, '/', 1) COLLATE \"C\", split_part(x, '/', 2) COLLATE \"C\")"
+    )
+}
+
 impl Projection for Apps {
     fn name(&self) -> &'static str {
         "apps"
@@ -53,7 +67,8 @@ impl Projection for Apps {
 
     fn version(&self) -> i32 {
         // 2: `apps.registered_at`. 3: `app_env.bound_service` and `bound_instance`.
-        3
+        // 4: `apps.instances`; an unbinding restores the values under it.
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -83,6 +98,7 @@ impl Projection for Apps {
                 registered_at      TIMESTAMPTZ NOT NULL,
                 updated_at         TIMESTAMPTZ NOT NULL,
                 removed            BOOLEAN NOT NULL,
+                instances          TEXT[] NOT NULL,
                 version            BIGINT NOT NULL);
              CREATE TABLE {env} (
                 app    TEXT NOT NULL,
@@ -171,8 +187,8 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
                 format!(
                     "INSERT INTO {apps} (name, platform, team_owner, teams, owner, description,
                         cnames, units_of, restart_generation, created_at, registered_at,
-                        updated_at, removed, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, '{{}}', $1, 0, $7, $9, $7, false, $8)
+                        updated_at, removed, instances, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, '{{}}', $1, 0, $7, $9, $7, false, '{{}}', $8)
                      ON CONFLICT (name) DO UPDATE SET
                         platform = EXCLUDED.platform, team_owner = EXCLUDED.team_owner,
                         teams = EXCLUDED.teams, owner = EXCLUDED.owner,
@@ -181,7 +197,7 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
                         created_at = EXCLUDED.created_at,
                         registered_at = EXCLUDED.registered_at,
                         updated_at = EXCLUDED.updated_at, removed = false,
-                        version = EXCLUDED.version"
+                        instances = EXCLUDED.instances, version = EXCLUDED.version"
                 ),
                 vec![
                     Box::new(created.clone()),
@@ -321,8 +337,14 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
             restart,
         } => {
             set(
-                "restart_generation = restart_generation + $3",
-                vec![Box::new(i64::from(restart))],
+                &format!(
+                    "restart_generation = restart_generation + $3, instances = {}",
+                    instances_with("$4::TEXT")
+                ),
+                vec![
+                    Box::new(i64::from(restart)),
+                    Box::new(format!("{service}/{instance}")),
+                ],
             );
             // The instance's variables are private: overwriting the app's own of those names.
             for var in envs {
@@ -348,12 +370,18 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
             service,
             instance,
             names,
+            restored,
             restart,
         } => {
             set(
-                "restart_generation = restart_generation + $3",
-                vec![Box::new(i64::from(restart))],
+                "restart_generation = restart_generation + $3,
+                 instances = array_remove(instances, $4::TEXT)",
+                vec![
+                    Box::new(i64::from(restart)),
+                    Box::new(format!("{service}/{instance}")),
+                ],
             );
+            // The names that leave the environment were this instance's.
             let names: Vec<String> = names.into_iter().map(String::from).collect();
             writes.push(
                 format!(
@@ -367,6 +395,38 @@ fn apply_app(event: &RecordedEvent, decoded: AppEvent, tables: &Tables, writes: 
                     Box::new(instance.as_str().to_string()),
                 ],
             );
+            // The names that take another value now: an earlier binding's, or the app's own.
+            for var in restored {
+                let (value, public) = match &var.value {
+                    EnvValue::Public { value } => (Some(value.clone()), true),
+                    EnvValue::Private { .. } => (None, false),
+                };
+                let (bound_service, bound_instance) = match var.bound {
+                    Some(bound) => (
+                        Some(bound.service.as_str().to_string()),
+                        Some(bound.instance.as_str().to_string()),
+                    ),
+                    None => (None, None),
+                };
+                writes.push(
+                    format!(
+                        "INSERT INTO {env} (app, name, value, public, bound_service, bound_instance)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (app, name) DO UPDATE SET
+                            value = EXCLUDED.value, public = EXCLUDED.public,
+                            bound_service = EXCLUDED.bound_service,
+                            bound_instance = EXCLUDED.bound_instance"
+                    ),
+                    vec![
+                        Box::new(name.clone()),
+                        Box::new(String::from(var.name)),
+                        Box::new(value),
+                        Box::new(public),
+                        Box::new(bound_service),
+                        Box::new(bound_instance),
+                    ],
+                );
+            }
         }
         AppEvent::AppRemoved { at } => {
             set("removed = true, updated_at = $3", vec![Box::new(at)]);
@@ -564,7 +624,7 @@ pub struct QuotaView {
 }
 
 const APP_COLUMNS: &str =
-    "name, platform, team_owner, teams, owner, description, cnames, created_at, version";
+    "name, platform, team_owner, teams, owner, description, cnames, created_at, version, instances";
 
 /// An app row, without its units.
 fn app_view(r: &tokio_postgres::Row) -> AppView {
@@ -579,7 +639,7 @@ fn app_view(r: &tokio_postgres::Row) -> AppView {
         description: r.get(5),
         cnames: r.get(6),
         units: vec![],
-        instances: vec![],
+        instances: r.get(9),
         created_at: r.get(7),
         version: r.get(8),
     }
@@ -1173,8 +1233,10 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn bound_variables_are_private_name_their_instance_and_leave_with_it() {
-        use bosun_domain::services::{InstanceName, ServiceName};
+    async fn bound_variables_override_the_apps_own_in_bind_order_and_an_unbinding_restores_the_one_under_it(
+    ) {
+        use bosun_domain::apps::RestoredEnv;
+        use bosun_domain::services::{InstanceName, InstanceRef, ServiceName};
         use bosun_domain::Aggregate;
         let config = bosun_eventstore::testing::fresh_database().await;
         let store = PgEventStore::open(&config).await.unwrap();
@@ -1182,10 +1244,7 @@ mod tests {
         projections.prepare(&config).await.unwrap();
         let running = projections.start(store.clone(), &config).await.unwrap();
         let at = "2024-05-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let (pg, mq) = (
-            ServiceName::parse("pg").unwrap(),
-            ServiceName::parse("mq").unwrap(),
-        );
+        let service = |s: &str| ServiceName::parse(s).unwrap();
         let instance = |i: &str| InstanceName::parse(i).unwrap();
         let private = |name: &str| {
             var(
@@ -1195,7 +1254,11 @@ mod tests {
                 },
             )
         };
-        let events = vec![
+        let requested = |s: &str, i: &str| AppEvent::AppInstanceBindRequested {
+            service: service(s),
+            instance: instance(i),
+        };
+        let first = vec![
             created("shop", "ops", "ann", at),
             AppEvent::AppEnvSet {
                 envs: vec![
@@ -1214,63 +1277,87 @@ mod tests {
                 ],
                 restart: false,
             },
-            AppEvent::AppInstanceBindRequested {
-                service: pg.clone(),
-                instance: instance("db"),
-            },
+            requested("pg", "db"),
             // Over the app's own PG_URL.
             AppEvent::AppInstanceBound {
-                service: pg.clone(),
+                service: service("pg"),
                 instance: instance("db"),
                 envs: vec![private("PG_URL"), private("PG_PASSWORD")],
                 restart: true,
             },
-            AppEvent::AppInstanceBindRequested {
-                service: pg.clone(),
-                instance: instance("db2"),
-            },
-            // PG_URL now db2's.
+            requested("pg", "db2"),
+            // Over db's PG_URL: the latest bind wins.
             AppEvent::AppInstanceBound {
-                service: pg.clone(),
+                service: service("pg"),
                 instance: instance("db2"),
                 envs: vec![private("PG_URL")],
                 restart: false,
             },
-            AppEvent::AppInstanceBindRequested {
-                service: mq.clone(),
-                instance: instance("q"),
-            },
+            requested("mq", "q"),
             AppEvent::AppInstanceBindFailed {
-                service: mq,
+                service: service("mq"),
                 instance: instance("q"),
             },
-            // Only the names still db's leave, even if more are named.
-            AppEvent::AppInstanceUnbound {
-                service: pg.clone(),
+            requested("pg-x", "db"),
+            AppEvent::AppInstanceBound {
+                service: service("pg-x"),
                 instance: instance("db"),
-                names: vec![
-                    EnvName::parse("PG_PASSWORD").unwrap(),
-                    EnvName::parse("PG_URL").unwrap(),
-                ],
+                envs: vec![],
+                restart: false,
+            },
+            // PG_URL falls back to db's value.
+            AppEvent::AppInstanceUnbound {
+                service: service("pg"),
+                instance: instance("db2"),
+                names: vec![],
+                restored: vec![RestoredEnv {
+                    name: EnvName::parse("PG_URL").unwrap(),
+                    value: private("PG_URL").value,
+                    bound: Some(InstanceRef {
+                        service: service("pg"),
+                        instance: instance("db"),
+                    }),
+                }],
                 restart: true,
             },
         ];
-        write(&store, "app-shop", &events).await;
-        let head = store.head().await.unwrap();
-        running
-            .freshness()
-            .wait_for(head, Duration::from_secs(10))
-            .await
-            .unwrap();
+        // PG_PASSWORD leaves; PG_URL falls back to the app's own value.
+        let second = vec![AppEvent::AppInstanceUnbound {
+            service: service("pg"),
+            instance: instance("db"),
+            names: vec![EnvName::parse("PG_PASSWORD").unwrap()],
+            restored: vec![RestoredEnv {
+                name: EnvName::parse("PG_URL").unwrap(),
+                value: EnvValue::Public {
+                    value: "own".into(),
+                },
+                bound: None,
+            }],
+            restart: true,
+        }];
+        let mut app = App::default();
+        let project = |events: Vec<AppEvent>| {
+            let (store, freshness) = (store.clone(), running.freshness());
+            async move {
+                write(&store, "app-shop", &events).await;
+                let head = store.head().await.unwrap();
+                freshness
+                    .wait_for(head, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            }
+        };
+        first.iter().for_each(|event| app.apply(event));
+        project(first).await;
 
         let client = store.pool().get().await.unwrap();
-        let bound_to_db2 = EnvView {
-            name: "PG_URL".into(),
+        let bound_to_db = |name: &str| EnvView {
+            name: name.into(),
             value: None,
             public: false,
             bound: Some(BoundView {
                 service: "pg".into(),
-                instance: "db2".into(),
+                instance: "db".into(),
             }),
         };
         let mode = EnvView {
@@ -1279,10 +1366,77 @@ mod tests {
             public: true,
             bound: None,
         };
+        let expected = [
+            mode.clone(),
+            bound_to_db("PG_PASSWORD"),
+            bound_to_db("PG_URL"),
+        ];
+        assert_eq!(env(&**client, "shop").await.unwrap(), expected);
+        assert_eq!(generation(&**client).await, (2, 10));
+        let shop = get(&**client, "shop").await.unwrap().unwrap();
+        assert_eq!(
+            shop.instances,
+            ["pg/db", "pg-x/db"],
+            "bound ones only (not a failed bind, not an unbound one), by service then instance"
+        );
+        assert_eq!(
+            list(
+                &**client,
+                &AppQuery::default(),
+                Page {
+                    limit: 10,
+                    offset: 0
+                }
+            )
+            .await
+            .unwrap()
+            .0[0]
+                .instances,
+            shop.instances
+        );
+        assert_eq!(
+            serde_json::to_value(&mode).unwrap(),
+            serde_json::json!({"name": "MODE", "value": "prod", "public": true}),
+            "no `bound` for the app's own"
+        );
+        // The state's views say the same.
+        assert_eq!(EnvView::of_state(&app), expected);
+        assert_eq!(
+            AppView::of_state(&app, 10).unwrap().instances,
+            shop.instances
+        );
+
+        drop(client);
+        second.iter().for_each(|event| app.apply(event));
+        project(second).await;
+        let client = store.pool().get().await.unwrap();
+        let own = EnvView {
+            name: "PG_URL".into(),
+            value: Some("own".into()),
+            public: true,
+            bound: None,
+        };
         assert_eq!(
             env(&**client, "shop").await.unwrap(),
-            [mode.clone(), bound_to_db2.clone()]
+            [mode.clone(), own.clone()]
         );
+        assert_eq!(generation(&**client).await, (3, 11));
+        assert_eq!(
+            get(&**client, "shop").await.unwrap().unwrap().instances,
+            ["pg-x/db"]
+        );
+        assert_eq!(EnvView::of_state(&app), [mode, own]);
+        assert_eq!(AppView::of_state(&app, 11).unwrap().instances, ["pg-x/db"]);
+        drop(client);
+
+        let live = rows(&store).await;
+        assert!(!serde_json::to_string(&live).unwrap().contains("sealed"));
+        rebuild(&store, &config, &Apps, |_, _| {}).await.unwrap();
+        assert_eq!(rows(&store).await, live, "a replay rebuilds the same rows");
+    }
+
+    /// App shop's restart generation and version.
+    async fn generation(client: &impl GenericClient) -> (i64, i64) {
         let row = client
             .query_one(
                 "SELECT restart_generation, version FROM apps WHERE name = $1",
@@ -1290,30 +1444,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2, 8));
-        assert_eq!(
-            serde_json::to_value(&mode).unwrap(),
-            serde_json::json!({"name": "MODE", "value": "prod", "public": true}),
-            "no `bound` for the app's own"
-        );
-        drop(client);
-
-        // The state's views say the same.
-        let mut app = App::default();
-        for event in &events {
-            app.apply(event);
-        }
-        assert_eq!(EnvView::of_state(&app), [mode, bound_to_db2]);
-        assert_eq!(
-            AppView::of_state(&app, 8).unwrap().instances,
-            ["pg/db2"],
-            "bound ones only, not a failed bind"
-        );
-
-        let live = rows(&store).await;
-        assert!(!serde_json::to_string(&live).unwrap().contains("sealed"));
-        rebuild(&store, &config, &Apps, |_, _| {}).await.unwrap();
-        assert_eq!(rows(&store).await, live, "a replay rebuilds the same rows");
+        (row.get::<_, i64>(0), row.get::<_, i64>(1))
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   is bound to, sorted. The variables a bind answered are not stored here: they join the app's
 //!   environment (the apps projection's `app_env`, value `NULL`), sealed in the app's stream.
 //! - `service_calls`: one row per call recorded as an intent (`…Requested`) and not yet given an
-//!   outcome; the outcome deletes it. The reactor reads it to finish what a crash left pending.
+//!   outcome; the outcome deletes it. The reactor reads the ones due ([`pending_calls`]) to
+//!   finish what got no answer or what a crash left pending. `attempts` and `retry_at` are
+//!   those of the instance's own fold (`ServiceCallFailed`).
 //!
 //! Every column comes from the events alone (their `at`, the stream's version), never the time
 //! they were projected, so a replay rebuilds the same rows. Does not own who may see what (the
@@ -39,7 +41,8 @@ impl Projection for Services {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `service_calls` indexed by when a call is due; attempts counted as the fold does.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -102,7 +105,7 @@ impl Projection for Services {
             "CREATE INDEX ON {services} USING GIN (teams);
              CREATE INDEX ON {instances} USING GIN (apps);
              CREATE INDEX ON {calls} (service, instance);
-             CREATE INDEX ON {calls} (requested_at);"
+             CREATE INDEX ON {calls} ((COALESCE(retry_at, requested_at)), request_id);"
         )
     }
 
@@ -394,6 +397,7 @@ fn apply_instance(
             set(writes, "state = 'ready'", vec![]);
             finished(writes, request_id);
         }
+        // As the instance's fold counts: never fewer than one more than before.
         InstanceEvent::ServiceCallFailed {
             request_id,
             attempt,
@@ -403,7 +407,8 @@ fn apply_instance(
             set(writes, "", vec![]);
             writes.push(
                 format!(
-                    "UPDATE {calls} SET attempts = $2, last_error = $3, retry_at = $4
+                    "UPDATE {calls} SET attempts = GREATEST($2, attempts + 1), last_error = $3,
+                        retry_at = $4
                      WHERE request_id = $1"
                 ),
                 vec![
@@ -723,19 +728,27 @@ pub async fn bound_to_app(
         .collect())
 }
 
-/// At most `limit` pending calls, the longest waiting first: what the reactor finishes.
+/// At most `limit` pending calls that are due now (the database's clock), the longest due
+/// first: what the reactor finishes. Due: one that got no answer, once its `retry_at` has come;
+/// one never tried again, once `grace_seconds` have passed since it was requested (the request
+/// that made its first attempt has given up on it, or died with its process).
 pub async fn pending_calls(
     client: &impl GenericClient,
     limit: i64,
+    grace_seconds: f64,
 ) -> Result<Vec<PendingCallRow>, tokio_postgres::Error> {
     Ok(client
         .query(
             &format!(
                 "SELECT service, instance, request_id, operation, app, requested_at, attempts,
                         retry_at
-                 FROM {CALLS} ORDER BY requested_at, request_id LIMIT $1"
+                 FROM {CALLS}
+                 WHERE retry_at <= now()
+                    OR (retry_at IS NULL
+                        AND requested_at <= now() - make_interval(secs => $2::FLOAT8))
+                 ORDER BY COALESCE(retry_at, requested_at), request_id LIMIT $1"
             ),
-            &[&limit],
+            &[&limit, &grace_seconds],
         )
         .await?
         .iter()
@@ -874,7 +887,7 @@ mod tests {
         let later = "2024-05-01T11:00:00Z".parse::<DateTime<Utc>>().unwrap();
         let retry = "2024-05-01T11:00:05Z".parse::<DateTime<Utc>>().unwrap();
         let newest = "2024-05-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+        let ids: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
 
         write(
             &store,
@@ -1053,6 +1066,34 @@ mod tests {
         )
         .await;
         create(&store, ids[9], "new", newest).await;
+        // wait: its removal got no answer twice (the same attempt number recorded twice counts
+        // two), tried again only in the far future. fresh: its creation requested just now.
+        let never = "2999-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        create(&store, ids[10], "wait", at).await;
+        let no_answer = InstanceEvent::ServiceCallFailed {
+            request_id: ids[11],
+            attempt: 1,
+            reason: "connection refused".into(),
+            retry_at: never,
+        };
+        write(
+            &store,
+            "instance-pg.wait",
+            &[
+                InstanceEvent::InstanceCreated {
+                    request_id: ids[10],
+                    at,
+                },
+                InstanceEvent::InstanceRemovalRequested {
+                    request_id: ids[11],
+                    at,
+                },
+                no_answer.clone(),
+                no_answer,
+            ],
+        )
+        .await;
+        create(&store, Uuid::new_v4(), "fresh", Utc::now()).await;
         let head = store.head().await.unwrap();
         running
             .freshness()
@@ -1139,13 +1180,20 @@ mod tests {
         let of = |all: Vec<InstanceView>| all.into_iter().map(|i| i.name).collect::<Vec<_>>();
         assert_eq!(
             of(instances(&**client, "pg", None).await.unwrap()),
-            ["db", "new"]
+            ["db", "fresh", "new", "wait"]
         );
         assert_eq!(
             of(instances(&**client, "pg", Some(&["ops".to_string()]))
                 .await
                 .unwrap()),
-            ["db", "new"]
+            ["db", "fresh", "new", "wait"]
+        );
+        let wait = instance(&**client, "pg", "wait").await.unwrap().unwrap();
+        let pending = wait.pending.unwrap();
+        assert_eq!(
+            (wait.state.as_str(), pending.attempts, pending.retry_at),
+            ("removing", 2, Some(never)),
+            "counted as the fold counts"
         );
         assert!(instances(&**client, "pg", Some(&["qa".to_string()]))
             .await
@@ -1156,7 +1204,7 @@ mod tests {
         assert!(bound_to_app(&**client, "cart").await.unwrap().is_empty());
 
         assert_eq!(
-            pending_calls(&**client, 10).await.unwrap(),
+            pending_calls(&**client, 10, 60.0).await.unwrap(),
             [
                 PendingCallRow {
                     service: "pg".into(),
@@ -1179,9 +1227,16 @@ mod tests {
                     retry_at: None,
                 },
             ],
-            "the longest waiting first"
+            "due only (not wait's before its retry_at, nor fresh's within the grace), the longest due first"
         );
-        assert_eq!(pending_calls(&**client, 1).await.unwrap().len(), 1);
+        assert_eq!(pending_calls(&**client, 1, 60.0).await.unwrap().len(), 1);
+        let due: Vec<String> = pending_calls(&**client, 10, 0.0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|call| call.instance)
+            .collect();
+        assert_eq!(due, ["db", "new", "fresh"], "fresh's grace over");
         drop(client);
 
         let live = rows(&store).await;

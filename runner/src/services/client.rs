@@ -9,19 +9,27 @@
 //! - unbind: `DELETE {endpoint}/resources/{name}/bind-app` (`app-name`) → 2xx;
 //! - status: `GET {endpoint}/resources/{name}/status` → 204 up, 202 pending, anything else down.
 //!
-//! A call retried after an earlier attempt may find its work done: a 409 to a create means the
-//! instance was created, a 404 to a remove or an unbind means it is gone. Any other non-2xx
-//! answer is a refusal with the answer's text (trimmed, at most 1 KiB) as its message. No answer
-//! (no connection, a timeout) is tried again after 2^attempts seconds (at most 60), and given up
-//! once `services.max_attempts` calls went unanswered. An endpoint that is plain http is checked
-//! against `allow_insecure_hosts` again before each call.
+//! A 404 to a remove or an unbind means the work is done (the instance, or the binding, is
+//! gone); a 409 to a create retried after an earlier attempt means the instance was created.
+//! A 502, 503 or 504 (a gateway without the service behind it, a service not up) counts as no
+//! answer. Any other non-2xx answer is a refusal with the answer's text (trimmed, at most
+//! 1 KiB) as its message. No answer (no connection, a timeout) is tried again after
+//! 2^attempts seconds (at most 60), and given up once `services.max_attempts` calls went
+//! unanswered. An endpoint that is plain http is checked against `allow_insecure_hosts` again
+//! before each call.
 //!
-//! Nothing of the password or of the variables is logged or put in a message.
+//! A failure the service may not know of is undone at the service, once and best effort, before
+//! it is recorded ([`undo`]): a create given up is followed by a remove, a bind given up or
+//! answered with variables Bosun cannot use by an unbind.
+//!
+//! Nothing of the password or of the variables is logged or put in a message: the password and
+//! the Basic credential are taken out of any text taken from an answer.
 //!
 //! Does not own: when a call is made or recorded (`services`), the instance rules (`domain`).
 
 use super::{Health, InstanceStatus, ServiceSettings};
 use crate::http_task::error_chain;
+use base64::Engine;
 use bosun_commands::services::{CallResult, ServiceCall, StatusTarget};
 use bosun_domain::services::{Endpoint, Operation};
 use chrono::{DateTime, Utc};
@@ -32,8 +40,12 @@ use std::time::Duration;
 const BODY_LIMIT: usize = 64 * 1024;
 /// A message taken from an answer, at most (bytes).
 const MESSAGE_LIMIT: usize = 1024;
+/// A variable's name quoted in a message, at most (characters).
+const NAME_LIMIT: usize = 64;
 /// Longest wait between attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+/// What a secret found in an answer's text is replaced with.
+const HIDDEN: &str = "***";
 
 /// What a service answered, as much of it as is read.
 #[derive(Debug)]
@@ -44,6 +56,62 @@ pub(super) struct Answer {
     pub cut: bool,
 }
 
+/// The secrets a request carries (the service's password, and the Basic credential made of
+/// it), to take out of any text taken from its answer: a service echoing its request must not
+/// put them in a message.
+pub(super) struct Secrets {
+    /// The longest first, so that none is cut by taking out another.
+    needles: Vec<SecretString>,
+}
+
+impl Secrets {
+    pub fn new(service: &str, password: &SecretString) -> Secrets {
+        let password = password.expose_secret();
+        let credential = SecretString::from(
+            base64::engine::general_purpose::STANDARD.encode(format!("{service}:{password}")),
+        );
+        let mut needles = vec![credential, SecretString::from(password.to_string())];
+        needles.retain(|n| !n.expose_secret().is_empty());
+        needles.sort_by_key(|n| std::cmp::Reverse(n.expose_secret().len()));
+        Secrets { needles }
+    }
+
+    /// `text` with every secret replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for needle in &self.needles {
+            let needle = needle.expose_secret();
+            if text.contains(needle) {
+                text = text.replace(needle, HIDDEN);
+            }
+        }
+        text
+    }
+}
+
+/// What an answer to a call, or its absence, means before the attempts are counted.
+#[derive(Debug)]
+pub(super) enum Meaning {
+    /// The service did it; a bind's variables.
+    Done(Vec<(String, SecretString)>),
+    Refused {
+        status: Option<u16>,
+        message: String,
+    },
+    /// A 2xx to a bind with variables Bosun cannot use (why): refused, and undone.
+    Unusable(String),
+    /// No answer, or one saying the service is not there now (502, 503, 504): why.
+    NoAnswer(String),
+}
+
+/// An attempt's result, and whether the service may hold what the failure it records says it
+/// does not (see [`undo`]).
+#[derive(Debug)]
+pub(super) struct Called {
+    pub result: CallResult,
+    pub undo: bool,
+}
+
 /// Makes `call`'s request and says what its answer means. `retried`: an earlier attempt may
 /// have reached the service.
 pub(super) async fn call(
@@ -51,16 +119,98 @@ pub(super) async fn call(
     settings: &ServiceSettings,
     call: &ServiceCall,
     retried: bool,
-) -> CallResult {
+) -> Called {
     if let Some(message) = disallowed(&call.endpoint, settings) {
-        return CallResult::Refused {
-            status: None,
-            message,
+        return Called {
+            result: CallResult::Refused {
+                status: None,
+                message,
+            },
+            undo: false,
         };
     }
+    let secrets = Secrets::new(&call.intent.service, &call.password);
+    let meaning = match send(request(http, call, &call.operation)).await {
+        Ok(answer) => {
+            tracing::info!(
+                operation = operation_name(&call.operation),
+                status = answer.status,
+                retried,
+                "the service answered"
+            );
+            meaning_of(&call.operation, retried, &answer, &secrets)
+        }
+        Err(e) => {
+            let reason = reason(e, settings.timeout);
+            tracing::info!(
+                operation = operation_name(&call.operation),
+                attempt = call.attempts + 1,
+                reason,
+                "the service did not answer"
+            );
+            Meaning::NoAnswer(reason)
+        }
+    };
+    called(
+        &call.operation,
+        meaning,
+        call.attempts,
+        settings.max_attempts,
+        Utc::now(),
+    )
+}
+
+/// Undoes at the service what a failure about to be recorded says did not happen: removes the
+/// instance of a create given up, unbinds the app of a bind given up or answered with variables
+/// Bosun cannot use. Once and best effort: what came of it is logged (the status, or why there
+/// was none), never the answer's text.
+pub(super) async fn undo(http: &reqwest::Client, settings: &ServiceSettings, call: &ServiceCall) {
+    let Some(operation) = undo_of(&call.operation) else {
+        return;
+    };
+    if disallowed(&call.endpoint, settings).is_some() {
+        return;
+    }
+    let name = operation_name(&operation);
+    match send(request(http, call, &operation)).await {
+        Ok(answer) if (200..300).contains(&answer.status) || answer.status == 404 => {
+            tracing::info!(
+                operation = name,
+                status = answer.status,
+                "undone at the service"
+            )
+        }
+        Ok(answer) => tracing::warn!(
+            operation = name,
+            status = answer.status,
+            "the service refused the undoing call; it may keep what Bosun records as not done"
+        ),
+        Err(e) => tracing::warn!(
+            operation = name,
+            reason = reason(e, settings.timeout),
+            "the service did not answer the undoing call; it may keep what Bosun records as not done"
+        ),
+    }
+}
+
+/// The call that undoes `operation` at the service, if a failure of it may need one.
+pub(super) fn undo_of(operation: &Operation) -> Option<Operation> {
+    match operation {
+        Operation::Create => Some(Operation::Remove),
+        Operation::Bind { app } => Some(Operation::Unbind { app: app.clone() }),
+        Operation::Unbind { .. } | Operation::Remove => None,
+    }
+}
+
+/// `operation`'s request for `call`'s instance, with its credentials.
+fn request(
+    http: &reqwest::Client,
+    call: &ServiceCall,
+    operation: &Operation,
+) -> reqwest::RequestBuilder {
     let base = call.endpoint.as_str();
     let instance = call.intent.instance.as_str();
-    let request = match &call.operation {
+    let request = match operation {
         Operation::Create => http.post(format!("{base}/resources")).form(&[
             ("name", instance),
             ("plan", call.plan.as_str()),
@@ -77,30 +227,9 @@ pub(super) async fn call(
             .delete(format!("{base}/resources/{instance}/bind-app"))
             .form(&[("app-name", app.as_str())]),
     };
-    let request = request
+    request
         .basic_auth(&call.intent.service, Some(call.password.expose_secret()))
-        .header(reqwest::header::ACCEPT, "application/json");
-    match send(request).await {
-        Ok(answer) => {
-            tracing::info!(
-                operation = operation_name(&call.operation),
-                status = answer.status,
-                retried,
-                "the service answered"
-            );
-            result_of(&call.operation, retried, &answer)
-        }
-        Err(e) => {
-            let reason = reason(e, settings.timeout);
-            tracing::info!(
-                operation = operation_name(&call.operation),
-                attempt = call.attempts + 1,
-                reason,
-                "the service did not answer"
-            );
-            no_answer(reason, call.attempts, settings.max_attempts, Utc::now())
-        }
-    }
+        .header(reqwest::header::ACCEPT, "application/json")
 }
 
 /// `GET {endpoint}/resources/{name}/status`: what the service says of the instance.
@@ -122,8 +251,9 @@ pub(super) async fn status(
             target.instance
         ))
         .basic_auth(&target.service, Some(target.password.expose_secret()));
+    let secrets = Secrets::new(&target.service, &target.password);
     match send(request).await {
-        Ok(answer) => health_of(&answer),
+        Ok(answer) => health_of(&answer, &secrets),
         Err(e) => InstanceStatus {
             status: Health::Down,
             message: format!(
@@ -179,40 +309,86 @@ fn operation_name(operation: &Operation) -> &'static str {
     }
 }
 
-/// What `answer` to `operation` means.
-pub(super) fn result_of(operation: &Operation, retried: bool, answer: &Answer) -> CallResult {
+/// What `answer` to `operation` means. `retried`: an earlier attempt may have reached the
+/// service.
+pub(super) fn meaning_of(
+    operation: &Operation,
+    retried: bool,
+    answer: &Answer,
+    secrets: &Secrets,
+) -> Meaning {
     let status = answer.status;
-    let success = (200..300).contains(&status);
-    let already_done = retried
-        && match operation {
-            Operation::Create => status == 409,
-            Operation::Remove | Operation::Unbind { .. } => status == 404,
-            Operation::Bind { .. } => false,
-        };
+    let already_done = match operation {
+        // Not on a first attempt: another request may have created an instance of that name.
+        Operation::Create => retried && status == 409,
+        Operation::Remove | Operation::Unbind { .. } => status == 404,
+        Operation::Bind { .. } => false,
+    };
     if already_done {
-        return CallResult::Done { vars: Vec::new() };
+        return Meaning::Done(Vec::new());
     }
-    if !success {
-        return CallResult::Refused {
+    if matches!(status, 502..=504) {
+        let text = message(&answer.body, secrets);
+        return Meaning::NoAnswer(if text.is_empty() {
+            format!("HTTP {status}, unavailable")
+        } else {
+            format!("HTTP {status}, unavailable: {text}")
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Meaning::Refused {
             status: Some(status),
-            message: refusal_message(answer),
+            message: refusal_message(answer, secrets),
         };
     }
     match operation {
-        Operation::Bind { .. } => match variables(answer) {
-            Ok(vars) => CallResult::Done { vars },
-            Err(why) => CallResult::Refused {
+        Operation::Bind { .. } => match variables(answer, secrets) {
+            Ok(vars) => Meaning::Done(vars),
+            Err(why) => Meaning::Unusable(why),
+        },
+        _ => Meaning::Done(Vec::new()),
+    }
+}
+
+/// What an attempt that had `attempts` earlier unanswered ones records, for `meaning`; and
+/// whether to undo it at the service first.
+pub(super) fn called(
+    operation: &Operation,
+    meaning: Meaning,
+    attempts: u32,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+) -> Called {
+    match meaning {
+        Meaning::Done(vars) => Called {
+            result: CallResult::Done { vars },
+            undo: false,
+        },
+        Meaning::Refused { status, message } => Called {
+            result: CallResult::Refused { status, message },
+            undo: false,
+        },
+        Meaning::Unusable(why) => Called {
+            result: CallResult::Refused {
                 status: None,
                 message: format!("the service answered what Bosun cannot use: {why}"),
             },
+            undo: undo_of(operation).is_some(),
         },
-        _ => CallResult::Done { vars: Vec::new() },
+        Meaning::NoAnswer(reason) => {
+            let result = no_answer(reason, attempts, max_attempts, now);
+            let given_up = matches!(result, CallResult::NoAnswer { retry_at: None, .. });
+            Called {
+                result,
+                undo: given_up && undo_of(operation).is_some(),
+            }
+        }
     }
 }
 
 /// A refusal's message: the answer's text, or its status when it has none.
-fn refusal_message(answer: &Answer) -> String {
-    let text = message(&answer.body);
+fn refusal_message(answer: &Answer, secrets: &Secrets) -> String {
+    let text = message(&answer.body, secrets);
     if text.is_empty() {
         format!(
             "the service answered HTTP {} with no message",
@@ -223,9 +399,11 @@ fn refusal_message(answer: &Answer) -> String {
     }
 }
 
-/// `body` as text, trimmed, at most [`MESSAGE_LIMIT`] bytes cut at a character boundary.
-pub(super) fn message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+/// `body` as text without the secrets, trimmed, at most [`MESSAGE_LIMIT`] bytes cut at a
+/// character boundary.
+pub(super) fn message(body: &[u8], secrets: &Secrets) -> String {
+    // Scrubbed before it is cut: a secret cut in two would not be found.
+    let text = secrets.scrub(&String::from_utf8_lossy(body));
     let text = text.trim();
     let mut end = text.len().min(MESSAGE_LIMIT);
     while !text.is_char_boundary(end) {
@@ -236,7 +414,10 @@ pub(super) fn message(body: &[u8]) -> String {
 
 /// A bind's answer: a JSON object of string values (an empty answer: none). Errors name
 /// variables, never their values.
-pub(super) fn variables(answer: &Answer) -> Result<Vec<(String, SecretString)>, String> {
+pub(super) fn variables(
+    answer: &Answer,
+    secrets: &Secrets,
+) -> Result<Vec<(String, SecretString)>, String> {
     if answer.cut {
         return Err(format!("an answer longer than {} KiB", BODY_LIMIT / 1024));
     }
@@ -256,7 +437,7 @@ pub(super) fn variables(answer: &Answer) -> Result<Vec<(String, SecretString)>, 
             _ => {
                 return Err(format!(
                     "the value of {} is not a string",
-                    shown_name(&name)
+                    shown_name(&secrets.scrub(&name))
                 ))
             }
         }
@@ -264,9 +445,9 @@ pub(super) fn variables(answer: &Answer) -> Result<Vec<(String, SecretString)>, 
     Ok(vars)
 }
 
-/// A variable's name as a message shows it: quoted, at most 64 characters.
+/// A variable's name as a message shows it: quoted, at most [`NAME_LIMIT`] characters.
 fn shown_name(name: &str) -> String {
-    let shown: String = name.chars().take(64).collect();
+    let shown: String = name.chars().take(NAME_LIMIT).collect();
     if shown.len() < name.len() {
         format!("{shown:?}…")
     } else {
@@ -297,13 +478,13 @@ pub(super) fn no_answer(
 }
 
 /// What a status answer says.
-pub(super) fn health_of(answer: &Answer) -> InstanceStatus {
+pub(super) fn health_of(answer: &Answer, secrets: &Secrets) -> InstanceStatus {
     let status = match answer.status {
         204 => Health::Up,
         202 => Health::Pending,
         _ => Health::Down,
     };
-    let mut message = message(&answer.body);
+    let mut message = message(&answer.body, secrets);
     if status == Health::Down && message.is_empty() {
         message = format!("the service answered HTTP {}", answer.status);
     }
@@ -315,12 +496,28 @@ mod tests {
     use super::*;
     use bosun_domain::apps::AppName;
 
+    const PASSWORD: &str = "pa55-w0rd";
+
+    fn secrets() -> Secrets {
+        Secrets::new("db", &SecretString::from(PASSWORD))
+    }
+
+    fn credential() -> String {
+        base64::engine::general_purpose::STANDARD.encode(format!("db:{PASSWORD}"))
+    }
+
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
             status,
             body: body.as_bytes().to_vec(),
             cut: false,
         }
+    }
+
+    /// What a first attempt records for `answer` (`retried` as said).
+    fn result_of(operation: &Operation, retried: bool, answer: &Answer) -> CallResult {
+        let meaning = meaning_of(operation, retried, answer, &secrets());
+        called(operation, meaning, 0, 10, Utc::now()).result
     }
 
     fn bind() -> Operation {
@@ -380,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bind_answer_bosun_cannot_use_is_refused_without_its_values() {
+    fn a_bind_answer_bosun_cannot_use_is_refused_without_its_values_and_undone() {
         for body in [
             "not json",
             "[1, 2]",
@@ -388,7 +585,10 @@ mod tests {
             r#"{"A": "ok", "B": 12345}"#,
             r#"{"A": {"nested": "s3cr3t"}}"#,
         ] {
-            let (status, message) = refused(result_of(&bind(), false, &answer(201, body)));
+            let meaning = meaning_of(&bind(), false, &answer(201, body), &secrets());
+            let called = called(&bind(), meaning, 0, 10, Utc::now());
+            assert!(called.undo, "{body}: the service may hold the binding");
+            let (status, message) = refused(called.result);
             assert_eq!(status, None, "{body}");
             assert!(message.contains("cannot use"), "{message}");
             assert!(
@@ -412,10 +612,24 @@ mod tests {
     }
 
     #[test]
+    fn a_long_variable_name_is_cut_in_a_message() {
+        let name = "N".repeat(500);
+        let body = format!(r#"{{"{name}": 1}}"#);
+        let (_, message) = refused(result_of(&bind(), false, &answer(200, &body)));
+        assert!(
+            message.contains(&format!("\"{}\"…", "N".repeat(64))),
+            "{message}"
+        );
+        assert!(!message.contains(&"N".repeat(65)), "{message}");
+    }
+
+    #[test]
     fn a_non_2xx_is_refused_with_the_answer_text() {
         for operation in [Operation::Create, Operation::Remove, bind(), unbind()] {
-            let (status, message) =
-                refused(result_of(&operation, false, &answer(500, "  disk full\n")));
+            let meaning = meaning_of(&operation, false, &answer(500, "  disk full\n"), &secrets());
+            let called = called(&operation, meaning, 0, 10, Utc::now());
+            assert!(!called.undo, "the service said it did not");
+            let (status, message) = refused(called.result);
             assert_eq!(status, Some(500));
             assert_eq!(message, "disk full");
         }
@@ -428,6 +642,29 @@ mod tests {
     }
 
     #[test]
+    fn a_502_503_or_504_is_no_answer_and_tried_again() {
+        for operation in [Operation::Create, Operation::Remove, bind(), unbind()] {
+            for status in [502, 503, 504] {
+                match result_of(&operation, false, &answer(status, " overloaded ")) {
+                    CallResult::NoAnswer {
+                        reason,
+                        retry_at: Some(_),
+                    } => {
+                        assert_eq!(reason, format!("HTTP {status}, unavailable: overloaded"))
+                    }
+                    other => panic!("{status}: {other:?}"),
+                }
+            }
+        }
+        match result_of(&Operation::Create, true, &answer(503, "")) {
+            CallResult::NoAnswer { reason, .. } => assert_eq!(reason, "HTTP 503, unavailable"),
+            other => panic!("{other:?}"),
+        }
+        let (status, _) = refused(result_of(&Operation::Create, false, &answer(501, "")));
+        assert_eq!(status, Some(501), "not a gateway's");
+    }
+
+    #[test]
     fn a_retried_create_answered_409_was_created() {
         assert!(done_vars(result_of(&Operation::Create, true, &answer(409, "exists"))).is_empty());
         let (status, message) =
@@ -436,13 +673,13 @@ mod tests {
     }
 
     #[test]
-    fn a_retried_remove_or_unbind_answered_404_is_done() {
+    fn a_remove_or_unbind_answered_404_is_done_on_any_attempt() {
         for operation in [Operation::Remove, unbind()] {
-            assert!(done_vars(result_of(&operation, true, &answer(404, ""))).is_empty());
-            let (status, _) = refused(result_of(&operation, false, &answer(404, "")));
-            assert_eq!(status, Some(404));
+            for retried in [false, true] {
+                assert!(done_vars(result_of(&operation, retried, &answer(404, ""))).is_empty());
+            }
         }
-        // Not for a bind, nor other statuses.
+        // Not for a bind or a create, nor other statuses.
         let (status, _) = refused(result_of(&bind(), true, &answer(404, "")));
         assert_eq!(status, Some(404));
         let (status, _) = refused(result_of(&Operation::Create, true, &answer(404, "")));
@@ -452,18 +689,78 @@ mod tests {
     }
 
     #[test]
+    fn a_create_or_bind_given_up_is_undone_at_the_service() {
+        let now = Utc::now();
+        for (operation, undone) in [
+            (Operation::Create, Some(Operation::Remove)),
+            (bind(), Some(unbind())),
+            (unbind(), None),
+            (Operation::Remove, None),
+        ] {
+            assert_eq!(undo_of(&operation), undone);
+            let given_up = called(&operation, Meaning::NoAnswer("timeout".into()), 9, 10, now);
+            assert!(matches!(
+                given_up.result,
+                CallResult::NoAnswer { retry_at: None, .. }
+            ));
+            assert_eq!(given_up.undo, undone.is_some(), "{operation:?}");
+            let again = called(&operation, Meaning::NoAnswer("timeout".into()), 8, 10, now);
+            assert!(!again.undo, "{operation:?}: tried again, not undone");
+            let done = called(&operation, Meaning::Done(vec![]), 9, 10, now);
+            assert!(!done.undo);
+        }
+    }
+
+    #[test]
+    fn secrets_are_taken_out_of_what_a_service_answers() {
+        let echo = format!(
+            "denied for db:{PASSWORD} (Authorization: Basic {})",
+            credential()
+        );
+        for operation in [Operation::Create, Operation::Remove, bind(), unbind()] {
+            let (_, message) = refused(result_of(&operation, false, &answer(401, &echo)));
+            assert_eq!(message, "denied for db:*** (Authorization: Basic ***)");
+        }
+        match result_of(&Operation::Create, false, &answer(503, &echo)) {
+            CallResult::NoAnswer { reason, .. } => {
+                assert!(
+                    !reason.contains(PASSWORD) && !reason.contains(&credential()),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let status = health_of(&answer(500, &echo), &secrets());
+        assert!(!status.message.contains(PASSWORD), "{}", status.message);
+        assert!(
+            !status.message.contains(&credential()),
+            "{}",
+            status.message
+        );
+        // A variable named after the password.
+        let body = format!(r#"{{"{PASSWORD}": 1}}"#);
+        let (_, named) = refused(result_of(&bind(), false, &answer(200, &body)));
+        assert!(!named.contains(PASSWORD), "{named}");
+        // Taken out before the message is cut: no half of it is left at the end.
+        let long = format!("{}{PASSWORD}", "x".repeat(MESSAGE_LIMIT - 4));
+        let cut = message(long.as_bytes(), &secrets());
+        assert!(!cut.contains("pa55"), "{cut}");
+    }
+
+    #[test]
     fn a_message_is_cut_at_a_character_boundary() {
+        let secrets = secrets();
         let long = "é".repeat(1000); // 2000 bytes
-        let cut = message(long.as_bytes());
+        let cut = message(long.as_bytes(), &secrets);
         assert!(cut.len() <= MESSAGE_LIMIT);
         assert_eq!(cut.len(), 1024);
         assert!(cut.chars().all(|c| c == 'é'));
         let odd = format!("a{}", "€".repeat(600)); // 1 + 1800 bytes
-        let cut = message(odd.as_bytes());
+        let cut = message(odd.as_bytes(), &secrets);
         assert_eq!(cut.len(), 1 + 3 * 341);
         assert!(odd.starts_with(&cut));
-        assert_eq!(message(b"  short  "), "short");
-        assert_eq!(message(&[0xff, b'o', b'k']), "\u{fffd}ok");
+        assert_eq!(message(b"  short  ", &secrets), "short");
+        assert_eq!(message(&[0xff, b'o', b'k'], &secrets), "\u{fffd}ok");
     }
 
     #[test]
@@ -493,19 +790,222 @@ mod tests {
 
     #[test]
     fn status_answers() {
-        assert_eq!(health_of(&answer(204, "")).status, Health::Up);
-        assert_eq!(health_of(&answer(202, "starting")).status, Health::Pending);
-        let down = health_of(&answer(500, " broken "));
+        let secrets = secrets();
+        assert_eq!(health_of(&answer(204, ""), &secrets).status, Health::Up);
+        assert_eq!(
+            health_of(&answer(202, "starting"), &secrets).status,
+            Health::Pending
+        );
+        let down = health_of(&answer(500, " broken "), &secrets);
         assert_eq!(
             (down.status, down.message.as_str()),
             (Health::Down, "broken")
         );
-        let down = health_of(&answer(200, ""));
+        let down = health_of(&answer(200, ""), &secrets);
         assert_eq!(down.status, Health::Down);
         assert!(down.message.contains("200"), "{}", down.message);
         assert_eq!(
-            serde_json::to_value(health_of(&answer(204, ""))).unwrap(),
+            serde_json::to_value(health_of(&answer(204, ""), &secrets)).unwrap(),
             serde_json::json!({"status": "up", "message": ""})
         );
+    }
+
+    /// A service on 127.0.0.1 that records each request (method, path, Authorization, body),
+    /// never answers a POST and answers anything else 204.
+    mod hanging_service {
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        #[derive(Clone, Debug)]
+        pub struct Request {
+            pub method: String,
+            pub path: String,
+            pub authorization: String,
+            pub body: String,
+        }
+
+        pub async fn start() -> (String, Arc<Mutex<Vec<Request>>>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let seen = requests.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        let mut read = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        let head_end = loop {
+                            let n = socket.read(&mut buf).await.unwrap();
+                            if n == 0 {
+                                return;
+                            }
+                            read.extend_from_slice(&buf[..n]);
+                            if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break at + 4;
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&read[..head_end]).to_string();
+                        let header = |name: &str| {
+                            head.lines()
+                                .find_map(|l| {
+                                    let (n, v) = l.split_once(':')?;
+                                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                                })
+                                .unwrap_or_default()
+                        };
+                        let length: usize = header("content-length").parse().unwrap_or(0);
+                        while read.len() < head_end + length {
+                            let n = socket.read(&mut buf).await.unwrap();
+                            if n == 0 {
+                                break;
+                            }
+                            read.extend_from_slice(&buf[..n]);
+                        }
+                        let mut line = head.lines().next().unwrap_or_default().split(' ');
+                        let request = Request {
+                            method: line.next().unwrap_or_default().to_string(),
+                            path: line.next().unwrap_or_default().to_string(),
+                            authorization: header("authorization"),
+                            body: String::from_utf8_lossy(&read[head_end..]).to_string(),
+                        };
+                        let hang = request.method == "POST";
+                        seen.lock().unwrap().push(request);
+                        if hang {
+                            std::future::pending::<()>().await;
+                        }
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    });
+                }
+            });
+            (endpoint, requests)
+        }
+    }
+
+    fn settings() -> ServiceSettings {
+        ServiceSettings {
+            timeout: Duration::from_millis(300),
+            wait: Duration::from_secs(1),
+            max_attempts: 3,
+            allow_insecure_hosts: vec!["127.0.0.1".into()],
+        }
+    }
+
+    fn service_call(endpoint: &str, operation: Operation, attempts: u32) -> ServiceCall {
+        ServiceCall {
+            intent: bosun_commands::services::Intent {
+                service: "db".into(),
+                instance: "main".into(),
+                request_id: uuid::Uuid::new_v4(),
+            },
+            operation,
+            endpoint: Endpoint::parse(endpoint, &["127.0.0.1".to_string()]).unwrap(),
+            password: SecretString::from(PASSWORD),
+            plan: "small".into(),
+            team_owner: "ops".into(),
+            app_host: "web.example.com".into(),
+            attempts,
+            requested_at: Utc::now(),
+            retry_at: None,
+        }
+    }
+
+    fn http(settings: &ServiceSettings) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_create_given_up_is_removed_at_the_service() {
+        let (endpoint, requests) = hanging_service::start().await;
+        let settings = settings();
+        let http = http(&settings);
+        let early = call(
+            &http,
+            &settings,
+            &service_call(&endpoint, Operation::Create, 0),
+            false,
+        )
+        .await;
+        assert!(
+            matches!(
+                early.result,
+                CallResult::NoAnswer {
+                    retry_at: Some(_),
+                    ..
+                }
+            ),
+            "{early:?}"
+        );
+        assert!(!early.undo, "tried again, not undone");
+        let last = service_call(&endpoint, Operation::Create, 2);
+        let given_up = call(&http, &settings, &last, true).await;
+        assert!(
+            matches!(given_up.result, CallResult::NoAnswer { retry_at: None, .. }),
+            "{given_up:?}"
+        );
+        assert!(given_up.undo);
+        undo(&http, &settings, &last).await;
+        let requests = requests.lock().unwrap().clone();
+        let basic = format!("Basic {}", credential());
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        assert_eq!(
+            (requests[0].method.as_str(), requests[0].path.as_str()),
+            ("POST", "/resources")
+        );
+        assert_eq!(requests[0].body, "name=main&plan=small&team=ops");
+        let removal = &requests[2];
+        assert_eq!(
+            (removal.method.as_str(), removal.path.as_str()),
+            ("DELETE", "/resources/main")
+        );
+        assert!(
+            requests.iter().all(|r| r.authorization == basic),
+            "{requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bind_given_up_is_unbound_at_the_service() {
+        let (endpoint, requests) = hanging_service::start().await;
+        let settings = settings();
+        let http = http(&settings);
+        let last = service_call(&endpoint, bind(), 2);
+        let given_up = call(&http, &settings, &last, true).await;
+        assert!(given_up.undo, "{given_up:?}");
+        undo(&http, &settings, &last).await;
+        let requests = requests.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert_eq!(
+            (requests[0].method.as_str(), requests[0].path.as_str()),
+            ("POST", "/resources/main/bind-app")
+        );
+        assert_eq!(requests[0].body, "app-name=web&app-host=web.example.com");
+        assert_eq!(
+            (requests[1].method.as_str(), requests[1].path.as_str()),
+            ("DELETE", "/resources/main/bind-app")
+        );
+        assert_eq!(requests[1].body, "app-name=web");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_undone_for_an_unbind_or_a_remove() {
+        let (endpoint, requests) = hanging_service::start().await;
+        let settings = settings();
+        let http = http(&settings);
+        undo(&http, &settings, &service_call(&endpoint, unbind(), 2)).await;
+        undo(
+            &http,
+            &settings,
+            &service_call(&endpoint, Operation::Remove, 2),
+        )
+        .await;
+        assert!(requests.lock().unwrap().is_empty());
     }
 }

@@ -1,15 +1,21 @@
 //! Calling service APIs (tsuru's service protocol) to carry out the instance intents the API
-//! records: create, bind, unbind, remove; and asking a service for an instance's status.
+//! records: create, bind, unbind, remove; asking a service for an instance's status; and
+//! removing an app, which unbinds its instances first.
 //!
-//! Owns: [`ServiceCalls`], which makes an intent's call in a task of its own (so a handler that
-//! stops waiting, or a client that hangs up, does not abandon it) and records its outcome through
-//! `Commands::record_service_call`; the in-flight set that keeps one process from making the same
-//! intent's call twice at once; and the reactor (`reactor`, one active node at a time) that tries
-//! again the calls nobody finished: those that got no answer (at their `retry_at`) and those whose
-//! first attempt was lost with its handler or its process.
+//! Owns: [`ServiceCalls`], which makes an intent's first call in a task of its own (so a handler
+//! that stops waiting, or a client that hangs up, does not abandon it), records its outcome
+//! through `Commands::record_service_call` and waits for it at most `services.wait`; the
+//! in-flight set that keeps one process from making the same intent's call twice at once; and
+//! the reactor (`reactor`, one active node at a time) that makes the calls nobody finished:
+//! those that got no answer (at their `retry_at`) and those whose first attempt was lost with
+//! its handler or its process.
 //!
-//! A call is made at least once: a call answered but not recorded (a crash between the two) is
-//! made again, which the protocol's retried-call rules make harmless (`client`).
+//! Who makes a call, as the instance's stream says just before it is made: the request that
+//! recorded the intent makes the first attempt, if it gets to it within [`GRACE`] of the intent;
+//! the reactor makes every later one, and the first once that request must be done with it
+//! (its `requested_at` plus one call's timeout plus [`GRACE`]). A call is made at least once: a
+//! call answered but not recorded (a crash between the two) is made again, which the protocol's
+//! retried-call rules make harmless (`client`).
 //!
 //! Does not own: the HTTP exchange and what each answer means (`client`), the instance rules
 //! and the recorded events (`domain`, `commands`), the routes (`api`).
@@ -21,15 +27,25 @@ pub(crate) use reactor::run;
 pub use reactor::LOCK_KEY;
 
 use crate::workers::StartError;
-use bosun_commands::services::{CallResult, Intent};
-use bosun_commands::{Actor, CommandError, Commands, Queries};
+use bosun_commands::services::{CallResult, Intent, ServiceCall};
+use bosun_commands::{Actor, CommandError, Commands, Origin, Queries, Written};
 use bosun_domain::services::{instance_stream_id, InstanceEvent, InstanceName, ServiceName};
+use bosun_domain::DomainError;
 use bosun_eventstore::{EventStore, StreamId};
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
 use uuid::Uuid;
+
+/// How long after its intent the request that recorded it may still start the first attempt;
+/// beyond one call's timeout and this, the reactor takes the call over.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
+/// How often [`ServiceCalls::finish`] reads the recorded outcome while the call is retried.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// Status calls this process makes at once, at most; others wait for their turn.
+const STATUS_CALLS: usize = 16;
 
 /// `services:` in the configuration, with the insecure hosts of `http_tasks:`.
 #[derive(Clone, Debug)]
@@ -58,16 +74,35 @@ impl Default for ServiceSettings {
 /// How an intent stood when [`ServiceCalls::finish`] stopped waiting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finished {
-    /// The service did it, and it is recorded.
-    Done,
+    /// The service did it, and it is recorded. `env`: the names of the variables the recorded
+    /// outcome set (a bind's); empty for the other operations.
+    Done { env: Vec<String> },
     /// The service refused, answered what Bosun cannot use, or never answered: recorded as the
     /// operation's failure. `status`: the service's HTTP status, if it answered with one.
     Refused {
         status: Option<u16>,
         message: String,
     },
-    /// No outcome recorded yet: the call is still being made, or is tried again later.
+    /// No outcome recorded yet (or it could not be read): the call is still being made, or is
+    /// tried again later.
     Pending,
+}
+
+/// How [`ServiceCalls::remove_app`] ended.
+#[derive(Debug)]
+pub enum AppRemoval {
+    /// Every instance unbound, and the app removed.
+    Removed(Written),
+    /// The service of `instance` (`service/instance`) refused to unbind the app, or never
+    /// answered: the app stays, bound to it.
+    Refused {
+        instance: String,
+        status: Option<u16>,
+        message: String,
+    },
+    /// The unbinding from `instance` (`service/instance`) has no outcome yet: the app stays
+    /// until it has one.
+    Pending { instance: String },
 }
 
 /// What a service says of one of its instances.
@@ -106,6 +141,15 @@ pub struct InstanceStatus {
     pub message: String,
 }
 
+/// Who makes an attempt, which decides whether it may be made (see the [module](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum By {
+    /// The request that recorded the intent: the first attempt only.
+    Request,
+    /// The reactor: every later attempt, and a first one nobody made.
+    Reactor,
+}
+
 /// Makes services' calls for the instance intents; cheap to clone.
 #[derive(Clone)]
 pub struct ServiceCalls {
@@ -121,6 +165,8 @@ struct Inner {
     settings: ServiceSettings,
     /// Intents whose call this process is making now.
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Turns for status calls ([`STATUS_CALLS`]).
+    status_calls: tokio::sync::Semaphore,
 }
 
 /// An intent marked in flight; unmarked when dropped.
@@ -158,6 +204,7 @@ impl ServiceCalls {
                 http,
                 settings,
                 in_flight: Mutex::new(HashSet::new()),
+                status_calls: tokio::sync::Semaphore::new(STATUS_CALLS),
             }),
         })
     }
@@ -170,22 +217,88 @@ impl ServiceCalls {
         &self.inner.queries
     }
 
-    /// Makes the intent's call in a task of its own and waits for its outcome at most
-    /// `settings.wait`. The call goes on after that; its outcome is recorded when it comes.
+    /// Makes the intent's first call in a task of its own (unless it is too late for it, or it
+    /// has been made: the reactor's then) and waits for its outcome at most `settings.wait`,
+    /// reading it from the instance's stream while the call is tried again. The call goes on
+    /// after that; its outcome is recorded when it comes. An intent whose outcome is recorded
+    /// answers at once.
     pub async fn finish(&self, intent: Intent) -> Finished {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.wait;
         let calls = self.clone();
-        let task = tokio::spawn(async move { calls.attempt(intent, false).await });
-        match tokio::time::timeout(self.inner.settings.wait, task).await {
+        let first = intent.clone();
+        let task = tokio::spawn(async move { calls.attempt(first, By::Request).await });
+        let finished = match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(finished)) => finished,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "a service call's task ended without an outcome");
                 Finished::Pending
             }
-            Err(_) => Finished::Pending,
+            Err(_) => return Finished::Pending,
+        };
+        if finished != Finished::Pending {
+            return finished;
+        }
+        self.wait_for_outcome(&intent, deadline).await
+    }
+
+    /// The intent's outcome once it is recorded, read every [`POLL_EVERY`] until `deadline`;
+    /// `Pending` if none is by then.
+    async fn wait_for_outcome(&self, intent: &Intent, deadline: tokio::time::Instant) -> Finished {
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Finished::Pending;
+            }
+            tokio::time::sleep_until((now + POLL_EVERY).min(deadline)).await;
+            match self.recorded(intent).await {
+                Some(Finished::Pending) | None => {}
+                Some(finished) => return finished,
+            }
         }
     }
 
-    /// `GET {endpoint}/resources/{instance}/status`, for a caller who may read the instance.
+    /// Removes app `app`, for `actor`: unbinds each instance bound to it first (each unbinding
+    /// made and waited for as [`Self::finish`] does, without a restart), then removes it. Stops
+    /// at the first unbinding refused or not finished within the wait: the app stays.
+    pub async fn remove_app(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+    ) -> Result<AppRemoval, CommandError> {
+        let commands = &self.inner.commands;
+        for (service, instance) in commands.app_bound_instances(actor, app).await? {
+            let shown = format!("{service}/{instance}");
+            let intent = match commands
+                .request_unbind(actor, origin, &service, &instance, app, false)
+                .await
+            {
+                Ok((intent, _)) => intent,
+                // Unbound meanwhile.
+                Err(CommandError::Domain(DomainError::Conflict {
+                    code: "not_bound", ..
+                })) => continue,
+                Err(e) => return Err(e),
+            };
+            match self.finish(intent).await {
+                Finished::Done { .. } => {}
+                Finished::Refused { status, message } => {
+                    return Ok(AppRemoval::Refused {
+                        instance: shown,
+                        status,
+                        message,
+                    })
+                }
+                Finished::Pending => return Ok(AppRemoval::Pending { instance: shown }),
+            }
+        }
+        Ok(AppRemoval::Removed(
+            commands.remove_app(actor, origin, app).await?,
+        ))
+    }
+
+    /// `GET {endpoint}/resources/{instance}/status`, for a caller who may read the instance; at
+    /// most [`STATUS_CALLS`] at once.
     pub async fn status(
         &self,
         actor: &Actor,
@@ -197,20 +310,20 @@ impl ServiceCalls {
             .commands
             .instance_status_target(actor, service, instance)
             .await?;
+        let _turn = self
+            .inner
+            .status_calls
+            .acquire()
+            .await
+            .map_err(|_| CommandError::Internal("the status calls' turns are closed".into()))?;
         Ok(client::status(&self.inner.http, &self.inner.settings, &target).await)
     }
 
-    /// How many intents' calls this process is making now.
-    pub(crate) fn in_flight_count(&self) -> usize {
-        self.inner.in_flight().len()
-    }
-
-    /// One attempt at the intent's call: load it (nothing if its outcome is recorded), call,
-    /// record. `picked_up`: by the reactor, so an earlier attempt may have reached the service.
-    /// Returns how the intent stands after it.
-    pub(crate) async fn attempt(&self, intent: Intent, picked_up: bool) -> Finished {
+    /// One attempt at the intent's call: load it (nothing if its outcome is recorded), call if
+    /// `by` may now, record. Returns how the intent stands after it.
+    pub(crate) async fn attempt(&self, intent: Intent, by: By) -> Finished {
         match self.mark_in_flight(intent.request_id) {
-            Some(in_flight) => self.attempt_marked(intent, picked_up, in_flight).await,
+            Some(in_flight) => self.attempt_marked(intent, by, in_flight).await,
             // Being made by another task of this process, which records it.
             None => Finished::Pending,
         }
@@ -220,7 +333,7 @@ impl ServiceCalls {
     pub(crate) async fn attempt_marked(
         &self,
         intent: Intent,
-        picked_up: bool,
+        by: By,
         in_flight: InFlight,
     ) -> Finished {
         let span = tracing::info_span!(
@@ -229,16 +342,15 @@ impl ServiceCalls {
             instance = %intent.instance,
             request_id = %intent.request_id,
         );
-        let finished = self
-            .call_and_record(&intent, picked_up)
-            .instrument(span)
-            .await;
+        let finished = self.call_and_record(&intent, by).instrument(span).await;
         drop(in_flight);
         finished
     }
 
-    async fn call_and_record(&self, intent: &Intent, picked_up: bool) -> Finished {
+    async fn call_and_record(&self, intent: &Intent, by: By) -> Finished {
         let commands = &self.inner.commands;
+        let settings = &self.inner.settings;
+        let http = &self.inner.http;
         let call = match commands.service_call(intent).await {
             Ok(Some(call)) => call,
             // Recorded already, by another attempt (another node's, or an earlier one).
@@ -248,11 +360,26 @@ impl ServiceCalls {
                 return Finished::Pending;
             }
         };
-        let retried = picked_up || call.attempts > 0;
-        let result = client::call(&self.inner.http, &self.inner.settings, &call, retried).await;
-        let fallback = finished_of(&result);
-        match commands.record_service_call(&call, result).await {
-            Ok(_) => self.recorded(intent).await.unwrap_or(fallback),
+        if !may_call(by, &call, Utc::now(), settings.timeout) {
+            // Not this attempt's to make (yet): the reactor makes it when due.
+            return Finished::Pending;
+        }
+        let retried = by == By::Reactor || call.attempts > 0;
+        let called = client::call(http, settings, &call, retried).await;
+        if called.undo {
+            client::undo(http, settings, &call).await;
+        }
+        let done = matches!(called.result, CallResult::Done { .. });
+        match commands.record_service_call(&call, called.result).await {
+            Ok(written) => {
+                let finished = self.recorded(intent).await.unwrap_or(Finished::Pending);
+                if written.is_some() && done && matches!(finished, Finished::Refused { .. }) {
+                    // A bind answered with variables the app cannot take (checked as they are
+                    // recorded): undone as one whose answer is unusable.
+                    client::undo(http, settings, &call).await;
+                }
+                finished
+            }
             Err(e) => {
                 // The reactor makes the call again: at least once.
                 tracing::warn!(error = %e, "recording a service call's outcome failed; it is made again later");
@@ -308,14 +435,39 @@ impl ServiceCalls {
 
 const PAGE: usize = 1000;
 
+/// Whether an attempt `by` makes `call` now, as the instance's stream has it: the request the
+/// first attempt only, and only within [`GRACE`] of the intent (the reactor takes it over one
+/// call's timeout later); the reactor once the call is due.
+pub(crate) fn may_call(by: By, call: &ServiceCall, now: DateTime<Utc>, timeout: Duration) -> bool {
+    match by {
+        By::Request => {
+            call.attempts == 0
+                && call.retry_at.is_none()
+                && now <= call.requested_at + chrono_duration(GRACE)
+        }
+        By::Reactor => reactor::is_due(call.retry_at, call.requested_at, now, timeout),
+    }
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or_else(|_| chrono::Duration::days(1))
+}
+
 /// How the intent `request_id` stands after `event`, if `event` is its outcome.
 fn outcome_of(event: &InstanceEvent, request_id: Uuid) -> Option<Finished> {
     use InstanceEvent::*;
     let (id, finished) = match event {
+        InstanceBound {
+            request_id, envs, ..
+        } => (
+            request_id,
+            Finished::Done {
+                env: envs.iter().map(|e| e.name.as_str().to_string()).collect(),
+            },
+        ),
         InstanceCreated { request_id, .. }
-        | InstanceBound { request_id, .. }
         | InstanceUnbound { request_id, .. }
-        | InstanceRemoved { request_id, .. } => (request_id, Finished::Done),
+        | InstanceRemoved { request_id, .. } => (request_id, Finished::Done { env: Vec::new() }),
         InstanceCreationFailed {
             request_id,
             status,
@@ -351,30 +503,11 @@ fn outcome_of(event: &InstanceEvent, request_id: Uuid) -> Option<Finished> {
     (*id == request_id).then_some(finished)
 }
 
-/// What `result` records, as [`Finished`] says it (when the recorded outcome cannot be read).
-fn finished_of(result: &CallResult) -> Finished {
-    match result {
-        CallResult::Done { .. } => Finished::Done,
-        CallResult::Refused { status, message } => Finished::Refused {
-            status: *status,
-            message: message.clone(),
-        },
-        CallResult::NoAnswer {
-            retry_at: Some(_), ..
-        } => Finished::Pending,
-        CallResult::NoAnswer {
-            reason,
-            retry_at: None,
-        } => Finished::Refused {
-            status: None,
-            message: format!("the service did not answer: {reason}"),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bosun_domain::apps::{AppName, EnvName, EnvVar};
+    use bosun_domain::services::{Endpoint, Operation};
     use chrono::Utc;
 
     #[test]
@@ -400,7 +533,10 @@ mod tests {
             "another intent's"
         );
         let created = InstanceEvent::InstanceCreated { request_id: id, at };
-        assert_eq!(outcome_of(&created, id), Some(Finished::Done));
+        assert_eq!(
+            outcome_of(&created, id),
+            Some(Finished::Done { env: vec![] })
+        );
         let unanswered = InstanceEvent::ServiceCallFailed {
             request_id: id,
             attempt: 1,
@@ -411,24 +547,81 @@ mod tests {
     }
 
     #[test]
-    fn a_result_stands_as_recorded() {
+    fn a_bind_done_names_the_variables_it_set() {
+        let id = Uuid::new_v4();
+        let var = |name: &str| EnvVar::public(EnvName::parse(name).unwrap(), "v".into()).unwrap();
+        let bound = InstanceEvent::InstanceBound {
+            request_id: id,
+            app: AppName::parse("web").unwrap(),
+            envs: vec![var("DATABASE_URL"), var("DB_USER")],
+            at: Utc::now(),
+        };
         assert_eq!(
-            finished_of(&CallResult::Done { vars: vec![] }),
-            Finished::Done
+            outcome_of(&bound, id),
+            Some(Finished::Done {
+                env: vec!["DATABASE_URL".into(), "DB_USER".into()]
+            })
         );
-        assert_eq!(
-            finished_of(&CallResult::NoAnswer {
-                reason: "timeout".into(),
-                retry_at: Some(Utc::now())
-            }),
-            Finished::Pending
+    }
+
+    fn call(
+        attempts: u32,
+        requested_ago: i64,
+        retry_in: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> ServiceCall {
+        ServiceCall {
+            intent: Intent {
+                service: "db".into(),
+                instance: "main".into(),
+                request_id: Uuid::new_v4(),
+            },
+            operation: Operation::Create,
+            endpoint: Endpoint::parse("https://db.example.com", &[]).unwrap(),
+            password: "pw".into(),
+            plan: String::new(),
+            team_owner: "ops".into(),
+            app_host: String::new(),
+            attempts,
+            requested_at: now - chrono::Duration::seconds(requested_ago),
+            retry_at: retry_in.map(|s| now + chrono::Duration::seconds(s)),
+        }
+    }
+
+    #[test]
+    fn the_request_makes_the_first_attempt_only_and_only_at_once() {
+        let now = Utc::now();
+        let timeout = Duration::from_secs(10);
+        assert!(may_call(By::Request, &call(0, 0, None, now), now, timeout));
+        assert!(may_call(By::Request, &call(0, 5, None, now), now, timeout));
+        assert!(
+            !may_call(By::Request, &call(0, 6, None, now), now, timeout),
+            "too late: the reactor may take it over while it is being made"
         );
-        assert!(matches!(
-            finished_of(&CallResult::NoAnswer {
-                reason: "timeout".into(),
-                retry_at: None
-            }),
-            Finished::Refused { status: None, .. }
+        assert!(
+            !may_call(By::Request, &call(1, 0, Some(-1), now), now, timeout),
+            "a retry is the reactor's"
+        );
+    }
+
+    #[test]
+    fn the_reactor_makes_a_call_when_the_stream_says_it_is_due() {
+        let now = Utc::now();
+        let timeout = Duration::from_secs(10);
+        assert!(may_call(
+            By::Reactor,
+            &call(1, 100, Some(0), now),
+            now,
+            timeout
         ));
+        assert!(
+            !may_call(By::Reactor, &call(1, 100, Some(1), now), now, timeout),
+            "the read model said due; the stream has a later retry"
+        );
+        assert!(
+            !may_call(By::Reactor, &call(0, 14, None, now), now, timeout),
+            "the request may still be making it"
+        );
+        assert!(may_call(By::Reactor, &call(0, 15, None, now), now, timeout));
     }
 }

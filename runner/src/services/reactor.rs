@@ -1,30 +1,34 @@
 //! The service calls reactor: one active instance across all nodes (the `service calls`
-//! advisory lock). Every second it reads the pending intents (`service_calls` read model) and
-//! makes again, each in a task of its own, the calls that are due and not already being made by
-//! this process: those that got no answer, at their `retry_at`; and those with no attempt
-//! recorded once the request that made the first one must have given up or died (its
-//! `requested_at` plus one call's timeout plus a grace of 5 seconds).
+//! advisory lock). Every second it reads the due pending intents (`service_calls` read model:
+//! those that got no answer, at their `retry_at`; and those with no attempt recorded once the
+//! request that made the first one must be done with it, its `requested_at` plus one call's
+//! timeout plus [`GRACE`]) and makes their calls, each in a task of its own, unless this process
+//! is making them already. Each is checked due again against the instance's stream just before
+//! it is made (the read model may lag behind it).
+//!
+//! Its attempts belong to the lead that started them: when the lock is lost they are aborted,
+//! for the next holder to make again (a call is made at least once). At most
+//! [`MAX_IN_FLIGHT`] of its own attempts run at once.
 //!
 //! A call made here counts as retried (an earlier attempt may have reached the service), so the
 //! protocol's retried-call rules apply (`client`).
 //!
 //! Does not own: the attempt itself (`services`), the read model (`projections`).
 
-use super::ServiceCalls;
+use super::{By, ServiceCalls, GRACE};
 use crate::leader::Leader;
 use bosun_commands::services::Intent;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 /// The reactor's advisory lock ("bosun_sv"; the scheduler's is "bosun_sc").
 pub const LOCK_KEY: i64 = 0x626f_7375_6e5f_7376;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Pending intents read per look.
 const PAGE: i64 = 200;
-/// Calls this process makes at once, at most, for the reactor.
+/// The reactor's attempts running at once, at most.
 const MAX_IN_FLIGHT: usize = 64;
-/// Beyond a first attempt's timeout, before the reactor takes the call over.
-const GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(calls: ServiceCalls, config: tokio_postgres::Config) {
     loop {
@@ -35,20 +39,27 @@ pub(crate) async fn run(calls: ServiceCalls, config: tokio_postgres::Config) {
 }
 
 async fn lead(calls: &ServiceCalls, leader: &Leader) {
+    // Dropped, and so aborted, with this lead.
+    let mut attempts = JoinSet::new();
+    let handed_over = calls.settings().timeout + GRACE;
     loop {
+        while let Some(ended) = attempts.try_join_next() {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a service call's attempt ended without an outcome");
+            }
+        }
         if !leader.holds().await {
             return;
         }
-        match calls.queries().pending_service_calls(PAGE).await {
+        match calls
+            .queries()
+            .pending_service_calls(PAGE, handed_over)
+            .await
+        {
             Ok(rows) => {
-                let now = Utc::now();
-                let timeout = calls.settings().timeout;
                 for row in rows {
-                    if calls.in_flight_count() >= MAX_IN_FLIGHT {
+                    if attempts.len() >= MAX_IN_FLIGHT {
                         break;
-                    }
-                    if !is_due(row.retry_at, row.requested_at, now, timeout) {
-                        continue;
                     }
                     // None: this process is making it already.
                     let Some(in_flight) = calls.mark_in_flight(row.request_id) else {
@@ -60,8 +71,8 @@ async fn lead(calls: &ServiceCalls, leader: &Leader) {
                         request_id: row.request_id,
                     };
                     let calls = calls.clone();
-                    tokio::spawn(async move {
-                        calls.attempt_marked(intent, true, in_flight).await;
+                    attempts.spawn(async move {
+                        calls.attempt_marked(intent, By::Reactor, in_flight).await;
                     });
                 }
             }
@@ -72,7 +83,8 @@ async fn lead(calls: &ServiceCalls, leader: &Leader) {
 }
 
 /// Whether a pending call is due now: at its `retry_at` after an unanswered attempt; else once
-/// its first attempt, made by the request that recorded it, must be over.
+/// its first attempt, made by the request that recorded it, must be over (one call's timeout
+/// and [`GRACE`] after the intent).
 pub(super) fn is_due(
     retry_at: Option<DateTime<Utc>>,
     requested_at: DateTime<Utc>,
@@ -81,11 +93,7 @@ pub(super) fn is_due(
 ) -> bool {
     match retry_at {
         Some(retry_at) => retry_at <= now,
-        None => {
-            let handed_over = chrono::Duration::from_std(timeout + GRACE)
-                .unwrap_or_else(|_| chrono::Duration::days(1));
-            requested_at + handed_over <= now
-        }
+        None => requested_at + super::chrono_duration(timeout + GRACE) <= now,
     }
 }
 

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_commands::apps::{AppView, CreateApp, EnvInput, EnvView, UpdateApp};
 use bosun_commands::queries::{AppFilter, Page, UnitView};
+use bosun_runner::AppRemoval;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -142,10 +143,17 @@ pub async fn update(
     Ok(written(&state, StatusCode::OK, Some(&view), w))
 }
 
-/// `DELETE /v1/apps/{app}`: 204; its name, cnames and quota place are free again.
+/// `DELETE /v1/apps/{app}`: unbinds its service instances first (each unbind as
+/// `DELETE …/instances/{instance}/apps/{app}?restart=false` makes it), then removes it: 204; its
+/// name, cnames and quota place are free again. 502 `service_unavailable` naming the instance
+/// if a service refused the unbind (the app stays, with what was unbound so far gone from it);
+/// 409 `app_has_bindings` while an unbind (or a bind) has no outcome yet (try again later).
 #[utoipa::path(delete, path = "/v1/apps/{app}", tag = "apps",
     params(("app" = String, Path, description = "the app's name")),
-    responses((status = 204, description = "removed"), Refusals),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 502, description = "`service_unavailable`: a service refused to unbind one of its instances, with its message", body = Problem, content_type = "application/problem+json"),
+        Refusals),
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -153,11 +161,42 @@ pub async fn remove(
     RequestOrigin(origin): RequestOrigin,
     Path(app): Path<String>,
 ) -> Result<Response, Problem> {
-    let w = state
-        .commands
+    match state
+        .service_calls
         .remove_app(&caller.actor, &origin, &app)
-        .await?;
-    Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+        .await?
+    {
+        AppRemoval::Removed(w) => Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w)),
+        AppRemoval::Refused {
+            instance,
+            status,
+            message,
+        } => Err(unbind_refused(&instance, status, &message)),
+        AppRemoval::Pending { instance } => Err(still_unbinding(&instance)),
+    }
+}
+
+/// 502 `service_unavailable`: the service of `instance` (`service/instance`) refused to unbind
+/// it from the app being removed, with what it said.
+fn unbind_refused(instance: &str, status: Option<u16>, message: &str) -> Problem {
+    let said = match status {
+        Some(status) => format!("its service answered {status}: {message}"),
+        None => format!("its service: {message}"),
+    };
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "service_unavailable",
+        format!("the app is not removed: unbinding instance {instance} failed, {said}"),
+    )
+}
+
+/// 409 `app_has_bindings`: the unbind of `instance` (`service/instance`) has no outcome yet.
+fn still_unbinding(instance: &str) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "app_has_bindings",
+        format!("the app is still being unbound from instance {instance}; try again"),
+    )
 }
 
 /// `PUT /v1/apps/{app}/teams/{team}`: 204; the team's members act on the app.
@@ -445,6 +484,26 @@ mod tests {
         assert_eq!(query.names, ["A B"]);
         assert!(query.restart);
         assert!(UnsetQuery::parse(pairs("")).unwrap().names.is_empty());
+    }
+
+    #[test]
+    fn a_refused_unbind_is_a_502_naming_the_instance_and_a_pending_one_a_409() {
+        let problem = unbind_refused("mysql/shop-db", Some(500), "out of disk");
+        assert_eq!((problem.status, problem.code), (502, "service_unavailable"));
+        let detail = problem.detail.unwrap_or_default();
+        assert!(
+            detail.contains("mysql/shop-db")
+                && detail.contains("500")
+                && detail.contains("out of disk"),
+            "{detail}"
+        );
+        let detail = unbind_refused("mysql/shop-db", None, "did not answer")
+            .detail
+            .unwrap_or_default();
+        assert!(detail.contains("did not answer"), "{detail}");
+        let problem = still_unbinding("mysql/shop-db");
+        assert_eq!((problem.status, problem.code), (409, "app_has_bindings"));
+        assert!(problem.detail.unwrap_or_default().contains("mysql/shop-db"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! outcome; these handlers only map HTTP onto that and the answer back: the outcome if it is in
 //! within `services.wait_seconds`, 502 `service_unavailable` with the service's message if the
 //! service refused, else 202 with the instance as it is, its call pending (the reactor finishes
-//! it). Who may do what, and every other rule, is the commands' and queries'.
+//! it; no body for a caller who may act on the call but not read the instance). Who may do
+//! what, and every other rule, is the commands' and queries'.
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, Query};
@@ -16,9 +17,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bosun_commands::services::{CreateInstance, Intent};
-use bosun_commands::{Actor, Written};
+use bosun_commands::{Actor, CommandError, Written};
+use bosun_domain::DomainError;
 use bosun_projections::read_models::services::InstanceView;
-use bosun_runner::Finished;
+use bosun_runner as runner;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,12 +73,15 @@ pub async fn create(
             },
         )
         .await?;
-    match finish(&state, intent.clone()).await? {
-        Outcome::Done(w) => {
-            let view = instance(&state, &caller.actor, &intent).await?;
+    match outcome(&state, &caller.actor, &intent).await? {
+        Outcome::Done { w, .. } => {
+            let view = state
+                .queries
+                .instance(&caller.actor, &intent.service, &intent.instance)
+                .await?;
             Ok(written(&state, StatusCode::CREATED, Some(&view), w))
         }
-        Outcome::Pending(w) => pending(&state, &caller.actor, &intent, w).await,
+        Outcome::Pending(pending) => Ok((*pending).answer(&state)),
     }
 }
 
@@ -172,9 +177,9 @@ pub async fn remove(
         .commands
         .request_instance_removal(&caller.actor, &origin, &service, &instance)
         .await?;
-    match finish(&state, intent.clone()).await? {
-        Outcome::Done(w) => Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w)),
-        Outcome::Pending(w) => pending(&state, &caller.actor, &intent, w).await,
+    match outcome(&state, &caller.actor, &intent).await? {
+        Outcome::Done { w, .. } => Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w)),
+        Outcome::Pending(pending) => Ok((*pending).answer(&state)),
     }
 }
 
@@ -207,8 +212,9 @@ impl RestartQuery {
 /// `PUT /v1/services/{service}/instances/{instance}/apps/{app}?restart=`: asks the service to
 /// bind the instance to the app (a member of the instance's teams who may manage the app); 200
 /// with the names of the variables the service gave, now private values of the app's
-/// environment; 502 `service_unavailable` if it refused (nothing is bound); 202 with the
-/// instance (`pending` set) if it has not answered yet. 409 `already_bound`, `instance_busy`
+/// environment (over the app's own and earlier bindings' of those names); 502
+/// `service_unavailable` if it refused (nothing is bound); 202 with the instance (`pending`
+/// set) if it has not answered yet. 409 `already_bound`, `instance_busy`
 /// (another call pending), `instance_pending` (still being created).
 #[utoipa::path(put, path = "/v1/services/{service}/instances/{instance}/apps/{app}", tag = "instances",
     params(
@@ -234,30 +240,19 @@ pub async fn bind(
         .commands
         .request_bind(&caller.actor, &origin, &service, &instance, &app, restart)
         .await?;
-    match finish(&state, intent.clone()).await? {
-        Outcome::Done(w) => {
-            let env = state
-                .queries
-                .app_env(&caller.actor, &app)
-                .await?
-                .into_iter()
-                .filter(|var| {
-                    var.bound.as_ref().is_some_and(|bound| {
-                        bound.service == intent.service && bound.instance == intent.instance
-                    })
-                })
-                .map(|var| var.name)
-                .collect();
-            Ok(written(&state, StatusCode::OK, Some(&BoundEnv { env }), w))
-        }
-        Outcome::Pending(w) => pending(&state, &caller.actor, &intent, w).await,
+    match outcome(&state, &caller.actor, &intent).await? {
+        Outcome::Done { env, w } => Ok(written(&state, StatusCode::OK, Some(&BoundEnv { env }), w)),
+        Outcome::Pending(pending) => Ok((*pending).answer(&state)),
     }
 }
 
 /// `DELETE /v1/services/{service}/instances/{instance}/apps/{app}?restart=`: asks the service to
-/// unbind them; 204 once it did (the instance's variables have left the app's environment), 502
+/// unbind them (whoever may manage the app, a member of the instance's teams or not); 204 once
+/// it did: each variable whose value the instance set has left the app's environment, or taken
+/// back the value under it (the latest other binding's that sets it, else the app's own). 502
 /// `service_unavailable` if it refused (still bound), 202 with the instance if it has not
-/// answered yet. 409 `not_bound`, `instance_busy`.
+/// answered yet (no body for a caller who may not read the instance). 409 `not_bound`,
+/// `instance_busy`.
 #[utoipa::path(delete, path = "/v1/services/{service}/instances/{instance}/apps/{app}", tag = "instances",
     params(
         ("service" = String, Path, description = "the service's name"),
@@ -282,23 +277,92 @@ pub async fn unbind(
         .commands
         .request_unbind(&caller.actor, &origin, &service, &instance, &app, restart)
         .await?;
-    match finish(&state, intent.clone()).await? {
-        Outcome::Done(w) => Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w)),
-        Outcome::Pending(w) => pending(&state, &caller.actor, &intent, w).await,
+    match outcome(&state, &caller.actor, &intent).await? {
+        Outcome::Done { w, .. } => Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w)),
+        Outcome::Pending(pending) => Ok((*pending).answer(&state)),
     }
 }
 
-/// What became of an intent within the wait, once the read models hold it (`Written`: the head
-/// of the log then, for `Bosun-Position`). A refusal is the 502.
+/// What became of an intent within the wait, once the read models hold it (`w`: the head of
+/// the log then, for `Bosun-Position`). A refusal is the 502.
 enum Outcome {
-    Done(Written),
+    /// The service did it. `env`: the names of the variables a bind set (none for the others).
+    Done { env: Vec<String>, w: Written },
+    /// No outcome yet (boxed: it holds the whole instance view).
+    Pending(Box<Pending>),
+}
+
+/// An intent without an outcome yet: the instance as the caller may read it (`None` for a
+/// caller who may act on the call but not read the instance: one who unbinds an app they
+/// manage).
+struct Pending {
+    view: Option<InstanceView>,
+    w: Written,
+}
+
+impl Pending {
+    /// 202 with the instance, its call pending (no body for a caller who may not read it).
+    fn answer(self, state: &AppState) -> Response {
+        match self.view {
+            Some(view) => written(state, StatusCode::ACCEPTED, Some(&view), self.w),
+            None => written::<()>(state, StatusCode::ACCEPTED, None, self.w),
+        }
+    }
+}
+
+/// Has the runner finish `intent` and reads what became of it. A pending outcome comes with the
+/// instance as `actor` reads it; if that is a 404 the instance may be gone since the wait ended
+/// (a creation that failed, a removal done, recorded by the reactor meanwhile): then the
+/// recorded outcome is asked for again (at once, it is in) and answered instead, so a request
+/// whose intent did finish is never a 404.
+async fn outcome(state: &AppState, actor: &Actor, intent: &Intent) -> Result<Outcome, Problem> {
+    let w = match finish(state, intent.clone()).await? {
+        Finished::Done { env, w } => return Ok(Outcome::Done { env, w }),
+        Finished::Pending(w) => w,
+    };
+    match state
+        .queries
+        .instance(actor, &intent.service, &intent.instance)
+        .await
+    {
+        Ok(view) => Ok(Outcome::Pending(Box::new(Pending {
+            view: Some(view),
+            w,
+        }))),
+        Err(CommandError::Domain(DomainError::NotFound(_))) => {
+            let exists = state
+                .queries
+                .instance(
+                    &Actor::System("services"),
+                    &intent.service,
+                    &intent.instance,
+                )
+                .await
+                .is_ok();
+            if exists {
+                // Still there, its call pending: the caller may not read it.
+                return Ok(Outcome::Pending(Box::new(Pending { view: None, w })));
+            }
+            match finish(state, intent.clone()).await? {
+                Finished::Done { env, w } => Ok(Outcome::Done { env, w }),
+                Finished::Pending(w) => Ok(Outcome::Pending(Box::new(Pending { view: None, w }))),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`bosun_runner::Finished`] once the read models hold it; a refusal is the 502.
+enum Finished {
+    Done { env: Vec<String>, w: Written },
     Pending(Written),
 }
 
-/// Has the runner finish `intent` (waiting at most `services.wait_seconds`), then waits for the
-/// read models to hold what it recorded, so the answer (and the caller's next read on this node)
-/// shows it; a refusal too, though it is answered as the 502.
-async fn finish(state: &AppState, intent: Intent) -> Result<Outcome, Problem> {
+/// Has the runner finish `intent` (waiting at most `services.wait_seconds`; at once if its
+/// outcome is recorded), then waits for the read models to hold what it recorded, so the answer
+/// (and the caller's next read on this node) shows it; a refusal too, though it is answered as
+/// the 502.
+async fn finish(state: &AppState, intent: Intent) -> Result<Finished, Problem> {
     let service = intent.service.clone();
     let finished = state.service_calls.finish(intent).await;
     // The outcome is in the log already: if the database cannot say its head now, what the read
@@ -311,9 +375,9 @@ async fn finish(state: &AppState, intent: Intent) -> Result<Outcome, Problem> {
     };
     state.commands.settle(w).await;
     match finished {
-        Finished::Done => Ok(Outcome::Done(w)),
-        Finished::Pending => Ok(Outcome::Pending(w)),
-        Finished::Refused { status, message } => Err(refused(&service, status, &message)),
+        runner::Finished::Done { env } => Ok(Finished::Done { env, w }),
+        runner::Finished::Pending => Ok(Finished::Pending(w)),
+        runner::Finished::Refused { status, message } => Err(refused(&service, status, &message)),
     }
 }
 
@@ -325,29 +389,6 @@ fn refused(service: &str, status: Option<u16>, message: &str) -> Problem {
         None => format!("service {service}: {message}"),
     };
     Problem::new(StatusCode::BAD_GATEWAY, "service_unavailable", detail)
-}
-
-/// The intent's instance as the read models have it.
-async fn instance(
-    state: &AppState,
-    actor: &Actor,
-    intent: &Intent,
-) -> Result<InstanceView, Problem> {
-    Ok(state
-        .queries
-        .instance(actor, &intent.service, &intent.instance)
-        .await?)
-}
-
-/// 202 with the instance, its call pending.
-async fn pending(
-    state: &AppState,
-    actor: &Actor,
-    intent: &Intent,
-    w: Written,
-) -> Result<Response, Problem> {
-    let view = instance(state, actor, intent).await?;
-    Ok(written(state, StatusCode::ACCEPTED, Some(&view), w))
 }
 
 /// The routes of this resource, with their OpenAPI paths.

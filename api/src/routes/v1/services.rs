@@ -94,14 +94,16 @@ pub async fn get(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
-    /// As at registration; the same endpoint again is no change.
+    /// As at registration; the same endpoint again is no change. A new endpoint needs
+    /// `password` too (400 `password` without it), so that the stored password is never sent
+    /// to a host it was not given for.
     endpoint: Option<String>,
     /// A new password, sealed as at registration.
     password: Option<String>,
 }
 
 /// `PATCH /v1/services/{service}` (an admin or a member of an owner team): any of endpoint and
-/// password; 200 with the service.
+/// password (a new endpoint with its password); 200 with the service.
 #[utoipa::path(patch, path = "/v1/services/{service}", tag = "services",
     params(("service" = String, Path, description = "the service's name")),
     request_body = Update,
