@@ -178,6 +178,19 @@ fn about(name: &str, message: &str) -> String {
         .replace(name, &short)
 }
 
+/// `message` without the service's password or its Basic credential: the names it quotes came
+/// from the service's answer, which may echo them.
+fn scrub(message: &str, call: &ServiceCall) -> String {
+    use base64::Engine;
+    let password = call.password.expose_secret();
+    if password.is_empty() {
+        return message.to_string();
+    }
+    let credential = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", call.intent.service, password));
+    message.replace(&credential, "***").replace(password, "***")
+}
+
 /// A bind's variables checked (names and values as an app's private variables) and sealed for
 /// app `app`; why not, as the refusal's message, if the service answered ones Bosun cannot use.
 /// The message quotes names (shortened), never values.
@@ -365,7 +378,7 @@ impl<S: EventStore> Commands<S> {
                         Ok(envs) => CallOutcome::Done { envs },
                         Err(message) => CallOutcome::Refused {
                             status: None,
-                            message,
+                            message: scrub(&message, call),
                         },
                     }
                 }

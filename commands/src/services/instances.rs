@@ -101,6 +101,20 @@ impl<S: EventStore> Commands<S> {
         app: &str,
     ) -> Result<Vec<(String, String)>, CommandError> {
         let state = self.authorized_app(actor, app, AppAction::Manage).await?;
+        // Refused before anything is unbound: removing would stop at the pending bind anyway,
+        // with the app stripped of the others.
+        let pending = state
+            .bindings()
+            .values()
+            .filter(|b| **b == Binding::Pending)
+            .count();
+        if pending > 0 {
+            return Err(DomainError::conflict(
+                "app_has_bindings",
+                format!("{pending} bind(s) of the app are still pending: try again once they end"),
+            )
+            .into());
+        }
         Ok(state
             .bindings()
             .iter()

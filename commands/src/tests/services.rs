@@ -937,18 +937,18 @@ async fn whoever_manages_an_app_unbinds_what_is_bound_to_it() {
 }
 
 #[tokio::test]
-async fn the_bound_instances_of_an_app_leave_a_pending_bind_out() {
+async fn a_pending_bind_refuses_the_removal_before_anything_is_unbound() {
     let (commands, _log) = setup().await;
     ready_instance(&commands, "main").await;
     commands
         .request_bind(&ann(), &origin(), "db", "main", "shop", false)
         .await
         .unwrap();
-    assert!(commands
+    let refused = commands
         .app_bound_instances(&ann(), "shop")
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap_err();
+    assert_eq!(conflict_code(&refused), Some("app_has_bindings"));
     let refused = commands
         .remove_app(&ann(), &origin(), "shop")
         .await

@@ -874,8 +874,13 @@ impl Aggregate for App {
                 let by = instance_ref(service, instance);
                 self.layers.retain(|(layer, _)| *layer != by);
                 // A name that leaves is nowhere any more: neither the app's own nor another
-                // binding's (as before layering, when a bind replaced them).
+                // binding's (as before layering, when a bind replaced them). Only a name this
+                // binding sets now leaves, as the read model has it (an older event may name
+                // more).
                 for name in names {
+                    if self.bound.get(name) != Some(&by) {
+                        continue;
+                    }
                     self.env.remove(name);
                     self.bound.remove(name);
                     self.own.remove(name);

@@ -243,6 +243,12 @@ impl ServiceCalls {
 
     /// The intent's outcome once it is recorded, read every [`POLL_EVERY`] until `deadline`;
     /// `Pending` if none is by then.
+    /// How the intent stands in the log now, without making a call or waiting (`Pending` also
+    /// when the log cannot be read).
+    pub async fn recorded_outcome(&self, intent: &Intent) -> Finished {
+        self.recorded(intent).await.unwrap_or(Finished::Pending)
+    }
+
     async fn wait_for_outcome(&self, intent: &Intent, deadline: tokio::time::Instant) -> Finished {
         loop {
             let now = tokio::time::Instant::now();
@@ -436,8 +442,8 @@ impl ServiceCalls {
 const PAGE: usize = 1000;
 
 /// Whether an attempt `by` makes `call` now, as the instance's stream has it: the request the
-/// first attempt only, and only within [`GRACE`] of the intent (the reactor takes it over one
-/// call's timeout later); the reactor once the call is due.
+/// first attempt only, and only within [`GRACE`] of the intent (the reactor takes it over at
+/// [`handover`]); the reactor once the call is due.
 pub(crate) fn may_call(by: By, call: &ServiceCall, now: DateTime<Utc>, timeout: Duration) -> bool {
     match by {
         By::Request => {
@@ -447,6 +453,13 @@ pub(crate) fn may_call(by: By, call: &ServiceCall, now: DateTime<Utc>, timeout: 
         }
         By::Reactor => reactor::is_due(call.retry_at, call.requested_at, now, timeout),
     }
+}
+
+/// How long after an intent the reactor takes over a first attempt nobody recorded: the request
+/// may start it up to [`GRACE`] late, its call and an undoing call take a timeout each, and
+/// recording takes up to another [`GRACE`]. Shorter, and both could be calling at once.
+pub(crate) fn handover(timeout: Duration) -> Duration {
+    timeout * 2 + GRACE * 2
 }
 
 fn chrono_duration(duration: Duration) -> chrono::Duration {
@@ -619,9 +632,9 @@ mod tests {
             "the read model said due; the stream has a later retry"
         );
         assert!(
-            !may_call(By::Reactor, &call(0, 14, None, now), now, timeout),
+            !may_call(By::Reactor, &call(0, 29, None, now), now, timeout),
             "the request may still be making it"
         );
-        assert!(may_call(By::Reactor, &call(0, 15, None, now), now, timeout));
+        assert!(may_call(By::Reactor, &call(0, 30, None, now), now, timeout));
     }
 }

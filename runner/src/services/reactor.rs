@@ -1,9 +1,9 @@
 //! The service calls reactor: one active instance across all nodes (the `service calls`
 //! advisory lock). Every second it reads the due pending intents (`service_calls` read model:
 //! those that got no answer, at their `retry_at`; and those with no attempt recorded once the
-//! request that made the first one must be done with it, its `requested_at` plus one call's
-//! timeout plus [`GRACE`]) and makes their calls, each in a task of its own, unless this process
-//! is making them already. Each is checked due again against the instance's stream just before
+//! request that made the first one must be done with it, [`super::handover`] after its
+//! `requested_at`) and makes their calls, each in a task of its own, unless this process is
+//! making them already. Each is checked due again against the instance's stream just before
 //! it is made (the read model may lag behind it).
 //!
 //! Its attempts belong to the lead that started them: when the lock is lost they are aborted,
@@ -15,7 +15,7 @@
 //!
 //! Does not own: the attempt itself (`services`), the read model (`projections`).
 
-use super::{By, ServiceCalls, GRACE};
+use super::{By, ServiceCalls};
 use crate::leader::Leader;
 use bosun_commands::services::Intent;
 use chrono::{DateTime, Utc};
@@ -41,7 +41,7 @@ pub(crate) async fn run(calls: ServiceCalls, config: tokio_postgres::Config) {
 async fn lead(calls: &ServiceCalls, leader: &Leader) {
     // Dropped, and so aborted, with this lead.
     let mut attempts = JoinSet::new();
-    let handed_over = calls.settings().timeout + GRACE;
+    let handed_over = super::handover(calls.settings().timeout);
     loop {
         while let Some(ended) = attempts.try_join_next() {
             if let Err(e) = ended {
@@ -83,8 +83,8 @@ async fn lead(calls: &ServiceCalls, leader: &Leader) {
 }
 
 /// Whether a pending call is due now: at its `retry_at` after an unanswered attempt; else once
-/// its first attempt, made by the request that recorded it, must be over (one call's timeout
-/// and [`GRACE`] after the intent).
+/// its first attempt, made by the request that recorded it, must be over ([`super::handover`]
+/// after the intent).
 pub(super) fn is_due(
     retry_at: Option<DateTime<Utc>>,
     requested_at: DateTime<Utc>,
@@ -93,7 +93,7 @@ pub(super) fn is_due(
 ) -> bool {
     match retry_at {
         Some(retry_at) => retry_at <= now,
-        None => requested_at + super::chrono_duration(timeout + GRACE) <= now,
+        None => requested_at + super::chrono_duration(super::handover(timeout)) <= now,
     }
 }
 
@@ -109,10 +109,10 @@ mod tests {
         assert!(is_due(Some(ago(0)), ago(100), now, timeout));
         assert!(!is_due(Some(ago(-1)), ago(100), now, timeout));
         assert!(
-            !is_due(None, ago(14), now, timeout),
-            "the request may still be calling"
+            !is_due(None, ago(29), now, timeout),
+            "the request may still be calling, or undoing, or recording"
         );
-        assert!(is_due(None, ago(15), now, timeout));
+        assert!(is_due(None, ago(30), now, timeout));
         assert!(is_due(None, ago(600), now, timeout));
     }
 }

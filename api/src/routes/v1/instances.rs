@@ -343,7 +343,7 @@ async fn outcome(state: &AppState, actor: &Actor, intent: &Intent) -> Result<Out
                 // Still there, its call pending: the caller may not read it.
                 return Ok(Outcome::Pending(Box::new(Pending { view: None, w })));
             }
-            match finish(state, intent.clone()).await? {
+            match recorded(state, intent.clone()).await? {
                 Finished::Done { env, w } => Ok(Outcome::Done { env, w }),
                 Finished::Pending(w) => Ok(Outcome::Pending(Box::new(Pending { view: None, w }))),
             }
@@ -363,8 +363,22 @@ enum Finished {
 /// (and the caller's next read on this node) shows it; a refusal too, though it is answered as
 /// the 502.
 async fn finish(state: &AppState, intent: Intent) -> Result<Finished, Problem> {
+    let finished = state.service_calls.finish(intent.clone()).await;
+    answer_of(state, &intent, finished).await
+}
+
+/// The intent's outcome as recorded now: no attempt, no wait.
+async fn recorded(state: &AppState, intent: Intent) -> Result<Finished, Problem> {
+    let finished = state.service_calls.recorded_outcome(&intent).await;
+    answer_of(state, &intent, finished).await
+}
+
+async fn answer_of(
+    state: &AppState,
+    intent: &Intent,
+    finished: runner::Finished,
+) -> Result<Finished, Problem> {
     let service = intent.service.clone();
-    let finished = state.service_calls.finish(intent).await;
     // The outcome is in the log already: if the database cannot say its head now, what the read
     // models hold is answered.
     let head = bosun_eventstore::EventStore::head(&state.store)
