@@ -773,28 +773,12 @@ mod tests {
     use bosun_domain::identity::TeamName;
     use bosun_domain::sealed::Sealed;
     use bosun_domain::services::{Endpoint, InstanceName, Operation, ServiceName};
-    use bosun_domain::{encode, DomainEvent};
-    use bosun_eventstore::{
-        EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamAppend, StreamId,
-    };
+
+    use bosun_eventstore::{EventStore, ExpectedVersion, PgEventStore, StreamAppend, StreamId};
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn new_event<E: DomainEvent>(event: &E) -> NewEvent {
-        let (event_type, data) = encode(event).unwrap();
-        NewEvent::new(event_type, data)
-    }
-
-    async fn write<E: DomainEvent>(store: &PgEventStore, stream: &str, events: &[E]) {
-        store
-            .append(
-                &StreamId::parse(stream).unwrap(),
-                ExpectedVersion::Any,
-                events.iter().map(new_event).collect(),
-            )
-            .await
-            .unwrap();
-    }
+    use crate::read_models::test_events::{new_event, write};
 
     fn team(t: &str) -> TeamName {
         TeamName::parse(t).unwrap()
