@@ -294,12 +294,15 @@ async fn wait_instance(client: &Api, name: &str, done: impl Fn(&Value) -> bool) 
     }
 }
 
-/// Polls until the log has an event of type `kind` (at most `limit`): those events.
+/// Polls until the log has an event of type `kind` (at most `limit`): those events, once every
+/// read model holds them.
 async fn wait_events(admin: &Api, kind: &str, limit: Duration) -> Vec<Value> {
     let deadline = Instant::now() + limit;
     loop {
         let events = events_of(admin, kind).await;
         if !events.is_empty() {
+            // What the test reads next comes from the read models: they hold these too first.
+            caught_up(admin).await;
             return events;
         }
         assert!(Instant::now() < deadline, "no {kind} within {limit:?}");
