@@ -17,6 +17,9 @@ pub enum DomainError {
     /// A limit of the one acting forbids the command, such as a quota (403).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// The input is over a size limit, such as a file past `runnables.max_file_bytes` (413).
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
 }
 
 impl DomainError {
@@ -29,6 +32,13 @@ impl DomainError {
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         DomainError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::TooLarge {
             code,
             message: message.into(),
         }

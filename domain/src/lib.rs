@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;
+pub mod runnables;
 pub mod sealed;
 pub mod services;
 #[cfg(test)]

@@ -1,0 +1,625 @@
+//! The runnable aggregate, stream `runnable-<uuid>`: a file tree with a start command, its
+//! image (a saved snapshot of both), its owner and when it was last accessed.
+//!
+//! Rules it keeps:
+//! - An id is one runnable, once (409 `runnable_exists`); a removed or reaped runnable refuses
+//!   every other command with 404 (`Reap` is no event instead).
+//! - A fork starts from its parent's image: its files and start command; a parent without an
+//!   image cannot be forked (409 `parent_has_no_image`).
+//! - Files keep the limits: one file at most `max_file_bytes` (413 `file_too_large`), at most
+//!   `max_files` (400 `files`), at most `max_total_bytes` together (413 `runnable_too_large`).
+//! - A path is a file or a folder, never both: a file is not written where a folder is, nor
+//!   under a file (409 `path_conflict`). Folders are not stored: they are the files' parents.
+//! - A folder is deleted only when asked for recursively (400 `recursive`).
+//! - Saving makes its image from its files and start command, replacing the one it had; the
+//!   same files and start command again is no event.
+//! - A read is an access at most once a minute ([`ACCESS_EVERY`]); every other event with a
+//!   time is one too.
+//! - It is reaped only without an image and once its last access is `reap_after` old.
+//!
+//! Not its: who may act on it (`commands`: the owner, an admin; anyone sees one with an image),
+//! storing the bytes (blobs), the parent's state (read by the handler into a [`ForkSource`]).
+
+use super::values::{
+    manifest_digest, Digest, FileEntry, FileLimits, FilePath, RunnableId, RunnableName,
+    StartCommand,
+};
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::error::DomainError;
+use crate::identity::Username;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The least time between two reads counted as accesses (`RunnableAccessed`).
+pub const ACCESS_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum RunnableEvent {
+    /// A root runnable (`parent` none, made by an admin) or a fork (its parent's image's files
+    /// and start command). `files` sorted by path.
+    RunnableCreated {
+        id: RunnableId,
+        name: RunnableName,
+        owner: Username,
+        parent: Option<RunnableId>,
+        start_command: StartCommand,
+        files: Vec<FileEntry>,
+        at: DateTime<Utc>,
+    },
+    /// Each `Some` changed.
+    RunnableUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<RunnableName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_command: Option<StartCommand>,
+        at: DateTime<Utc>,
+    },
+    /// A new file, or new content for one.
+    RunnableFileWritten {
+        path: FilePath,
+        digest: Digest,
+        size: u64,
+        at: DateTime<Utc>,
+    },
+    /// Every file removed (a file, or every file under a folder), sorted.
+    RunnableFilesDeleted {
+        paths: Vec<FilePath>,
+        at: DateTime<Utc>,
+    },
+    /// A read counted as an access (at most one every [`ACCESS_EVERY`]).
+    RunnableAccessed {
+        at: DateTime<Utc>,
+    },
+    /// Its image is now these files (sorted by path) and start command; `digest` is the
+    /// manifest's ([`manifest_digest`]).
+    RunnableImageSaved {
+        digest: Digest,
+        start_command: StartCommand,
+        files: Vec<FileEntry>,
+        at: DateTime<Utc>,
+    },
+    RunnableRemoved {
+        at: DateTime<Utc>,
+    },
+    /// Removed by the reaper: no image, and not accessed since `last_access`.
+    RunnableReaped {
+        last_access: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for RunnableEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            RunnableEvent::RunnableCreated { .. } => "RunnableCreated",
+            RunnableEvent::RunnableUpdated { .. } => "RunnableUpdated",
+            RunnableEvent::RunnableFileWritten { .. } => "RunnableFileWritten",
+            RunnableEvent::RunnableFilesDeleted { .. } => "RunnableFilesDeleted",
+            RunnableEvent::RunnableAccessed { .. } => "RunnableAccessed",
+            RunnableEvent::RunnableImageSaved { .. } => "RunnableImageSaved",
+            RunnableEvent::RunnableRemoved { .. } => "RunnableRemoved",
+            RunnableEvent::RunnableReaped { .. } => "RunnableReaped",
+        }
+    }
+}
+
+/// A runnable's image: the snapshot its forks start from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub digest: Digest,
+    pub saved_at: DateTime<Utc>,
+    pub start_command: StartCommand,
+    /// Sorted by path.
+    pub files: Vec<FileEntry>,
+}
+
+/// What a fork needs of its parent, read by the command handler from the parent's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkSource {
+    pub id: RunnableId,
+    pub image: Option<Image>,
+}
+
+impl ForkSource {
+    /// The parent `parent`, or 404 if it is not (or no longer) a runnable.
+    pub fn of(parent: &Runnable) -> Result<ForkSource, DomainError> {
+        Ok(ForkSource {
+            id: parent.active_id()?,
+            image: parent.image.clone(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum RunnableCommand {
+    /// A root runnable, by an admin (checked by the command handler). `files`: their blobs
+    /// stored by the handler; a path given twice, or both a file and a folder, is refused
+    /// (400 `files`).
+    CreateRoot {
+        id: RunnableId,
+        name: RunnableName,
+        owner: Username,
+        start_command: StartCommand,
+        files: Vec<FileEntry>,
+        limits: FileLimits,
+        at: DateTime<Utc>,
+    },
+    /// A fork of `parent` for `owner`; `name`: the one asked for, or the handler's default
+    /// (the parent's).
+    Fork {
+        id: RunnableId,
+        name: RunnableName,
+        owner: Username,
+        parent: ForkSource,
+        at: DateTime<Utc>,
+    },
+    /// A value equal to the current one is no change; no change at all is no event.
+    Update {
+        name: Option<RunnableName>,
+        start_command: Option<StartCommand>,
+        at: DateTime<Utc>,
+    },
+    /// Its blob stored by the handler. The same content again is no event but an access.
+    WriteFile {
+        path: FilePath,
+        digest: Digest,
+        size: u64,
+        limits: FileLimits,
+        at: DateTime<Utc>,
+    },
+    /// The file at `path`, or every file under the folder `path` if `recursive`; nothing there
+    /// is 404.
+    DeleteFiles {
+        path: FilePath,
+        recursive: bool,
+        at: DateTime<Utc>,
+    },
+    /// A read (a file's content): `RunnableAccessed` unless the last access is less than
+    /// [`ACCESS_EVERY`] ago.
+    Access {
+        at: DateTime<Utc>,
+    },
+    /// Make its image from its files and start command.
+    Save {
+        at: DateTime<Utc>,
+    },
+    Remove {
+        at: DateTime<Utc>,
+    },
+    /// By the reaper: `RunnableReaped` if it has no image and its last access is at least
+    /// `reap_after` before `now`; otherwise (also when already gone) no event.
+    Reap {
+        reap_after: Duration,
+        now: DateTime<Utc>,
+    },
+}
+
+/// A runnable's state, folded from its stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Runnable {
+    id: Option<RunnableId>,
+    name: Option<RunnableName>,
+    owner: Option<Username>,
+    parent: Option<RunnableId>,
+    start_command: Option<StartCommand>,
+    files: BTreeMap<FilePath, FileEntry>,
+    image: Option<Image>,
+    last_access: Option<DateTime<Utc>>,
+    created_at: Option<DateTime<Utc>>,
+    removed: bool,
+}
+
+fn no_such_runnable() -> DomainError {
+    DomainError::NotFound("no such runnable".into())
+}
+
+fn path_conflict(message: String) -> DomainError {
+    DomainError::conflict("path_conflict", message)
+}
+
+impl Runnable {
+    /// Its id once created (also after its removal).
+    pub fn id(&self) -> Option<RunnableId> {
+        self.id
+    }
+
+    pub fn name(&self) -> Option<&RunnableName> {
+        self.name.as_ref()
+    }
+
+    pub fn owner(&self) -> Option<&Username> {
+        self.owner.as_ref()
+    }
+
+    /// The runnable it was forked from; `None` for a root runnable.
+    pub fn parent(&self) -> Option<RunnableId> {
+        self.parent
+    }
+
+    pub fn start_command(&self) -> Option<&StartCommand> {
+        self.start_command.as_ref()
+    }
+
+    /// Its files by path (folders are their parents).
+    pub fn files(&self) -> &BTreeMap<FilePath, FileEntry> {
+        &self.files
+    }
+
+    /// The file at `path`, if one is there.
+    pub fn file(&self, path: &FilePath) -> Option<&FileEntry> {
+        self.files.get(path)
+    }
+
+    /// The files under the folder `folder`, in path order.
+    pub fn files_under<'a>(
+        &'a self,
+        folder: &'a FilePath,
+    ) -> impl Iterator<Item = &'a FileEntry> + 'a {
+        let start = format!("{}/", folder.as_str());
+        self.files
+            .iter()
+            .skip_while(move |(path, _)| path.as_str() < start.as_str())
+            .take_while(move |(path, _)| path.is_under(folder))
+            .map(|(_, entry)| entry)
+    }
+
+    /// Whether `path` is a folder: some file is under it.
+    pub fn is_folder(&self, path: &FilePath) -> bool {
+        self.files_under(path).next().is_some()
+    }
+
+    pub fn image(&self) -> Option<&Image> {
+        self.image.as_ref()
+    }
+
+    /// When it was last accessed: created, changed, or read (at most once a minute).
+    pub fn last_access(&self) -> Option<DateTime<Utc>> {
+        self.last_access
+    }
+
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+
+    /// The bytes its files hold together.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
+    }
+
+    /// Created and neither removed nor reaped: it takes commands.
+    pub fn is_active(&self) -> bool {
+        self.id.is_some() && !self.removed
+    }
+
+    /// Its id, if it takes commands; 404 otherwise.
+    pub fn active_id(&self) -> Result<RunnableId, DomainError> {
+        match self.id {
+            Some(id) if !self.removed => Ok(id),
+            _ => Err(no_such_runnable()),
+        }
+    }
+
+    /// Its files, sorted by path.
+    fn entries(&self) -> Vec<FileEntry> {
+        self.files.values().cloned().collect()
+    }
+
+    /// A file may be at `path`: no file is at one of its folders, and it is not a folder.
+    fn check_room_for(&self, path: &FilePath) -> Result<(), DomainError> {
+        if let Some(file) = path.ancestors().find(|a| self.files.contains_key(a)) {
+            return Err(path_conflict(format!(
+                "{file} is a file: {path} cannot be under it"
+            )));
+        }
+        if self.is_folder(path) {
+            return Err(path_conflict(format!(
+                "{path} is a folder: delete it first to write a file there"
+            )));
+        }
+        Ok(())
+    }
+
+    /// An access at `at`, unless the last one is less than [`ACCESS_EVERY`] ago.
+    fn access(&self, at: DateTime<Utc>) -> Vec<RunnableEvent> {
+        let recent = self.last_access.is_some_and(|last| {
+            (at - last)
+                .to_std()
+                .map(|since| since < ACCESS_EVERY)
+                // `at` before the last access: as recent as can be.
+                .unwrap_or(true)
+        });
+        if recent {
+            vec![]
+        } else {
+            vec![RunnableEvent::RunnableAccessed { at }]
+        }
+    }
+
+    /// The files of a new root runnable, sorted, or why not.
+    fn check_root_files(
+        files: Vec<FileEntry>,
+        limits: &FileLimits,
+    ) -> Result<Vec<FileEntry>, DomainError> {
+        limits.check_count(files.len())?;
+        let mut tree = BTreeMap::new();
+        for file in files {
+            limits.check_file_size(file.size)?;
+            if tree.contains_key(&file.path) {
+                return Err(DomainError::invalid(
+                    "files",
+                    format!("{} is given twice", file.path),
+                ));
+            }
+            tree.insert(file.path.clone(), file);
+        }
+        limits.check_total(tree.values().map(|f| f.size).sum())?;
+        for path in tree.keys() {
+            if let Some(file) = path.ancestors().find(|a| tree.contains_key(a)) {
+                return Err(DomainError::invalid(
+                    "files",
+                    format!("{file} is a file: {path} cannot be under it"),
+                ));
+            }
+        }
+        Ok(tree.into_values().collect())
+    }
+}
+
+impl Aggregate for Runnable {
+    type Command = RunnableCommand;
+    type Event = RunnableEvent;
+    const CATEGORY: &'static str = "runnable";
+
+    fn handle(&self, command: RunnableCommand) -> Result<Vec<RunnableEvent>, DomainError> {
+        let exists =
+            || DomainError::conflict("runnable_exists", "a runnable with this id already exists");
+        match command {
+            RunnableCommand::CreateRoot {
+                id,
+                name,
+                owner,
+                start_command,
+                files,
+                limits,
+                at,
+            } => {
+                if self.exists() {
+                    return Err(exists());
+                }
+                let files = Runnable::check_root_files(files, &limits)?;
+                Ok(vec![RunnableEvent::RunnableCreated {
+                    id,
+                    name,
+                    owner,
+                    parent: None,
+                    start_command,
+                    files,
+                    at,
+                }])
+            }
+            RunnableCommand::Fork {
+                id,
+                name,
+                owner,
+                parent,
+                at,
+            } => {
+                if self.exists() {
+                    return Err(exists());
+                }
+                let Some(image) = parent.image else {
+                    return Err(DomainError::conflict(
+                        "parent_has_no_image",
+                        format!(
+                            "runnable {} has no image to fork: its owner must save it first",
+                            parent.id
+                        ),
+                    ));
+                };
+                Ok(vec![RunnableEvent::RunnableCreated {
+                    id,
+                    name,
+                    owner,
+                    parent: Some(parent.id),
+                    start_command: image.start_command,
+                    files: image.files,
+                    at,
+                }])
+            }
+            RunnableCommand::Reap { reap_after, now } => {
+                let (Some(last_access), true, None) =
+                    (self.last_access, self.is_active(), &self.image)
+                else {
+                    return Ok(vec![]);
+                };
+                let idle = (now - last_access)
+                    .to_std()
+                    .is_ok_and(|idle| idle >= reap_after);
+                if !idle {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableReaped {
+                    last_access,
+                    at: now,
+                }])
+            }
+            _ if !self.is_active() => Err(no_such_runnable()),
+            RunnableCommand::Update {
+                name,
+                start_command,
+                at,
+            } => {
+                let name = name.filter(|n| self.name.as_ref() != Some(n));
+                let start_command =
+                    start_command.filter(|c| self.start_command.as_ref() != Some(c));
+                if name.is_none() && start_command.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableUpdated {
+                    name,
+                    start_command,
+                    at,
+                }])
+            }
+            RunnableCommand::WriteFile {
+                path,
+                digest,
+                size,
+                limits,
+                at,
+            } => {
+                limits.check_file_size(size)?;
+                let current = self.files.get(&path);
+                if current.is_some_and(|f| f.digest == digest && f.size == size) {
+                    return Ok(self.access(at));
+                }
+                if current.is_none() {
+                    self.check_room_for(&path)?;
+                    limits.check_count(self.files.len() + 1)?;
+                }
+                let total = self.total_bytes() - current.map_or(0, |f| f.size) + size;
+                limits.check_total(total)?;
+                Ok(vec![RunnableEvent::RunnableFileWritten {
+                    path,
+                    digest,
+                    size,
+                    at,
+                }])
+            }
+            RunnableCommand::DeleteFiles {
+                path,
+                recursive,
+                at,
+            } => {
+                if self.files.contains_key(&path) {
+                    return Ok(vec![RunnableEvent::RunnableFilesDeleted {
+                        paths: vec![path],
+                        at,
+                    }]);
+                }
+                let paths: Vec<FilePath> =
+                    self.files_under(&path).map(|f| f.path.clone()).collect();
+                if paths.is_empty() {
+                    return Err(DomainError::NotFound(format!("no file or folder {path}")));
+                }
+                if !recursive {
+                    return Err(DomainError::invalid(
+                        "recursive",
+                        format!(
+                            "{path} is a folder of {} file(s): delete it with recursive=true",
+                            paths.len()
+                        ),
+                    ));
+                }
+                Ok(vec![RunnableEvent::RunnableFilesDeleted { paths, at }])
+            }
+            RunnableCommand::Access { at } => Ok(self.access(at)),
+            RunnableCommand::Save { at } => {
+                let Some(start_command) = self.start_command.clone() else {
+                    return Err(no_such_runnable());
+                };
+                let files = self.entries();
+                let digest = manifest_digest(&start_command, &files);
+                if self.image.as_ref().is_some_and(|i| i.digest == digest) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableImageSaved {
+                    digest,
+                    start_command,
+                    files,
+                    at,
+                }])
+            }
+            RunnableCommand::Remove { at } => Ok(vec![RunnableEvent::RunnableRemoved { at }]),
+        }
+    }
+
+    fn apply(&mut self, event: &RunnableEvent) {
+        match event {
+            RunnableEvent::RunnableCreated {
+                id,
+                name,
+                owner,
+                parent,
+                start_command,
+                files,
+                at,
+            } => {
+                *self = Runnable {
+                    id: Some(*id),
+                    name: Some(name.clone()),
+                    owner: Some(owner.clone()),
+                    parent: *parent,
+                    start_command: Some(start_command.clone()),
+                    files: files.iter().map(|f| (f.path.clone(), f.clone())).collect(),
+                    image: None,
+                    last_access: Some(*at),
+                    created_at: Some(*at),
+                    removed: false,
+                };
+            }
+            RunnableEvent::RunnableUpdated {
+                name,
+                start_command,
+                at,
+            } => {
+                if let Some(name) = name {
+                    self.name = Some(name.clone());
+                }
+                if let Some(start_command) = start_command {
+                    self.start_command = Some(start_command.clone());
+                }
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableFileWritten {
+                path,
+                digest,
+                size,
+                at,
+            } => {
+                self.files.insert(
+                    path.clone(),
+                    FileEntry {
+                        path: path.clone(),
+                        digest: digest.clone(),
+                        size: *size,
+                    },
+                );
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableFilesDeleted { paths, at } => {
+                for path in paths {
+                    self.files.remove(path);
+                }
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableAccessed { at } => {
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableImageSaved {
+                digest,
+                start_command,
+                files,
+                at,
+            } => {
+                self.image = Some(Image {
+                    digest: digest.clone(),
+                    saved_at: *at,
+                    start_command: start_command.clone(),
+                    files: files.clone(),
+                });
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableRemoved { .. } | RunnableEvent::RunnableReaped { .. } => {
+                self.removed = true;
+            }
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+}

@@ -1,0 +1,1141 @@
+//! Given these past events, when this command, then these events or this refusal.
+
+use super::*;
+use crate::aggregate::{decode, encode, Aggregate, DomainEvent};
+use crate::identity::Username;
+use crate::testing::given;
+use crate::DomainError;
+use chrono::{DateTime, Duration as Span, Utc};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+fn t0() -> DateTime<Utc> {
+    at("2024-05-01T10:00:00Z")
+}
+fn t1() -> DateTime<Utc> {
+    at("2024-05-01T11:00:00Z")
+}
+fn t2() -> DateTime<Utc> {
+    at("2024-05-01T12:00:00Z")
+}
+fn id() -> RunnableId {
+    RunnableId::new(Uuid::from_u128(1))
+}
+fn parent_id() -> RunnableId {
+    RunnableId::new(Uuid::from_u128(2))
+}
+fn name(n: &str) -> RunnableName {
+    RunnableName::parse(n).unwrap()
+}
+fn user(n: &str) -> Username {
+    Username::parse(n).unwrap()
+}
+fn cmd(c: &str) -> StartCommand {
+    StartCommand::parse(c).unwrap()
+}
+fn path(p: &str) -> FilePath {
+    FilePath::parse(p).unwrap()
+}
+fn digest(content: &str) -> Digest {
+    Digest::of(content.as_bytes())
+}
+/// A file at `p` holding `content`.
+fn file(p: &str, content: &str) -> FileEntry {
+    FileEntry {
+        path: path(p),
+        digest: digest(content),
+        size: content.len() as u64,
+    }
+}
+fn limits() -> FileLimits {
+    FileLimits::default()
+}
+fn small_limits() -> FileLimits {
+    FileLimits {
+        max_file_bytes: 10,
+        max_files: 3,
+        max_total_bytes: 20,
+    }
+}
+/// [`small_limits`] but for the total: created() already holds 21 bytes.
+fn write_limits() -> FileLimits {
+    FileLimits {
+        max_total_bytes: 1000,
+        ..small_limits()
+    }
+}
+fn invalid(field: &'static str, message: &str) -> DomainError {
+    DomainError::invalid(field, message)
+}
+fn conflict(code: &'static str, message: &str) -> DomainError {
+    DomainError::conflict(code, message)
+}
+fn too_large(code: &'static str, message: &str) -> DomainError {
+    DomainError::too_large(code, message)
+}
+fn no_such_runnable() -> DomainError {
+    DomainError::NotFound("no such runnable".into())
+}
+
+/// A root runnable of alice's with `main.py` and `lib/util.py`, at t0.
+fn created() -> RunnableEvent {
+    RunnableEvent::RunnableCreated {
+        id: id(),
+        name: name("hello"),
+        owner: user("alice"),
+        parent: None,
+        start_command: cmd("python3 main.py"),
+        files: vec![
+            file("lib/util.py", "def f(): pass"),
+            file("main.py", "print(1)"),
+        ],
+        at: t0(),
+    }
+}
+fn written(p: &str, content: &str, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableFileWritten {
+        path: path(p),
+        digest: digest(content),
+        size: content.len() as u64,
+        at: when,
+    }
+}
+fn write(p: &str, content: &str, limits: FileLimits, when: DateTime<Utc>) -> RunnableCommand {
+    RunnableCommand::WriteFile {
+        path: path(p),
+        digest: digest(content),
+        size: content.len() as u64,
+        limits,
+        at: when,
+    }
+}
+fn saved(when: DateTime<Utc>) -> RunnableEvent {
+    let files = vec![
+        file("lib/util.py", "def f(): pass"),
+        file("main.py", "print(1)"),
+    ];
+    RunnableEvent::RunnableImageSaved {
+        digest: manifest_digest(&cmd("python3 main.py"), &files),
+        start_command: cmd("python3 main.py"),
+        files,
+        at: when,
+    }
+}
+fn image() -> Image {
+    let files = vec![
+        file("lib/util.py", "def f(): pass"),
+        file("main.py", "print(1)"),
+    ];
+    Image {
+        digest: manifest_digest(&cmd("python3 main.py"), &files),
+        saved_at: t1(),
+        start_command: cmd("python3 main.py"),
+        files,
+    }
+}
+fn fork(parent_image: Option<Image>) -> RunnableCommand {
+    RunnableCommand::Fork {
+        id: id(),
+        name: name("my hello"),
+        owner: user("bob"),
+        parent: ForkSource {
+            id: parent_id(),
+            image: parent_image,
+        },
+        at: t2(),
+    }
+}
+fn reap(days: u64, now: DateTime<Utc>) -> RunnableCommand {
+    RunnableCommand::Reap {
+        reap_after: Duration::from_secs(days * 86_400),
+        now,
+    }
+}
+
+// ---- values ----
+
+#[test]
+fn a_path_is_normalized() {
+    for (given, normal) in [
+        ("a", "a"),
+        ("a//b/./c", "a/b/c"),
+        ("a/b/", "a/b"),
+        ("./a", "a"),
+        ("a/./", "a"),
+        (" a / b ", " a / b "),
+        ("a\\b", "a\\b"),
+        ("...", "..."),
+        ("..a/b..", "..a/b.."),
+        ("été/文件", "été/文件"),
+    ] {
+        assert_eq!(path(given).as_str(), normal, "{given:?}");
+    }
+    assert_eq!(path("a/b").to_string(), "a/b");
+    assert_eq!(
+        FilePath::parse(&format!("{}/b", "a".repeat(255)))
+            .unwrap()
+            .as_str()
+            .len(),
+        257
+    );
+}
+
+#[test]
+fn a_path_never_leaves_the_tree() {
+    for (bad, message) in [
+        ("", "is empty"),
+        ("/", "must be relative to the runnable's tree, not absolute"),
+        (".", "is empty"),
+        ("./", "is empty"),
+        (
+            "//",
+            "must be relative to the runnable's tree, not absolute",
+        ),
+        (
+            "/etc/passwd",
+            "must be relative to the runnable's tree, not absolute",
+        ),
+        ("..", "may not hold a `..` component"),
+        ("../x", "may not hold a `..` component"),
+        ("a/../../x", "may not hold a `..` component"),
+        ("a/..", "may not hold a `..` component"),
+        ("a\0b", "may not hold a NUL character"),
+    ] {
+        assert_eq!(
+            FilePath::parse(bad),
+            Err(invalid("path", message)),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        FilePath::parse(&"a".repeat(256)),
+        Err(invalid("path", "each component must be at most 255 bytes"))
+    );
+    // 17 components of 255 bytes: 4351 bytes, each component fine, the whole too long.
+    let long = vec!["a".repeat(255); 17].join("/");
+    assert_eq!(
+        FilePath::parse(&long),
+        Err(invalid("path", "must be at most 4096 bytes"))
+    );
+    let longest = format!(
+        "{}/{}",
+        vec!["a".repeat(255); 15].join("/"),
+        "b".repeat(255)
+    );
+    assert_eq!(longest.len(), 4095);
+    assert!(FilePath::parse(&longest).is_ok());
+}
+
+#[test]
+fn a_path_knows_its_folders() {
+    assert!(path("a/b").is_under(&path("a")));
+    assert!(path("a/b/c").is_under(&path("a")));
+    assert!(path("a/b/c").is_under(&path("a/b")));
+    assert!(!path("a").is_under(&path("a")));
+    assert!(!path("ab").is_under(&path("a")));
+    assert!(!path("a").is_under(&path("a/b")));
+    assert_eq!(path("a/b/c").parent(), Some(path("a/b")));
+    assert_eq!(path("a").parent(), None);
+    assert_eq!(
+        path("a/b/c").ancestors().collect::<Vec<_>>(),
+        vec![path("a"), path("a/b")]
+    );
+    assert_eq!(path("a").ancestors().count(), 0);
+    assert_eq!(path("a/b/c.txt").file_name(), "c.txt");
+    assert_eq!(path("c.txt").file_name(), "c.txt");
+}
+
+#[test]
+fn names_and_start_commands_are_bounded() {
+    assert_eq!(name("My app ✓").as_str(), "My app ✓");
+    assert!(RunnableName::parse(&"é".repeat(100)).is_ok());
+    for bad in ["", &"a".repeat(101)] {
+        assert_eq!(
+            RunnableName::parse(bad),
+            Err(invalid("name", "must be 1 to 100 characters"))
+        );
+    }
+    assert_eq!(
+        RunnableName::parse("a\nb"),
+        Err(invalid("name", "may not hold control characters"))
+    );
+    assert_eq!(cmd("echo hi && sleep 1\n").as_str(), "echo hi && sleep 1\n");
+    assert!(StartCommand::parse(&"a".repeat(4096)).is_ok());
+    for bad in ["", &"a".repeat(4097)] {
+        assert_eq!(
+            StartCommand::parse(bad),
+            Err(invalid("start_command", "must be 1 to 4096 bytes"))
+        );
+    }
+    assert_eq!(
+        StartCommand::parse("echo\0"),
+        Err(invalid("start_command", "may not hold a NUL character"))
+    );
+}
+
+#[test]
+fn a_digest_is_a_sha256_in_lowercase_hex() {
+    assert_eq!(
+        Digest::of(b"").as_str(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    let d = Digest::of(b"hello");
+    assert_eq!(Digest::parse(d.as_str()), Ok(d.clone()));
+    for bad in [
+        "",
+        "abc",
+        &d.as_str().to_uppercase(),
+        &format!("{}0", d),
+        &"g".repeat(64),
+    ] {
+        assert_eq!(
+            Digest::parse(bad),
+            Err(invalid(
+                "digest",
+                "must be a sha256: 64 lowercase hex digits"
+            )),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(serde_json::to_value(&d).unwrap(), json!(d.as_str()));
+}
+
+#[test]
+fn a_runnable_id_is_a_uuid() {
+    let uuid = Uuid::from_u128(7);
+    assert_eq!(
+        RunnableId::parse("from", &uuid.to_string()),
+        Ok(RunnableId::new(uuid))
+    );
+    assert_eq!(RunnableId::from(uuid).as_uuid(), uuid);
+    assert_eq!(RunnableId::new(uuid).to_string(), uuid.to_string());
+    assert_eq!(
+        RunnableId::parse("from", "nope"),
+        Err(invalid("from", "\"nope\" is not a runnable id"))
+    );
+    assert_eq!(
+        serde_json::to_value(RunnableId::new(uuid)).unwrap(),
+        json!(uuid.to_string())
+    );
+}
+
+#[test]
+fn the_manifest_digest_depends_on_the_files_and_start_command_only() {
+    let a = file("a", "1");
+    let b = file("b", "2");
+    let c = cmd("./run");
+    let digest = manifest_digest(&c, &[a.clone(), b.clone()]);
+    assert_eq!(
+        manifest_digest(&c, &[b.clone(), a.clone()]),
+        digest,
+        "order does not matter"
+    );
+    let canonical = format!(
+        "{{\"files\":[[\"a\",\"{}\",1],[\"b\",\"{}\",1]],\"start_command\":\"./run\"}}",
+        a.digest, b.digest
+    );
+    assert_eq!(digest, Digest::of(canonical.as_bytes()));
+    assert_ne!(
+        manifest_digest(&cmd("./other"), &[a.clone(), b.clone()]),
+        digest
+    );
+    assert_ne!(manifest_digest(&c, std::slice::from_ref(&a)), digest);
+    assert_ne!(manifest_digest(&c, &[a, file("b", "3")]), digest);
+}
+
+#[test]
+fn the_default_limits_are_one_mib_a_thousand_files_and_64_mib() {
+    assert_eq!(
+        FileLimits::default(),
+        FileLimits {
+            max_file_bytes: 1_048_576,
+            max_files: 1000,
+            max_total_bytes: 67_108_864,
+        }
+    );
+    assert_eq!(limits().check_file_size(1_048_576), Ok(()));
+    assert_eq!(
+        limits().check_file_size(1_048_577),
+        Err(too_large(
+            "file_too_large",
+            "a file may hold at most 1048576 bytes (runnables.max_file_bytes); this one holds \
+             1048577"
+        ))
+    );
+}
+
+// ---- events ----
+
+#[test]
+fn events_round_trip_through_the_log() {
+    for event in [
+        created(),
+        RunnableEvent::RunnableCreated {
+            id: id(),
+            name: name("fork"),
+            owner: user("bob"),
+            parent: Some(parent_id()),
+            start_command: cmd("./run"),
+            files: vec![],
+            at: t0(),
+        },
+        RunnableEvent::RunnableUpdated {
+            name: Some(name("renamed")),
+            start_command: None,
+            at: t1(),
+        },
+        RunnableEvent::RunnableUpdated {
+            name: None,
+            start_command: Some(cmd("./run")),
+            at: t1(),
+        },
+        written("a/b", "x", t1()),
+        RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("a/b"), path("a/c")],
+            at: t1(),
+        },
+        RunnableEvent::RunnableAccessed { at: t1() },
+        saved(t1()),
+        RunnableEvent::RunnableRemoved { at: t2() },
+        RunnableEvent::RunnableReaped {
+            last_access: t0(),
+            at: t2(),
+        },
+    ] {
+        let (event_type, data) = encode(&event).unwrap();
+        assert_eq!(event_type, event.event_type());
+        assert_eq!(decode::<RunnableEvent>(&event_type, &data).unwrap(), event);
+    }
+    let (event_type, data) = encode(&written("a/b", "x", t1())).unwrap();
+    assert_eq!(event_type, "RunnableFileWritten");
+    assert_eq!(
+        data,
+        json!({"path": "a/b", "digest": digest("x").as_str(), "size": 1,
+               "at": "2024-05-01T11:00:00Z"})
+    );
+    let (_, data) = encode(&RunnableEvent::RunnableUpdated {
+        name: Some(name("renamed")),
+        start_command: None,
+        at: t1(),
+    })
+    .unwrap();
+    assert_eq!(
+        data,
+        json!({"name": "renamed", "at": "2024-05-01T11:00:00Z"})
+    );
+    let (_, data) = encode(&created()).unwrap();
+    assert_eq!(data["id"], json!(Uuid::from_u128(1).to_string()));
+    assert_eq!(data["parent"], json!(null));
+    assert_eq!(
+        data["files"][0],
+        json!({"path": "lib/util.py", "digest": digest("def f(): pass").as_str(), "size": 13})
+    );
+    assert_eq!(Runnable::CATEGORY, "runnable");
+}
+
+// ---- create root ----
+
+#[test]
+fn creates_a_root_runnable_with_its_files_sorted() {
+    given::<Runnable>(&[])
+        .when(RunnableCommand::CreateRoot {
+            id: id(),
+            name: name("hello"),
+            owner: user("alice"),
+            start_command: cmd("python3 main.py"),
+            files: vec![
+                file("main.py", "print(1)"),
+                file("lib/util.py", "def f(): pass"),
+            ],
+            limits: limits(),
+            at: t0(),
+        })
+        .then(vec![created()]);
+}
+
+#[test]
+fn a_created_runnable_holds_its_files_and_no_image() {
+    let runnable = given::<Runnable>(&[created()]);
+    let state = runnable.state();
+    assert!(state.exists());
+    assert!(state.is_active());
+    assert_eq!(state.active_id(), Ok(id()));
+    assert_eq!(state.id(), Some(id()));
+    assert_eq!(state.name(), Some(&name("hello")));
+    assert_eq!(state.owner(), Some(&user("alice")));
+    assert_eq!(state.parent(), None);
+    assert_eq!(state.start_command(), Some(&cmd("python3 main.py")));
+    assert_eq!(
+        state.files().keys().cloned().collect::<Vec<_>>(),
+        vec![path("lib/util.py"), path("main.py")]
+    );
+    assert_eq!(
+        state.file(&path("main.py")),
+        Some(&file("main.py", "print(1)"))
+    );
+    assert_eq!(state.total_bytes(), 21);
+    assert!(state.is_folder(&path("lib")));
+    assert!(!state.is_folder(&path("main.py")));
+    assert_eq!(state.image(), None);
+    assert_eq!(state.last_access(), Some(t0()));
+    assert_eq!(state.created_at(), Some(t0()));
+    let none = given::<Runnable>(&[]);
+    assert!(!none.state().exists());
+    assert_eq!(none.state().active_id(), Err(no_such_runnable()));
+}
+
+#[test]
+fn an_id_is_one_runnable() {
+    let again = RunnableCommand::CreateRoot {
+        id: id(),
+        name: name("hello"),
+        owner: user("alice"),
+        start_command: cmd("./run"),
+        files: vec![],
+        limits: limits(),
+        at: t1(),
+    };
+    let exists = conflict("runnable_exists", "a runnable with this id already exists");
+    given::<Runnable>(&[created()])
+        .when(again.clone())
+        .refused(exists.clone());
+    given::<Runnable>(&[created(), RunnableEvent::RunnableRemoved { at: t1() }])
+        .when(again)
+        .refused(exists.clone());
+    given::<Runnable>(&[created()])
+        .when(fork(Some(image())))
+        .refused(exists);
+}
+
+#[test]
+fn a_root_runnable_keeps_the_file_limits() {
+    let create = |files: Vec<FileEntry>| RunnableCommand::CreateRoot {
+        id: id(),
+        name: name("hello"),
+        owner: user("alice"),
+        start_command: cmd("./run"),
+        files,
+        limits: small_limits(),
+        at: t0(),
+    };
+    given::<Runnable>(&[])
+        .when(create(vec![file("a", "0123456789x")]))
+        .refused(too_large(
+            "file_too_large",
+            "a file may hold at most 10 bytes (runnables.max_file_bytes); this one holds 11",
+        ));
+    given::<Runnable>(&[])
+        .when(create(vec![
+            file("a", "1"),
+            file("b", "2"),
+            file("c", "3"),
+            file("d", "4"),
+        ]))
+        .refused(invalid(
+            "files",
+            "a runnable may hold at most 3 files (runnables.max_files)",
+        ));
+    given::<Runnable>(&[])
+        .when(create(vec![
+            file("a", "0123456789"),
+            file("b", "0123456789"),
+            file("c", "0"),
+        ]))
+        .refused(too_large(
+            "runnable_too_large",
+            "a runnable's files may hold at most 20 bytes together (runnables.max_total_bytes); \
+             these would hold 21",
+        ));
+    given::<Runnable>(&[])
+        .when(create(vec![
+            file("a", "0123456789"),
+            file("b", "0123456789"),
+        ]))
+        .then(vec![RunnableEvent::RunnableCreated {
+            id: id(),
+            name: name("hello"),
+            owner: user("alice"),
+            parent: None,
+            start_command: cmd("./run"),
+            files: vec![file("a", "0123456789"), file("b", "0123456789")],
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn a_root_runnable_has_each_path_once_and_no_file_under_a_file() {
+    let create = |files: Vec<FileEntry>| RunnableCommand::CreateRoot {
+        id: id(),
+        name: name("hello"),
+        owner: user("alice"),
+        start_command: cmd("./run"),
+        files,
+        limits: limits(),
+        at: t0(),
+    };
+    given::<Runnable>(&[])
+        .when(create(vec![file("a/b", "1"), file("a//b", "2")]))
+        .refused(invalid("files", "a/b is given twice"));
+    given::<Runnable>(&[])
+        .when(create(vec![file("a/b/c", "1"), file("a", "2")]))
+        .refused(invalid("files", "a is a file: a/b/c cannot be under it"));
+}
+
+// ---- fork ----
+
+#[test]
+fn a_fork_starts_from_its_parents_image() {
+    given::<Runnable>(&[])
+        .when(fork(Some(image())))
+        .then(vec![RunnableEvent::RunnableCreated {
+            id: id(),
+            name: name("my hello"),
+            owner: user("bob"),
+            parent: Some(parent_id()),
+            start_command: cmd("python3 main.py"),
+            files: image().files,
+            at: t2(),
+        }]);
+}
+
+#[test]
+fn a_parent_without_an_image_cannot_be_forked() {
+    given::<Runnable>(&[]).when(fork(None)).refused(conflict(
+        "parent_has_no_image",
+        &format!(
+            "runnable {} has no image to fork: its owner must save it first",
+            parent_id()
+        ),
+    ));
+}
+
+#[test]
+fn a_fork_source_is_an_active_runnables_image() {
+    let parent = given::<Runnable>(&[created(), saved(t1())]);
+    assert_eq!(
+        ForkSource::of(parent.state()),
+        Ok(ForkSource {
+            id: id(),
+            image: Some(image()),
+        })
+    );
+    let unsaved = given::<Runnable>(&[created()]);
+    assert_eq!(
+        ForkSource::of(unsaved.state()),
+        Ok(ForkSource {
+            id: id(),
+            image: None
+        })
+    );
+    let removed = given::<Runnable>(&[
+        created(),
+        saved(t1()),
+        RunnableEvent::RunnableRemoved { at: t2() },
+    ]);
+    assert_eq!(ForkSource::of(removed.state()), Err(no_such_runnable()));
+    assert_eq!(
+        ForkSource::of(&Runnable::default()),
+        Err(no_such_runnable())
+    );
+}
+
+// ---- update ----
+
+#[test]
+fn update_records_what_changed() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Update {
+            name: Some(name("hello")),
+            start_command: Some(cmd("./run")),
+            at: t1(),
+        })
+        .then(vec![RunnableEvent::RunnableUpdated {
+            name: None,
+            start_command: Some(cmd("./run")),
+            at: t1(),
+        }]);
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Update {
+            name: Some(name("renamed")),
+            start_command: None,
+            at: t1(),
+        })
+        .then(vec![RunnableEvent::RunnableUpdated {
+            name: Some(name("renamed")),
+            start_command: None,
+            at: t1(),
+        }]);
+}
+
+#[test]
+fn update_without_a_change_is_no_event() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Update {
+            name: Some(name("hello")),
+            start_command: Some(cmd("python3 main.py")),
+            at: t1(),
+        })
+        .then_nothing();
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Update {
+            name: None,
+            start_command: None,
+            at: t1(),
+        })
+        .then_nothing();
+}
+
+#[test]
+fn an_update_applies_and_moves_the_last_access() {
+    let runnable = given::<Runnable>(&[
+        created(),
+        RunnableEvent::RunnableUpdated {
+            name: Some(name("renamed")),
+            start_command: Some(cmd("./run")),
+            at: t1(),
+        },
+    ]);
+    assert_eq!(runnable.state().name(), Some(&name("renamed")));
+    assert_eq!(runnable.state().start_command(), Some(&cmd("./run")));
+    assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+// ---- write a file ----
+
+#[test]
+fn writes_a_new_file() {
+    given::<Runnable>(&[created()])
+        .when(write("lib/more/x.py", "x = 1", limits(), t1()))
+        .then(vec![written("lib/more/x.py", "x = 1", t1())]);
+}
+
+#[test]
+fn replaces_a_files_content() {
+    given::<Runnable>(&[created()])
+        .when(write("main.py", "print(2)", limits(), t1()))
+        .then(vec![written("main.py", "print(2)", t1())]);
+}
+
+#[test]
+fn a_written_file_is_in_the_tree_and_moves_the_last_access() {
+    let runnable = given::<Runnable>(&[created(), written("main.py", "print(22)", t1())]);
+    assert_eq!(
+        runnable.state().file(&path("main.py")),
+        Some(&file("main.py", "print(22)"))
+    );
+    assert_eq!(runnable.state().total_bytes(), 22);
+    assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+#[test]
+fn the_same_content_again_is_an_access_at_most_once_a_minute() {
+    given::<Runnable>(&[created()])
+        .when(write("main.py", "print(1)", limits(), t1()))
+        .then(vec![RunnableEvent::RunnableAccessed { at: t1() }]);
+    given::<Runnable>(&[created()])
+        .when(write(
+            "main.py",
+            "print(1)",
+            limits(),
+            t0() + Span::seconds(59),
+        ))
+        .then_nothing();
+}
+
+#[test]
+fn a_file_past_max_file_bytes_is_refused() {
+    given::<Runnable>(&[created()])
+        .when(write("big", "0123456789x", write_limits(), t1()))
+        .refused(too_large(
+            "file_too_large",
+            "a file may hold at most 10 bytes (runnables.max_file_bytes); this one holds 11",
+        ));
+    given::<Runnable>(&[created()])
+        .when(write("big", "0123456789", write_limits(), t1()))
+        .then(vec![written("big", "0123456789", t1())]);
+}
+
+#[test]
+fn a_new_file_past_max_files_is_refused_a_replaced_one_is_not() {
+    // created() holds 2 files; write_limits() allows 3.
+    let three = [created(), written("c", "3", t1())];
+    given::<Runnable>(&three)
+        .when(write("d", "4", write_limits(), t2()))
+        .refused(invalid(
+            "files",
+            "a runnable may hold at most 3 files (runnables.max_files)",
+        ));
+    given::<Runnable>(&three)
+        .when(write("c", "33", write_limits(), t2()))
+        .then(vec![written("c", "33", t2())]);
+}
+
+#[test]
+fn files_past_max_total_bytes_are_refused_counting_the_replaced_one_out() {
+    let files = FileLimits {
+        max_file_bytes: 100,
+        max_files: 100,
+        max_total_bytes: 30,
+    };
+    // created() holds 21 bytes: main.py 8, lib/util.py 13.
+    given::<Runnable>(&[created()])
+        .when(write("c", "0123456789", files, t1()))
+        .refused(too_large(
+            "runnable_too_large",
+            "a runnable's files may hold at most 30 bytes together (runnables.max_total_bytes); \
+             these would hold 31",
+        ));
+    given::<Runnable>(&[created()])
+        .when(write("c", "012345678", files, t1()))
+        .then(vec![written("c", "012345678", t1())]);
+    given::<Runnable>(&[created()])
+        .when(write("main.py", "print(123456789)", files, t1()))
+        .then(vec![written("main.py", "print(123456789)", t1())]);
+}
+
+#[test]
+fn a_file_is_not_written_under_a_file() {
+    given::<Runnable>(&[created()])
+        .when(write("main.py/x", "1", limits(), t1()))
+        .refused(conflict(
+            "path_conflict",
+            "main.py is a file: main.py/x cannot be under it",
+        ));
+    given::<Runnable>(&[created()])
+        .when(write("lib/util.py/a/b", "1", limits(), t1()))
+        .refused(conflict(
+            "path_conflict",
+            "lib/util.py is a file: lib/util.py/a/b cannot be under it",
+        ));
+}
+
+#[test]
+fn a_file_is_not_written_where_a_folder_is() {
+    given::<Runnable>(&[created()])
+        .when(write("lib", "1", limits(), t1()))
+        .refused(conflict(
+            "path_conflict",
+            "lib is a folder: delete it first to write a file there",
+        ));
+    // A name that only starts like a folder's is no folder.
+    given::<Runnable>(&[created()])
+        .when(write("li", "1", limits(), t1()))
+        .then(vec![written("li", "1", t1())]);
+    given::<Runnable>(&[created()])
+        .when(write("lib.py", "1", limits(), t1()))
+        .then(vec![written("lib.py", "1", t1())]);
+}
+
+// ---- delete files ----
+
+#[test]
+fn deletes_a_file() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::DeleteFiles {
+            path: path("main.py"),
+            recursive: false,
+            at: t1(),
+        })
+        .then(vec![RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("main.py")],
+            at: t1(),
+        }]);
+}
+
+#[test]
+fn a_folder_is_deleted_only_recursively() {
+    let past = [
+        created(),
+        written("lib/a/b.py", "1", t1()),
+        written("libs", "2", t1()),
+    ];
+    given::<Runnable>(&past)
+        .when(RunnableCommand::DeleteFiles {
+            path: path("lib"),
+            recursive: false,
+            at: t2(),
+        })
+        .refused(invalid(
+            "recursive",
+            "lib is a folder of 2 file(s): delete it with recursive=true",
+        ));
+    given::<Runnable>(&past)
+        .when(RunnableCommand::DeleteFiles {
+            path: path("lib"),
+            recursive: true,
+            at: t2(),
+        })
+        .then(vec![RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("lib/a/b.py"), path("lib/util.py")],
+            at: t2(),
+        }]);
+    given::<Runnable>(&past)
+        .when(RunnableCommand::DeleteFiles {
+            path: path("lib/a"),
+            recursive: true,
+            at: t2(),
+        })
+        .then(vec![RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("lib/a/b.py")],
+            at: t2(),
+        }]);
+}
+
+#[test]
+fn deleting_nothing_is_not_found() {
+    for missing in ["nope", "li", "main.py/x", "lib/util"] {
+        given::<Runnable>(&[created()])
+            .when(RunnableCommand::DeleteFiles {
+                path: path(missing),
+                recursive: true,
+                at: t1(),
+            })
+            .refused(DomainError::NotFound(format!(
+                "no file or folder {missing}"
+            )));
+    }
+}
+
+#[test]
+fn deleted_files_leave_the_tree_and_their_empty_folders() {
+    let runnable = given::<Runnable>(&[
+        created(),
+        RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("lib/util.py")],
+            at: t1(),
+        },
+    ]);
+    assert_eq!(
+        runnable.state().files().keys().cloned().collect::<Vec<_>>(),
+        vec![path("main.py")]
+    );
+    assert!(!runnable.state().is_folder(&path("lib")));
+    assert_eq!(runnable.state().total_bytes(), 8);
+    assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+// ---- access ----
+
+#[test]
+fn a_read_is_an_access_at_most_once_a_minute() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Access {
+            at: t0() + Span::seconds(60),
+        })
+        .then(vec![RunnableEvent::RunnableAccessed {
+            at: t0() + Span::seconds(60),
+        }]);
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Access {
+            at: t0() + Span::seconds(59),
+        })
+        .then_nothing();
+    // A clock behind the last access: no access either.
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Access {
+            at: t0() - Span::seconds(10),
+        })
+        .then_nothing();
+    let runnable = given::<Runnable>(&[created(), RunnableEvent::RunnableAccessed { at: t1() }]);
+    assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+// ---- save ----
+
+#[test]
+fn save_makes_an_image_of_its_files_and_start_command() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Save { at: t1() })
+        .then(vec![saved(t1())]);
+    let runnable = given::<Runnable>(&[created(), saved(t1())]);
+    assert_eq!(runnable.state().image(), Some(&image()));
+    assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+#[test]
+fn saving_the_same_again_is_no_event() {
+    given::<Runnable>(&[created(), saved(t1())])
+        .when(RunnableCommand::Save { at: t2() })
+        .then_nothing();
+}
+
+#[test]
+fn save_overwrites_the_image() {
+    let past = [created(), saved(t1()), written("main.py", "print(2)", t1())];
+    let files = vec![
+        file("lib/util.py", "def f(): pass"),
+        file("main.py", "print(2)"),
+    ];
+    given::<Runnable>(&past)
+        .when(RunnableCommand::Save { at: t2() })
+        .then(vec![RunnableEvent::RunnableImageSaved {
+            digest: manifest_digest(&cmd("python3 main.py"), &files),
+            start_command: cmd("python3 main.py"),
+            files: files.clone(),
+            at: t2(),
+        }]);
+    // A new start command alone is a new image too.
+    let past = [
+        created(),
+        saved(t1()),
+        RunnableEvent::RunnableUpdated {
+            name: None,
+            start_command: Some(cmd("./run")),
+            at: t1(),
+        },
+    ];
+    let files = image().files;
+    given::<Runnable>(&past)
+        .when(RunnableCommand::Save { at: t2() })
+        .then(vec![RunnableEvent::RunnableImageSaved {
+            digest: manifest_digest(&cmd("./run"), &files),
+            start_command: cmd("./run"),
+            files,
+            at: t2(),
+        }]);
+}
+
+#[test]
+fn the_image_stays_as_saved_while_the_files_change() {
+    let runnable = given::<Runnable>(&[
+        created(),
+        saved(t1()),
+        written("main.py", "print(2)", t2()),
+        RunnableEvent::RunnableFilesDeleted {
+            paths: vec![path("lib/util.py")],
+            at: t2(),
+        },
+    ]);
+    assert_eq!(runnable.state().image(), Some(&image()));
+    assert_eq!(runnable.state().files().len(), 1);
+}
+
+// ---- remove ----
+
+#[test]
+fn removes_a_runnable() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Remove { at: t1() })
+        .then(vec![RunnableEvent::RunnableRemoved { at: t1() }]);
+    let runnable = given::<Runnable>(&[created(), RunnableEvent::RunnableRemoved { at: t1() }]);
+    assert!(runnable.state().exists());
+    assert!(!runnable.state().is_active());
+    assert_eq!(runnable.state().active_id(), Err(no_such_runnable()));
+    assert_eq!(
+        runnable.state().last_access(),
+        Some(t0()),
+        "a removal is no access"
+    );
+}
+
+#[test]
+fn a_removed_or_reaped_runnable_is_not_found() {
+    let commands = || {
+        vec![
+            RunnableCommand::Update {
+                name: Some(name("x")),
+                start_command: None,
+                at: t2(),
+            },
+            write("x", "1", limits(), t2()),
+            RunnableCommand::DeleteFiles {
+                path: path("main.py"),
+                recursive: false,
+                at: t2(),
+            },
+            RunnableCommand::Access { at: t2() },
+            RunnableCommand::Save { at: t2() },
+            RunnableCommand::Remove { at: t2() },
+        ]
+    };
+    let reaped = RunnableEvent::RunnableReaped {
+        last_access: t0(),
+        at: t1(),
+    };
+    for past in [
+        vec![],
+        vec![created(), RunnableEvent::RunnableRemoved { at: t1() }],
+        vec![created(), reaped],
+    ] {
+        for command in commands() {
+            given::<Runnable>(&past)
+                .when(command)
+                .refused(no_such_runnable());
+        }
+    }
+}
+
+// ---- reap ----
+
+#[test]
+fn an_idle_runnable_without_an_image_is_reaped() {
+    given::<Runnable>(&[created()])
+        .when(reap(7, t0() + Span::days(7)))
+        .then(vec![RunnableEvent::RunnableReaped {
+            last_access: t0(),
+            at: t0() + Span::days(7),
+        }]);
+    let runnable = given::<Runnable>(&[
+        created(),
+        RunnableEvent::RunnableReaped {
+            last_access: t0(),
+            at: t2(),
+        },
+    ]);
+    assert!(!runnable.state().is_active());
+    assert_eq!(
+        runnable.state().last_access(),
+        Some(t0()),
+        "a reaping is no access"
+    );
+}
+
+#[test]
+fn a_runnable_accessed_lately_is_not_reaped() {
+    given::<Runnable>(&[created()])
+        .when(reap(7, t0() + Span::days(7) - Span::seconds(1)))
+        .then_nothing();
+    // The last access counts, not the creation.
+    let past = [created(), RunnableEvent::RunnableAccessed { at: t1() }];
+    given::<Runnable>(&past)
+        .when(reap(7, t0() + Span::days(7)))
+        .then_nothing();
+    given::<Runnable>(&past)
+        .when(reap(7, t1() + Span::days(7)))
+        .then(vec![RunnableEvent::RunnableReaped {
+            last_access: t1(),
+            at: t1() + Span::days(7),
+        }]);
+    // A clock behind the last access.
+    given::<Runnable>(&past).when(reap(0, t0())).then_nothing();
+}
+
+#[test]
+fn a_runnable_with_an_image_is_never_reaped() {
+    given::<Runnable>(&[created(), saved(t0())])
+        .when(reap(7, t0() + Span::days(700)))
+        .then_nothing();
+}
+
+#[test]
+fn reaping_what_is_gone_is_no_event() {
+    for past in [
+        vec![],
+        vec![created(), RunnableEvent::RunnableRemoved { at: t1() }],
+        vec![
+            created(),
+            RunnableEvent::RunnableReaped {
+                last_access: t0(),
+                at: t1(),
+            },
+        ],
+    ] {
+        given::<Runnable>(&past)
+            .when(reap(0, t2() + Span::days(30)))
+            .then_nothing();
+    }
+}
