@@ -3,8 +3,9 @@
 //! Owns: the [`EventStore`] contract (append with an expected version, atomic appends to several
 //! streams each with its own, idempotent re-append by event id, reads by stream and by global
 //! position, catch-up-then-live subscriptions), its PostgreSQL implementation (the production
-//! store) and an in-memory one (for unit tests), the versioned schema migrations, and the managed
-//! local PostgreSQL that Bosun runs when no `database.url` is configured.
+//! store) and an in-memory one (for unit tests), the versioned schema migrations, the managed
+//! local PostgreSQL that Bosun runs when no `database.url` is configured, and the
+//! content-addressed blobs events name by digest (PostgreSQL only, see [`blobs`]).
 //!
 //! Does not own: what events mean (that is `domain`), how they become read models (that is
 //! `projections`), or who may append them (that is `commands`).
@@ -12,6 +13,7 @@
 //! The guarantee everything downstream relies on: once any reader has seen position N, no event
 //! at a position ≤ N can appear later. Positions start at 1 and have no gaps.
 
+pub mod blobs;
 mod error;
 mod event;
 mod idempotency;

@@ -1,14 +1,16 @@
 //! The event store's tables. `events` is append-only: a trigger refuses updates, deletes and
-//! truncation, so not even a stray SQL session can rewrite history.
+//! truncation, so not even a stray SQL session can rewrite history. `blobs` holds contents the
+//! events name by digest (see [`crate::blobs`]).
 
 use crate::migrate::Migration;
 
 pub const COMPONENT: &str = "eventstore";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events log and head",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events log and head",
+        sql: r#"
 CREATE TABLE events (
     position       BIGINT PRIMARY KEY,
     stream_id      TEXT NOT NULL,
@@ -42,4 +44,18 @@ CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_are_immutable();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "content-addressed blobs",
+        sql: r#"
+-- A content, once, under the SHA-256 of its bytes (lowercase hex). Rows are only inserted.
+CREATE TABLE blobs (
+    digest     TEXT PRIMARY KEY CHECK (digest ~ '^[0-9a-f]{64}$'),
+    size       BIGINT NOT NULL CHECK (size >= 0),
+    content    BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"#,
+    },
+];
