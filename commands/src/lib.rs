@@ -16,7 +16,9 @@
 //! variable.
 //!
 //! Writes use the [`EventStore`](bosun_eventstore::EventStore) contract alone: [`Commands`] runs
-//! over PostgreSQL in production and over the in-memory store in its unit tests.
+//! over PostgreSQL in production and over the in-memory store in its unit tests. The one
+//! exception is a runnable's file bytes: blobs are PostgreSQL's, so the runnable commands that
+//! store or read them are on `Commands<PgEventStore>` (see [`runnables`]).
 //!
 //! Does not own: the rules of a single aggregate (`domain`), the log (`eventstore`), the read
 //! models it consults (`projections`), HTTP (`api`).
@@ -31,6 +33,7 @@ pub mod identity;
 pub mod jobs;
 pub mod orchestrations;
 pub mod queries;
+pub mod runnables;
 mod seal;
 pub mod services;
 

@@ -12,6 +12,7 @@ mod jobs;
 mod keys;
 mod log;
 mod orchestrations;
+mod runnables;
 mod services;
 mod units;
 
@@ -19,6 +20,7 @@ pub use apps::AppFilter;
 pub use bosun_projections::read_models::identity::Page;
 pub use jobs::{job_readers, JobFilter};
 pub use log::{may_read_log, redacted};
+pub use runnables::RunnableFilter;
 pub use units::UnitView;
 
 use crate::error::CommandError;

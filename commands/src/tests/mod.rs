@@ -9,6 +9,7 @@ mod authorization;
 mod batch;
 mod execute;
 mod identity;
+mod runnables;
 mod services;
 
 use crate::{Actor, Commands, Origin};

@@ -1,0 +1,148 @@
+//! A runnable's files: writing one (its bytes a blob), reading one, deleting a file or a folder.
+//! Each is for the runnable's owner or an admin (404, then 403), and an access.
+//!
+//! - Write: the path is checked (400 `path`: empty, absolute, `..`, too long) and the size
+//!   (413 `file_too_large`) before anything else; the aggregate decides on the digest computed
+//!   here (409 `path_conflict`, 400 `files`, 413 `runnable_too_large`) before the blob is
+//!   stored, then `RunnableFileWritten`. The same content again stores and writes nothing but
+//!   an access. Answers whether the file is new (201) or replaced one (200).
+//! - Read: the file's bytes from its blob (404 for no file there, a folder too); an access
+//!   (`RunnableAccessed`, at most once a minute).
+//! - Delete: a file, or a folder with `recursive` (400 `recursive` without; 404 for nothing
+//!   there). The blobs stay (an image or a fork may name them).
+//!
+//! Writing and reading bytes are on `Commands<PgEventStore>` (see the [module](super)).
+//!
+//! Does not own: reading a body no further than the limit (`api`), listing a folder
+//! (`queries/runnables.rs`).
+
+use super::{FileView, RunnableAction, RunnableRules};
+use crate::actor::{Actor, Origin};
+use crate::apps::now;
+use crate::error::CommandError;
+use crate::execute::{Commands, Written};
+use bosun_domain::runnables::{Digest, FilePath, RunnableCommand, RunnableEvent};
+use bosun_domain::{Aggregate, DomainError};
+use bosun_eventstore::{EventStore, PgEventStore};
+use uuid::Uuid;
+
+impl Commands<PgEventStore> {
+    /// Writes `content` at `path` in runnable `id`'s tree: see the [module](self). Returns the
+    /// file, and whether it is new.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), runnable = %id, path = path, bytes = content.len()))]
+    pub async fn write_runnable_file(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        rules: &RunnableRules,
+        id: Uuid,
+        path: &str,
+        content: Vec<u8>,
+    ) -> Result<(FileView, bool, Written), CommandError> {
+        let state = self
+            .authorized_runnable(actor, id, RunnableAction::Change)
+            .await?;
+        let path = FilePath::parse(path)?;
+        let size = content.len() as u64;
+        rules.limits.check_file_size(size)?;
+        let digest = Digest::of(&content);
+        let at = now();
+        let command = || RunnableCommand::WriteFile {
+            path: path.clone(),
+            digest: digest.clone(),
+            size,
+            limits: rules.limits,
+            at,
+        };
+        // Decided once before the bytes are stored: a refused write stores nothing, and the
+        // same content again (its blob stored already) stores nothing either.
+        let writes = state
+            .handle(command())?
+            .iter()
+            .any(|e| matches!(e, RunnableEvent::RunnableFileWritten { .. }));
+        if writes {
+            self.store_blob(&digest, &content).await?;
+        }
+        let ((_, _, created), written) = self
+            .execute_on_runnable(actor, origin, id, RunnableAction::Change, |state| {
+                let created = state.file(&path).is_none();
+                Ok((state.handle(command())?, created))
+            })
+            .await?;
+        let view = FileView {
+            path: path.as_str().to_string(),
+            dir: false,
+            size,
+            digest: Some(digest.as_str().to_string()),
+        };
+        Ok((view, created, written))
+    }
+
+    /// The content of the file at `path` in runnable `id`'s tree: see the [module](self).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), runnable = %id, path = path))]
+    pub async fn runnable_file(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        path: &str,
+    ) -> Result<Vec<u8>, CommandError> {
+        let state = self
+            .authorized_runnable(actor, id, RunnableAction::ReadFiles)
+            .await?;
+        let path = FilePath::parse(path)?;
+        let Some(file) = state.file(&path) else {
+            let what = if state.is_folder(&path) {
+                format!("{path} is a folder of runnable {id}: list it with ?path=")
+            } else {
+                format!("no file {path} in runnable {id}")
+            };
+            return Err(DomainError::NotFound(what).into());
+        };
+        let Some(content) = self.store.blob(file.digest.as_str()).await? else {
+            return Err(CommandError::Internal(format!(
+                "the blob {} of {path} in runnable {id} is missing",
+                file.digest
+            )));
+        };
+        let at = now();
+        self.execute_on_runnable(
+            actor,
+            &Origin::default(),
+            id,
+            RunnableAction::ReadFiles,
+            |state| Ok((state.handle(RunnableCommand::Access { at })?, ())),
+        )
+        .await?;
+        Ok(content)
+    }
+}
+
+impl<S: EventStore> Commands<S> {
+    /// Deletes the file at `path` in runnable `id`'s tree, or the folder there and everything
+    /// under it if `recursive` (204): see the [module](self).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), runnable = %id, path = path, recursive = recursive))]
+    pub async fn delete_runnable_files(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        id: Uuid,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Written, CommandError> {
+        self.authorized_runnable(actor, id, RunnableAction::Change)
+            .await?;
+        let path = FilePath::parse(path)?;
+        let at = now();
+        let (_, written) = self
+            .execute_on_runnable(actor, origin, id, RunnableAction::Change, |state| {
+                let events = state.handle(RunnableCommand::DeleteFiles {
+                    path: path.clone(),
+                    recursive,
+                    at,
+                })?;
+                Ok((events, ()))
+            })
+            .await?;
+        Ok(written)
+    }
+}
