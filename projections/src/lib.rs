@@ -35,5 +35,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(read_models::keys::Keys),
         Arc::new(read_models::apps::Apps),
         Arc::new(read_models::services::Services),
+        Arc::new(read_models::runnables::Runnables),
     ]
 }

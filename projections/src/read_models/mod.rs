@@ -6,6 +6,7 @@ pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod orchestrations;
+pub mod runnables;
 pub mod services;
 pub mod streams;
 pub mod units;
