@@ -11,7 +11,9 @@
 //! processes as supervised units (`units`: leased per unit, restarted with backoff, rolled one at
 //! a time on a restart, taken over from a lost node, stopped with their app); and the calls to
 //! service APIs that create, bind, unbind and remove service instances (`services`: made for the
-//! request that recorded the intent, tried again by a reactor active on one node at a time).
+//! request that recorded the intent, tried again by a reactor active on one node at a time); the
+//! reaper of idle runnables without an image (one node at a time) and the sandbox runnables'
+//! commands run in (`runnables`).
 //!
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).
@@ -28,6 +30,7 @@ mod orchestration_job;
 mod output;
 mod process;
 mod reaper;
+pub mod runnables;
 mod scheduler;
 mod services;
 mod settings;
@@ -38,6 +41,10 @@ mod workers;
 pub use http_task::orchestration_token;
 pub use mail::send_mail;
 pub use notify::LOCK_KEY as NOTIFIER_LOCK_KEY;
+pub use runnables::{
+    Limits, RunnableSettings, Sandbox, SandboxError, Sandboxed,
+    LOCK_KEY as RUNNABLE_REAPER_LOCK_KEY,
+};
 pub use scheduler::LOCK_KEY as SCHEDULER_LOCK_KEY;
 pub use services::{
     AppRemoval, Finished, Health, InstanceStatus, ServiceCalls, ServiceSettings,

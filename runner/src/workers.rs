@@ -1,10 +1,11 @@
 //! Starting the runner: its tables, the context its workers share (the log, the pool, the
 //! catalog, the settings, the HTTP client), `settings.workers` workers, one reaper, and the
-//! scheduler, notifications reactor and service calls reactor; and stopping them all when
-//! `Workers` is dropped.
+//! scheduler, notifications reactor, service calls reactor and runnables' reaper; and stopping
+//! them all when `Workers` is dropped.
 //!
 //! Does not own: what a worker does (`claim` and on), the reaper (`reaper`), the scheduler
-//! (`scheduler`), the notifications reactor (`notify`) or the service calls (`services`).
+//! (`scheduler`), the notifications reactor (`notify`), the service calls (`services`) or the
+//! runnables' reaper (`runnables`).
 
 use crate::lease;
 use crate::services::{ServiceCalls, ServiceSettings};
@@ -79,11 +80,13 @@ pub struct Setup {
     pub data_key: Arc<secrecy::SecretSlice<u8>>,
     /// Calling service APIs for instances.
     pub services: ServiceSettings,
+    /// The runnables' reaper and sandbox.
+    pub runnables: crate::runnables::RunnableSettings,
 }
 
 /// Prepares the runner's tables and starts `settings.workers` workers, one reaper, and the
-/// scheduler, notifications reactor and service calls reactor (each active on one node at a
-/// time).
+/// scheduler, notifications reactor, service calls reactor and runnables' reaper (each active
+/// on one node at a time).
 pub async fn start(
     commands: Commands,
     setup: Setup,
@@ -95,6 +98,7 @@ pub async fn start(
         notifications,
         data_key,
         services,
+        runnables,
     } = setup;
     let service_calls = ServiceCalls::new(commands.clone(), services)?;
     let (mut client, connection) = config
@@ -142,6 +146,11 @@ pub async fn start(
         tokio::spawn(crate::notify::run(notifier, config.clone())),
         tokio::spawn(crate::services::run(service_calls.clone(), config.clone())),
     ];
+    tasks.extend(crate::runnables::start(
+        context.commands.clone(),
+        runnables,
+        config.clone(),
+    ));
     for slot in 0..settings.workers {
         let worker = format!("{node}/{slot}");
         tasks.push(tokio::spawn(crate::claim::work(context.clone(), worker)));
