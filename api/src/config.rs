@@ -62,6 +62,110 @@ pub struct Settings {
     pub quota: QuotaSettings,
     #[serde(default)]
     pub services: ServicesSettings,
+    #[serde(default)]
+    pub runnables: RunnablesSettings,
+}
+
+/// Runnables (`/v1/runnables`): how big their files may be, when an idle one without an image
+/// is reaped, and the sandbox their processes will run in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnablesSettings {
+    /// The largest one file may be (a `PUT` past it is 413 `file_too_large`, refused before its
+    /// body is read whole).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// How many files one runnable may hold.
+    #[serde(default = "default_max_files")]
+    pub max_files: usize,
+    /// The most all of one runnable's files may hold together.
+    #[serde(default = "default_max_total_bytes")]
+    pub max_total_bytes: u64,
+    /// A runnable without an image whose last access is older than this is reaped.
+    #[serde(default = "default_reap_after_seconds")]
+    pub reap_after_seconds: u64,
+    /// How often the reaper (one node at a time) looks.
+    #[serde(default = "default_reap_interval_seconds")]
+    pub reap_interval_seconds: u64,
+    /// What runnables' processes run in: `bwrap` (bubblewrap, the default) or `none`, which
+    /// must be chosen explicitly.
+    #[serde(default)]
+    pub sandbox: SandboxKind,
+    /// Whether a sandboxed process may reach the network (default: no network namespace of the
+    /// host's, so none).
+    #[serde(default)]
+    pub network: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    #[default]
+    Bwrap,
+    None,
+}
+
+impl Default for RunnablesSettings {
+    fn default() -> Self {
+        RunnablesSettings {
+            max_file_bytes: default_max_file_bytes(),
+            max_files: default_max_files(),
+            max_total_bytes: default_max_total_bytes(),
+            reap_after_seconds: default_reap_after_seconds(),
+            reap_interval_seconds: default_reap_interval_seconds(),
+            sandbox: SandboxKind::default(),
+            network: false,
+        }
+    }
+}
+
+impl RunnablesSettings {
+    /// What the commands check runnables' files and reaping against.
+    pub fn rules(&self) -> bosun_commands::runnables::RunnableRules {
+        bosun_commands::runnables::RunnableRules {
+            limits: bosun_domain::runnables::FileLimits {
+                max_file_bytes: self.max_file_bytes,
+                max_files: self.max_files,
+                max_total_bytes: self.max_total_bytes,
+            },
+            reap_after: std::time::Duration::from_secs(self.reap_after_seconds),
+        }
+    }
+
+    /// What the runner's reaper and sandbox run with.
+    pub fn runner(&self) -> bosun_runner::RunnableSettings {
+        bosun_runner::RunnableSettings {
+            reap_after: std::time::Duration::from_secs(self.reap_after_seconds),
+            reap_interval: std::time::Duration::from_secs(self.reap_interval_seconds),
+            sandbox: match self.sandbox {
+                SandboxKind::Bwrap => bosun_runner::Sandbox::Bwrap {
+                    network: self.network,
+                },
+                SandboxKind::None => bosun_runner::Sandbox::None,
+            },
+            network: self.network,
+        }
+    }
+}
+
+fn default_max_file_bytes() -> u64 {
+    1024 * 1024
+}
+
+fn default_max_files() -> usize {
+    1000
+}
+
+fn default_max_total_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_reap_after_seconds() -> u64 {
+    7 * 24 * 3600
+}
+
+fn default_reap_interval_seconds() -> u64 {
+    60
 }
 
 /// How Bosun calls services' APIs (`/v1/services`): the hosts it may reach over plain http are
@@ -406,7 +510,37 @@ fn parse(tree: Value) -> Result<Settings, String> {
     if !(1..=100).contains(&settings.services.max_attempts) {
         return Err("services.max_attempts: must be 1 to 100".into());
     }
+    check_runnables(&settings.runnables)?;
     Ok(settings)
+}
+
+/// The largest file a runnable may hold: a file is read into memory whole (its body, then its
+/// blob), and PostgreSQL holds at most 1 GiB in one value.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+fn check_runnables(r: &RunnablesSettings) -> Result<(), String> {
+    if !(1..=MAX_FILE_BYTES).contains(&r.max_file_bytes) {
+        return Err(format!(
+            "runnables.max_file_bytes: must be 1 to {MAX_FILE_BYTES} (256 MiB)"
+        ));
+    }
+    if !(1..=1_000_000).contains(&r.max_files) {
+        return Err("runnables.max_files: must be 1 to 1000000".into());
+    }
+    if r.max_total_bytes < r.max_file_bytes {
+        return Err(format!(
+            "runnables.max_total_bytes: must be at least runnables.max_file_bytes ({})",
+            r.max_file_bytes
+        ));
+    }
+    // Far past any real use, and within what a duration since 1970 can add.
+    if !(1..=100 * 365 * 86_400).contains(&r.reap_after_seconds) {
+        return Err("runnables.reap_after_seconds: must be 1 to 3153600000 (100 years)".into());
+    }
+    if !(1..=86_400).contains(&r.reap_interval_seconds) {
+        return Err("runnables.reap_interval_seconds: must be 1 to 86400 (a day)".into());
+    }
+    Ok(())
 }
 
 /// An environment value as YAML would read it, so numbers and booleans keep their types; but a
@@ -615,6 +749,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retries"), "{err}");
+    }
+
+    #[test]
+    fn runnables_defaults_overrides_and_bounds() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        let r = &s.runnables;
+        assert_eq!(
+            (
+                r.max_file_bytes,
+                r.max_files,
+                r.max_total_bytes,
+                r.reap_after_seconds,
+                r.reap_interval_seconds
+            ),
+            (1_048_576, 1000, 67_108_864, 604_800, 60)
+        );
+        assert_eq!((r.sandbox, r.network), (SandboxKind::Bwrap, false));
+        let f = file("runnables:\n  max_file_bytes: 10\n  max_files: 3\n  max_total_bytes: 25\n  reap_after_seconds: 1\n  network: true\n");
+        let s = Settings::from_sources(
+            Some(f.path()),
+            env(&[
+                ("BOSUN_RUNNABLES__REAP_INTERVAL_SECONDS", "2"),
+                ("BOSUN_RUNNABLES__SANDBOX", "none"),
+            ]),
+        )
+        .unwrap();
+        let rules = s.runnables.rules();
+        assert_eq!(
+            (
+                rules.limits.max_file_bytes,
+                rules.limits.max_files,
+                rules.limits.max_total_bytes
+            ),
+            (10, 3, 25)
+        );
+        assert_eq!(rules.reap_after, std::time::Duration::from_secs(1));
+        let runner = s.runnables.runner();
+        assert_eq!(runner.reap_after, std::time::Duration::from_secs(1));
+        assert_eq!(runner.reap_interval, std::time::Duration::from_secs(2));
+        assert!(matches!(runner.sandbox, bosun_runner::Sandbox::None));
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert!(matches!(
+            s.runnables.runner().sandbox,
+            bosun_runner::Sandbox::Bwrap { network: true }
+        ));
+        for (key, value) in [
+            ("BOSUN_RUNNABLES__MAX_FILE_BYTES", "0"),
+            ("BOSUN_RUNNABLES__MAX_FILE_BYTES", "268435457"),
+            ("BOSUN_RUNNABLES__MAX_FILES", "0"),
+            ("BOSUN_RUNNABLES__MAX_TOTAL_BYTES", "1048575"),
+            ("BOSUN_RUNNABLES__REAP_AFTER_SECONDS", "0"),
+            ("BOSUN_RUNNABLES__REAP_AFTER_SECONDS", "-1"),
+            ("BOSUN_RUNNABLES__REAP_INTERVAL_SECONDS", "0"),
+            ("BOSUN_RUNNABLES__REAP_INTERVAL_SECONDS", "86401"),
+            ("BOSUN_RUNNABLES__SANDBOX", "docker"),
+            ("BOSUN_RUNNABLES__NETWORK", "maybe"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = key.trim_start_matches("BOSUN_RUNNABLES__").to_lowercase();
+            assert!(
+                err.contains(key) && err.contains(&format!("runnables.{field}")),
+                "{key}={value}: {err}"
+            );
+        }
+        // Checked once every source is in: the file's total under the environment's file size.
+        let f = file("runnables:\n  max_total_bytes: 100\n  max_file_bytes: 100\n");
+        let err = Settings::from_sources(
+            Some(f.path()),
+            env(&[("BOSUN_RUNNABLES__MAX_FILE_BYTES", "101")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("runnables.max_total_bytes"), "{err}");
+        let err = Settings::from_sources(Some(file("runnables:\n  reap: 1\n").path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reap"), "{err}");
     }
 
     #[test]

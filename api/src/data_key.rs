@@ -80,6 +80,7 @@ pub fn runner_setup(settings: &Settings) -> anyhow::Result<bosun_runner::Setup> 
         services: settings
             .services
             .runner(&settings.http_tasks.allow_insecure_hosts),
+        runnables: settings.runnables.runner(),
         data_key: load_or_create(&path(settings))?,
     })
 }

@@ -119,6 +119,9 @@ impl From<CommandError> for Problem {
             CommandError::Domain(DomainError::Forbidden { code, message }) => {
                 Problem::new(StatusCode::FORBIDDEN, code, message)
             }
+            CommandError::Domain(DomainError::TooLarge { code, message }) => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+            }
             CommandError::Unauthenticated => {
                 Problem::unauthorized("a valid token is required (Authorization: Bearer <token>)")
             }

@@ -53,6 +53,8 @@ pub struct AppState {
     /// Makes the calls to services' APIs that instance requests record as intents, and waits
     /// (at most `services.wait_seconds`) for their outcome.
     pub service_calls: bosun_runner::ServiceCalls,
+    /// The configured rules of runnables' files (`runnables.max_file_bytes`, …) and reaping.
+    pub runnable_rules: bosun_commands::runnables::RunnableRules,
 }
 
 pub struct Application {
@@ -116,6 +118,7 @@ impl Application {
                 default_quota: settings.quota.apps_per_user,
             },
             service_calls: workers.service_calls(),
+            runnable_rules: settings.runnables.rules(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

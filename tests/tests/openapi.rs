@@ -108,6 +108,11 @@ async fn every_documented_operation_is_routed_and_every_route_of_api_md_document
         "/v1/services/{service}/instances/{instance}",
         "/v1/services/{service}/instances/{instance}/status",
         "/v1/services/{service}/instances/{instance}/apps/{app}",
+        "/v1/runnables",
+        "/v1/runnables/{id}",
+        "/v1/runnables/{id}/save",
+        "/v1/runnables/{id}/files",
+        "/v1/runnables/{id}/files/{path}",
     ] {
         assert!(
             paths.contains_key(path),

@@ -8,7 +8,9 @@
 //! again, one removed after its only instance's creation got no answer) and their instances
 //! (created, refused, removed, a removal refused, bound and unbound, a bind refused, two whose
 //! creation is still pending when the models are compared, one of them after an attempt that
-//! got no answer), against a small service API run by the test.
+//! got no answer), against a small service API run by the test; then runnables (a root one
+//! the admin made, renamed, written and saved; forks of it with files written, deleted and
+//! read, a folder deleted, saved again; one removed; one left without an image).
 //! Every projection of `bosun_projections::all()` is compared, table by table, so a read model
 //! added later is covered without this file changing. The server runs in the test's process
 //! (`spawn_app`) and keeps serving while the rebuild runs, as it would beside `bosun replay`.
@@ -489,6 +491,128 @@ async fn services_history(app: &TestApp, service_api: &ServiceApi) {
     }
 }
 
+/// Writes `content` as file `path` of runnable `id`: the answer's status.
+async fn write_file(user: &Api, id: &str, path: &str, content: Vec<u8>) -> StatusCode {
+    user.request(Method::PUT, &format!("/v1/runnables/{id}/files/{path}"))
+        .header("content-type", "application/octet-stream")
+        .body(content)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
+        .status()
+}
+
+/// The id in a runnable's answer.
+fn runnable_id(answer: bosun_tests::Answer) -> String {
+    answer.body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {}", answer.body))
+        .to_string()
+}
+
+/// The runnables part of the history (after [`history`]'s, whose users it uses).
+async fn runnables_history(app: &TestApp) {
+    let admin = &app.api;
+    let ann = admin.login("ann", "ann-password-1").await;
+    let bob = admin.login("bob", "bob-password-1").await;
+
+    // hello: the admin's root runnable, renamed, a file added, saved.
+    let hello = runnable_id(
+        admin
+            .post(
+                "/v1/runnables",
+                json!({"name": "hello", "start_command": "sh main.sh", "files": [
+                    {"path": "main.sh", "content": "echo hello"},
+                    {"path": "lib/util.sh", "content": "greet() { echo hi; }"},
+                    {"path": "lib/old/notes.txt", "content": "old notes"},
+                ]}),
+            )
+            .await
+            .expect(StatusCode::CREATED),
+    );
+    patch(
+        admin,
+        &format!("/v1/runnables/{hello}"),
+        json!({"name": "hello world"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        write_file(admin, &hello, "data/blob.bin", vec![0, 159, 146, 150, 255]).await,
+        StatusCode::CREATED
+    );
+    admin
+        .post(&format!("/v1/runnables/{hello}/save"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // ann's fork: a file replaced, one added and read, one deleted, a folder deleted, its
+    // start command changed, saved twice.
+    let mine = runnable_id(
+        ann.post(
+            "/v1/runnables",
+            json!({"from": hello, "name": "ann's hello"}),
+        )
+        .await
+        .expect(StatusCode::CREATED),
+    );
+    assert_eq!(
+        write_file(&ann, &mine, "main.sh", b"echo ann".to_vec()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        write_file(&ann, &mine, "src/app.py", b"print('hi')".to_vec()).await,
+        StatusCode::CREATED
+    );
+    ann.get(&format!("/v1/runnables/{mine}/files/src/app.py"))
+        .await
+        .expect(StatusCode::OK);
+    ann.post(&format!("/v1/runnables/{mine}/save"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let gone = delete(&ann, &format!("/v1/runnables/{mine}/files/lib/util.sh")).await;
+    assert!(gone.status.is_success(), "{} {}", gone.status, gone.body);
+    let gone = delete(
+        &ann,
+        &format!("/v1/runnables/{mine}/files/lib?recursive=true"),
+    )
+    .await;
+    assert!(gone.status.is_success(), "{} {}", gone.status, gone.body);
+    patch(
+        &ann,
+        &format!("/v1/runnables/{mine}"),
+        json!({"start_command": "sh main.sh --ann"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    ann.post(&format!("/v1/runnables/{mine}/save"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // ann's second fork, removed; bob's fork of ann's, a file written, never saved.
+    let scratch = runnable_id(
+        ann.post("/v1/runnables", json!({"from": hello}))
+            .await
+            .expect(StatusCode::CREATED),
+    );
+    let removed = delete(&ann, &format!("/v1/runnables/{scratch}")).await;
+    assert!(
+        removed.status.is_success(),
+        "{} {}",
+        removed.status,
+        removed.body
+    );
+    let bobs = runnable_id(
+        bob.post("/v1/runnables", json!({"from": mine, "name": "bob's"}))
+            .await
+            .expect(StatusCode::CREATED),
+    );
+    assert_eq!(
+        write_file(&bob, &bobs, "notes/todo.txt", b"fork it".to_vec()).await,
+        StatusCode::CREATED
+    );
+}
+
 /// Builds the history the read models are compared after.
 async fn history(app: &TestApp) {
     let admin = &app.api;
@@ -741,6 +865,7 @@ async fn replay_rebuilds_every_read_model_equal_row_for_row() {
     let service_api = ServiceApi::start().await;
     history(&app).await;
     services_history(&app, &service_api).await;
+    runnables_history(&app).await;
     let admin = &app.api;
     let head = admin.head().await;
     caught_up(admin, head).await;
@@ -815,6 +940,50 @@ async fn replay_rebuilds_every_read_model_equal_row_for_row() {
     assert_eq!(
         bound_env,
         BTreeSet::from([("shop", "PG_PASSWORD"), ("shop", "PG_URL")])
+    );
+    let runnables = rows(&live, "runnables.runnables");
+    let runnables: BTreeMap<&str, (&str, bool)> = runnables
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["name"].as_str()?,
+                (r["start_command"].as_str()?, r["image_digest"].is_string()),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        runnables,
+        BTreeMap::from([
+            ("hello world", ("sh main.sh", true)),
+            ("ann's hello", ("sh main.sh --ann", true)),
+            ("bob's", ("sh main.sh --ann", false)),
+        ]),
+        "the removed one is gone"
+    );
+    let files = |table: &str| -> BTreeSet<String> {
+        rows(&live, table)
+            .iter()
+            .filter_map(|f| f["path"].as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(
+        files("runnables.runnable_files"),
+        BTreeSet::from(
+            [
+                "main.sh",
+                "lib/util.sh",
+                "lib/old/notes.txt",
+                "data/blob.bin",
+                "src/app.py",
+                "notes/todo.txt"
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(
+        rows(&live, "runnables.runnable_image_files").len(),
+        4 + 3,
+        "hello's 4, ann's 3"
     );
     let text = serde_json::to_string(&live).unwrap();
     assert!(!text.contains(SECRET), "a private value is in a read model");

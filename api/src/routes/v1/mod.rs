@@ -18,6 +18,7 @@ pub mod orchestrations;
 pub mod password_reset;
 pub mod platforms;
 pub mod quota;
+pub mod runnables;
 pub mod services;
 pub mod streams;
 pub mod swap;
@@ -54,6 +55,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "quota", description = "how many apps a user may own"),
         (name = "services", description = "service APIs (tsuru's) that provision instances, and the teams that may use them"),
         (name = "instances", description = "a service's instances, their status, and binding them to apps"),
+        (name = "runnables", description = "file trees with a start command, forked from images, and saved as images"),
         (name = "events", description = "the log in position order, and the live feed"),
         (name = "streams", description = "one stream of the log"),
         (name = "audit", description = "who did what, when, from where"),
@@ -78,7 +80,18 @@ impl utoipa::Modify for BearerToken {
 pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = merged();
     name_operations(&mut document);
+    unwild_paths(&mut document);
     (routes, document)
+}
+
+/// A route's catch-all segment (`{*path}`, axum's spelling, which the document's paths are
+/// registered with) is an ordinary path parameter in OpenAPI: `{path}`.
+fn unwild_paths(document: &mut utoipa::openapi::OpenApi) {
+    let paths = std::mem::take(&mut document.paths.paths);
+    document.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
 }
 
 /// Operation ids are the handlers' names (`list`, `get`…), which repeat across resources; the
@@ -122,6 +135,7 @@ fn merged() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(quota::router())
         .merge(services::router())
         .merge(instances::router())
+        .merge(runnables::router())
         .merge(events::router())
         .merge(streams::router())
         .merge(audit::router())
@@ -178,6 +192,9 @@ mod tests {
         let create_instance = &json["paths"]["/v1/services/{service}/instances"]["post"];
         assert!(create_instance["responses"]["502"].is_object());
         assert!(json["components"]["schemas"]["Problem"].is_object());
+        let file = &json["paths"]["/v1/runnables/{id}/files/{path}"];
+        assert!(file["put"]["responses"]["413"].is_object(), "{file}");
+        assert!(!json["paths"].to_string().contains("{*"));
     }
 
     #[test]
