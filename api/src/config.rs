@@ -143,7 +143,6 @@ impl RunnablesSettings {
                 },
                 SandboxKind::None => bosun_runner::Sandbox::None,
             },
-            network: self.network,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Request extractors whose failures are problem details: a malformed body or query is a 400
-//! that says what is wrong, never axum's plain-text rejection.
+//! Request extractors whose failures are problem details: a malformed body, query or path
+//! segment is a 400 that says what is wrong, never axum's plain-text rejection.
 //!
 //! Text the log cannot store (the NUL character) is refused here, at the edge, with a 400 naming
 //! the field, wherever it is in a body (also inside free-form `parameters`), a query or a path:
@@ -7,7 +7,7 @@
 
 use crate::problem::Problem;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -199,6 +199,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Path parameters. A segment that is not UTF-8 once percent-decoded (`/files/%FF`), or one that
+/// does not parse as `T`, is a 400 naming `path` (as [`refuse_nul_in_uri`] does); a route whose
+/// parameters do not fit `T` (a programming error) is a 500.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(path_problem)
+    }
+}
+
+fn path_problem(rejection: PathRejection) -> Problem {
+    use axum::extract::path::ErrorKind;
+    if let PathRejection::FailedToDeserializePathParams(e) = &rejection {
+        if let ErrorKind::InvalidUtf8InPathParam { key } = e.kind() {
+            return Problem::invalid_field(
+                "path",
+                format!("{key}: must be UTF-8 once percent-decoded"),
+            );
+        }
+    }
+    if rejection.status() == StatusCode::BAD_REQUEST {
+        return Problem::invalid_field("path", rejection.body_text());
+    }
+    tracing::error!(error = %rejection.body_text(), "path parameters do not fit the route");
+    Problem::internal()
+}
+
 /// Middleware: a request whose path or query holds an encoded NUL (`%00`; a raw one cannot be
 /// in a URI) is a 400 naming the query parameter or `path`, before any handler sees it.
 pub async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
@@ -294,6 +327,47 @@ mod tests {
             let problem = text(Some("text/plain"), body).await.unwrap_err();
             assert_eq!(problem.status, 400);
             assert_eq!(field_of(problem), "body");
+        }
+    }
+
+    /// What a route taking `{id}/files/{*path}` answers for `uri`: its status, and the
+    /// parameters (when 200) or the problem's first field.
+    async fn path_of(uri: &str) -> (u16, Value) {
+        let router = axum::Router::new().route(
+            "/r/{id}/files/{*path}",
+            axum::routing::get(|Path(p): Path<(String, String)>| async move {
+                axum::Json(p).into_response()
+            }),
+        );
+        let request = Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        if status == 200 {
+            (status, value)
+        } else {
+            (status, value["errors"][0]["field"].clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_path_segment_not_utf8_is_a_400_naming_path() {
+        assert_eq!(
+            path_of("/r/1/files/a/%C3%A9").await,
+            (200, serde_json::json!(["1", "a/\u{e9}"]))
+        );
+        for uri in ["/r/1/files/%FF", "/r/%FF/files/a", "/r/1/files/a/%C3"] {
+            assert_eq!(
+                path_of(uri).await,
+                (400, serde_json::json!("path")),
+                "{uri}"
+            );
         }
     }
 

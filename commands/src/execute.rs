@@ -137,6 +137,11 @@ impl<S: EventStore> Commands<S> {
         })
     }
 
+    /// Whether these commands have read models (not so over a log nothing projects).
+    pub(crate) fn has_read_models(&self) -> bool {
+        self.read_models.is_some()
+    }
+
     /// A connection to the read models.
     pub(crate) async fn read_models(&self) -> Result<deadpool_postgres::Object, CommandError> {
         match &self.read_models {

@@ -1,14 +1,16 @@
 //! Runnables over real HTTP, the server in the test's process (`spawn_app`): an admin creates a
 //! root runnable with files (a user may not), a fork needs a parent with an image and starts
 //! with that image's files and start command (the same blobs, no bytes copied), files round-trip
-//! byte for byte, paths that leave the tree are refused, the size and count limits refuse with
-//! nothing recorded, a file is not a folder, a folder is deleted only when asked recursively,
-//! folders are listed as derived from the files, another user sees only runnables with an
-//! image and changes none, a write moves `last_access`, the reaper removes an idle imageless
+//! byte for byte, paths that leave the tree, are not UTF-8 or NFC, hold control characters or
+//! are over 1024 bytes are refused, the size and count limits refuse with nothing recorded (a
+//! runnable over a lowered total may still shrink), a file is not a folder, a folder is deleted
+//! only when asked recursively, folders are listed as derived from the files, another user sees
+//! only runnables with an image and changes none nor reads their files, a write (and a read or
+//! a listing past the access throttle) moves `last_access`, the reaper removes an idle imageless
 //! runnable (`RunnableReaped`, actor `reaper`) and keeps a saved one, a PATCH renames and
-//! changes the start command, and a removed runnable is gone. Each test checks the answers and
-//! what the log recorded. Supervision (start, stop, logs) and anonymous users are not in this
-//! slice.
+//! changes the start command, a removed runnable is gone, and a removed user's runnables go with
+//! them. Each test checks the answers and what the log recorded. Supervision (start, stop, logs)
+//! and anonymous users are not in this slice.
 
 use base64::Engine;
 use bosun_tests::{spawn_app, Answer, Api, TestApp};
@@ -27,12 +29,16 @@ runnables:
   max_total_bytes: 2048
 "#;
 
-/// The reaper looks every second and reaps what has been idle three seconds.
+/// The reaper looks every second and reaps what has been idle eight seconds (so an access is
+/// recorded at most every two seconds: a quarter of that).
 const REAPING: &str = r#"
 runnables:
-  reap_after_seconds: 3
+  reap_after_seconds: 8
   reap_interval_seconds: 1
 "#;
+
+/// The access throttle under [`REAPING`]: `reap_after / 4`.
+const THROTTLE: Duration = Duration::from_secs(2);
 
 /// Bytes that are not UTF-8 (and hold a NUL and a CR LF).
 const BINARY: &[u8] = &[0x00, 0xff, 0xfe, 0x80, 0x0d, 0x0a, 0x7f, 0xc3, 0x28, 0x00];
@@ -755,6 +761,138 @@ async fn a_path_is_normalized() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_segment_that_is_not_utf8_is_refused_naming_the_path() {
+    let World { app, ann, .. } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    let head = app.api.log_head().await;
+    let blobs = blob_count(&app).await;
+    for path in ["%FF", "src/%FF%FE", "a%C3%28"] {
+        let problem = put_file(&ann, &id, path, b"x").await.problem();
+        assert_eq!(
+            problem.status,
+            StatusCode::BAD_REQUEST,
+            "PUT {path}: {problem}"
+        );
+        assert_eq!(problem.fields(), ["path"], "PUT {path}: {problem}");
+        let problem = head
+            .refused(&ann, Method::GET, &file_url(&id, path), None)
+            .await;
+        assert_eq!(
+            problem.status,
+            StatusCode::BAD_REQUEST,
+            "GET {path}: {problem}"
+        );
+        assert_eq!(problem.fields(), ["path"], "GET {path}: {problem}");
+        let problem = head
+            .refused(&ann, Method::DELETE, &file_url(&id, path), None)
+            .await;
+        assert_eq!(
+            problem.status,
+            StatusCode::BAD_REQUEST,
+            "DELETE {path}: {problem}"
+        );
+        assert_eq!(problem.fields(), ["path"], "DELETE {path}: {problem}");
+    }
+    head.assert_unchanged("paths that are not UTF-8").await;
+    assert_eq!(blob_count(&app).await, blobs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_over_1024_bytes_is_refused() {
+    let World { app, ann, .. } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    // Five components, none over 255 bytes: 4 × 200 + 4 slashes + the last.
+    let path = |last: usize| {
+        let mut parts = vec!["d".repeat(200); 4];
+        parts.push("f".repeat(last));
+        parts.join("/")
+    };
+    let (at_limit, over) = (path(220), path(221));
+    assert_eq!((at_limit.len(), over.len()), (1024, 1025));
+    let head = app.api.log_head().await;
+    let blobs = blob_count(&app).await;
+    let problem = put_file(&ann, &id, &over, b"x")
+        .await
+        .problem()
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(problem.fields(), ["path"], "{problem}");
+    // A component over 255 bytes, the whole short.
+    let problem = put_file(&ann, &id, &"c".repeat(256), b"x")
+        .await
+        .problem()
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(problem.fields(), ["path"], "{problem}");
+    head.assert_unchanged("paths too long").await;
+    assert_eq!(blob_count(&app).await, blobs);
+    // At the limit is fine.
+    let written = put_file(&ann, &id, &at_limit, b"x")
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(written.body["path"], at_limit.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_with_a_control_character_is_refused() {
+    let World { app, ann, .. } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    let head = app.api.log_head().await;
+    let blobs = blob_count(&app).await;
+    for path in [
+        "a%01b",
+        "line%0Abreak",
+        "esc%1B%5B31m",
+        "del%7F",
+        "c1%C2%85",
+    ] {
+        let problem = put_file(&ann, &id, path, b"x").await.problem();
+        assert_eq!(
+            problem.status,
+            StatusCode::BAD_REQUEST,
+            "PUT {path}: {problem}"
+        );
+        assert_eq!(problem.fields(), ["path"], "PUT {path}: {problem}");
+    }
+    // In a root runnable's files too.
+    let body = json!({"name": "bad", "start_command": "true",
+                      "files": [{"path": "a\u{1}b", "content": "x"}]});
+    let problem = head
+        .refused(&app.api, Method::POST, "/v1/runnables", Some(body))
+        .await;
+    assert_eq!(problem.status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem.fields(), ["files"], "{problem}");
+    head.assert_unchanged("paths with control characters").await;
+    assert_eq!(blob_count(&app).await, blobs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_not_in_unicode_nfc_is_refused() {
+    let World { app, ann, .. } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    let head = app.api.log_head().await;
+    // "é" as e and a combining acute accent (NFD).
+    let problem = put_file(&ann, &id, "caf%65%CC%81", b"x")
+        .await
+        .problem()
+        .expect(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(problem.fields(), ["path"], "{problem}");
+    assert!(problem.detail().contains("NFC"), "{problem}");
+    head.assert_unchanged("a path not in NFC").await;
+    // "é" as one code point (NFC) is fine, and read back under that name.
+    put_file(&ann, &id, "caf%C3%A9", b"x")
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(
+        tree(&ann, &id).await.get("café"),
+        Some(&sha256(b"x")),
+        "café is not listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_over_the_size_limit_is_refused_with_nothing_recorded() {
     let World { app, ann, .. } = limited().await;
     let parent = id_of(&saved_root(&app.api).await);
@@ -844,6 +982,84 @@ async fn a_runnable_may_hold_only_so_many_bytes() {
         .expect(StatusCode::OK);
 }
 
+/// A client of another node over `app`'s log, configured by `yaml` (its admin token `app`'s),
+/// running until the sender is dropped.
+async fn another_node(
+    app: &TestApp,
+    yaml: &str,
+) -> (Api, tokio::sync::oneshot::Sender<()>, tempfile::TempDir) {
+    let dir = bosun_tests::work_dir();
+    let file = bosun_tests::config_file(dir.path(), yaml);
+    let mut settings =
+        bosun_api::config::Settings::from_sources(Some(&file), std::iter::empty()).unwrap();
+    settings.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.data_dir = dir.path().join("bosun-data");
+    settings.database.url = Some(app.database().clone());
+    let node = bosun_api::startup::Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("the other node did not start: {e:#}"));
+    let api = Api::at(&format!("http://{}", node.address()), &app.api.token);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    (api, stop, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runnable_over_a_lowered_total_may_still_shrink_a_file() {
+    let World { app, .. } = limited().await;
+    let id = id_of(
+        &app.api
+            .post(
+                "/v1/runnables",
+                json!({"name": "big", "start_command": "true", "files": []}),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .body,
+    );
+    for path in ["a", "b"] {
+        put_file(&app.api, &id, path, &[b'x'; 1000])
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    // A node whose limit is lower than the 2000 bytes it holds.
+    let lowered = r#"
+runnables:
+  max_file_bytes: 1024
+  max_files: 5
+  max_total_bytes: 1500
+"#;
+    let (admin, _stop, _dir) = another_node(&app, lowered).await;
+    // Growing it is refused, nothing recorded.
+    let head = admin.log_head().await;
+    put_file(&admin, &id, "a", &[b'x'; 1001])
+        .await
+        .problem()
+        .expect(StatusCode::PAYLOAD_TOO_LARGE, "runnable_too_large");
+    put_file(&admin, &id, "c", b"c")
+        .await
+        .problem()
+        .expect(StatusCode::PAYLOAD_TOO_LARGE, "runnable_too_large");
+    head.assert_unchanged("growing a runnable past its total")
+        .await;
+    // Shrinking a file is not, though 1800 bytes are still over 1500; nor is a change of the
+    // same size.
+    put_file(&admin, &id, "b", &[b'y'; 800])
+        .await
+        .expect(StatusCode::OK);
+    put_file(&admin, &id, "a", &[b'z'; 1000])
+        .await
+        .expect(StatusCode::OK);
+    let written = events_in(&admin, &id, "RunnableFileWritten").await;
+    let sizes: Vec<&Value> = written.iter().map(|e| &e["data"]["size"]).collect();
+    assert_eq!(
+        sizes,
+        [&json!(1000), &json!(1000), &json!(800), &json!(1000)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_cannot_be_a_folder() {
     let World { app, ann, .. } = world().await;
@@ -928,6 +1144,25 @@ async fn a_folder_is_deleted_only_when_asked_recursively() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recursive_must_be_true_or_false() {
+    let World { app, ann, .. } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    let head = app.api.log_head().await;
+    for value in ["maybe", "1", "yes", ""] {
+        let url = format!("{}?recursive={value}", file_url(&id, "src"));
+        let problem = head.refused(&ann, Method::DELETE, &url, None).await;
+        assert_eq!(
+            problem.status,
+            StatusCode::BAD_REQUEST,
+            "{value:?}: {problem}"
+        );
+        assert_eq!(problem.fields(), ["recursive"], "{value:?}: {problem}");
+    }
+    assert_eq!(tree(&ann, &id).await.len(), root_files().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_shows_a_folders_files_and_folders() {
     let World { app, .. } = world().await;
     let admin = &app.api;
@@ -962,16 +1197,12 @@ async fn a_listing_shows_a_folders_files_and_folders() {
             .collect::<Vec<_>>(),
         ["src/lib", "src/main.sh"]
     );
-    // A folder that is not there: 404, or an empty list; a file's path is not a folder.
-    let missing = admin
+    // A folder that is not there: 404.
+    admin
         .get(&format!("/v1/runnables/{id}/files?path=nothing"))
-        .await;
-    assert!(
-        missing.status == StatusCode::NOT_FOUND || missing.body == json!([]),
-        "{} {}",
-        missing.status,
-        missing.body
-    );
+        .await
+        .problem()
+        .expect(StatusCode::NOT_FOUND, "not_found");
 }
 
 // ---- Who sees what ----
@@ -1095,6 +1326,30 @@ async fn another_user_sees_only_runnables_with_an_image() {
         .expect(StatusCode::CREATED);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_may_not_read_the_files_of_a_runnable_with_an_image() {
+    let World { app, ann, bob } = world().await;
+    let parent = id_of(&saved_root(&app.api).await);
+    let id = id_of(&forked(&ann, &parent).await);
+    save(&ann, &id).await.expect(StatusCode::OK);
+    let head = app.api.log_head().await;
+    for path in [
+        format!("/v1/runnables/{id}/files"),
+        format!("/v1/runnables/{id}/files?path=src"),
+        file_url(&id, "README.md"),
+        file_url(&id, "nothing"),
+    ] {
+        head.refused(&bob, Method::GET, &path, None)
+            .await
+            .expect(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // Not even the root runnable's, the admin's: he forks it to read it.
+    head.refused(&bob, Method::GET, &file_url(&parent, "README.md"), None)
+        .await
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    head.assert_unchanged("bob's refused reads").await;
+}
+
 // ---- Access and the reaper ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1129,15 +1384,79 @@ async fn a_write_moves_last_access() {
     );
 }
 
-/// Polls until runnable `id`'s stream has a `RunnableReaped` (at most 30 s).
+/// Runnable `id`'s `last_access` as `client` reads it.
+async fn last_access(client: &Api, id: &str) -> DateTime<Utc> {
+    time(
+        &client
+            .get(&format!("/v1/runnables/{id}"))
+            .await
+            .expect(StatusCode::OK)
+            .body["last_access"],
+    )
+}
+
+/// ann's fork of a saved root runnable, itself saved (so that the reaper of [`REAPING`] keeps
+/// it): the world and its id.
+async fn anns_saved_fork(yaml: &str) -> (World, String) {
+    let world = world_with(yaml).await;
+    let parent = id_of(&saved_root(&world.app.api).await);
+    let id = id_of(&forked(&world.ann, &parent).await);
+    save(&world.ann, &id).await.expect(StatusCode::OK);
+    (world, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_files_past_the_throttle_moves_last_access() {
+    let (World { app, ann, .. }, id) = anns_saved_fork(REAPING).await;
+    let before = last_access(&ann, &id).await;
+    tokio::time::sleep(THROTTLE + Duration::from_millis(300)).await;
+    list_files(&ann, &id, None).await;
+    let moved = last_access(&ann, &id).await;
+    assert!(moved > before, "{before} then {moved}");
+    let accessed = events_in(&app.api, &id, "RunnableAccessed").await;
+    assert_eq!(accessed.len(), 1, "{accessed:?}");
+    assert_eq!(time(&accessed[0]["data"]["at"]), moved);
+    assert_eq!(accessed[0]["metadata"]["actor"], "ann");
+    assert_eq!(
+        accessed[0]["metadata"]["user_agent"],
+        bosun_tests::USER_AGENT
+    );
+    // Another listing right after: within the throttle, nothing.
+    let head = app.api.log_head().await;
+    list_files(&ann, &id, Some("src")).await;
+    head.assert_unchanged("a listing within the throttle").await;
+    assert_eq!(last_access(&ann, &id).await, moved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_file_past_the_throttle_moves_last_access() {
+    let (World { app, ann, .. }, id) = anns_saved_fork(REAPING).await;
+    let before = last_access(&ann, &id).await;
+    tokio::time::sleep(THROTTLE + Duration::from_millis(300)).await;
+    assert_eq!(
+        get_file(&ann, &id, "README.md").await,
+        (StatusCode::OK, b"# hello\n".to_vec())
+    );
+    let moved = last_access(&ann, &id).await;
+    assert!(moved > before, "{before} then {moved}");
+    let accessed = events_in(&app.api, &id, "RunnableAccessed").await;
+    assert_eq!(accessed.len(), 1, "{accessed:?}");
+    assert_eq!(accessed[0]["metadata"]["actor"], "ann");
+    assert_eq!(
+        accessed[0]["metadata"]["user_agent"],
+        bosun_tests::USER_AGENT
+    );
+}
+
+/// Polls until runnable `id`'s stream has a `RunnableReaped` (at most 40 s).
 async fn wait_reaped(admin: &Api, id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let reaped = events_in(admin, id, "RunnableReaped").await;
         if !reaped.is_empty() {
             return reaped;
         }
-        assert!(Instant::now() < deadline, "{id} was not reaped within 30 s");
+        assert!(Instant::now() < deadline, "{id} was not reaped within 40 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -1163,7 +1482,7 @@ async fn the_reaper_removes_an_idle_runnable_without_an_image_and_keeps_a_saved_
         "{reaped:?}"
     );
     assert!(
-        time(&reaped[0]["data"]["at"]) - last_access >= chrono::Duration::seconds(3),
+        time(&reaped[0]["data"]["at"]) - last_access >= chrono::Duration::seconds(8),
         "reaped too soon: {reaped:?}"
     );
     assert_eq!(
@@ -1306,4 +1625,64 @@ async fn a_removed_runnable_is_gone() {
         .get(&format!("/v1/runnables/{parent}"))
         .await
         .expect(StatusCode::OK);
+}
+
+// ---- Removed users ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_users_runnables_go_with_them_and_not_to_the_next_holder_of_the_name() {
+    let World { app, ann, bob } = world().await;
+    let admin = &app.api;
+    let root_id = id_of(&saved_root(admin).await);
+    let draft = id_of(&forked(&ann, &root_id).await);
+    let published = id_of(&forked(&ann, &root_id).await);
+    save(&ann, &published).await.expect(StatusCode::OK);
+    let bobs = id_of(&forked(&bob, &published).await);
+    admin
+        .call(Method::DELETE, "/v1/users/ann", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    // Removed, each in its stream, by the admin who removed her.
+    for id in [&draft, &published] {
+        let types = stream_types(admin, &stream(id)).await;
+        assert_eq!(
+            types.last().map(String::as_str),
+            Some("RunnableRemoved"),
+            "{id}"
+        );
+        let removed = events_in(admin, id, "RunnableRemoved").await;
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert_eq!(removed[0]["metadata"]["actor"], "admin");
+    }
+    // A new ann has none of them.
+    let ann = admin.new_user("ann", "another-ann-password").await;
+    assert_eq!(
+        ids(&ann.get("/v1/runnables").await.expect(StatusCode::OK).body),
+        [root_id.as_str()],
+        "bob's fork has no image: only the root is hers to see"
+    );
+    assert_eq!(ann.get("/v1/runnables?owner=ann").await.body, json!([]));
+    for id in [&draft, &published] {
+        ann.get(&format!("/v1/runnables/{id}"))
+            .await
+            .problem()
+            .expect(StatusCode::NOT_FOUND, "not_found");
+        put_file(&ann, id, "mine", b"m")
+            .await
+            .problem()
+            .expect(StatusCode::NOT_FOUND, "not_found");
+        admin
+            .get(&format!("/v1/runnables/{id}"))
+            .await
+            .problem()
+            .expect(StatusCode::NOT_FOUND, "not_found");
+    }
+    // bob's fork of one of hers is his, and stays.
+    assert_eq!(
+        bob.get(&format!("/v1/runnables/{bobs}"))
+            .await
+            .expect(StatusCode::OK)
+            .body["owner"],
+        "bob"
+    );
 }

@@ -295,8 +295,8 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// A user removes themself, or an admin removes them; their tokens stop working, their
-    /// name and email are free again. An admin's removal claims its step-down on the admin
-    /// roster first.
+    /// name and email are free again, their runnables are removed. An admin's removal claims
+    /// its step-down on the admin roster first.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn remove_user(
         &self,
@@ -344,6 +344,11 @@ impl<S: EventStore> Commands<S> {
                 Err(e) => return Err(e),
             }
         }
+        // Their runnables too (as their keys go with them in the read models), so a later
+        // user of the same name owns none of them; listed once the removal is in the read
+        // models, so none the user made before it is missed.
+        self.settle(written).await;
+        written = written.and(self.remove_runnables_of(actor, origin, &member).await?);
         self.settle(written).await;
         Ok(written)
     }

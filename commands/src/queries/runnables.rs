@@ -1,10 +1,11 @@
-//! Reading runnables and listing their files, and the runnables the reaper is due to look at.
+//! Reading runnables, and the runnables the reaper is due to look at.
 //!
 //! A runnable is read by its owner, an admin, and anyone with the read scope once it has an
 //! image (so it may be forked); one not read is a 404, as a missing one, and a list holds only
-//! those read. Its files are listed by its owner or an admin (403 for anyone else who reads
-//! it). Any reader needs the read scope; an app token reads none of it. A file's content is a
-//! command's (`Commands::runnable_file`: reading it is an access).
+//! those read. Anyone but its owner or an admin reads its image's start command, not its
+//! current one. Any reader needs the read scope; an app token reads none of it. Its files, a
+//! file's content and a folder's listing, are commands' (`Commands::runnable_file`,
+//! `Commands::runnable_files`: reading them is an access).
 //!
 //! Does not own: the writes (`commands/src/runnables`), the tables (`projections`).
 
@@ -13,11 +14,7 @@ use crate::actor::Actor;
 use crate::error::CommandError;
 use crate::runnables::{no_runnable, sees};
 use bosun_domain::identity::Scope;
-use bosun_domain::runnables::FilePath;
-use bosun_domain::DomainError;
-use bosun_projections::read_models::runnables::{
-    self as model, FileView, RunnableQuery, RunnableView,
-};
+use bosun_projections::read_models::runnables::{self as model, RunnableQuery, RunnableView};
 use chrono::Utc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -33,6 +30,15 @@ pub struct RunnableFilter {
     pub has_image: Option<bool>,
 }
 
+/// Whom a read is for: `None` for one who reads every runnable as it is (an admin, the server),
+/// the user otherwise.
+fn viewer(actor: &Actor) -> Option<String> {
+    match actor.username() {
+        Some(username) if !actor.is_admin() => Some(username.to_string()),
+        _ => None,
+    }
+}
+
 impl Queries {
     /// A page of the runnables the caller reads, the newest first, and how many there are: an
     /// admin every one, a user their own and those with an image.
@@ -43,12 +49,8 @@ impl Queries {
         page: Page,
     ) -> Result<(Vec<RunnableView>, i64), CommandError> {
         actor.require(Scope::Read)?;
-        let viewer = match actor.username() {
-            Some(username) if !actor.is_admin() => Some(username.to_string()),
-            _ => None,
-        };
         let query = RunnableQuery {
-            viewer,
+            viewer: viewer(actor),
             owner: filter.owner,
             parent: filter.parent,
             has_image: filter.has_image,
@@ -59,45 +61,10 @@ impl Queries {
     /// Runnable `id`; 404 if the caller may not read it.
     pub async fn runnable(&self, actor: &Actor, id: Uuid) -> Result<RunnableView, CommandError> {
         actor.require(Scope::Read)?;
-        model::get(&**self.client().await?, id)
+        model::get(&**self.client().await?, id, viewer(actor).as_deref())
             .await?
             .filter(|r| sees(actor, &r.owner, r.image.is_some()))
             .ok_or_else(|| no_runnable(id))
-    }
-
-    /// The files and folders right under `path` in runnable `id`'s tree (`None`, `""` or `/`:
-    /// its top), by path; the file alone when `path` is one. 404 for a runnable the caller may
-    /// not read, or a path that is neither a file nor a folder; 403 for one who reads it but is
-    /// neither its owner nor an admin; 400 `path` for a path that leaves the tree.
-    pub async fn runnable_files(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        path: Option<&str>,
-    ) -> Result<Vec<FileView>, CommandError> {
-        actor.require(Scope::Read)?;
-        let client = self.client().await?;
-        let runnable = model::get(&**client, id)
-            .await?
-            .filter(|r| sees(actor, &r.owner, r.image.is_some()))
-            .ok_or_else(|| no_runnable(id))?;
-        if !actor.is(&runnable.owner) && !actor.is_admin() {
-            return Err(CommandError::Forbidden(format!(
-                "only runnable {id}'s owner or an admin may list its files"
-            )));
-        }
-        let under = match path {
-            None | Some("") | Some("/") => None,
-            Some(path) => Some(FilePath::parse(path)?),
-        };
-        let listed = model::files(&**client, id, under.as_ref().map(|p| p.as_str())).await?;
-        match under {
-            Some(under) if listed.is_empty() => Err(DomainError::NotFound(format!(
-                "no file or folder {under} in runnable {id}"
-            ))
-            .into()),
-            _ => Ok(listed),
-        }
     }
 
     /// At most `limit` runnables without an image whose last access is `reap_after` old now,

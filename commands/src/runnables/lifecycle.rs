@@ -10,6 +10,8 @@
 //!   same digests: no byte is copied).
 //! - Update (name, start command), save, remove: its owner or an admin (404, then 403); values
 //!   equal to the current ones, or an image of the same files and start command, change nothing.
+//! - A removed user's runnables: removed with them (`RunnableRemoved` by whoever removed the
+//!   user), so a later user of the same name owns none of them.
 //! - Reap: the reaper (`Actor::System("reaper")`), with no one to authorize; the aggregate
 //!   decides on the stream as it is now (no image, idle for `reap_after`), so a runnable
 //!   accessed or saved since the read model listed it is left alone.
@@ -268,6 +270,43 @@ impl<S: EventStore> Commands<S> {
                 Ok((state.handle(RunnableCommand::Remove { at })?, ()))
             })
             .await?;
+        Ok(written)
+    }
+
+    /// Removes every runnable `owner` owns, as the read models know them, for `actor` who has
+    /// just removed the user `owner` (and so may remove their runnables): `RunnableRemoved`
+    /// each, from `origin`. One gone meanwhile, or another's (a later user's of the name, should
+    /// the read models lag), is left alone. Nothing without read models.
+    pub(crate) async fn remove_runnables_of(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        owner: &Username,
+    ) -> Result<Written, CommandError> {
+        if !self.has_read_models() {
+            return Ok(Written::default());
+        }
+        let owned = {
+            let client = self.read_models().await?;
+            bosun_projections::read_models::runnables::owned(&**client, owner.as_str()).await?
+        };
+        let mut written = Written::default();
+        for id in owned {
+            let at = now();
+            let removed = self
+                .execute::<Runnable>(&id.to_string(), actor, origin, |state| {
+                    if !state.is_active() || state.owner() != Some(owner) {
+                        return Ok(vec![]);
+                    }
+                    state.handle(RunnableCommand::Remove { at })
+                })
+                .await;
+            match removed {
+                Ok((_, w)) => written = written.and(w),
+                Err(CommandError::Domain(DomainError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(written)
     }
 

@@ -6,8 +6,11 @@
 //! Who may act:
 //! - A runnable is seen by its owner, an admin, and, once it has an image, anyone with the read
 //!   scope; one not seen is a 404, as a removed or reaped one (and an id that is not a uuid).
-//! - Changing it, reading or writing its files, saving and removing it is for its owner or an
-//!   admin (403 for anyone else who sees it), with the write scope (the read scope to read).
+//! - Changing it, reading, listing or writing its files, saving and removing it is for its
+//!   owner or an admin (403 for anyone else who sees it), with the write scope (the read scope
+//!   to read). Anyone else sees its image's start command, not its current one.
+//! - A user's runnables are removed with the user (`remove_user`), so a later user of the same
+//!   name owns none of them.
 //! - Forking is for any user with the write scope, from a parent they see: 404 otherwise, 409
 //!   `parent_has_no_image` for one without an image (only its owner or an admin sees it). The
 //!   fork is the caller's. A root runnable is an admin's (403).
@@ -54,6 +57,14 @@ pub struct RunnableRules {
     pub limits: FileLimits,
     /// `reap_after_seconds`: how long a runnable without an image lives unaccessed.
     pub reap_after: Duration,
+}
+
+impl RunnableRules {
+    /// The least time between two reads counted as accesses: a minute, or a quarter of
+    /// `reap_after` when that is shorter ([`bosun_domain::runnables::access_every`]).
+    pub fn access_every(&self) -> Duration {
+        bosun_domain::runnables::access_every(self.reap_after)
+    }
 }
 
 impl Default for RunnableRules {

@@ -407,7 +407,7 @@ fn page() -> bosun_projections::read_models::identity::Page {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_creates_a_root_runnable_and_its_contents_are_stored_once() {
-    let (commands, queries, _running) = on_postgres().await;
+    let (commands, _queries, _running) = on_postgres().await;
     let rules = RunnableRules::default();
     let refused = commands
         .create_root_runnable(&user("ann"), &origin(), &rules, root_request())
@@ -421,8 +421,14 @@ async fn an_admin_creates_a_root_runnable_and_its_contents_are_stored_once() {
         .unwrap();
     assert_eq!((view.owner.as_str(), view.parent), ("root", None));
     assert_eq!(blobs(&commands).await, 2, "print(1) once, and data.bin");
-    let listed = queries
-        .runnable_files(&admin("root"), view.id, None)
+    let listed = commands
+        .runnable_files(
+            &admin("root"),
+            &origin(),
+            &RunnableRules::default(),
+            view.id,
+            None,
+        )
         .await
         .unwrap();
     let paths: Vec<(&str, bool)> = listed.iter().map(|f| (f.path.as_str(), f.dir)).collect();
@@ -431,7 +437,13 @@ async fn an_admin_creates_a_root_runnable_and_its_contents_are_stored_once() {
         [("data.bin", false), ("lib", true), ("main.py", false)]
     );
     let content = commands
-        .runnable_file(&admin("root"), view.id, "data.bin")
+        .runnable_file(
+            &admin("root"),
+            &origin(),
+            &RunnableRules::default(),
+            view.id,
+            "data.bin",
+        )
         .await
         .unwrap();
     assert_eq!(content, [0, 255, 0]);
@@ -537,7 +549,13 @@ async fn writing_a_file_stores_its_blob_and_a_refused_write_stores_nothing() {
     assert_eq!(blobs(&commands).await, 4);
     assert_eq!(
         commands
-            .runnable_file(&ann, fork.id, "src/x.py")
+            .runnable_file(
+                &ann,
+                &origin(),
+                &RunnableRules::default(),
+                fork.id,
+                "src/x.py"
+            )
             .await
             .unwrap(),
         b"x = 2"
@@ -582,19 +600,31 @@ async fn writing_a_file_stores_its_blob_and_a_refused_write_stores_nothing() {
     assert!(forbidden(&error));
     assert!(forbidden(
         &commands
-            .runnable_file(&bob, root.id, "main.py")
+            .runnable_file(
+                &bob,
+                &origin(),
+                &RunnableRules::default(),
+                root.id,
+                "main.py"
+            )
             .await
             .unwrap_err()
     ));
     assert!(forbidden(
-        &queries
-            .runnable_files(&bob, root.id, None)
+        &commands
+            .runnable_files(&bob, &origin(), &RunnableRules::default(), root.id, None)
             .await
             .unwrap_err()
     ));
     assert!(not_found(
         &commands
-            .runnable_file(&bob, fork.id, "main.py")
+            .runnable_file(
+                &bob,
+                &origin(),
+                &RunnableRules::default(),
+                fork.id,
+                "main.py"
+            )
             .await
             .unwrap_err()
     ));
@@ -614,25 +644,43 @@ async fn writing_a_file_stores_its_blob_and_a_refused_write_stores_nothing() {
     assert_eq!((seen[0].id, total), (fork.id, 2), "the newest first");
     assert!(not_found(
         &commands
-            .runnable_file(&ann, fork.id, "src")
+            .runnable_file(&ann, &origin(), &RunnableRules::default(), fork.id, "src")
             .await
             .unwrap_err()
     ));
     assert!(not_found(
-        &queries
-            .runnable_files(&ann, fork.id, Some("nothing"))
+        &commands
+            .runnable_files(
+                &ann,
+                &origin(),
+                &RunnableRules::default(),
+                fork.id,
+                Some("nothing")
+            )
             .await
             .unwrap_err()
     ));
-    let listed = queries
-        .runnable_files(&ann, fork.id, Some("src/"))
+    let listed = commands
+        .runnable_files(
+            &ann,
+            &origin(),
+            &RunnableRules::default(),
+            fork.id,
+            Some("src/"),
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         invalid_field(
-            &queries
-                .runnable_files(&ann, fork.id, Some("../"))
+            &commands
+                .runnable_files(
+                    &ann,
+                    &origin(),
+                    &RunnableRules::default(),
+                    fork.id,
+                    Some("../")
+                )
                 .await
                 .unwrap_err()
         ),
@@ -688,4 +736,262 @@ async fn the_reapable_runnables_are_the_idle_ones_without_an_image() {
         .unwrap()
         .is_empty());
     drop(running);
+}
+
+#[tokio::test]
+async fn listing_files_and_reading_one_are_accesses_from_the_callers_origin_throttled() {
+    let (commands, log) = commands();
+    // Created two seconds ago; reaped after 4 s, so an access counts once a second.
+    let id = runnable(&log, "ann", false, Age::seconds(2)).await;
+    let rules = RunnableRules {
+        reap_after: Duration::from_secs(4),
+        ..RunnableRules::default()
+    };
+    assert_eq!(rules.access_every(), Duration::from_secs(1));
+    assert_eq!(
+        RunnableRules::default().access_every(),
+        Duration::from_secs(60)
+    );
+    let listing = Origin {
+        request_id: Some("listing".into()),
+        ..Origin::default()
+    };
+    let ann = user("ann");
+    let listed = commands
+        .runnable_files(&ann, &listing, &rules, id, None)
+        .await
+        .unwrap();
+    let paths: Vec<(&str, bool)> = listed.iter().map(|f| (f.path.as_str(), f.dir)).collect();
+    assert_eq!(paths, [("lib", true), ("main.py", false)]);
+    let raw = log
+        .log
+        .read_stream(&StreamId::parse(stream_of(id)).unwrap(), 0, 100)
+        .await
+        .unwrap();
+    let last = raw.last().unwrap();
+    assert_eq!(last.event_type, "RunnableAccessed");
+    assert_eq!(last.metadata["request_id"], "listing");
+    assert_eq!(last.metadata["actor"], "ann");
+    // Within the second: no other access, listing or reading.
+    commands
+        .runnable_files(&ann, &listing, &rules, id, Some("lib"))
+        .await
+        .unwrap();
+    let events: Vec<RunnableEvent> = stream(&log, &stream_of(id)).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    // A listing refused records nothing: a path with nothing there, another's runnable.
+    assert!(not_found(
+        &commands
+            .runnable_files(&ann, &listing, &rules, id, Some("nothing"))
+            .await
+            .unwrap_err()
+    ));
+    assert_eq!(
+        invalid_field(
+            &commands
+                .runnable_files(&ann, &listing, &rules, id, Some("a/\u{7}"))
+                .await
+                .unwrap_err()
+        ),
+        Some("path")
+    );
+    assert!(not_found(
+        &commands
+            .runnable_files(&user("bob"), &listing, &rules, id, None)
+            .await
+            .unwrap_err()
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    commands
+        .runnable_files(&ann, &origin(), &rules, id, Some("lib/a.py"))
+        .await
+        .unwrap();
+    let events: Vec<RunnableEvent> = stream(&log, &stream_of(id)).await;
+    assert_eq!(events.len(), 3, "a second later, an access again");
+    assert!(matches!(
+        events.last(),
+        Some(RunnableEvent::RunnableAccessed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_write_is_checked_for_who_and_the_path_before_its_body_is_read() {
+    let (commands, log) = commands();
+    let ann_s = runnable(&log, "ann", false, Age::zero()).await;
+    let saved = runnable(&log, "root", true, Age::zero()).await;
+    let ann = user("ann");
+    let id = ann_s.to_string();
+    commands
+        .check_runnable_write(&ann, &id, "src//x.py")
+        .await
+        .unwrap();
+    commands
+        .check_runnable_write(&admin("root"), &id, "x")
+        .await
+        .unwrap();
+    for path in ["../x", "/x", "", "a\u{0}b", "e\u{301}"] {
+        let error = commands
+            .check_runnable_write(&ann, &id, path)
+            .await
+            .unwrap_err();
+        assert_eq!(invalid_field(&error), Some("path"), "{path:?}");
+    }
+    assert!(not_found(
+        &commands
+            .check_runnable_write(&ann, "not-a-uuid", "x")
+            .await
+            .unwrap_err()
+    ));
+    assert!(not_found(
+        &commands
+            .check_runnable_write(&ann, &Uuid::new_v4().to_string(), "x")
+            .await
+            .unwrap_err()
+    ));
+    assert!(not_found(
+        &commands
+            .check_runnable_write(&user("bob"), &id, "x")
+            .await
+            .unwrap_err()
+    ));
+    assert!(forbidden(
+        &commands
+            .check_runnable_write(&ann, &saved.to_string(), "x")
+            .await
+            .unwrap_err()
+    ));
+    let read_only = user_with("ann", false, &[Scope::Read]);
+    assert!(forbidden(
+        &commands
+            .check_runnable_write(&read_only, &id, "x")
+            .await
+            .unwrap_err()
+    ));
+    assert!(log_summary(&log).await.len() == 3, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anyone_but_its_owner_sees_the_start_command_of_its_image() {
+    let (commands, queries, _running) = on_postgres().await;
+    let root = admin("root");
+    let (view, _) = commands
+        .create_root_runnable(&root, &origin(), &RunnableRules::default(), root_request())
+        .await
+        .unwrap();
+    commands
+        .save_runnable(&root, &origin(), view.id)
+        .await
+        .unwrap();
+    commands
+        .update_runnable(
+            &root,
+            &origin(),
+            view.id,
+            None,
+            Some("python main.py --unsaved".into()),
+        )
+        .await
+        .unwrap();
+    let seen = |actor: Actor| {
+        let queries = &queries;
+        async move {
+            let one = queries.runnable(&actor, view.id).await.unwrap();
+            let (listed, _) = queries
+                .runnables(&actor, Default::default(), page())
+                .await
+                .unwrap();
+            assert_eq!(listed[0].start_command, one.start_command);
+            one.start_command
+        }
+    };
+    assert_eq!(seen(root.clone()).await, "python main.py --unsaved");
+    assert_eq!(seen(admin("other")).await, "python main.py --unsaved");
+    assert_eq!(seen(user("bob")).await, "python main.py", "the image's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_users_runnables_go_with_them_and_a_new_user_of_the_name_owns_none() {
+    let (commands, queries, _running) = on_postgres().await;
+    let root = admin("root");
+    let new_ann = || crate::identity::NewUser {
+        username: Username::parse("ann").unwrap(),
+        password: bosun_domain::identity::Password::parse("password", "secret-pw-1").unwrap(),
+        email: None,
+        admin: false,
+    };
+    commands
+        .register_user(&root, &origin(), new_ann())
+        .await
+        .unwrap();
+    let (parent, _) = commands
+        .create_root_runnable(&root, &origin(), &RunnableRules::default(), root_request())
+        .await
+        .unwrap();
+    commands
+        .save_runnable(&root, &origin(), parent.id)
+        .await
+        .unwrap();
+    let ann = user("ann");
+    let from = parent.id.to_string();
+    let (unsaved, _) = commands
+        .fork_runnable(&ann, &origin(), &from, None)
+        .await
+        .unwrap();
+    let (saved, _) = commands
+        .fork_runnable(&ann, &origin(), &from, Some("saved".into()))
+        .await
+        .unwrap();
+    commands
+        .save_runnable(&ann, &origin(), saved.id)
+        .await
+        .unwrap();
+    let (bobs, _) = commands
+        .fork_runnable(&user("bob"), &origin(), &from, None)
+        .await
+        .unwrap();
+
+    let removal = Origin {
+        request_id: Some("removal".into()),
+        ..Origin::default()
+    };
+    commands.remove_user(&root, &removal, "ann").await.unwrap();
+    for id in [unsaved.id, saved.id] {
+        let raw = commands
+            .store
+            .read_stream(&StreamId::parse(stream_of(id)).unwrap(), 0, 100)
+            .await
+            .unwrap();
+        let last = raw.last().unwrap();
+        assert_eq!(last.event_type, "RunnableRemoved");
+        assert_eq!(
+            (&last.metadata["actor"], &last.metadata["request_id"]),
+            (&serde_json::json!("root"), &serde_json::json!("removal"))
+        );
+    }
+
+    commands
+        .register_user(&root, &origin(), new_ann())
+        .await
+        .unwrap();
+    let mine = crate::queries::RunnableFilter {
+        owner: Some("ann".into()),
+        ..Default::default()
+    };
+    let (listed, total) = queries.runnables(&ann, mine, page()).await.unwrap();
+    assert!(listed.is_empty() && total == 0, "{listed:?}");
+    for id in [unsaved.id, saved.id] {
+        assert!(not_found(&queries.runnable(&ann, id).await.unwrap_err()));
+        assert!(not_found(
+            &commands
+                .update_runnable(&ann, &origin(), id, Some("mine".into()), None)
+                .await
+                .unwrap_err()
+        ));
+    }
+    // Others' are left alone.
+    assert_eq!(queries.runnable(&root, bobs.id).await.unwrap().id, bobs.id);
+    assert_eq!(
+        queries.runnable(&root, parent.id).await.unwrap().id,
+        parent.id
+    );
 }

@@ -10,7 +10,9 @@
 mod runnable;
 mod values;
 
-pub use runnable::{ForkSource, Image, Runnable, RunnableCommand, RunnableEvent, ACCESS_EVERY};
+pub use runnable::{
+    access_every, ForkSource, Image, Runnable, RunnableCommand, RunnableEvent, ACCESS_EVERY_AT_MOST,
+};
 pub use values::{
     manifest_digest, Digest, FileEntry, FileLimits, FilePath, RunnableId, RunnableName,
     StartCommand, MAX_NAME_CHARS, MAX_PATH_BYTES, MAX_PATH_COMPONENT_BYTES,

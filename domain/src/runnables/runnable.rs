@@ -7,14 +7,16 @@
 //! - A fork starts from its parent's image: its files and start command; a parent without an
 //!   image cannot be forked (409 `parent_has_no_image`).
 //! - Files keep the limits: one file at most `max_file_bytes` (413 `file_too_large`), at most
-//!   `max_files` (400 `files`), at most `max_total_bytes` together (413 `runnable_too_large`).
+//!   `max_files` (400 `files`), at most `max_total_bytes` together (413 `runnable_too_large`,
+//!   checked only when a write makes the total grow: one over the limit, the limit lowered
+//!   since, may still shrink a file).
 //! - A path is a file or a folder, never both: a file is not written where a folder is, nor
 //!   under a file (409 `path_conflict`). Folders are not stored: they are the files' parents.
 //! - A folder is deleted only when asked for recursively (400 `recursive`).
 //! - Saving makes its image from its files and start command, replacing the one it had; the
 //!   same files and start command again is no event.
-//! - A read is an access at most once a minute ([`ACCESS_EVERY`]); every other event with a
-//!   time is one too.
+//! - A read is an access at most once every `access_every` ([`access_every`]: a minute, or a
+//!   quarter of `reap_after` when that is shorter); every other event with a time is one too.
 //! - It is reaped only without an image and once its last access is `reap_after` old.
 //!
 //! Not its: who may act on it (`commands`: the owner, an admin; anyone sees one with an image),
@@ -32,8 +34,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The least time between two reads counted as accesses (`RunnableAccessed`).
-pub const ACCESS_EVERY: Duration = Duration::from_secs(60);
+/// The longest least time between two reads counted as accesses (`RunnableAccessed`).
+pub const ACCESS_EVERY_AT_MOST: Duration = Duration::from_secs(60);
+
+/// The least time between two reads counted as accesses, for runnables reaped after
+/// `reap_after` unaccessed: [`ACCESS_EVERY_AT_MOST`], or a quarter of `reap_after` when that is
+/// shorter, so a runnable read all the time is never idle long enough to be reaped.
+pub fn access_every(reap_after: Duration) -> Duration {
+    ACCESS_EVERY_AT_MOST.min(reap_after / 4)
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "data")]
@@ -69,7 +78,7 @@ pub enum RunnableEvent {
         paths: Vec<FilePath>,
         at: DateTime<Utc>,
     },
-    /// A read counted as an access (at most one every [`ACCESS_EVERY`]).
+    /// A read counted as an access (at most one every [`access_every`]).
     RunnableAccessed {
         at: DateTime<Utc>,
     },
@@ -162,12 +171,14 @@ pub enum RunnableCommand {
         start_command: Option<StartCommand>,
         at: DateTime<Utc>,
     },
-    /// Its blob stored by the handler. The same content again is no event but an access.
+    /// Its blob stored by the handler. The same content again is no event but an access (at
+    /// most one every `access_every`).
     WriteFile {
         path: FilePath,
         digest: Digest,
         size: u64,
         limits: FileLimits,
+        access_every: Duration,
         at: DateTime<Utc>,
     },
     /// The file at `path`, or every file under the folder `path` if `recursive`; nothing there
@@ -177,9 +188,10 @@ pub enum RunnableCommand {
         recursive: bool,
         at: DateTime<Utc>,
     },
-    /// A read (a file's content): `RunnableAccessed` unless the last access is less than
-    /// [`ACCESS_EVERY`] ago.
+    /// A read (a file's content, a listing of its files): `RunnableAccessed` unless the last
+    /// access is less than `every` ago ([`access_every`]).
     Access {
+        every: Duration,
         at: DateTime<Utc>,
     },
     /// Make its image from its files and start command.
@@ -322,12 +334,12 @@ impl Runnable {
         Ok(())
     }
 
-    /// An access at `at`, unless the last one is less than [`ACCESS_EVERY`] ago.
-    fn access(&self, at: DateTime<Utc>) -> Vec<RunnableEvent> {
+    /// An access at `at`, unless the last one is less than `every` ago.
+    fn access(&self, every: Duration, at: DateTime<Utc>) -> Vec<RunnableEvent> {
         let recent = self.last_access.is_some_and(|last| {
             (at - last)
                 .to_std()
-                .map(|since| since < ACCESS_EVERY)
+                .map(|since| since < every)
                 // `at` before the last access: as recent as can be.
                 .unwrap_or(true)
         });
@@ -469,19 +481,25 @@ impl Aggregate for Runnable {
                 digest,
                 size,
                 limits,
+                access_every,
                 at,
             } => {
                 limits.check_file_size(size)?;
                 let current = self.files.get(&path);
                 if current.is_some_and(|f| f.digest == digest && f.size == size) {
-                    return Ok(self.access(at));
+                    return Ok(self.access(access_every, at));
                 }
                 if current.is_none() {
                     self.check_room_for(&path)?;
                     limits.check_count(self.files.len() + 1)?;
                 }
-                let total = self.total_bytes() - current.map_or(0, |f| f.size) + size;
-                limits.check_total(total)?;
+                // Checked only when it grows: a runnable over the limit (lowered since) may
+                // still shrink a file, or replace one by one no larger.
+                let before = self.total_bytes();
+                let total = before - current.map_or(0, |f| f.size) + size;
+                if total > before {
+                    limits.check_total(total)?;
+                }
                 Ok(vec![RunnableEvent::RunnableFileWritten {
                     path,
                     digest,
@@ -516,7 +534,7 @@ impl Aggregate for Runnable {
                 }
                 Ok(vec![RunnableEvent::RunnableFilesDeleted { paths, at }])
             }
-            RunnableCommand::Access { at } => Ok(self.access(at)),
+            RunnableCommand::Access { every, at } => Ok(self.access(every, at)),
             RunnableCommand::Save { at } => {
                 let Some(start_command) = self.start_command.clone() else {
                     return Err(no_such_runnable());

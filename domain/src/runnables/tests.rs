@@ -110,9 +110,11 @@ fn write(p: &str, content: &str, limits: FileLimits, when: DateTime<Utc>) -> Run
         digest: digest(content),
         size: content.len() as u64,
         limits,
+        access_every: MINUTE,
         at: when,
     }
 }
+const MINUTE: Duration = Duration::from_secs(60);
 fn saved(when: DateTime<Utc>) -> RunnableEvent {
     let files = vec![
         file("lib/util.py", "def f(): pass"),
@@ -171,6 +173,8 @@ fn a_path_is_normalized() {
         ("...", "..."),
         ("..a/b..", "..a/b.."),
         ("été/文件", "été/文件"),
+        ("\u{e9}", "\u{e9}"),
+        ("한국어", "한국어"),
     ] {
         assert_eq!(path(given).as_str(), normal, "{given:?}");
     }
@@ -203,7 +207,14 @@ fn a_path_never_leaves_the_tree() {
         ("../x", "may not hold a `..` component"),
         ("a/../../x", "may not hold a `..` component"),
         ("a/..", "may not hold a `..` component"),
-        ("a\0b", "may not hold a NUL character"),
+        ("a\0b", "may not hold control characters"),
+        ("a\nb", "may not hold control characters"),
+        ("a/\tb", "may not hold control characters"),
+        ("a\u{7f}", "may not hold control characters"),
+        ("a\u{85}b", "may not hold control characters"),
+        // `e` then a combining acute accent: NFD's é, not NFC's.
+        ("e\u{301}t\u{e9}", "must be in Unicode NFC"),
+        ("a/\u{212b}", "must be in Unicode NFC"),
     ] {
         assert_eq!(
             FilePath::parse(bad),
@@ -215,19 +226,26 @@ fn a_path_never_leaves_the_tree() {
         FilePath::parse(&"a".repeat(256)),
         Err(invalid("path", "each component must be at most 255 bytes"))
     );
-    // 17 components of 255 bytes: 4351 bytes, each component fine, the whole too long.
-    let long = vec!["a".repeat(255); 17].join("/");
+    // 5 components of 255 bytes: 1279 bytes, each component fine, the whole too long.
+    let long = vec!["a".repeat(255); 5].join("/");
     assert_eq!(
         FilePath::parse(&long),
-        Err(invalid("path", "must be at most 4096 bytes"))
+        Err(invalid("path", "must be at most 1024 bytes"))
     );
+    // 3 components of 255 bytes, one of 254 and one of 1: 1024 bytes, the longest.
     let longest = format!(
-        "{}/{}",
-        vec!["a".repeat(255); 15].join("/"),
-        "b".repeat(255)
+        "{}/{}/b",
+        vec!["a".repeat(255); 3].join("/"),
+        "a".repeat(254)
     );
-    assert_eq!(longest.len(), 4095);
+    assert_eq!(longest.len(), 1024);
     assert!(FilePath::parse(&longest).is_ok());
+    assert_eq!(
+        FilePath::parse(&format!("{longest}c")),
+        Err(invalid("path", "must be at most 1024 bytes"))
+    );
+    // Redundant separators do not count: the normalized path is what is measured.
+    assert!(FilePath::parse(&format!("./{}", longest.replace('/', "//"))).is_ok());
 }
 
 #[test]
@@ -798,6 +816,37 @@ fn files_past_max_total_bytes_are_refused_counting_the_replaced_one_out() {
 }
 
 #[test]
+fn a_runnable_over_max_total_bytes_may_still_shrink_a_file_but_not_grow() {
+    // The limit lowered under what created() holds (21 bytes).
+    let lowered = FileLimits {
+        max_file_bytes: 100,
+        max_files: 100,
+        max_total_bytes: 10,
+    };
+    given::<Runnable>(&[created()])
+        .when(write("lib/util.py", "pass", lowered, t1()))
+        .then(vec![written("lib/util.py", "pass", t1())]);
+    // As large as before: not growing, allowed.
+    given::<Runnable>(&[created()])
+        .when(write("main.py", "print(2)", lowered, t1()))
+        .then(vec![written("main.py", "print(2)", t1())]);
+    given::<Runnable>(&[created()])
+        .when(write("main.py", "print(22)", lowered, t1()))
+        .refused(too_large(
+            "runnable_too_large",
+            "a runnable's files may hold at most 10 bytes together (runnables.max_total_bytes); \
+             these would hold 22",
+        ));
+    given::<Runnable>(&[created()])
+        .when(write("new", "1", lowered, t1()))
+        .refused(too_large(
+            "runnable_too_large",
+            "a runnable's files may hold at most 10 bytes together (runnables.max_total_bytes); \
+             these would hold 22",
+        ));
+}
+
+#[test]
 fn a_file_is_not_written_under_a_file() {
     given::<Runnable>(&[created()])
         .when(write("main.py/x", "1", limits(), t1()))
@@ -924,6 +973,7 @@ fn deleted_files_leave_the_tree_and_their_empty_folders() {
 fn a_read_is_an_access_at_most_once_a_minute() {
     given::<Runnable>(&[created()])
         .when(RunnableCommand::Access {
+            every: MINUTE,
             at: t0() + Span::seconds(60),
         })
         .then(vec![RunnableEvent::RunnableAccessed {
@@ -931,17 +981,63 @@ fn a_read_is_an_access_at_most_once_a_minute() {
         }]);
     given::<Runnable>(&[created()])
         .when(RunnableCommand::Access {
+            every: MINUTE,
             at: t0() + Span::seconds(59),
         })
         .then_nothing();
     // A clock behind the last access: no access either.
     given::<Runnable>(&[created()])
         .when(RunnableCommand::Access {
+            every: MINUTE,
             at: t0() - Span::seconds(10),
         })
         .then_nothing();
     let runnable = given::<Runnable>(&[created(), RunnableEvent::RunnableAccessed { at: t1() }]);
     assert_eq!(runnable.state().last_access(), Some(t1()));
+}
+
+#[test]
+fn the_access_throttle_is_a_minute_or_a_quarter_of_reap_after() {
+    assert_eq!(access_every(Duration::from_secs(7 * 24 * 3600)), MINUTE);
+    assert_eq!(access_every(Duration::from_secs(240)), MINUTE);
+    assert_eq!(access_every(Duration::from_secs(8)), Duration::from_secs(2));
+    assert_eq!(
+        access_every(Duration::from_secs(1)),
+        Duration::from_millis(250)
+    );
+    assert_eq!(ACCESS_EVERY_AT_MOST, MINUTE);
+}
+
+#[test]
+fn a_read_is_an_access_at_most_once_every_the_throttle_given() {
+    let every = Duration::from_secs(2);
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Access {
+            every,
+            at: t0() + Span::seconds(2),
+        })
+        .then(vec![RunnableEvent::RunnableAccessed {
+            at: t0() + Span::seconds(2),
+        }]);
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Access {
+            every,
+            at: t0() + Span::milliseconds(1999),
+        })
+        .then_nothing();
+    // The same content written again: the same throttle.
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::WriteFile {
+            path: path("main.py"),
+            digest: digest("print(1)"),
+            size: 8,
+            limits: limits(),
+            access_every: every,
+            at: t0() + Span::seconds(3),
+        })
+        .then(vec![RunnableEvent::RunnableAccessed {
+            at: t0() + Span::seconds(3),
+        }]);
 }
 
 // ---- save ----
@@ -1047,7 +1143,10 @@ fn a_removed_or_reaped_runnable_is_not_found() {
                 recursive: false,
                 at: t2(),
             },
-            RunnableCommand::Access { at: t2() },
+            RunnableCommand::Access {
+                every: MINUTE,
+                at: t2(),
+            },
             RunnableCommand::Save { at: t2() },
             RunnableCommand::Remove { at: t2() },
         ]

@@ -12,14 +12,16 @@ use crate::error::DomainError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use uuid::Uuid;
 
 /// The longest runnable name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// The longest start command, in bytes.
 pub const MAX_START_COMMAND_BYTES: usize = 4096;
-/// The longest path in a runnable's tree, in bytes (Linux's `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
+/// The longest path in a runnable's tree, in bytes (well under Linux's `PATH_MAX`, so the tree
+/// fits under any folder it is checked out in).
+pub const MAX_PATH_BYTES: usize = 1024;
 /// The longest component of a path, in bytes (Linux's `NAME_MAX`).
 pub const MAX_PATH_COMPONENT_BYTES: usize = 255;
 
@@ -165,7 +167,10 @@ impl fmt::Display for Digest {
 
 /// A path in a runnable's tree, relative to its root, held normalized: no empty or `.`
 /// component, no leading or trailing `/` (`a//b/./c/` is `a/b/c`). It never leaves the tree:
-/// absolute paths and `..` components are refused, not resolved. Refused with the field `path`.
+/// absolute paths and `..` components are refused, not resolved. Refused with the field `path`:
+/// also one holding a control character (NUL, newline…), one not in Unicode NFC (so two
+/// spellings of one name are never two files), one over [`MAX_PATH_BYTES`] or with a
+/// component over [`MAX_PATH_COMPONENT_BYTES`].
 ///
 /// Ordered as strings, so the files under a folder `a` are the paths from `a/` up to `a0`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -175,8 +180,11 @@ pub struct FilePath(String);
 impl FilePath {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         let bad = |message: String| DomainError::invalid("path", message);
-        if value.contains('\0') {
-            return Err(bad("may not hold a NUL character".into()));
+        if value.chars().any(char::is_control) {
+            return Err(bad("may not hold control characters".into()));
+        }
+        if !is_nfc(value) {
+            return Err(bad("must be in Unicode NFC".into()));
         }
         if value.starts_with('/') {
             return Err(bad(
@@ -235,6 +243,15 @@ impl FilePath {
     /// Its last component.
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+/// Whether `value` is in Unicode Normalization Form C.
+fn is_nfc(value: &str) -> bool {
+    match is_nfc_quick(value.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => value.nfc().eq(value.chars()),
     }
 }
 

@@ -118,6 +118,12 @@ impl PgEventStore {
         let (mut client, connection) = config.connect(NoTls).await?;
         let driver = tokio::spawn(connection);
         migrate(&mut client, schema::COMPONENT, schema::MIGRATIONS).await?;
+        migrate(
+            &mut client,
+            schema::BLOBS_COMPONENT,
+            schema::BLOBS_MIGRATIONS,
+        )
+        .await?;
         drop(client);
         let _ = driver.await;
 

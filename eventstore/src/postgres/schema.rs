@@ -1,16 +1,17 @@
 //! The event store's tables. `events` is append-only: a trigger refuses updates, deletes and
 //! truncation, so not even a stray SQL session can rewrite history. `blobs` holds contents the
-//! events name by digest (see [`crate::blobs`]).
+//! events name by digest (see [`crate::blobs`]); it is its own migration component (`blobs`),
+//! so the `eventstore` component stays at version 1 and an older binary, which knows only that
+//! one, still opens a database that has blobs.
 
 use crate::migrate::Migration;
 
 pub const COMPONENT: &str = "eventstore";
 
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "events log and head",
-        sql: r#"
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events log and head",
+    sql: r#"
 CREATE TABLE events (
     position       BIGINT PRIMARY KEY,
     stream_id      TEXT NOT NULL,
@@ -44,11 +45,15 @@ CREATE TRIGGER events_no_update BEFORE UPDATE OR DELETE ON events
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_are_immutable();
 "#,
-    },
-    Migration {
-        version: 2,
-        name: "content-addressed blobs",
-        sql: r#"
+}];
+
+/// The blobs' component, migrated after [`COMPONENT`]'s.
+pub const BLOBS_COMPONENT: &str = "blobs";
+
+pub const BLOBS_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "content-addressed blobs",
+    sql: r#"
 -- A content, once, under the SHA-256 of its bytes (lowercase hex). Rows are only inserted.
 CREATE TABLE blobs (
     digest     TEXT PRIMARY KEY CHECK (digest ~ '^[0-9a-f]{64}$'),
@@ -57,5 +62,4 @@ CREATE TABLE blobs (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 "#,
-    },
-];
+}];

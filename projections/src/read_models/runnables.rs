@@ -418,8 +418,23 @@ pub struct RunnableQuery {
     pub has_image: Option<bool>,
 }
 
-const COLUMNS: &str = "id, name, owner, parent, image_digest, image_saved_at, start_command,
-    last_access, created_at, version";
+/// The columns of a [`RunnableView`], its start command `start_command` (an SQL expression).
+fn columns(start_command: &str) -> String {
+    format!(
+        "id, name, owner, parent, image_digest, image_saved_at, {start_command},
+         last_access, created_at, version"
+    )
+}
+
+/// The start command a viewer, the SQL parameter `viewer`, sees: the current one for its owner,
+/// its image's for anyone else (who sees only runnables with an image: what a fork starts
+/// with, not the owner's work since the save).
+fn start_command_seen_by(viewer: &str) -> String {
+    format!(
+        "CASE WHEN owner = {viewer} THEN start_command
+              ELSE coalesce(image_start_command, start_command) END"
+    )
+}
 
 fn runnable_view(r: &tokio_postgres::Row) -> RunnableView {
     let image = match (r.get::<_, Option<String>>(4), r.get(5)) {
@@ -441,6 +456,7 @@ fn runnable_view(r: &tokio_postgres::Row) -> RunnableView {
 }
 
 /// A page of the runnables `query` selects, the newest first, and how many it selects in all.
+/// A viewer who is not a runnable's owner sees its image's start command.
 pub async fn list(
     client: &impl GenericClient,
     query: &RunnableQuery,
@@ -451,9 +467,11 @@ pub async fn list(
     let next = |conditions: &mut Vec<String>, condition: &str| {
         conditions.push(condition.replace('?', &format!("${}", conditions.len())));
     };
+    let mut start_command = "start_command".to_string();
     if let Some(viewer) = &query.viewer {
         next(&mut conditions, "(owner = ? OR image_digest IS NOT NULL)");
         params.push(viewer);
+        start_command = start_command_seen_by(&format!("${}", params.len()));
     }
     if let Some(owner) = &query.owner {
         next(&mut conditions, "owner = ?");
@@ -482,8 +500,9 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM {RUNNABLES} WHERE {filter}
-                 ORDER BY created_at DESC, id LIMIT ${limit} OFFSET ${offset}"
+                "SELECT {columns} FROM {RUNNABLES} WHERE {filter}
+                 ORDER BY created_at DESC, id LIMIT ${limit} OFFSET ${offset}",
+                columns = columns(&start_command),
             ),
             &params,
         )
@@ -491,18 +510,43 @@ pub async fn list(
     Ok((rows.iter().map(runnable_view).collect(), total))
 }
 
-/// Runnable `id` if it exists (who may see it is the caller's to check).
+/// Runnable `id` if it exists, as `viewer` sees it (`None`: as an admin, its current start
+/// command; a user who is not its owner: its image's). Whether they may see it at all is the
+/// caller's to check.
 pub async fn get(
     client: &impl GenericClient,
     id: Uuid,
+    viewer: Option<&str>,
 ) -> Result<Option<RunnableView>, tokio_postgres::Error> {
+    let start_command = match viewer {
+        Some(_) => start_command_seen_by("$2::TEXT"),
+        None => "start_command".to_string(),
+    };
+    let sql = format!(
+        "SELECT {columns} FROM {RUNNABLES} WHERE id = $1",
+        columns = columns(&start_command)
+    );
+    let row = match viewer {
+        Some(viewer) => client.query_opt(&sql, &[&id, &viewer]).await?,
+        None => client.query_opt(&sql, &[&id]).await?,
+    };
+    Ok(row.map(|r| runnable_view(&r)))
+}
+
+/// The ids of every runnable `owner` owns, the oldest first: those removed with their owner.
+pub async fn owned(
+    client: &impl GenericClient,
+    owner: &str,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
     Ok(client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM {RUNNABLES} WHERE id = $1"),
-            &[&id],
+        .query(
+            &format!("SELECT id FROM {RUNNABLES} WHERE owner = $1 ORDER BY created_at, id"),
+            &[&owner],
         )
         .await?
-        .map(|r| runnable_view(&r)))
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// What [`children`] finds at `path` (`None`: the root) of runnable `id`'s tree.
@@ -639,7 +683,8 @@ mod tests {
         let t3 = "2024-05-01T13:00:00Z".parse::<DateTime<Utc>>().unwrap();
         let [root, fork, gone, reaped, idle, fresh] = [(); 6].map(|_| Uuid::new_v4());
 
-        // root: the admin's, renamed, a file written and one deleted, saved, read once more.
+        // root: the admin's, renamed, a file written and one deleted, saved, its start command
+        // changed after, read once more.
         let saved = vec![
             entry("lib/a.txt", "a"),
             entry("lib/c.txt", "ccc"),
@@ -681,6 +726,11 @@ mod tests {
                     start_command: StartCommand::parse("sh main.sh").unwrap(),
                     files: saved.clone(),
                     at: t2,
+                },
+                RunnableEvent::RunnableUpdated {
+                    name: None,
+                    start_command: Some(StartCommand::parse("sh main.sh --unsaved").unwrap()),
+                    at: t3,
                 },
                 RunnableEvent::RunnableAccessed { at: t3 },
             ],
@@ -762,7 +812,7 @@ mod tests {
             .unwrap();
 
         let client = store.pool().get().await.unwrap();
-        let root_view = get(&**client, root).await.unwrap().unwrap();
+        let root_view = get(&**client, root, None).await.unwrap().unwrap();
         assert_eq!(
             root_view,
             RunnableView {
@@ -774,14 +824,57 @@ mod tests {
                     digest: Digest::of(b"the manifest").as_str().to_string(),
                     saved_at: t2,
                 }),
-                start_command: "sh main.sh".into(),
+                start_command: "sh main.sh --unsaved".into(),
                 state: "stopped".into(),
                 last_access: t3,
                 created_at: t0,
-                version: 5,
+                version: 6,
             }
         );
-        let fork_view = get(&**client, fork).await.unwrap().unwrap();
+        // Its owner sees its start command; anyone else its image's.
+        let seen = |viewer| {
+            let client: &tokio_postgres::Client = &client;
+            async move {
+                get(client, root, viewer)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .start_command
+            }
+        };
+        assert_eq!(seen(Some("admin")).await, "sh main.sh --unsaved");
+        assert_eq!(seen(Some("bob")).await, "sh main.sh");
+        let listed_for = |viewer: Option<&'static str>| {
+            let client: &tokio_postgres::Client = &client;
+            async move {
+                let query = RunnableQuery {
+                    viewer: viewer.map(String::from),
+                    ..RunnableQuery::default()
+                };
+                let page = Page {
+                    limit: 10,
+                    offset: 0,
+                };
+                let (views, _) = list(client, &query, page).await.unwrap();
+                views
+                    .into_iter()
+                    .map(|v| (v.id, v.start_command))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert!(listed_for(None)
+            .await
+            .contains(&(root, "sh main.sh --unsaved".to_string())));
+        assert!(listed_for(Some("bob"))
+            .await
+            .contains(&(root, "sh main.sh".to_string())));
+        assert!(
+            listed_for(Some("ann"))
+                .await
+                .contains(&(fork, "sh main.sh --mine".to_string())),
+            "ann's own fork, without an image: its current start command"
+        );
+        let fork_view = get(&**client, fork, None).await.unwrap().unwrap();
         assert_eq!(
             (
                 fork_view.parent,
@@ -792,7 +885,7 @@ mod tests {
             (Some(root), None, "sh main.sh --mine", 2)
         );
         for id in [gone, reaped] {
-            assert!(get(&**client, id).await.unwrap().is_none());
+            assert!(get(&**client, id, None).await.unwrap().is_none());
         }
 
         let page = Page {
@@ -885,6 +978,8 @@ mod tests {
             "never one with an image, the longest idle first"
         );
         assert!(reapable(&**client, early, 10).await.unwrap().is_empty());
+        assert_eq!(owned(&**client, "ann").await.unwrap(), [idle, fork]);
+        assert!(owned(&**client, "nobody").await.unwrap().is_empty());
         drop(client);
 
         let live = rows(&store).await;

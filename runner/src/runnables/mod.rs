@@ -22,10 +22,8 @@ pub struct RunnableSettings {
     pub reap_after: Duration,
     /// How often the reaper looks.
     pub reap_interval: Duration,
-    /// What runnables' processes run in.
+    /// What runnables' processes run in (with bwrap, whether they share the host's network).
     pub sandbox: Sandbox,
-    /// Whether a sandboxed process shares the host's network (also in `sandbox`).
-    pub network: bool,
 }
 
 impl Default for RunnableSettings {
@@ -34,7 +32,6 @@ impl Default for RunnableSettings {
             reap_after: Duration::from_secs(7 * 24 * 3600),
             reap_interval: Duration::from_secs(60),
             sandbox: Sandbox::Bwrap { network: false },
-            network: false,
         }
     }
 }

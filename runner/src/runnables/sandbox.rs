@@ -1,31 +1,38 @@
 //! The sandbox a runnable's start command runs in: bubblewrap (`bwrap`), or none at all (a
 //! development machine without it, when the operator says `sandbox: none`).
 //!
-//! **What a bwrap sandbox sees.** A root of its own (a tmpfs) holding read-only binds of the
-//! system's directories only (`/usr`, `/bin`, `/sbin`, `/lib*`, `/etc`), its tree read-write at
-//! [`TREE`] (its working directory and `HOME`), a private `/tmp` and `/var/tmp`, a `/proc` of its
-//! own PID namespace (it sees its own processes only), a minimal `/dev`. Nothing else of the host:
-//! not `/root`, `/home`, `/srv`, `/var/lib` (the database's files), `/work`, the host's `/tmp`,
-//! nor the server's data directory, wherever it is. Its IPC, UTS (hostname `runnable`), cgroup
-//! and user namespaces are its own, and unless `network` its network namespace too (a loopback
-//! of its own, no route out, and no way to the host's `127.0.0.1`). Its environment is only
-//! `PATH`, `HOME`, `LANG` (and what the caller adds to the returned command), never the
-//! server's. It runs in a new session (no `TIOCSTI` on the server's terminal).
+//! **What a bwrap sandbox sees.** A root of its own (a tmpfs, read-only once set up) holding
+//! read-only binds of the system's directories only (`/usr`, `/bin`, `/sbin`, `/lib*`) and of an
+//! allow-list of `/etc` ([`ETC`]: users and groups, name resolution, the dynamic linker's cache,
+//! the time zone, the CA certificates, the alternatives; those the host has); its tree read-write
+//! at [`TREE`] (its working directory and `HOME`); a private `/tmp`, `/var/tmp` and `/dev/shm`,
+//! each a tmpfs of at most [`Limits::tmp_size`] bytes; a `/proc` of its own PID namespace (it
+//! sees its own processes only); a minimal `/dev`, read-only (its devices still usable). Nothing
+//! else of the host: not the rest of `/etc` (`shadow`, `ssh`, the database's and the server's
+//! configuration), `/root`, `/home`, `/srv`, `/var/lib` (the database's files), `/work`,
+//! `/run`, the host's `/tmp`, nor the server's data directory, wherever it is. Its IPC, UTS
+//! (hostname `runnable`), cgroup and user namespaces are its own, it cannot make another user
+//! namespace (`--disable-userns`, bwrap 0.8 or later), and unless `network` its network namespace
+//! is its own too (a loopback of its own, no route out, and no way to the host's `127.0.0.1`).
+//! Its environment is only `PATH`, `HOME`, `LANG` (and what the caller adds to the returned
+//! command), never the server's. It runs in a new session (no `TIOCSTI` on the server's
+//! terminal).
 //!
-//! **Who it runs as.** Never as root: a server running as root starts bwrap as [`SANDBOX_UID`]
-//! (`nobody`) with no supplementary groups, so it has no capabilities, reads in `/etc` only what
-//! everyone may read (not `/etc/shadow`, nor a configuration file kept `0600`), and its tree
-//! must be its own ([`Sandbox::give_tree`]), and every directory above it searchable by it (bwrap
-//! finds the tree as that user: trees kept under a `0700` data directory cannot be bound; keep
-//! them under a `0711` one). A server running as another user starts it as
-//! itself. Either way bwrap makes an unprivileged user namespace, which the kernel must allow
-//! ([`Sandbox::check`] says so when it does not).
+//! **Who it runs as.** Never as root: a server running as root starts bwrap (or, with
+//! `Sandbox::None`, `sh` itself) as [`SANDBOX_UID`] (`nobody`) with no supplementary groups, so
+//! it has no capabilities, and its tree must be its own ([`Sandbox::give_tree`]), and every
+//! directory above it searchable by it (bwrap finds the tree as that user: trees kept under a
+//! `0700` data directory cannot be bound; keep them under a `0711` one). A server running as
+//! another user starts it as itself. Either way bwrap makes an unprivileged user namespace, which
+//! the kernel must allow ([`Sandbox::check`] says so when it does not).
 //!
 //! **Limits** ([`Limits`], set with `setrlimit` before bwrap starts, inherited by all it runs):
-//! open files, address space, processes, no core files. The process limit counts every process
-//! of the sandbox's user: with all sandboxes of a root server running as `nobody`, it caps them
-//! *together*, a fork bomb's guard rather than a per-runnable share. Memory and CPU are not
-//! otherwise limited (that needs cgroups), and there is no seccomp filter: the kernel is shared.
+//! open files, address space, processes, the size of a file it writes, no core files; and the
+//! size of each of its tmpfs. The process limit counts every process of the sandbox's user: with
+//! all sandboxes of a root server running as `nobody`, it caps them *together*, a fork bomb's
+//! guard rather than a per-runnable share. Memory and CPU are not otherwise limited (that needs
+//! cgroups), nor the number of files it writes in its tree, and there is no seccomp filter: the
+//! kernel is shared.
 //!
 //! **Its end.** It runs in its own process group; bwrap's first process is the group's leader
 //! and the sandbox's processes live in a PID namespace whose first process dies with it
@@ -42,7 +49,7 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use tokio::process::{Child, Command};
@@ -54,9 +61,29 @@ pub const SANDBOX_UID: u32 = 65534;
 /// The sandbox's `PATH`.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The system's directories a bwrap sandbox sees, read-only (those a system has).
-const SYSTEM_DIRS: [&str; 8] = [
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
+/// What of `/etc` a bwrap sandbox sees, read-only (those the host has): nothing secret. Of
+/// `/etc/ssl`, the certificates and OpenSSL's configuration, not `private`.
+pub const ETC: [&str; 14] = [
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+];
+/// Its own tmpfs, each of [`Limits::tmp_size`] bytes at most.
+const TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// How often a running sandbox's end is looked for.
 const POLL: std::time::Duration = std::time::Duration::from_millis(50);
 const NOT_INSTALLED: &str = "bubblewrap (bwrap) is not installed: apt-get install bubblewrap";
@@ -66,7 +93,8 @@ const NOT_INSTALLED: &str = "bubblewrap (bwrap) is not installed: apt-get instal
 pub enum Sandbox {
     /// bubblewrap; `network`: it shares the host's network (and so reaches its `127.0.0.1`).
     Bwrap { network: bool },
-    /// No confinement at all: `sh -c` in the tree, as the server's user (development only).
+    /// No confinement at all: `sh -c` in the tree (development only), as the server's user, or
+    /// as [`SANDBOX_UID`] when that is root.
     None,
 }
 
@@ -79,8 +107,12 @@ pub struct Limits {
     /// use).
     pub address_space: u64,
     /// `RLIMIT_NPROC`: the processes of the sandbox's *user*, all its sandboxes together (see the
-    /// module's doc). Not enforced for a root server's `Sandbox::None`.
+    /// module's doc).
     pub processes: u64,
+    /// `RLIMIT_FSIZE`, in bytes: the largest file it may write (past it, `SIGXFSZ`).
+    pub file_size: u64,
+    /// The size in bytes of each of its tmpfs (`/tmp`, `/var/tmp`, `/dev/shm`; bwrap only).
+    pub tmp_size: u64,
 }
 
 impl Default for Limits {
@@ -89,6 +121,8 @@ impl Default for Limits {
             open_files: 1024,
             address_space: 8 << 30,
             processes: 4096,
+            file_size: 256 << 20,
+            tmp_size: 64 << 20,
         }
     }
 }
@@ -98,6 +132,8 @@ impl Default for Limits {
 pub enum SandboxError {
     #[error("{NOT_INSTALLED}")]
     NotInstalled,
+    #[error("bubblewrap (bwrap) is too old ({0}); the sandbox needs 0.8 or later (--disable-userns, --size)")]
+    TooOld(String),
     #[error("bubblewrap (bwrap) does not work here ({0}); it needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0)")]
     NotWorking(String),
     #[error("the sandbox's tree {0} is not an absolute path to a directory")]
@@ -109,8 +145,8 @@ pub enum SandboxError {
 }
 
 impl Sandbox {
-    /// Whether it can run here: for bwrap, that it is installed and a sandbox starts. Errors say
-    /// what to do.
+    /// Whether it can run here: for bwrap, that it is installed, recent enough, and a sandbox
+    /// starts. Errors say what to do.
     pub async fn check(&self) -> Result<(), SandboxError> {
         if *self == Sandbox::None {
             return Ok(());
@@ -133,13 +169,16 @@ impl Sandbox {
                     _ => SandboxError::Io(e),
                 })?;
             if output.status.success() {
-                Ok(())
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = stderr.trim();
+            if stderr.contains("Unknown option") {
+                Err(SandboxError::TooOld(stderr.to_string()))
             } else {
-                let stderr = String::from_utf8_lossy(&output.stderr);
                 Err(SandboxError::NotWorking(format!(
-                    "{}: {}",
-                    output.status,
-                    stderr.trim()
+                    "{}: {stderr}",
+                    output.status
                 )))
             }
         }
@@ -148,12 +187,9 @@ impl Sandbox {
         ran
     }
 
-    /// The user its processes run as, when it is not the server's own (a root server's bwrap).
+    /// The user its processes run as, when it is not the server's own (a root server's).
     pub fn user(&self) -> Option<u32> {
-        match self {
-            Sandbox::Bwrap { .. } if nix::unistd::geteuid().is_root() => Some(SANDBOX_UID),
-            _ => None,
-        }
+        nix::unistd::geteuid().is_root().then_some(SANDBOX_UID)
     }
 
     /// Makes `tree` (and all under it) the sandbox's user's, so it can write there. Before it
@@ -189,7 +225,7 @@ impl Sandbox {
         let (mut command, home) = match self {
             Sandbox::Bwrap { network } => {
                 let mut command = Command::new("bwrap");
-                command.args(bwrap_args(tree, *network));
+                command.args(bwrap_args(tree, *network, limits.tmp_size));
                 command.args(["--", "sh", "-c", start_command]);
                 (command, Path::new(TREE))
             }
@@ -222,6 +258,7 @@ impl Sandbox {
                 lower(Resource::RLIMIT_NOFILE, limits.open_files)?;
                 lower(Resource::RLIMIT_AS, limits.address_space)?;
                 lower(Resource::RLIMIT_NPROC, limits.processes)?;
+                lower(Resource::RLIMIT_FSIZE, limits.file_size)?;
                 lower(Resource::RLIMIT_CORE, 0)?;
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 if nix::unistd::getppid().as_raw() as u32 != parent {
@@ -241,41 +278,55 @@ impl Sandbox {
     }
 }
 
-/// bwrap's options for a sandbox with tree `tree`.
-fn bwrap_args(tree: &Path, network: bool) -> Vec<&OsStr> {
-    let mut args: Vec<&OsStr> = Vec::new();
-    let mut push = |items: &[&'static str]| args.extend(items.iter().map(|item| OsStr::new(*item)));
-    for dir in SYSTEM_DIRS {
-        push(&["--ro-bind-try", dir, dir]);
+/// bwrap's options for a sandbox with tree `tree`, tmpfs of `tmp_size` bytes each.
+fn bwrap_args(tree: &Path, network: bool, tmp_size: u64) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let push =
+        |args: &mut Vec<OsString>, items: &[&str]| args.extend(items.iter().map(OsString::from));
+    for path in SYSTEM_DIRS.iter().chain(ETC.iter()) {
+        push(&mut args, &["--ro-bind-try", path, path]);
     }
-    push(&[
-        "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--proc", "/proc", "--dev", "/dev",
-    ]);
-    push(&[
-        "--unshare-user",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--hostname",
-        "runnable",
-    ]);
     if network {
         // Where /etc/resolv.conf points on systemd-resolved hosts.
-        push(&[
-            "--ro-bind-try",
-            "/run/systemd/resolve",
-            "/run/systemd/resolve",
-        ]);
-    } else {
-        push(&["--unshare-net"]);
+        push(
+            &mut args,
+            &[
+                "--ro-bind-try",
+                "/run/systemd/resolve",
+                "/run/systemd/resolve",
+            ],
+        );
     }
-    push(&["--cap-drop", "ALL", "--die-with-parent", "--new-session"]);
-    args.push(OsStr::new("--bind"));
-    args.push(tree.as_os_str());
-    args.push(OsStr::new(TREE));
-    args.push(OsStr::new("--chdir"));
-    args.push(OsStr::new(TREE));
+    push(&mut args, &["--proc", "/proc", "--dev", "/dev"]);
+    let size = tmp_size.to_string();
+    for dir in TMPFS {
+        push(&mut args, &["--size", &size, "--tmpfs", dir]);
+    }
+    push(&mut args, &["--bind"]);
+    args.push(tree.as_os_str().to_os_string());
+    push(&mut args, &[TREE, "--chdir", TREE]);
+    // Not recursive: /dev/shm, /tmp, /var/tmp and the tree stay writable.
+    push(&mut args, &["--remount-ro", "/dev", "--remount-ro", "/"]);
+    push(
+        &mut args,
+        &[
+            "--unshare-user",
+            "--disable-userns",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "runnable",
+        ],
+    );
+    if !network {
+        push(&mut args, &["--unshare-net"]);
+    }
+    push(
+        &mut args,
+        &["--cap-drop", "ALL", "--die-with-parent", "--new-session"],
+    );
     args
 }
 
@@ -434,8 +485,18 @@ mod tests {
 
     /// Runs `script` in `sandbox` on `dir`'s tree: its status and output.
     async fn run(sandbox: &Sandbox, dir: &Dir, script: &str) -> (ExitStatus, String) {
+        run_with(sandbox, dir, script, Limits::default()).await
+    }
+
+    /// [`run`] with `limits`.
+    async fn run_with(
+        sandbox: &Sandbox,
+        dir: &Dir,
+        script: &str,
+        limits: Limits,
+    ) -> (ExitStatus, String) {
         sandbox.give_tree(&dir.tree()).unwrap();
-        let mut command = sandbox.command(&dir.tree(), script).unwrap();
+        let mut command = sandbox.command_with(&dir.tree(), script, limits).unwrap();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let output = tokio::time::timeout(Duration::from_secs(30), command.output())
             .await
@@ -449,38 +510,198 @@ mod tests {
         (output.status, text)
     }
 
+    /// A directory outside `/tmp` (next to the test's binary, under the target directory),
+    /// removed with it.
+    struct Outside(PathBuf);
+
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[tokio::test]
-    async fn a_sandbox_cannot_read_a_file_outside_its_tree() {
+    async fn a_sandbox_cannot_see_any_path_of_the_host_outside_its_tree() {
+        use std::os::unix::fs::PermissionsExt;
         let sandbox = bwrap(false).await;
         let dir = Dir::new();
-        let secret = dir.0.join("outside/secret");
-        std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let outside = Outside(
+            exe.parent()
+                .unwrap()
+                .join(format!("bosun-sandbox-secret-{}", uuid::Uuid::new_v4())),
+        );
+        assert!(
+            !outside.0.starts_with(std::env::temp_dir()),
+            "{outside:?}",
+            outside = outside.0
+        );
+        std::fs::create_dir_all(&outside.0).unwrap();
+        let secret = outside.0.join("secret");
         std::fs::write(&secret, "the server's secret\n").unwrap();
         // Readable by anyone: only what the sandbox sees keeps it out.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
             std::fs::read_to_string(&secret).unwrap(),
             "the server's secret\n"
         );
-        let script = format!(
-            "cat '{}'; ls '{}'; ls /work /root /home /srv /var/lib; cat /etc/shadow",
-            secret.display(),
-            dir.tree().display()
-        );
-        let (_, output) = run(&sandbox, &dir, &script).await;
-        assert!(!output.contains("the server's secret"), "{output}");
-        assert!(output.contains("No such file or directory"), "{output}");
-        if nix::unistd::geteuid().is_root() {
-            assert!(!output.contains("root:"), "/etc/shadow read: {output}");
+        let host_tmp = dir.0.join("beside-the-tree");
+        std::fs::write(&host_tmp, "x").unwrap();
+        let mut hidden: Vec<PathBuf> =
+            vec![secret.clone(), outside.0.clone(), host_tmp, dir.tree()];
+        for path in [
+            "/work",
+            "/root",
+            "/home",
+            "/srv",
+            "/var/lib",
+            "/var/lib/postgresql",
+            "/run",
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/ssh",
+            "/etc/postgresql",
+            "/etc/ssl/private",
+            "/etc/machine-id",
+            "/etc/sudoers",
+        ] {
+            // Those the host has: that it sees them not is what is checked.
+            if Path::new(path).exists() {
+                hidden.push(PathBuf::from(path));
+            }
         }
-        // The same, without a sandbox, reads it: the check above proves something.
-        let (status, output) =
-            run(&Sandbox::None, &dir, &format!("cat '{}'", secret.display())).await;
+        // Each on its own: gone (not merely refused) and unread.
+        let script: String = hidden
+            .iter()
+            .map(|p| {
+                format!(
+                    "if stat -- '{p}' >/dev/null 2>/tmp/e; then echo 'SEEN {p}'; cat -- '{p}'; \
+                     elif grep -q 'No such file' /tmp/e; then echo 'GONE {p}'; \
+                     else echo \"ODD {p}: $(cat /tmp/e)\"; fi\n",
+                    p = p.display()
+                )
+            })
+            .collect();
+        let (status, output) = run(&sandbox, &dir, &script).await;
+        assert!(status.success(), "{output}");
+        assert!(!output.contains("the server's secret"), "{output}");
+        for path in &hidden {
+            assert!(
+                output
+                    .lines()
+                    .any(|l| l == format!("GONE {}", path.display())),
+                "{} is not hidden: {output}",
+                path.display()
+            );
+        }
+        // What it does see of /etc, it may read (the check above proves something).
+        let (status, output) = run(&sandbox, &dir, "ls /etc; grep -c . /etc/passwd").await;
+        assert!(status.success() && output.contains("passwd"), "{output}");
         assert!(
-            status.success() && output.contains("the server's secret"),
+            !output.contains("shadow") && !output.contains("postgresql"),
             "{output}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_cannot_write_past_its_tmpfs_nor_file_size_limits_nor_in_dev() {
+        let sandbox = bwrap(false).await;
+        let dir = Dir::new();
+        let small = Limits {
+            tmp_size: 1 << 20,
+            file_size: 16 << 20,
+            ..Limits::default()
+        };
+        for tmpfs in TMPFS {
+            let script = format!(
+                "head -c 1000000 /dev/zero > {tmpfs}/a && echo fits; \
+                 head -c 2000000 /dev/zero > {tmpfs}/b && echo overflowed; echo done"
+            );
+            let (_, output) = run_with(&sandbox, &dir, &script, small).await;
+            assert!(
+                output.contains("fits") && output.contains("done"),
+                "{tmpfs}: {output}"
+            );
+            assert!(
+                output.contains("No space left on device"),
+                "{tmpfs}: {output}"
+            );
+            assert!(!output.contains("overflowed"), "{tmpfs}: {output}");
+        }
+        // The defaults: 64 MiB each.
+        let (_, output) = run(&sandbox, &dir, "stat -f -c '%b %S' /tmp /var/tmp /dev/shm").await;
+        for line in output.lines() {
+            let sizes: Vec<u64> = line.split(' ').map(|n| n.parse().unwrap()).collect();
+            assert_eq!(sizes[0] * sizes[1], Limits::default().tmp_size, "{output}");
+        }
+        // A file in its tree past RLIMIT_FSIZE.
+        let script = "head -c 1048576 /dev/zero > fits && echo fits; \
+                      head -c 2097152 /dev/zero > big && echo overflowed; echo done";
+        let limited = Limits {
+            file_size: 1 << 20,
+            ..Limits::default()
+        };
+        let (_, output) = run_with(&sandbox, &dir, script, limited).await;
+        assert!(
+            output.contains("fits") && output.contains("done"),
+            "{output}"
+        );
+        assert!(!output.contains("overflowed"), "{output}");
+        assert_eq!(
+            std::fs::metadata(dir.tree().join("fits")).unwrap().len(),
+            1 << 20
+        );
+        assert_eq!(
+            std::fs::metadata(dir.tree().join("big")).unwrap().len(),
+            1 << 20
+        );
+        // /dev is read-only, its devices still usable; its root too.
+        let script = "touch /dev/bosun-x || echo dev-refused; echo x > /dev/null && echo null-ok; \
+                      touch /bosun-x || echo root-refused";
+        let (_, output) = run(&sandbox, &dir, script).await;
+        assert!(
+            output.contains("dev-refused") && output.contains("null-ok"),
+            "{output}"
+        );
+        assert!(output.contains("root-refused"), "{output}");
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_cannot_make_a_user_namespace() {
+        let sandbox = bwrap(false).await;
+        let dir = Dir::new();
+        let script = "unshare -U true && echo nested || echo refused";
+        let (_, output) = run(&sandbox, &dir, script).await;
+        assert!(
+            output.contains("refused") && !output.contains("nested"),
+            "{output}"
+        );
+        // Outside one, this process may: the check above proves something.
+        let here = std::process::Command::new("unshare")
+            .args(["-U", "true"])
+            .status()
+            .unwrap();
+        assert!(here.success());
+    }
+
+    #[tokio::test]
+    async fn no_sandbox_on_a_root_server_runs_as_nobody() {
+        let dir = Dir::new();
+        let (status, output) = run(
+            &Sandbox::None,
+            &dir,
+            "id -u; id -G; echo x > mine && echo wrote",
+        )
+        .await;
+        assert!(status.success(), "{output}");
+        assert!(output.contains("wrote"), "{output}");
+        let mut lines = output.lines();
+        let (uid, groups) = (lines.next().unwrap(), lines.next().unwrap());
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!((uid, groups), ("65534", "65534"), "{output}");
+        } else {
+            assert_eq!(uid, nix::unistd::geteuid().to_string());
+        }
     }
 
     #[tokio::test]
@@ -620,6 +841,13 @@ mod tests {
             defaults
                 .address_space
                 .min(hard(Resource::RLIMIT_AS))
+                .to_string()
+        );
+        assert_eq!(
+            limit("Max file size"),
+            defaults
+                .file_size
+                .min(hard(Resource::RLIMIT_FSIZE))
                 .to_string()
         );
         assert_eq!(limit("Max core file size"), "0");

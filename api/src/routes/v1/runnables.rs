@@ -9,12 +9,12 @@
 //! slice; every runnable reads `state: stopped`.
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 use crate::problem::{Problem, Refusals};
 use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -320,7 +320,7 @@ pub struct FilesQuery {
 
 /// `GET /v1/runnables/{id}/files?path=` (its owner or an admin): the files and folders right
 /// under `path`, by path; a folder has `dir: true` and no digest. 404 for a path that is
-/// neither.
+/// neither. An access, as reading a file is.
 #[utoipa::path(get, path = "/v1/runnables/{id}/files", tag = "runnables",
     params(("id" = Uuid, Path, description = "the runnable's id"), FilesQuery),
     responses((status = 200, description = "the entries right under `path`", body = Vec<FileView>), Refusals),
@@ -328,13 +328,20 @@ pub struct FilesQuery {
 pub async fn files(
     State(state): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     Query(query): Query<FilesQuery>,
 ) -> Result<axum::Json<Vec<FileView>>, Problem> {
     Ok(axum::Json(
         state
-            .queries
-            .runnable_files(&caller.actor, runnable_id(&id)?, query.path.as_deref())
+            .commands
+            .runnable_files(
+                &caller.actor,
+                &origin,
+                &state.runnable_rules,
+                runnable_id(&id)?,
+                query.path.as_deref(),
+            )
             .await?,
     ))
 }
@@ -350,11 +357,18 @@ pub async fn files(
 pub async fn read_file(
     State(state): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let content = state
         .commands
-        .runnable_file(&caller.actor, runnable_id(&id)?, &path)
+        .runnable_file(
+            &caller.actor,
+            &origin,
+            &state.runnable_rules,
+            runnable_id(&id)?,
+            &path,
+        )
         .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -364,7 +378,8 @@ pub async fn read_file(
 }
 
 /// `PUT /v1/runnables/{id}/files/{path}` with the raw content (its owner or an admin; any
-/// content type): 201 with the file when it is new, 200 when it replaced one. 413
+/// content type): 201 with the file when it is new, 200 when it replaced one. Who may write
+/// and the path are checked before the body is read (403/404/400 first). 413
 /// `file_too_large` past `runnables.max_file_bytes` (nothing stored), 400 naming `files`
 /// past `runnables.max_files`, 413 `runnable_too_large` past `runnables.max_total_bytes`, 409
 /// `path_conflict` for a path that is a folder or under a file.
@@ -386,6 +401,11 @@ pub async fn write_file(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    // Who may write there, and whether the path is one, before a byte of the body is read.
+    state
+        .commands
+        .check_runnable_write(&caller.actor, &id, &path)
+        .await?;
     let id = runnable_id(&id)?;
     let content = read_limited(&headers, body, state.runnable_rules.limits.max_file_bytes).await?;
     let (view, created, w) = state
@@ -409,7 +429,10 @@ pub async fn write_file(
 
 /// A file's body, refused with 413 `file_too_large` as soon as it is known to pass `max`: by
 /// its `Content-Length` before any of it is read, else once what came passes it (the rest is
-/// never read).
+/// never read). A declared length reserves at most [`RESERVE`] up front: the buffer grows with
+/// what actually comes, not with what a client claims.
+const RESERVE: u64 = 64 * 1024;
+
 async fn read_limited(headers: &HeaderMap, body: Body, max: u64) -> Result<Vec<u8>, Problem> {
     let too_large = || {
         Problem::new(
@@ -425,7 +448,7 @@ async fn read_limited(headers: &HeaderMap, body: Body, max: u64) -> Result<Vec<u
     if declared.is_some_and(|length| length > max) {
         return Err(too_large());
     }
-    let capacity = declared.unwrap_or(0).min(max);
+    let capacity = declared.unwrap_or(0).min(max).min(RESERVE);
     let mut content = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
