@@ -11,7 +11,7 @@ pub mod services;
 pub mod streams;
 pub mod units;
 
-/// What the read models' tests write: domain events, appended as they are.
+/// What the read models' tests write (domain events, appended as they are) and compare (every row).
 #[cfg(test)]
 pub(crate) mod test_events {
     use bosun_domain::{encode, DomainEvent};
@@ -32,5 +32,25 @@ pub(crate) mod test_events {
             )
             .await
             .unwrap();
+    }
+
+    /// Every row of `tables` (each with the columns it is ordered by), as JSON: what a rebuild
+    /// is compared with, row for row.
+    pub async fn rows(store: &PgEventStore, tables: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let client = store.pool().get().await.unwrap();
+        let mut all = vec![];
+        for (table, key) in tables {
+            for row in client
+                .query(
+                    &format!("SELECT to_jsonb(t) FROM {table} t ORDER BY {key}"),
+                    &[],
+                )
+                .await
+                .unwrap()
+            {
+                all.push(serde_json::json!({ *table: row.get::<_, serde_json::Value>(0) }));
+            }
+        }
+        all
     }
 }

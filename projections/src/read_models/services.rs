@@ -838,25 +838,15 @@ mod tests {
 
     /// Every row of the three tables, ordered: the thing compared row for row.
     async fn rows(store: &PgEventStore) -> Vec<serde_json::Value> {
-        let client = store.pool().get().await.unwrap();
-        let mut all = vec![];
-        for (table, key) in [
-            (SERVICES, "name"),
-            (INSTANCES, "service, name"),
-            (CALLS, "request_id"),
-        ] {
-            for row in client
-                .query(
-                    &format!("SELECT to_jsonb(t) FROM {table} t ORDER BY {key}"),
-                    &[],
-                )
-                .await
-                .unwrap()
-            {
-                all.push(serde_json::json!({ table: row.get::<_, serde_json::Value>(0) }));
-            }
-        }
-        all
+        crate::read_models::test_events::rows(
+            store,
+            &[
+                (SERVICES, "name"),
+                (INSTANCES, "service, name"),
+                (CALLS, "request_id"),
+            ],
+        )
+        .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
