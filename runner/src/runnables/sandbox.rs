@@ -525,18 +525,25 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let sandbox = bwrap(false).await;
         let dir = Dir::new();
+        // Next to the test's binary, or (a checkout under /tmp) in $HOME or /var/lib: somewhere
+        // the sandbox's private /tmp does not hide already.
         let exe = std::env::current_exe().unwrap();
-        let outside = Outside(
-            exe.parent()
-                .unwrap()
-                .join(format!("bosun-sandbox-secret-{}", uuid::Uuid::new_v4())),
-        );
-        assert!(
-            !outside.0.starts_with(std::env::temp_dir()),
-            "{outside:?}",
-            outside = outside.0
-        );
-        std::fs::create_dir_all(&outside.0).unwrap();
+        let name = format!("bosun-sandbox-secret-{}", uuid::Uuid::new_v4());
+        let candidates = [
+            exe.parent().map(Path::to_path_buf),
+            std::env::var_os("HOME").map(PathBuf::from),
+            Some(PathBuf::from("/var/lib")),
+        ];
+        let outside = candidates
+            .into_iter()
+            .flatten()
+            .filter(|dir| !dir.starts_with(std::env::temp_dir()))
+            .map(|dir| dir.join(&name))
+            .find(|dir| std::fs::create_dir_all(dir).is_ok())
+            .map(Outside)
+            .expect(
+                "a writable directory outside /tmp (next to the test binary, $HOME or /var/lib)",
+            );
         let secret = outside.0.join("secret");
         std::fs::write(&secret, "the server's secret\n").unwrap();
         // Readable by anyone: only what the sandbox sees keeps it out.
