@@ -13,6 +13,7 @@ mod aggregate;
 pub mod apps;
 mod error;
 pub mod identity;
+mod insecure_hosts;
 pub mod jobs;
 pub mod notifications;
 pub mod orchestrations;

@@ -12,21 +12,13 @@
 use super::Queries;
 use crate::actor::Actor;
 use crate::error::CommandError;
+use crate::services::{no_instance, no_service};
 use bosun_domain::identity::Scope;
-use bosun_domain::DomainError;
 use bosun_projections::read_models::services::{
     self as model, InstanceView, PendingCallRow, ServiceView,
 };
 use std::time::Duration;
 use tokio_postgres::GenericClient;
-
-fn no_service(service: &str) -> CommandError {
-    DomainError::NotFound(format!("no service {service}")).into()
-}
-
-fn no_instance(service: &str, instance: &str) -> CommandError {
-    DomainError::NotFound(format!("no instance {instance} of service {service}")).into()
-}
 
 /// The teams whose services and instances `actor` reads: `None` for all (an admin, the
 /// server). Asks the read scope.

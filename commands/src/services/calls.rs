@@ -22,16 +22,15 @@
 //! Does not own: the HTTP calls and their retries (runner), who reads an instance's status
 //! (the check is here, the call is the runner's).
 
-use super::{instance_names, password_context, require_sees_instance};
+use super::{instance_names, password_context, Secrets};
 use crate::actor::{Actor, Origin};
 use crate::apps::{now, seal_context};
 use crate::error::CommandError;
 use crate::execute::{Commands, Held, Written};
 use bosun_domain::apps::{check_env_value, App, AppCommand, AppEvent, EnvName, EnvVar};
-use bosun_domain::identity::Scope;
 use bosun_domain::services::{
     instance_stream_id, CallOutcome, Endpoint, Instance, InstanceCommand, InstanceEvent,
-    InstanceRef, Operation, Service, ServiceCommand, ServiceEvent,
+    InstanceRef, Operation, Service, ServiceCommand, ServiceEvent, ServiceName,
 };
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
@@ -160,7 +159,7 @@ const MAX_QUOTED_NAME_CHARS: usize = 64;
 
 /// A name the service answered, as a refusal quotes it: at most [`MAX_QUOTED_NAME_CHARS`]
 /// characters, then `…`.
-fn quoted(name: &str) -> String {
+pub fn quoted(name: &str) -> String {
     match name.char_indices().nth(MAX_QUOTED_NAME_CHARS) {
         Some((end, _)) => format!("{}…", &name[..end]),
         None => name.to_string(),
@@ -176,19 +175,6 @@ fn about(name: &str, message: &str) -> String {
     message
         .replace(&format!("{name:?}"), &format!("{short:?}"))
         .replace(name, &short)
-}
-
-/// `message` without the service's password or its Basic credential: the names it quotes came
-/// from the service's answer, which may echo them.
-fn scrub(message: &str, call: &ServiceCall) -> String {
-    use base64::Engine;
-    let password = call.password.expose_secret();
-    if password.is_empty() {
-        return message.to_string();
-    }
-    let credential = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", call.intent.service, password));
-    message.replace(&credential, "***").replace(password, "***")
 }
 
 /// A bind's variables checked (names and values as an app's private variables) and sealed for
@@ -330,19 +316,18 @@ impl<S: EventStore> Commands<S> {
         else {
             return Ok(None);
         };
-        let (service, _) = self.load::<Service>(service_name.as_str()).await?;
-        let (Some(endpoint), Some(sealed)) = (service.endpoint(), service.password()) else {
-            return Err(CommandError::Internal(format!(
-                "instance {instance_name} has a pending call but service {service_name} is gone"
-            )));
-        };
-        let password = self
-            .sealer()?
-            .open(&password_context(service_name.as_str()), sealed)?;
+        let (endpoint, password) = self
+            .endpoint_and_password(&service_name)
+            .await?
+            .ok_or_else(|| {
+                CommandError::Internal(format!(
+                    "instance {instance_name} has a pending call but service {service_name} is gone"
+                ))
+            })?;
         Ok(Some(ServiceCall {
             intent: intent.clone(),
             operation: pending.operation.clone(),
-            endpoint: endpoint.clone(),
+            endpoint,
             password,
             plan: instance.plan().to_string(),
             team_owner: instance
@@ -378,7 +363,8 @@ impl<S: EventStore> Commands<S> {
                         Ok(envs) => CallOutcome::Done { envs },
                         Err(message) => CallOutcome::Refused {
                             status: None,
-                            message: scrub(&message, call),
+                            message: Secrets::new(&call.intent.service, &call.password)
+                                .scrub(&message),
                         },
                     }
                 }
@@ -465,24 +451,34 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         instance: &str,
     ) -> Result<StatusTarget, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require(bosun_domain::identity::Scope::Read)?;
+        self.visible_instance(actor, service, instance).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
-        let (state, _) = self
-            .load::<Instance>(&instance_stream_id(&service_name, &instance_name))
-            .await?;
-        require_sees_instance(actor, service, instance, &state)?;
-        let (service_state, _) = self.load::<Service>(service_name.as_str()).await?;
-        let (Some(endpoint), Some(sealed)) = (service_state.endpoint(), service_state.password())
-        else {
-            return Err(super::no_service(service));
-        };
+        let (endpoint, password) = self
+            .endpoint_and_password(&service_name)
+            .await?
+            .ok_or_else(|| super::no_service(service))?;
         Ok(StatusTarget {
-            endpoint: endpoint.clone(),
+            endpoint,
             service: service_name.as_str().to_string(),
             instance: instance_name.as_str().to_string(),
-            password: self
-                .sealer()?
-                .open(&password_context(service_name.as_str()), sealed)?,
+            password,
         })
+    }
+
+    /// Service `service`'s endpoint and its password opened, or `None` if it has none (it is
+    /// gone).
+    async fn endpoint_and_password(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Option<(Endpoint, SecretString)>, CommandError> {
+        let (state, _) = self.load::<Service>(service.as_str()).await?;
+        let (Some(endpoint), Some(sealed)) = (state.endpoint(), state.password()) else {
+            return Ok(None);
+        };
+        let password = self
+            .sealer()?
+            .open(&password_context(service.as_str()), sealed)?;
+        Ok(Some((endpoint.clone(), password)))
     }
 }

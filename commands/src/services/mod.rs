@@ -29,12 +29,14 @@
 
 mod calls;
 mod instances;
+mod secrets;
 #[allow(clippy::module_inception)]
 mod services;
 
 pub use bosun_projections::read_models::services::{InstanceView, PendingCallRow, ServiceView};
-pub use calls::{CallResult, Intent, ServiceCall, StatusTarget};
+pub use calls::{quoted, CallResult, Intent, ServiceCall, StatusTarget};
 pub use instances::CreateInstance;
+pub use secrets::Secrets;
 pub use services::{RegisterService, UpdateService};
 
 use crate::actor::{Actor, Origin};

@@ -7,6 +7,7 @@
 use super::url::{redacted, StoredUrl, UrlField};
 use crate::error::DomainError;
 use crate::identity::Email;
+use crate::insecure_hosts;
 use crate::jobs::Catalog;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -479,13 +480,10 @@ fn check_url(
     let host = parsed.host_str().unwrap_or_default();
     let shown = kind.shown(url);
     match parsed.scheme() {
-        "https" if !host.is_empty() => Ok(()),
-        "http" if rules.allow_insecure_hosts.iter().any(|h| h == host) => Ok(()),
+        scheme if insecure_hosts::is_allowed(scheme, host, rules.allow_insecure_hosts) => Ok(()),
         "http" => Err(DomainError::invalid(
             field,
-            format!(
-                "{name} {shown:?} must use https (plain http only to hosts in http_tasks.allow_insecure_hosts)"
-            ),
+            insecure_hosts::must_use_https(name, &shown),
         )),
         other => Err(DomainError::invalid(
             field,

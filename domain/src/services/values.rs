@@ -6,6 +6,7 @@
 
 use crate::apps::resource_name;
 use crate::error::DomainError;
+use crate::insecure_hosts;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -51,11 +52,7 @@ impl Endpoint {
         if !endpoint.is_allowed(allow_insecure_hosts) {
             return Err(DomainError::invalid(
                 "endpoint",
-                format!(
-                    "endpoint {:?} must use https (plain http only to hosts in \
-                     http_tasks.allow_insecure_hosts)",
-                    endpoint.url
-                ),
+                insecure_hosts::must_use_https("endpoint", &endpoint.url),
             ));
         }
         Ok(endpoint)
@@ -112,7 +109,8 @@ impl Endpoint {
     /// Whether it may be called: https, or http to a host in `allow_insecure_hosts`. Checked
     /// again at call time, as the list may have changed since it was registered.
     pub fn is_allowed(&self, allow_insecure_hosts: &[String]) -> bool {
-        self.https || allow_insecure_hosts.contains(&self.host)
+        let scheme = if self.https { "https" } else { "http" };
+        insecure_hosts::is_allowed(scheme, &self.host, allow_insecure_hosts)
     }
 }
 

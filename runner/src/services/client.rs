@@ -29,8 +29,7 @@
 
 use super::{Health, InstanceStatus, ServiceSettings};
 use crate::http_task::error_chain;
-use base64::Engine;
-use bosun_commands::services::{CallResult, ServiceCall, StatusTarget};
+use bosun_commands::services::{quoted, CallResult, Secrets, ServiceCall, StatusTarget};
 use bosun_domain::services::{Endpoint, Operation};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,13 +39,8 @@ use std::time::Duration;
 const BODY_LIMIT: usize = 64 * 1024;
 /// A message taken from an answer, at most (bytes).
 const MESSAGE_LIMIT: usize = 1024;
-/// A variable's name quoted in a message, at most (characters).
-const NAME_LIMIT: usize = 64;
 /// Longest wait between attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
-/// What a secret found in an answer's text is replaced with.
-const HIDDEN: &str = "***";
-
 /// What a service answered, as much of it as is read.
 #[derive(Debug)]
 pub(super) struct Answer {
@@ -54,39 +48,6 @@ pub(super) struct Answer {
     pub body: Vec<u8>,
     /// The answer was longer than [`BODY_LIMIT`]; `body` is its beginning.
     pub cut: bool,
-}
-
-/// The secrets a request carries (the service's password, and the Basic credential made of
-/// it), to take out of any text taken from its answer: a service echoing its request must not
-/// put them in a message.
-pub(super) struct Secrets {
-    /// The longest first, so that none is cut by taking out another.
-    needles: Vec<SecretString>,
-}
-
-impl Secrets {
-    pub fn new(service: &str, password: &SecretString) -> Secrets {
-        let password = password.expose_secret();
-        let credential = SecretString::from(
-            base64::engine::general_purpose::STANDARD.encode(format!("{service}:{password}")),
-        );
-        let mut needles = vec![credential, SecretString::from(password.to_string())];
-        needles.retain(|n| !n.expose_secret().is_empty());
-        needles.sort_by_key(|n| std::cmp::Reverse(n.expose_secret().len()));
-        Secrets { needles }
-    }
-
-    /// `text` with every secret replaced by `***`.
-    pub fn scrub(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for needle in &self.needles {
-            let needle = needle.expose_secret();
-            if text.contains(needle) {
-                text = text.replace(needle, HIDDEN);
-            }
-        }
-        text
-    }
 }
 
 /// What an answer to a call, or its absence, means before the attempts are counted.
@@ -445,14 +406,10 @@ pub(super) fn variables(
     Ok(vars)
 }
 
-/// A variable's name as a message shows it: quoted, at most [`NAME_LIMIT`] characters.
+/// A variable's name as a message shows it: quoted, shortened as
+/// [`bosun_commands::services::quoted`] does.
 fn shown_name(name: &str) -> String {
-    let shown: String = name.chars().take(NAME_LIMIT).collect();
-    if shown.len() < name.len() {
-        format!("{shown:?}…")
-    } else {
-        format!("{shown:?}")
-    }
+    format!("{:?}", quoted(name))
 }
 
 /// The wait before attempt `attempts + 1` when attempt `attempts` got no answer (counting from
@@ -494,6 +451,7 @@ pub(super) fn health_of(answer: &Answer, secrets: &Secrets) -> InstanceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use bosun_domain::apps::AppName;
 
     const PASSWORD: &str = "pa55-w0rd";
@@ -617,7 +575,7 @@ mod tests {
         let body = format!(r#"{{"{name}": 1}}"#);
         let (_, message) = refused(result_of(&bind(), false, &answer(200, &body)));
         assert!(
-            message.contains(&format!("\"{}\"…", "N".repeat(64))),
+            message.contains(&format!("\"{}…\"", "N".repeat(64))),
             "{message}"
         );
         assert!(!message.contains(&"N".repeat(65)), "{message}");
@@ -992,6 +950,58 @@ mod tests {
             ("DELETE", "/resources/main/bind-app")
         );
         assert_eq!(requests[1].body, "app-name=web");
+    }
+
+    /// Settings that no longer allow plain http to 127.0.0.1.
+    fn settings_without_insecure_hosts() -> ServiceSettings {
+        ServiceSettings {
+            allow_insecure_hosts: vec![],
+            ..settings()
+        }
+    }
+
+    fn no_longer_allowed() -> String {
+        "the service's endpoint is plain http to 127.0.0.1, which \
+         http_tasks.allow_insecure_hosts no longer allows"
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_host_no_longer_allowed_is_refused_unmade() {
+        let (endpoint, requests) = hanging_service::start().await;
+        let settings = settings_without_insecure_hosts();
+        let http = http(&settings);
+        for operation in [Operation::Create, Operation::Remove, bind(), unbind()] {
+            let called = call(
+                &http,
+                &settings,
+                &service_call(&endpoint, operation, 0),
+                false,
+            )
+            .await;
+            assert!(!called.undo, "{called:?}");
+            let (status, message) = refused(called.result);
+            assert_eq!(status, None);
+            assert_eq!(message, no_longer_allowed());
+        }
+        assert!(requests.lock().unwrap().is_empty(), "no request was made");
+    }
+
+    #[tokio::test]
+    async fn a_status_of_a_host_no_longer_allowed_is_down_unasked() {
+        let (endpoint, requests) = hanging_service::start().await;
+        let settings = settings_without_insecure_hosts();
+        let http = http(&settings);
+        let target = StatusTarget {
+            endpoint: Endpoint::parse(&endpoint, &["127.0.0.1".to_string()]).unwrap(),
+            service: "db".into(),
+            instance: "main".into(),
+            password: SecretString::from(PASSWORD),
+        };
+        let answered = status(&http, &settings, &target).await;
+        assert_eq!(answered.status, Health::Down);
+        assert_eq!(answered.message, no_longer_allowed());
+        assert!(requests.lock().unwrap().is_empty(), "no request was made");
     }
 
     #[tokio::test]

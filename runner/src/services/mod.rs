@@ -241,22 +241,25 @@ impl ServiceCalls {
         self.wait_for_outcome(&intent, deadline).await
     }
 
-    /// The intent's outcome once it is recorded, read every [`POLL_EVERY`] until `deadline`;
-    /// `Pending` if none is by then.
     /// How the intent stands in the log now, without making a call or waiting (`Pending` also
     /// when the log cannot be read).
     pub async fn recorded_outcome(&self, intent: &Intent) -> Finished {
-        self.recorded(intent).await.unwrap_or(Finished::Pending)
+        self.recorded(intent, &mut Cursor::default())
+            .await
+            .unwrap_or(Finished::Pending)
     }
 
+    /// The intent's outcome once it is recorded, read every [`POLL_EVERY`] until `deadline`;
+    /// `Pending` if none is by then. Each poll reads only what the stream gained since the last.
     async fn wait_for_outcome(&self, intent: &Intent, deadline: tokio::time::Instant) -> Finished {
+        let mut cursor = Cursor::default();
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Finished::Pending;
             }
             tokio::time::sleep_until((now + POLL_EVERY).min(deadline)).await;
-            match self.recorded(intent).await {
+            match self.recorded(intent, &mut cursor).await {
                 Some(Finished::Pending) | None => {}
                 Some(finished) => return finished,
             }
@@ -360,7 +363,7 @@ impl ServiceCalls {
         let call = match commands.service_call(intent).await {
             Ok(Some(call)) => call,
             // Recorded already, by another attempt (another node's, or an earlier one).
-            Ok(None) => return self.recorded(intent).await.unwrap_or(Finished::Pending),
+            Ok(None) => return self.recorded_outcome(intent).await,
             Err(e) => {
                 tracing::warn!(error = %e, "loading a service call failed; it is tried again later");
                 return Finished::Pending;
@@ -378,7 +381,7 @@ impl ServiceCalls {
         let done = matches!(called.result, CallResult::Done { .. });
         match commands.record_service_call(&call, called.result).await {
             Ok(written) => {
-                let finished = self.recorded(intent).await.unwrap_or(Finished::Pending);
+                let finished = self.recorded_outcome(intent).await;
                 if written.is_some() && done && matches!(finished, Finished::Refused { .. }) {
                     // A bind answered with variables the app cannot take (checked as they are
                     // recorded): undone as one whose answer is unusable.
@@ -405,17 +408,15 @@ impl ServiceCalls {
         })
     }
 
-    /// The intent's recorded outcome, from the instance's stream: `Pending` if none is recorded
-    /// yet; `None` if the stream cannot be read.
-    async fn recorded(&self, intent: &Intent) -> Option<Finished> {
+    /// The intent's recorded outcome, from the instance's stream read on from `cursor` (which
+    /// it moves on): `Pending` if none is recorded yet; `None` if the stream cannot be read.
+    async fn recorded(&self, intent: &Intent, cursor: &mut Cursor) -> Option<Finished> {
         let service = ServiceName::parse(&intent.service).ok()?;
         let instance = InstanceName::parse(&intent.instance).ok()?;
         let stream = StreamId::new("instance", instance_stream_id(&service, &instance)).ok()?;
         let store = &self.inner.commands.store;
-        let mut outcome = Finished::Pending;
-        let mut from = 0;
         loop {
-            let events = match store.read_stream(&stream, from, PAGE).await {
+            let events = match store.read_stream(&stream, cursor.from, PAGE).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading an instance's stream failed");
@@ -423,18 +424,34 @@ impl ServiceCalls {
                 }
             };
             for recorded in &events {
-                from = recorded.version + 1;
+                cursor.from = recorded.version + 1;
                 if let Ok(event) =
                     bosun_domain::decode::<InstanceEvent>(&recorded.event_type, &recorded.data)
                 {
                     if let Some(finished) = outcome_of(&event, intent.request_id) {
-                        outcome = finished;
+                        cursor.outcome = finished;
                     }
                 }
             }
             if events.len() < PAGE {
-                return Some(outcome);
+                return Some(cursor.outcome.clone());
             }
+        }
+    }
+}
+
+/// How far [`ServiceCalls::recorded`] read an instance's stream (the version to read from
+/// next) and the outcome folded from what it read, kept across the polls of one wait.
+struct Cursor {
+    from: u64,
+    outcome: Finished,
+}
+
+impl Default for Cursor {
+    fn default() -> Cursor {
+        Cursor {
+            from: 0,
+            outcome: Finished::Pending,
         }
     }
 }
