@@ -2,8 +2,8 @@
 //! database (`blobs`, keyed by the SHA-256 of the content, lowercase hex), next to the events
 //! that name them by digest.
 //!
-//! Owns: storing a content under its digest (idempotent: the same bytes again write nothing),
-//! reading one back, and telling which of a set of digests are missing.
+//! Owns: storing a content under the digest its caller computed (idempotent: the same bytes
+//! again write nothing), and reading one back.
 //!
 //! Does not own: which blobs a runnable uses (its events do, by digest), the limits on a file's
 //! size (the command handlers check them before anything is stored), or the digest as a domain
@@ -23,10 +23,10 @@ pub fn digest_of(content: &[u8]) -> String {
 }
 
 impl PgEventStore {
-    /// Stores `content` under its digest and returns the digest. The same content again (by
-    /// anyone, concurrently too) writes nothing.
-    pub async fn put_blob(&self, content: &[u8]) -> Result<String, StoreError> {
-        let digest = digest_of(content);
+    /// Stores `content` under `digest`, which the caller computed ([`digest_of`] it, so the
+    /// content is hashed once). The same content again (by anyone, concurrently too) writes
+    /// nothing.
+    pub async fn put_blob(&self, digest: &str, content: &[u8]) -> Result<(), StoreError> {
         let client = client(self.pool()).await?;
         let statement = client
             .prepare_cached(
@@ -37,7 +37,7 @@ impl PgEventStore {
         client
             .execute(&statement, &[&digest, &(content.len() as i64), &content])
             .await?;
-        Ok(digest)
+        Ok(())
     }
 
     /// The content stored under `digest`, if any.
@@ -48,22 +48,5 @@ impl PgEventStore {
             .await?;
         let row = client.query_opt(&statement, &[&digest]).await?;
         Ok(row.map(|r| r.get(0)))
-    }
-
-    /// Those of `digests` no blob is stored under, in the order given (each once).
-    pub async fn has_blobs(&self, digests: &[String]) -> Result<Vec<String>, StoreError> {
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let client = client(self.pool()).await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS given(d, n) \
-                 WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = given.d) \
-                 GROUP BY d ORDER BY min(n)",
-            )
-            .await?;
-        let rows = client.query(&statement, &[&digests]).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

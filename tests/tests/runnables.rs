@@ -457,6 +457,48 @@ async fn a_malformed_root_runnable_is_refused_naming_the_field() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_missing_or_mixing_fields_is_refused_naming_the_field() {
+    let World { app, .. } = world().await;
+    let admin = &app.api;
+    let head = admin.log_head().await;
+    let file = json!([{"path": "a.sh", "content": "echo a"}]);
+    let from = uuid::Uuid::new_v4().to_string();
+    let cases = [
+        // A fork takes its parent's start command.
+        (
+            json!({"from": from, "start_command": "sh a.sh"}),
+            "start_command",
+        ),
+        // A root runnable needs a name and a start command.
+        (json!({"start_command": "sh a.sh", "files": file}), "name"),
+        (json!({"name": "ok", "files": file}), "start_command"),
+    ];
+    for (body, field) in cases {
+        let problem = head
+            .refused(admin, Method::POST, "/v1/runnables", Some(body.clone()))
+            .await;
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert_eq!(problem.fields(), [field], "{body}: {problem}");
+    }
+    assert_eq!(blob_count(&app).await, 0, "a refused create stored a blob");
+    assert_eq!(admin.get("/v1/runnables").await.body, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_filter_that_is_not_one_is_refused_naming_it() {
+    let World { app, ann, .. } = world().await;
+    let head = app.api.log_head().await;
+    for (url, field) in [
+        ("/v1/runnables?has_image=maybe", "has_image"),
+        ("/v1/runnables?parent=x", "parent"),
+    ] {
+        let problem = head.refused(&ann, Method::GET, url, None).await;
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST, "{url}: {problem}");
+        assert_eq!(problem.fields(), [field], "{url}: {problem}");
+    }
+}
+
 // ---- Forks and images ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

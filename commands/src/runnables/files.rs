@@ -206,14 +206,14 @@ impl<S: EventStore> Commands<S> {
         path: &str,
         recursive: bool,
     ) -> Result<Written, CommandError> {
-        self.authorized_runnable(actor, id, RunnableAction::Change)
-            .await?;
-        let path = FilePath::parse(path)?;
+        // Parsed here, refused (400) only once the runnable is found and the actor allowed on
+        // it (404, then 403), inside the decision.
+        let path = FilePath::parse(path);
         let at = now();
         let (_, written) = self
             .execute_on_runnable(actor, origin, id, RunnableAction::Change, |state| {
                 let events = state.handle(RunnableCommand::DeleteFiles {
-                    path: path.clone(),
+                    path: path.clone()?,
                     recursive,
                     at,
                 })?;

@@ -16,8 +16,9 @@
 //!   fork is the caller's. A root runnable is an admin's (403).
 //! - An app token does none of it (403); the reaper is `Actor::System("reaper")`.
 //!
-//! Every command loads the runnable's stream first, checks who acts on it (again on every state
-//! decided on), then lets the aggregate decide.
+//! Every command checks who acts on the runnable's state as its stream has it (on every state
+//! decided on), then lets the aggregate decide; writing, reading and listing files load it first
+//! (to decide before storing bytes, or to read), the others check it once held.
 //!
 //! Blobs: the log is reached through the [`EventStore`] contract, but a file's bytes are
 //! PostgreSQL's (`bosun_eventstore::blobs`, in the log's own database). So the three commands

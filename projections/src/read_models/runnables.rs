@@ -549,40 +549,6 @@ pub async fn owned(
         .collect())
 }
 
-/// What [`children`] finds at `path` (`None`: the root) of runnable `id`'s tree.
-pub async fn files(
-    client: &impl GenericClient,
-    id: Uuid,
-    path: Option<&str>,
-) -> Result<Vec<FileView>, tokio_postgres::Error> {
-    let under = path.unwrap_or("").trim_end_matches('/');
-    // The file at `under` itself, or the files under it.
-    let rows = client
-        .query(
-            &format!(
-                "SELECT path, digest, size FROM {FILES}
-                 WHERE runnable = $1
-                    AND ($2::TEXT = '' OR path = $2::TEXT OR starts_with(path, $2::TEXT || '/'))"
-            ),
-            &[&id, &under],
-        )
-        .await?;
-    let rows: Vec<(String, String, u64)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
-            )
-        })
-        .collect();
-    Ok(children(
-        rows.iter().map(|(p, d, s)| (p.as_str(), d.as_str(), *s)),
-        under,
-    ))
-}
-
 /// At most `limit` runnables without an image last accessed before `older_than`, the longest
 /// idle first: what the reaper reaps (the aggregate checks again).
 pub async fn reapable(
@@ -930,6 +896,26 @@ mod tests {
             (vec![fork, root], 4)
         );
 
+        // What the rows of a runnable's tree list at a path, as the stream's files are listed.
+        let files = |id: Uuid, under: Option<&'static str>| {
+            let client = &client;
+            async move {
+                let rows: Vec<(String, String, i64)> = client
+                    .query(
+                        &format!("SELECT path, digest, size FROM {FILES} WHERE runnable = $1"),
+                        &[&id],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                Ok::<_, tokio_postgres::Error>(children(
+                    rows.iter()
+                        .map(|(p, d, s)| (p.as_str(), d.as_str(), u64::try_from(*s).unwrap())),
+                    under.unwrap_or(""),
+                ))
+            }
+        };
         let file = |path: &str, content: &str| FileView {
             path: path.into(),
             dir: false,
@@ -943,21 +929,21 @@ mod tests {
             digest: None,
         };
         assert_eq!(
-            files(&**client, root, None).await.unwrap(),
+            files(root, None).await.unwrap(),
             [folder("lib", 4), file("main.sh", "echo hi")]
         );
         assert_eq!(
-            files(&**client, root, Some("lib/")).await.unwrap(),
+            files(root, Some("lib/")).await.unwrap(),
             [file("lib/a.txt", "a"), file("lib/c.txt", "ccc")],
             "lib/deep went with its only file"
         );
         assert_eq!(
-            files(&**client, fork, Some("main.sh")).await.unwrap(),
+            files(fork, Some("main.sh")).await.unwrap(),
             [file("main.sh", "echo mine")]
         );
-        assert!(files(&**client, root, Some("li")).await.unwrap().is_empty());
-        assert!(files(&**client, idle, None).await.unwrap().is_empty());
-        assert!(files(&**client, gone, None).await.unwrap().is_empty());
+        assert!(files(root, Some("li")).await.unwrap().is_empty());
+        assert!(files(idle, None).await.unwrap().is_empty());
+        assert!(files(gone, None).await.unwrap().is_empty());
 
         assert_eq!(reapable(&**client, t1, 10).await.unwrap(), [idle]);
         assert_eq!(

@@ -36,18 +36,12 @@ impl Default for RunnableSettings {
     }
 }
 
-/// Starts the reaper, and says (a warning: nothing runs in it yet) when the sandbox cannot run
-/// here.
+/// Starts the reaper. The sandbox is not checked here: nothing runs in it yet
+/// ([`Sandbox::check`] is for when something does).
 pub(crate) fn start(
     commands: Commands,
     settings: RunnableSettings,
     config: tokio_postgres::Config,
 ) -> Vec<JoinHandle<()>> {
-    let sandbox = settings.sandbox;
-    let check = tokio::spawn(async move {
-        if let Err(e) = sandbox.check().await {
-            tracing::warn!(error = %e, "runnables' sandbox cannot run on this node");
-        }
-    });
-    vec![tokio::spawn(reaper::run(commands, settings, config)), check]
+    vec![tokio::spawn(reaper::run(commands, settings, config))]
 }

@@ -45,10 +45,9 @@
 //! Does not own: what goes in the tree (the runnable's files), when a runnable runs, its output.
 
 use crate::process::signal_group;
+use crate::units::process::{leader, Leader};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -401,14 +400,7 @@ impl Sandboxed {
 
     /// Whether its first process is still there, running or ended but not reaped.
     fn unreaped(&self) -> bool {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        loop {
-            match waitid(Id::Pid(Pid::from_raw(self.pid as i32)), flags) {
-                Ok(_) => return true,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return false,
-            }
-        }
+        !matches!(leader(self.pid), Leader::Gone)
     }
 
     /// Waits for its first process to end; then kills what is left of its group (with bwrap,
@@ -416,18 +408,15 @@ impl Sandboxed {
     /// reaps it. Cancel-safe.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         // Its end noticed without reaping it, so the group's id stays its own meanwhile.
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         loop {
-            match waitid(Id::Pid(Pid::from_raw(self.pid as i32)), flags) {
-                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {
-                    tokio::time::sleep(POLL).await
-                }
-                Ok(_) => {
+            match leader(self.pid) {
+                Leader::Running => tokio::time::sleep(POLL).await,
+                Leader::Ended => {
                     signal_group(self.pid, Signal::SIGKILL);
                     break;
                 }
                 // Reaped already (a wait cancelled after it reaped): nothing to signal.
-                Err(_) => break,
+                Leader::Gone => break,
             }
         }
         self.child.wait().await

@@ -63,7 +63,7 @@
 mod desired;
 mod lease;
 mod ports;
-mod process;
+pub(crate) mod process;
 mod renewal;
 mod stream;
 mod supervisor;

@@ -179,8 +179,8 @@ impl Drop for UnitProcess {
     }
 }
 
-/// How a unit's main process is.
-enum Leader {
+/// How a unit's main process (or a sandbox's first one) is.
+pub(crate) enum Leader {
     Running,
     /// Ended, not reaped: its pid (its group's id) is still reserved.
     Ended,
@@ -189,7 +189,7 @@ enum Leader {
 }
 
 /// How process `pid` (a child of this process) is; an ended one stays unreaped.
-fn leader(pid: u32) -> Leader {
+pub(crate) fn leader(pid: u32) -> Leader {
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {
         Ok(WaitStatus::StillAlive) => Leader::Running,

@@ -407,7 +407,7 @@ pub async fn write_file(
         .check_runnable_write(&caller.actor, &id, &path)
         .await?;
     let id = runnable_id(&id)?;
-    let content = read_limited(&headers, body, state.runnable_rules.limits.max_file_bytes).await?;
+    let content = read_limited(&headers, body, &state.runnable_rules.limits).await?;
     let (view, created, w) = state
         .commands
         .write_runnable_file(
@@ -433,20 +433,18 @@ pub async fn write_file(
 /// what actually comes, not with what a client claims.
 const RESERVE: u64 = 64 * 1024;
 
-async fn read_limited(headers: &HeaderMap, body: Body, max: u64) -> Result<Vec<u8>, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            format!("a file may hold at most {max} bytes (runnables.max_file_bytes)"),
-        )
-    };
+async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &bosun_domain::runnables::FileLimits,
+) -> Result<Vec<u8>, Problem> {
+    let max = limits.max_file_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max) {
-        return Err(too_large());
+    if let Some(length) = declared {
+        limits.check_file_size(length).map_err(Problem::from)?;
     }
     let capacity = declared.unwrap_or(0).min(max).min(RESERVE);
     let mut content = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
@@ -454,9 +452,9 @@ async fn read_limited(headers: &HeaderMap, body: Body, max: u64) -> Result<Vec<u
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| Problem::bad_request(format!("the body cannot be read: {e}"), vec![]))?;
-        if (content.len() + chunk.len()) as u64 > max {
-            return Err(too_large());
-        }
+        limits
+            .check_file_size((content.len() + chunk.len()) as u64)
+            .map_err(Problem::from)?;
         content.extend_from_slice(&chunk);
     }
     Ok(content)
@@ -548,25 +546,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_past_the_limit_is_413_by_its_length_or_as_it_comes() {
-        let content = read_limited(&length(3), Body::from("abc"), 3)
+        let limits = bosun_domain::runnables::FileLimits {
+            max_file_bytes: 3,
+            ..Default::default()
+        };
+        let limits = &limits;
+        let content = read_limited(&length(3), Body::from("abc"), limits)
             .await
             .unwrap();
         assert_eq!(content, b"abc");
-        let problem = read_limited(&length(4), Body::from("abcd"), 3)
+        let problem = read_limited(&length(4), Body::from("abcd"), limits)
             .await
             .err()
             .unwrap();
         assert_eq!((problem.status, problem.code), (413, "file_too_large"));
+        // The domain's refusal, as a write past the limit gets it from the aggregate.
+        let domain = Problem::from(limits.check_file_size(4).err().unwrap());
+        assert_eq!(problem.detail, domain.detail);
         // No length given (chunked): refused once what came passes the limit.
         let chunks = futures::stream::iter(
             ["ab", "cd", "ef"].map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::from(c))),
         );
-        let problem = read_limited(&HeaderMap::new(), Body::from_stream(chunks), 3)
+        let problem = read_limited(&HeaderMap::new(), Body::from_stream(chunks), limits)
             .await
             .err()
             .unwrap();
         assert_eq!(problem.code, "file_too_large");
-        assert!(read_limited(&HeaderMap::new(), Body::empty(), 3)
+        assert!(read_limited(&HeaderMap::new(), Body::empty(), limits)
             .await
             .unwrap()
             .is_empty());
