@@ -35,6 +35,42 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// A JSON body read but not yet looked at: [`LaterJson::parse`] checks its media type and
+/// parses it when the handler asks, for a route that decides who may call it first (so a caller
+/// who may not learns nothing from a 400). A body too large or unreadable is refused at once.
+pub struct LaterJson {
+    json: bool,
+    body: Bytes,
+}
+
+impl LaterJson {
+    /// The body as `T`, refused as [`Json`] refuses it.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        if !self.json {
+            return Err(unsupported_media_type());
+        }
+        parse_body(&self.body)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for LaterJson {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(&request);
+        let body = read_body(request, state).await?;
+        Ok(LaterJson { json, body })
+    }
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON, sent with Content-Type: application/json",
+    )
+}
+
 /// A JSON body that may be left out (empty or only whitespace): then `T::default()`. For
 /// actions such as cancel or run whose every field is optional.
 pub struct OptionalJson<T>(pub T);

@@ -21,6 +21,7 @@ pub mod live;
 pub mod mail;
 pub mod metrics;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod serve;
 pub mod startup;

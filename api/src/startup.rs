@@ -55,6 +55,10 @@ pub struct AppState {
     pub service_calls: bosun_runner::ServiceCalls,
     /// The configured rules of runnables' files (`runnables.max_file_bytes`, …) and reaping.
     pub runnable_rules: bosun_commands::runnables::RunnableRules,
+    /// How long an anonymous user's token works (`runnables.anonymous_token_ttl_seconds`).
+    pub anonymous_token_seconds: i64,
+    /// How many anonymous users one address may make (`runnables.anonymous_per_address`).
+    pub anonymous_limit: Arc<crate::rate_limit::RateLimit>,
 }
 
 pub struct Application {
@@ -119,6 +123,19 @@ impl Application {
             },
             service_calls: workers.service_calls(),
             runnable_rules: settings.runnables.rules(),
+            anonymous_token_seconds: settings.runnables.anonymous_token_ttl_seconds,
+            anonymous_limit: Arc::new(
+                crate::rate_limit::RateLimit::new(
+                    settings.runnables.anonymous_per_address.count,
+                    std::time::Duration::from_secs(
+                        settings.runnables.anonymous_per_address.per_seconds,
+                    ),
+                )
+                .with_total(
+                    settings.runnables.anonymous_total.count,
+                    std::time::Duration::from_secs(settings.runnables.anonymous_total.per_seconds),
+                ),
+            ),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

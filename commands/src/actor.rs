@@ -1,7 +1,8 @@
 //! Who is acting, from where, and what each kind of call requires of them.
 
 use crate::error::CommandError;
-use bosun_domain::identity::{Scope, Scopes};
+use bosun_domain::identity::{Scope, Scopes, Username, REGISTRATION_REQUIRED};
+use bosun_domain::DomainError;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -176,6 +177,7 @@ impl Actor {
             Actor::App(token) => Err(app_token_refused(token)),
             Actor::User { .. } => {
                 self.require(action.scope())?;
+                self.require_registered()?;
                 if self.may_act_on_app(app, teams) {
                     Ok(())
                 } else {
@@ -225,6 +227,38 @@ impl Actor {
 
     pub fn is(&self, username: &str) -> bool {
         self.username() == Some(username)
+    }
+
+    /// A user through an anonymous user's token (`anon-…`).
+    pub fn is_anonymous_user(&self) -> bool {
+        self.username()
+            .and_then(|name| Username::parse(name).ok())
+            .is_some_and(|name| name.is_anonymous())
+    }
+
+    /// Not an anonymous user: 403 `registration_required` for one. An anonymous user may use
+    /// runnables, read itself, register and log out; every other command that changes state
+    /// asks this, and every other read through [`Actor::require_reader`].
+    pub fn require_registered(&self) -> Result<(), CommandError> {
+        if self.is_anonymous_user() {
+            return Err(DomainError::forbidden(
+                REGISTRATION_REQUIRED,
+                "an anonymous user may only use runnables: register first (POST /v1/users/me/register)",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The read scope, and not an anonymous user (403 `registration_required`): what every read
+    /// asks but the few an anonymous user may make, of itself (`me`, its own user, its own
+    /// tokens), of runnables (its own and those with an image) and its logout. A token is free
+    /// to have, so an anonymous one reads nothing a registered user's would show (orchestrations,
+    /// teams, users, platforms, the catalog, apps, jobs, services, streams). An app token is
+    /// refused as [`Actor::require`] refuses it.
+    pub fn require_reader(&self) -> Result<(), CommandError> {
+        self.require(Scope::Read)?;
+        self.require_registered()
     }
 
     /// The user themself, or an admin.
@@ -405,6 +439,57 @@ mod tests {
         assert_eq!(metadata["token_id"], json!(Uuid::nil()));
         let user = metadata_of_user();
         assert!(user.get("issued_by").is_none(), "{user}");
+    }
+
+    #[test]
+    fn an_anonymous_user_is_refused_what_needs_registration() {
+        let anonymous = user("anon-0123456789abcdef", false, &[], &["read", "write"]);
+        assert!(anonymous.is_anonymous_user());
+        assert!(matches!(
+            anonymous.require_registered(),
+            Err(CommandError::Domain(DomainError::Forbidden {
+                code: REGISTRATION_REQUIRED,
+                ..
+            }))
+        ));
+        for registered in [
+            user("ann", false, &[], &["read"]),
+            Actor::System("system"),
+            Actor::Anonymous,
+            shop_token(),
+        ] {
+            assert!(!registered.is_anonymous_user());
+            registered.require_registered().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_anonymous_user_reads_nothing_a_registered_user_reads() {
+        let anonymous = user("anon-0123456789abcdef", false, &[], &["read", "write"]);
+        let registration_required = |result: Result<(), CommandError>| {
+            matches!(
+                result,
+                Err(CommandError::Domain(DomainError::Forbidden {
+                    code: REGISTRATION_REQUIRED,
+                    ..
+                }))
+            )
+        };
+        assert!(registration_required(anonymous.require_reader()));
+        assert!(registration_required(anonymous.require_on_app(
+            "shop",
+            &[],
+            AppAction::Read
+        )));
+        user("ann", false, &[], &["read"]).require_reader().unwrap();
+        Actor::System("system").require_reader().unwrap();
+        // The scope and the other actors are refused as ever.
+        assert!(forbidden(user("ann", false, &[], &["write"]).require_reader()).contains("read"));
+        assert!(forbidden(shop_token().require_reader()).contains("acts only"));
+        assert!(matches!(
+            Actor::Anonymous.require_reader(),
+            Err(CommandError::Unauthenticated)
+        ));
     }
 
     fn metadata_of_user() -> Value {

@@ -72,7 +72,7 @@ impl Healers {
 
     /// Every healer, by name: any holder of the read scope may list them.
     pub fn list(&self, actor: &Actor) -> Result<Vec<Healer>, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         Ok(self
             .0
             .iter()

@@ -82,6 +82,7 @@ impl<S: EventStore> Commands<S> {
         catalog: &Catalog,
         request: SubmitJob,
     ) -> Result<Submitted, CommandError> {
+        actor.require_registered()?;
         match self.registered_app_teams(&request.app).await? {
             Some(teams) => actor.require_on_app(&request.app, &teams, AppAction::Jobs)?,
             None => actor.require(Scope::Write)?,
@@ -246,6 +247,7 @@ impl<S: EventStore> Commands<S> {
         let since_its_app = match actor.app_token() {
             None => {
                 actor.require(Scope::Write)?;
+                actor.require_registered()?;
                 false
             }
             Some(token) => self.submitted_since_app(job_id, token.app()).await?,

@@ -104,6 +104,7 @@ impl<S: EventStore> Commands<S> {
         request: CreateOrchestration,
     ) -> Result<(OrchestrationView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let id = Uuid::new_v4().to_string();
         let none = Orchestration::default();
         let sealing = self.url_sealing(&id);
@@ -539,6 +540,7 @@ impl<S: EventStore> Commands<S> {
         id: &str,
     ) -> Result<Orchestration, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let (orchestration, _) = self.load::<Orchestration>(id).await?;
         may_change(actor, id, &orchestration)?;
         Ok(orchestration)

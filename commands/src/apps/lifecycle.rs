@@ -74,6 +74,7 @@ impl<S: EventStore> Commands<S> {
         request: CreateApp,
     ) -> Result<(AppView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let Some(owner) = actor.username() else {
             return Err(CommandError::Forbidden(
                 "only a user can create an app".into(),

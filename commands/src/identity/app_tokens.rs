@@ -78,6 +78,7 @@ impl<S: EventStore> Commands<S> {
             ));
         }
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let teams = self.active_app_teams(app).await?;
         actor.require_on_app(app, &teams, crate::actor::AppAction::Manage)?;
         Ok(actor.username())

@@ -22,6 +22,7 @@ impl<S: EventStore> Commands<S> {
         key: PublicKey,
     ) -> Result<(KeyView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         actor.require_self_or_admin(username)?;
         let (_, written) = self
             .execute::<User>(username, actor, origin, |user| {
@@ -52,6 +53,7 @@ impl<S: EventStore> Commands<S> {
         name: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         actor.require_self_or_admin(username)?;
         // A name no key can have names no key.
         let name = KeyName::parse(name).map_err(|_| {

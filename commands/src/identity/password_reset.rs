@@ -464,6 +464,7 @@ mod tests {
             email: email.then(|| Email::parse("ann@example.org").unwrap()),
             admin: false,
             password_hash: PasswordHash(OLD_HASH.into()),
+            registered_from: None,
         };
         commands
             .execute::<User>("ann", &Actor::System("test"), &Origin::default(), |_| {

@@ -4,7 +4,9 @@
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Scope, Team, TeamCommand, TeamName, User, Username};
+use bosun_domain::identity::{
+    Scope, Team, TeamCommand, TeamName, User, Username, REGISTRATION_REQUIRED,
+};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::apps as apps_model;
@@ -37,6 +39,7 @@ impl<S: EventStore> Commands<S> {
         name: TeamName,
     ) -> Result<(model::TeamView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let Some(creator) = actor.username() else {
             return Err(CommandError::Forbidden(
                 "only a user can create a team".into(),
@@ -63,7 +66,15 @@ impl<S: EventStore> Commands<S> {
         username: Username,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.require_member_or_admin(actor, team)?;
+        if username.is_anonymous() {
+            return Err(DomainError::forbidden(
+                REGISTRATION_REQUIRED,
+                format!("user {username} is anonymous: it joins no team until it registers"),
+            )
+            .into());
+        }
         let (user, _) = self.load::<User>(username.as_str()).await?;
         let user_exists = user.active;
         let (_, written) = self
@@ -86,6 +97,7 @@ impl<S: EventStore> Commands<S> {
         username: Username,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.require_member_or_admin(actor, team)?;
         let (_, written) = self
             .execute::<Team>(team, actor, origin, |state| {
@@ -116,6 +128,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.require_member_or_admin(actor, team)?;
         let (state, _) = self.load::<Team>(team).await?;
         if state.active {

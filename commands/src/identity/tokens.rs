@@ -66,12 +66,13 @@ impl<S: EventStore> Commands<S> {
         expires_in: Option<i64>,
     ) -> Result<(IssuedToken, Written), CommandError> {
         let hash = match Username::parse(username) {
-            Ok(name) => {
+            // An anonymous user has no password: as if unknown.
+            Ok(name) if !name.is_anonymous() => {
                 tracing::Span::current().record("username", name.as_str());
                 let client = self.read_models().await?;
                 model::password_hash(&**client, name.as_str()).await?
             }
-            Err(_) => None,
+            _ => None,
         };
         if !verify_password(password, hash).await {
             return Err(CommandError::Unauthenticated);
@@ -113,6 +114,7 @@ impl<S: EventStore> Commands<S> {
         request: NewApiToken,
     ) -> Result<(IssuedToken, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let Actor::User {
             username, scopes, ..
         } = actor

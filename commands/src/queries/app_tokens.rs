@@ -4,7 +4,6 @@
 use super::{Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
-use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity::{self as identity_model, TokenView};
 use bosun_projections::read_models::jobs::app_teams;
@@ -23,7 +22,7 @@ impl Queries {
                 "an app token cannot manage app tokens: a member of the app's teams does".into(),
             ));
         }
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         let client = self.client().await?;
         let teams = app_teams(&**client, app)
             .await?

@@ -3,13 +3,13 @@
 //! An app is read by whoever may act on it ([`Actor::may_act_on_app`]): a member of one of its
 //! teams, an admin, that app's token; a list holds only those. A private variable's value is
 //! never read here (the read model holds none): it shows as `null`. Platforms are read by any
-//! holder of the read scope; a quota by its user or an admin.
+//! holder of the read scope; a quota by its user or an admin. An anonymous user reads none of
+//! it ([`Actor::require_reader`]).
 
 use super::{Page, Queries};
 use crate::actor::{Actor, AppAction};
 use crate::apps::AppRules;
 use crate::error::CommandError;
-use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::apps::{
     self as model, AppQuery, AppView, EnvView, PlatformView, QuotaView,
@@ -47,7 +47,7 @@ impl Queries {
         match actor {
             Actor::App(token) => query.only = Some(token.app().to_string()),
             Actor::User { teams, .. } => {
-                actor.require(Scope::Read)?;
+                actor.require_reader()?;
                 if !actor.is_admin() {
                     query.of_teams = Some(teams.clone());
                 }
@@ -63,9 +63,11 @@ impl Queries {
         Ok((apps, total))
     }
 
-    /// App `name` with its units: 404 for no such app (or a removed one), then 403 for a caller
-    /// who may not act on it.
+    /// App `name` with its units: 403 for an anonymous user (or a user's token without the read
+    /// scope), then 404 for no such app (or a removed one), then 403 for a caller who may not
+    /// act on it.
     pub async fn app(&self, actor: &Actor, name: &str) -> Result<AppView, CommandError> {
+        refuse_unregistered(actor)?;
         let client = self.client().await?;
         let mut app = model::get(&**client, name)
             .await?
@@ -75,9 +77,10 @@ impl Queries {
         Ok(app)
     }
 
-    /// App `name`'s variables, by name; a private one's value is `null`. 404, then 403, as
-    /// [`Queries::app`].
+    /// App `name`'s variables, by name; a private one's value is `null`. 403, 404, then 403,
+    /// as [`Queries::app`].
     pub async fn app_env(&self, actor: &Actor, name: &str) -> Result<Vec<EnvView>, CommandError> {
+        refuse_unregistered(actor)?;
         let client = self.client().await?;
         let app = model::get(&**client, name)
             .await?
@@ -92,13 +95,13 @@ impl Queries {
         actor: &Actor,
         page: Page,
     ) -> Result<(Vec<PlatformView>, i64), CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         Ok(model::platforms(&**self.client().await?, page).await?)
     }
 
     /// Platform `name` (404 for none): any holder of the read scope.
     pub async fn platform(&self, actor: &Actor, name: &str) -> Result<PlatformView, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         model::platform(&**self.client().await?, name)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no platform {name}")).into())
@@ -113,12 +116,21 @@ impl Queries {
         username: &str,
         rules: &AppRules,
     ) -> Result<QuotaView, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         actor.require_self_or_admin(username)?;
         let client = self.client().await?;
         if users::user(&**client, username).await?.is_none() {
             return Err(DomainError::NotFound(format!("no user {username}")).into());
         }
         Ok(model::quota(&**client, username, rules.default_quota).await?)
+    }
+}
+
+/// A user's token is refused before the app is looked up, so an anonymous user cannot tell
+/// which app names exist by their 404s. An app token is left to `require_on_app`.
+fn refuse_unregistered(actor: &Actor) -> Result<(), CommandError> {
+    match actor {
+        Actor::User { .. } => actor.require_reader(),
+        _ => Ok(()),
     }
 }

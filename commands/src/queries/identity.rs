@@ -1,5 +1,6 @@
 //! Reading users, teams and tokens: an admin lists users and reads anyone; a user reads
 //! themself; every reader lists and reads teams; a token list is its owner's (an admin's: all).
+//! An anonymous user reads itself and its tokens only ([`Actor::require_reader`]).
 
 use super::{Page, Queries};
 use crate::actor::Actor;
@@ -14,17 +15,33 @@ impl Queries {
         actor: &Actor,
         page: Page,
     ) -> Result<(Vec<UserView>, i64), CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         actor.require_admin()?;
         Ok(model::users(&**self.client().await?, page).await?)
     }
 
     pub async fn user(&self, actor: &Actor, username: &str) -> Result<UserView, CommandError> {
-        actor.require(Scope::Read)?;
+        // An anonymous user reads itself, and no other.
+        match actor.is(username) {
+            true => actor.require(Scope::Read)?,
+            false => actor.require_reader()?,
+        }
         actor.require_self_or_admin(username)?;
         model::user(&**self.client().await?, username)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no user {username}")).into())
+    }
+
+    /// The caller (`GET /v1/users/me`): any user's token, anonymous or not; an app token is no
+    /// user (403).
+    pub async fn me(&self, actor: &Actor) -> Result<UserView, CommandError> {
+        actor.require(Scope::Read)?;
+        let Some(username) = actor.username() else {
+            return Err(CommandError::Forbidden(
+                "only a user's token has a user".into(),
+            ));
+        };
+        self.user(actor, username).await
     }
 
     pub async fn teams(
@@ -32,12 +49,12 @@ impl Queries {
         actor: &Actor,
         page: Page,
     ) -> Result<(Vec<TeamView>, i64), CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         Ok(model::teams(&**self.client().await?, page).await?)
     }
 
     pub async fn team(&self, actor: &Actor, name: &str) -> Result<TeamView, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         model::team(&**self.client().await?, name)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no team {name}")).into())

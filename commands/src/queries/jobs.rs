@@ -9,7 +9,6 @@
 use super::{Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
-use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::jobs::{self as model, JobQuery, JobReaders, JobView};
 use uuid::Uuid;
@@ -22,7 +21,7 @@ pub fn job_readers(actor: &Actor) -> Result<JobReaders, CommandError> {
     if let Some(token) = actor.app_token() {
         return Ok(JobReaders::App(token.app().to_string()));
     }
-    actor.require(Scope::Read)?;
+    actor.require_reader()?;
     if actor.is_admin() {
         return Ok(JobReaders::All);
     }

@@ -3,7 +3,6 @@
 use super::{Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
-use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity as users;
 use bosun_projections::read_models::keys::{self as model, KeyView};
@@ -16,7 +15,7 @@ impl Queries {
         username: &str,
         page: Page,
     ) -> Result<(Vec<KeyView>, i64), CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         actor.require_self_or_admin(username)?;
         let client = self.client().await?;
         if users::user(&**client, username).await?.is_none() {

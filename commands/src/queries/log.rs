@@ -7,7 +7,7 @@
 use super::Queries;
 use crate::actor::Actor;
 use crate::error::CommandError;
-use bosun_domain::identity::{redact, Scope};
+use bosun_domain::identity::redact;
 use bosun_domain::DomainError;
 use bosun_eventstore::{EventStore, Filter, Page, RecordedEvent, StreamId};
 use bosun_projections::read_models::audit::{list as entries, AuditEntry, AuditQuery};
@@ -15,7 +15,7 @@ use bosun_projections::read_models::identity as identity_model;
 
 /// Whether `actor` may read the whole log (its events, the audit, the live feed).
 pub fn may_read_log(actor: &Actor) -> Result<(), CommandError> {
-    actor.require(Scope::Read)?;
+    actor.require_reader()?;
     actor.require_admin().map_err(|_| {
         CommandError::Forbidden(
             "reading the whole log needs an admin token with the read and admin scopes; read a stream you may read at /v1/streams/{stream_id}".into(),
@@ -61,7 +61,7 @@ impl Queries {
         from: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         let not_found = || DomainError::NotFound(format!("no events in stream {stream}"));
         let id = StreamId::parse(stream).map_err(|_| not_found())?;
         if !actor.is_admin() && !self.may_read_stream(actor, &id).await? {

@@ -1,10 +1,10 @@
-//! Reading orchestrations: every holder of the read scope reads every orchestration (deleted
-//! ones too, marked so) and lists those not deleted; its jobs are read by the job rule.
+//! Reading orchestrations: every holder of the read scope but an anonymous user reads every
+//! orchestration (deleted ones too, marked so) and lists those not deleted; its jobs are read by
+//! the job rule.
 
 use super::{JobFilter, Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
-use bosun_domain::identity::Scope;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::jobs::JobView;
 use bosun_projections::read_models::orchestrations::{self as model, OrchestrationView};
@@ -15,7 +15,7 @@ impl Queries {
         actor: &Actor,
         page: Page,
     ) -> Result<(Vec<OrchestrationView>, i64), CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         Ok(model::list(&**self.client().await?, page.limit, page.offset).await?)
     }
 
@@ -24,7 +24,7 @@ impl Queries {
         actor: &Actor,
         id: &str,
     ) -> Result<OrchestrationView, CommandError> {
-        actor.require(Scope::Read)?;
+        actor.require_reader()?;
         model::get(&**self.client().await?, id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no orchestration {id}")).into())

@@ -13,7 +13,6 @@ use super::Queries;
 use crate::actor::Actor;
 use crate::error::CommandError;
 use crate::services::{no_instance, no_service};
-use bosun_domain::identity::Scope;
 use bosun_projections::read_models::services::{
     self as model, InstanceView, PendingCallRow, ServiceView,
 };
@@ -23,7 +22,7 @@ use tokio_postgres::GenericClient;
 /// The teams whose services and instances `actor` reads: `None` for all (an admin, the
 /// server). Asks the read scope.
 fn readable_teams(actor: &Actor) -> Result<Option<Vec<String>>, CommandError> {
-    actor.require(Scope::Read)?;
+    actor.require_reader()?;
     if actor.is_admin() {
         return Ok(None);
     }

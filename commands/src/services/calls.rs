@@ -451,7 +451,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         instance: &str,
     ) -> Result<StatusTarget, CommandError> {
-        actor.require(bosun_domain::identity::Scope::Read)?;
+        actor.require_reader()?;
         self.visible_instance(actor, service, instance).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
         let (endpoint, password) = self

@@ -139,6 +139,7 @@ impl<S: EventStore> Commands<S> {
         input: CreateInstance,
     ) -> Result<(Intent, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.visible_service(actor, service).await?;
         let service_name = ServiceName::parse(service).map_err(|_| no_service(service))?;
         let name = InstanceName::parse(&input.name)?;
@@ -199,6 +200,7 @@ impl<S: EventStore> Commands<S> {
         instance: &str,
     ) -> Result<(Intent, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.visible_instance(actor, service, instance).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
         let request_id = Uuid::new_v4();
@@ -233,6 +235,7 @@ impl<S: EventStore> Commands<S> {
         restart: bool,
     ) -> Result<(Intent, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.visible_instance(actor, service, instance).await?;
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
@@ -281,6 +284,7 @@ impl<S: EventStore> Commands<S> {
         restart: bool,
     ) -> Result<(Intent, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
         let instance_ref = InstanceRef {

@@ -92,6 +92,7 @@ impl<S: EventStore> Commands<S> {
         insecure_hosts: &[String],
     ) -> Result<(ServiceView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         let name = ServiceName::parse(&input.name)?;
         let teams = input
             .teams
@@ -154,6 +155,7 @@ impl<S: EventStore> Commands<S> {
         insecure_hosts: &[String],
     ) -> Result<(ServiceView, Written), CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.managed_service(actor, service).await?;
         let endpoint = input
             .endpoint
@@ -192,6 +194,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.managed_service(actor, service).await?;
         let at = now();
         let (_, written) = self
@@ -212,6 +215,7 @@ impl<S: EventStore> Commands<S> {
         doc: String,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.managed_service(actor, service).await?;
         check_doc(&doc)?;
         let at = now();
@@ -236,6 +240,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.managed_service(actor, service).await?;
         let team = team_in_path(team)?;
         let (registered, _) = self.load::<Team>(team.as_str()).await?;
@@ -261,6 +266,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         self.managed_service(actor, service).await?;
         let team = team_in_path(team)?;
         let (_, written) = self

@@ -83,6 +83,7 @@ fn registered(username: &str, email: Option<&str>, admin: bool) -> UserEvent {
         email: email.map(|e| Email::parse(e).unwrap()),
         admin,
         password_hash: PasswordHash("$argon2id$…".into()),
+        registered_from: None,
     }
 }
 

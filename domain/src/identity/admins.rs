@@ -172,6 +172,7 @@ mod tests {
             email: None,
             admin,
             password_hash: PasswordHash("$argon2id$…".into()),
+            registered_from: None,
         }];
         events.extend_from_slice(more);
         let mut user = User::default();

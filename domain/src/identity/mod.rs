@@ -19,8 +19,9 @@ pub use scope::{Scope, Scopes};
 pub use team::{Team, TeamCommand, TeamEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind, MAX_EXPIRES_IN};
 pub use user::{
-    EmailChange, ResetToken, User, UserCommand, UserEvent, UserStream,
-    RESET_REQUEST_INTERVAL_SECONDS, RESET_TOKEN_EXPIRED, RESET_TOKEN_USED, RESET_TOO_SOON,
+    EmailChange, ResetToken, User, UserCommand, UserEvent, UserStream, ALREADY_REGISTERED,
+    REGISTRATION_PENDING, REGISTRATION_REQUIRED, RESET_REQUEST_INTERVAL_SECONDS,
+    RESET_TOKEN_EXPIRED, RESET_TOKEN_USED, RESET_TOO_SOON,
 };
 pub use values::{
     Email, KeyName, Password, PasswordHash, PublicKey, TeamName, TokenDigest, Username,

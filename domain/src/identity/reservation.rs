@@ -339,6 +339,7 @@ mod tests {
             email: email.map(|e| Email::parse(e).unwrap()),
             admin: false,
             password_hash: PasswordHash("$argon2id$…".into()),
+            registered_from: None,
         }
     }
 

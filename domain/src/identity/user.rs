@@ -14,6 +14,19 @@
 //! ([`RESET_REQUEST_INTERVAL_SECONDS`]), and only the latest token works: a new one supersedes
 //! every earlier one, which the state then forgets (the stream's state holds one token, however
 //! many were ever asked for; the events stay).
+//!
+//! An anonymous user (`anon-<16 hex digits>`, [`Username::anonymous`]) has no password, no email,
+//! no keys and no admin flag: it is created with `AnonymousUserCreated`, needs no reservation
+//! (no registered name has a dash, and its random name is refused on a stream ever used), and
+//! ends either removed or registered. A registration is first claimed on the anonymous user's
+//! own stream, `AnonymousUserRegistering` with the name it is to become: from then on it may
+//! register as that name only (409 [`REGISTRATION_PENDING`] for another), so no two named users
+//! can come of one anonymous user, however its requests race or crash. Only a registration
+//! refused because that name is someone else's gives the claim up
+//! (`AnonymousUserRegistrationAbandoned`). `AnonymousUserRegistered` records the name it became,
+//! and then its stream takes no more commands (its tokens stop working with it). The registered
+//! user's `UserRegistered` names it in `registered_from`, so the same anonymous user registering
+//! again after a crash between the two continues the registration rather than being refused.
 
 use super::values::{Email, KeyName, PasswordHash, PublicKey, TokenDigest, Username};
 use crate::aggregate::{Aggregate, DomainEvent};
@@ -30,6 +43,32 @@ pub enum UserEvent {
         email: Option<Email>,
         admin: bool,
         password_hash: PasswordHash,
+        /// The anonymous user this one was registered from; absent for every other (and in
+        /// events stored before anonymous users).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registered_from: Option<Username>,
+    },
+    /// An anonymous user: no password, no email.
+    AnonymousUserCreated {
+        username: Username,
+    },
+    /// The anonymous user is registering as `registering_as`: it may become no other user
+    /// unless this is abandoned.
+    AnonymousUserRegistering {
+        username: Username,
+        registering_as: Username,
+    },
+    /// The registration as `registering_as` was refused, that name being someone else's: the
+    /// anonymous user may choose another.
+    AnonymousUserRegistrationAbandoned {
+        username: Username,
+        registering_as: Username,
+    },
+    /// The anonymous user registered as `registered_as` (whose `UserRegistered` names it): this
+    /// stream is done, as if removed.
+    AnonymousUserRegistered {
+        username: Username,
+        registered_as: Username,
     },
     /// Only the fields that changed are present. A cleared email is `email_cleared: true` (and
     /// no `email`): a flag of its own rather than `email: null`, so every event stored before
@@ -86,6 +125,12 @@ impl DomainEvent for UserEvent {
     fn event_type(&self) -> &'static str {
         match self {
             UserEvent::UserRegistered { .. } => "UserRegistered",
+            UserEvent::AnonymousUserCreated { .. } => "AnonymousUserCreated",
+            UserEvent::AnonymousUserRegistering { .. } => "AnonymousUserRegistering",
+            UserEvent::AnonymousUserRegistrationAbandoned { .. } => {
+                "AnonymousUserRegistrationAbandoned"
+            }
+            UserEvent::AnonymousUserRegistered { .. } => "AnonymousUserRegistered",
             UserEvent::UserUpdated { .. } => "UserUpdated",
             UserEvent::PasswordChanged { .. } => "PasswordChanged",
             UserEvent::UserRemoved { .. } => "UserRemoved",
@@ -110,12 +155,39 @@ pub enum EmailChange {
 
 #[derive(Clone, Debug)]
 pub enum UserCommand {
-    /// The name and the email must be reserved for this user first.
+    /// The name and the email must be reserved for this user first. The name may not be an
+    /// anonymous user's nor a reserved one ([`Username::parse_new`]). `registered_from`: the
+    /// anonymous user registering; if this user was registered from it already (a retry after a
+    /// crash), the registration continues: only the password is set again.
     Register {
         username: Username,
         email: Option<Email>,
         admin: bool,
         password_hash: PasswordHash,
+        registered_from: Option<Username>,
+    },
+    /// An anonymous user, on a stream never used (a name drawn twice is `user_exists`).
+    CreateAnonymous {
+        username: Username,
+    },
+    /// The anonymous user of this stream is to register as `registering_as` (a name
+    /// [`Username::parse_new`] takes): no event if it is so already; 409
+    /// [`REGISTRATION_PENDING`] if it is registering as another name. 403 `already_registered`
+    /// for a user that is not anonymous.
+    BeginRegistration {
+        registering_as: Username,
+    },
+    /// The registration as `registering_as` is given up (that name is someone else's): no
+    /// event unless that is the registration pending.
+    AbandonRegistration {
+        registering_as: Username,
+    },
+    /// The anonymous user of this stream was registered as `registered_as`, the registration
+    /// pending: once done, done (no event the second time). 403 `already_registered` for a user
+    /// that is not anonymous; 409 [`REGISTRATION_PENDING`] unless it is registering as that
+    /// name.
+    CompleteRegistration {
+        registered_as: Username,
     },
     /// A new email must be reserved for this user first. `admin_count`: the admins that can be
     /// counted on, this user included.
@@ -182,6 +254,14 @@ pub struct User {
     pub reset_token: Option<ResetToken>,
     /// When the latest reset was asked for (if its event says).
     pub reset_requested_at: Option<DateTime<Utc>>,
+    /// An anonymous user (no password, no email).
+    pub anonymous: bool,
+    /// The anonymous user this one was registered from.
+    pub registered_from: Option<Username>,
+    /// What this anonymous user registered as (it is no longer active then).
+    pub registered_as: Option<Username>,
+    /// What this anonymous user is registering as, until it is done or abandoned.
+    pub registering_as: Option<Username>,
 }
 
 /// A user stream as it is now: its state, and the version of its last event (none: no events).
@@ -210,6 +290,34 @@ impl User {
         }
     }
 
+    /// The active user's name if it is anonymous: 403 `already_registered` for one that is not
+    /// (a registration is an anonymous user's).
+    fn anonymous_name(&self) -> Result<&Username, DomainError> {
+        let name = self.active_name()?;
+        if !self.anonymous {
+            return Err(DomainError::forbidden(
+                ALREADY_REGISTERED,
+                format!("you are already registered (as {name})"),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// The active user's name, unless it is anonymous: what an anonymous user may not do
+    /// (a password, an email, keys, admin) is refused `registration_required`.
+    fn registered_name(&self) -> Result<&Username, DomainError> {
+        let name = self.active_name()?;
+        if self.anonymous {
+            return Err(DomainError::forbidden(
+                REGISTRATION_REQUIRED,
+                format!(
+                    "user {name} is anonymous: it must register first (POST /v1/users/me/register)"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
     /// Registered, not removed, and an admin.
     pub fn is_admin(&self) -> bool {
         self.active && self.admin
@@ -226,6 +334,14 @@ impl User {
     }
 }
 
+/// The refusal of what an anonymous user may not do before it registers (403 at the API).
+pub const REGISTRATION_REQUIRED: &str = "registration_required";
+/// The refusal of a registration by a user who is not anonymous (403 at the API).
+pub const ALREADY_REGISTERED: &str = "already_registered";
+/// The refusal of an anonymous user's registration as a name other than the one it is
+/// registering as already (409 at the API).
+pub const REGISTRATION_PENDING: &str = "registration_pending";
+
 /// The refusal of a reset token that was used, or whose password changed since (410 at the API).
 pub const RESET_TOKEN_USED: &str = "reset_token_used";
 /// The refusal of a reset token past its expiry (410 at the API).
@@ -234,6 +350,15 @@ pub const RESET_TOKEN_EXPIRED: &str = "reset_token_expired";
 pub const RESET_TOO_SOON: &str = "too_many_requests";
 /// The least time between two reset requests of one user: a minute.
 pub const RESET_REQUEST_INTERVAL_SECONDS: i64 = 60;
+
+fn registration_pending(name: &Username, pending: &Username) -> DomainError {
+    DomainError::conflict(
+        REGISTRATION_PENDING,
+        format!(
+            "user {name} is registering as {pending} already: finish that registration (POST /v1/users/me/register with username {pending})"
+        ),
+    )
+}
 
 fn no_email(name: &Username) -> DomainError {
     DomainError::conflict(
@@ -261,8 +386,20 @@ impl Aggregate for User {
                 email,
                 admin,
                 password_hash,
+                registered_from,
             } => {
+                Username::parse_new(username.as_str())?;
                 if self.active {
+                    let continued = registered_from.is_some()
+                        && self.registered_from == registered_from
+                        && self.username.as_ref() == Some(&username);
+                    if continued {
+                        // The password this try sent is the one that works.
+                        return Ok(vec![UserEvent::PasswordChanged {
+                            username,
+                            password_hash,
+                        }]);
+                    }
                     return Err(DomainError::conflict(
                         "user_exists",
                         format!("user {username} already exists"),
@@ -273,7 +410,64 @@ impl Aggregate for User {
                     email,
                     admin,
                     password_hash,
+                    registered_from,
                 }])
+            }
+            UserCommand::CreateAnonymous { username } => {
+                if !username.is_anonymous() {
+                    return Err(DomainError::invalid(
+                        "username",
+                        "an anonymous user's name is anon- and 16 lowercase hex digits",
+                    ));
+                }
+                if self.ever_registered {
+                    return Err(DomainError::conflict(
+                        "user_exists",
+                        format!("user {username} already exists"),
+                    ));
+                }
+                Ok(vec![UserEvent::AnonymousUserCreated { username }])
+            }
+            UserCommand::BeginRegistration { registering_as } => {
+                let name = self.anonymous_name()?.clone();
+                Username::parse_new(registering_as.as_str())?;
+                match &self.registering_as {
+                    Some(pending) if pending == &registering_as => Ok(vec![]),
+                    Some(pending) => Err(registration_pending(&name, pending)),
+                    None => Ok(vec![UserEvent::AnonymousUserRegistering {
+                        username: name,
+                        registering_as,
+                    }]),
+                }
+            }
+            UserCommand::AbandonRegistration { registering_as } => {
+                let name = self.anonymous_name()?.clone();
+                if self.registering_as.as_ref() != Some(&registering_as) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::AnonymousUserRegistrationAbandoned {
+                    username: name,
+                    registering_as,
+                }])
+            }
+            UserCommand::CompleteRegistration { registered_as } => {
+                if !self.active && self.registered_as.as_ref() == Some(&registered_as) {
+                    return Ok(vec![]);
+                }
+                let name = self.anonymous_name()?.clone();
+                match &self.registering_as {
+                    Some(pending) if pending == &registered_as => {
+                        Ok(vec![UserEvent::AnonymousUserRegistered {
+                            username: name,
+                            registered_as,
+                        }])
+                    }
+                    Some(pending) => Err(registration_pending(&name, pending)),
+                    None => Err(DomainError::conflict(
+                        "registration_not_begun",
+                        format!("user {name} is not registering as {registered_as}"),
+                    )),
+                }
             }
             UserCommand::Update {
                 email,
@@ -282,6 +476,12 @@ impl Aggregate for User {
                 admin_count,
             } => {
                 let name = self.active_name()?.clone();
+                if password_hash.is_some()
+                    || !matches!(email, EmailChange::Keep)
+                    || admin == Some(true)
+                {
+                    self.registered_name()?;
+                }
                 let (email, email_cleared) = self.email_update(email);
                 let admin = admin.filter(|a| *a != self.admin);
                 if admin == Some(false) && admin_count <= 1 {
@@ -305,7 +505,7 @@ impl Aggregate for User {
                 Ok(events)
             }
             UserCommand::ChangePassword { password_hash } => {
-                let name = self.active_name()?.clone();
+                let name = self.registered_name()?.clone();
                 Ok(vec![UserEvent::PasswordChanged {
                     username: name,
                     password_hash,
@@ -319,7 +519,7 @@ impl Aggregate for User {
                 Ok(vec![UserEvent::UserRemoved { username: name }])
             }
             UserCommand::AddKey { name, key } => {
-                let username = self.active_name()?.clone();
+                let username = self.registered_name()?.clone();
                 if self.keys.contains_key(&name) {
                     return Err(DomainError::conflict(
                         "key_name_taken",
@@ -418,6 +618,7 @@ impl Aggregate for User {
                 email,
                 admin,
                 password_hash,
+                registered_from,
             } => {
                 *self = User {
                     username: Some(username.clone()),
@@ -426,10 +627,29 @@ impl Aggregate for User {
                     password_hash: Some(password_hash.clone()),
                     active: true,
                     ever_registered: true,
-                    keys: BTreeMap::new(),
-                    reset_token: None,
-                    reset_requested_at: None,
+                    registered_from: registered_from.clone(),
+                    ..User::default()
                 };
+            }
+            UserEvent::AnonymousUserCreated { username } => {
+                *self = User {
+                    username: Some(username.clone()),
+                    active: true,
+                    ever_registered: true,
+                    anonymous: true,
+                    ..User::default()
+                };
+            }
+            UserEvent::AnonymousUserRegistering { registering_as, .. } => {
+                self.registering_as = Some(registering_as.clone());
+            }
+            UserEvent::AnonymousUserRegistrationAbandoned { .. } => {
+                self.registering_as = None;
+            }
+            UserEvent::AnonymousUserRegistered { registered_as, .. } => {
+                self.active = false;
+                self.registering_as = None;
+                self.registered_as = Some(registered_as.clone());
             }
             UserEvent::UserUpdated {
                 email,
@@ -521,6 +741,7 @@ mod tests {
             email: email.map(|e| Email::parse(e).unwrap()),
             admin,
             password_hash: hash(),
+            registered_from: None,
         }
     }
 
@@ -536,6 +757,7 @@ mod tests {
             email: email.map(|e| Email::parse(e).unwrap()),
             admin: false,
             password_hash: hash(),
+            registered_from: None,
         }
     }
 
@@ -1164,5 +1386,360 @@ mod tests {
             used_data,
             serde_json::json!({"username": "ann", "digest": "a".repeat(64)})
         );
+    }
+
+    // ---- Anonymous users ----
+
+    const ANON: &str = "anon-0123456789abcdef";
+
+    fn anonymous_created() -> UserEvent {
+        UserEvent::AnonymousUserCreated {
+            username: name(ANON),
+        }
+    }
+
+    fn create_anonymous(username: &str) -> UserCommand {
+        UserCommand::CreateAnonymous {
+            username: name(username),
+        }
+    }
+
+    /// `username` registering from the anonymous user [`ANON`].
+    fn register_from_anon(username: &str) -> UserCommand {
+        UserCommand::Register {
+            username: name(username),
+            email: Some(email("ann@example.org")),
+            admin: false,
+            password_hash: hash(),
+            registered_from: Some(name(ANON)),
+        }
+    }
+
+    fn registered_from_anon(username: &str) -> UserEvent {
+        UserEvent::UserRegistered {
+            username: name(username),
+            email: Some(email("ann@example.org")),
+            admin: false,
+            password_hash: hash(),
+            registered_from: Some(name(ANON)),
+        }
+    }
+
+    fn anonymous_registered(as_user: &str) -> UserEvent {
+        UserEvent::AnonymousUserRegistered {
+            username: name(ANON),
+            registered_as: name(as_user),
+        }
+    }
+
+    fn registering(as_user: &str) -> UserEvent {
+        UserEvent::AnonymousUserRegistering {
+            username: name(ANON),
+            registering_as: name(as_user),
+        }
+    }
+
+    fn abandoned(as_user: &str) -> UserEvent {
+        UserEvent::AnonymousUserRegistrationAbandoned {
+            username: name(ANON),
+            registering_as: name(as_user),
+        }
+    }
+
+    fn begin(as_user: &str) -> UserCommand {
+        UserCommand::BeginRegistration {
+            registering_as: name(as_user),
+        }
+    }
+
+    fn abandon(as_user: &str) -> UserCommand {
+        UserCommand::AbandonRegistration {
+            registering_as: name(as_user),
+        }
+    }
+
+    fn pending_as(as_user: &str) -> DomainError {
+        DomainError::conflict(
+            REGISTRATION_PENDING,
+            format!(
+                "user {ANON} is registering as {as_user} already: finish that registration (POST /v1/users/me/register with username {as_user})"
+            ),
+        )
+    }
+
+    fn complete(as_user: &str) -> UserCommand {
+        UserCommand::CompleteRegistration {
+            registered_as: name(as_user),
+        }
+    }
+
+    fn registration_required() -> DomainError {
+        DomainError::forbidden(
+            REGISTRATION_REQUIRED,
+            format!(
+                "user {ANON} is anonymous: it must register first (POST /v1/users/me/register)"
+            ),
+        )
+    }
+
+    #[test]
+    fn creates_an_anonymous_user_with_no_password_and_no_email() {
+        given::<User>(&[])
+            .when(create_anonymous(ANON))
+            .then(vec![anonymous_created()]);
+        let user = given::<User>(&[anonymous_created()]).state().clone();
+        assert!(user.active && user.anonymous && !user.is_admin());
+        assert_eq!((user.password_hash, user.email), (None, None));
+    }
+
+    #[test]
+    fn an_anonymous_name_drawn_twice_or_a_registered_name_is_refused() {
+        given::<User>(&[anonymous_created()])
+            .when(create_anonymous(ANON))
+            .refused(DomainError::conflict(
+                "user_exists",
+                format!("user {ANON} already exists"),
+            ));
+        given::<User>(&[])
+            .when(create_anonymous("ann"))
+            .refused(DomainError::invalid(
+                "username",
+                "an anonymous user's name is anon- and 16 lowercase hex digits",
+            ));
+    }
+
+    #[test]
+    fn a_person_may_not_register_an_anonymous_or_reserved_name() {
+        given::<User>(&[])
+            .when(register(ANON, None))
+            .refused(DomainError::invalid(
+                "username",
+                "may not start with \"anon-\": such names are anonymous users'",
+            ));
+        for reserved in ["me", "anonymous"] {
+            given::<User>(&[])
+                .when(register(reserved, None))
+                .refused(DomainError::invalid(
+                    "username",
+                    format!("{reserved:?} is reserved: choose another name"),
+                ));
+        }
+    }
+
+    #[test]
+    fn an_anonymous_user_may_not_have_a_password_an_email_keys_or_admin() {
+        let past = [anonymous_created()];
+        given::<User>(&past)
+            .when(UserCommand::ChangePassword {
+                password_hash: hash(),
+            })
+            .refused(registration_required());
+        given::<User>(&past)
+            .when(update_email(set_email("a@example.org")))
+            .refused(registration_required());
+        given::<User>(&past)
+            .when(UserCommand::Update {
+                email: EmailChange::Keep,
+                admin: Some(true),
+                password_hash: None,
+                admin_count: 1,
+            })
+            .refused(registration_required());
+        given::<User>(&past)
+            .when(add_key("laptop", ED25519))
+            .refused(registration_required());
+        // It may be removed.
+        given::<User>(&past)
+            .when(UserCommand::Remove { admin_count: 0 })
+            .then(vec![removed(ANON)]);
+    }
+
+    #[test]
+    fn a_user_registered_from_an_anonymous_one_records_it() {
+        given::<User>(&[])
+            .when(register_from_anon("ann"))
+            .then(vec![registered_from_anon("ann")]);
+        let user = given::<User>(&[registered_from_anon("ann")])
+            .state()
+            .clone();
+        assert_eq!(user.registered_from, Some(name(ANON)));
+        assert!(!user.anonymous);
+    }
+
+    #[test]
+    fn the_same_anonymous_user_registering_again_continues_with_the_new_password() {
+        // Given ann registered from ANON (then a crash, say), when ANON registers as ann
+        // again, then only the password is set: the registration goes on.
+        given::<User>(&[registered_from_anon("ann")])
+            .when(register_from_anon("ann"))
+            .then(vec![UserEvent::PasswordChanged {
+                username: name("ann"),
+                password_hash: hash(),
+            }]);
+        // Anyone else registering the name is refused as ever.
+        let taken = DomainError::conflict("user_exists", "user ann already exists");
+        given::<User>(&[registered_from_anon("ann")])
+            .when(register("ann", None))
+            .refused(taken.clone());
+        let other = UserCommand::Register {
+            username: name("ann"),
+            email: None,
+            admin: false,
+            password_hash: hash(),
+            registered_from: Some(name("anon-ffffffffffffffff")),
+        };
+        given::<User>(&[registered_from_anon("ann")])
+            .when(other)
+            .refused(taken.clone());
+        // Nor does an anonymous user take over a user registered otherwise.
+        given::<User>(&[registered("ann", None, false)])
+            .when(register_from_anon("ann"))
+            .refused(taken);
+    }
+
+    #[test]
+    fn a_registration_claims_its_name_on_the_anonymous_stream_first() {
+        given::<User>(&[anonymous_created()])
+            .when(begin("ann"))
+            .then(vec![registering("ann")]);
+        let pending = [anonymous_created(), registering("ann")];
+        assert_eq!(
+            given::<User>(&pending).state().registering_as,
+            Some(name("ann"))
+        );
+        // The same name again continues; another is refused, naming the one to finish with.
+        given::<User>(&pending).when(begin("ann")).then_nothing();
+        given::<User>(&pending)
+            .when(begin("bob"))
+            .refused(pending_as("ann"));
+        given::<User>(&pending)
+            .when(complete("bob"))
+            .refused(pending_as("ann"));
+        given::<User>(&pending)
+            .when(complete("ann"))
+            .then(vec![anonymous_registered("ann")]);
+        // Nothing completes that did not begin.
+        given::<User>(&[anonymous_created()])
+            .when(complete("ann"))
+            .refused(DomainError::conflict(
+                "registration_not_begun",
+                format!("user {ANON} is not registering as ann"),
+            ));
+    }
+
+    #[test]
+    fn an_abandoned_registration_frees_the_anonymous_user_to_choose_another_name() {
+        let pending = [anonymous_created(), registering("ann")];
+        // Only the registration pending is abandoned.
+        given::<User>(&pending).when(abandon("bob")).then_nothing();
+        given::<User>(&pending)
+            .when(abandon("ann"))
+            .then(vec![abandoned("ann")]);
+        let after = [anonymous_created(), registering("ann"), abandoned("ann")];
+        assert_eq!(given::<User>(&after).state().registering_as, None);
+        given::<User>(&after).when(abandon("ann")).then_nothing();
+        given::<User>(&after)
+            .when(begin("bob"))
+            .then(vec![registering("bob")]);
+    }
+
+    #[test]
+    fn only_an_anonymous_user_begins_a_registration_and_as_a_name_a_person_may_take() {
+        given::<User>(&[registered("ann", None, false)])
+            .when(begin("bob"))
+            .refused(DomainError::forbidden(
+                ALREADY_REGISTERED,
+                "you are already registered (as ann)",
+            ));
+        given::<User>(&[])
+            .when(begin("bob"))
+            .refused(no_such_user());
+        given::<User>(&[anonymous_created()])
+            .when(begin("me"))
+            .refused(DomainError::invalid(
+                "username",
+                "\"me\" is reserved: choose another name",
+            ));
+    }
+
+    #[test]
+    fn an_anonymous_user_that_registered_is_done_and_takes_no_more_commands() {
+        let past = [anonymous_created(), registering("ann")];
+        given::<User>(&past)
+            .when(complete("ann"))
+            .then(vec![anonymous_registered("ann")]);
+        let after = [
+            anonymous_created(),
+            registering("ann"),
+            anonymous_registered("ann"),
+        ];
+        let user = given::<User>(&after).state().clone();
+        assert!(!user.active && user.exists());
+        assert_eq!(user.registered_as, Some(name("ann")));
+        assert_eq!(user.registering_as, None);
+        // Done once: again is nothing; as another name, or anything else, it is no more.
+        given::<User>(&after).when(complete("ann")).then_nothing();
+        given::<User>(&after)
+            .when(complete("bob"))
+            .refused(no_such_user());
+        given::<User>(&after)
+            .when(UserCommand::Remove { admin_count: 0 })
+            .refused(no_such_user());
+        given::<User>(&after)
+            .when(begin("bob"))
+            .refused(no_such_user());
+        given::<User>(&after)
+            .when(create_anonymous(ANON))
+            .refused(DomainError::conflict(
+                "user_exists",
+                format!("user {ANON} already exists"),
+            ));
+    }
+
+    #[test]
+    fn a_registered_user_cannot_register_again() {
+        given::<User>(&[registered("ann", None, false)])
+            .when(complete("bob"))
+            .refused(DomainError::forbidden(
+                ALREADY_REGISTERED,
+                "you are already registered (as ann)",
+            ));
+        given::<User>(&[])
+            .when(complete("bob"))
+            .refused(no_such_user());
+    }
+
+    #[test]
+    fn anonymous_events_round_trip_and_old_registrations_read_as_not_from_one() {
+        for event in [
+            anonymous_created(),
+            registering("ann"),
+            abandoned("ann"),
+            anonymous_registered("ann"),
+            registered_from_anon("ann"),
+        ] {
+            let (event_type, data) = encode(&event).unwrap();
+            assert_eq!(decode::<UserEvent>(&event_type, &data).unwrap(), event);
+        }
+        assert_eq!(
+            encode(&anonymous_registered("ann")).unwrap(),
+            (
+                "AnonymousUserRegistered".to_string(),
+                serde_json::json!({"username": ANON, "registered_as": "ann"})
+            )
+        );
+        assert_eq!(
+            encode(&registering("ann")).unwrap(),
+            (
+                "AnonymousUserRegistering".to_string(),
+                serde_json::json!({"username": ANON, "registering_as": "ann"})
+            )
+        );
+        // A registration stored before anonymous users: no `registered_from`, and none written.
+        let old = serde_json::json!({"username": "ann", "email": null, "admin": false,
+                                     "password_hash": hash().0});
+        let event = decode::<UserEvent>("UserRegistered", &old).unwrap();
+        assert_eq!(event, registered("ann", None, false));
+        assert_eq!(encode(&event).unwrap().1, old);
     }
 }

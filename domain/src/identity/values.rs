@@ -22,8 +22,8 @@ fn parse_name(field: &'static str, value: &str) -> Result<String, DomainError> {
     Ok(value.to_string())
 }
 
-/// A user's name: `[_A-Za-z0-9]+`, at most 64 characters. It is also the id of the user's
-/// stream, `user-<name>`.
+/// A user's name: `[_A-Za-z0-9]+`, at most 64 characters, or an anonymous user's generated
+/// `anon-<16 hex digits>`. It is also the id of the user's stream, `user-<name>`.
 ///
 /// A name keeps the case it was registered with (its stream, paths and tokens use it as is, so
 /// users registered before names were compared without case keep working), but two users'
@@ -32,9 +32,56 @@ fn parse_name(field: &'static str, value: &str) -> Result<String, DomainError> {
 #[serde(transparent)]
 pub struct Username(String);
 
+/// What an anonymous user's generated name starts with. The dash keeps it out of the names
+/// people register (`[_A-Za-z0-9]+`), so no one can register one.
+const ANONYMOUS_PREFIX: &str = "anon-";
+
+/// Names a person may not register: they read as someone else (`me` is the caller in
+/// `/v1/users/me`, `anonymous` the route that makes anonymous users).
+const RESERVED_NAMES: [&str; 2] = ["me", "anonymous"];
+
 impl Username {
+    /// A name as the log, tokens and paths hold it: a registered name, or an anonymous user's
+    /// generated one (see [`Username::anonymous`]). Registration refuses more: see
+    /// [`Username::parse_new`].
     pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if is_anonymous_name(value) {
+            return Ok(Username(value.to_string()));
+        }
         parse_name("username", value).map(Username)
+    }
+
+    /// A name a person registers: [`Username::parse`], less anonymous users' names and the
+    /// reserved ones (`me`, `anonymous`, in any case).
+    pub fn parse_new(value: &str) -> Result<Self, DomainError> {
+        if value.starts_with(ANONYMOUS_PREFIX) {
+            return Err(DomainError::invalid(
+                "username",
+                "may not start with \"anon-\": such names are anonymous users'",
+            ));
+        }
+        let name = Username::parse(value)?;
+        if RESERVED_NAMES
+            .iter()
+            .any(|reserved| value.eq_ignore_ascii_case(reserved))
+        {
+            return Err(DomainError::invalid(
+                "username",
+                format!("{value:?} is reserved: choose another name"),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// `anon-` then 16 lowercase hex digits: an anonymous user's generated name.
+    pub fn anonymous(random: [u8; 8]) -> Username {
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        Username(format!("{ANONYMOUS_PREFIX}{hex}"))
+    }
+
+    /// Whether this is an anonymous user's name (starts with `anon-`).
+    pub fn is_anonymous(&self) -> bool {
+        self.0.starts_with(ANONYMOUS_PREFIX)
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,6 +93,13 @@ impl Username {
     pub fn same_name_as(&self, other: &Username) -> bool {
         self.0.eq_ignore_ascii_case(&other.0)
     }
+}
+
+/// `anon-` then exactly 16 lowercase hex digits.
+fn is_anonymous_name(value: &str) -> bool {
+    value.strip_prefix(ANONYMOUS_PREFIX).is_some_and(|hex| {
+        hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 impl fmt::Display for Username {
@@ -352,6 +406,49 @@ mod tests {
         }
         for good in ["a", "Ann_Marie_2", &"x".repeat(64)] {
             assert_eq!(Username::parse(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn anonymous_names_are_anon_then_16_hex_digits_and_parse_back() {
+        let name = Username::anonymous([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        assert_eq!(name.as_str(), "anon-0123456789abcdef");
+        assert!(name.is_anonymous());
+        assert_eq!(Username::parse(name.as_str()).unwrap(), name);
+        assert!(!Username::parse("anon_1").unwrap().is_anonymous());
+        for bad in [
+            "anon-",
+            "anon-0123",
+            "anon-0123456789ABCDEF",
+            "anon-0123456789abcdef0",
+        ] {
+            assert!(Username::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn registered_names_may_not_be_anonymous_or_reserved() {
+        for bad in [
+            "anon-0123456789abcdef",
+            "anon-x",
+            "me",
+            "ME",
+            "anonymous",
+            "Anonymous",
+        ] {
+            assert!(
+                matches!(
+                    Username::parse_new(bad),
+                    Err(DomainError::Invalid {
+                        field: "username",
+                        ..
+                    })
+                ),
+                "accepted {bad:?}"
+            );
+        }
+        for good in ["ann", "anon_1", "meg", "anonymously"] {
+            assert_eq!(Username::parse_new(good).unwrap().as_str(), good);
         }
     }
 

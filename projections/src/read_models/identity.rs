@@ -6,7 +6,7 @@
 //! projections to reach their position).
 
 use crate::projection::{Projection, Tables, Writes};
-use bosun_domain::identity::{TeamEvent, TokenEvent, UserEvent};
+use bosun_domain::identity::{TeamEvent, TokenEvent, UserEvent, Username};
 use bosun_domain::DomainEvent;
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
@@ -139,6 +139,7 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
             email,
             admin,
             password_hash,
+            ..
         } => writes.push(
             format!(
                 "INSERT INTO {users} (username, email, admin, password_hash, created_at, updated_at)
@@ -184,35 +185,56 @@ fn apply_user(event: UserEvent, at: DateTime<Utc>, tables: &Tables, writes: &mut
                 Box::new(at),
             ],
         ),
-        UserEvent::UserRemoved { username } => {
-            let name = username.as_str().to_string();
-            writes.push(
-                format!("DELETE FROM {users} WHERE username = $1"),
-                vec![Box::new(name.clone())],
-            );
-            writes.push(
-                format!(
-                    "DELETE FROM {} WHERE username = $1",
-                    tables.name("team_members")
-                ),
-                vec![Box::new(name.clone())],
-            );
-            writes.push(
-                // An app token is its app's, not its issuer's: it outlives them.
-                format!(
-                    "UPDATE {} SET revoked_at = $2, revoke_reason = 'user removed'
-                     WHERE username = $1 AND revoked_at IS NULL AND kind <> 'app'",
-                    tables.name("tokens")
-                ),
-                vec![Box::new(name), Box::new(at)],
-            );
+        // No password: an empty hash, which no password verifies.
+        UserEvent::AnonymousUserCreated { username } => writes.push(
+            format!(
+                "INSERT INTO {users} (username, email, admin, password_hash, created_at, updated_at)
+                 VALUES ($1, NULL, false, '', $2, $2)"
+            ),
+            vec![Box::new(username.as_str().to_string()), Box::new(at)],
+        ),
+        // Registered as another user: gone as if removed, its tokens with it.
+        UserEvent::AnonymousUserRegistered { username, .. } => {
+            remove_user(username.as_str(), "registered", at, tables, writes)
         }
-        // SSH keys are the `keys` projection's; a reset's new password comes as PasswordChanged.
-        UserEvent::UserKeyAdded { .. }
+        UserEvent::UserRemoved { username } => {
+            remove_user(username.as_str(), "user removed", at, tables, writes)
+        }
+        // SSH keys are the `keys` projection's; a reset's new password comes as PasswordChanged;
+        // a registration under way shows in no read model (its 409 names it).
+        UserEvent::AnonymousUserRegistering { .. }
+        | UserEvent::AnonymousUserRegistrationAbandoned { .. }
+        | UserEvent::UserKeyAdded { .. }
         | UserEvent::UserKeyRemoved { .. }
         | UserEvent::PasswordResetRequested { .. }
         | UserEvent::PasswordResetUsed { .. } => {}
     }
+}
+
+/// A user gone: its row, its memberships, and its tokens (revoked for `reason`).
+fn remove_user(name: &str, reason: &str, at: DateTime<Utc>, tables: &Tables, writes: &mut Writes) {
+    let users = tables.name("users");
+    let name = name.to_string();
+    writes.push(
+        format!("DELETE FROM {users} WHERE username = $1"),
+        vec![Box::new(name.clone())],
+    );
+    writes.push(
+        format!(
+            "DELETE FROM {} WHERE username = $1",
+            tables.name("team_members")
+        ),
+        vec![Box::new(name.clone())],
+    );
+    writes.push(
+        // An app token is its app's, not its issuer's: it outlives them.
+        format!(
+            "UPDATE {} SET revoked_at = $2, revoke_reason = $3
+                     WHERE username = $1 AND revoked_at IS NULL AND kind <> 'app'",
+            tables.name("tokens")
+        ),
+        vec![Box::new(name), Box::new(at), Box::new(reason.to_string())],
+    );
 }
 
 /// A membership row, only for a user who exists when the event applies: one removed while the
@@ -398,14 +420,18 @@ pub struct UserView {
     pub admin: bool,
     pub teams: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// An anonymous user (`anon-…`: no password, no email), which may register.
+    pub anonymous: bool,
 }
 
 const USER_COLUMNS: &str = "u.username, u.email, u.admin, u.created_at,
     COALESCE((SELECT array_agg(m.team ORDER BY m.team) FROM team_members m WHERE m.username = u.username), '{}')";
 
 fn user_view(row: &tokio_postgres::Row) -> UserView {
+    let username: String = row.get(0);
     UserView {
-        username: row.get(0),
+        anonymous: Username::parse(&username).is_ok_and(|name| name.is_anonymous()),
+        username,
         email: row.get(1),
         admin: row.get(2),
         created_at: row.get(3),

@@ -5,7 +5,6 @@ use crate::problem::{Problem, Refusals};
 use crate::startup::AppState;
 use axum::extract::State;
 use axum::Json;
-use bosun_domain::identity::Scope;
 use bosun_domain::jobs::CatalogEntry;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +14,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<CatalogEntry>>, Problem> {
-    caller.actor.require(Scope::Read)?;
+    caller.actor.require_reader()?;
     Ok(Json(state.catalog.entries()))
 }
 

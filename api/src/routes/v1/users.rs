@@ -1,19 +1,26 @@
-//! `/v1/users`.
+//! `/v1/users`, and the caller's own `/v1/users/me`: an anonymous user made with no
+//! credentials (`POST /v1/users/anonymous`, limited per source address by
+//! [`crate::rate_limit`]) registers there as a named user who keeps their runnables. `me` and
+//! `anonymous` are static segments, which axum matches before `{username}` (and no one may
+//! register those names).
 
 use crate::auth::{Caller, RequestOrigin};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, LaterJson, Query};
 use crate::problem::{FieldError, Problem, Refusals};
+use crate::rate_limit::{address_key, retry_after_seconds, Limiter, Verdict};
 use crate::routes::{listed, written, PageQuery};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use bosun_commands::identity::{NewUser, UserChanges};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bosun_commands::identity::{
+    require_anonymous, IssuedToken, NewUser, Registration, UserChanges,
+};
 use bosun_domain::identity::{Email, EmailChange, Password, Scope, Username};
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity as model;
 use model::UserView;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -82,7 +89,7 @@ pub async fn create(
     caller.actor.require(Scope::Write)?;
     caller.actor.require_admin()?;
     let mut fields = Fields::default();
-    let username = fields.take(Username::parse(&body.username));
+    let username = fields.take(Username::parse_new(&body.username));
     let password = fields.take(Password::parse("password", &body.password));
     let email = match &body.email {
         Some(e) => fields.take(Email::parse(e)).map(Some),
@@ -239,9 +246,121 @@ pub async fn remove(
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
+/// A user and a session token of theirs (shown once).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserAndToken {
+    user: UserView,
+    /// `{token, token_id, user, kind, expires_at, …}`, as a login answers.
+    #[schema(value_type = Object)]
+    token: IssuedToken,
+}
+
+/// `POST /v1/users/anonymous` (no token): an anonymous user (`anon-…`, no password, no email)
+/// and a token of it that works for `runnables.anonymous_token_ttl_seconds`. At most
+/// `runnables.anonymous_per_address.count` per source address in the window (429
+/// `rate_limited` with `Retry-After`); 403 `anonymous_users_disabled` when that count is 0.
+#[utoipa::path(post, path = "/v1/users/anonymous", tag = "users", responses((status = 201, description = "an anonymous user and its token", body = UserAndToken), (status = 429, description = "too many from this address: retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"), Refusals))]
+pub async fn create_anonymous(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+) -> Result<Response, Problem> {
+    let limit = &state.anonymous_limit;
+    if limit.count() == 0 {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "anonymous_users_disabled",
+            "anonymous users are turned off here (runnables.anonymous_per_address.count is 0)",
+        ));
+    }
+    if let Verdict::Limited { retry_after, by } =
+        limit.check(&address_key(origin.source.as_deref()))
+    {
+        let seconds = retry_after_seconds(retry_after);
+        let why = match by {
+            Limiter::Address => "too many anonymous users from this address",
+            Limiter::Addresses => "too many addresses making anonymous users",
+            Limiter::Total => "too many anonymous users made lately",
+        };
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{why}; retry in {seconds} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
+    }
+    let (user, token, w) = state
+        .commands
+        .create_anonymous_user(&origin, state.anonymous_token_seconds)
+        .await?;
+    let body = UserAndToken { user, token };
+    Ok(written(&state, StatusCode::CREATED, Some(&body), w))
+}
+
+/// `GET /v1/users/me`: the caller, anonymous or not (401 without a token: the seed's cue to
+/// make an anonymous user).
+#[utoipa::path(get, path = "/v1/users/me", tag = "users", responses((status = 200, description = "the caller", body = UserView), Refusals), security(("bearer" = [])))]
+pub async fn me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<UserView>, Problem> {
+    Ok(axum::Json(state.queries.me(&caller.actor).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    username: String,
+    password: String,
+    email: String,
+}
+
+/// `POST /v1/users/me/register` (an anonymous user's token): the caller becomes user
+/// `username`, who keeps its runnables; answers that user and a new session token (the
+/// caller's token no longer works). 403 `already_registered` for a registered caller (before
+/// the body is looked at); 409 `user_exists` or `email_taken`, with nothing changed; 409
+/// `registration_pending` for another name than one a first try began with (its message names
+/// it: finish with that name, with any email).
+#[utoipa::path(post, path = "/v1/users/me/register", tag = "users", request_body = Register, responses((status = 200, description = "registered: the user and a new session token", body = UserAndToken), Refusals), security(("bearer" = [])))]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    body: LaterJson,
+) -> Result<Response, Problem> {
+    // Who may comes first, then the body: a registered caller learns nothing from a 400.
+    require_anonymous(&caller.actor)?;
+    let body: Register = body.parse()?;
+    let mut fields = Fields::default();
+    let username = fields.take(Username::parse_new(&body.username));
+    let password = fields.take(Password::parse("password", &body.password));
+    let email = fields.take(Email::parse(&body.email));
+    fields.finish()?;
+    let (Some(username), Some(password), Some(email)) = (username, password, email) else {
+        return Err(Problem::internal());
+    };
+    let registration = Registration {
+        username,
+        password,
+        email,
+    };
+    let (user, token, w) = state
+        .commands
+        .register_anonymous(&caller.actor, &origin, registration)
+        .await?;
+    let body = UserAndToken { user, token };
+    Ok(written(&state, StatusCode::OK, Some(&body), w))
+}
+
 /// The routes of this resource, with their OpenAPI paths.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create_anonymous))
+        .routes(routes!(me))
+        .routes(routes!(register))
         .routes(routes!(list, create))
         .routes(routes!(get, update, remove))
         .routes(routes!(change_password))
