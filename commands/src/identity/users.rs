@@ -56,11 +56,23 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         user: &NewUser,
     ) -> Result<Written, CommandError> {
+        self.register_from(actor, origin, user, None).await
+    }
+
+    /// [`Commands::register`], of a user registered from the anonymous user `from` (which its
+    /// registration then records): the same `from` registering the same name again continues.
+    pub(crate) async fn register_from(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        user: &NewUser,
+        from: Option<&Username>,
+    ) -> Result<Written, CommandError> {
         let password_hash = hash_password(&user.password).await?;
         self.identity_backfill(origin).await?;
         let mut claims = Vec::new();
         let registered = self
-            .register_claimed(actor, origin, user, &password_hash, &mut claims)
+            .register_claimed(actor, origin, user, from, &password_hash, &mut claims)
             .await;
         if matches!(&registered, Err(e) if !e.is_transient()) {
             self.withdraw(claims, origin).await;
@@ -73,6 +85,7 @@ impl<S: EventStore> Commands<S> {
         actor: &Actor,
         origin: &Origin,
         user: &NewUser,
+        from: Option<&Username>,
         password_hash: &PasswordHash,
         claims: &mut Vec<Claiming>,
     ) -> Result<Written, CommandError> {
@@ -84,6 +97,7 @@ impl<S: EventStore> Commands<S> {
                 email: user.email.clone(),
                 admin: user.admin,
                 password_hash: password_hash.clone(),
+                registered_from: from.cloned(),
             })?;
             let slot = account.next_version();
             // Every check before any write: a refusal writes nothing.
@@ -111,6 +125,16 @@ impl<S: EventStore> Commands<S> {
                     None => continue 'attempt,
                 }
             }
+            // Their runnables' registry, reopened if a removed user of the name closed it (and
+            // what that one's cleanup left removed), before the user exists.
+            let previous_removal = match (&account.state.username, account.state.active) {
+                (Some(_), false) => account.version(),
+                _ => None,
+            };
+            written = written.and(
+                self.reopen_runnables_of(origin, username, previous_removal, slot)
+                    .await?,
+            );
             match self
                 .append_held(&mut account, actor, origin, Uuid::new_v4(), events)
                 .await?
@@ -273,6 +297,7 @@ impl<S: EventStore> Commands<S> {
         new: Password,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         if !actor.is(username) {
             return Err(CommandError::Forbidden(
                 "only the user themself may change their password this way".into(),
@@ -297,6 +322,13 @@ impl<S: EventStore> Commands<S> {
     /// A user removes themself, or an admin removes them; their tokens stop working, their
     /// name and email are free again, their runnables are removed. An admin's removal claims
     /// its step-down on the admin roster first.
+    ///
+    /// The cleanup after the removal (releasing the reservations, removing the runnables and
+    /// closing their registry, leaving the teams) may fail (`Contended`) once the user is
+    /// removed: removing them again (a retried `DELETE`) runs what is left of it and answers as
+    /// the removal would have (204); with nothing left, it is the 404 of a user who is not
+    /// there. The teams are left only as the read models list them, which forget a removed
+    /// user's memberships: a retry leaves no team.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username))]
     pub async fn remove_user(
         &self,
@@ -305,6 +337,7 @@ impl<S: EventStore> Commands<S> {
         username: &str,
     ) -> Result<Written, CommandError> {
         actor.require(Scope::Write)?;
+        actor.require_registered()?;
         actor.require_self_or_admin(username)?;
         self.identity_backfill(origin).await?;
         // The teams to leave, as the read models know them (none without read models).
@@ -313,7 +346,24 @@ impl<S: EventStore> Commands<S> {
             Ok(user) => user.teams,
             Err(_) => vec![],
         };
-        let (before, mut written) = self.remove(actor, origin, username).await?;
+        // `Some(why)` for a retry, 404 `why` if it finds nothing left to do.
+        let (before, removed_at, mut written, retried) =
+            match self.remove(actor, origin, username).await {
+                Ok((before, removed_at, written)) => (before, removed_at, written, None),
+                Err(CommandError::Domain(DomainError::NotFound(message))) => {
+                    // Removed already (not registered from an anonymous user: its runnables
+                    // were handed over): what the first removal's cleanup left is done now.
+                    let account = self.hold::<User>(username).await?;
+                    let state = account.state.clone();
+                    match (account.version(), &state.username) {
+                        (Some(at), Some(_)) if !state.active && state.registered_as.is_none() => {
+                            (state, at, Written::default(), Some(message))
+                        }
+                        _ => return Err(CommandError::Domain(DomainError::NotFound(message))),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
         let Some(member) = before.username.clone() else {
             return Ok(written);
         };
@@ -328,8 +378,9 @@ impl<S: EventStore> Commands<S> {
                 written = written.and(self.release(kind, &value, &member, origin).await);
             }
         }
-        // The user leaves their teams too, so a later user of the same name starts in none
-        // and can be added again.
+        // The user leaves their teams first, so a later user of the same name starts in none
+        // and can be added again. Before the runnables: a retry no longer finds these teams
+        // (the read models dropped the memberships), while it can redo the runnables.
         for team in teams {
             let left = self
                 .execute::<Team>(&team, actor, origin, |state| {
@@ -344,22 +395,28 @@ impl<S: EventStore> Commands<S> {
                 Err(e) => return Err(e),
             }
         }
-        // Their runnables too (as their keys go with them in the read models), so a later
-        // user of the same name owns none of them; listed once the removal is in the read
-        // models, so none the user made before it is missed.
-        self.settle(written).await;
-        written = written.and(self.remove_runnables_of(actor, origin, &member).await?);
+        // Then their runnables, so a later user of the same name owns none of them: as their
+        // registry holds them (exact), not as the read models may have them yet; then the
+        // registry is closed. A retry redoes what a failure here left.
+        written = written.and(
+            self.remove_runnables_of(actor, origin, &member, removed_at)
+                .await?,
+        );
+        if let Some(message) = retried.filter(|_| written.position.is_none()) {
+            return Err(CommandError::Domain(DomainError::NotFound(message)));
+        }
         self.settle(written).await;
         Ok(written)
     }
 
-    /// The removal itself; returns the user as it was. Does not wait for the read models.
+    /// The removal itself; returns the user as it was and the version of their stream's
+    /// `UserRemoved`. Does not wait for the read models.
     pub(crate) async fn remove(
         &self,
         actor: &Actor,
         origin: &Origin,
         username: &str,
-    ) -> Result<(User, Written), CommandError> {
+    ) -> Result<(User, u64, Written), CommandError> {
         for _ in 0..ATTEMPTS {
             let mut account = self.hold::<User>(username).await?;
             let before = account.state.clone();
@@ -383,7 +440,10 @@ impl<S: EventStore> Commands<S> {
                 .append_held(&mut account, actor, origin, Uuid::new_v4(), events)
                 .await?
             {
-                Appended::Written(w) => return Ok((before, written.and(w))),
+                Appended::Written(w) => {
+                    let removed_at = account.version().unwrap_or_default();
+                    return Ok((before, removed_at, written.and(w)));
+                }
                 Appended::Conflict => continue,
             }
         }

@@ -11,32 +11,50 @@
 //! - Update (name, start command), save, remove: its owner or an admin (404, then 403); values
 //!   equal to the current ones, or an image of the same files and start command, change nothing.
 //! - A removed user's runnables: removed with them (`RunnableRemoved` by whoever removed the
-//!   user), so a later user of the same name owns none of them.
+//!   user), as their registry holds them and, for those created before registries existed (in
+//!   none), as the read models list them; then their registry is closed
+//!   (`RunnableOwnerClosed`), so a fork of theirs still under way is refused rather than left
+//!   behind, and a later user of the same name owns none of them. Registering that name
+//!   reopens it ([`Commands::reopen_runnables_of`], removing first what a failed cleanup left).
+//!   The runnables from before registries count towards no quota: a user who has some may own
+//!   that many more than `runnables.quota` until they are removed or reaped.
 //! - Reap: the reaper (`Actor::System("reaper")`), with no one to authorize; the aggregate
 //!   decides on the stream as it is now (no image, idle for `reap_after`), so a runnable
 //!   accessed or saved since the read model listed it is left alone.
+//! - Owners' registries (`runnable_owner-<username>`, the domain's `RunnableOwner`): creating
+//!   and forking take a place on the owner's in the same atomic append as `RunnableCreated`
+//!   (403 `runnable_quota_exceeded` past [`RunnableRules::quota_for`]: `runnables.quota`, none
+//!   for an admin), so forks racing for the last place cannot all have it; removing and reaping
+//!   release it in the same append as `RunnableRemoved` / `RunnableReaped`. An anonymous user
+//!   who registers hands them over ([`Commands::hand_over_runnables`]).
 //!
-//! Does not own: the rules of one runnable (domain), the reaper's schedule (runner).
+//! Does not own: the rules of one runnable and of a registry (domain), the reaper's schedule
+//! (runner), registration itself (`identity`).
 
-use super::{answer, no_runnable, require_sees, RunnableAction, RunnableRules, RunnableView};
+use super::{
+    answer, no_runnable, require_on, require_sees, RunnableAction, RunnableRules, RunnableView,
+};
 use crate::actor::{Actor, Origin};
 use crate::apps::now;
+use crate::batch::{Batch, BatchAppended};
 use crate::error::CommandError;
-use crate::execute::{Commands, Written};
+use crate::execute::{Appended, Commands, Written, ATTEMPTS};
 use bosun_domain::identity::{Scope, Username};
 use bosun_domain::runnables::{
-    Digest, FileEntry, FilePath, ForkSource, Runnable, RunnableCommand, RunnableId, RunnableName,
-    StartCommand,
+    Digest, FileEntry, FilePath, ForkSource, Runnable, RunnableCommand, RunnableEvent, RunnableId,
+    RunnableName, RunnableOwner, RunnableOwnerCommand, StartCommand,
 };
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::{EventStore, PgEventStore};
 use chrono::{DateTime, SubsecRound, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Who reaps idle runnables.
 const REAPER: Actor = Actor::System("reaper");
+/// Who hands an anonymous user's runnables over when they register.
+const IDENTITY: Actor = Actor::System("identity");
 
 /// What `POST /v1/runnables` asks for from an admin: a root runnable. Its `Debug` shows the
 /// files' paths and sizes, never their content.
@@ -125,18 +143,22 @@ impl Commands<PgEventStore> {
         for (digest, content) in &contents {
             self.store_blob(digest, content).await?;
         }
+        let held = (
+            self.hold::<Runnable>(&id.to_string()).await?,
+            self.hold::<RunnableOwner>(owner.as_str()).await?,
+        );
         let ((state, version), written) = self
-            .execute_batch(
-                self.hold::<Runnable>(&id.to_string()).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    let events = held.state.handle(command())?;
-                    let after = crate::apps::after(held, &events);
-                    batch.add(held, events)?;
-                    Ok(after)
-                },
-            )
+            .execute_batch(held, actor, origin, |(held, registry), batch| {
+                let events = held.state.handle(command())?;
+                let taken = registry.state.handle(RunnableOwnerCommand::Take {
+                    runnable: id,
+                    limit: rules.quota_for(actor, &owner),
+                })?;
+                let after = crate::apps::after(held, &events);
+                batch.add(held, events)?;
+                batch.add(registry, taken)?;
+                Ok(after)
+            })
             .await?;
         Ok((answer(id.as_uuid(), &state, version)?, written))
     }
@@ -159,6 +181,7 @@ impl<S: EventStore> Commands<S> {
         &self,
         actor: &Actor,
         origin: &Origin,
+        rules: &RunnableRules,
         from: &str,
         name: Option<String>,
     ) -> Result<(RunnableView, Written), CommandError> {
@@ -175,24 +198,28 @@ impl<S: EventStore> Commands<S> {
         };
         let id = RunnableId::new(Uuid::new_v4());
         let at = now();
+        let held = (
+            self.hold::<Runnable>(&id.to_string()).await?,
+            self.hold::<RunnableOwner>(owner.as_str()).await?,
+        );
         let ((state, version), written) = self
-            .execute_batch(
-                self.hold::<Runnable>(&id.to_string()).await?,
-                actor,
-                origin,
-                |held, batch| {
-                    let events = held.state.handle(RunnableCommand::Fork {
-                        id,
-                        name: name.clone(),
-                        owner: owner.clone(),
-                        parent: source.clone(),
-                        at,
-                    })?;
-                    let after = crate::apps::after(held, &events);
-                    batch.add(held, events)?;
-                    Ok(after)
-                },
-            )
+            .execute_batch(held, actor, origin, |(held, registry), batch| {
+                let events = held.state.handle(RunnableCommand::Fork {
+                    id,
+                    name: name.clone(),
+                    owner: owner.clone(),
+                    parent: source.clone(),
+                    at,
+                })?;
+                let taken = registry.state.handle(RunnableOwnerCommand::Take {
+                    runnable: id,
+                    limit: rules.quota_for(actor, &owner),
+                })?;
+                let after = crate::apps::after(held, &events);
+                batch.add(held, events)?;
+                batch.add(registry, taken)?;
+                Ok(after)
+            })
             .await?;
         Ok((answer(id.as_uuid(), &state, version)?, written))
     }
@@ -236,8 +263,11 @@ impl<S: EventStore> Commands<S> {
         &self,
         actor: &Actor,
         origin: &Origin,
+        rules: &RunnableRules,
         id: Uuid,
     ) -> Result<(RunnableView, Written), CommandError> {
+        // A running process's files first (`runs.rs`): 503 `sync_timeout` if its node is silent.
+        self.sync_before_save(actor, origin, rules, id).await?;
         let at = now();
         let ((state, version, ()), written) = self
             .execute_on_runnable(actor, origin, id, RunnableAction::Change, |state| {
@@ -256,49 +286,124 @@ impl<S: EventStore> Commands<S> {
         id: Uuid,
     ) -> Result<Written, CommandError> {
         let at = now();
-        let (_, written) = self
-            .execute_on_runnable(actor, origin, id, RunnableAction::Change, |state| {
-                Ok((state.handle(RunnableCommand::Remove { at })?, ()))
+        let written = self
+            .end_runnable(actor, origin, id, None, |state| {
+                require_on(actor, id, state, RunnableAction::Change)?;
+                Ok(state.handle(RunnableCommand::Remove { at })?)
             })
             .await?;
+        self.settle(written).await;
         Ok(written)
     }
 
-    /// Removes every runnable `owner` owns, as the read models know them, for `actor` who has
-    /// just removed the user `owner` (and so may remove their runnables): `RunnableRemoved`
-    /// each, from `origin`. One gone meanwhile, or another's (a later user's of the name, should
-    /// the read models lag), is left alone. Nothing without read models.
+    /// Removes every runnable `owner` owns and closes their registry, for `actor` who removed
+    /// the user `owner` at version `removed_at` of their stream (and so may remove their
+    /// runnables), from `origin`: `RunnableRemoved` each, released from the registry in the same
+    /// append, then `RunnableOwnerClosed` at the version the registry was read empty at. A fork
+    /// of theirs still under way that takes a place before the close is removed too (the close
+    /// conflicts and the registry is read again); one after it is refused (`owner_removed`).
+    /// Called again once done, it writes nothing; once a later user of the name reopened the
+    /// registry, it leaves what it holds alone (theirs). Does not wait for the read models.
     pub(crate) async fn remove_runnables_of(
         &self,
         actor: &Actor,
         origin: &Origin,
         owner: &Username,
+        removed_at: u64,
     ) -> Result<Written, CommandError> {
-        if !self.has_read_models() {
-            return Ok(Written::default());
-        }
-        let owned = {
-            let client = self.read_models().await?;
-            bosun_projections::read_models::runnables::owned(&**client, owner.as_str()).await?
+        // Runnables created before registries existed are in none: the read models' list is
+        // the only one of them, so those are removed as well (the first round). Removing one
+        // releases nothing: the registry does not hold it (no event).
+        let mut unregistered: BTreeSet<RunnableId> = match self.has_read_models() {
+            true => {
+                let client = self.read_models().await?;
+                bosun_projections::read_models::runnables::owned(&**client, owner.as_str())
+                    .await?
+                    .into_iter()
+                    .map(RunnableId::new)
+                    .collect()
+            }
+            false => BTreeSet::new(),
         };
+        let attempt = Uuid::new_v4();
         let mut written = Written::default();
-        for id in owned {
-            let at = now();
-            let removed = self
-                .execute::<Runnable>(&id.to_string(), actor, origin, |state| {
-                    if !state.is_active() || state.owner() != Some(owner) {
-                        return Ok(vec![]);
-                    }
-                    state.handle(RunnableCommand::Remove { at })
-                })
-                .await;
-            match removed {
-                Ok((_, w)) => written = written.and(w),
-                Err(CommandError::Domain(DomainError::NotFound(_))) => {}
-                Err(e) => return Err(e),
+        for _ in 0..=ATTEMPTS {
+            let mut registry = self.hold::<RunnableOwner>(owner.as_str()).await?;
+            if registry.state.reopened_since(removed_at) {
+                return Ok(written);
+            }
+            let mut ids = std::mem::take(&mut unregistered);
+            ids.extend(registry.state.runnables().iter().copied());
+            if ids.is_empty() {
+                let closed = registry
+                    .state
+                    .handle(RunnableOwnerCommand::Close { removed_at })?;
+                match self
+                    .append_held(&mut registry, actor, origin, attempt, closed)
+                    .await?
+                {
+                    Appended::Written(w) => return Ok(written.and(w)),
+                    // A fork took a place meanwhile: it is removed in the next round.
+                    Appended::Conflict => continue,
+                }
+            }
+            for id in ids {
+                let at = now();
+                written = written.and(
+                    self.end_runnable(actor, origin, id.as_uuid(), Some(owner), |state| {
+                        // Another's (the registry is theirs): left alone, and released here.
+                        if !state.is_active() || state.owner() != Some(owner) {
+                            return Ok(vec![]);
+                        }
+                        Ok(state.handle(RunnableCommand::Remove { at })?)
+                    })
+                    .await?,
+                );
             }
         }
-        Ok(written)
+        Err(CommandError::Contended(format!(
+            "{}-{owner}",
+            RunnableOwner::CATEGORY
+        )))
+    }
+
+    /// Readies `owner`'s registry for their registration, the event at version `registered_at`
+    /// of their stream, before that event is appended (so a crash between the two leaves no
+    /// registered user with a closed registry). `previous_removal`: the version of the stream's
+    /// last event when it holds a removed user of the name; what that removal's cleanup left (it
+    /// failed, or is still under way) is removed first, as the system, so the new user inherits
+    /// none of it. Then `RunnableOwnerReopened` if it was closed. Nothing for a name never used.
+    pub(crate) async fn reopen_runnables_of(
+        &self,
+        origin: &Origin,
+        owner: &Username,
+        previous_removal: Option<u64>,
+        registered_at: u64,
+    ) -> Result<Written, CommandError> {
+        let mut written = Written::default();
+        if let Some(removed_at) = previous_removal {
+            written = self
+                .remove_runnables_of(&IDENTITY, origin, owner, removed_at)
+                .await?;
+        }
+        let attempt = Uuid::new_v4();
+        for _ in 0..ATTEMPTS {
+            let mut registry = self.hold::<RunnableOwner>(owner.as_str()).await?;
+            let reopened = registry
+                .state
+                .handle(RunnableOwnerCommand::Reopen { registered_at })?;
+            match self
+                .append_held(&mut registry, &IDENTITY, origin, attempt, reopened)
+                .await?
+            {
+                Appended::Written(w) => return Ok(written.and(w)),
+                Appended::Conflict => continue,
+            }
+        }
+        Err(CommandError::Contended(format!(
+            "{}-{owner}",
+            RunnableOwner::CATEGORY
+        )))
     }
 
     /// Reaps runnable `id` if, as its stream says now, it has no image and has not been
@@ -317,11 +422,118 @@ impl<S: EventStore> Commands<S> {
             ..Origin::default()
         };
         let now = now.trunc_subsecs(6);
-        let (_, written) = self
-            .execute_unsettled::<Runnable>(&id.to_string(), &REAPER, &origin, |state| {
-                state.handle(RunnableCommand::Reap { reap_after, now })
+        let written = self
+            .end_runnable(&REAPER, &origin, id, None, |state| {
+                Ok(state.handle(RunnableCommand::Reap { reap_after, now })?)
             })
             .await?;
         Ok(written.position.map(|_| written))
+    }
+
+    /// Appends what `decide` makes of runnable `id`'s state (removing or reaping it, or no
+    /// event) in one append with its release from its owner's registry (`registry_of`'s if
+    /// given), so its place there is given back exactly when it ends. Decided again when either
+    /// stream moved meanwhile (its owner changed, a fork took a place). A runnable that is gone,
+    /// or not the registry's user's, is released too, should the registry still hold it. Does
+    /// not wait for the read models.
+    async fn end_runnable(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        id: Uuid,
+        registry_of: Option<&Username>,
+        decide: impl Fn(&Runnable) -> Result<Vec<RunnableEvent>, CommandError>,
+    ) -> Result<Written, CommandError> {
+        let attempt = Uuid::new_v4();
+        for _ in 0..ATTEMPTS {
+            let held = self.hold::<Runnable>(&id.to_string()).await?;
+            let Some(holder) = registry_of.or(held.state.owner()).cloned() else {
+                // Never created: nothing to release, and the decision says what it is.
+                return match decide(&held.state)?.is_empty() {
+                    true => Ok(Written::default()),
+                    false => Err(no_runnable(id)),
+                };
+            };
+            let registry = self.hold::<RunnableOwner>(holder.as_str()).await?;
+            let events = decide(&held.state)?;
+            let (after, _) = crate::apps::after(&held, &events);
+            let mut batch = Batch::new();
+            batch.add(&held, events)?;
+            if !after.is_active() || after.owner() != Some(&holder) {
+                batch.add(
+                    &registry,
+                    registry.state.handle(RunnableOwnerCommand::Release {
+                        runnable: RunnableId::new(id),
+                    })?,
+                )?;
+            }
+            match self.append_batch(batch, actor, origin, attempt).await? {
+                BatchAppended::Written(written) => return Ok(written),
+                BatchAppended::Conflict { .. } => {}
+            }
+        }
+        Err(CommandError::Contended(format!("runnable-{id}")))
+    }
+
+    /// Hands every runnable `from` owns over to `to` (an anonymous user who registered as `to`),
+    /// as the system: one atomic append of `from`'s `RunnableOwnerHandedOver` (which closes its
+    /// registry: `from` makes no more runnables), `to`'s `RunnableOwnerReceived` and each
+    /// runnable's `RunnableOwnerChanged`. Planned again when a stream moved meanwhile (a fork of
+    /// `from`'s racing it). Called again once done (after a crash, say), it writes nothing.
+    /// Waits for the read models, so the runnables read as `to`'s once it answers. No
+    /// authorization of its own: for the registration path only (`identity::anonymous`).
+    #[tracing::instrument(skip_all, fields(from = from.as_str(), to = to.as_str()))]
+    pub(crate) async fn hand_over_runnables(
+        &self,
+        origin: &Origin,
+        from: &Username,
+        to: &Username,
+    ) -> Result<Written, CommandError> {
+        if from == to {
+            return Err(CommandError::Internal(format!(
+                "{from}'s runnables handed over to themselves"
+            )));
+        }
+        let attempt = Uuid::new_v4();
+        let at = now();
+        for _ in 0..ATTEMPTS {
+            let giver = self.hold::<RunnableOwner>(from.as_str()).await?;
+            let handed_over = giver
+                .state
+                .handle(RunnableOwnerCommand::HandOver { to: to.clone() })?;
+            if handed_over.is_empty() {
+                // Handed over to `to` already.
+                return Ok(Written::default());
+            }
+            let ids: Vec<RunnableId> = giver.state.runnables().iter().copied().collect();
+            let receiver = self.hold::<RunnableOwner>(to.as_str()).await?;
+            let received = receiver.state.handle(RunnableOwnerCommand::Receive {
+                from: from.clone(),
+                runnables: ids.clone(),
+            })?;
+            let mut batch = Batch::new();
+            batch.add(&giver, handed_over)?;
+            batch.add(&receiver, received)?;
+            for id in &ids {
+                let runnable = self.hold::<Runnable>(&id.to_string()).await?;
+                let changed = runnable.state.handle(RunnableCommand::ChangeOwner {
+                    from: from.clone(),
+                    to: to.clone(),
+                    at,
+                })?;
+                batch.add(&runnable, changed)?;
+            }
+            match self.append_batch(batch, &IDENTITY, origin, attempt).await? {
+                BatchAppended::Written(written) => {
+                    self.settle(written).await;
+                    return Ok(written);
+                }
+                BatchAppended::Conflict { .. } => {}
+            }
+        }
+        Err(CommandError::Contended(format!(
+            "{}-{from}",
+            RunnableOwner::CATEGORY
+        )))
     }
 }

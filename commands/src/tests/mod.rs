@@ -9,6 +9,7 @@ mod authorization;
 mod batch;
 mod execute;
 mod identity;
+mod runnable_owners;
 mod runnables;
 mod services;
 
