@@ -133,6 +133,9 @@ impl From<CommandError> for Problem {
                 tracing::warn!(error = %message, "input the log cannot store passed the edge");
                 Problem::bad_request(format!("the input cannot be stored: {message}"), vec![])
             }
+            CommandError::Unavailable { code, message } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            }
             CommandError::Store(message) => {
                 tracing::error!(error = %message, "the event store or database failed");
                 Problem::unavailable("the database is unavailable; retry later")

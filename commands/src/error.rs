@@ -20,6 +20,10 @@ pub enum CommandError {
     /// and retrying it cannot help).
     #[error("the input cannot be stored: {0}")]
     Unstorable(String),
+    /// Something the command waits for did not come in time (503 with `code`), such as a
+    /// running runnable's node syncing its files before a save (`sync_timeout`).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// The log could not be reached or failed: worth retrying (a worker does).
     #[error("the event store failed: {0}")]
     Store(String),

@@ -111,6 +111,10 @@ async fn every_documented_operation_is_routed_and_every_route_of_api_md_document
         "/v1/runnables",
         "/v1/runnables/{id}",
         "/v1/runnables/{id}/save",
+        "/v1/runnables/{id}/start",
+        "/v1/runnables/{id}/stop",
+        "/v1/runnables/{id}/restart",
+        "/v1/runnables/{id}/logs",
         "/v1/runnables/{id}/files",
         "/v1/runnables/{id}/files/{path}",
     ] {

@@ -9,8 +9,9 @@
 //! a listing past the access throttle) moves `last_access`, the reaper removes an idle imageless
 //! runnable (`RunnableReaped`, actor `reaper`) and keeps a saved one, a PATCH renames and
 //! changes the start command, a removed runnable is gone, and a removed user's runnables go with
-//! them. Each test checks the answers and what the log recorded. Supervision (start, stop, logs)
-//! and anonymous users are not in this slice.
+//! them. Each test checks the answers and what the log recorded. Running them (start, stop,
+//! logs, the sync before a save) is `runnable_runs.rs`'s and `runnable_sandbox_runs.rs`'s;
+//! anonymous users are `anonymous.rs`'s.
 
 use base64::Engine;
 use bosun_tests::{spawn_app, Answer, Api, TestApp};
@@ -1568,7 +1569,18 @@ async fn the_reaper_removes_an_idle_runnable_without_an_image_and_keeps_a_saved_
         .await
         .expect(StatusCode::OK)
         .body;
-    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+    // The one reap, and its release from ann's registry of runnables.
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["RunnableReaped", "RunnableOwnerReleased"],
+        "{audit}"
+    );
 }
 
 // ---- Changing and removing ----

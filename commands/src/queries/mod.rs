@@ -20,7 +20,7 @@ pub use apps::AppFilter;
 pub use bosun_projections::read_models::identity::Page;
 pub use jobs::{job_readers, JobFilter};
 pub use log::{may_read_log, redacted};
-pub use runnables::RunnableFilter;
+pub use runnables::{RunnableFilter, RunnableLogs};
 pub use units::UnitView;
 
 use crate::error::CommandError;

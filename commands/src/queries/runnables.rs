@@ -5,7 +5,8 @@
 //! those read. Anyone but its owner or an admin reads its image's start command, not its
 //! current one. Any reader needs the read scope; an app token reads none of it. Its files, a
 //! file's content and a folder's listing, are commands' (`Commands::runnable_file`,
-//! `Commands::runnable_files`: reading them is an access).
+//! `Commands::runnable_files`: reading them is an access). Its output (`runnable_logs`) is
+//! read by its owner or an admin (403 for anyone else who sees it), and is no access.
 //!
 //! Does not own: the writes (`commands/src/runnables`), the tables (`projections`).
 
@@ -14,6 +15,7 @@ use crate::actor::Actor;
 use crate::error::CommandError;
 use crate::runnables::{no_runnable, sees};
 use bosun_domain::identity::Scope;
+use bosun_domain::runnables::RunPhase;
 use bosun_projections::read_models::runnables::{self as model, RunnableQuery, RunnableView};
 use chrono::Utc;
 use std::time::Duration;
@@ -28,6 +30,19 @@ pub struct RunnableFilter {
     pub parent: Option<Uuid>,
     /// Only those with an image (`true`), or without (`false`).
     pub has_image: Option<bool>,
+}
+
+/// A page of a runnable's output, as a job's output is answered: the text from the offset asked
+/// for, where to read on, and whether nothing more can come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnableLogs {
+    pub text: String,
+    /// The byte offset after `text` (the one asked for when there is nothing past it).
+    pub next: i64,
+    /// Nothing runs nor is starting (stopped or in error, and no process of any generation
+    /// alive), and the output holds nothing past `next`: reading on gives nothing until it is
+    /// started again.
+    pub complete: bool,
 }
 
 /// Whom a read is for: `None` for one who reads every runnable as it is (an admin, the server),
@@ -65,6 +80,39 @@ impl Queries {
             .await?
             .filter(|r| sees(actor, &r.owner, r.image.is_some()))
             .ok_or_else(|| no_runnable(id))
+    }
+
+    /// Runnable `id`'s output from byte `offset` on (every run's, stdout and stderr as they
+    /// came), at most `max` bytes but at least a whole chunk: its owner's or an admin's, with the
+    /// read scope (404 for one the caller does not see, then 403).
+    pub async fn runnable_logs(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        offset: i64,
+        max: i64,
+    ) -> Result<RunnableLogs, CommandError> {
+        // The runnable first: if nothing ran then, its output was whole.
+        let runnable = self.runnable(actor, id).await?;
+        if !actor.is(&runnable.owner) && !actor.is_admin() {
+            return Err(CommandError::Forbidden(format!(
+                "only runnable {id}'s owner or an admin may read its output"
+            )));
+        }
+        let (text, next, end) = model::output(&**self.client().await?, id, offset, max).await?;
+        let next = next.max(offset);
+        // The phase alone is not enough: a restarted run stopped before its new generation
+        // started is `stopped` while the old process still runs (and writes) until its runner
+        // stops it; the run on record has a pid until then.
+        let idle = matches!(
+            RunPhase::parse(&runnable.state),
+            Some(RunPhase::Stopped | RunPhase::Error)
+        ) && runnable.run.as_ref().is_none_or(|run| run.pid.is_none());
+        Ok(RunnableLogs {
+            text,
+            next,
+            complete: idle && next >= end,
+        })
     }
 
     /// At most `limit` runnables without an image whose last access is `reap_after` old now,

@@ -6,11 +6,14 @@
 //! Who may act:
 //! - A runnable is seen by its owner, an admin, and, once it has an image, anyone with the read
 //!   scope; one not seen is a 404, as a removed or reaped one (and an id that is not a uuid).
-//! - Changing it, reading, listing or writing its files, saving and removing it is for its
-//!   owner or an admin (403 for anyone else who sees it), with the write scope (the read scope
-//!   to read). Anyone else sees its image's start command, not its current one.
-//! - A user's runnables are removed with the user (`remove_user`), so a later user of the same
-//!   name owns none of them.
+//! - Changing it, reading, listing or writing its files, saving and removing it, starting,
+//!   stopping and restarting it, and reading its output, is for its owner or an admin (403 for
+//!   anyone else who sees it), with the write scope (the read scope to read). Anyone else sees
+//!   its image's start command, not its current one.
+//! - A user's runnables are removed with the user (`remove_user`), as their owner's registry
+//!   holds them, so a later user of the same name owns none of them.
+//! - How many a user owns is kept exact by their registry (`runnables.quota`: see
+//!   `lifecycle.rs`); an admin is never limited.
 //! - Forking is for any user with the write scope, from a parent they see: 404 otherwise, 409
 //!   `parent_has_no_image` for one without an image (only its owner or an admin sees it). The
 //!   fork is the caller's. A root runnable is an admin's (403).
@@ -32,11 +35,15 @@
 //!
 //! Each handler's span records ids, paths and sizes, never a file's content.
 //!
+//! Starting, stopping and restarting one, and the sync a save of a running one waits for, are
+//! `runs.rs`'s.
+//!
 //! Does not own: the rules of one runnable (domain), the blobs' table (`eventstore`), running a
-//! runnable (not yet: every runnable reads `state: stopped`).
+//! runnable's process (the runner).
 
 mod files;
 mod lifecycle;
+mod runs;
 
 pub use bosun_projections::read_models::runnables::{FileView, ImageView, RunnableView};
 pub use lifecycle::CreateRoot;
@@ -44,7 +51,7 @@ pub use lifecycle::CreateRoot;
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::Scope;
+use bosun_domain::identity::{Scope, Username};
 use bosun_domain::runnables::{FileLimits, Runnable, RunnableEvent};
 use bosun_domain::DomainError;
 use bosun_eventstore::EventStore;
@@ -58,6 +65,13 @@ pub struct RunnableRules {
     pub limits: FileLimits,
     /// `reap_after_seconds`: how long a runnable without an image lives unaccessed.
     pub reap_after: Duration,
+    /// `sync_wait_seconds`: how long a save of a running runnable waits for its node to sync
+    /// the process's files (503 `sync_timeout` after).
+    pub sync_wait: Duration,
+    /// `quota.anonymous`: how many runnables an anonymous user may own (`None`: unlimited).
+    pub quota_anonymous: Option<u32>,
+    /// `quota.user`: how many runnables a registered user may own (`None`: unlimited).
+    pub quota_user: Option<u32>,
 }
 
 impl RunnableRules {
@@ -66,6 +80,18 @@ impl RunnableRules {
     pub fn access_every(&self) -> Duration {
         bosun_domain::runnables::access_every(self.reap_after)
     }
+
+    /// How many runnables `owner` may own when `actor` makes one for them: unlimited for an
+    /// admin, else the anonymous or the registered users' quota.
+    pub fn quota_for(&self, actor: &Actor, owner: &Username) -> Option<u32> {
+        if actor.is_admin() {
+            None
+        } else if owner.is_anonymous() {
+            self.quota_anonymous
+        } else {
+            self.quota_user
+        }
+    }
 }
 
 impl Default for RunnableRules {
@@ -73,6 +99,9 @@ impl Default for RunnableRules {
         RunnableRules {
             limits: FileLimits::default(),
             reap_after: Duration::from_secs(7 * 24 * 3600),
+            sync_wait: Duration::from_secs(10),
+            quota_anonymous: Some(5),
+            quota_user: None,
         }
     }
 }

@@ -99,7 +99,13 @@ async fn a_fork_is_the_callers_with_its_parents_image_files_and_start_command() 
     let (commands, log) = commands();
     let parent = runnable(&log, "root", true, Age::zero()).await;
     let (view, written) = commands
-        .fork_runnable(&user("ann"), &origin(), &parent.to_string(), None)
+        .fork_runnable(
+            &user("ann"),
+            &origin(),
+            &RunnableRules::default(),
+            &parent.to_string(),
+            None,
+        )
         .await
         .unwrap();
     assert!(written.position.is_some());
@@ -124,6 +130,7 @@ async fn a_fork_is_the_callers_with_its_parents_image_files_and_start_command() 
         .fork_runnable(
             &user("ann"),
             &origin(),
+            &RunnableRules::default(),
             &parent.to_string(),
             Some("mine".into()),
         )
@@ -140,27 +147,57 @@ async fn a_parent_without_an_image_is_409_to_its_owner_and_404_to_anyone_else() 
     let parent = runnable(&log, "ann", false, Age::zero()).await;
     let before = head(&log).await;
     let refused = commands
-        .fork_runnable(&user("ann"), &origin(), &parent.to_string(), None)
+        .fork_runnable(
+            &user("ann"),
+            &origin(),
+            &RunnableRules::default(),
+            &parent.to_string(),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(&refused), Some("parent_has_no_image"));
     let refused = commands
-        .fork_runnable(&user("bob"), &origin(), &parent.to_string(), None)
+        .fork_runnable(
+            &user("bob"),
+            &origin(),
+            &RunnableRules::default(),
+            &parent.to_string(),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(not_found(&refused), "{refused:?}");
     let refused = commands
-        .fork_runnable(&admin("root"), &origin(), &parent.to_string(), None)
+        .fork_runnable(
+            &admin("root"),
+            &origin(),
+            &RunnableRules::default(),
+            &parent.to_string(),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(conflict_code(&refused), Some("parent_has_no_image"));
     let unknown = commands
-        .fork_runnable(&user("ann"), &origin(), &Uuid::new_v4().to_string(), None)
+        .fork_runnable(
+            &user("ann"),
+            &origin(),
+            &RunnableRules::default(),
+            &Uuid::new_v4().to_string(),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(not_found(&unknown));
     let bad = commands
-        .fork_runnable(&user("ann"), &origin(), "not-a-uuid", None)
+        .fork_runnable(
+            &user("ann"),
+            &origin(),
+            &RunnableRules::default(),
+            "not-a-uuid",
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(invalid_field(&bad), Some("from"));
@@ -168,6 +205,7 @@ async fn a_parent_without_an_image_is_409_to_its_owner_and_404_to_anyone_else() 
         .fork_runnable(
             &user("ann"),
             &origin(),
+            &RunnableRules::default(),
             &parent.to_string(),
             Some("".into()),
         )
@@ -191,7 +229,7 @@ async fn only_its_owner_or_an_admin_changes_a_runnable_and_others_get_404_withou
                 .await
                 .map(|(_, w)| w),
             commands
-                .save_runnable(&bob, &origin(), id)
+                .save_runnable(&bob, &origin(), &RunnableRules::default(), id)
                 .await
                 .map(|(_, w)| w),
             commands.remove_runnable(&bob, &origin(), id).await,
@@ -277,13 +315,13 @@ async fn saving_makes_an_image_once_and_removing_leaves_a_404() {
     let (commands, log) = commands();
     let id = runnable(&log, "ann", false, Age::zero()).await;
     let (view, written) = commands
-        .save_runnable(&user("ann"), &origin(), id)
+        .save_runnable(&user("ann"), &origin(), &RunnableRules::default(), id)
         .await
         .unwrap();
     assert!(written.position.is_some());
     let image = view.image.clone().expect("an image");
     let (again, written) = commands
-        .save_runnable(&user("ann"), &origin(), id)
+        .save_runnable(&user("ann"), &origin(), &RunnableRules::default(), id)
         .await
         .unwrap();
     assert_eq!((written.position, again.image), (None, Some(image)));
@@ -292,12 +330,18 @@ async fn saving_makes_an_image_once_and_removing_leaves_a_404() {
         .await
         .unwrap();
     let error = commands
-        .save_runnable(&user("ann"), &origin(), id)
+        .save_runnable(&user("ann"), &origin(), &RunnableRules::default(), id)
         .await
         .unwrap_err();
     assert!(not_found(&error), "{error:?}");
     let error = commands
-        .fork_runnable(&user("bob"), &origin(), &id.to_string(), None)
+        .fork_runnable(
+            &user("bob"),
+            &origin(),
+            &RunnableRules::default(),
+            &id.to_string(),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(not_found(&error), "a removed parent is 404: {error:?}");
@@ -496,12 +540,23 @@ async fn writing_a_file_stores_its_blob_and_a_refused_write_stores_nothing() {
         .await
         .unwrap();
     commands
-        .save_runnable(&admin("root"), &origin(), root.id)
+        .save_runnable(
+            &admin("root"),
+            &origin(),
+            &RunnableRules::default(),
+            root.id,
+        )
         .await
         .unwrap();
     let ann = user("ann");
     let (fork, _) = commands
-        .fork_runnable(&ann, &origin(), &root.id.to_string(), None)
+        .fork_runnable(
+            &ann,
+            &origin(),
+            &RunnableRules::default(),
+            &root.id.to_string(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(blobs(&commands).await, 2, "a fork copies no bytes");
@@ -701,11 +756,22 @@ async fn the_reapable_runnables_are_the_idle_ones_without_an_image() {
         .await
         .unwrap();
     commands
-        .save_runnable(&admin("root"), &origin(), root.id)
+        .save_runnable(
+            &admin("root"),
+            &origin(),
+            &RunnableRules::default(),
+            root.id,
+        )
         .await
         .unwrap();
     let (fork, _) = commands
-        .fork_runnable(&user("ann"), &origin(), &root.id.to_string(), None)
+        .fork_runnable(
+            &user("ann"),
+            &origin(),
+            &RunnableRules::default(),
+            &root.id.to_string(),
+            None,
+        )
         .await
         .unwrap();
     assert!(queries
@@ -879,7 +945,7 @@ async fn anyone_but_its_owner_sees_the_start_command_of_its_image() {
         .await
         .unwrap();
     commands
-        .save_runnable(&root, &origin(), view.id)
+        .save_runnable(&root, &origin(), &RunnableRules::default(), view.id)
         .await
         .unwrap();
     commands
@@ -928,25 +994,37 @@ async fn a_removed_users_runnables_go_with_them_and_a_new_user_of_the_name_owns_
         .await
         .unwrap();
     commands
-        .save_runnable(&root, &origin(), parent.id)
+        .save_runnable(&root, &origin(), &RunnableRules::default(), parent.id)
         .await
         .unwrap();
     let ann = user("ann");
     let from = parent.id.to_string();
     let (unsaved, _) = commands
-        .fork_runnable(&ann, &origin(), &from, None)
+        .fork_runnable(&ann, &origin(), &RunnableRules::default(), &from, None)
         .await
         .unwrap();
     let (saved, _) = commands
-        .fork_runnable(&ann, &origin(), &from, Some("saved".into()))
+        .fork_runnable(
+            &ann,
+            &origin(),
+            &RunnableRules::default(),
+            &from,
+            Some("saved".into()),
+        )
         .await
         .unwrap();
     commands
-        .save_runnable(&ann, &origin(), saved.id)
+        .save_runnable(&ann, &origin(), &RunnableRules::default(), saved.id)
         .await
         .unwrap();
     let (bobs, _) = commands
-        .fork_runnable(&user("bob"), &origin(), &from, None)
+        .fork_runnable(
+            &user("bob"),
+            &origin(),
+            &RunnableRules::default(),
+            &from,
+            None,
+        )
         .await
         .unwrap();
 

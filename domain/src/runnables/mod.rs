@@ -7,9 +7,15 @@
 //! Not here: storing blobs (`eventstore`), who may act on a runnable (`commands`), the reaper's
 //! schedule and the sandbox (`runner`).
 
+mod log;
+mod owner;
+mod run;
 mod runnable;
 mod values;
 
+pub use log::{RunnableLog, RunnableLogCommand, RunnableLogEvent};
+pub use owner::{RunnableOwner, RunnableOwnerCommand, RunnableOwnerEvent};
+pub use run::{cap_skipped, Run, RunPhase, RunStopReason, SkippedFile, MAX_SKIPPED};
 pub use runnable::{
     access_every, ForkSource, Image, Runnable, RunnableCommand, RunnableEvent, ACCESS_EVERY_AT_MOST,
 };

@@ -16,12 +16,26 @@
 //! - Saving makes its image from its files and start command, replacing the one it had; the
 //!   same files and start command again is no event.
 //! - A read is an access at most once every `access_every` ([`access_every`]: a minute, or a
-//!   quarter of `reap_after` when that is shorter); every other event with a time is one too.
+//!   quarter of `reap_after` when that is shorter); its owner's other events are one too (a
+//!   change, a file written or deleted, a save, a start, stop or restart), not the runner's
+//!   (a running process syncing its files does not hold the reaper off) nor a change of owner.
 //! - It is reaped only without an image and once its last access is `reap_after` old.
+//! - Its run ([`Run`]): a start is a new generation unless it is wanted running already; a
+//!   restart always is; a stop is no event unless it is wanted running. A runner's word on a
+//!   run is taken only for the run on record: a start of the generation wanted (409
+//!   `run_not_wanted`; 409 `run_moved` while another node's run is live on record; a failed
+//!   start likewise), an end or a stop from the node of the run on record, of its generation,
+//!   and a sync from the node of the live run on record (409 `run_moved`);
+//!   once removed, its run still ends. A run that ends on its
+//!   own or cannot start is not started again; one a runner stopped while still wanted is
+//!   starting again (on whichever node takes it).
+//! - A sync keeps what passes the checks of a write, and names what it skipped (at most
+//!   [`MAX_SKIPPED`](super::MAX_SKIPPED), then how many more).
 //!
 //! Not its: who may act on it (`commands`: the owner, an admin; anyone sees one with an image),
 //! storing the bytes (blobs), the parent's state (read by the handler into a [`ForkSource`]).
 
+use super::run::{cap_skipped, Run, RunPhase, RunStopReason, SkippedFile};
 use super::values::{
     manifest_digest, Digest, FileEntry, FileLimits, FilePath, RunnableId, RunnableName,
     StartCommand,
@@ -33,6 +47,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// The longest least time between two reads counted as accesses (`RunnableAccessed`).
 pub const ACCESS_EVERY_AT_MOST: Duration = Duration::from_secs(60);
@@ -98,6 +113,80 @@ pub enum RunnableEvent {
         last_access: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// Its anonymous owner `from` registered as `to` (or handed it over).
+    RunnableOwnerChanged {
+        from: Username,
+        to: Username,
+        at: DateTime<Utc>,
+    },
+    /// Its owner wants it running: `generation` is the previous one plus 1.
+    RunnableStartRequested {
+        generation: u64,
+        at: DateTime<Utc>,
+    },
+    /// Its owner wants it running again from scratch: `generation` is the previous one plus 1.
+    RunnableRestartRequested {
+        generation: u64,
+        at: DateTime<Utc>,
+    },
+    /// Its owner wants it stopped.
+    RunnableStopRequested {
+        at: DateTime<Utc>,
+    },
+    /// A runner (`node`) started the run of `generation` as process `pid`.
+    RunnableRunStarted {
+        generation: u64,
+        node: String,
+        pid: u32,
+        at: DateTime<Utc>,
+    },
+    /// The run ended on its own (exit `code`, or killed by `signal`): it is not started again.
+    /// `synced`: the files it left are in the log (synced back after it ended).
+    RunnableRunEnded {
+        generation: u64,
+        node: String,
+        code: Option<i32>,
+        signal: Option<i32>,
+        #[serde(default)]
+        synced: bool,
+        at: DateTime<Utc>,
+    },
+    /// A runner stopped the run, or found it gone (`Lost`). `synced`: the files it left are in
+    /// the log (synced back once it stopped; never for a lost one).
+    RunnableRunStopped {
+        generation: u64,
+        node: String,
+        reason: RunStopReason,
+        #[serde(default)]
+        synced: bool,
+        at: DateTime<Utc>,
+    },
+    /// A runner could not start the run of `generation`: it is not tried again.
+    RunnableRunFailed {
+        generation: u64,
+        node: String,
+        diagnostics: String,
+        at: DateTime<Utc>,
+    },
+    /// A save of the running runnable asks its node to sync its files first (`sync` names the
+    /// answer to wait for).
+    RunnableSyncRequested {
+        sync: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// What the run changed in its tree, as `node` found it: files `written` (sorted by path),
+    /// `deleted` (sorted), and those it could not keep (`skipped`). `sync`: the request it
+    /// answers, if any. Not an access.
+    RunnableFilesSynced {
+        node: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sync: Option<Uuid>,
+        written: Vec<FileEntry>,
+        deleted: Vec<FilePath>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<SkippedFile>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for RunnableEvent {
@@ -111,6 +200,16 @@ impl DomainEvent for RunnableEvent {
             RunnableEvent::RunnableImageSaved { .. } => "RunnableImageSaved",
             RunnableEvent::RunnableRemoved { .. } => "RunnableRemoved",
             RunnableEvent::RunnableReaped { .. } => "RunnableReaped",
+            RunnableEvent::RunnableOwnerChanged { .. } => "RunnableOwnerChanged",
+            RunnableEvent::RunnableStartRequested { .. } => "RunnableStartRequested",
+            RunnableEvent::RunnableRestartRequested { .. } => "RunnableRestartRequested",
+            RunnableEvent::RunnableStopRequested { .. } => "RunnableStopRequested",
+            RunnableEvent::RunnableRunStarted { .. } => "RunnableRunStarted",
+            RunnableEvent::RunnableRunEnded { .. } => "RunnableRunEnded",
+            RunnableEvent::RunnableRunStopped { .. } => "RunnableRunStopped",
+            RunnableEvent::RunnableRunFailed { .. } => "RunnableRunFailed",
+            RunnableEvent::RunnableSyncRequested { .. } => "RunnableSyncRequested",
+            RunnableEvent::RunnableFilesSynced { .. } => "RunnableFilesSynced",
         }
     }
 }
@@ -207,6 +306,90 @@ pub enum RunnableCommand {
         reap_after: Duration,
         now: DateTime<Utc>,
     },
+    /// Its owner wants it running: no event if wanted already.
+    Start {
+        at: DateTime<Utc>,
+    },
+    /// Its owner wants it running again from scratch (also when stopped: it starts).
+    Restart {
+        at: DateTime<Utc>,
+    },
+    /// Its owner wants it stopped: no event if not wanted already.
+    Stop {
+        at: DateTime<Utc>,
+    },
+    /// Its owner `from` is now `to` (409 `owner_changed` if `from` is not its owner); no event
+    /// if `to` owns it already.
+    ChangeOwner {
+        from: Username,
+        to: Username,
+        at: DateTime<Utc>,
+    },
+    /// A save asks its node to sync its files first: `RunnableSyncRequested` while a process
+    /// runs, else no event.
+    RequestSync {
+        sync: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Runner: `node` started the run of `generation` (409 `run_not_wanted` unless it is
+    /// active, wanted, and `generation` is the one wanted; 409 `run_moved` while another
+    /// node's run is live on record: it is recorded lost first).
+    RunStarted {
+        generation: u64,
+        node: String,
+        pid: u32,
+        at: DateTime<Utc>,
+    },
+    /// Runner: the run ended on its own (409 `run_moved` unless the run on record is `node`'s
+    /// of `generation`; no event once it ended).
+    RunEnded {
+        generation: u64,
+        node: String,
+        code: Option<i32>,
+        signal: Option<i32>,
+        /// Its files were synced back after it ended.
+        synced: bool,
+        at: DateTime<Utc>,
+    },
+    /// Runner: it stopped the run (409 `run_moved` as for `RunEnded`; no event once it ended).
+    RunStopped {
+        generation: u64,
+        node: String,
+        reason: RunStopReason,
+        /// Its files were synced back once it stopped.
+        synced: bool,
+        at: DateTime<Utc>,
+    },
+    /// Runner: the run of `generation` could not start (409 `run_not_wanted` unless it is the
+    /// generation wanted).
+    RunFailed {
+        generation: u64,
+        node: String,
+        diagnostics: String,
+        at: DateTime<Utc>,
+    },
+    /// Runner: `node`, which ran it, is gone: `RunnableRunStopped { reason: Lost }` if the run
+    /// on record runs on `node`, else no event.
+    RunLost {
+        node: String,
+        at: DateTime<Utc>,
+    },
+    /// Runner: what the run changed in its tree (409 `run_moved` unless the run on record is
+    /// `node`'s). Each write is kept if it passes the checks of `WriteFile` (in order, after
+    /// the deletions), else skipped; `skipped`: what the runner could not read as a file (a
+    /// link, a name that is no path, a file over the limit), recorded first; at most
+    /// [`MAX_SKIPPED`](super::MAX_SKIPPED) of them all, then one saying how many more. No event if
+    /// nothing changed, nothing was skipped and no `sync` is answered. No event on a removed
+    /// runnable.
+    SyncFiles {
+        node: String,
+        sync: Option<Uuid>,
+        written: Vec<FileEntry>,
+        deleted: Vec<FilePath>,
+        skipped: Vec<SkippedFile>,
+        limits: FileLimits,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A runnable's state, folded from its stream.
@@ -222,10 +405,15 @@ pub struct Runnable {
     last_access: Option<DateTime<Utc>>,
     created_at: Option<DateTime<Utc>>,
     removed: bool,
+    run: Run,
 }
 
 fn no_such_runnable() -> DomainError {
     DomainError::NotFound("no such runnable".into())
+}
+
+fn run_moved(message: String) -> DomainError {
+    DomainError::conflict("run_moved", message)
 }
 
 fn path_conflict(message: String) -> DomainError {
@@ -296,6 +484,11 @@ impl Runnable {
         self.created_at
     }
 
+    /// Its run: wanted or not, the generation, the run on record.
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
     /// The bytes its files hold together.
     pub fn total_bytes(&self) -> u64 {
         self.files.values().map(|f| f.size).sum()
@@ -347,6 +540,98 @@ impl Runnable {
             vec![]
         } else {
             vec![RunnableEvent::RunnableAccessed { at }]
+        }
+    }
+
+    /// Whether writing `entry` changes its files (`false`: that content is there already), or
+    /// why it may not be written: the checks of `WriteFile`.
+    fn check_write(&self, entry: &FileEntry, limits: &FileLimits) -> Result<bool, DomainError> {
+        limits.check_file_size(entry.size)?;
+        let current = self.files.get(&entry.path);
+        if current.is_some_and(|f| f.digest == entry.digest && f.size == entry.size) {
+            return Ok(false);
+        }
+        if current.is_none() {
+            self.check_room_for(&entry.path)?;
+            limits.check_count(self.files.len() + 1)?;
+        }
+        // Checked only when it grows: a runnable over the limit (lowered since) may still
+        // shrink a file, or replace one by one no larger.
+        let before = self.total_bytes();
+        let total = before - current.map_or(0, |f| f.size) + entry.size;
+        if total > before {
+            limits.check_total(total)?;
+        }
+        Ok(true)
+    }
+
+    /// What a sync keeps: the deletions of files it holds, then each write that passes
+    /// [`check_write`](Self::check_write) on the tree as the ones kept before it left it (the
+    /// others added to `skipped`). `(written, deleted, skipped)`.
+    fn sync_files(
+        &self,
+        written: Vec<FileEntry>,
+        deleted: Vec<FilePath>,
+        mut skipped: Vec<SkippedFile>,
+        limits: &FileLimits,
+    ) -> (Vec<FileEntry>, Vec<FilePath>, Vec<SkippedFile>) {
+        let mut tree = self.clone();
+        let mut gone = Vec::new();
+        for path in deleted {
+            if tree.files.remove(&path).is_some() {
+                gone.push(path);
+            }
+        }
+        let mut kept = Vec::new();
+        for entry in written {
+            match tree.check_write(&entry, limits) {
+                Ok(true) => {
+                    tree.files.insert(entry.path.clone(), entry.clone());
+                    kept.push(entry);
+                }
+                Ok(false) => {}
+                Err(e) => skipped.push(SkippedFile {
+                    path: entry.path.to_string(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        (kept, gone, cap_skipped(skipped))
+    }
+
+    /// 409 `run_not_wanted` unless it is active and wanted running at `generation`.
+    fn check_wanted(&self, generation: u64) -> Result<(), DomainError> {
+        let why = if !self.is_active() {
+            "it is removed".to_string()
+        } else if !self.run.wanted {
+            "it is not wanted running".to_string()
+        } else if generation != self.run.generation {
+            format!("generation {} is wanted now", self.run.generation)
+        } else {
+            return Ok(());
+        };
+        Err(DomainError::conflict(
+            "run_not_wanted",
+            format!("the run of generation {generation} is not wanted: {why}"),
+        ))
+    }
+
+    /// 409 `run_moved` unless the run on record is `node`'s of `generation`.
+    fn check_run(&self, node: &str, generation: u64) -> Result<(), DomainError> {
+        if self.run.is_run(node, generation) {
+            return Ok(());
+        }
+        Err(run_moved(format!(
+            "the run of this runnable on record is not {node}'s of generation {generation}"
+        )))
+    }
+
+    /// Not wanted running any more: one still starting is stopped at once, a running one when
+    /// its runner stops it.
+    fn stop_wanted(&mut self, at: DateTime<Utc>) {
+        self.run.wanted = false;
+        if self.run.phase == RunPhase::Starting {
+            self.run.enter(RunPhase::Stopped, at);
         }
     }
 
@@ -458,7 +743,191 @@ impl Aggregate for Runnable {
                     at: now,
                 }])
             }
+            // The runner's: a removed runnable's run still ends.
+            _ if !self.exists() => Err(no_such_runnable()),
+            RunnableCommand::RunStarted {
+                generation,
+                node,
+                pid,
+                at,
+            } => {
+                self.check_wanted(generation)?;
+                if self.run.live && self.run.is_run(&node, generation) && self.run.pid == Some(pid)
+                {
+                    return Ok(vec![]);
+                }
+                // Another node's run on record is stopped first (`RunLost`): two never run.
+                if self.run.live && !self.run.is_on(&node) {
+                    return Err(run_moved(format!(
+                        "the run of this runnable on record is another node's, not {node}'s"
+                    )));
+                }
+                Ok(vec![RunnableEvent::RunnableRunStarted {
+                    generation,
+                    node,
+                    pid,
+                    at,
+                }])
+            }
+            RunnableCommand::RunEnded {
+                generation,
+                node,
+                code,
+                signal,
+                synced,
+                at,
+            } => {
+                self.check_run(&node, generation)?;
+                if !self.run.live {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableRunEnded {
+                    generation,
+                    node,
+                    code,
+                    signal,
+                    synced,
+                    at,
+                }])
+            }
+            RunnableCommand::RunStopped {
+                generation,
+                node,
+                reason,
+                synced,
+                at,
+            } => {
+                self.check_run(&node, generation)?;
+                if !self.run.live {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableRunStopped {
+                    generation,
+                    node,
+                    reason,
+                    synced,
+                    at,
+                }])
+            }
+            RunnableCommand::RunFailed {
+                generation,
+                node,
+                diagnostics,
+                at,
+            } => {
+                self.check_wanted(generation)?;
+                // Another node's run on record is stopped first (`RunLost`), as for a start.
+                if self.run.live && !self.run.is_on(&node) {
+                    return Err(run_moved(format!(
+                        "the run of this runnable on record is another node's, not {node}'s"
+                    )));
+                }
+                let diagnostics = if diagnostics.contains('\0') {
+                    diagnostics.replace('\0', "\u{FFFD}")
+                } else {
+                    diagnostics
+                };
+                Ok(vec![RunnableEvent::RunnableRunFailed {
+                    generation,
+                    node,
+                    diagnostics,
+                    at,
+                }])
+            }
+            RunnableCommand::RunLost { node, at } => {
+                let (true, true, Some(generation)) = (
+                    self.run.live,
+                    self.run.is_on(&node),
+                    self.run.run_generation,
+                ) else {
+                    return Ok(vec![]);
+                };
+                Ok(vec![RunnableEvent::RunnableRunStopped {
+                    generation,
+                    node,
+                    reason: RunStopReason::Lost,
+                    synced: false,
+                    at,
+                }])
+            }
+            RunnableCommand::SyncFiles {
+                node,
+                sync,
+                written,
+                deleted,
+                skipped,
+                limits,
+                at,
+            } => {
+                if !self.is_active() {
+                    return Ok(vec![]);
+                }
+                // Only from its live run: one that ended (or moved) syncs nothing more.
+                if !self.run.live || !self.run.is_on(&node) {
+                    return Err(run_moved(format!(
+                        "the run of this runnable on record is not {node}'s: its files are not synced from there"
+                    )));
+                }
+                let (written, deleted, skipped) =
+                    self.sync_files(written, deleted, skipped, &limits);
+                // Nothing changed, skipped or answered: nothing to say.
+                if written.is_empty() && deleted.is_empty() && skipped.is_empty() && sync.is_none()
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableFilesSynced {
+                    node,
+                    sync,
+                    written,
+                    deleted,
+                    skipped,
+                    at,
+                }])
+            }
             _ if !self.is_active() => Err(no_such_runnable()),
+            RunnableCommand::Start { at } => {
+                let on = matches!(self.run.phase, RunPhase::Starting | RunPhase::Running);
+                if self.run.wanted && on {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableStartRequested {
+                    generation: self.run.generation + 1,
+                    at,
+                }])
+            }
+            RunnableCommand::Restart { at } => Ok(vec![RunnableEvent::RunnableRestartRequested {
+                generation: self.run.generation + 1,
+                at,
+            }]),
+            RunnableCommand::Stop { at } => {
+                // Not wanted: stopped, or a stop asked for already (the runner is on it).
+                if !self.run.wanted {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableStopRequested { at }])
+            }
+            RunnableCommand::ChangeOwner { from, to, at } => {
+                let Some(owner) = &self.owner else {
+                    return Err(no_such_runnable());
+                };
+                // A retried hand-over finds it done.
+                if *owner == to {
+                    return Ok(vec![]);
+                }
+                if *owner != from {
+                    return Err(DomainError::conflict(
+                        "owner_changed",
+                        format!("this runnable is {owner}'s, not {from}'s"),
+                    ));
+                }
+                Ok(vec![RunnableEvent::RunnableOwnerChanged { from, to, at }])
+            }
+            RunnableCommand::RequestSync { sync, at } => {
+                if !self.run.live {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RunnableEvent::RunnableSyncRequested { sync, at }])
+            }
             RunnableCommand::Update {
                 name,
                 start_command,
@@ -484,25 +953,13 @@ impl Aggregate for Runnable {
                 access_every,
                 at,
             } => {
-                limits.check_file_size(size)?;
-                let current = self.files.get(&path);
-                if current.is_some_and(|f| f.digest == digest && f.size == size) {
+                let entry = FileEntry { path, digest, size };
+                if !self.check_write(&entry, &limits)? {
                     return Ok(self.access(access_every, at));
                 }
-                if current.is_none() {
-                    self.check_room_for(&path)?;
-                    limits.check_count(self.files.len() + 1)?;
-                }
-                // Checked only when it grows: a runnable over the limit (lowered since) may
-                // still shrink a file, or replace one by one no larger.
-                let before = self.total_bytes();
-                let total = before - current.map_or(0, |f| f.size) + size;
-                if total > before {
-                    limits.check_total(total)?;
-                }
                 Ok(vec![RunnableEvent::RunnableFileWritten {
-                    path,
-                    digest,
+                    path: entry.path,
+                    digest: entry.digest,
                     size,
                     at,
                 }])
@@ -577,6 +1034,7 @@ impl Aggregate for Runnable {
                     last_access: Some(*at),
                     created_at: Some(*at),
                     removed: false,
+                    run: Run::default(),
                 };
             }
             RunnableEvent::RunnableUpdated {
@@ -631,8 +1089,102 @@ impl Aggregate for Runnable {
                 });
                 self.last_access = Some(*at);
             }
-            RunnableEvent::RunnableRemoved { .. } | RunnableEvent::RunnableReaped { .. } => {
+            RunnableEvent::RunnableRemoved { at } | RunnableEvent::RunnableReaped { at, .. } => {
                 self.removed = true;
+                self.stop_wanted(*at);
+            }
+            RunnableEvent::RunnableOwnerChanged { to, .. } => {
+                self.owner = Some(to.clone());
+            }
+            RunnableEvent::RunnableStartRequested { generation, at }
+            | RunnableEvent::RunnableRestartRequested { generation, at } => {
+                self.run.wanted = true;
+                self.run.generation = *generation;
+                self.run.enter(RunPhase::Starting, *at);
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableStopRequested { at } => {
+                self.stop_wanted(*at);
+                self.last_access = Some(*at);
+            }
+            RunnableEvent::RunnableRunStarted {
+                generation,
+                node,
+                pid,
+                at,
+            } => {
+                let run = &mut self.run;
+                run.node = Some(node.clone());
+                run.pid = Some(*pid);
+                run.run_generation = Some(*generation);
+                run.live = true;
+                run.exit_code = None;
+                run.signal = None;
+                run.diagnostics = None;
+                run.enter(RunPhase::Running, *at);
+            }
+            RunnableEvent::RunnableRunEnded {
+                generation,
+                code,
+                signal,
+                at,
+                ..
+            } => {
+                let run = &mut self.run;
+                run.live = false;
+                run.pid = None;
+                run.exit_code = *code;
+                run.signal = *signal;
+                // Ended on its own: not started again, unless a newer generation is wanted.
+                if *generation == run.generation {
+                    run.wanted = false;
+                }
+                if run.wanted {
+                    run.enter(RunPhase::Starting, *at);
+                } else if *code == Some(0) {
+                    run.enter(RunPhase::Stopped, *at);
+                } else {
+                    run.enter(RunPhase::Error, *at);
+                }
+            }
+            RunnableEvent::RunnableRunStopped { at, .. } => {
+                let run = &mut self.run;
+                run.live = false;
+                run.pid = None;
+                if run.wanted {
+                    run.enter(RunPhase::Starting, *at);
+                } else {
+                    run.enter(RunPhase::Stopped, *at);
+                }
+            }
+            RunnableEvent::RunnableRunFailed {
+                generation,
+                node,
+                diagnostics,
+                at,
+            } => {
+                let run = &mut self.run;
+                run.wanted = false;
+                run.node = Some(node.clone());
+                run.pid = None;
+                run.run_generation = Some(*generation);
+                run.live = false;
+                run.exit_code = None;
+                run.signal = None;
+                run.diagnostics = Some(diagnostics.clone());
+                run.enter(RunPhase::Error, *at);
+            }
+            RunnableEvent::RunnableSyncRequested { .. } => {}
+            RunnableEvent::RunnableFilesSynced {
+                written, deleted, ..
+            } => {
+                // Not an access: a running process syncing must not hold the reaper off.
+                for path in deleted {
+                    self.files.remove(path);
+                }
+                for entry in written {
+                    self.files.insert(entry.path.clone(), entry.clone());
+                }
             }
         }
     }

@@ -1238,3 +1238,1055 @@ fn reaping_what_is_gone_is_no_event() {
             .then_nothing();
     }
 }
+
+// ---- runs ----
+
+fn start_requested(generation: u64, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableStartRequested {
+        generation,
+        at: when,
+    }
+}
+fn restart_requested(generation: u64, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableRestartRequested {
+        generation,
+        at: when,
+    }
+}
+fn stop_requested(when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableStopRequested { at: when }
+}
+fn run_started(generation: u64, node: &str, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableRunStarted {
+        generation,
+        node: node.into(),
+        pid: 42,
+        at: when,
+    }
+}
+fn run_ended(generation: u64, node: &str, code: Option<i32>, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableRunEnded {
+        generation,
+        node: node.into(),
+        code,
+        signal: None,
+        synced: true,
+        at: when,
+    }
+}
+fn run_stopped(
+    generation: u64,
+    node: &str,
+    reason: RunStopReason,
+    when: DateTime<Utc>,
+) -> RunnableEvent {
+    RunnableEvent::RunnableRunStopped {
+        generation,
+        node: node.into(),
+        reason,
+        // What a runner says: nothing synced from a run lost.
+        synced: !matches!(reason, RunStopReason::LeaseLost | RunStopReason::Lost),
+        at: when,
+    }
+}
+fn run_failed(generation: u64, node: &str, when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableRunFailed {
+        generation,
+        node: node.into(),
+        diagnostics: "bwrap: not found".into(),
+        at: when,
+    }
+}
+fn started_cmd(generation: u64, node: &str, when: DateTime<Utc>) -> RunnableCommand {
+    RunnableCommand::RunStarted {
+        generation,
+        node: node.into(),
+        pid: 42,
+        at: when,
+    }
+}
+fn ended_cmd(
+    generation: u64,
+    node: &str,
+    code: Option<i32>,
+    when: DateTime<Utc>,
+) -> RunnableCommand {
+    RunnableCommand::RunEnded {
+        generation,
+        node: node.into(),
+        code,
+        signal: None,
+        synced: true,
+        at: when,
+    }
+}
+fn stopped_cmd(
+    generation: u64,
+    node: &str,
+    reason: RunStopReason,
+    when: DateTime<Utc>,
+) -> RunnableCommand {
+    RunnableCommand::RunStopped {
+        generation,
+        node: node.into(),
+        reason,
+        synced: !matches!(reason, RunStopReason::LeaseLost | RunStopReason::Lost),
+        at: when,
+    }
+}
+fn failed_cmd(
+    generation: u64,
+    node: &str,
+    diagnostics: &str,
+    when: DateTime<Utc>,
+) -> RunnableCommand {
+    RunnableCommand::RunFailed {
+        generation,
+        node: node.into(),
+        diagnostics: diagnostics.into(),
+        at: when,
+    }
+}
+fn sync_cmd(
+    node: &str,
+    sync: Option<Uuid>,
+    written: Vec<FileEntry>,
+    deleted: Vec<FilePath>,
+    limits: FileLimits,
+) -> RunnableCommand {
+    RunnableCommand::SyncFiles {
+        node: node.into(),
+        sync,
+        written,
+        deleted,
+        skipped: vec![],
+        limits,
+        at: t2(),
+    }
+}
+fn synced(
+    sync: Option<Uuid>,
+    written: Vec<FileEntry>,
+    deleted: Vec<FilePath>,
+    skipped: Vec<SkippedFile>,
+) -> RunnableEvent {
+    RunnableEvent::RunnableFilesSynced {
+        node: "n1".into(),
+        sync,
+        written,
+        deleted,
+        skipped,
+        at: t2(),
+    }
+}
+fn skipped(p: &str, reason: &str) -> SkippedFile {
+    SkippedFile {
+        path: p.into(),
+        reason: reason.into(),
+    }
+}
+/// alice's runnable, started at t1: generation 1 runs on `n1` as pid 42.
+fn running() -> Vec<RunnableEvent> {
+    vec![
+        created(),
+        start_requested(1, t1()),
+        run_started(1, "n1", t1()),
+    ]
+}
+fn with(
+    mut past: Vec<RunnableEvent>,
+    more: impl IntoIterator<Item = RunnableEvent>,
+) -> Vec<RunnableEvent> {
+    past.extend(more);
+    past
+}
+fn removed(when: DateTime<Utc>) -> RunnableEvent {
+    RunnableEvent::RunnableRemoved { at: when }
+}
+fn not_wanted(generation: u64, why: &str) -> DomainError {
+    conflict(
+        "run_not_wanted",
+        &format!("the run of generation {generation} is not wanted: {why}"),
+    )
+}
+fn moved(node: &str, generation: u64) -> DomainError {
+    conflict(
+        "run_moved",
+        &format!("the run of this runnable on record is not {node}'s of generation {generation}"),
+    )
+}
+
+#[test]
+fn run_events_round_trip_through_the_log() {
+    for event in [
+        RunnableEvent::RunnableOwnerChanged {
+            from: user("anon-0123456789abcdef"),
+            to: user("alice"),
+            at: t1(),
+        },
+        start_requested(1, t1()),
+        restart_requested(2, t1()),
+        stop_requested(t1()),
+        run_started(1, "n1", t1()),
+        run_ended(1, "n1", Some(3), t1()),
+        RunnableEvent::RunnableRunEnded {
+            generation: 1,
+            node: "n1".into(),
+            code: None,
+            signal: Some(9),
+            synced: false,
+            at: t1(),
+        },
+        run_stopped(1, "n1", RunStopReason::LeaseLost, t1()),
+        run_failed(1, "n1", t1()),
+        RunnableEvent::RunnableSyncRequested {
+            sync: Uuid::from_u128(7),
+            at: t1(),
+        },
+        synced(
+            Some(Uuid::from_u128(7)),
+            vec![file("out.txt", "x")],
+            vec![path("old.txt")],
+            vec![skipped("link", "a symlink")],
+        ),
+        synced(None, vec![], vec![path("old.txt")], vec![]),
+    ] {
+        let (event_type, data) = encode(&event).unwrap();
+        assert_eq!(event_type, event.event_type());
+        assert_eq!(decode::<RunnableEvent>(&event_type, &data).unwrap(), event);
+    }
+    let (event_type, data) =
+        encode(&run_stopped(2, "n1", RunStopReason::NodeStopped, t1())).unwrap();
+    assert_eq!(event_type, "RunnableRunStopped");
+    assert_eq!(
+        data,
+        json!({"generation": 2, "node": "n1", "reason": "node_stopped", "synced": true, "at": "2024-05-01T11:00:00Z"})
+    );
+    // Recorded before runs said whether their files were synced: not synced.
+    let older = decode::<RunnableEvent>(
+        "RunnableRunStopped",
+        &json!({"generation": 2, "node": "n1", "reason": "stop", "at": "2024-05-01T11:00:00Z"}),
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            older,
+            RunnableEvent::RunnableRunStopped { synced: false, .. }
+        ),
+        "{older:?}"
+    );
+    for (reason, text) in [
+        (RunStopReason::Stop, "stop"),
+        (RunStopReason::Restart, "restart"),
+        (RunStopReason::Removed, "removed"),
+        (RunStopReason::NodeStopped, "node_stopped"),
+        (RunStopReason::LeaseLost, "lease_lost"),
+        (RunStopReason::Lost, "lost"),
+    ] {
+        assert_eq!(json!(reason), json!(text));
+        assert_eq!(reason.as_str(), text);
+    }
+    let (_, data) = encode(&synced(None, vec![], vec![path("old.txt")], vec![])).unwrap();
+    assert_eq!(
+        data,
+        json!({"node": "n1", "written": [], "deleted": ["old.txt"], "at": "2024-05-01T12:00:00Z"}),
+        "no sync, nothing skipped: neither written"
+    );
+}
+
+#[test]
+fn a_new_runnable_is_stopped_and_never_wanted() {
+    let runnable = given::<Runnable>(&[created()]);
+    assert_eq!(runnable.state().run(), &Run::default());
+    assert_eq!(runnable.state().run().phase.as_str(), "stopped");
+}
+
+#[test]
+fn start_asks_for_the_next_generation_once() {
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Start { at: t1() })
+        .then(vec![start_requested(1, t1())]);
+    let starting = given::<Runnable>(&[created(), start_requested(1, t1())]);
+    let run = starting.state().run();
+    assert!(run.wanted);
+    assert_eq!(
+        (run.generation, run.phase, run.since),
+        (1, RunPhase::Starting, Some(t1()))
+    );
+    assert_eq!(
+        starting.state().last_access(),
+        Some(t1()),
+        "a start is an access"
+    );
+    starting
+        .when(RunnableCommand::Start { at: t2() })
+        .then_nothing();
+    given::<Runnable>(&running())
+        .when(RunnableCommand::Start { at: t2() })
+        .then_nothing();
+    // Stopped again, a start is a new generation.
+    let past = with(running(), [run_ended(1, "n1", Some(0), t2())]);
+    given::<Runnable>(&past)
+        .when(RunnableCommand::Start { at: t2() })
+        .then(vec![start_requested(2, t2())]);
+    // Running but asked to stop: a start is wanted again, a new generation.
+    let past = with(running(), [stop_requested(t2())]);
+    given::<Runnable>(&past)
+        .when(RunnableCommand::Start { at: t2() })
+        .then(vec![start_requested(2, t2())]);
+}
+
+#[test]
+fn restart_is_always_the_next_generation_and_starts_a_stopped_one() {
+    given::<Runnable>(&running())
+        .when(RunnableCommand::Restart { at: t2() })
+        .then(vec![restart_requested(2, t2())]);
+    given::<Runnable>(&[created()])
+        .when(RunnableCommand::Restart { at: t1() })
+        .then(vec![restart_requested(1, t1())]);
+    given::<Runnable>(&[created(), start_requested(1, t1())])
+        .when(RunnableCommand::Restart { at: t1() })
+        .then(vec![restart_requested(2, t1())]);
+    // The old run goes on until the runner stops it; the new generation is starting.
+    let past = with(running(), [restart_requested(2, t2())]);
+    let restarting = given::<Runnable>(&past);
+    let run = restarting.state().run();
+    assert!(run.wanted && run.is_live());
+    assert_eq!(
+        (run.generation, run.phase, run.run_generation, run.since),
+        (2, RunPhase::Starting, Some(1), Some(t2()))
+    );
+    assert_eq!(restarting.state().last_access(), Some(t2()));
+    // The runner stops the old one, then starts the new one.
+    let past = with(past, [run_stopped(1, "n1", RunStopReason::Restart, t2())]);
+    let stopped = given::<Runnable>(&past);
+    assert_eq!(stopped.state().run().phase, RunPhase::Starting);
+    assert!(!stopped.state().run().is_live());
+    stopped
+        .when(started_cmd(2, "n1", t2()))
+        .then(vec![run_started(2, "n1", t2())]);
+}
+
+#[test]
+fn stop_is_asked_once_and_a_starting_one_stops_at_once() {
+    given::<Runnable>(&running())
+        .when(RunnableCommand::Stop { at: t2() })
+        .then(vec![stop_requested(t2())]);
+    given::<Runnable>(&[created(), start_requested(1, t1())])
+        .when(RunnableCommand::Stop { at: t2() })
+        .then(vec![stop_requested(t2())]);
+    for past in [
+        vec![created()],
+        with(running(), [stop_requested(t2())]),
+        with(running(), [run_ended(1, "n1", Some(1), t2())]),
+        with(
+            running(),
+            [
+                stop_requested(t2()),
+                run_stopped(1, "n1", RunStopReason::Stop, t2()),
+            ],
+        ),
+        vec![
+            created(),
+            start_requested(1, t1()),
+            run_failed(1, "n1", t1()),
+        ],
+    ] {
+        given::<Runnable>(&past)
+            .when(RunnableCommand::Stop { at: t2() })
+            .then_nothing();
+    }
+    let starting = given::<Runnable>(&[created(), start_requested(1, t1()), stop_requested(t2())]);
+    let run = starting.state().run();
+    assert_eq!(
+        (run.wanted, run.phase, run.since),
+        (false, RunPhase::Stopped, Some(t2()))
+    );
+    // A running one runs on until its runner stops it.
+    let stopping = given::<Runnable>(&with(running(), [stop_requested(t2())]));
+    let run = stopping.state().run();
+    assert_eq!(
+        (run.wanted, run.phase, run.since),
+        (false, RunPhase::Running, Some(t1()))
+    );
+    assert_eq!(
+        stopping.state().last_access(),
+        Some(t2()),
+        "a stop is an access"
+    );
+    let stopped = given::<Runnable>(&with(
+        running(),
+        [
+            stop_requested(t2()),
+            run_stopped(1, "n1", RunStopReason::Stop, t2()),
+        ],
+    ));
+    let run = stopped.state().run();
+    assert_eq!(
+        (
+            run.wanted,
+            run.phase,
+            run.pid,
+            run.node.as_deref(),
+            run.since
+        ),
+        (false, RunPhase::Stopped, None, Some("n1"), Some(t2()))
+    );
+}
+
+#[test]
+fn a_run_starts_only_as_the_generation_wanted() {
+    given::<Runnable>(&[created(), start_requested(1, t1())])
+        .when(started_cmd(1, "n1", t1()))
+        .then(vec![run_started(1, "n1", t1())]);
+    let run = given::<Runnable>(&running()).state().run().clone();
+    assert_eq!(
+        (
+            run.phase,
+            run.node.as_deref(),
+            run.pid,
+            run.run_generation,
+            run.is_live()
+        ),
+        (RunPhase::Running, Some("n1"), Some(42), Some(1), true)
+    );
+    given::<Runnable>(&[created()])
+        .when(started_cmd(1, "n1", t1()))
+        .refused(not_wanted(1, "it is not wanted running"));
+    given::<Runnable>(&[created(), start_requested(1, t1()), stop_requested(t1())])
+        .when(started_cmd(1, "n1", t1()))
+        .refused(not_wanted(1, "it is not wanted running"));
+    given::<Runnable>(&[
+        created(),
+        start_requested(1, t1()),
+        restart_requested(2, t1()),
+    ])
+    .when(started_cmd(1, "n1", t1()))
+    .refused(not_wanted(1, "generation 2 is wanted now"));
+    given::<Runnable>(&[created(), start_requested(1, t1()), removed(t1())])
+        .when(started_cmd(1, "n1", t1()))
+        .refused(not_wanted(1, "it is removed"));
+    given::<Runnable>(&[])
+        .when(started_cmd(1, "n1", t1()))
+        .refused(no_such_runnable());
+    // The same start told again (a retried append) is no event.
+    given::<Runnable>(&running())
+        .when(started_cmd(1, "n1", t2()))
+        .then_nothing();
+}
+
+#[test]
+fn a_run_ends_or_stops_only_from_its_node_and_generation() {
+    given::<Runnable>(&running())
+        .when(ended_cmd(1, "n1", Some(0), t2()))
+        .then(vec![run_ended(1, "n1", Some(0), t2())]);
+    given::<Runnable>(&running())
+        .when(stopped_cmd(1, "n1", RunStopReason::NodeStopped, t2()))
+        .then(vec![run_stopped(1, "n1", RunStopReason::NodeStopped, t2())]);
+    for (node, generation) in [("n2", 1), ("n1", 2), ("n1", 0)] {
+        given::<Runnable>(&running())
+            .when(ended_cmd(generation, node, Some(0), t2()))
+            .refused(moved(node, generation));
+        given::<Runnable>(&running())
+            .when(stopped_cmd(generation, node, RunStopReason::Stop, t2()))
+            .refused(moved(node, generation));
+    }
+    // Moved: n2 runs it now (n1 lost its lease, n2 took it over).
+    let moved_on = with(
+        running(),
+        [
+            run_stopped(1, "n1", RunStopReason::Lost, t2()),
+            run_started(1, "n2", t2()),
+        ],
+    );
+    given::<Runnable>(&moved_on)
+        .when(stopped_cmd(1, "n1", RunStopReason::LeaseLost, t2()))
+        .refused(moved("n1", 1));
+    // Told again once ended: no event.
+    let ended = with(running(), [run_ended(1, "n1", Some(0), t2())]);
+    given::<Runnable>(&ended)
+        .when(ended_cmd(1, "n1", Some(0), t2()))
+        .then_nothing();
+    given::<Runnable>(&ended)
+        .when(stopped_cmd(1, "n1", RunStopReason::Stop, t2()))
+        .then_nothing();
+    given::<Runnable>(&[created()])
+        .when(ended_cmd(1, "n1", Some(0), t2()))
+        .refused(moved("n1", 1));
+}
+
+#[test]
+fn a_run_that_ends_on_its_own_is_not_started_again() {
+    let ok = given::<Runnable>(&with(running(), [run_ended(1, "n1", Some(0), t2())]));
+    let run = ok.state().run();
+    assert_eq!(
+        (
+            run.wanted,
+            run.phase,
+            run.exit_code,
+            run.pid,
+            run.is_live(),
+            run.since
+        ),
+        (false, RunPhase::Stopped, Some(0), None, false, Some(t2()))
+    );
+    let failed = given::<Runnable>(&with(running(), [run_ended(1, "n1", Some(3), t2())]));
+    assert_eq!(
+        (failed.state().run().phase, failed.state().run().exit_code),
+        (RunPhase::Error, Some(3))
+    );
+    let killed = given::<Runnable>(&with(
+        running(),
+        [RunnableEvent::RunnableRunEnded {
+            generation: 1,
+            node: "n1".into(),
+            code: None,
+            signal: Some(9),
+            synced: false,
+            at: t2(),
+        }],
+    ));
+    let run = killed.state().run();
+    assert_eq!(
+        (run.phase, run.signal, run.wanted),
+        (RunPhase::Error, Some(9), false)
+    );
+    // The old generation ending on its own while a restart is wanted: the restart stands.
+    let restarting = given::<Runnable>(&with(
+        running(),
+        [
+            restart_requested(2, t2()),
+            run_ended(1, "n1", Some(1), t2()),
+        ],
+    ));
+    let run = restarting.state().run();
+    assert_eq!(
+        (run.wanted, run.generation, run.phase),
+        (true, 2, RunPhase::Starting)
+    );
+    // A new run clears how the last one ended.
+    let again = given::<Runnable>(&with(
+        running(),
+        [
+            run_ended(1, "n1", Some(3), t2()),
+            start_requested(2, t2()),
+            run_started(2, "n2", t2()),
+        ],
+    ));
+    let run = again.state().run();
+    assert_eq!(
+        (run.exit_code, run.node.as_deref(), run.run_generation),
+        (None, Some("n2"), Some(2))
+    );
+}
+
+#[test]
+fn a_stopped_run_still_wanted_is_starting_again() {
+    for reason in [
+        RunStopReason::NodeStopped,
+        RunStopReason::LeaseLost,
+        RunStopReason::Lost,
+    ] {
+        let past = with(running(), [run_stopped(1, "n1", reason, t2())]);
+        let run = given::<Runnable>(&past).state().run().clone();
+        assert_eq!(
+            (run.wanted, run.phase, run.is_live(), run.since),
+            (true, RunPhase::Starting, false, Some(t2())),
+            "{reason:?}"
+        );
+        // Another node takes it over, the same generation.
+        given::<Runnable>(&past)
+            .when(started_cmd(1, "n2", t2()))
+            .then(vec![run_started(1, "n2", t2())]);
+    }
+}
+
+#[test]
+fn a_run_that_cannot_start_is_an_error_not_tried_again() {
+    let starting = [created(), start_requested(1, t1())];
+    given::<Runnable>(&starting)
+        .when(failed_cmd(1, "n1", "bwrap: not found", t1()))
+        .then(vec![run_failed(1, "n1", t1())]);
+    given::<Runnable>(&starting)
+        .when(failed_cmd(1, "n1", "a\0b", t1()))
+        .then(vec![RunnableEvent::RunnableRunFailed {
+            generation: 1,
+            node: "n1".into(),
+            diagnostics: "a\u{FFFD}b".into(),
+            at: t1(),
+        }]);
+    let failed = given::<Runnable>(&[
+        created(),
+        start_requested(1, t1()),
+        run_failed(1, "n1", t1()),
+    ]);
+    let run = failed.state().run();
+    assert_eq!(
+        (
+            run.wanted,
+            run.phase,
+            run.diagnostics.as_deref(),
+            run.node.as_deref()
+        ),
+        (false, RunPhase::Error, Some("bwrap: not found"), Some("n1"))
+    );
+    failed
+        .when(failed_cmd(1, "n1", "again", t2()))
+        .refused(not_wanted(1, "it is not wanted running"));
+    given::<Runnable>(&[
+        created(),
+        start_requested(1, t1()),
+        restart_requested(2, t1()),
+    ])
+    .when(failed_cmd(1, "n1", "x", t1()))
+    .refused(not_wanted(1, "generation 2 is wanted now"));
+    // Started again after an error: the diagnostics go with the new run.
+    let again = given::<Runnable>(&[
+        created(),
+        start_requested(1, t1()),
+        run_failed(1, "n1", t1()),
+        start_requested(2, t2()),
+        run_started(2, "n1", t2()),
+    ]);
+    assert_eq!(again.state().run().diagnostics, None);
+}
+
+#[test]
+fn a_removed_runnables_run_still_ends() {
+    let past = with(running(), [removed(t2())]);
+    let gone = given::<Runnable>(&past);
+    let run = gone.state().run();
+    assert_eq!((run.wanted, run.phase), (false, RunPhase::Running));
+    given::<Runnable>(&past)
+        .when(stopped_cmd(1, "n1", RunStopReason::Removed, t2()))
+        .then(vec![run_stopped(1, "n1", RunStopReason::Removed, t2())]);
+    given::<Runnable>(&past)
+        .when(ended_cmd(1, "n1", Some(0), t2()))
+        .then(vec![run_ended(1, "n1", Some(0), t2())]);
+    given::<Runnable>(&past)
+        .when(RunnableCommand::RunLost {
+            node: "n1".into(),
+            at: t2(),
+        })
+        .then(vec![run_stopped(1, "n1", RunStopReason::Lost, t2())]);
+    // Its files are gone with it: a sync is no event.
+    given::<Runnable>(&past)
+        .when(sync_cmd(
+            "n1",
+            Some(Uuid::from_u128(7)),
+            vec![file("x", "1")],
+            vec![],
+            limits(),
+        ))
+        .then_nothing();
+    let reaped = with(
+        running(),
+        [RunnableEvent::RunnableReaped {
+            last_access: t1(),
+            at: t2(),
+        }],
+    );
+    given::<Runnable>(&reaped)
+        .when(stopped_cmd(1, "n1", RunStopReason::Removed, t2()))
+        .then(vec![run_stopped(1, "n1", RunStopReason::Removed, t2())]);
+    let stopped = given::<Runnable>(&with(
+        past,
+        [run_stopped(1, "n1", RunStopReason::Removed, t2())],
+    ));
+    assert_eq!(stopped.state().run().phase, RunPhase::Stopped);
+    // One removed while starting is stopped at once.
+    let starting = given::<Runnable>(&[created(), start_requested(1, t1()), removed(t2())]);
+    assert_eq!(starting.state().run().phase, RunPhase::Stopped);
+}
+
+#[test]
+fn a_run_on_a_lost_node_is_stopped_as_lost() {
+    let lost = |node: &str| RunnableCommand::RunLost {
+        node: node.into(),
+        at: t2(),
+    };
+    given::<Runnable>(&running())
+        .when(lost("n1"))
+        .then(vec![run_stopped(1, "n1", RunStopReason::Lost, t2())]);
+    given::<Runnable>(&running())
+        .when(lost("n2"))
+        .then_nothing();
+    given::<Runnable>(&[created(), start_requested(1, t1())])
+        .when(lost("n1"))
+        .then_nothing();
+    given::<Runnable>(&with(running(), [run_ended(1, "n1", Some(0), t2())]))
+        .when(lost("n1"))
+        .then_nothing();
+    // A restart pending: the run lost is the old generation's.
+    given::<Runnable>(&with(running(), [restart_requested(2, t2())]))
+        .when(lost("n1"))
+        .then(vec![run_stopped(1, "n1", RunStopReason::Lost, t2())]);
+}
+
+#[test]
+fn a_sync_keeps_the_writes_within_the_limits_and_skips_the_rest() {
+    // created() holds lib/util.py (13 bytes) and main.py (8 bytes); at most 3 files of 10
+    // bytes, 1000 together.
+    let sync = Uuid::from_u128(7);
+    given::<Runnable>(&running())
+        .when(sync_cmd(
+            "n1",
+            Some(sync),
+            vec![
+                file("out.txt", "0123456789x"),
+                file("a.txt", "a"),
+                file("b.txt", "b"),
+                file("main.py/x", "x"),
+                file("main.py", "print(2)"),
+            ],
+            vec![],
+            write_limits(),
+        ))
+        .then(vec![synced(
+            Some(sync),
+            vec![file("a.txt", "a"), file("main.py", "print(2)")],
+            vec![],
+            vec![
+                skipped(
+                    "out.txt",
+                    "a file may hold at most 10 bytes (runnables.max_file_bytes); this one holds 11",
+                ),
+                skipped("b.txt", "files: a runnable may hold at most 3 files (runnables.max_files)"),
+                skipped("main.py/x", "main.py is a file: main.py/x cannot be under it"),
+            ],
+        )]);
+}
+
+#[test]
+fn a_sync_records_what_the_runner_could_not_read_before_what_the_limits_refused() {
+    let mut command = sync_cmd(
+        "n1",
+        None,
+        vec![file("out.txt", "0123456789x")],
+        vec![],
+        write_limits(),
+    );
+    if let RunnableCommand::SyncFiles { skipped: s, .. } = &mut command {
+        *s = vec![skipped("link", "a symbolic link")];
+    }
+    given::<Runnable>(&running())
+        .when(command)
+        .then(vec![synced(
+            None,
+            vec![],
+            vec![],
+            vec![
+            skipped("link", "a symbolic link"),
+            skipped(
+                "out.txt",
+                "a file may hold at most 10 bytes (runnables.max_file_bytes); this one holds 11",
+            ),
+        ],
+        )]);
+}
+
+#[test]
+fn a_sync_deletes_first_then_writes_in_order() {
+    // main.py becomes a folder; lib/util.py's deletion makes room for a third file.
+    given::<Runnable>(&running())
+        .when(sync_cmd(
+            "n1",
+            None,
+            vec![
+                file("main.py/x", "x"),
+                file("c.txt", "c"),
+                file("c.txt", "cc"),
+            ],
+            vec![path("main.py"), path("lib/util.py"), path("nothing.txt")],
+            write_limits(),
+        ))
+        .then(vec![synced(
+            None,
+            vec![
+                file("main.py/x", "x"),
+                file("c.txt", "c"),
+                file("c.txt", "cc"),
+            ],
+            vec![path("main.py"), path("lib/util.py")],
+            vec![],
+        )]);
+    let after = given::<Runnable>(&with(
+        running(),
+        [synced(
+            None,
+            vec![
+                file("main.py/x", "x"),
+                file("c.txt", "c"),
+                file("c.txt", "cc"),
+            ],
+            vec![path("main.py"), path("lib/util.py")],
+            vec![],
+        )],
+    ));
+    let paths: Vec<&str> = after.state().files().keys().map(|p| p.as_str()).collect();
+    assert_eq!(paths, ["c.txt", "main.py/x"]);
+    assert_eq!(
+        after.state().file(&path("c.txt")),
+        Some(&file("c.txt", "cc"))
+    );
+}
+
+#[test]
+fn a_sync_that_changes_nothing_is_no_event_unless_it_answers_a_request() {
+    let unchanged = || vec![file("main.py", "print(1)")];
+    given::<Runnable>(&running())
+        .when(sync_cmd(
+            "n1",
+            None,
+            unchanged(),
+            vec![path("gone.txt")],
+            limits(),
+        ))
+        .then_nothing();
+    given::<Runnable>(&running())
+        .when(sync_cmd(
+            "n1",
+            Some(Uuid::from_u128(7)),
+            unchanged(),
+            vec![],
+            limits(),
+        ))
+        .then(vec![synced(
+            Some(Uuid::from_u128(7)),
+            vec![],
+            vec![],
+            vec![],
+        )]);
+}
+
+#[test]
+fn a_sync_comes_only_from_the_node_of_the_run_on_record() {
+    let refused = conflict(
+        "run_moved",
+        "the run of this runnable on record is not n2's: its files are not synced from there",
+    );
+    given::<Runnable>(&running())
+        .when(sync_cmd("n2", None, vec![file("x", "1")], vec![], limits()))
+        .refused(refused.clone());
+    given::<Runnable>(&[created()])
+        .when(sync_cmd("n2", None, vec![file("x", "1")], vec![], limits()))
+        .refused(refused);
+    // Once its run is over (stopped, lost), not even its last node syncs: its tree is not
+    // the runnable's any more (another node may run it already).
+    let not_live = conflict(
+        "run_moved",
+        "the run of this runnable on record is not n1's: its files are not synced from there",
+    );
+    for end in [
+        run_stopped(1, "n1", RunStopReason::Stop, t2()),
+        run_stopped(1, "n1", RunStopReason::Lost, t2()),
+    ] {
+        given::<Runnable>(&with(running(), [end]))
+            .when(sync_cmd("n1", None, vec![file("x", "1")], vec![], limits()))
+            .refused(not_live.clone());
+    }
+}
+
+#[test]
+fn a_failed_start_is_refused_while_another_nodes_run_is_live() {
+    given::<Runnable>(&with(running(), [restart_requested(2, t2())]))
+        .when(failed_cmd(2, "n2", "bwrap: not found", t2()))
+        .refused(conflict(
+            "run_moved",
+            "the run of this runnable on record is another node's, not n2's",
+        ));
+    // Its own node's, or once the other's is recorded lost: recorded.
+    given::<Runnable>(&with(
+        running(),
+        [
+            restart_requested(2, t2()),
+            run_stopped(1, "n1", RunStopReason::Lost, t2()),
+        ],
+    ))
+    .when(failed_cmd(2, "n2", "bwrap: not found", t2()))
+    .then(vec![run_failed(2, "n2", t2())]);
+}
+
+#[test]
+fn only_the_owners_events_are_accesses() {
+    let past = with(
+        running(),
+        [
+            synced(None, vec![file("x", "1")], vec![], vec![]),
+            RunnableEvent::RunnableSyncRequested {
+                sync: Uuid::from_u128(7),
+                at: t2(),
+            },
+            run_stopped(1, "n1", RunStopReason::NodeStopped, t2()),
+            run_started(1, "n2", t2()),
+            RunnableEvent::RunnableOwnerChanged {
+                from: user("alice"),
+                to: user("bob"),
+                at: t2(),
+            },
+        ],
+    );
+    let runnable = given::<Runnable>(&past);
+    assert_eq!(runnable.state().last_access(), Some(t1()), "the start only");
+    // The reaper is not held off by a running process syncing its files.
+    given::<Runnable>(&past)
+        .when(reap(7, t1() + Span::days(7)))
+        .then(vec![RunnableEvent::RunnableReaped {
+            last_access: t1(),
+            at: t1() + Span::days(7),
+        }]);
+    for (event, when) in [
+        (start_requested(1, t2()), t2()),
+        (restart_requested(1, t2()), t2()),
+        (stop_requested(t2()), t2()),
+    ] {
+        let runnable = given::<Runnable>(&[created(), event]);
+        assert_eq!(runnable.state().last_access(), Some(when));
+    }
+}
+
+#[test]
+fn the_owner_changes_from_the_one_it_is() {
+    let change = |from: &str, to: &str| RunnableCommand::ChangeOwner {
+        from: user(from),
+        to: user(to),
+        at: t1(),
+    };
+    let changed = RunnableEvent::RunnableOwnerChanged {
+        from: user("alice"),
+        to: user("bob"),
+        at: t1(),
+    };
+    given::<Runnable>(&[created()])
+        .when(change("alice", "bob"))
+        .then(vec![changed.clone()]);
+    given::<Runnable>(&[created(), changed.clone()])
+        .when(change("alice", "bob"))
+        .then_nothing();
+    given::<Runnable>(&[created()])
+        .when(change("carol", "bob"))
+        .refused(conflict(
+            "owner_changed",
+            "this runnable is alice's, not carol's",
+        ));
+    let runnable = given::<Runnable>(&[created(), changed]);
+    assert_eq!(runnable.state().owner(), Some(&user("bob")));
+    assert_eq!(runnable.state().last_access(), Some(t0()), "no access");
+}
+
+#[test]
+fn a_sync_is_requested_only_while_a_process_runs() {
+    let request = || RunnableCommand::RequestSync {
+        sync: Uuid::from_u128(7),
+        at: t2(),
+    };
+    given::<Runnable>(&running()).when(request()).then(vec![
+        RunnableEvent::RunnableSyncRequested {
+            sync: Uuid::from_u128(7),
+            at: t2(),
+        },
+    ]);
+    for past in [
+        vec![created()],
+        vec![created(), start_requested(1, t1())],
+        with(running(), [run_ended(1, "n1", Some(0), t2())]),
+    ] {
+        given::<Runnable>(&past).when(request()).then_nothing();
+    }
+}
+
+#[test]
+fn a_removed_runnable_takes_no_owners_run_command() {
+    for past in [vec![], vec![created(), removed(t1())]] {
+        for command in [
+            RunnableCommand::Start { at: t2() },
+            RunnableCommand::Restart { at: t2() },
+            RunnableCommand::Stop { at: t2() },
+            RunnableCommand::ChangeOwner {
+                from: user("alice"),
+                to: user("bob"),
+                at: t2(),
+            },
+            RunnableCommand::RequestSync {
+                sync: Uuid::from_u128(7),
+                at: t2(),
+            },
+        ] {
+            given::<Runnable>(&past)
+                .when(command)
+                .refused(no_such_runnable());
+        }
+    }
+}
+
+#[test]
+fn a_run_does_not_start_while_another_nodes_run_is_live_on_record() {
+    given::<Runnable>(&running())
+        .when(started_cmd(1, "n2", t2()))
+        .refused(conflict(
+            "run_moved",
+            "the run of this runnable on record is another node's, not n2's",
+        ));
+    // Recorded lost first, it starts there.
+    let lost = with(running(), [run_stopped(1, "n1", RunStopReason::Lost, t2())]);
+    given::<Runnable>(&lost)
+        .when(started_cmd(1, "n2", t2()))
+        .then(vec![run_started(1, "n2", t2())]);
+    // Its own node starts it again (its earlier run ended unrecorded).
+    given::<Runnable>(&running())
+        .when(RunnableCommand::RunStarted {
+            generation: 1,
+            node: "n1".into(),
+            pid: 43,
+            at: t2(),
+        })
+        .then(vec![RunnableEvent::RunnableRunStarted {
+            generation: 1,
+            node: "n1".into(),
+            pid: 43,
+            at: t2(),
+        }]);
+}
+
+#[test]
+fn a_sync_names_at_most_a_hundred_skipped_files_then_how_many_more() {
+    let many: Vec<SkippedFile> = (0..150)
+        .map(|i| skipped(&format!("link-{i:03}"), "a symbolic link"))
+        .collect();
+    let mut command = sync_cmd(
+        "n1",
+        None,
+        vec![file("out.txt", "0123456789x")],
+        vec![],
+        write_limits(),
+    );
+    if let RunnableCommand::SyncFiles { skipped: s, .. } = &mut command {
+        *s = many.clone();
+    }
+    let mut expected: Vec<SkippedFile> = many[..MAX_SKIPPED].to_vec();
+    // 50 links and the write the limits refused.
+    expected.push(skipped("…", "and 51 more"));
+    given::<Runnable>(&running())
+        .when(command)
+        .then(vec![synced(None, vec![], vec![], expected)]);
+    // The runner's own count of more is added to.
+    let mut command = sync_cmd(
+        "n1",
+        None,
+        vec![file("out.txt", "0123456789x")],
+        vec![],
+        write_limits(),
+    );
+    let mut capped = many[..MAX_SKIPPED].to_vec();
+    capped.push(SkippedFile::more(7));
+    if let RunnableCommand::SyncFiles { skipped: s, .. } = &mut command {
+        *s = capped;
+    }
+    let mut expected: Vec<SkippedFile> = many[..MAX_SKIPPED].to_vec();
+    expected.push(skipped("…", "and 8 more"));
+    given::<Runnable>(&running())
+        .when(command)
+        .then(vec![synced(None, vec![], vec![], expected)]);
+    // Under the cap, nothing is added.
+    assert_eq!(cap_skipped(many[..3].to_vec()), many[..3].to_vec());
+}

@@ -1,23 +1,33 @@
-//! `runnables`, `runnable_files` and `runnable_image_files`: the runnables (stream
-//! `runnable-<uuid>`), the files of each one's tree, and the files of each one's image.
+//! `runnables`, `runnable_files`, `runnable_image_files` and `runnable_output`: the runnables
+//! (stream `runnable-<uuid>`), the files of each one's tree, the files of each one's image, and
+//! what its runs wrote (stream `runnable_log-<uuid>`).
 //!
 //! - `runnables`: one row per runnable that exists; a removed or reaped one's rows are deleted,
-//!   in all three tables. `image_*` are NULL until its first save, and hold its latest image's
+//!   in all four tables. `image_*` are NULL until its first save, and hold its latest image's
 //!   manifest digest, save time and start command after. `last_access` is the `at` of its latest
-//!   event but a removal or a reap (as the aggregate's fold keeps it): what the reaper reads.
+//!   access (as the aggregate's fold keeps it: its owner's events, not the runner's nor a
+//!   change of owner): what the reaper reads. Its run as the aggregate folds it: `wanted`,
+//!   `run_generation` (the generation wanted: what the runner reads), `state` and `state_since`
+//!   (the phase and when it began), and the run on record's `node`, `pid`, `exit_code`,
+//!   `exit_signal`, `diagnostics`.
 //! - `runnable_files`: one row per file of its tree, `digest` the blob its content is stored
 //!   under (`eventstore`'s `blobs`), never the content. Folders are not rows: they are derived
-//!   from the paths ([`children`]).
+//!   from the paths ([`children`]). A run's syncs change them too.
 //! - `runnable_image_files`: one row per file of its image, replaced whole by each save.
+//! - `runnable_output`: one row per chunk of output, by its byte offset in the whole log; a chunk
+//!   of a runnable without a row (removed before the runner's last words) is not kept.
 //!
 //! Every column comes from the events alone (their `at`, the stream's version), never the time
-//! they were projected, so a replay rebuilds the same rows. `state` is not a column: nothing runs
-//! a runnable yet, so every view says `stopped`. Does not own who may see what (the queries in
-//! `commands`), the blobs, nor the rules (the aggregate in `domain`).
+//! they were projected, so a replay rebuilds the same rows. Does not own who may see what (the
+//! queries in `commands`), the blobs, nor the rules (the aggregates in `domain`).
 
 use crate::projection::{Param, Projection, Tables, Writes};
 use crate::read_models::identity::Page;
-use bosun_domain::runnables::{FileEntry, Runnable, RunnableEvent};
+use bosun_domain::jobs::OutputStream;
+use bosun_domain::runnables::{
+    FileEntry, Run, RunPhase, Runnable, RunnableEvent, RunnableLog, RunnableLogEvent,
+};
+use bosun_domain::Aggregate;
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,9 +41,7 @@ pub struct Runnables;
 const RUNNABLES: &str = "runnables";
 const FILES: &str = "runnable_files";
 const IMAGE_FILES: &str = "runnable_image_files";
-
-/// The state every runnable is in while nothing runs them.
-pub const STOPPED: &str = "stopped";
+const OUTPUT: &str = "runnable_output";
 
 impl Projection for Runnables {
     fn name(&self) -> &'static str {
@@ -41,16 +49,16 @@ impl Projection for Runnables {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &[RUNNABLES, FILES, IMAGE_FILES]
+        &[RUNNABLES, FILES, IMAGE_FILES, OUTPUT]
     }
 
     fn filter(&self) -> Filter {
         Filter {
-            categories: vec!["runnable".into()],
+            categories: vec![Runnable::CATEGORY.into(), RunnableLog::CATEGORY.into()],
             ..Filter::default()
         }
     }
@@ -68,7 +76,16 @@ impl Projection for Runnables {
                 image_start_command TEXT,
                 last_access         TIMESTAMPTZ NOT NULL,
                 created_at          TIMESTAMPTZ NOT NULL,
-                version             BIGINT NOT NULL);
+                version             BIGINT NOT NULL,
+                wanted              BOOLEAN NOT NULL DEFAULT false,
+                run_generation      BIGINT NOT NULL DEFAULT 0,
+                state               TEXT NOT NULL DEFAULT 'stopped',
+                node                TEXT,
+                pid                 INT,
+                exit_code           INT,
+                exit_signal         INT,
+                diagnostics         TEXT,
+                state_since         TIMESTAMPTZ);
              CREATE TABLE {files} (
                 runnable UUID NOT NULL,
                 path     TEXT NOT NULL,
@@ -80,10 +97,18 @@ impl Projection for Runnables {
                 path     TEXT NOT NULL,
                 digest   TEXT NOT NULL,
                 size     BIGINT NOT NULL,
-                PRIMARY KEY (runnable, path));",
+                PRIMARY KEY (runnable, path));
+             CREATE TABLE {output} (
+                runnable_id UUID NOT NULL,
+                \"offset\"    BIGINT NOT NULL,
+                generation  BIGINT NOT NULL,
+                stream      TEXT NOT NULL,
+                text        TEXT NOT NULL,
+                PRIMARY KEY (runnable_id, \"offset\"));",
             runnables = tables.name(RUNNABLES),
             files = tables.name(FILES),
             image_files = tables.name(IMAGE_FILES),
+            output = tables.name(OUTPUT),
         )
     }
 
@@ -93,23 +118,83 @@ impl Projection for Runnables {
             "CREATE INDEX ON {runnables} (owner);
              CREATE INDEX ON {runnables} (parent) WHERE parent IS NOT NULL;
              CREATE INDEX ON {runnables} (created_at DESC, id);
-             CREATE INDEX ON {runnables} (last_access, id) WHERE image_digest IS NULL;"
+             CREATE INDEX ON {runnables} (last_access, id) WHERE image_digest IS NULL;
+             CREATE INDEX ON {runnables} (id) WHERE wanted;"
         )
     }
 
     fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
-        if event.stream_id.category() != "runnable" {
+        let category = event.stream_id.category();
+        if category != Runnable::CATEGORY && category != RunnableLog::CATEGORY {
             return;
         }
         let Ok(id) = Uuid::parse_str(event.stream_id.id()) else {
             skipped(event, &"the stream's id is not a uuid");
             return;
         };
+        if category == RunnableLog::CATEGORY {
+            match bosun_domain::decode::<RunnableLogEvent>(&event.event_type, &event.data) {
+                Ok(decoded) => apply_log(id, decoded, tables, writes),
+                Err(e) => skipped(event, &e),
+            }
+            return;
+        }
         match bosun_domain::decode::<RunnableEvent>(&event.event_type, &event.data) {
             Ok(decoded) => apply_runnable(event, id, decoded, tables, writes),
             Err(e) => skipped(event, &e),
         }
     }
+}
+
+fn stream_name(stream: OutputStream) -> &'static str {
+    match stream {
+        OutputStream::Stdout => "stdout",
+        OutputStream::Stderr => "stderr",
+    }
+}
+
+/// A chunk of runnable `id`'s output, kept only while the runnable has a row.
+fn apply_log(id: Uuid, decoded: RunnableLogEvent, tables: &Tables, writes: &mut Writes) {
+    let runnables = tables.name(RUNNABLES);
+    let output = tables.name(OUTPUT);
+    match decoded {
+        RunnableLogEvent::RunnableOutputAppended {
+            generation,
+            stream,
+            offset,
+            text,
+            ..
+        } => writes.push(
+            format!(
+                "INSERT INTO {output} (runnable_id, \"offset\", generation, stream, text)
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM {runnables} WHERE id = $1)
+                 ON CONFLICT (runnable_id, \"offset\") DO UPDATE SET
+                    generation = EXCLUDED.generation, stream = EXCLUDED.stream,
+                    text = EXCLUDED.text"
+            ),
+            vec![
+                Box::new(id),
+                Box::new(bytes(offset)),
+                Box::new(bytes(generation)),
+                Box::new(stream_name(stream)),
+                Box::new(text),
+            ],
+        ),
+    }
+}
+
+/// `state = <phase>` and `state_since`: `at` (an SQL parameter) unless the phase stays what it
+/// was (the aggregate's `since` is when the phase began). `phase` is an SQL expression over the
+/// row as it was.
+fn enter(phase: &str, at: &str) -> String {
+    format!(
+        "state = {phase}, state_since = CASE WHEN state = {phase} AND state_since IS NOT NULL
+             THEN state_since ELSE {at} END"
+    )
+}
+
+fn phase(phase: RunPhase) -> String {
+    format!("'{}'", phase.as_str())
 }
 
 fn skipped(event: &RecordedEvent, error: &dyn std::fmt::Display) {
@@ -176,6 +261,21 @@ fn apply_runnable(
             all,
         );
     };
+    // A change of the runnable's row that is no access: `$1` the runnable, `$2` the version,
+    // its own parameters from `$3`.
+    let change = |writes: &mut Writes, columns: &str, mut params: Vec<Param>| {
+        let mut all: Vec<Param> = vec![Box::new(id), Box::new(version)];
+        all.append(&mut params);
+        let columns = if columns.is_empty() {
+            String::new()
+        } else {
+            format!("{columns}, ")
+        };
+        writes.push(
+            format!("UPDATE {runnables} SET {columns}version = $2 WHERE id = $1"),
+            all,
+        );
+    };
     let delete_all = |writes: &mut Writes, table: &str| {
         writes.push(
             format!("DELETE FROM {table} WHERE runnable = $1"),
@@ -203,7 +303,9 @@ fn apply_runnable(
                         start_command = EXCLUDED.start_command, image_digest = NULL,
                         image_saved_at = NULL, image_start_command = NULL,
                         last_access = EXCLUDED.last_access, created_at = EXCLUDED.created_at,
-                        version = EXCLUDED.version"
+                        version = EXCLUDED.version, wanted = false, run_generation = 0,
+                        state = 'stopped', node = NULL, pid = NULL, exit_code = NULL,
+                        exit_signal = NULL, diagnostics = NULL, state_since = NULL"
                 ),
                 vec![
                     Box::new(id),
@@ -273,9 +375,125 @@ fn apply_runnable(
             delete_all(writes, &files);
             delete_all(writes, &image_files);
             writes.push(
+                format!("DELETE FROM {} WHERE runnable_id = $1", tables.name(OUTPUT)),
+                vec![Box::new(id)],
+            );
+            writes.push(
                 format!("DELETE FROM {runnables} WHERE id = $1"),
                 vec![Box::new(id)],
             );
+        }
+        RunnableEvent::RunnableOwnerChanged { to, .. } => change(
+            writes,
+            "owner = $3",
+            vec![Box::new(to.as_str().to_string())],
+        ),
+        RunnableEvent::RunnableStartRequested { generation, at }
+        | RunnableEvent::RunnableRestartRequested { generation, at } => set(
+            writes,
+            &format!(
+                "wanted = true, run_generation = $4, {}",
+                enter(&phase(RunPhase::Starting), "$3")
+            ),
+            at,
+            vec![Box::new(bytes(generation))],
+        ),
+        RunnableEvent::RunnableStopRequested { at } => {
+            // One still starting stops at once; a running one when its runner stops it.
+            let after = format!(
+                "CASE WHEN state = {starting} THEN {stopped} ELSE state END",
+                starting = phase(RunPhase::Starting),
+                stopped = phase(RunPhase::Stopped),
+            );
+            set(
+                writes,
+                &format!("wanted = false, {}", enter(&after, "$3")),
+                at,
+                vec![],
+            )
+        }
+        RunnableEvent::RunnableRunStarted { node, pid, at, .. } => change(
+            writes,
+            &format!(
+                "node = $4, pid = $5, exit_code = NULL, exit_signal = NULL, diagnostics = NULL, {}",
+                enter(&phase(RunPhase::Running), "$3")
+            ),
+            vec![
+                Box::new(at),
+                Box::new(node),
+                Box::new(i32::try_from(pid).ok()),
+            ],
+        ),
+        RunnableEvent::RunnableRunEnded {
+            generation,
+            code,
+            signal,
+            at,
+            ..
+        } => {
+            // Not started again, unless a newer generation is wanted meanwhile.
+            let after = format!(
+                "CASE WHEN wanted AND run_generation <> $4 THEN {starting}
+                      WHEN $5::INT = 0 THEN {stopped} ELSE {error} END",
+                starting = phase(RunPhase::Starting),
+                stopped = phase(RunPhase::Stopped),
+                error = phase(RunPhase::Error),
+            );
+            change(
+                writes,
+                &format!(
+                    "pid = NULL, exit_code = $5, exit_signal = $6, {},
+                     wanted = wanted AND run_generation <> $4",
+                    enter(&after, "$3")
+                ),
+                vec![
+                    Box::new(at),
+                    Box::new(bytes(generation)),
+                    Box::new(code),
+                    Box::new(signal),
+                ],
+            )
+        }
+        RunnableEvent::RunnableRunStopped { at, .. } => {
+            let after = format!(
+                "CASE WHEN wanted THEN {starting} ELSE {stopped} END",
+                starting = phase(RunPhase::Starting),
+                stopped = phase(RunPhase::Stopped),
+            );
+            change(
+                writes,
+                &format!("pid = NULL, {}", enter(&after, "$3")),
+                vec![Box::new(at)],
+            )
+        }
+        RunnableEvent::RunnableRunFailed {
+            node,
+            diagnostics,
+            at,
+            ..
+        } => change(
+            writes,
+            &format!(
+                "wanted = false, node = $4, pid = NULL, exit_code = NULL, exit_signal = NULL,
+                 diagnostics = $5, {}",
+                enter(&phase(RunPhase::Error), "$3")
+            ),
+            vec![Box::new(at), Box::new(node), Box::new(diagnostics)],
+        ),
+        RunnableEvent::RunnableSyncRequested { .. } => change(writes, "", vec![]),
+        RunnableEvent::RunnableFilesSynced {
+            written, deleted, ..
+        } => {
+            // Not an access: `last_access` stays.
+            change(writes, "", vec![]);
+            if !deleted.is_empty() {
+                let paths: Vec<String> = deleted.iter().map(|p| p.as_str().to_string()).collect();
+                writes.push(
+                    format!("DELETE FROM {files} WHERE runnable = $1 AND path = ANY($2)"),
+                    vec![Box::new(id), Box::new(paths)],
+                );
+            }
+            insert_files(writes, &files, id, &written);
         }
     }
 }
@@ -293,14 +511,35 @@ pub struct RunnableView {
     pub image: Option<ImageView>,
     /// Run as `sh -c` in its tree.
     pub start_command: String,
-    /// `stopped`: nothing runs runnables yet.
+    /// `stopped`, `starting` (wanted running, no process of the generation wanted yet),
+    /// `running` or `error` (it ended with a code other than 0, by a signal, or could not start).
     #[schema(example = "stopped")]
     pub state: String,
+    /// Its run once it was ever started; `null` before.
+    pub run: Option<RunView>,
     /// Its latest access: a file read or written, a change, a save.
     pub last_access: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     /// Its stream's version.
     pub version: u64,
+}
+
+/// A runnable's run: the generation wanted and the run on record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RunView {
+    /// The generation wanted: each start or restart is the previous one plus 1.
+    pub generation: u64,
+    /// The node of the run on record (running, or the last one).
+    pub node: Option<String>,
+    /// Its process, while it runs.
+    pub pid: Option<u32>,
+    /// How the last run ended on its own.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Why the last run could not start.
+    pub diagnostics: Option<String>,
+    /// When `state` began.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// A runnable's saved image.
@@ -341,10 +580,29 @@ impl RunnableView {
                 saved_at: image.saved_at,
             }),
             start_command: runnable.start_command()?.as_str().to_string(),
-            state: STOPPED.to_string(),
+            state: runnable.run().phase.as_str().to_string(),
+            run: RunView::of_run(runnable.run()),
             last_access: runnable.last_access()?,
             created_at: runnable.created_at()?,
             version,
+        })
+    }
+}
+
+impl RunView {
+    /// The view of `run`; `None` for one never asked to run.
+    pub fn of_run(run: &Run) -> Option<RunView> {
+        if run.generation == 0 {
+            return None;
+        }
+        Some(RunView {
+            generation: run.generation,
+            node: run.node.clone(),
+            pid: run.pid,
+            exit_code: run.exit_code,
+            signal: run.signal,
+            diagnostics: run.diagnostics.clone(),
+            since: run.since,
         })
     }
 }
@@ -422,7 +680,8 @@ pub struct RunnableQuery {
 fn columns(start_command: &str) -> String {
     format!(
         "id, name, owner, parent, image_digest, image_saved_at, {start_command},
-         last_access, created_at, version"
+         last_access, created_at, version, state, run_generation, node, pid, exit_code,
+         exit_signal, diagnostics, state_since"
     )
 }
 
@@ -441,6 +700,18 @@ fn runnable_view(r: &tokio_postgres::Row) -> RunnableView {
         (Some(digest), Some(saved_at)) => Some(ImageView { digest, saved_at }),
         _ => None,
     };
+    let generation = u64::try_from(r.get::<_, i64>(11)).unwrap_or(0);
+    let run = (generation > 0).then(|| RunView {
+        generation,
+        node: r.get(12),
+        pid: r
+            .get::<_, Option<i32>>(13)
+            .and_then(|pid| u32::try_from(pid).ok()),
+        exit_code: r.get(14),
+        signal: r.get(15),
+        diagnostics: r.get(16),
+        since: r.get(17),
+    });
     RunnableView {
         id: r.get(0),
         name: r.get(1),
@@ -448,7 +719,8 @@ fn runnable_view(r: &tokio_postgres::Row) -> RunnableView {
         parent: r.get(3),
         image,
         start_command: r.get(6),
-        state: STOPPED.to_string(),
+        state: r.get(10),
+        run,
         last_access: r.get(7),
         created_at: r.get(8),
         version: u64::try_from(r.get::<_, i64>(9)).unwrap_or(0),
@@ -549,6 +821,59 @@ pub async fn owned(
         .collect())
 }
 
+/// Runnable `id`'s output from byte `offset` on (every run, every stream, as they came), at most
+/// `max` bytes (whole chunks, so a chunk is never split, but at least one), the offset after it,
+/// and the offset the output ends at now.
+pub async fn output(
+    client: &impl GenericClient,
+    id: Uuid,
+    offset: i64,
+    max: i64,
+) -> Result<(String, i64, i64), tokio_postgres::Error> {
+    let rows = client
+        .query(
+            // Only the chunks that can fit: those with less than `max` bytes before them.
+            &format!(
+                "SELECT \"offset\", text FROM (
+                    SELECT \"offset\", text,
+                        sum(octet_length(text)) OVER (ORDER BY \"offset\")
+                            - octet_length(text) AS before
+                    FROM {OUTPUT}
+                    WHERE runnable_id = $1 AND \"offset\" + octet_length(text) > $2) chunks
+                 WHERE before < $3
+                 ORDER BY \"offset\""
+            ),
+            &[&id, &offset, &max],
+        )
+        .await?;
+    // The last chunk only (the primary key's order), not a sum over the whole log.
+    let end: i64 = client
+        .query_opt(
+            &format!(
+                "SELECT (\"offset\" + octet_length(text))::BIGINT FROM {OUTPUT}
+                 WHERE runnable_id = $1 ORDER BY \"offset\" DESC LIMIT 1"
+            ),
+            &[&id],
+        )
+        .await?
+        .map_or(0, |row| row.get(0));
+    let mut text = Vec::new();
+    let mut next = offset;
+    for row in rows {
+        let start: i64 = row.get(0);
+        let chunk: String = row.get(1);
+        let bytes = chunk.as_bytes();
+        let skip = (offset - start).clamp(0, bytes.len() as i64) as usize;
+        if !text.is_empty() && (text.len() + bytes.len() - skip) as i64 > max {
+            break;
+        }
+        text.extend_from_slice(&bytes[skip..]);
+        next = start + bytes.len() as i64;
+    }
+    // An offset inside a character gives a partial one at the start; it is shown replaced.
+    Ok((String::from_utf8_lossy(&text).into_owned(), next, end))
+}
+
 /// At most `limit` runnables without an image last accessed before `older_than`, the longest
 /// idle first: what the reaper reaps (the aggregate checks again).
 pub async fn reapable(
@@ -620,9 +945,296 @@ mod tests {
                 (RUNNABLES, "id"),
                 (FILES, "runnable, path"),
                 (IMAGE_FILES, "runnable, path"),
+                (OUTPUT, "runnable_id, \"offset\""),
             ],
         )
         .await
+    }
+
+    fn log_stream(id: Uuid) -> String {
+        format!("runnable_log-{id}")
+    }
+
+    fn appended(generation: u64, offset: u64, text: &str) -> RunnableLogEvent {
+        RunnableLogEvent::RunnableOutputAppended {
+            generation,
+            stream: OutputStream::Stdout,
+            offset,
+            text: text.into(),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_owners_syncs_and_output_project_as_the_aggregate_folds_them() {
+        use bosun_domain::runnables::{RunStopReason, SkippedFile};
+        let config = bosun_eventstore::testing::fresh_database().await;
+        let store = PgEventStore::open(&config).await.unwrap();
+        let projections = Projections::new(vec![Arc::new(Runnables)]);
+        projections.prepare(&config).await.unwrap();
+        let running = projections.start(store.clone(), &config).await.unwrap();
+        let t0 = "2024-05-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let t1 = "2024-05-01T11:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let t2 = "2024-05-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let t3 = "2024-05-01T13:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let [handed, restarting, failed, stopped, gone, moved] = [(); 6].map(|_| Uuid::new_v4());
+        let start = |generation, at| RunnableEvent::RunnableStartRequested { generation, at };
+        let run = |generation, node: &str, at| RunnableEvent::RunnableRunStarted {
+            generation,
+            node: node.into(),
+            pid: 42,
+            at,
+        };
+        let histories: Vec<(Uuid, Vec<RunnableEvent>)> = vec![
+            // Running, its files synced, handed to carl, then asked to stop (still running).
+            (
+                handed,
+                vec![
+                    created(
+                        handed,
+                        "a",
+                        "anon-0123456789abcdef",
+                        None,
+                        vec![entry("main.sh", "x")],
+                        t0,
+                    ),
+                    start(1, t1),
+                    run(1, "n1", t1),
+                    RunnableEvent::RunnableSyncRequested {
+                        sync: Uuid::from_u128(7),
+                        at: t2,
+                    },
+                    RunnableEvent::RunnableFilesSynced {
+                        node: "n1".into(),
+                        sync: Some(Uuid::from_u128(7)),
+                        written: vec![entry("out/a.txt", "a"), entry("out/b.txt", "b")],
+                        deleted: vec![FilePath::parse("main.sh").unwrap()],
+                        skipped: vec![SkippedFile {
+                            path: "link".into(),
+                            reason: "a symlink".into(),
+                        }],
+                        at: t2,
+                    },
+                    RunnableEvent::RunnableOwnerChanged {
+                        from: Username::parse("anon-0123456789abcdef").unwrap(),
+                        to: Username::parse("carl").unwrap(),
+                        at: t2,
+                    },
+                    RunnableEvent::RunnableStopRequested { at: t3 },
+                ],
+            ),
+            // Restarted; the old run then ends on its own: the restart stands.
+            (
+                restarting,
+                vec![
+                    created(restarting, "b", "ann", None, vec![], t0),
+                    start(1, t1),
+                    run(1, "n1", t1),
+                    RunnableEvent::RunnableRestartRequested {
+                        generation: 2,
+                        at: t2,
+                    },
+                    RunnableEvent::RunnableRunEnded {
+                        generation: 1,
+                        node: "n1".into(),
+                        code: Some(1),
+                        signal: None,
+                        synced: true,
+                        at: t3,
+                    },
+                ],
+            ),
+            // Could not start.
+            (
+                failed,
+                vec![
+                    created(failed, "c", "ann", None, vec![], t0),
+                    start(1, t1),
+                    RunnableEvent::RunnableRunFailed {
+                        generation: 1,
+                        node: "n2".into(),
+                        diagnostics: "no bwrap".into(),
+                        at: t2,
+                    },
+                ],
+            ),
+            // Stopped while starting; started, killed, started again on another node, stopped.
+            (
+                stopped,
+                vec![
+                    created(stopped, "d", "ann", None, vec![], t0),
+                    start(1, t1),
+                    RunnableEvent::RunnableStopRequested { at: t1 },
+                    start(2, t2),
+                    run(2, "n1", t2),
+                    RunnableEvent::RunnableRunEnded {
+                        generation: 2,
+                        node: "n1".into(),
+                        code: None,
+                        signal: Some(9),
+                        synced: true,
+                        at: t2,
+                    },
+                    start(3, t3),
+                    run(3, "n2", t3),
+                    RunnableEvent::RunnableStopRequested { at: t3 },
+                    RunnableEvent::RunnableRunStopped {
+                        generation: 3,
+                        node: "n2".into(),
+                        reason: RunStopReason::Stop,
+                        synced: true,
+                        at: t3,
+                    },
+                ],
+            ),
+            // Its node lost the run: starting again, then taken over.
+            (
+                moved,
+                vec![
+                    created(moved, "e", "ann", None, vec![], t0),
+                    start(1, t1),
+                    run(1, "n1", t1),
+                    RunnableEvent::RunnableRunStopped {
+                        generation: 1,
+                        node: "n1".into(),
+                        reason: RunStopReason::Lost,
+                        synced: true,
+                        at: t2,
+                    },
+                    run(1, "n2", t3),
+                ],
+            ),
+            (
+                gone,
+                vec![
+                    created(gone, "f", "ann", None, vec![], t0),
+                    start(1, t1),
+                    RunnableEvent::RunnableRemoved { at: t2 },
+                ],
+            ),
+        ];
+        for (id, events) in &histories {
+            write(&store, &stream(*id), events).await;
+        }
+        write(
+            &store,
+            &log_stream(handed),
+            &[appended(1, 0, "abc"), appended(1, 3, "défg")],
+        )
+        .await;
+        // After its removal: not kept.
+        write(&store, &log_stream(gone), &[appended(1, 0, "late")]).await;
+        let head = store.head().await.unwrap();
+        running
+            .freshness()
+            .wait_for(head, Duration::from_secs(10))
+            .await
+            .unwrap();
+
+        let client = store.pool().get().await.unwrap();
+        // Every row says what the aggregate's fold says.
+        for (id, events) in &histories {
+            let mut state = Runnable::default();
+            events.iter().for_each(|e| state.apply(e));
+            let expected = RunnableView::of_state(&state, events.len() as u64 - 1);
+            assert_eq!(get(&**client, *id, None).await.unwrap(), expected, "{id}");
+        }
+        let view = |id| {
+            let client: &tokio_postgres::Client = &client;
+            async move { get(client, id, None).await.unwrap().unwrap() }
+        };
+        let handed_view = view(handed).await;
+        assert_eq!(
+            (handed_view.owner.as_str(), handed_view.state.as_str()),
+            ("carl", "running")
+        );
+        assert_eq!(handed_view.last_access, t3, "the stop, not the runner's");
+        assert_eq!(
+            handed_view.run,
+            Some(RunView {
+                generation: 1,
+                node: Some("n1".into()),
+                pid: Some(42),
+                exit_code: None,
+                signal: None,
+                diagnostics: None,
+                since: Some(t1),
+            })
+        );
+        let restarting_view = view(restarting).await;
+        assert_eq!(restarting_view.state, "starting");
+        let run = restarting_view.run.unwrap();
+        assert_eq!(
+            (run.generation, run.exit_code, run.since),
+            (2, Some(1), Some(t2))
+        );
+        let failed_view = view(failed).await;
+        assert_eq!(failed_view.state, "error");
+        assert_eq!(
+            failed_view.run.unwrap().diagnostics.as_deref(),
+            Some("no bwrap")
+        );
+        assert_eq!(view(stopped).await.state, "stopped");
+        assert_eq!(view(moved).await.run.unwrap().node.as_deref(), Some("n2"));
+        assert!(get(&**client, gone, None).await.unwrap().is_none());
+        assert_eq!(owned(&**client, "carl").await.unwrap(), [handed]);
+        let wanted: Vec<(Uuid, i64)> = client
+            .query(
+                "SELECT id, run_generation FROM runnables WHERE wanted ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut expected = vec![(restarting, 2), (moved, 1)];
+        expected.sort();
+        assert_eq!(wanted, expected, "what the runner reads");
+        let files: Vec<String> = client
+            .query(
+                &format!("SELECT path FROM {FILES} WHERE runnable = $1 ORDER BY path"),
+                &[&handed],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(files, ["out/a.txt", "out/b.txt"]);
+
+        // The output, paged as a job's: whole chunks, at least one.
+        assert_eq!(
+            output(&**client, handed, 0, 1000).await.unwrap(),
+            ("abcdéfg".to_string(), 8, 8)
+        );
+        assert_eq!(
+            output(&**client, handed, 0, 3).await.unwrap(),
+            ("abc".to_string(), 3, 8)
+        );
+        assert_eq!(
+            output(&**client, handed, 3, 1).await.unwrap(),
+            ("défg".to_string(), 8, 8)
+        );
+        assert_eq!(
+            output(&**client, handed, 1, 1000).await.unwrap(),
+            ("bcdéfg".to_string(), 8, 8)
+        );
+        assert_eq!(
+            output(&**client, handed, 8, 1000).await.unwrap(),
+            (String::new(), 8, 8)
+        );
+        assert_eq!(
+            output(&**client, gone, 0, 1000).await.unwrap(),
+            (String::new(), 0, 0)
+        );
+        drop(client);
+
+        let live = rows(&store).await;
+        rebuild(&store, &config, &Runnables, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(rows(&store).await, live, "a replay rebuilds the same rows");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -782,6 +1394,7 @@ mod tests {
                 }),
                 start_command: "sh main.sh --unsaved".into(),
                 state: "stopped".into(),
+                run: None,
                 last_access: t3,
                 created_at: t0,
                 version: 6,

@@ -5,12 +5,14 @@
 //! no further than `runnables.max_file_bytes` (413 `file_too_large` past it, before anything is
 //! stored).
 //!
-//! Does not own yet: start, stop, restart and logs (the sandboxed process), which are a later
-//! slice; every runnable reads `state: stopped`.
+//! Start, stop and restart answer 202: they record what is wanted, and a runner on some node
+//! does it. The logs are answered as a job's output is (`Bosun-Output-Offset`,
+//! `Bosun-Output-Complete`). Does not own the sandboxed process (the runner).
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, Path, Query};
 use crate::problem::{Problem, Refusals};
+use crate::routes::v1::jobs::{OUTPUT_COMPLETE, OUTPUT_OFFSET};
 use crate::routes::{limit, listed, offset, written};
 use crate::startup::AppState;
 use axum::body::Body;
@@ -21,12 +23,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bosun_commands::queries::{Page, RunnableFilter};
 use bosun_commands::runnables::CreateRoot;
+use bosun_commands::Written;
 use bosun_projections::read_models::runnables::{FileView, RunnableView};
 use futures::StreamExt;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+
+/// The most output one read of a runnable's logs returns (as a job's); a client reads on from
+/// `Bosun-Output-Offset`.
+const LOGS_PAGE: i64 = 1024 * 1024;
 
 /// One file of a root runnable: its path and its content, as UTF-8 text or base64.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -56,7 +63,8 @@ pub struct Create {
 
 /// `POST /v1/runnables`: `{from, name?}` forks `from` (any runnable with an image the caller may
 /// see), 201 with the fork; an admin may instead give `{name, start_command, files}` for a root
-/// runnable. 400 without `from`, 404 an unknown parent, 409 `parent_has_no_image`.
+/// runnable. 400 without `from`, 404 an unknown parent, 409 `parent_has_no_image`, 403
+/// `runnable_quota_exceeded` for an owner at `runnables.quota` (admins have none).
 #[utoipa::path(post, path = "/v1/runnables", tag = "runnables", request_body = Create,
     responses((status = 201, description = "the fork, or the root runnable", body = RunnableView), Refusals),
     security(("bearer" = [])))]
@@ -82,7 +90,13 @@ pub async fn create(
             }
             state
                 .commands
-                .fork_runnable(&caller.actor, &origin, &from, body.name)
+                .fork_runnable(
+                    &caller.actor,
+                    &origin,
+                    &state.runnable_rules,
+                    &from,
+                    body.name,
+                )
                 .await?
         }
         None if body.start_command.is_none() && body.files.is_none() => {
@@ -302,7 +316,12 @@ pub async fn save(
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
-        .save_runnable(&caller.actor, &origin, runnable_id(&id)?)
+        .save_runnable(
+            &caller.actor,
+            &origin,
+            &state.runnable_rules,
+            runnable_id(&id)?,
+        )
         .await?;
     Ok(tagged(
         written(&state, StatusCode::OK, Some(&view), w),
@@ -497,6 +516,112 @@ pub async fn delete_file(
     Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
 }
 
+/// `POST /v1/runnables/{id}/start` (its owner or an admin): it is wanted running; 202 with it
+/// (`starting`: a runner on some node starts it). One wanted running already is no change.
+#[utoipa::path(post, path = "/v1/runnables/{id}/start", tag = "runnables",
+    params(("id" = Uuid, Path, description = "the runnable's id")),
+    responses((status = 202, description = "wanted running: the runnable as it is now", body = RunnableView), Refusals),
+    security(("bearer" = [])))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = state
+        .commands
+        .start_runnable(&caller.actor, &origin, runnable_id(&id)?)
+        .await?;
+    Ok(accepted(&state, answer))
+}
+
+/// `POST /v1/runnables/{id}/stop` (its owner or an admin): it is wanted stopped; 202 with it
+/// (one still starting is `stopped` at once, a running one when its runner has stopped it).
+#[utoipa::path(post, path = "/v1/runnables/{id}/stop", tag = "runnables",
+    params(("id" = Uuid, Path, description = "the runnable's id")),
+    responses((status = 202, description = "wanted stopped: the runnable as it is now", body = RunnableView), Refusals),
+    security(("bearer" = [])))]
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = state
+        .commands
+        .stop_runnable(&caller.actor, &origin, runnable_id(&id)?)
+        .await?;
+    Ok(accepted(&state, answer))
+}
+
+/// `POST /v1/runnables/{id}/restart` (its owner or an admin): run again from scratch, a new
+/// generation (one stopped starts); 202 with it.
+#[utoipa::path(post, path = "/v1/runnables/{id}/restart", tag = "runnables",
+    params(("id" = Uuid, Path, description = "the runnable's id")),
+    responses((status = 202, description = "wanted running anew: the runnable as it is now", body = RunnableView), Refusals),
+    security(("bearer" = [])))]
+pub async fn restart(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let answer = state
+        .commands
+        .restart_runnable(&caller.actor, &origin, runnable_id(&id)?)
+        .await?;
+    Ok(accepted(&state, answer))
+}
+
+/// 202 with the runnable as a start, stop or restart left it, tagged with its version.
+fn accepted(state: &AppState, (view, w): (RunnableView, Written)) -> Response {
+    tagged(written(state, StatusCode::ACCEPTED, Some(&view), w), &view)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// The byte to read from, in the whole output (every run's); default 0.
+    offset: Option<i64>,
+}
+
+/// `GET /v1/runnables/{id}/logs?offset=<bytes>` (its owner or an admin): what its runs wrote
+/// on stdout and stderr as they came, from that byte on, as a job's output is answered:
+/// `Bosun-Output-Offset` (where to read on) and `Bosun-Output-Complete` (nothing runs and
+/// nothing more is there).
+#[utoipa::path(get, path = "/v1/runnables/{id}/logs", tag = "runnables",
+    params(("id" = Uuid, Path, description = "the runnable's id"), LogsQuery),
+    responses((status = 200, description = "the output from `offset` on, with `Bosun-Output-Offset` and `Bosun-Output-Complete`", body = String, content_type = "text/plain"), Refusals),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, Problem> {
+    let from = query.offset.unwrap_or(0);
+    if from < 0 {
+        return Err(Problem::invalid_field("offset", "must be 0 or more"));
+    }
+    let logs = state
+        .queries
+        .runnable_logs(&caller.actor, runnable_id(&id)?, from, LOGS_PAGE)
+        .await?;
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        logs.text,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(OUTPUT_OFFSET, HeaderValue::from(logs.next));
+    headers.insert(
+        OUTPUT_COMPLETE,
+        HeaderValue::from_static(if logs.complete { "true" } else { "false" }),
+    );
+    Ok(response)
+}
+
 /// The routes of this resource, with their OpenAPI paths (the document names `{*path}` as
 /// `{path}`: see `super::documented`).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -504,6 +629,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get, update, remove))
         .routes(routes!(save))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(logs))
         .routes(routes!(files))
         .routes(routes!(read_file, write_file, delete_file))
 }
