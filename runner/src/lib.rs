@@ -11,9 +11,10 @@
 //! processes as supervised units (`units`: leased per unit, restarted with backoff, rolled one at
 //! a time on a restart, taken over from a lost node, stopped with their app); and the calls to
 //! service APIs that create, bind, unbind and remove service instances (`services`: made for the
-//! request that recorded the intent, tried again by a reactor active on one node at a time); the
-//! reaper of idle runnables without an image (one node at a time) and the sandbox runnables'
-//! commands run in (`runnables`).
+//! request that recorded the intent, tried again by a reactor active on one node at a time); and
+//! runnables (`runnables`): their runs as supervised units in the sandbox (bubblewrap), their
+//! output as logs and their files synced back, and the reaper of idle runnables without an image
+//! (one node at a time).
 //!
 //! Does not own: job rules (`domain`), appending (`commands`), read models (`projections`), HTTP
 //! routes (`api`).

@@ -22,34 +22,60 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub(crate) const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Output waiting to be appended, in the order it came (runs of one stream), and the cap on all
-/// of it.
-pub(crate) struct Output {
+/// of it: what a job's output and a runnable's log share.
+pub(crate) struct Buffer {
     pending: Vec<(OutputStream, Vec<u8>)>,
     kept: u64,
     limit: u64,
+    /// Named in the line saying where the output was cut (the setting of the limit), if any.
+    setting: Option<&'static str>,
     cut: bool,
     /// The chunk whose append failed with an unknown outcome: its attempt and length, retried
     /// exactly so (more output may have come after it since).
     unsettled: Option<(Uuid, usize)>,
-    /// The orchestration task whose output this is now.
-    pub task: Option<u32>,
 }
 
-impl Output {
-    /// Output of a job, capped at `limit` bytes in all (all its tasks together).
-    pub fn new(limit: u64) -> Self {
-        Output {
+/// The next chunk to append: its attempt, its stream and its text.
+pub(crate) struct Chunk {
+    pub attempt: Uuid,
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+impl Buffer {
+    /// Output capped at `limit` bytes in all; `setting` names that limit in the cut line.
+    pub fn new(limit: u64, setting: Option<&'static str>) -> Self {
+        Buffer {
             pending: Vec::new(),
             kept: 0,
             limit,
+            setting,
             cut: false,
             unsettled: None,
-            task: None,
         }
+    }
+
+    /// Everything dropped, the cap counted from nothing again.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.unsettled = None;
+        self.kept = 0;
+        self.cut = false;
+    }
+
+    /// What is pending dropped (the cap still counts what was kept).
+    pub fn drop_pending(&mut self) {
+        self.pending.clear();
+        self.unsettled = None;
     }
 
     pub fn pending(&self) -> usize {
         self.pending.iter().map(|(_, b)| b.len()).sum()
+    }
+
+    #[cfg(test)]
+    pub fn runs(&self) -> &[(OutputStream, Vec<u8>)] {
+        &self.pending
     }
 
     pub fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
@@ -59,9 +85,10 @@ impl Output {
         let room = self.limit.saturating_sub(self.kept + self.pending() as u64) as usize;
         let mut run = bytes[..bytes.len().min(room)].to_vec();
         if bytes.len() > room {
+            let setting = self.setting.map(|s| format!(" ({s})")).unwrap_or_default();
             run.extend_from_slice(
                 format!(
-                    "\n[bosun: output cut here: more than {} bytes]\n",
+                    "\n[bosun: output cut here: more than {} bytes{setting}]\n",
                     self.limit
                 )
                 .as_bytes(),
@@ -74,6 +101,74 @@ impl Output {
         }
     }
 
+    /// The next chunk to append, a run of one stream at most [`FLUSH_BYTES`]: the one whose
+    /// append failed again, exactly; `None` once nothing is pending, or only a character split
+    /// at the very end, which waits for its rest unless this is the `last` flush. Until
+    /// [`Buffer::appended`], it is unsettled.
+    pub fn next(&mut self, last: bool) -> Option<Chunk> {
+        loop {
+            let only = self.pending.len() == 1;
+            let (stream, bytes) = self.pending.first()?;
+            let (attempt, complete) = match self.unsettled {
+                Some(unsettled) => unsettled,
+                None => (Uuid::new_v4(), chunk_length(bytes, last || !only)),
+            };
+            if complete == 0 {
+                if bytes.is_empty() {
+                    self.pending.remove(0);
+                    continue;
+                }
+                return None;
+            }
+            let chunk = Chunk {
+                attempt,
+                stream: *stream,
+                text: String::from_utf8_lossy(&bytes[..complete]).into_owned(),
+            };
+            self.unsettled = Some((attempt, complete));
+            return Some(chunk);
+        }
+    }
+
+    /// The chunk [`Buffer::next`] gave is in the log.
+    pub fn appended(&mut self) {
+        let Some((_, complete)) = self.unsettled.take() else {
+            return;
+        };
+        self.kept += complete as u64;
+        if let Some((_, bytes)) = self.pending.first_mut() {
+            bytes.drain(..complete);
+            if bytes.is_empty() {
+                self.pending.remove(0);
+            }
+        }
+    }
+}
+
+/// A job's output on its way to its stream.
+pub(crate) struct Output {
+    buffer: Buffer,
+    /// The orchestration task whose output this is now.
+    pub task: Option<u32>,
+}
+
+impl Output {
+    /// Output of a job, capped at `limit` bytes in all (all its tasks together).
+    pub fn new(limit: u64) -> Self {
+        Output {
+            buffer: Buffer::new(limit, None),
+            task: None,
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.buffer.pending()
+    }
+
+    pub fn push(&mut self, stream: OutputStream, bytes: &[u8]) {
+        self.buffer.push(stream, bytes)
+    }
+
     /// Appends what is pending, a run per event, in order. A character split across reads at
     /// the very end waits for its rest, unless this is the last flush. What fails to append stays
     /// pending for the next flush.
@@ -83,34 +178,16 @@ impl Output {
         job: &mut JobStream,
         last: bool,
     ) -> Result<(), CommandError> {
-        while !self.pending.is_empty() {
-            let only = self.pending.len() == 1;
-            let (stream, bytes) = &self.pending[0];
-            let (attempt, complete) = match self.unsettled {
-                Some(unsettled) => unsettled,
-                None => (Uuid::new_v4(), chunk_length(bytes, last || !only)),
-            };
-            if complete == 0 {
-                return Ok(());
-            }
-            let text = String::from_utf8_lossy(&bytes[..complete]).into_owned();
-            let stream = *stream;
+        while let Some(chunk) = self.buffer.next(last) {
             // Not retried here: what fails stays pending for the next flush, while supervision
             // goes on (renewing the lease, watching for a kill).
             let command = JobCommand::AppendOutput {
-                stream,
-                text,
+                stream: chunk.stream,
+                text: chunk.text,
                 task: self.task,
             };
-            self.unsettled = Some((attempt, complete));
-            job.append_once(context, attempt, &command).await?;
-            self.unsettled = None;
-            self.kept += complete as u64;
-            let bytes = &mut self.pending[0].1;
-            bytes.drain(..complete);
-            if bytes.is_empty() {
-                self.pending.remove(0);
-            }
+            job.append_once(context, chunk.attempt, &command).await?;
+            self.buffer.appended();
         }
         Ok(())
     }

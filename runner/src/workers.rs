@@ -148,7 +148,7 @@ pub async fn start(
     ];
     tasks.extend(crate::runnables::start(
         context.commands.clone(),
-        runnables,
+        runnables.clone(),
         config.clone(),
     ));
     for slot in 0..settings.workers {
@@ -161,6 +161,7 @@ pub async fn start(
         config,
         &context.catalog,
         settings,
+        runnables,
         node,
     );
     Ok(Workers {

@@ -115,25 +115,30 @@ pub async fn claim(
 
 /// Extends the leases of `held` (the units `node` runs, and those a claim of which the answer is
 /// awaited) and gives up any other lease `node` holds (a claim whose answer was lost, a unit
-/// whose run ended); the restart turn stays only with the units of `turns` (those that know they
-/// hold it: a turn taken whose answer was lost goes back here). Returns the units of `held` it
-/// still holds (one missing was taken by another node after its lease ran out).
+/// whose run ended), but never a runnable's run's (keys starting with `runs`): only its run
+/// gives that up, or [`take_expired`] takes it once it ran out, so a run whose end went
+/// unrecorded is recorded lost. The restart turn stays only with the units of `turns` (those
+/// that know they hold it: a turn taken whose answer was lost goes back here). Returns the units
+/// of `held` it still holds (one missing was taken by another node after its lease ran out).
 pub async fn renew(
     pool: &Pool,
     node: &str,
     held: &[String],
     turns: &[String],
+    runs: &str,
     lease: Duration,
 ) -> Result<Vec<String>, LeaseError> {
     let client = connection(pool).await?;
     let rows = client
         .query(
             "WITH released AS (
-                DELETE FROM unit_leases WHERE node = $1 AND NOT (unit_id = ANY($2)))
+                DELETE FROM unit_leases
+                WHERE node = $1 AND NOT (unit_id = ANY($2))
+                  AND left(unit_id, length($5)) <> $5)
              UPDATE unit_leases SET expires_at = now() + make_interval(secs => $3),
                 restarting = restarting AND unit_id = ANY($4)
              WHERE node = $1 AND unit_id = ANY($2) RETURNING unit_id",
-            &[&node, &held, &lease.as_secs_f64(), &turns],
+            &[&node, &held, &lease.as_secs_f64(), &turns, &runs],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -270,12 +275,28 @@ pub async fn release(pool: &Pool, node: &str, unit: &str, limit: Duration) {
     }
 }
 
-/// Gives up every unit `node` holds.
-pub async fn release_all(pool: &Pool, node: &str, limit: Duration) {
+/// The leases `node` holds whose key starts with `prefix`.
+pub async fn held_by(pool: &Pool, node: &str, prefix: &str) -> Result<Vec<String>, LeaseError> {
+    let rows = connection(pool)
+        .await?
+        .query(
+            "SELECT unit_id FROM unit_leases WHERE node = $1 AND left(unit_id, length($2)) = $2",
+            &[&node, &prefix],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Gives up every unit `node` holds but the runnables' runs' (keys starting with `runs`: each
+/// run gives its own up, or leaves it to run out, see [`renew`]).
+pub async fn release_all(pool: &Pool, node: &str, runs: &str, limit: Duration) {
     let released = bounded(limit, async {
         connection(pool)
             .await?
-            .execute("DELETE FROM unit_leases WHERE node = $1", &[&node])
+            .execute(
+                "DELETE FROM unit_leases WHERE node = $1 AND left(unit_id, length($2)) <> $2",
+                &[&node, &runs],
+            )
             .await?;
         Ok::<_, LeaseError>(())
     });
@@ -284,22 +305,74 @@ pub async fn release_all(pool: &Pool, node: &str, limit: Duration) {
     }
 }
 
+/// Hands the lease of `unit` that `node` holds back to `lost` (the node of a run on record not
+/// recorded lost yet), run out: whoever takes it then (`take_expired`, or a claim) records that
+/// run lost. `false` if `node` does not hold it (any more).
+pub async fn hand_back(
+    pool: &Pool,
+    node: &str,
+    unit: &str,
+    lost: &str,
+) -> Result<bool, LeaseError> {
+    let changed = connection(pool)
+        .await?
+        .execute(
+            "UPDATE unit_leases SET node = $3, expires_at = now() - interval '1 second',
+                host = NULL, port = NULL, restarting = false
+             WHERE unit_id = $1 AND node = $2",
+            &[&unit, &node, &lost],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
+/// Puts back, run out, the lease of `unit` [`take_expired`] took from `lost` when its loss
+/// could not be recorded, for whoever takes it next to try again; nothing if the unit was
+/// claimed meanwhile (its claimer records it lost).
+pub async fn put_back(pool: &Pool, unit: &str, lost: &str) -> Result<(), LeaseError> {
+    connection(pool)
+        .await?
+        .execute(
+            "INSERT INTO unit_leases (unit_id, node, expires_at)
+             VALUES ($1, $2, now() - interval '1 second')
+             ON CONFLICT (unit_id) DO NOTHING",
+            &[&unit, &lost],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Which run-out leases [`take_expired`] takes, by how their key starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taking<'a> {
+    All,
+    Only(&'a str),
+    AllBut(&'a str),
+}
+
 /// Takes (deletes) leases that ran out of units not in `wanted` (those are claimed instead), a
-/// few at a time: `(unit, node that held it)`. Their node was lost while it ran units nobody
-/// wants any more (their app removed meanwhile).
+/// few at a time, those `taking` says: `(unit, node that held it)`. Their node was lost while it
+/// ran units nobody wants any more (their app removed meanwhile).
 pub async fn take_expired(
     pool: &Pool,
     wanted: &[String],
+    taking: Taking<'_>,
 ) -> Result<Vec<(String, String)>, LeaseError> {
+    let (mode, prefix): (i32, &str) = match taking {
+        Taking::All => (0, ""),
+        Taking::Only(prefix) => (1, prefix),
+        Taking::AllBut(prefix) => (2, prefix),
+    };
     let client = connection(pool).await?;
     let rows = client
         .query(
             "DELETE FROM unit_leases WHERE unit_id IN (
                 SELECT unit_id FROM unit_leases
                 WHERE expires_at < now() AND NOT (unit_id = ANY($1))
+                  AND ($2 = 0 OR ($2 = 1) = (left(unit_id, length($3)) = $3))
                 ORDER BY expires_at LIMIT 20 FOR UPDATE SKIP LOCKED)
              RETURNING unit_id, node",
-            &[&wanted],
+            &[&wanted, &mode, &prefix],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -57,14 +57,18 @@
 //!
 //! Every event is appended through `Commands` as the actor `runner`, the node as its source.
 //!
+//! Runnables' runs are supervised units too, claimed by the same supervisor from the same room,
+//! their leases (`runnable:<uuid>`) in the same table and renewed by the same renewals, their
+//! process groups in the same `Context::groups` (`crate::runnables::run` runs each one).
+//!
 //! Does not own: the unit's rules (`bosun_domain::units`), its read model
 //! (`bosun_projections::read_models::units`), the app's environment (`bosun_commands`).
 
 mod desired;
-mod lease;
+pub(crate) mod lease;
 mod ports;
 pub(crate) mod process;
-mod renewal;
+pub(crate) mod renewal;
 mod stream;
 mod supervisor;
 mod unit;
@@ -97,6 +101,8 @@ pub(crate) struct Context {
     /// and restart turns.
     pub lease_pool: Pool,
     pub settings: RunnerSettings,
+    /// The runnables' runs (`crate::runnables::run`): their sandbox, trees and limits.
+    pub runnables: crate::runnables::RunnableSettings,
     /// This node, as its leases and its units' events name it.
     pub node: String,
     pub origin: Origin,
@@ -110,4 +116,6 @@ pub(crate) struct Context {
     pub groups: Arc<process::Groups>,
     /// The leases of the units running here.
     pub leases: Arc<renewal::Leases>,
+    /// This node's own folder of the runnables' work dir, locked while it lives.
+    pub work_folder: crate::runnables::run::WorkFolder,
 }

@@ -21,7 +21,11 @@
 //! signal their group. Every other end of a unit takes them along. (A PID namespace or a cgroup
 //! per unit would take them too, but needs privileges a worker does not always have.)
 //!
-//! Does not own: when to start or stop it (`unit`), its port (`ports`).
+//! A runnable's sandbox is started the same way ([`spawn_command`]), so it is killed and dies
+//! with the server as a unit does.
+//!
+//! Does not own: when to start or stop it (`unit`), its port (`ports`), a sandbox's command
+//! (`crate::runnables::sandbox`).
 
 use crate::process::signal_group;
 use bosun_domain::jobs::ProcessSpec;
@@ -70,11 +74,13 @@ impl Groups {
         }
     }
 
-    /// Sends `signal` to every unit's group.
-    pub fn signal_all(&self, signal: Signal) {
+    /// Sends `signal` to every group whose key does not start with `except` (`""`: all).
+    pub fn signal_all_but(&self, except: &str, signal: Signal) {
         if let Ok(groups) = self.0.lock() {
-            for pgid in groups.values() {
-                signal_group(*pgid, signal);
+            for (key, pgid) in groups.iter() {
+                if except.is_empty() || !key.starts_with(except) {
+                    signal_group(*pgid, signal);
+                }
             }
         }
     }
@@ -94,6 +100,16 @@ pub(crate) struct UnitProcess {
 }
 
 impl UnitProcess {
+    /// Its output pipes, for a command started with them piped (a runnable's).
+    pub fn take_output(
+        &mut self,
+    ) -> (
+        Option<tokio::process::ChildStdout>,
+        Option<tokio::process::ChildStderr>,
+    ) {
+        (self.child.stdout.take(), self.child.stderr.take())
+    }
+
     /// Sends `signal` to its whole group, while it is not reaped.
     pub fn signal(&self, signal: Signal) {
         if !self.reaped {
@@ -290,6 +306,17 @@ pub(crate) async fn spawn(
             Ok(())
         });
     }
+    spawn_command(command, groups, key).await
+}
+
+/// Starts `command` (already its own process group, with its parent-death signal set, as
+/// [`spawn`]'s and the runnables' sandbox's are) from the spawner thread, its group registered
+/// in `groups` under `key`.
+pub(crate) async fn spawn_command(
+    command: Command,
+    groups: &Arc<Groups>,
+    key: &str,
+) -> std::io::Result<UnitProcess> {
     // Listening before it can end, so its SIGCHLD is not missed.
     let sigchld = signal(SignalKind::child()).ok();
     let mut spawned = spawn_from_the_spawner(command).await?;

@@ -14,8 +14,11 @@
 //!
 //! A renewal gives up any lease of this node no unit here runs (a claim whose answer was lost, a
 //! unit whose run ended), but keeps those a claim still out asked for (`claiming`), so it never
-//! gives up a lease claimed while it ran; it never waits for a claim. It takes the restart turn
-//! back from any unit of this node that does not know it holds it (one taken whose answer was
+//! gives up a lease claimed while it ran; it never waits for a claim. A lease left to run out
+//! (`Leases::leave`: a runnable's run whose end could not be recorded) is not renewed, and no
+//! renewal ever gives up a runnable's run's lease (only its run does, or `take_expired` once it
+//! ran out), so whoever takes it records that run lost; this node does not claim a lease it left
+//! again until it ran out (`Leases::left_lately`). It takes the restart turn back from any unit of this node that does not know it holds it (one taken whose answer was
 //! lost). Renewals have a connection of their own (see `Context::renewal_pool`): a busy pool
 //! elsewhere cannot hold them up. The watchdog goes with the renewals' task, however that ends.
 //!
@@ -25,7 +28,7 @@ use super::lease::{self, bounded};
 use super::process::Groups;
 use deadpool_postgres::Pool;
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,6 +121,10 @@ impl UnitLease {
 /// The leases of the units this node runs.
 pub(crate) struct Leases {
     held: Mutex<BTreeMap<String, Arc<UnitLease>>>,
+    /// Leases left to run out (a run whose end could not be recorded), since when: neither
+    /// renewed nor given up (renewals never give a run's lease up), so the node that takes them
+    /// records the run lost; this node does not claim them again until they ran out.
+    left: Mutex<BTreeMap<String, Instant>>,
     /// The units a claim still out asked for (how many claims), kept by the renewals until its
     /// answer is in `held`. Locked after `held` when both are.
     claiming: Mutex<BTreeMap<String, usize>>,
@@ -183,6 +190,7 @@ impl Leases {
     pub fn new() -> Self {
         Leases {
             held: Mutex::new(BTreeMap::new()),
+            left: Mutex::new(BTreeMap::new()),
             claiming: Mutex::new(BTreeMap::new()),
         }
     }
@@ -237,6 +245,30 @@ impl Leases {
         }
     }
 
+    /// The run's lease is no longer renewed, nor given up: it runs out (see `left`).
+    pub fn leave(&self, lease: &Arc<UnitLease>) {
+        self.forget(lease);
+        self.leave_keys([lease.key.clone()]);
+    }
+
+    /// Leases held by nothing here left to run out (see `left`).
+    pub fn leave_keys(&self, keys: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        if let Ok(mut left) = self.left.lock() {
+            left.extend(keys.into_iter().map(|key| (key, now)));
+        }
+    }
+
+    /// The leases left to run out less than `lease` ago (they may not have run out yet): not to
+    /// be claimed here again yet. Those left longer ago are forgotten.
+    pub fn left_lately(&self, lease: Duration) -> BTreeSet<String> {
+        let Ok(mut left) = self.left.lock() else {
+            return BTreeSet::new();
+        };
+        left.retain(|_, since| since.elapsed() < lease);
+        left.keys().cloned().collect()
+    }
+
     /// Claims for `node` those of `units` nobody holds, at most `room` (see `lease::claim`);
     /// the leases of those claimed, good from when the claim was sent. Renewals go on
     /// meanwhile, keeping those units' leases until the answer is in. One whose answer is lost
@@ -263,6 +295,11 @@ impl Leases {
             .held
             .lock()
             .map_err(|_| lease::LeaseError::Pool("the unit leases are poisoned".into()))?;
+        if let Ok(mut left) = self.left.lock() {
+            for key in &claimed {
+                left.remove(key);
+            }
+        }
         let claimed = claimed
             .into_iter()
             .map(|key| {
@@ -319,7 +356,8 @@ async fn renew(leases: &Leases, groups: &Groups, pool: &Pool, node: &str, lease:
     let Asked { held, keep, turns } = leases.asked();
     let keys = held;
     let sent = Instant::now();
-    let renewed = lease::renew(pool, node, &keep, &turns, lease);
+    let runs = crate::runnables::desired::PREFIX;
+    let renewed = lease::renew(pool, node, &keep, &turns, runs, lease);
     match bounded(call_limit(lease), renewed).await {
         Ok(still) => {
             for unit in leases.all() {
@@ -410,6 +448,39 @@ mod tests {
         leases.forget(&unit);
         assert!(leases.keys().is_empty());
         watchdog.abort();
+    }
+
+    #[test]
+    fn a_lease_left_to_run_out_is_not_renewed_nor_claimed_again_until_it_ran_out() {
+        let leases = Leases::new();
+        let run = Arc::new(UnitLease::new("runnable:x", Instant::now()));
+        leases
+            .held
+            .lock()
+            .unwrap()
+            .insert(run.key.clone(), run.clone());
+        leases.leave(&run);
+        leases.leave_keys(["runnable:y".to_string()]);
+        let asked = leases.asked();
+        assert!(
+            asked.held.is_empty() && asked.keep.is_empty(),
+            "not renewed"
+        );
+        let lease = Duration::from_secs(30);
+        assert_eq!(
+            leases.left_lately(lease).into_iter().collect::<Vec<_>>(),
+            vec!["runnable:x", "runnable:y"]
+        );
+        leases
+            .left
+            .lock()
+            .unwrap()
+            .insert("runnable:x".into(), Instant::now() - lease);
+        assert_eq!(
+            leases.left_lately(lease).into_iter().collect::<Vec<_>>(),
+            vec!["runnable:y"],
+            "ran out: claimable again"
+        );
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! and takes the run-out leases of units nobody wants (recording those apart, so the log's pace
 //! never holds the loop). Its leases are kept by `renewal`, beside it. Every database call here
 //! is bounded by a third of a lease. On shutdown, it stops every unit and gives its leases up.
+//! The runnables' runs are claimed here too, from the same room and in the same lease table
+//! (`crate::runnables::run`: the runs wanted, each run's own end), also on a node whose catalog
+//! has no processes (which takes only the runs' run-out leases, as it takes no unit's); at its
+//! start, the trees a crash left are removed and the runs' leases an earlier node of its name
+//! left are left to run out.
 //!
 //! Does not own: a unit's own run (`unit`), the wanted set and restart turns (`desired`), the
-//! lease table (`lease`), renewing the leases (`renewal`).
+//! lease table (`lease`), renewing the leases (`renewal`), a runnable's run.
 
 use super::desired::{self, Processes, Standing};
 use super::lease::{self, bounded};
@@ -14,6 +19,8 @@ use super::renewal::{self, call_limit, Leases, UnitLease};
 use super::stream::{Recorded, UnitStream};
 use super::unit::{self, Local, Want};
 use super::Context;
+use crate::runnables::run::{self as runnable_run, Runs};
+use crate::runnables::RunnableSettings;
 use crate::settings::RunnerSettings;
 use bosun_commands::{Commands, Origin};
 use bosun_domain::jobs::Catalog;
@@ -49,6 +56,7 @@ pub(crate) fn start(
     config: &tokio_postgres::Config,
     catalog: &Catalog,
     settings: RunnerSettings,
+    runnables: RunnableSettings,
     node: String,
 ) -> Supervisor {
     let context = Arc::new(Context {
@@ -66,10 +74,12 @@ pub(crate) fn start(
             ..Origin::default()
         },
         settings,
+        runnables,
         node,
         stopping: AtomicBool::new(false),
         groups: Arc::new(Groups::default()),
         leases: Arc::new(Leases::new()),
+        work_folder: Default::default(),
     });
     let (shutdown, stopped) = watch::channel(false);
     let processes = Processes::of(catalog);
@@ -83,11 +93,12 @@ pub(crate) fn start(
 
 impl Supervisor {
     /// Stops every unit of this node, records them stopped and gives their leases up; waits for
-    /// it (at most the kill grace period and a few seconds more).
+    /// it (at most the kill grace period, a runnable's drain and a lease, the longest a run's
+    /// stop takes, and a few seconds more).
     pub async fn stop(mut self) {
         self.signal_stop();
         if let Some(task) = self.task.take() {
-            let bound = self.context.grace + Duration::from_secs(5);
+            let bound = runnable_run::stop_bound(&self.context) + Duration::from_secs(5);
             if tokio::time::timeout(bound, task).await.is_err() {
                 tracing::warn!("the units did not all stop in time");
             }
@@ -97,7 +108,11 @@ impl Supervisor {
     fn signal_stop(&self) {
         self.context.stopping.store(true, Ordering::SeqCst);
         self.shutdown.send_replace(true);
-        self.context.groups.signal_all(Signal::SIGTERM);
+        // Not the runnables' sandboxes: SIGTERM to bwrap itself would end its sandbox at once;
+        // their runs stop their processes inside it, with the grace period, when told to.
+        self.context
+            .groups
+            .signal_all_but(crate::runnables::desired::PREFIX, Signal::SIGTERM);
     }
 }
 
@@ -156,6 +171,9 @@ async fn supervise(
         } else {
             usize::MAX
         });
+    // Before the first renewal gives them up: the runs' leases an earlier node of this name
+    // left (restarted with the same pid) run out, for their runs to be recorded lost.
+    runnable_run::leave_earlier(&context).await;
     let (renewals_stop, renewals_stopped) = watch::channel(false);
     let mut renewals = tokio::spawn(renewal::keep(
         context.leases.clone(),
@@ -167,6 +185,10 @@ async fn supervise(
     ));
     let limit = call_limit(context.lease);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    let mut runs = Runs::default();
+    // This node's folder, then the trees a crash left (never in it): apart, not to hold this
+    // loop up.
+    tokio::spawn(runnable_run::clean_work_dir(context.clone()));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick(context.lease)) => {}
@@ -176,9 +198,16 @@ async fn supervise(
             break;
         }
         held.retain(|_, h| !h.task.is_finished());
-        if processes.is_empty() {
-            continue;
-        }
+        runs.reap();
+        // Each run ends by its own stream's word: the read model only starts them.
+        let wanted_runs = match bounded(limit, runs.wanted(&context.pool)).await {
+            Ok(wanted) => Some(wanted),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the runnables wanted failed; retrying");
+                None
+            }
+        };
+        // With no processes in the catalog, `desired` reads nothing: no units.
         let desired = match bounded(limit, desired::desired(&context.pool, &processes)).await {
             Ok(desired) => desired,
             Err(e) => {
@@ -213,14 +242,17 @@ async fn supervise(
             h.tell(Want::Stop(reason));
         }
         restarts(&context, &mut held, &desired).await;
-        // Claim what nobody runs, as room allows.
-        let room = capacity.saturating_sub(held.len());
-        let free: Vec<String> = desired
+        // Claim what nobody runs, as room allows: units, then runnables' runs.
+        let room = capacity.saturating_sub(held.len() + runs.len());
+        let mut free: Vec<String> = desired
             .units
             .keys()
             .filter(|key| !held.contains_key(*key))
             .cloned()
             .collect();
+        if let Some(wanted) = &wanted_runs {
+            free.extend(runs.free(wanted, &context.leases.left_lately(context.lease)));
+        }
         match context
             .leases
             .claim(&context.pool, &context.node, &free, room, context.lease)
@@ -229,6 +261,10 @@ async fn supervise(
             Ok(claimed) => {
                 for unit_lease in claimed {
                     let key = unit_lease.key.clone();
+                    if runnable_run::is_runnable(&key) {
+                        runs.start(&context, unit_lease);
+                        continue;
+                    }
                     let Some(wanted) = desired.units.get(&key) else {
                         context.leases.forget(&unit_lease);
                         continue;
@@ -262,31 +298,60 @@ async fn supervise(
             }
             Err(e) => tracing::warn!(error = %e, "claiming units failed; retrying"),
         }
-        // Run-out leases of units nobody wants: their node was lost. Recorded apart: the log's
-        // retries must not hold this loop up.
-        let wanted: Vec<String> = desired.units.keys().cloned().collect();
-        match bounded(limit, lease::take_expired(&context.pool, &wanted)).await {
+        // Run-out leases of units and runs nobody wants: their node was lost. Recorded apart:
+        // the log's retries must not hold this loop up.
+        let Some(taking) = expired_taking(!processes.is_empty(), wanted_runs.is_some()) else {
+            continue;
+        };
+        let wanted: Vec<String> = desired
+            .units
+            .keys()
+            .chain(wanted_runs.iter().flat_map(|w| w.keys()))
+            .cloned()
+            .collect();
+        match bounded(limit, lease::take_expired(&context.pool, &wanted, taking)).await {
             Ok(expired) => {
                 for (key, node) in expired {
-                    tokio::spawn(record_lost(context.clone(), key, node));
+                    if runnable_run::is_runnable(&key) {
+                        tokio::spawn(runnable_run::record_lost(context.clone(), key, node));
+                    } else {
+                        tokio::spawn(record_lost(context.clone(), key, node));
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading run-out unit leases failed"),
         }
     }
-    // The node is stopping: every unit stops, then every lease goes.
+    // The node is stopping: every unit and run stops, then every lease goes.
     for h in held.values_mut() {
         h.tell(Want::Stop(StopReason::NodeStopped));
     }
+    runs.stop_all();
     for h in held.values_mut() {
         let _ = (&mut h.task).await;
     }
+    runs.join_all().await;
     // The renewals end (their watchdog with them), then every lease goes.
     renewals_stop.send_replace(true);
     if tokio::time::timeout(limit, &mut renewals).await.is_err() {
         renewals.abort();
     }
-    lease::release_all(&context.pool, &context.node, limit).await;
+    // Not the runs': each gave its own up, or left it to run out (its end unrecorded).
+    let runs = crate::runnables::desired::PREFIX;
+    lease::release_all(&context.pool, &context.node, runs, limit).await;
+}
+
+/// Which run-out leases to take: with processes in the catalog, the units' (as ever) and, when
+/// the runs wanted are known, the runs'; without, only the runs'. Never a run's while the runs
+/// wanted are unknown (its lease would be taken for an unwanted one's).
+fn expired_taking(has_processes: bool, runs_known: bool) -> Option<lease::Taking<'static>> {
+    let runs = crate::runnables::desired::PREFIX;
+    match (has_processes, runs_known) {
+        (true, true) => Some(lease::Taking::All),
+        (true, false) => Some(lease::Taking::AllBut(runs)),
+        (false, true) => Some(lease::Taking::Only(runs)),
+        (false, false) => None,
+    }
 }
 
 /// Whether `app`'s own stream says it is removed (or never was): `false` when it exists, or
@@ -512,6 +577,16 @@ async fn record_lost(context: Arc<Context>, key: String, node: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_catalog_takes_only_runs_leases_and_units_are_taken_without_the_runs() {
+        use lease::Taking;
+        let runs = crate::runnables::desired::PREFIX;
+        assert_eq!(expired_taking(true, true), Some(Taking::All));
+        assert_eq!(expired_taking(true, false), Some(Taking::AllBut(runs)));
+        assert_eq!(expired_taking(false, true), Some(Taking::Only(runs)));
+        assert_eq!(expired_taking(false, false), None);
+    }
 
     #[test]
     fn short_leases_are_looked_at_more_often() {
