@@ -87,6 +87,10 @@ pub struct RunnablesSettings {
     /// How often the reaper (one node at a time) looks.
     #[serde(default = "default_reap_interval_seconds")]
     pub reap_interval_seconds: u64,
+    /// How long a save of a running runnable waits for its node to sync the process's files
+    /// (503 `sync_timeout` after, and no image).
+    #[serde(default = "default_sync_wait_seconds")]
+    pub sync_wait_seconds: u64,
     /// What runnables' processes run in: `bwrap` (bubblewrap, the default) or `none`, which
     /// must be chosen explicitly.
     #[serde(default)]
@@ -95,6 +99,123 @@ pub struct RunnablesSettings {
     /// host's, so none).
     #[serde(default)]
     pub network: bool,
+    /// Where the worker nodes make each run's working folder (default: `bosun-runnables` in
+    /// the system's temporary folder; made `0711`, this server's own).
+    #[serde(default = "bosun_runner::runnables::default_work_dir")]
+    pub work_dir: PathBuf,
+    /// The output kept of one run (`GET /v1/runnables/{id}/logs`); past it, a line says where
+    /// it was cut.
+    #[serde(default = "default_max_log_bytes")]
+    pub max_log_bytes: u64,
+    /// How many runnables a user may own (`anonymous`, `user`; admins are never limited).
+    #[serde(default)]
+    pub quota: RunnableQuotaSettings,
+    /// How long an anonymous user's token works (`POST /v1/users/anonymous`); also read as
+    /// `anonymous_token_ttl`, the name API.md gives it.
+    #[serde(
+        default = "default_anonymous_token_ttl_seconds",
+        alias = "anonymous_token_ttl"
+    )]
+    pub anonymous_token_ttl_seconds: i64,
+    /// How many anonymous users one source address may make, per node.
+    #[serde(default)]
+    pub anonymous_per_address: AnonymousRateSettings,
+    /// How many anonymous users all addresses together may make, per node.
+    #[serde(default)]
+    pub anonymous_total: AnonymousTotalSettings,
+}
+
+/// `runnables.anonymous_total`: at most `count` anonymous users from all addresses together in
+/// any `per_seconds` (`count` 1 to 1 000 000), counted by each node in its memory (then 429
+/// `rate_limited`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousTotalSettings {
+    #[serde(default = "default_anonymous_total_count")]
+    pub count: u32,
+    #[serde(default = "default_anonymous_per_seconds")]
+    pub per_seconds: u64,
+}
+
+impl Default for AnonymousTotalSettings {
+    fn default() -> Self {
+        AnonymousTotalSettings {
+            count: default_anonymous_total_count(),
+            per_seconds: default_anonymous_per_seconds(),
+        }
+    }
+}
+
+fn default_anonymous_total_count() -> u32 {
+    1000
+}
+
+/// `runnables.anonymous_per_address`: at most `count` anonymous users per address in any
+/// `per_seconds` (`count` at most 10 000), counted by each node in its memory; `count: 0` turns
+/// anonymous users off.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousRateSettings {
+    #[serde(default = "default_anonymous_count")]
+    pub count: u32,
+    #[serde(default = "default_anonymous_per_seconds")]
+    pub per_seconds: u64,
+}
+
+impl Default for AnonymousRateSettings {
+    fn default() -> Self {
+        AnonymousRateSettings {
+            count: default_anonymous_count(),
+            per_seconds: default_anonymous_per_seconds(),
+        }
+    }
+}
+
+fn default_anonymous_token_ttl_seconds() -> i64 {
+    bosun_commands::identity::DEFAULT_ANONYMOUS_TOKEN_SECONDS
+}
+
+fn default_anonymous_count() -> u32 {
+    20
+}
+
+fn default_anonymous_per_seconds() -> u64 {
+    3600
+}
+
+/// `runnables.quota`: how many runnables one user may own at once; `-1` is unlimited. A fork
+/// past it is 403 `runnable_quota_exceeded`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnableQuotaSettings {
+    /// An anonymous user's (default 5).
+    #[serde(default = "default_anonymous_runnables")]
+    pub anonymous: i64,
+    /// A registered user's (default -1: unlimited).
+    #[serde(default = "default_user_runnables")]
+    pub user: i64,
+}
+
+impl Default for RunnableQuotaSettings {
+    fn default() -> Self {
+        RunnableQuotaSettings {
+            anonymous: default_anonymous_runnables(),
+            user: default_user_runnables(),
+        }
+    }
+}
+
+fn default_anonymous_runnables() -> i64 {
+    5
+}
+
+fn default_user_runnables() -> i64 {
+    -1
+}
+
+/// A quota as the commands take it: `None` for `-1` (unlimited).
+fn runnable_limit(limit: i64) -> Option<u32> {
+    u32::try_from(limit).ok()
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -113,8 +234,15 @@ impl Default for RunnablesSettings {
             max_total_bytes: default_max_total_bytes(),
             reap_after_seconds: default_reap_after_seconds(),
             reap_interval_seconds: default_reap_interval_seconds(),
+            sync_wait_seconds: default_sync_wait_seconds(),
             sandbox: SandboxKind::default(),
             network: false,
+            work_dir: bosun_runner::runnables::default_work_dir(),
+            max_log_bytes: default_max_log_bytes(),
+            quota: RunnableQuotaSettings::default(),
+            anonymous_token_ttl_seconds: default_anonymous_token_ttl_seconds(),
+            anonymous_per_address: AnonymousRateSettings::default(),
+            anonymous_total: AnonymousTotalSettings::default(),
         }
     }
 }
@@ -129,6 +257,9 @@ impl RunnablesSettings {
                 max_total_bytes: self.max_total_bytes,
             },
             reap_after: std::time::Duration::from_secs(self.reap_after_seconds),
+            sync_wait: std::time::Duration::from_secs(self.sync_wait_seconds),
+            quota_anonymous: runnable_limit(self.quota.anonymous),
+            quota_user: runnable_limit(self.quota.user),
         }
     }
 
@@ -143,8 +274,15 @@ impl RunnablesSettings {
                 },
                 SandboxKind::None => bosun_runner::Sandbox::None,
             },
+            work_dir: self.work_dir.clone(),
+            max_log_bytes: self.max_log_bytes,
+            limits: self.rules().limits,
         }
     }
+}
+
+fn default_max_log_bytes() -> u64 {
+    bosun_runner::runnables::DEFAULT_MAX_LOG_BYTES
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -165,6 +303,10 @@ fn default_reap_after_seconds() -> u64 {
 
 fn default_reap_interval_seconds() -> u64 {
     60
+}
+
+fn default_sync_wait_seconds() -> u64 {
+    10
 }
 
 /// How Bosun calls services' APIs (`/v1/services`): the hosts it may reach over plain http are
@@ -539,6 +681,50 @@ fn check_runnables(r: &RunnablesSettings) -> Result<(), String> {
     if !(1..=86_400).contains(&r.reap_interval_seconds) {
         return Err("runnables.reap_interval_seconds: must be 1 to 86400 (a day)".into());
     }
+    if !r.work_dir.is_absolute() {
+        return Err("runnables.work_dir: must be an absolute path".into());
+    }
+    if !(1..=1 << 30).contains(&r.max_log_bytes) {
+        return Err("runnables.max_log_bytes: must be 1 to 1073741824 (1 GiB)".into());
+    }
+    if !(1..=600).contains(&r.sync_wait_seconds) {
+        return Err("runnables.sync_wait_seconds: must be 1 to 600".into());
+    }
+    if !(1..=bosun_domain::identity::MAX_EXPIRES_IN).contains(&r.anonymous_token_ttl_seconds) {
+        return Err(format!(
+            "runnables.anonymous_token_ttl_seconds: must be 1 to {} (10 years)",
+            bosun_domain::identity::MAX_EXPIRES_IN
+        ));
+    }
+    if !(1..=31_536_000).contains(&r.anonymous_per_address.per_seconds) {
+        return Err(
+            "runnables.anonymous_per_address.per_seconds: must be 1 to 31536000 (a year)".into(),
+        );
+    }
+    if !(1..=31_536_000).contains(&r.anonymous_total.per_seconds) {
+        return Err("runnables.anonymous_total.per_seconds: must be 1 to 31536000 (a year)".into());
+    }
+    if r.anonymous_total.count == 0 {
+        return Err(
+            "runnables.anonymous_total.count: must be at least 1 (anonymous_per_address.count: 0 turns anonymous users off)".into(),
+        );
+    }
+    // Each counted time is held in memory until it leaves the window: bounded, so a typo
+    // cannot make the limiter hold an address's (or everyone's) times without end.
+    if r.anonymous_per_address.count > 10_000 {
+        return Err("runnables.anonymous_per_address.count: must be 0 to 10000".into());
+    }
+    if r.anonymous_total.count > 1_000_000 {
+        return Err("runnables.anonymous_total.count: must be 1 to 1000000".into());
+    }
+    for (key, limit) in [("anonymous", r.quota.anonymous), ("user", r.quota.user)] {
+        if limit != -1 && runnable_limit(limit).is_none() {
+            return Err(format!(
+                "runnables.quota.{key}: must be -1 (unlimited) or 0 to {}",
+                u32::MAX
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -765,6 +951,16 @@ mod tests {
             (1_048_576, 1000, 67_108_864, 604_800, 60)
         );
         assert_eq!((r.sandbox, r.network), (SandboxKind::Bwrap, false));
+        assert_eq!(
+            r.rules().sync_wait,
+            std::time::Duration::from_secs(10),
+            "runnables.sync_wait_seconds"
+        );
+        let s = Settings::from_sources(None, env(&[("BOSUN_RUNNABLES__SYNC_WAIT_SECONDS", "3")]));
+        assert_eq!(
+            s.unwrap().runnables.rules().sync_wait,
+            std::time::Duration::from_secs(3)
+        );
         let f = file("runnables:\n  max_file_bytes: 10\n  max_files: 3\n  max_total_bytes: 25\n  reap_after_seconds: 1\n  network: true\n");
         let s = Settings::from_sources(
             Some(f.path()),
@@ -802,6 +998,8 @@ mod tests {
             ("BOSUN_RUNNABLES__REAP_AFTER_SECONDS", "-1"),
             ("BOSUN_RUNNABLES__REAP_INTERVAL_SECONDS", "0"),
             ("BOSUN_RUNNABLES__REAP_INTERVAL_SECONDS", "86401"),
+            ("BOSUN_RUNNABLES__SYNC_WAIT_SECONDS", "0"),
+            ("BOSUN_RUNNABLES__SYNC_WAIT_SECONDS", "601"),
             ("BOSUN_RUNNABLES__SANDBOX", "docker"),
             ("BOSUN_RUNNABLES__NETWORK", "maybe"),
         ] {
@@ -827,6 +1025,149 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("reap"), "{err}");
+    }
+
+    #[test]
+    fn anonymous_users_defaults_overrides_and_bounds() {
+        let r = Settings::from_sources(None, env(&[])).unwrap().runnables;
+        assert_eq!(r.anonymous_token_ttl_seconds, 604_800);
+        let rate = r.anonymous_per_address;
+        assert_eq!((rate.count, rate.per_seconds), (20, 3600));
+        let total = r.anonymous_total;
+        assert_eq!((total.count, total.per_seconds), (1000, 3600));
+        // API.md's name for the token's lifetime is read too.
+        let f = file("runnables:\n  anonymous_token_ttl: 60\n  anonymous_total: {count: 7, per_seconds: 10}\n");
+        let r = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap()
+            .runnables;
+        assert_eq!(r.anonymous_token_ttl_seconds, 60);
+        let total = r.anonymous_total;
+        assert_eq!((total.count, total.per_seconds), (7, 10));
+        let f = file("runnables:\n  anonymous_token_ttl_seconds: 1\n  anonymous_per_address: {count: 0, per_seconds: 60}\n");
+        let r = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap()
+            .runnables;
+        assert_eq!(r.anonymous_token_ttl_seconds, 1);
+        let rate = r.anonymous_per_address;
+        assert_eq!((rate.count, rate.per_seconds), (0, 60));
+        let most = env(&[
+            ("BOSUN_RUNNABLES__ANONYMOUS_PER_ADDRESS__COUNT", "10000"),
+            ("BOSUN_RUNNABLES__ANONYMOUS_TOTAL__COUNT", "1000000"),
+        ]);
+        let r = Settings::from_sources(None, most).unwrap().runnables;
+        assert_eq!(
+            (r.anonymous_per_address.count, r.anonymous_total.count),
+            (10_000, 1_000_000)
+        );
+        let over = env(&[("BOSUN_RUNNABLES__ANONYMOUS_PER_ADDRESS__COUNT", "3")]);
+        let r = Settings::from_sources(None, over).unwrap().runnables;
+        assert_eq!(r.anonymous_per_address.count, 3);
+        for (key, value, named) in [
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_TOKEN_TTL_SECONDS",
+                "0",
+                "anonymous_token_ttl_seconds",
+            ),
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_PER_ADDRESS__PER_SECONDS",
+                "0",
+                "per_seconds",
+            ),
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_TOTAL__COUNT",
+                "0",
+                "runnables.anonymous_total.count",
+            ),
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_TOTAL__PER_SECONDS",
+                "31536001",
+                "runnables.anonymous_total.per_seconds",
+            ),
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_PER_ADDRESS__COUNT",
+                "10001",
+                "runnables.anonymous_per_address.count",
+            ),
+            (
+                "BOSUN_RUNNABLES__ANONYMOUS_TOTAL__COUNT",
+                "1000001",
+                "runnables.anonymous_total.count",
+            ),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn runnables_quota_defaults_overrides_and_bounds() {
+        let rules = Settings::from_sources(None, env(&[]))
+            .unwrap()
+            .runnables
+            .rules();
+        assert_eq!((rules.quota_anonymous, rules.quota_user), (Some(5), None));
+        let f = file("runnables:\n  quota:\n    anonymous: -1\n    user: 3\n");
+        let rules = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap()
+            .runnables
+            .rules();
+        assert_eq!((rules.quota_anonymous, rules.quota_user), (None, Some(3)));
+        let s = Settings::from_sources(None, env(&[("BOSUN_RUNNABLES__QUOTA__ANONYMOUS", "0")]));
+        assert_eq!(s.unwrap().runnables.rules().quota_anonymous, Some(0));
+        for (key, value) in [
+            ("BOSUN_RUNNABLES__QUOTA__ANONYMOUS", "-2"),
+            ("BOSUN_RUNNABLES__QUOTA__USER", "4294967296"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = key
+                .trim_start_matches("BOSUN_RUNNABLES__QUOTA__")
+                .to_lowercase();
+            assert!(
+                err.contains(&format!("runnables.quota.{field}")),
+                "{key}={value}: {err}"
+            );
+        }
+        let f = file("runnables:\n  quota:\n    anonymus: 1\n");
+        let err = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("anonymus"), "{err}");
+    }
+
+    #[test]
+    fn runnables_work_dir_and_log_limit_defaults_overrides_and_bounds() {
+        let r = Settings::from_sources(None, env(&[])).unwrap().runnables;
+        assert_eq!(r.work_dir, std::env::temp_dir().join("bosun-runnables"));
+        assert_eq!(r.max_log_bytes, 1024 * 1024);
+        let f =
+            file("runnables:\n  work_dir: /srv/runs\n  max_log_bytes: 10\n  max_file_bytes: 7\n");
+        let runner = Settings::from_sources(Some(f.path()), env(&[]))
+            .unwrap()
+            .runnables
+            .runner();
+        assert_eq!(runner.work_dir, PathBuf::from("/srv/runs"));
+        assert_eq!(runner.max_log_bytes, 10);
+        assert_eq!(
+            runner.limits.max_file_bytes, 7,
+            "a sync keeps the file limits"
+        );
+        for (key, value) in [
+            ("BOSUN_RUNNABLES__WORK_DIR", "relative/runs"),
+            ("BOSUN_RUNNABLES__MAX_LOG_BYTES", "0"),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let field = key.trim_start_matches("BOSUN_RUNNABLES__").to_lowercase();
+            assert!(
+                err.contains(&format!("runnables.{field}")),
+                "{key}={value}: {err}"
+            );
+        }
     }
 
     #[test]
