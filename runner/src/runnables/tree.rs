@@ -117,12 +117,31 @@ pub(crate) fn prepare_work_dir(work_dir: &Path) -> std::io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct NodeFolder {
     path: PathBuf,
-    _lock: Flock<std::fs::File>,
+    /// Held for as long as the node lives; always `Some` but in a test's crash.
+    _lock: Option<Flock<std::fs::File>>,
+}
+
+impl Drop for NodeFolder {
+    /// The node stopped: its folder goes if its runs left it empty (their trees are removed as
+    /// they end); one a run still holds is the next node's start to clean. The lock file goes
+    /// first, while still locked: a folder without one is left to its pid's liveness, which is
+    /// ours until we are done.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path.join(LOCK));
+        let _ = std::fs::remove_dir(&self.path);
+    }
 }
 
 impl NodeFolder {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// As if its node crashed: the lock let go, the folder left as it is.
+    #[cfg(test)]
+    fn crash(mut self) {
+        drop(self._lock.take());
+        std::mem::forget(self);
     }
 }
 
@@ -155,7 +174,12 @@ pub(crate) fn lock_node_folder(work_dir: &Path, node: &str) -> std::io::Result<N
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(path.join(LOCK))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(NodeFolder { path, _lock: lock }),
+            Ok(lock) => {
+                return Ok(NodeFolder {
+                    path,
+                    _lock: Some(lock),
+                })
+            }
             Err((_, e)) => return Err(e.into()),
         }
     }
@@ -1164,7 +1188,7 @@ mod tests {
         )
         .unwrap();
         let crashed_path = crashed_own.path().to_path_buf();
-        drop(crashed_own);
+        crashed_own.crash();
         // Another server of this process, of the same name: a folder of its own, locked.
         let other_server = lock_node_folder(&work, "box:7").unwrap();
         assert_eq!(other_server.path(), work.join("node-box-7.1"));
@@ -1191,5 +1215,9 @@ mod tests {
         assert!(unlocked_live.exists(), "pid 1 lives");
         assert!(elsewhere.exists(), "another host's");
         assert!(work.join("stray.txt").exists());
+        // A node that stops leaves nothing: its runs' trees went as they ended.
+        let this_path = this.path().to_path_buf();
+        drop(this);
+        assert!(!this_path.exists(), "the folder of a node that stopped");
     }
 }
