@@ -4,7 +4,7 @@
 //! wrote is in its files; a restart runs a new generation; one that ends on its own is stopped
 //! (code 0) or in error (another code) with its code; a save while it runs keeps what it wrote
 //! so far; what a sync cannot keep (a link) is said in its log; a stop gives it SIGTERM and
-//! time to finish; a removed one's process is stopped; a lost lease kills it at once; a start
+//! time to finish; a removed one's process is stopped, and a reaped one's; a lost lease kills it at once; a start
 //! that cannot be made is `error` saying why (nothing of the server's said); a node that stops
 //! stops its runs and leaves them wanted; an end the log refuses is left for the next node to
 //! record lost (the lease runs out, not given up); a lost run a node claimed but could not
@@ -482,6 +482,32 @@ async fn a_removed_runnables_process_is_stopped() {
     assert!(events_of(&w.app.api, &id, "RunnableFilesSynced")
         .await
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_runnable_reaped_while_it_runs_has_its_process_stopped() {
+    // Its run's own events are no accesses: left alone for 4 s, it is reaped though it runs.
+    let (w, id) = world(
+        SLEEPER,
+        "  reap_after_seconds: 4\n  reap_interval_seconds: 1\n",
+    )
+    .await;
+    act(&w.ann, &id, "start").await;
+    let running = wait_state(&w, &id, "running", Some(1)).await;
+    gone(pid_of(&running)).await;
+    let deadline = Instant::now() + WAIT;
+    let stops = loop {
+        let stops = events_of(&w.app.api, &id, "RunnableRunStopped").await;
+        if !stops.is_empty() || Instant::now() > deadline {
+            break stops;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0]["data"]["reason"], "removed");
+    let reaped = events_of(&w.app.api, &id, "RunnableReaped").await;
+    assert_eq!(reaped.len(), 1, "{reaped:?}");
+    assert_eq!(reaped[0]["metadata"]["actor"], "reaper");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
