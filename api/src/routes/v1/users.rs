@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bosun_commands::identity::{
     require_anonymous, IssuedToken, NewUser, Registration, UserChanges,
 };
+use bosun_commands::Origin;
 use bosun_domain::identity::{Email, EmailChange, Password, Scope, Username};
 use bosun_domain::DomainError;
 use bosun_projections::read_models::identity as model;
@@ -264,33 +265,8 @@ pub async fn create_anonymous(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
 ) -> Result<Response, Problem> {
-    let limit = &state.anonymous_limit;
-    if limit.count() == 0 {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "anonymous_users_disabled",
-            "anonymous users are turned off here (runnables.anonymous_per_address.count is 0)",
-        ));
-    }
-    if let Verdict::Limited { retry_after, by } =
-        limit.check(&address_key(origin.source.as_deref()))
-    {
-        let seconds = retry_after_seconds(retry_after);
-        let why = match by {
-            Limiter::Address => "too many anonymous users from this address",
-            Limiter::Addresses => "too many addresses making anonymous users",
-            Limiter::Total => "too many anonymous users made lately",
-        };
-        let mut response = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{why}; retry in {seconds} s"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return Ok(response);
+    if let Some(refusal) = anonymous_refusal(&state, &origin) {
+        return Ok(refusal);
     }
     let (user, token, w) = state
         .commands
@@ -298,6 +274,43 @@ pub async fn create_anonymous(
         .await?;
     let body = UserAndToken { user, token };
     Ok(written(&state, StatusCode::CREATED, Some(&body), w))
+}
+
+/// Why `origin` may not make an anonymous user now, if it may not: 403
+/// `anonymous_users_disabled`, or 429 `rate_limited` with `Retry-After`. Every way in that makes
+/// anonymous users (this route, a compatibility surface's) asks it, so one limit holds for all.
+pub(crate) fn anonymous_refusal(state: &AppState, origin: &Origin) -> Option<Response> {
+    let limit = &state.anonymous_limit;
+    if limit.count() == 0 {
+        return Some(
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "anonymous_users_disabled",
+                "anonymous users are turned off here (runnables.anonymous_per_address.count is 0)",
+            )
+            .into_response(),
+        );
+    }
+    let Verdict::Limited { retry_after, by } = limit.check(&address_key(origin.source.as_deref()))
+    else {
+        return None;
+    };
+    let seconds = retry_after_seconds(retry_after);
+    let why = match by {
+        Limiter::Address => "too many anonymous users from this address",
+        Limiter::Addresses => "too many addresses making anonymous users",
+        Limiter::Total => "too many anonymous users made lately",
+    };
+    let mut response = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{why}; retry in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    Some(response)
 }
 
 /// `GET /v1/users/me`: the caller, anonymous or not (401 without a token: the seed's cue to
