@@ -1,4 +1,4 @@
-//! Job commands from clients: submit, cancel, kill. Running them is the runner's.
+//! Job commands from clients: submit, restart, cancel, kill. Running them is the runner's.
 //!
 //! A job of a registered app (an `app-<name>` stream, created and not removed, named like a
 //! catalog app) may be submitted only by a member of one of the app's teams, an admin, or that
@@ -11,9 +11,11 @@ use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{App, AppName};
 use bosun_domain::identity::Scope;
-use bosun_domain::jobs::{Catalog, Job, JobCommand, JobEvent, Plan, Submission, Variables};
+use bosun_domain::jobs::{
+    Catalog, Job, JobCommand, JobEvent, JobStatus, Plan, Submission, Variables,
+};
 use bosun_domain::{Aggregate, DomainError};
-use bosun_eventstore::{EventStore, StreamId};
+use bosun_eventstore::{EventStore, RecordedEvent, StreamId};
 use bosun_projections::read_models::identity as identity_model;
 use bosun_projections::read_models::jobs as model;
 use sha2::{Digest, Sha256};
@@ -23,6 +25,16 @@ use uuid::Uuid;
 /// The job id a key stands for, per caller: the same caller and key always name the same job.
 fn keyed_id(actor: &str, key: &str) -> Uuid {
     let hash = Sha256::digest(format!("bosun job\n{actor}\n{key}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The id of job `job_id`'s restart: a job restarts as one new job, however often and by whoever
+/// it is asked (a retry, or two clients at once, finds that job). To run it once more, one
+/// restarts the newest job.
+pub fn restart_id(job_id: Uuid) -> Uuid {
+    let hash = Sha256::digest(format!("bosun job restart\n{job_id}"));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
@@ -66,7 +78,8 @@ pub struct SubmitJob {
 /// What a submission did.
 pub enum Submitted {
     Created(model::JobView, Written),
-    /// A retry of an earlier submission with the same key and request.
+    /// A retry of an earlier submission with the same key and request, or a restart of a job
+    /// restarted before: the job that one made.
     Existing(model::JobView),
 }
 
@@ -81,6 +94,103 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         catalog: &Catalog,
         request: SubmitJob,
+    ) -> Result<Submitted, CommandError> {
+        self.submit(actor, origin, catalog, request, None).await
+    }
+
+    /// Runs a finished job again, as a new job of the same task with the same variables, name,
+    /// timeout and notification addresses: one that ended killed, error, warning or cancelled
+    /// (409 `job_not_restartable` otherwise, and for an orchestration's job, which runs again by
+    /// running its orchestration). The caller must be able to read the old job (404/403 as a
+    /// read) and to submit its task now (as [`Commands::submit_job`] decides, against the
+    /// catalog as it is now). The new job's submission records `restarted_from`.
+    ///
+    /// The new job's id is [`restart_id`] of the old one: asking again (a retry, or two callers
+    /// racing) answers [`Submitted::Existing`] with the job the first restart made, as a retry
+    /// with an `Idempotency-Key` does (409 `job_already_restarted` if that job is not the
+    /// caller's to read). To run the task once more, one restarts the newest job.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
+    pub async fn restart_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        catalog: &Catalog,
+        job_id: Uuid,
+    ) -> Result<Submitted, CommandError> {
+        {
+            let client = self.read_models().await?;
+            crate::queries::readable_job(&**client, actor, job_id).await?;
+        }
+        // Its status from the log, not the read model, which may not have its end yet.
+        let (job, _) = self.load::<Job>(&job_id.to_string()).await?;
+        let (Some(status), Some(plan)) = (job.status, &job.plan) else {
+            return Err(DomainError::NotFound(format!("no job {job_id}")).into());
+        };
+        if let Plan::Orchestration {
+            orchestration_id, ..
+        } = plan
+        {
+            return Err(DomainError::conflict(
+                "job_not_restartable",
+                format!("job {job_id} is a run of orchestration {orchestration_id}: run the orchestration again instead"),
+            )
+            .into());
+        }
+        if !matches!(
+            status,
+            JobStatus::Killed | JobStatus::Error | JobStatus::Warning | JobStatus::Cancelled
+        ) {
+            return Err(DomainError::conflict(
+                "job_not_restartable",
+                format!(
+                    "job {job_id} is {}: only a job that ended killed, error, warning or cancelled runs again",
+                    status.as_str()
+                ),
+            )
+            .into());
+        }
+        let (_, old) = self.submission(job_id).await?;
+        let request = SubmitJob {
+            app: old.app,
+            env: old.env,
+            task: old.task,
+            variables: old
+                .variables
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            name: old.name,
+            timeout_seconds: old.timeout_seconds,
+            notification_emails: old.notification_emails,
+            idempotency_key: None,
+        };
+        let submitted = self
+            .submit(actor, origin, catalog, request, Some(job_id))
+            .await?;
+        if let Submitted::Existing(again) = &submitted {
+            // Someone else restarted it first: their job is not necessarily this caller's to read.
+            let client = self.read_models().await?;
+            if let Err(CommandError::Forbidden(_)) =
+                crate::queries::readable_job(&**client, actor, again.id).await
+            {
+                return Err(DomainError::conflict(
+                    "job_already_restarted",
+                    format!("job {job_id} was restarted already, as a job that is not yours to read: submit its task anew instead"),
+                )
+                .into());
+            }
+        }
+        Ok(submitted)
+    }
+
+    /// A submission by `actor`: its rules, and the job it records (see [`Commands::submit_job`]).
+    async fn submit(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        catalog: &Catalog,
+        request: SubmitJob,
+        restarted_from: Option<Uuid>,
     ) -> Result<Submitted, CommandError> {
         actor.require_registered()?;
         match self.registered_app_teams(&request.app).await? {
@@ -105,9 +215,11 @@ impl<S: EventStore> Commands<S> {
             )
             .into());
         }
-        let (job_id, request_digest) = match &request.idempotency_key {
-            None => (Uuid::new_v4(), None),
-            Some(key) => {
+        let (job_id, request_digest) = match (&request.idempotency_key, restarted_from) {
+            // A restart has no key of its own: its job is the old one's restart.
+            (_, Some(old)) => (restart_id(old), None),
+            (None, None) => (Uuid::new_v4(), None),
+            (Some(key), None) => {
                 if key.is_empty() || key.len() > 256 {
                     return Err(DomainError::invalid(
                         "Idempotency-Key",
@@ -130,7 +242,7 @@ impl<S: EventStore> Commands<S> {
                 (keyed_id(actor.name(), key), Some(digest))
             }
         };
-        if request_digest.is_some() {
+        if request_digest.is_some() || restarted_from.is_some() {
             if let Some(existing) = self.earlier_submission(job_id, &request_digest).await? {
                 return Ok(existing);
             }
@@ -151,6 +263,7 @@ impl<S: EventStore> Commands<S> {
             request_digest,
             tasks: vec![],
             scheduled_for: None,
+            restarted_from,
         };
         let result = self
             .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
@@ -159,7 +272,8 @@ impl<S: EventStore> Commands<S> {
             .await;
         match result {
             Ok((_, written)) => Ok(Submitted::Created(self.job_view(job_id).await?, written)),
-            // Two retries raced: the other one created it; it is the same request or a 409.
+            // Two retries (or restarts) raced: the other one created it; it is the same request
+            // or a 409.
             Err(CommandError::Domain(DomainError::Conflict {
                 code: "job_exists", ..
             })) => self
@@ -170,8 +284,8 @@ impl<S: EventStore> Commands<S> {
         }
     }
 
-    /// The job an earlier request with the same key made, if there is one: the same request
-    /// gets it back, another is a 409.
+    /// The job an earlier request with the same key (or restart of the same job) made, if there
+    /// is one: the same request gets it back, another is a 409.
     async fn earlier_submission(
         &self,
         job_id: Uuid,
@@ -337,27 +451,11 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         teams: &[String],
     ) -> Result<(), CommandError> {
-        let stream = StreamId::new(Job::CATEGORY, job_id)
-            .map_err(|e| CommandError::Internal(e.to_string()))?;
-        let first = self
-            .store
-            .read_stream(&stream, 0, 1)
-            .await?
-            .pop()
-            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
+        let (first, submission) = self.submission(job_id).await?;
         let by_the_server = first
             .metadata
             .get("token_id")
             .is_none_or(serde_json::Value::is_null);
-        let submission = match bosun_domain::decode::<JobEvent>(&first.event_type, &first.data) {
-            Ok(JobEvent::JobSubmitted(submission)) => submission,
-            Ok(_) => {
-                return Err(CommandError::Internal(format!(
-                    "{stream} does not begin with its submission"
-                )))
-            }
-            Err(e) => return Err(CommandError::Internal(format!("{stream}: {e}"))),
-        };
         if by_the_server && submission.orchestration_id.is_none() {
             return Ok(());
         }
@@ -378,6 +476,28 @@ impl<S: EventStore> Commands<S> {
             "{app} is a registered app: its tasks run only for a member of one of its teams ({}), an admin or its token, and {principal} is none of these now",
             teams.join(", ")
         )))
+    }
+
+    /// Job `job_id`'s first event, its submission, as recorded and decoded (404 for no job).
+    async fn submission(
+        &self,
+        job_id: Uuid,
+    ) -> Result<(RecordedEvent, Box<Submission>), CommandError> {
+        let stream = StreamId::new(Job::CATEGORY, job_id)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        let first = self
+            .store
+            .read_stream(&stream, 0, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
+        match bosun_domain::decode::<JobEvent>(&first.event_type, &first.data) {
+            Ok(JobEvent::JobSubmitted(submission)) => Ok((first, submission)),
+            Ok(_) => Err(CommandError::Internal(format!(
+                "{stream} does not begin with its submission"
+            ))),
+            Err(e) => Err(CommandError::Internal(format!("{stream}: {e}"))),
+        }
     }
 
     pub async fn job_view(&self, job_id: Uuid) -> Result<model::JobView, CommandError> {
@@ -539,6 +659,7 @@ mod tests {
             request_digest: None,
             tasks: vec![],
             scheduled_for: None,
+            restarted_from: None,
         };
         commands
             .execute::<Job>(&job_id.to_string(), &Actor::System("cli"), &origin(), |j| {
@@ -550,6 +671,17 @@ mod tests {
             .job_may_run_on_app(job_id, "shop", &["ops".into()])
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn a_job_restarts_as_one_job_whoever_asks() {
+        let (old, other) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(restart_id(old), restart_id(old));
+        assert_ne!(restart_id(old), restart_id(other));
+        assert_ne!(restart_id(old), old);
+        // The newest job's restart is another job again.
+        assert_ne!(restart_id(restart_id(old)), restart_id(old));
+        assert_ne!(restart_id(old), keyed_id("admin", &old.to_string()));
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! Jobs over HTTP and WebSocket: the catalog, a deploy with variables watched live, output,
-//! kill and cancel and their refusals, a job's timeout and output cap. The server runs in the
+//! kill, cancel and restart and their refusals, a job's timeout and output cap. The server runs in the
 //! test's process (`spawn_app`), except where the test is about processes: worker processes
 //! sharing the queue, and a server killed mid-job.
 
@@ -459,6 +459,288 @@ async fn a_processing_job_may_be_killed_not_cancelled() {
         .unwrap()
         .contains("killed on request"));
     assert!(!process_alive(pid), "the job's process is gone");
+}
+
+// ---- Restart ----
+
+/// Cancels waiting job `id` (it must be waiting).
+async fn cancel(api: &Api, id: &str) {
+    api.call(Method::POST, &format!("/v1/jobs/{id}/cancel"), None)
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_did_not_succeed_restarts_as_a_new_job_of_the_same_request() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let old = api
+        .submit(
+            "deploy",
+            json!({"variables": {"VERSION": "1.2"}, "name": "release 1.2", "timeout_seconds": 60, "notification_emails": ["ops@example.com"]}),
+        )
+        .await;
+    let old_id = old["id"].as_str().unwrap();
+    cancel(api, old_id).await;
+    let answer = api
+        .call(Method::POST, &format!("/v1/jobs/{old_id}/restart"), None)
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(answer.headers.contains_key("bosun-position"));
+    let new = answer.body;
+    assert_ne!(new["id"], old["id"], "a new job");
+    assert_eq!(new["status"], "waiting");
+    for field in [
+        "app",
+        "env",
+        "task",
+        "variables",
+        "name",
+        "timeout_seconds",
+        "notification_emails",
+        "command",
+    ] {
+        assert_eq!(new[field], old[field], "{field}");
+    }
+    assert_eq!(
+        api.job(old_id).await["status"],
+        "cancelled",
+        "the old job stays"
+    );
+    let events = api
+        .get(&format!("/v1/streams/job-{}", new["id"].as_str().unwrap()))
+        .await
+        .body;
+    assert_eq!(events[0]["event_type"], "JobSubmitted");
+    assert_eq!(events[0]["data"]["restarted_from"], old_id);
+}
+
+/// The ids of the jobs `api` lists.
+async fn listed_ids(api: &Api) -> Vec<String> {
+    let listed = api.get("/v1/jobs").await.expect(StatusCode::OK).body;
+    listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|job| job["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_restarts_once_however_often_and_at_once_it_is_asked() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let old = api.submit("restart", json!({})).await;
+    let old_id = old["id"].as_str().unwrap();
+    cancel(api, old_id).await;
+    let path = format!("/v1/jobs/{old_id}/restart");
+    // Two at once: one makes the new job, the other finds it.
+    let (a, b) = tokio::join!(
+        api.call(Method::POST, &path, None),
+        api.call(Method::POST, &path, None)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    assert_eq!(a.body["id"], b.body["id"], "the same new job");
+    let new_id = a.body["id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, old_id);
+    // Asked again: that job again, as it is now, and nothing written.
+    let log = api.log_head().await;
+    let again = api
+        .call(Method::POST, &path, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again.body["id"], new_id.as_str());
+    assert_eq!(again.body["status"], "waiting");
+    log.assert_unchanged("a repeated restart").await;
+    assert_eq!(listed_ids(api).await, [new_id.clone(), old_id.to_string()]);
+    // To run it once more, restart the newest job.
+    cancel(api, &new_id).await;
+    let third = api
+        .call(Method::POST, &format!("/v1/jobs/{new_id}/restart"), None)
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    assert!(third["id"] != new_id.as_str() && third["id"] != old_id);
+    assert_eq!(listed_ids(api).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_restarted_by_someone_else_as_a_job_you_may_not_read_is_a_409() {
+    let app = start_without_workers().await;
+    let admin = &app.api;
+    let viewer = admin.new_user("viewer", "viewer-pw").await;
+    let theirs = viewer.submit("restart", json!({})).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    cancel(&viewer, theirs).await;
+    let path = format!("/v1/jobs/{theirs}/restart");
+    // The admin restarts it first: the new job is the admin's.
+    admin
+        .call(Method::POST, &path, None)
+        .await
+        .expect(StatusCode::CREATED);
+    let log = admin.log_head().await;
+    let problem = log
+        .refused(&viewer, Method::POST, &path, None)
+        .await
+        .expect(StatusCode::CONFLICT, "job_already_restarted");
+    assert!(
+        problem.detail().contains("submit its task anew"),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_restarted_runs_again() {
+    let app = spawn_app(LIMITED).await;
+    let api = &app.api;
+    let slow = api.submit("slow", json!({"wait": true})).await;
+    assert_eq!(slow["status"], "error", "{slow}");
+    let again = api
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{}/restart", slow["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let ended = api
+        .wait_for(
+            again["id"].as_str().unwrap(),
+            Duration::from_secs(30),
+            |job| job["status"] == "error",
+        )
+        .await;
+    let diagnostics = ended["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("timed out after 1 s"), "{diagnostics}");
+    assert_eq!(ended["stdout_bytes"], "started\n".len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_job_that_ended_killed_error_warning_or_cancelled_restarts() {
+    let app = start("").await;
+    let api = &app.api;
+    let succeeded = api.submit("restart", json!({"wait": true})).await;
+    assert_eq!(succeeded["status"], "success");
+    let sleeper = api.submit("sleep", json!({})).await;
+    let sleeper = sleeper["id"].as_str().unwrap();
+    api.wait_for(sleeper, Duration::from_secs(30), status_is("processing"))
+        .await;
+    let log = api.log_head().await;
+    for id in [succeeded["id"].as_str().unwrap(), sleeper] {
+        let problem = log
+            .refused(api, Method::POST, &format!("/v1/jobs/{id}/restart"), None)
+            .await
+            .expect(StatusCode::CONFLICT, "job_not_restartable");
+        assert!(
+            problem
+                .detail()
+                .contains("killed, error, warning or cancelled"),
+            "{problem}"
+        );
+    }
+    api.call(Method::POST, &format!("/v1/jobs/{sleeper}/kill"), None)
+        .await
+        .expect(StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_unknown_or_malformed_job_is_not_restarted() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let waiting = api.submit("restart", json!({})).await;
+    let waiting = waiting["id"].as_str().unwrap();
+    let log = api.log_head().await;
+    log.refused(
+        api,
+        Method::POST,
+        &format!("/v1/jobs/{waiting}/restart"),
+        None,
+    )
+    .await
+    .expect(StatusCode::CONFLICT, "job_not_restartable");
+    for id in ["00000000-0000-4000-8000-000000000000", "not-a-job"] {
+        log.refused(api, Method::POST, &format!("/v1/jobs/{id}/restart"), None)
+            .await
+            .expect(StatusCode::NOT_FOUND, "not_found");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrations_job_is_run_again_by_its_orchestration_not_restarted() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    let orchestration = api
+        .post(
+            "/v1/orchestrations",
+            json!({"name": "nightly", "tasks": [{"component": "example/production/restart"}]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let job = api
+        .call(
+            Method::POST,
+            &format!(
+                "/v1/orchestrations/{}/jobs",
+                orchestration["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let id = job["id"].as_str().unwrap();
+    cancel(api, id).await;
+    let log = api.log_head().await;
+    let problem = log
+        .refused(api, Method::POST, &format!("/v1/jobs/{id}/restart"), None)
+        .await
+        .expect(StatusCode::CONFLICT, "job_not_restartable");
+    assert!(problem.detail().contains("orchestration"), "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_restarts_only_for_who_may_read_it_and_submit_its_task() {
+    let app = start_without_workers().await;
+    let admin = &app.api;
+    let viewer = admin.new_user("viewer", "viewer-pw").await;
+    let admins = admin.submit("restart", json!({})).await;
+    let admins = admins["id"].as_str().unwrap();
+    cancel(admin, admins).await;
+    let log = admin.log_head().await;
+    log.refused(
+        &viewer,
+        Method::POST,
+        &format!("/v1/jobs/{admins}/restart"),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN, "forbidden");
+    log.refused(
+        &admin.anonymous(),
+        Method::POST,
+        &format!("/v1/jobs/{admins}/restart"),
+        None,
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Their own job, yes.
+    let theirs = viewer.submit("restart", json!({})).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    cancel(&viewer, theirs).await;
+    viewer
+        .call(Method::POST, &format!("/v1/jobs/{theirs}/restart"), None)
+        .await
+        .expect(StatusCode::CREATED);
 }
 
 // ---- Limits ----

@@ -61,6 +61,7 @@ pub(crate) fn submission(job_id: Uuid, created_by: &str) -> Submission {
         request_digest: None,
         tasks: vec![],
         scheduled_for: None,
+        restarted_from: None,
     }
 }
 

@@ -114,6 +114,9 @@ pub struct Submission {
     /// A scheduled run's cron slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The job this one runs again (`restart`), if it is a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_from: Option<Uuid>,
 }
 
 /// What a job runs, as its submission planned it: what a worker reads to run it.
@@ -513,6 +516,7 @@ mod tests {
             request_digest: None,
             tasks: vec![],
             scheduled_for: None,
+            restarted_from: None,
         }))
     }
 

@@ -14,8 +14,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<CatalogEntry>>, Problem> {
-    caller.actor.require_reader()?;
-    Ok(Json(state.catalog.entries()))
+    Ok(Json(state.queries.catalog(&caller.actor, &state.catalog)?))
 }
 
 /// The routes of this resource, with their OpenAPI paths.

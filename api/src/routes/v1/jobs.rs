@@ -1,4 +1,4 @@
-//! `/v1/jobs`: submit, list, read, follow the output of, cancel and kill jobs.
+//! `/v1/jobs`: submit, list, read, follow the output of, cancel, kill and restart jobs.
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
@@ -91,53 +91,17 @@ pub async fn submit(
     if !wait {
         return Ok(written(&state, status, Some(&job), w));
     }
-    // Until it ends, or the server's bound on a wait (then 202 with the job as it is: the client
-    // follows it from there). A client that gives up drops this wait, not the job.
-    let (job_id, submitted) = (job.id, job);
-    let deadline = tokio::time::Instant::now() + state.wait_limit;
-    let finished = loop {
-        let seen = state.freshness.position();
-        let job = {
-            let client = state.store.pool().get().await?;
-            model::get(&**client, job_id).await?
-        };
-        match job {
-            Some(job) if job.status.is_finished() => break job,
-            latest if tokio::time::Instant::now() >= deadline => {
-                let job = latest.unwrap_or_else(|| submitted.clone());
-                let position = Written {
-                    position: Some(state.freshness.position()),
-                };
-                return Ok(written(&state, StatusCode::ACCEPTED, Some(&job), position));
-            }
-            _ => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let _ = state
-                    .freshness
-                    .wait_for(seen + 1, left.min(std::time::Duration::from_secs(1)))
-                    .await;
-            }
+    let finished = match wait_until_finished(&state, job).await? {
+        Waited::Finished(job) => job,
+        // The client follows it from there.
+        Waited::Unfinished(job) => {
+            let position = Written {
+                position: Some(state.freshness.position()),
+            };
+            return Ok(written(&state, StatusCode::ACCEPTED, Some(&job), position));
         }
     };
-    let client = state.store.pool().get().await?;
-    let (stdout, _) = model::output(
-        &**client,
-        job_id,
-        OutputSelection::Stdout,
-        None,
-        0,
-        i64::MAX,
-    )
-    .await?;
-    let (output, _) = model::output(
-        &**client,
-        job_id,
-        OutputSelection::Combined,
-        None,
-        0,
-        i64::MAX,
-    )
-    .await?;
+    let (stdout, output) = whole_output(&state, finished.id).await?;
     let answer = WaitedJob {
         job: finished,
         stdout,
@@ -147,6 +111,57 @@ pub async fn submit(
         position: Some(state.freshness.position()),
     };
     Ok(written(&state, StatusCode::OK, Some(&answer), position))
+}
+
+/// How a wait for a job to finish ended.
+pub(crate) enum Waited {
+    /// The job as it ended.
+    Finished(JobView),
+    /// The server's bound on a wait (`wait_limit`) passed first: the job as it is.
+    Unfinished(JobView),
+}
+
+/// Waits until `job` (as it was submitted) has finished, or the server's bound on a wait has
+/// passed: `wait: true` of `/v1` and of the compat surfaces. A client that gives up drops this
+/// wait, not the job.
+pub(crate) async fn wait_until_finished(
+    state: &AppState,
+    submitted: JobView,
+) -> Result<Waited, Problem> {
+    let deadline = tokio::time::Instant::now() + state.wait_limit;
+    loop {
+        let seen = state.freshness.position();
+        let job = {
+            let client = state.store.pool().get().await?;
+            model::get(&**client, submitted.id).await?
+        };
+        match job {
+            Some(job) if job.status.is_finished() => return Ok(Waited::Finished(job)),
+            latest if tokio::time::Instant::now() >= deadline => {
+                return Ok(Waited::Unfinished(latest.unwrap_or(submitted)))
+            }
+            _ => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let _ = state
+                    .freshness
+                    .wait_for(seen + 1, left.min(std::time::Duration::from_secs(1)))
+                    .await;
+            }
+        }
+    }
+}
+
+/// A job's whole output so far: its standard output, and both streams interleaved as they
+/// came. The caller has checked that its reader may read the job.
+pub(crate) async fn whole_output(
+    state: &AppState,
+    job_id: Uuid,
+) -> Result<(String, String), Problem> {
+    let client = state.store.pool().get().await?;
+    let read = |selection| model::output(&**client, job_id, selection, None, 0, i64::MAX);
+    let (stdout, _) = read(OutputSelection::Stdout).await?;
+    let (output, _) = read(OutputSelection::Combined).await?;
+    Ok((stdout, output))
 }
 
 /// The answer to `wait: true`: the finished job with its output, as pulsar gave it.
@@ -357,6 +372,31 @@ pub async fn kill(
     Ok(written(&state, StatusCode::ACCEPTED, Some(&job), w))
 }
 
+/// `POST /v1/jobs/{id}/restart`: 201 with the new job that runs this one's task again; a job
+/// restarts once (a repeat answers 200 with that same new job, as an `Idempotency-Key` retry).
+#[utoipa::path(post, path = "/v1/jobs/{id}/restart", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    responses(
+        (status = 201, description = "a new job of the same task, variables, name, timeout and notification addresses, waiting for a worker; 409 `job_not_restartable` unless the job ended killed, error, warning or cancelled, and for an orchestration's job (run its orchestration instead)", body = JobView),
+        (status = 200, description = "the job was restarted before: the job that restart made (to run it again, restart that one); 409 `job_already_restarted` if it is not the caller's to read", body = JobView),
+        Refusals),
+    security(("bearer" = [])))]
+pub async fn restart(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let (job, w, status) = match state
+        .commands
+        .restart_job(&caller.actor, &origin, &state.catalog, job_id(&id)?)
+        .await?
+    {
+        Submitted::Created(job, w) => (job, w, StatusCode::CREATED),
+        Submitted::Existing(job) => (job, Written::default(), StatusCode::OK),
+    };
+    Ok(written(&state, status, Some(&job), w))
+}
+
 /// The `/v1/jobs` routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -365,4 +405,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(output))
         .routes(routes!(cancel))
         .routes(routes!(kill))
+        .routes(routes!(restart))
 }
