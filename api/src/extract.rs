@@ -154,7 +154,11 @@ fn is_json(request: &Request) -> bool {
         && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+/// The body, read whole: a body too large is a 413, one that cannot be read a 400.
+pub(crate) async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, Problem> {
     Bytes::from_request(request, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
@@ -171,35 +175,48 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     })
 }
 
-/// JSON text → `T`: a syntax error, a NUL anywhere, or a value of the wrong shape is a 400; the
-/// last two name the field.
+/// JSON text → `T`: a syntax error (text after the value included), a NUL anywhere, or a
+/// value of the wrong shape is a 400; the last two name the field.
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    parse_body_under(body, "")
+}
+
+/// As [`parse_body`], for a body that is one field of a resource (a compat surface's raw array
+/// of tasks): the fields are named under `prefix` (`tasks[0].action`), and a value of the
+/// wrong shape at the top is named `prefix` itself.
+pub(crate) fn parse_body_under<T: DeserializeOwned>(
+    body: &[u8],
+    prefix: &str,
+) -> Result<T, Problem> {
     // JSON can only spell a NUL as the escape `\u0000`: a body without one is parsed straight
     // into `T` (keeping serde's own checks, such as duplicate fields).
     if contains(body, br"\u0000") {
         if let Ok(value) = serde_json::from_slice::<Value>(body) {
             if let Some(path) = bosun_eventstore::nul_at(&value) {
                 return Err(Problem::invalid_field(
-                    field_name(&path),
+                    field_name(prefix, &path),
                     "must not contain the NUL character (U+0000)",
                 ));
             }
         }
     }
     let mut json = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let field = e.path().to_string();
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
         let error = e.into_inner();
         match error.classify() {
-            serde_json::error::Category::Data if field != "." => {
-                Problem::invalid_field(field, error.to_string())
+            serde_json::error::Category::Data if path != "." || !prefix.is_empty() => {
+                Problem::invalid_field(field_name(prefix, &path), error.to_string())
             }
             serde_json::error::Category::Data => {
                 Problem::bad_request(format!("the body is not valid: {error}"), vec![])
             }
             _ => Problem::bad_request(format!("the body is not valid JSON: {error}"), vec![]),
         }
-    })
+    })?;
+    json.end()
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}"), vec![]))?;
+    Ok(value)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -208,11 +225,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window == needle)
 }
 
-/// `.parameters.key` → `parameters.key`; the body itself is `body`.
-fn field_name(path: &str) -> String {
-    match path.strip_prefix('.').unwrap_or(path) {
-        "" => "body".to_string(),
-        name => name.to_string(),
+/// `.parameters.key` → `parameters.key`, under `prefix` if any (`[0].action` under `tasks` →
+/// `tasks[0].action`); the body itself is `body` (or `prefix`).
+fn field_name(prefix: &str, path: &str) -> String {
+    let path = path.strip_prefix('.').unwrap_or(path);
+    match (prefix, path) {
+        ("", "") => "body".to_string(),
+        (prefix, "") => prefix.to_string(),
+        ("", path) => path.to_string(),
+        (prefix, path) if path.starts_with('[') => format!("{prefix}{path}"),
+        (prefix, path) => format!("{prefix}.{path}"),
     }
 }
 
@@ -322,6 +344,23 @@ mod tests {
     fn an_escaped_backslash_before_u0000_is_no_nul() {
         let body: Body = parse_body(br#"{"name": "C:\\u0000"}"#).unwrap();
         assert_eq!(body.name, r"C:\u0000");
+    }
+
+    #[test]
+    fn text_after_the_value_is_refused() {
+        let problem = parse_body::<Body>(br#"{"name": "a"} {"name": "b"}"#).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert!(parse_body::<Body>(b"{\"name\": \"a\"}\n ").is_ok());
+    }
+
+    #[test]
+    fn a_body_under_a_prefix_names_its_fields_under_it() {
+        let under = |body: &str| {
+            field_of(parse_body_under::<Vec<Body>>(body.as_bytes(), "tasks").unwrap_err())
+        };
+        assert_eq!(under(r#"[{"name": 3}]"#), "tasks[0].name");
+        assert_eq!(under(r#"[{"name": "x\u0000"}]"#), "tasks[0].name");
+        assert_eq!(under(r#"{"name": "x"}"#), "tasks");
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub struct RunOrchestration {
     pub notification_emails: Vec<String>,
 }
 
+/// What a manual run made: its job, and the orchestration's name and run token id as the run
+/// found them (the token its calls carry), so a caller shows them without reading the
+/// orchestration again.
+#[derive(Debug)]
+pub struct OrchestrationRun {
+    pub job: JobView,
+    pub orchestration_name: String,
+    pub token_id: Uuid,
+}
+
 fn crontab(text: Option<String>) -> Result<Option<Crontab>, DomainError> {
     text.map(|t| Crontab::parse(&t)).transpose()
 }
@@ -229,7 +239,7 @@ impl<S: EventStore> Commands<S> {
         rules: &TaskRules<'_>,
         id: &str,
         request: RunOrchestration,
-    ) -> Result<(JobView, Written), CommandError> {
+    ) -> Result<(OrchestrationRun, Written), CommandError> {
         let orchestration = self.orchestration_control(actor, id).await?;
         let sealing = self.url_sealing(id);
         let requested = request
@@ -258,7 +268,12 @@ impl<S: EventStore> Commands<S> {
                 state.handle(JobCommand::Submit(Box::new(submission.clone())))
             })
             .await?;
-        Ok((self.job_view(job_id).await?, written))
+        let run = OrchestrationRun {
+            job: self.job_view(job_id).await?,
+            token_id: orchestration.token_id.unwrap_or_default(),
+            orchestration_name: orchestration.name,
+        };
+        Ok((run, written))
     }
 
     /// The scheduler's firing of a slot: claims the slot of `id` due at `now`, if one is,
@@ -779,6 +794,7 @@ fn orchestration_job(
         request_digest: None,
         tasks,
         scheduled_for,
+        restarted_from: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod v1;
 
 use crate::problem::Problem;
 use crate::startup::AppState;
+use axum::extract::OriginalUri;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,8 +33,12 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// A path that exists, asked with a method it does not answer.
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+/// A path that exists, asked with a method it does not answer. It names the path as the client
+/// asked it (`OriginalUri`): a nested router's (`/compat/…`) own `Uri` has lost its prefix.
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    OriginalUri(uri): OriginalUri,
+) -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -11,6 +11,9 @@ use crate::actor::Actor;
 use crate::error::CommandError;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::jobs::{self as model, JobQuery, JobReaders, JobView};
+use serde_json::Value;
+use std::collections::HashMap;
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 /// Which jobs `actor` may read: an admin every job; a user the jobs they submitted and the jobs
@@ -45,6 +48,48 @@ pub struct JobFilter {
     pub orchestration_id: Option<String>,
 }
 
+/// Who submitted a job, as the metadata of its `JobSubmitted` event recorded the call: the
+/// token, its holder, the user agent (`None` where the call had none, as a scheduled run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubmissionMeta {
+    pub token_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SubmissionMeta {
+    fn of(metadata: &Value) -> Self {
+        let text = |name: &str| metadata[name].as_str().map(str::to_string);
+        SubmissionMeta {
+            token_id: metadata["token_id"]
+                .as_str()
+                .and_then(|t| Uuid::parse_str(t).ok()),
+            actor: text("actor"),
+            user_agent: text("user_agent"),
+        }
+    }
+}
+
+/// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read. Also
+/// what a command on a job that needs its reader asks (a restart).
+pub(crate) async fn readable_job(
+    client: &impl GenericClient,
+    actor: &Actor,
+    job_id: Uuid,
+) -> Result<JobView, CommandError> {
+    let readers = job_readers(actor)?;
+    let (job, admitted) = model::get_for(client, job_id, &readers)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
+    if admitted {
+        Ok(job)
+    } else {
+        Err(CommandError::Forbidden(format!(
+            "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may, and a job submitted while its app was registered only members of one of the app's teams, admins and the app's token"
+        )))
+    }
+}
+
 impl Queries {
     /// The jobs `actor` may read that match `filter`, newest first, and how many in all.
     pub async fn jobs(
@@ -67,17 +112,26 @@ impl Queries {
 
     /// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read.
     pub async fn job(&self, actor: &Actor, job_id: Uuid) -> Result<JobView, CommandError> {
+        readable_job(&**self.client().await?, actor, job_id).await
+    }
+
+    /// Who submitted each of `job_ids` that `actor` may read (by the rule of [`Queries::jobs`],
+    /// in the same statement: a page of jobs costs one query, not one per job); a job `actor`
+    /// may not read, or that does not exist, is left out.
+    pub async fn job_submissions(
+        &self,
+        actor: &Actor,
+        job_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, SubmissionMeta>, CommandError> {
         let readers = job_readers(actor)?;
-        let (job, admitted) = model::get_for(&**self.client().await?, job_id, &readers)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
-        if admitted {
-            Ok(job)
-        } else {
-            Err(CommandError::Forbidden(format!(
-                "job {job_id} is not yours to read: only its submitter, the readers of its orchestration and admins may, and a job submitted while its app was registered only members of one of the app's teams, admins and the app's token"
-            )))
+        if job_ids.is_empty() {
+            return Ok(HashMap::new());
         }
+        let rows = model::submissions_for(&**self.client().await?, job_ids, &readers).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, metadata)| (id, SubmissionMeta::of(&metadata)))
+            .collect())
     }
 
     /// Whether `actor` may read job `job_id` (false, not an error, for a job that does not
@@ -120,6 +174,93 @@ mod tests {
         );
         assert!(matches!(
             job_readers(&Actor::Anonymous),
+            Err(CommandError::Unauthenticated)
+        ));
+    }
+
+    /// A catalog job of `shop/production/build` submitted by `actor` from `user_agent`.
+    async fn submitted(
+        commands: &crate::Commands<bosun_eventstore::PgEventStore>,
+        actor: &Actor,
+        user_agent: &str,
+    ) -> Uuid {
+        let catalog: bosun_domain::jobs::Catalog = serde_json::from_value(
+            serde_json::json!({"shop": {"production": {"build": {"command": ["true"]}}}}),
+        )
+        .unwrap();
+        let origin = crate::Origin {
+            user_agent: Some(user_agent.into()),
+            ..crate::Origin::default()
+        };
+        let request = crate::jobs::SubmitJob {
+            app: "shop".into(),
+            env: "production".into(),
+            task: "build".into(),
+            variables: Default::default(),
+            name: None,
+            timeout_seconds: None,
+            notification_emails: vec![],
+            idempotency_key: None,
+        };
+        match commands
+            .submit_job(actor, &origin, &catalog, request)
+            .await
+            .unwrap()
+        {
+            crate::jobs::Submitted::Created(job, _) => job.id,
+            crate::jobs::Submitted::Existing(job) => job.id,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_submissions_of_a_page_of_jobs_are_read_for_those_the_reader_may_read() {
+        let config = bosun_eventstore::testing::fresh_database().await;
+        let store = bosun_eventstore::PgEventStore::open(&config).await.unwrap();
+        let projections = bosun_projections::Projections::new(bosun_projections::all());
+        projections.prepare(&config).await.unwrap();
+        let running = projections.start(store.clone(), &config).await.unwrap();
+        let commands = crate::Commands::new(store.clone(), running.freshness());
+        let queries = Queries::new(store);
+        let (ann_token, bob_token) = (Uuid::new_v4(), Uuid::new_v4());
+        let ann = Actor::User {
+            username: "ann".into(),
+            admin: false,
+            teams: vec![],
+            token_id: ann_token,
+            scopes: Scopes::all(),
+        };
+        let bob = Actor::User {
+            username: "bob".into(),
+            admin: false,
+            teams: vec![],
+            token_id: bob_token,
+            scopes: Scopes::all(),
+        };
+        let anns = submitted(&commands, &ann, "ann's agent").await;
+        let bobs = submitted(&commands, &bob, "bob's agent").await;
+        let unknown = Uuid::new_v4();
+        let ids = [anns, bobs, unknown];
+
+        let seen = queries
+            .job_submissions(&user("root", true), &ids)
+            .await
+            .unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(
+            seen[&anns],
+            SubmissionMeta {
+                token_id: Some(ann_token),
+                actor: Some("ann".into()),
+                user_agent: Some("ann's agent".into()),
+            }
+        );
+        assert_eq!(seen[&bobs].actor.as_deref(), Some("bob"));
+        // Ann reads her own job's submission, not bob's (a job she may not read).
+        let seen = queries.job_submissions(&ann, &ids).await.unwrap();
+        assert_eq!(seen.keys().collect::<Vec<_>>(), [&anns]);
+        assert!(queries.job_submissions(&ann, &[]).await.unwrap().is_empty());
+        assert!(matches!(
+            queries.job_submissions(&Actor::Anonymous, &ids).await,
             Err(CommandError::Unauthenticated)
         ));
     }

@@ -7,6 +7,7 @@
 
 mod app_tokens;
 mod apps;
+mod catalog;
 mod identity;
 mod jobs;
 mod keys;
@@ -18,7 +19,8 @@ mod units;
 
 pub use apps::AppFilter;
 pub use bosun_projections::read_models::identity::Page;
-pub use jobs::{job_readers, JobFilter};
+pub(crate) use jobs::readable_job;
+pub use jobs::{job_readers, JobFilter, SubmissionMeta};
 pub use log::{may_read_log, redacted};
 pub use runnables::{RunnableFilter, RunnableLogs};
 pub use units::UnitView;

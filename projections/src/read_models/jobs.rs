@@ -404,6 +404,26 @@ pub async fn get_for(
     Ok(Some((view(&row)?, admitted)))
 }
 
+/// The metadata of the `JobSubmitted` event (version 0 of stream `job-<id>`) of each job of
+/// `job_ids` that `readers` may read (by the same condition as [`list`]), in one statement; a
+/// job not admitted, or with no such event, is left out.
+pub async fn submissions_for(
+    client: &impl GenericClient,
+    job_ids: &[Uuid],
+    readers: &JobReaders,
+) -> Result<Vec<(Uuid, Value)>, tokio_postgres::Error> {
+    let mut params = Params::default();
+    let ids = params.add(&job_ids);
+    let admitted = readers.condition(&mut params);
+    let sql = format!(
+        "SELECT j.job_id, e.metadata FROM jobs j
+         JOIN events e ON e.stream_id = 'job-' || j.job_id::text AND e.version = 0
+         WHERE j.job_id = ANY({ids}) AND e.event_type = 'JobSubmitted' AND ({admitted})"
+    );
+    let rows = client.query(&sql, &params.0).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// The parameters of a query under construction, each added with the `$n` it takes.
 #[derive(Default)]
 struct Params<'a>(Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>);

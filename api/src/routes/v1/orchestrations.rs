@@ -272,7 +272,7 @@ pub async fn run(
     Path(id): Path<String>,
     OptionalJson(run): OptionalJson<Run>,
 ) -> Result<Response, Problem> {
-    let (job, w) = state
+    let (run, w) = state
         .commands
         .run_orchestration(
             &caller.actor,
@@ -285,7 +285,7 @@ pub async fn run(
             },
         )
         .await?;
-    Ok(written(&state, StatusCode::CREATED, Some(&job), w))
+    Ok(written(&state, StatusCode::CREATED, Some(&run.job), w))
 }
 
 /// `GET /v1/orchestrations/{id}/jobs`: its jobs, newest first, with `X-Total-Count`.
