@@ -24,5 +24,6 @@ pub mod problem;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;
+pub mod sockjs;
 pub mod startup;
 pub mod telemetry;

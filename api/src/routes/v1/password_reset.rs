@@ -40,13 +40,24 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 const SEGMENT: &str = "/password-reset/";
+/// SockJS's transport URLs are `…/websocket/{server}/{session}/{transport}` at pulsar's feed
+/// (`/compat/pulsar/websocket`); the session id speaks for its authenticated client.
+const SOCKJS: &str = "/websocket/";
 
-/// `path` as logs show it: a reset token in it is left out.
+/// `path` as logs show it: a reset token in it is left out, and so is a SockJS session id (the
+/// segment after `/websocket/{server}/`, shown as `…`).
 pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.find(SEGMENT) {
-        Some(at) => format!("{}[redacted]", &path[..at + SEGMENT.len()]).into(),
-        None => path.into(),
+    if let Some(at) = path.find(SEGMENT) {
+        return format!("{}[redacted]", &path[..at + SEGMENT.len()]).into();
     }
+    if let Some(at) = path.find(SOCKJS) {
+        let after = &path[at + SOCKJS.len()..];
+        if let Some((server, rest)) = after.split_once('/') {
+            let transport = rest.find('/').map_or("", |end| &rest[end..]);
+            return format!("{}{server}/…{transport}", &path[..at + SOCKJS.len()]).into();
+        }
+    }
+    path.into()
 }
 
 /// The mailer, or the 503 that says none is configured (before anything is recorded).
@@ -197,5 +208,29 @@ mod tests {
             "/v1/users/ann/password-reset"
         );
         assert_eq!(shown_path("/v1/jobs"), "/v1/jobs");
+    }
+
+    #[test]
+    fn a_sockjs_session_id_is_left_out_of_the_path_logs_show() {
+        for transport in ["websocket", "xhr", "xhr_send", "xhr_streaming"] {
+            assert_eq!(
+                shown_path(&format!(
+                    "/compat/pulsar/websocket/123/s3cr3tid/{transport}"
+                )),
+                format!("/compat/pulsar/websocket/123/…/{transport}")
+            );
+        }
+        assert_eq!(
+            shown_path("/compat/pulsar/websocket/123/s3cr3tid"),
+            "/compat/pulsar/websocket/123/…"
+        );
+        for kept in [
+            "/compat/pulsar/websocket",
+            "/compat/pulsar/websocket/",
+            "/compat/pulsar/websocket/info",
+            "/compat/pulsar/websocket/websocket",
+        ] {
+            assert_eq!(shown_path(kept), kept);
+        }
     }
 }
