@@ -6,7 +6,7 @@ use bosun_commands::CommandError;
 use bosun_domain::DomainError;
 use serde::Serialize;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -20,7 +20,7 @@ pub struct Problem {
 }
 
 /// One offending field of a 400.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -185,6 +185,9 @@ impl IntoResponse for Problem {
             body,
         )
             .into_response();
+        // Kept beside the body, so a compat surface can answer it in its own error shape
+        // (`routes::compat::reshape_errors`) without parsing the body back.
+        response.extensions_mut().insert(self);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 is a passing condition: say when to try again.
             response

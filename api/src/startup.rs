@@ -192,7 +192,8 @@ fn router(state: AppState) -> Router {
                 .and_then(|id| id.header_value().to_str().ok())
                 .unwrap_or("-")
                 .to_string();
-            // A path holding a secret (a password reset token) is shown without it.
+            // A path holding a secret (a password reset token, a SockJS session id) is shown
+            // without it.
             let path = routes::v1::password_reset::shown_path(request.uri().path());
             tracing::info_span!("request", request_id, method = %request.method(), path = %path)
         })
@@ -207,6 +208,7 @@ fn router(state: AppState) -> Router {
             state.metrics.clone(),
             count_requests,
         ))
+        .layer(axum::middleware::from_fn(routes::compat::reshape_errors))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

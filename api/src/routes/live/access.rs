@@ -2,6 +2,9 @@
 //! soon as an identity event about the token, its user or its teams has been applied (the hub
 //! wakes the watcher), every [`RECHECK_EVERY`] (changes the hub cannot see as such) and just after
 //! the token expires.
+//!
+//! The rule a token must keep meeting is the feed's: [`may_watch`] for `/v1/events/live`; another
+//! feed of the hub (pulsar's) grants with its own [`Rule`].
 
 use super::{CLOSE_FORBIDDEN, CLOSE_INTERNAL, CLOSE_UNAUTHORIZED};
 use crate::auth::{authenticate, Caller};
@@ -13,6 +16,9 @@ use std::time::Duration;
 
 /// How often a connected subscriber's token is checked again (and at its expiry).
 pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// What a token must be allowed to keep a feed open: the close code and reason if not.
+pub type Rule = fn(&Caller) -> Result<(), (u16, String)>;
 
 pub fn may_watch(caller: &Caller) -> Result<(), (u16, String)> {
     // The same rule as every read of the whole log; the reason kept short (a close frame's
@@ -31,28 +37,51 @@ pub struct Granted {
     token: String,
     caller: Caller,
     watch: Watch,
+    rule: Rule,
+}
+
+impl Granted {
+    /// Who the token spoke for when it was granted.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
 }
 
 /// Starts watching the token `caller` was found to hold (and to be allowed to watch with).
 pub fn grant(state: &AppState, token: String, caller: Caller) -> Granted {
+    grant_by(state, token, caller, may_watch)
+}
+
+/// [`grant`], for a feed whose tokens must meet `rule`.
+pub fn grant_by(state: &AppState, token: String, caller: Caller, rule: Rule) -> Granted {
     let watch = state.live.watch_identity(watched_streams(&caller));
     Granted {
         token,
         caller,
         watch,
+        rule,
     }
 }
 
 /// `token` granted if it may watch; else the close code and reason.
 pub async fn check(state: &AppState, token: String) -> Result<Granted, (u16, String)> {
-    let caller = caller(state, &token).await?;
-    Ok(grant(state, token, caller))
+    check_by(state, token, may_watch).await
 }
 
-/// The caller `token` speaks for if it may watch; else the close code and reason.
-async fn caller(state: &AppState, token: &str) -> Result<Caller, (u16, String)> {
+/// [`check`], for a feed whose tokens must meet `rule`.
+pub async fn check_by(
+    state: &AppState,
+    token: String,
+    rule: Rule,
+) -> Result<Granted, (u16, String)> {
+    let caller = caller(state, &token, rule).await?;
+    Ok(grant_by(state, token, caller, rule))
+}
+
+/// The caller `token` speaks for if it meets `rule`; else the close code and reason.
+async fn caller(state: &AppState, token: &str, rule: Rule) -> Result<Caller, (u16, String)> {
     let caller = authenticate(state, token).await.map_err(refusal)?;
-    may_watch(&caller)?;
+    rule(&caller)?;
     Ok(caller)
 }
 
@@ -75,10 +104,21 @@ fn refusal(problem: Problem) -> (u16, String) {
 /// Watches a granted token; answers with the close code and reason once it no longer may watch
 /// (expired, revoked, its user removed or no longer admin).
 pub async fn lose_access(state: &AppState, granted: Granted) -> (u16, String) {
+    lose_access_telling(state, granted, |_| {}).await
+}
+
+/// [`lose_access`], telling `rechecked` who the token speaks for after each check that found it
+/// still good (its user's teams or rights may have changed: a feed that filters by them follows).
+pub async fn lose_access_telling(
+    state: &AppState,
+    granted: Granted,
+    mut rechecked: impl FnMut(&Caller),
+) -> (u16, String) {
     let Granted {
         token,
         caller,
         mut watch,
+        rule,
     } = granted;
     let mut wait = next_check(&caller);
     loop {
@@ -86,10 +126,11 @@ pub async fn lose_access(state: &AppState, granted: Granted) -> (u16, String) {
             () = tokio::time::sleep(wait) => {}
             () = watch.changed() => {}
         }
-        match self::caller(state, &token).await {
+        match self::caller(state, &token, rule).await {
             Ok(caller) => {
                 watch.set_streams(watched_streams(&caller));
                 wait = next_check(&caller);
+                rechecked(&caller);
             }
             Err((CLOSE_INTERNAL, _)) => {
                 // Access is neither confirmed nor lost: try again at the next check rather than

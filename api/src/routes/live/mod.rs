@@ -8,7 +8,7 @@
 //! buffer behind is closed with code 4408 and a reason `{"code":"slow_consumer","last_position":N}`:
 //! reconnect with `from=N+1`. What goes out and in which order is [`feed`]'s.
 
-mod access;
+pub(crate) mod access;
 mod feed;
 
 use crate::auth::token_from_headers;
