@@ -683,3 +683,38 @@ fn bench_jobs_prints_throughput_and_latency_lines_every_job_finished_against_dir
         );
     }
 }
+
+#[test]
+fn bench_compat_prints_pulsar_jobs_per_second_against_v1_every_job_finished() {
+    let dir = work_dir();
+    let args = [
+        "bench",
+        "compat",
+        "--jobs",
+        "10",
+        "--workers",
+        "2",
+        "--clients",
+        "4",
+        "--rounds",
+        "2",
+    ];
+    let lines = bench_lines(dir.path(), &args);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["name"], "compat_jobs_per_second", "{line}");
+    assert_eq!(line["unit"], "jobs/s", "{line}");
+    assert_eq!(line["surface"], "pulsar", "{line}");
+    assert_eq!(line["finished"], 20, "{line}");
+    assert_eq!(line["native_finished"], 20, "{line}");
+    for rounds in ["rounds_jobs_per_second", "native_rounds_jobs_per_second"] {
+        assert_eq!(line[rounds].as_array().map(Vec::len), Some(2), "{line}");
+    }
+    let (value, baseline, ratio) = (
+        line["value"].as_f64().unwrap(),
+        line["baseline"].as_f64().unwrap(),
+        line["ratio"].as_f64().unwrap(),
+    );
+    assert!(value > 0.0 && baseline > 0.0, "{line}");
+    assert!((ratio - value / baseline).abs() < 0.02, "{line}");
+}

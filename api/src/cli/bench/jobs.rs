@@ -25,7 +25,7 @@ pub struct Options {
 /// Jobs submitted one at a time for the empty-queue latencies.
 const ONE_AT_A_TIME: usize = 100;
 /// HTTP clients submitting at once in the throughput run.
-const SUBMITTERS: usize = 16;
+pub(super) const SUBMITTERS: usize = 16;
 const FINISH_WAIT: Duration = Duration::from_secs(600);
 
 pub async fn run(
@@ -112,47 +112,21 @@ async fn measure(
     options: &Options,
 ) -> anyhow::Result<Measured> {
     let http = reqwest::Client::new();
-    let url = format!("http://{}/v1/jobs", server.address);
-    let submit = |wait: bool| {
-        let request = http
-            .post(&url)
-            .bearer_auth(&server.token)
-            .json(&json!({"app": "bench", "env": "bench", "task": "true", "wait": wait}));
-        async move {
-            let response = request.send().await.context("submitting a job")?;
-            anyhow::ensure!(
-                response.status().is_success(),
-                "submitting a job: {}",
-                response.status()
-            );
-            let job: serde_json::Value = response.json().await?;
-            job["id"]
-                .as_str()
-                .map(str::to_string)
-                .context("the job has no id")
-        }
-    };
 
     progress(format!("{ONE_AT_A_TIME} jobs one at a time (empty queue)"));
     let mut empty = Vec::with_capacity(ONE_AT_A_TIME);
     for _ in 0..ONE_AT_A_TIME {
-        empty.push(submit(true).await?);
+        empty.push(submit_v1(&http, server, true).await?);
     }
 
     progress(format!(
         "{} jobs at once from {SUBMITTERS} clients, {} workers",
         options.jobs, options.workers
     ));
-    let head_before = store.head().await?;
-    let started = Instant::now();
-    let loaded: Vec<anyhow::Result<String>> = futures::stream::iter(0..options.jobs)
-        .map(|_| submit(false))
-        .buffer_unordered(SUBMITTERS)
-        .collect()
-        .await;
-    let loaded: Vec<String> = loaded.into_iter().collect::<Result<_, _>>()?;
-    let finished = wait_finished(store, head_before, loaded.len()).await?;
-    let rate = finished as f64 / started.elapsed().as_secs_f64();
+    let loaded = burst(store, options.jobs, SUBMITTERS, || {
+        submit_v1(&http, server, false)
+    })
+    .await?;
 
     let times = event_times(store).await?;
     let between = |ids: &[String], to: &str| -> Vec<f64> {
@@ -165,10 +139,82 @@ async fn measure(
             .collect()
     };
     Ok(Measured {
-        rate,
-        finished,
+        rate: loaded.rate(),
+        finished: loaded.finished,
         empty_start: between(&empty, "JobStarted"),
-        loaded_finish: between(&loaded, "JobFinished"),
+        loaded_finish: between(&loaded.ids, "JobFinished"),
+    })
+}
+
+/// Submits `bench/bench/true` through `POST /v1/jobs`; the job's id.
+pub(super) async fn submit_v1(
+    http: &reqwest::Client,
+    server: &BenchServer,
+    wait: bool,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("http://{}/v1/jobs", server.address))
+        .bearer_auth(&server.token)
+        .json(&json!({"app": "bench", "env": "bench", "task": "true", "wait": wait}))
+        .send()
+        .await
+        .context("submitting a job")?;
+    job_id(response).await
+}
+
+/// The `id` of a successful submission's answer.
+pub(super) async fn job_id(response: reqwest::Response) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        response.status().is_success(),
+        "submitting a job: {}",
+        response.status()
+    );
+    let job: serde_json::Value = response.json().await.context("reading the answer")?;
+    job["id"]
+        .as_str()
+        .map(str::to_string)
+        .context("the job has no id")
+}
+
+/// `count` jobs submitted `clients` at a time, from the first submission to the last of their
+/// `JobFinished` events.
+pub(super) struct Burst {
+    pub ids: Vec<String>,
+    pub finished: usize,
+    pub seconds: f64,
+}
+
+impl Burst {
+    pub fn rate(&self) -> f64 {
+        self.finished as f64 / self.seconds
+    }
+}
+
+/// Submits `count` jobs through `submit` (each answering the job's id), `clients` at a time,
+/// and waits until as many jobs have finished; nothing else may be running on the server.
+pub(super) async fn burst<F, Fut>(
+    store: &PgEventStore,
+    count: usize,
+    clients: usize,
+    submit: F,
+) -> anyhow::Result<Burst>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let head_before = store.head().await?;
+    let started = Instant::now();
+    let ids: Vec<anyhow::Result<String>> = futures::stream::iter(0..count)
+        .map(|_| submit())
+        .buffer_unordered(clients.max(1))
+        .collect()
+        .await;
+    let ids: Vec<String> = ids.into_iter().collect::<Result<_, _>>()?;
+    let finished = wait_finished(store, head_before, ids.len()).await?;
+    Ok(Burst {
+        ids,
+        finished,
+        seconds: started.elapsed().as_secs_f64(),
     })
 }
 

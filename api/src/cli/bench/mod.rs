@@ -7,6 +7,7 @@
 
 mod append;
 mod catchup;
+mod compat;
 mod jobs;
 mod jobs_model;
 mod live;
@@ -48,6 +49,23 @@ pub enum Which {
         jobs: usize,
         #[arg(long, default_value_t = 8)]
         workers: usize,
+    },
+    /// Jobs of the task `true` submitted through `/compat/pulsar`, against the same through
+    /// `/v1`, in alternating rounds on the same server.
+    Compat {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Jobs per path in each round.
+        #[arg(long, default_value_t = 500)]
+        jobs: usize,
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// HTTP clients submitting at once.
+        #[arg(long, default_value_t = compat::CLIENTS)]
+        clients: usize,
+        /// Rounds, each through both paths (AB, then BA).
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
     },
     /// Orchestrations on the cron `* * * * *`: from each slot to its job's `JobSubmitted`,
     /// against N jobs submitted at once; and runs lost or doubled.
@@ -114,6 +132,7 @@ impl Which {
             | Which::Catchup { config, .. }
             | Which::Output { config, .. }
             | Which::Jobs { config, .. }
+            | Which::Compat { config, .. }
             | Which::Scheduler { config, .. } => config,
         }
     }
@@ -134,6 +153,21 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
                 workers: workers.max(1),
             };
             jobs::run(&scratch.config, server_settings, options).await
+        }
+        Which::Compat {
+            jobs,
+            workers,
+            clients,
+            rounds,
+            ..
+        } => {
+            let options = compat::Options {
+                jobs: jobs.max(1),
+                workers: workers.max(1),
+                clients: clients.max(1),
+                rounds: rounds.max(1),
+            };
+            compat::run(&scratch.config, server_settings, options).await
         }
         Which::Scheduler {
             orchestrations,
