@@ -371,6 +371,17 @@ async fn a_form_body_with_bracketed_task_variables_creates_the_job() {
 async fn wait_is_a_flag_in_any_of_its_spellings() {
     let app = start("").await;
     let pulsar = Pulsar::of(&app);
+    // Refused first: the jobs below go on writing to the log after they answer.
+    let message = refused(
+        &app,
+        &pulsar,
+        Method::POST,
+        "/example/production",
+        Some(json!({"task": "quick", "wait": "sometimes"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(message.contains("yes/no"), "{message}");
     for yes in ["YES", "On", "True", "1"] {
         let answer = pulsar
             .post_form("/example/production", &format!("task=quick&wait={yes}"))
@@ -385,16 +396,6 @@ async fn wait_is_a_flag_in_any_of_its_spellings() {
             .expect(StatusCode::OK);
         assert_eq!(keys(&answer.body), ["id", "url"], "{no:?}");
     }
-    let message = refused(
-        &app,
-        &pulsar,
-        Method::POST,
-        "/example/production",
-        Some(json!({"task": "quick", "wait": "sometimes"})),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    assert!(message.contains("yes/no"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1118,4 +1119,63 @@ async fn a_busy_jobs_changes_reach_the_feed_a_few_times_a_second_the_last_before
         ),
         (Some("FAILED"), Some(expected.as_str()))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_carries_the_tail_of_a_large_output_and_the_close_all_of_it() {
+    let app = start_without_workers().await;
+    let mut feed = Feed::open(&app, &app.api.token).await;
+    let job = app.api.submit("quick", json!({})).await;
+    let id = job["id"].as_str().unwrap();
+    feed.frame().await;
+    // 400 KB of output in two chunks: more than a change carries (256 KiB).
+    let store = app.store().await;
+    let stream = StreamId::parse(format!("job-{id}")).unwrap();
+    let mut expected = String::new();
+    for (n, fill) in ['a', 'b'].into_iter().enumerate() {
+        let text = format!("{}\n", fill.to_string().repeat(199_999));
+        let data = json!({"job_id": id, "stream": "stdout", "offset": n * 200_000, "text": text});
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new("JobOutputAppended", data)],
+            )
+            .await
+            .expect("append the output");
+        expected.push_str(&text);
+    }
+    app.api
+        .call(Method::POST, &format!("/v1/jobs/{id}/cancel"), None)
+        .await
+        .expect(StatusCode::OK);
+    let mut told = Vec::new();
+    while !told
+        .last()
+        .is_some_and(|m: &Value| m["event"] == "job.close")
+    {
+        told.extend(feed.frame().await);
+    }
+    let changes: Vec<&str> = told
+        .iter()
+        .filter(|m| m["event"] == "job.change")
+        .map(|m| m["job"]["stdout"].as_str().unwrap())
+        .collect();
+    assert!(!changes.is_empty(), "{told:?}");
+    // Each is the tail of the output as it was then; the last went after both chunks.
+    for stdout in &changes {
+        assert!(
+            stdout.len() <= 256 * 1024,
+            "a change of {} bytes",
+            stdout.len()
+        );
+        assert!(expected.contains(stdout), "not a tail of the output");
+    }
+    assert_eq!(
+        changes.last().copied(),
+        Some(&expected[expected.len() - 256 * 1024..])
+    );
+    let close = told.last().unwrap();
+    assert_eq!(close["job"]["stdout"].as_str(), Some(expected.as_str()));
+    assert_eq!(close["job"]["output"].as_str(), Some(expected.as_str()));
 }

@@ -356,7 +356,8 @@ impl Shared {
             drop(slot);
         }
         if slow {
-            tracing::debug!(session = ?self.id, "sockjs session closed: client too slow");
+            // No session id in the log: it speaks for its authenticated client.
+            tracing::debug!("sockjs session closed: client too slow");
             Err(Closed)
         } else {
             Ok(())
@@ -509,8 +510,7 @@ impl Attachment {
         move || {
             if let Some(shared) = shared.upgrade() {
                 if shared.end_if(|state| state.attached && state.epoch == epoch) {
-                    let id = &shared.id;
-                    tracing::debug!(session = ?id, "sockjs session ended: client not reading");
+                    tracing::debug!("sockjs session ended: client not reading");
                 }
             }
         }

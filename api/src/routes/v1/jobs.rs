@@ -157,10 +157,21 @@ pub(crate) async fn whole_output(
     state: &AppState,
     job_id: Uuid,
 ) -> Result<(String, String), Problem> {
+    output_from(state, job_id, 0, 0).await
+}
+
+/// A job's standard output from byte `stdout_from` on, and its interleaved output from byte
+/// `combined_from` on.
+pub(crate) async fn output_from(
+    state: &AppState,
+    job_id: Uuid,
+    stdout_from: i64,
+    combined_from: i64,
+) -> Result<(String, String), Problem> {
     let client = state.store.pool().get().await?;
-    let read = |selection| model::output(&**client, job_id, selection, None, 0, i64::MAX);
-    let (stdout, _) = read(OutputSelection::Stdout).await?;
-    let (output, _) = read(OutputSelection::Combined).await?;
+    let read = |selection, from| model::output(&**client, job_id, selection, None, from, i64::MAX);
+    let (stdout, _) = read(OutputSelection::Stdout, stdout_from).await?;
+    let (output, _) = read(OutputSelection::Combined, combined_from).await?;
     Ok((stdout, output))
 }
 

@@ -50,7 +50,7 @@ pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
     if let Some(at) = path.find(SEGMENT) {
         return format!("{}[redacted]", &path[..at + SEGMENT.len()]).into();
     }
-    if let Some(at) = path.find(SOCKJS) {
+    if let Some(at) = path.find(SOCKJS).filter(|_| path.starts_with("/compat/")) {
         let after = &path[at + SOCKJS.len()..];
         if let Some((server, rest)) = after.split_once('/') {
             let transport = rest.find('/').map_or("", |end| &rest[end..]);
@@ -229,6 +229,8 @@ mod tests {
             "/compat/pulsar/websocket/",
             "/compat/pulsar/websocket/info",
             "/compat/pulsar/websocket/websocket",
+            // A native path with such a segment is not SockJS's.
+            "/v1/apps/websocket/units/x",
         ] {
             assert_eq!(shown_path(kept), kept);
         }

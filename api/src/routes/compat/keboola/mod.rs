@@ -105,11 +105,11 @@ pub fn error(problem: &Problem, request_id: Option<&str>) -> Response {
         str::to_string,
     );
     let (status, message) = refusal(problem);
-    tracing::info!(
+    // The message may repeat what the client sent: the code says enough.
+    tracing::debug!(
         exception_id = exception_id.as_str(),
         status = status.as_u16(),
         code = problem.code,
-        message = message.as_str(),
         "a /compat/keboola call was refused"
     );
     super::json(

@@ -15,11 +15,13 @@
 //! [`CLOSE_SLOW`] (4408, the code of `/v1/events/live`'s slow consumer) rather than skipping them;
 //! pulsar's client reconnects on any close. A client that does not take what it is sent is
 //! closed by the SockJS layer itself with `c[1013,"Client too slow"]` (1013 on the raw
-//! WebSocket) once its queue is over `queue_limit` messages or [`sockjs::MAX_QUEUED_BYTES`]
-//! (every `job.change` carries the job's whole output, so the bytes are what usually overflow);
+//! WebSocket) once its queue is over `queue_limit` messages or [`sockjs::MAX_QUEUED_BYTES`];
 //! what was queued is dropped, and the feed's next send fails, so it just stops (as for a
 //! client gone). 1011 means the server could not go on (the database failed, or it is
-//! stopping): reconnect. A job's `job.change`s go to a session at most one per
+//! stopping): reconnect. A `job.change` carries the last [`CHANGE_OUTPUT_BYTES`] of the job's
+//! `stdout` and `output` (pulsar sent all of it each time; a job's output may be many
+//! megabytes), and `job.close` all of it, so what the client holds at the end is whole. A job's
+//! `job.change`s go to a session at most one per
 //! [`CHANGE_INTERVAL`], each rendering the job as it is when it goes (one held back goes when due,
 //! and always before that job's `job.close`); creates and closes always go out, each job's in the
 //! order they happened. One send holds at most [`SEND_BUDGET`] bytes of messages (a larger
@@ -29,7 +31,7 @@
 //!
 //! [`Queries::job`]: bosun_commands::Queries::job
 
-use super::job::render;
+use super::job::{render, render_tail};
 use crate::auth::Caller;
 use crate::live::LiveEvent;
 use crate::routes::live::access::{self, Granted};
@@ -58,8 +60,11 @@ const DENIED: &str = "Access denied";
 /// allows), when a busy job's output comes in faster than the client takes it.
 const BATCH: usize = 64;
 
+/// The most of a job's `stdout` and `output` a `job.change` carries: their last bytes.
+pub const CHANGE_OUTPUT_BYTES: i64 = 256 * 1024;
+
 /// The shortest time between two `job.change`s of one job to one session: each carries the
-/// job's whole output so far, so a busy job is told a few times a second, not once per chunk.
+/// job's output so far, so a busy job is told a few times a second, not once per chunk.
 pub const CHANGE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The most message bytes one [`Session::send`] carries (a message larger than this goes
@@ -312,7 +317,12 @@ impl Reader {
             }
             Err(e) => return Err(Ending::Failed(format!("reading job {job_id}: {e}"))),
         };
-        let job = render(state, view).await.map_err(|problem| {
+        let rendered = if event == CLOSE {
+            render(state, view).await
+        } else {
+            render_tail(state, view, CHANGE_OUTPUT_BYTES).await
+        };
+        let job = rendered.map_err(|problem| {
             let why = crate::routes::compat::message(&problem);
             Ending::Failed(format!("reading the output of job {job_id}: {why}"))
         })?;

@@ -107,6 +107,31 @@ pub async fn render(state: &AppState, view: JobView) -> Result<PulsarJob, Proble
     Ok(shape(view, stdout, output))
 }
 
+/// `view` in pulsar's shape with only the last `max` bytes of its output so far (a partial
+/// character at the cut shown replaced), for the feed's `job.change`: a job's output may be
+/// many megabytes, and each change would otherwise read and send all of it again.
+pub async fn render_tail(state: &AppState, view: JobView, max: i64) -> Result<PulsarJob, Problem> {
+    let stdout_from = (view.stdout_bytes - max).max(0);
+    let combined_from = (view.stdout_bytes + view.stderr_bytes - max).max(0);
+    let (stdout, output) =
+        crate::routes::v1::jobs::output_from(state, view.id, stdout_from, combined_from).await?;
+    // More may have come since `view` was read.
+    Ok(shape(view, tail(stdout, max), tail(output, max)))
+}
+
+/// The last `max` bytes of `text`, or a little fewer, to start on a character.
+fn tail(mut text: String, max: i64) -> String {
+    let max = usize::try_from(max).unwrap_or(0);
+    if text.len() > max {
+        let mut cut = text.len() - max;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
+    text
+}
+
 /// `view` in pulsar's shape with the output given.
 pub fn shape(view: JobView, stdout: String, output: String) -> PulsarJob {
     let app = view.app.unwrap_or_default();
@@ -162,6 +187,14 @@ fn command_line(words: &[&str], variables: &[(&str, String)]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_tail_is_the_last_bytes_starting_on_a_character() {
+        assert_eq!(tail("abcdef".into(), 3), "def");
+        assert_eq!(tail("abc".into(), 3), "abc");
+        assert_eq!(tail("aé".into(), 1), "");
+        assert_eq!(tail("aé".into(), 2), "é");
+    }
 
     #[test]
     fn each_native_status_has_its_pulsar_name() {
