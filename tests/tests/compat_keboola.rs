@@ -148,18 +148,11 @@ impl Keboola {
 
     async fn reply(request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("an HTTP answer");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let answer = bosun_tests::Answer::read(response).await;
         Reply {
-            status,
-            headers,
-            body,
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
         }
     }
 

@@ -7,7 +7,7 @@
 //! runs in the test's process (`spawn_app`).
 
 use base64::Engine;
-use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
+use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId};
 use bosun_tests::{spawn_app, Answer, TestApp};
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
@@ -1072,19 +1072,10 @@ async fn a_busy_jobs_changes_reach_the_feed_a_few_times_a_second_the_last_before
     // Forty chunks of output over a second, each appended alone (as a worker does), then the
     // job's end: pulsar's client would get the whole output with every change.
     let store = app.store().await;
-    let stream = StreamId::parse(format!("job-{id}")).unwrap();
     let mut expected = String::new();
     for n in 0..40u64 {
         let text = format!("{n:05}\n");
-        let data = json!({"job_id": id, "stream": "stdout", "offset": n * 6, "text": text});
-        store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                vec![NewEvent::new("JobOutputAppended", data)],
-            )
-            .await
-            .expect("append the output");
+        append_output(&store, id, n * 6, &text).await;
         expected.push_str(&text);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -1130,19 +1121,10 @@ async fn a_change_carries_the_tail_of_a_large_output_and_the_close_all_of_it() {
     feed.frame().await;
     // 400 KB of output in two chunks: more than a change carries (256 KiB).
     let store = app.store().await;
-    let stream = StreamId::parse(format!("job-{id}")).unwrap();
     let mut expected = String::new();
     for (n, fill) in ['a', 'b'].into_iter().enumerate() {
         let text = format!("{}\n", fill.to_string().repeat(199_999));
-        let data = json!({"job_id": id, "stream": "stdout", "offset": n * 200_000, "text": text});
-        store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                vec![NewEvent::new("JobOutputAppended", data)],
-            )
-            .await
-            .expect("append the output");
+        append_output(&store, id, n as u64 * 200_000, &text).await;
         expected.push_str(&text);
     }
     app.api
@@ -1178,4 +1160,18 @@ async fn a_change_carries_the_tail_of_a_large_output_and_the_close_all_of_it() {
     let close = told.last().unwrap();
     assert_eq!(close["job"]["stdout"].as_str(), Some(expected.as_str()));
     assert_eq!(close["job"]["output"].as_str(), Some(expected.as_str()));
+}
+
+/// Job `id`'s stdout `text` at byte `offset`, appended as a worker appends it.
+async fn append_output(store: &PgEventStore, id: &str, offset: u64, text: &str) {
+    let stream = StreamId::parse(format!("job-{id}")).unwrap();
+    let data = json!({"job_id": id, "stream": "stdout", "offset": offset, "text": text});
+    store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::new("JobOutputAppended", data)],
+        )
+        .await
+        .expect("append the output");
 }
