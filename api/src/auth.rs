@@ -33,30 +33,59 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The token a request carries, if any; a malformed `Authorization` header is a 401.
 pub fn token_from_headers(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
     let malformed = || {
         Problem::unauthorized(
             "malformed Authorization header: expected Bearer <token> or Basic with the token as user and x-oauth-basic as password",
         )
     };
+    match authorization(headers, malformed)? {
+        None => Ok(None),
+        Some((token, None)) => Ok(Some(token)),
+        Some((_, Some(_))) => Err(malformed()),
+    }
+}
+
+/// The token a request carries, if any, and the user a `Basic base64(<user>:<token>)` names
+/// with it (OpenPAI's application tokens: `/compat/openpai` checks the token is that user's);
+/// `Bearer <token>` and `Basic base64(<token>:x-oauth-basic)` name none. A malformed
+/// `Authorization` header is a 401.
+pub fn token_and_user_from_headers(
+    headers: &HeaderMap,
+) -> Result<Option<(String, Option<String>)>, Problem> {
+    authorization(headers, || {
+        Problem::unauthorized(
+            "malformed Authorization header: expected Bearer <token>, or Basic with <user>:<token> or <token>:x-oauth-basic",
+        )
+    })
+}
+
+/// `Authorization`'s token and the user a `Basic` value names with it; `malformed` for a value
+/// that is neither `Bearer <token>` nor `Basic` of `<token>:x-oauth-basic` or `<user>:<token>`.
+fn authorization(
+    headers: &HeaderMap,
+    malformed: impl Fn() -> Problem,
+) -> Result<Option<(String, Option<String>)>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
     let value = value.to_str().map_err(|_| malformed())?.trim();
-    let (scheme, rest) = value.split_once(' ').ok_or_else(malformed)?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(&malformed)?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-        return Ok(Some(rest.to_string()));
+        return Ok(Some((rest.to_string(), None)));
     }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = STANDARD.decode(rest).map_err(|_| malformed())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-        if let Some((token, "x-oauth-basic")) = decoded.split_once(':') {
-            if !token.is_empty() {
-                return Ok(Some(token.to_string()));
-            }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = STANDARD.decode(rest).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    match decoded.split_once(':') {
+        Some((token, "x-oauth-basic")) if !token.is_empty() => Ok(Some((token.to_string(), None))),
+        Some((user, token)) if !user.is_empty() && !token.is_empty() => {
+            Ok(Some((token.to_string(), Some(user.to_string()))))
         }
+        _ => Err(malformed()),
     }
-    Err(malformed())
 }
 
 /// The caller a token speaks for: 401 if it is unknown, expired or revoked, or its user is gone
@@ -108,5 +137,71 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             user_agent: header(&header::USER_AGENT),
             source,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    fn basic(text: &str) -> String {
+        format!("Basic {}", STANDARD.encode(text))
+    }
+
+    #[test]
+    fn a_token_comes_as_bearer_or_as_basic_with_x_oauth_basic() {
+        assert_eq!(token_from_headers(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            token_from_headers(&headers("Bearer abc"))
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token_from_headers(&headers(&basic("abc:x-oauth-basic")))
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        // A user with the token is OpenPAI's, not `/v1`'s.
+        assert_eq!(
+            token_from_headers(&headers(&basic("alice:abc")))
+                .unwrap_err()
+                .status,
+            401
+        );
+    }
+
+    #[test]
+    fn openpais_basic_names_the_tokens_user() {
+        let of = |value: &str| token_and_user_from_headers(&headers(value));
+        assert_eq!(of("Bearer abc").unwrap(), Some(("abc".into(), None)));
+        assert_eq!(of("bearer  abc ").unwrap(), Some(("abc".into(), None)));
+        assert_eq!(
+            of(&basic("alice:abc")).unwrap(),
+            Some(("abc".into(), Some("alice".into())))
+        );
+        assert_eq!(
+            of(&basic("abc:x-oauth-basic")).unwrap(),
+            Some(("abc".into(), None))
+        );
+        for bad in [
+            "abc".to_string(),
+            "Bearer ".into(),
+            "Token abc".into(),
+            basic("alice"),
+            basic(":abc"),
+            basic("alice:"),
+            "Basic !!!".into(),
+        ] {
+            assert_eq!(of(&bad).unwrap_err().status, 401, "{bad}");
+        }
     }
 }

@@ -64,6 +64,41 @@ pub struct Settings {
     pub services: ServicesSettings,
     #[serde(default)]
     pub runnables: RunnablesSettings,
+    /// The compat surfaces' settings (`compat.openpai.commands`).
+    #[serde(default)]
+    pub compat: CompatSettings,
+}
+
+/// `compat:`: what the compatibility surfaces (and the native capabilities they map onto) allow.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    #[serde(default)]
+    pub openpai: OpenPaiSettings,
+}
+
+/// `compat.openpai:`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPaiSettings {
+    /// What a role job's role may run (`/v1/jobs` with `roles`, and OpenPAI's task roles):
+    /// `catalog` (the default: catalog tasks, `app/env/task`, only) or `sandbox` (also a shell
+    /// command, run in the runnables' sandbox, `runnables.sandbox`). Off by default: with it,
+    /// any user with the write scope may run any command in the sandbox.
+    #[serde(default)]
+    pub commands: OpenPaiCommands,
+}
+
+/// `compat.openpai.commands`: the native setting of role jobs' commands.
+pub use bosun_commands::RoleCommands as OpenPaiCommands;
+
+impl CompatSettings {
+    /// What role jobs' submissions are checked against.
+    pub fn role_settings(&self) -> bosun_commands::RoleSettings {
+        bosun_commands::RoleSettings {
+            commands: self.openpai.commands,
+        }
+    }
 }
 
 /// Runnables (`/v1/runnables`): how big their files may be, when an idle one without an image
@@ -621,7 +656,7 @@ fn example_catalog() -> Result<Mapping, ConfigError> {
 
 /// Settings from a YAML tree; an error names the key it is about (`log.format: unknown variant …`).
 fn parse(tree: Value) -> Result<Settings, String> {
-    let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
+    let mut settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()
@@ -652,6 +687,13 @@ fn parse(tree: Value) -> Result<Settings, String> {
         return Err("services.max_attempts: must be 1 to 100".into());
     }
     check_runnables(&settings.runnables)?;
+    if settings.compat.openpai.commands.allowed()
+        && matches!(settings.runnables.sandbox, SandboxKind::None)
+    {
+        return Err("compat.openpai.commands: sandbox runs role jobs' commands in the runnables' sandbox, and runnables.sandbox is none (they would run on the host, unsandboxed): set runnables.sandbox: bwrap, or compat.openpai.commands: catalog".into());
+    }
+    // The runner refuses a role job's command too, where commands are off.
+    settings.runner.role_commands = settings.compat.openpai.commands;
     Ok(settings)
 }
 
@@ -779,6 +821,26 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("./bosun-data"));
         assert!(s.database.url.is_none());
         assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn role_commands_need_a_sandbox_to_run_in() {
+        let f = file("compat:\n  openpai:\n    commands: sandbox\nrunnables:\n  sandbox: none\n");
+        let refused = Settings::from_sources(Some(f.path()), env(&[])).unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("compat.openpai.commands: sandbox")
+                && message.contains("runnables.sandbox is none"),
+            "{message}"
+        );
+        let f = file("compat:\n  openpai:\n    commands: sandbox\n");
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        assert!(s.runner.role_commands.allowed(), "with bwrap, the default");
+        let f = file("runnables:\n  sandbox: none\n");
+        assert!(
+            Settings::from_sources(Some(f.path()), env(&[])).is_ok(),
+            "commands off: no sandbox is fine"
+        );
     }
 
     #[test]

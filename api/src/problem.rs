@@ -122,6 +122,9 @@ impl From<CommandError> for Problem {
             CommandError::Domain(DomainError::TooLarge { code, message }) => {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
             }
+            CommandError::Domain(DomainError::Refused { code, message }) => {
+                Problem::new(StatusCode::BAD_REQUEST, code, message)
+            }
             CommandError::Unauthenticated => {
                 Problem::unauthorized("a valid token is required (Authorization: Bearer <token>)")
             }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub anonymous_token_seconds: i64,
     /// How many anonymous users one address may make (`runnables.anonymous_per_address`).
     pub anonymous_limit: Arc<crate::rate_limit::RateLimit>,
+    /// What role jobs' roles may run (`compat.openpai.commands`): `/v1/jobs` and OpenPAI's.
+    pub role_settings: bosun_commands::RoleSettings,
 }
 
 pub struct Application {
@@ -124,6 +126,7 @@ impl Application {
             service_calls: workers.service_calls(),
             runnable_rules: settings.runnables.rules(),
             anonymous_token_seconds: settings.runnables.anonymous_token_ttl_seconds,
+            role_settings: settings.compat.role_settings(),
             anonymous_limit: Arc::new(
                 crate::rate_limit::RateLimit::new(
                     settings.runnables.anonymous_per_address.count,

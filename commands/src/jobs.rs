@@ -1,4 +1,5 @@
-//! Job commands from clients: submit, restart, cancel, kill. Running them is the runner's.
+//! Job commands from clients: submit, restart, cancel, kill, stop (either, as the job's state
+//! says). Running them is the runner's; role jobs' submission and names are `named_jobs`'.
 //!
 //! A job of a registered app (an `app-<name>` stream, created and not removed, named like a
 //! catalog app) may be submitted only by a member of one of the app's teams, an admin, or that
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The job id a key stands for, per caller: the same caller and key always name the same job.
-fn keyed_id(actor: &str, key: &str) -> Uuid {
+pub(crate) fn keyed_id(actor: &str, key: &str) -> Uuid {
     let hash = Sha256::digest(format!("bosun job\n{actor}\n{key}"));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
@@ -126,6 +127,13 @@ impl<S: EventStore> Commands<S> {
         let (Some(status), Some(plan)) = (job.status, &job.plan) else {
             return Err(DomainError::NotFound(format!("no job {job_id}")).into());
         };
+        if let Plan::Roles(run) = plan {
+            return Err(DomainError::conflict(
+                "job_not_restartable",
+                format!("job {job_id} is the role job {}: submit it again instead (releasing its name first)", run.name),
+            )
+            .into());
+        }
         if let Plan::Orchestration {
             orchestration_id, ..
         } = plan
@@ -264,6 +272,7 @@ impl<S: EventStore> Commands<S> {
             tasks: vec![],
             scheduled_for: None,
             restarted_from,
+            role_job: None,
         };
         let result = self
             .execute::<Job>(&job_id.to_string(), actor, origin, |state| {
@@ -286,7 +295,7 @@ impl<S: EventStore> Commands<S> {
 
     /// The job an earlier request with the same key (or restart of the same job) made, if there
     /// is one: the same request gets it back, another is a 409.
-    async fn earlier_submission(
+    pub(crate) async fn earlier_submission(
         &self,
         job_id: Uuid,
         request_digest: &Option<String>,
@@ -318,7 +327,7 @@ impl<S: EventStore> Commands<S> {
         job_id: Uuid,
         reason: Option<String>,
     ) -> Result<(model::JobView, Written), CommandError> {
-        self.stop_job(actor, origin, job_id, JobCommand::Cancel { reason })
+        self.stop_and_view(actor, origin, job_id, JobCommand::Cancel { reason })
             .await
     }
 
@@ -333,12 +342,31 @@ impl<S: EventStore> Commands<S> {
         job_id: Uuid,
         reason: Option<String>,
     ) -> Result<(model::JobView, Written), CommandError> {
-        self.stop_job(actor, origin, job_id, JobCommand::Kill { reason })
+        self.stop_and_view(actor, origin, job_id, JobCommand::Kill { reason })
             .await
     }
 
+    /// Stops a job whatever it is doing: cancels it if it is waiting, asks its worker to kill it
+    /// if it is processing (it ends `killed` once its processes are gone: every instance of a
+    /// role job), decided on the job's state as the log has it (a job that started meanwhile is
+    /// killed). 409 `job_finished` if it has finished. Who may: as for a cancel or a kill.
+    /// Answered with the job's view (once the read models have the write) and what it wrote.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), job_id = %job_id))]
+    pub async fn stop_job(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<(model::JobView, Written), CommandError> {
+        let (_, written) = self
+            .stop_with(actor, origin, job_id, |job| stop_command(job, &reason))
+            .await?;
+        Ok((self.job_view(job_id).await?, written))
+    }
+
     /// Cancel or kill, as the job's submitter or an admin; answered with the job's view.
-    async fn stop_job(
+    async fn stop_and_view(
         &self,
         actor: &Actor,
         origin: &Origin,
@@ -358,6 +386,18 @@ impl<S: EventStore> Commands<S> {
         job_id: Uuid,
         command: JobCommand,
     ) -> Result<(Job, Written), CommandError> {
+        self.stop_with(actor, origin, job_id, |_| command.clone())
+            .await
+    }
+
+    /// [`Commands::stop`] with the command chosen on each state decided on.
+    async fn stop_with(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        job_id: Uuid,
+        command: impl Fn(&Job) -> JobCommand,
+    ) -> Result<(Job, Written), CommandError> {
         let since_its_app = match actor.app_token() {
             None => {
                 actor.require(Scope::Write)?;
@@ -371,7 +411,7 @@ impl<S: EventStore> Commands<S> {
             actor,
             origin,
             |job| may_stop(actor, job_id, job, since_its_app),
-            |job| job.handle(command.clone()),
+            |job| job.handle(command(job)),
         )
         .await
     }
@@ -479,7 +519,7 @@ impl<S: EventStore> Commands<S> {
     }
 
     /// Job `job_id`'s first event, its submission, as recorded and decoded (404 for no job).
-    async fn submission(
+    pub(crate) async fn submission(
         &self,
         job_id: Uuid,
     ) -> Result<(RecordedEvent, Box<Submission>), CommandError> {
@@ -508,10 +548,22 @@ impl<S: EventStore> Commands<S> {
     }
 }
 
+/// What stops `job` now: a cancel while it waits, else a kill (which a finished job refuses).
+pub(crate) fn stop_command(job: &Job, reason: &Option<String>) -> JobCommand {
+    match job.status {
+        Some(JobStatus::Waiting) => JobCommand::Cancel {
+            reason: reason.clone(),
+        },
+        _ => JobCommand::Kill {
+            reason: reason.clone(),
+        },
+    }
+}
+
 /// Who may cancel or kill a job (404 for no job): whoever submitted it, or an admin; an app's
 /// token, a job of its app's tasks (not an orchestration's) submitted since the app was created
 /// (`since_its_app`), whoever submitted it — the jobs it reads.
-fn may_stop(
+pub(crate) fn may_stop(
     actor: &Actor,
     job_id: Uuid,
     job: &Job,
@@ -660,6 +712,7 @@ mod tests {
             tasks: vec![],
             scheduled_for: None,
             restarted_from: None,
+            role_job: None,
         };
         commands
             .execute::<Job>(&job_id.to_string(), &Actor::System("cli"), &origin(), |j| {

@@ -31,6 +31,7 @@ mod execute;
 pub mod healers;
 pub mod identity;
 pub mod jobs;
+pub mod named_jobs;
 pub mod orchestrations;
 pub mod queries;
 pub mod runnables;
@@ -41,6 +42,7 @@ pub use actor::{app_actor_name, Actor, AppAction, AppActor, Origin};
 pub use batch::{Batch, BatchAppended, HeldSet};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};
+pub use named_jobs::{RoleCommands, RoleRequest, RoleSettings, RoleTarget, SubmitRoleJob};
 pub use queries::Queries;
 pub use seal::Sealer;
 

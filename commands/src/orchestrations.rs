@@ -795,6 +795,7 @@ fn orchestration_job(
         tasks,
         scheduled_for,
         restarted_from: None,
+        role_job: None,
     }
 }
 

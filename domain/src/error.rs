@@ -20,6 +20,10 @@ pub enum DomainError {
     /// The input is over a size limit, such as a file past `runnables.max_file_bytes` (413).
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// Input this server's settings do not accept, with a code saying which (400), such as a
+    /// role job's shell command where commands are off (`commands_not_allowed`).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
 }
 
 impl DomainError {
@@ -39,6 +43,13 @@ impl DomainError {
 
     pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
         DomainError::TooLarge {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Refused {
             code,
             message: message.into(),
         }

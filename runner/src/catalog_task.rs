@@ -146,7 +146,6 @@ pub(crate) async fn run(
     place: Place,
     task: CatalogTask<'_>,
 ) -> Result<Option<TaskEnd>, CommandError> {
-    let job_id = run.stream.job_id;
     let spec = match task.spec {
         Ok(spec) => spec,
         Err(diagnostics) => return cannot_start(run, place, diagnostics).await,
@@ -162,7 +161,7 @@ pub(crate) async fn run(
             return cannot_start(run, place, diagnostics).await;
         }
     };
-    let mut running = match process::spawn(spec, &environment) {
+    let running = match process::spawn(spec, &environment) {
         Ok(running) => running,
         Err(e) => {
             let program = spec.command.first().map(String::as_str).unwrap_or("");
@@ -170,7 +169,21 @@ pub(crate) async fn run(
             return cannot_start(run, place, diagnostics).await;
         }
     };
-    let started = record_start(run, place, Some(running.pid), &spec.command).await;
+    watch(run, place, running, &spec.command, task.timeout).await
+}
+
+/// The rest of the pipeline for a process started at `place` (`command` its argv as the log
+/// records it): record its start → supervise it (stopped past `timeout`) → record its end.
+/// `None` if the job is no longer this worker's.
+pub(crate) async fn watch(
+    run: &mut Run<'_>,
+    place: Place,
+    mut running: process::Running,
+    command: &[String],
+    timeout: Option<Timeout>,
+) -> Result<Option<TaskEnd>, CommandError> {
+    let job_id = run.stream.job_id;
+    let started = record_start(run, place, Some(running.pid), command).await;
     if !matches!(started, Ok(true)) {
         // Not recorded as started (cancelled, or taken, between the claim and now): it must not
         // run unwatched.
@@ -180,7 +193,7 @@ pub(crate) async fn run(
     }
     tracing::info!(%job_id, ?place, worker = run.worker, pid = running.pid, "process started");
     let Supervised::Ended { exit, stop } =
-        supervise(run, running, task.timeout.map(Timeout::duration)).await?
+        supervise(run, running, timeout.map(Timeout::duration)).await?
     else {
         return Ok(None);
     };
@@ -190,11 +203,17 @@ pub(crate) async fn run(
             Outcome::Killed,
             Some(format!("killed on request; {described}")),
         ),
+        Some(Stop::Cancelled) => (
+            Outcome::Killed,
+            Some(format!(
+                "stopped: another instance of the job failed; {described}"
+            )),
+        ),
         Some(Stop::TimedOut) => (
             Outcome::Error,
             Some(format!(
                 "timed out after {} and was killed; {described}",
-                task.timeout.unwrap_or(Timeout::Seconds(0))
+                timeout.unwrap_or(Timeout::Seconds(0))
             )),
         ),
         None if exit.success() => (Outcome::Success, None),
@@ -254,7 +273,9 @@ fn layered(
     environment.set_all(&spec.env);
     environment
 }
-async fn cannot_start(
+/// Records a run at `place` that could not start: started and ended at once, an error saying
+/// why (also in its output, for a task of a job of several).
+pub(crate) async fn cannot_start(
     run: &mut Run<'_>,
     place: Place,
     diagnostics: String,

@@ -1,9 +1,10 @@
 //! The work loop of each worker: claim the oldest waiting job (its lease), load its stream, run
-//! what its submission planned (a job of one catalog task, or an orchestration's tasks), give
+//! what its submission planned (a job of one catalog task, an orchestration's tasks, or a role
+//! job's instances), give
 //! the lease up, and claim the next; idle, wait for the read models to move (or a poll).
 //!
 //! Does not own: the lease table (`lease`), running the job (`catalog_task`,
-//! `orchestration_job`), nor jobs whose worker was lost (`reaper`).
+//! `orchestration_job`, `parallel_job`), nor jobs whose worker was lost (`reaper`).
 
 use crate::job_stream::{origin, JobStream};
 use crate::lease::{self, Heartbeat};
@@ -26,6 +27,9 @@ pub(crate) struct Run<'a> {
     pub stream: JobStream,
     pub heartbeat: Heartbeat,
     pub output: Output,
+    /// What the job tells its processes when several run at once (a role job's instances);
+    /// `None`: each process asks the read model whether a kill was requested.
+    pub halt: Option<tokio::sync::watch::Receiver<crate::supervise::Halt>>,
 }
 
 pub(crate) async fn work(context: Arc<Context>, worker: String) {
@@ -85,6 +89,7 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
         stream: JobStream::held(held, job_id, origin(worker)),
         heartbeat: Heartbeat::new(context, job_id, worker),
         output: Output::new(context.settings.output_limit_bytes),
+        halt: None,
     };
     match &plan {
         Plan::Task(task) => crate::catalog_task::run_job(&mut run, task).await?,
@@ -92,6 +97,7 @@ async fn run(context: &Context, worker: &str, job_id: Uuid) -> Result<bool, Comm
             orchestration_id,
             tasks,
         } => crate::orchestration_job::run(&mut run, orchestration_id, tasks).await?,
+        Plan::Roles(role_run) => crate::parallel_job::run(&mut run, role_run).await?,
     }
     Ok(true)
 }

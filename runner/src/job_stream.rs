@@ -1,7 +1,9 @@
 //! A worker's writes to the stream of a job it runs (or the reaper finishes): the job's state
 //! held between appends, so an append reads nothing, and each logical command appended as one
 //! attempt (the same event ids on every try), retried through an outage of the log for at most a
-//! third of a lease.
+//! third of a lease. Shareable: the instances of a role job, running at once, append through
+//! clones of one `JobStream` (one held state, behind a lock, so their appends are decided one
+//! after another on it and read nothing).
 //!
 //! Does not own: what is appended when (the pipeline in `catalog_task`, `orchestration_job`,
 //! `reaper`), the job's rules (`domain`), nor how an append is decided and written (`commands`).
@@ -9,9 +11,11 @@
 use crate::lease;
 use crate::workers::Context;
 use bosun_commands::{Actor, CommandError, Held, Origin};
-use bosun_domain::jobs::{Job, JobCommand};
+use bosun_domain::jobs::{FinalStatus, Job, JobCommand, JobStatus, TaskStatus};
 use bosun_domain::{Aggregate, DomainError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 const ACTOR: Actor = Actor::System("worker");
@@ -26,13 +30,14 @@ pub(crate) fn origin(worker: &str) -> Origin {
     }
 }
 
-/// One job's stream as this node writes to it.
+/// One job's stream as this node writes to it; its clones share its state.
+#[derive(Clone)]
 pub(crate) struct JobStream {
     pub job_id: Uuid,
     origin: Origin,
     /// Its state after this node's last append; loaded at the next append if there is none yet
     /// (the reaper's case, or a load that failed).
-    held: Option<Held<Job>>,
+    held: Arc<Mutex<Option<Held<Job>>>>,
 }
 
 impl JobStream {
@@ -41,7 +46,7 @@ impl JobStream {
         JobStream {
             job_id,
             origin,
-            held: Some(held),
+            held: Arc::new(Mutex::new(Some(held))),
         }
     }
 
@@ -50,7 +55,7 @@ impl JobStream {
         JobStream {
             job_id,
             origin,
-            held: None,
+            held: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -88,9 +93,10 @@ impl JobStream {
         attempt: Uuid,
         command: &JobCommand,
     ) -> Result<(), CommandError> {
-        let held = match &mut self.held {
+        let mut held = self.held.lock().await;
+        let held = match &mut *held {
             Some(held) => held,
-            None => self.held.insert(
+            None => held.insert(
                 context
                     .commands
                     .hold::<Job>(&self.job_id.to_string())
@@ -139,6 +145,87 @@ impl JobStream {
             Err(e) if taken_over(&e) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl JobStream {
+    /// Whether a kill of the job was asked, as its held state says (none held: false). After a
+    /// refused append, the state was read again: it says what the refusal saw.
+    pub async fn kill_requested(&self) -> bool {
+        self.held
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|held| held.state.kill_requested)
+    }
+
+    /// Finishes the job `status` (its diagnostics `diagnostics`), first ending, for a job whose
+    /// tasks run at once (a role job's), each task of its attempt that started and did not end
+    /// as an error saying `task_diagnostics`, and skipping each that never started, so none of
+    /// its tasks stays `running` after it. `false` if it had finished already.
+    pub async fn finish_with_tasks(
+        &mut self,
+        context: &Context,
+        status: FinalStatus,
+        diagnostics: Option<String>,
+        task_diagnostics: &str,
+    ) -> Result<bool, CommandError> {
+        let (unended, unstarted) = {
+            let mut held = self.held.lock().await;
+            let held = match &mut *held {
+                Some(held) => held,
+                None => held.insert(
+                    context
+                        .commands
+                        .hold::<Job>(&self.job_id.to_string())
+                        .await?,
+                ),
+            };
+            let job = &held.state;
+            if !job.parallel() || job.status != Some(JobStatus::Processing) {
+                (vec![], vec![])
+            } else {
+                let unended: Vec<u32> = job
+                    .started_tasks
+                    .difference(&job.ended_tasks)
+                    .copied()
+                    .collect();
+                let unstarted: Vec<u32> = (0..job.task_count)
+                    .filter(|i| !job.started_tasks.contains(i) && !job.ended_tasks.contains(i))
+                    .collect();
+                (unended, unstarted)
+            }
+        };
+        let ends = unended
+            .into_iter()
+            .map(|index| (index, TaskStatus::Error, task_diagnostics.to_string()))
+            .chain(unstarted.into_iter().map(|index| {
+                (
+                    index,
+                    TaskStatus::Skipped,
+                    format!("skipped: {task_diagnostics}"),
+                )
+            }));
+        for (index, status, diagnostics) in ends {
+            let finish = JobCommand::FinishTask {
+                index,
+                status,
+                exit_code: None,
+                diagnostics: Some(diagnostics),
+            };
+            match self.append(context, finish).await {
+                Ok(()) => {}
+                // Ended meanwhile (its instance was still writing), or the job finished.
+                Err(CommandError::Domain(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let finish = JobCommand::Finish {
+            status,
+            exit_code: None,
+            diagnostics,
+        };
+        self.step(context, finish).await
     }
 }
 

@@ -18,12 +18,15 @@ pub fn length(settings: &RunnerSettings) -> Duration {
 }
 
 /// A worker's hold on the job it runs: renews the lease every third of its length, and notices
-/// when the job is no longer its own.
+/// when the job is no longer its own. Its clones are one heartbeat (one time of the last
+/// renewal, renewals one at a time): a role job's instances and attempts share the claim's, so
+/// the lease is renewed by whichever beats when it is due, however short each attempt is.
+#[derive(Clone)]
 pub(crate) struct Heartbeat {
     job_id: Uuid,
     worker: String,
     lease: Duration,
-    last_renewal: Instant,
+    last_renewal: std::sync::Arc<tokio::sync::Mutex<Instant>>,
 }
 
 /// The worker no longer holds the job.
@@ -36,7 +39,7 @@ impl Heartbeat {
             job_id,
             worker: worker.to_string(),
             lease: length(&context.settings),
-            last_renewal: Instant::now(),
+            last_renewal: std::sync::Arc::new(tokio::sync::Mutex::new(Instant::now())),
         }
     }
 
@@ -44,18 +47,20 @@ impl Heartbeat {
     /// succeeded for a whole lease (others now count the job lost: it must not go on unseen).
     pub async fn beat(&mut self, context: &Context) -> Result<(), Lost> {
         let job_id = self.job_id;
-        if self.last_renewal.elapsed() < self.lease / 3 {
+        // Held across the renewal: a clone beating meanwhile waits, then finds it not due.
+        let mut last_renewal = self.last_renewal.lock().await;
+        if last_renewal.elapsed() < self.lease / 3 {
             return Ok(());
         }
         match renew(&context.pool, job_id, &self.worker, self.lease).await {
-            Ok(true) => self.last_renewal = Instant::now(),
+            Ok(true) => *last_renewal = Instant::now(),
             Ok(false) => {
                 tracing::warn!(%job_id, "lost the job's lease; stopping it");
                 return Err(Lost);
             }
             Err(e) => tracing::warn!(%job_id, error = %e, "renewing the lease failed; retrying"),
         }
-        if self.last_renewal.elapsed() >= self.lease {
+        if last_renewal.elapsed() >= self.lease {
             tracing::error!(%job_id, "no lease renewed for a whole lease; stopping the job");
             return Err(Lost);
         }

@@ -6,7 +6,8 @@
 //! capturing its output into `JobOutputAppended` events in batches, killing it (SIGTERM to the
 //! group, SIGKILL after a grace period) on request or timeout, and finishing jobs whose worker
 //! stopped renewing its lease; running an orchestration job's tasks in order (processes, or HTTP
-//! POSTs for `component_url` tasks); the cron scheduler and the notifications reactor, each
+//! POSTs for `component_url` tasks); running a role job's instances all at once (catalog tasks,
+//! or commands in the runnables' sandbox), again while its retries last; the cron scheduler and the notifications reactor, each
 //! active on one node at a time (a PostgreSQL advisory lock); and apps' long-running catalog
 //! processes as supervised units (`units`: leased per unit, restarted with backoff, rolled one at
 //! a time on a restart, taken over from a lost node, stopped with their app); and the calls to
@@ -29,6 +30,7 @@ mod mail;
 mod notify;
 mod orchestration_job;
 mod output;
+mod parallel_job;
 mod process;
 mod reaper;
 pub mod runnables;

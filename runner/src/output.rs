@@ -150,6 +150,11 @@ pub(crate) struct Output {
     buffer: Buffer,
     /// The orchestration task whose output this is now.
     pub task: Option<u32>,
+    /// One event per flush while its process runs, flushed on the tick only (not as soon as
+    /// `FLUSH_BYTES` gathered): a role job's instance, one of several appending to the job's
+    /// stream at once, leaves the stream still between its appends, so a kill or stop asked
+    /// meanwhile gets in. The last flush appends all that is left.
+    pub paced: bool,
 }
 
 impl Output {
@@ -158,6 +163,7 @@ impl Output {
         Output {
             buffer: Buffer::new(limit, None),
             task: None,
+            paced: false,
         }
     }
 
@@ -188,6 +194,9 @@ impl Output {
             };
             job.append_once(context, chunk.attempt, &command).await?;
             self.buffer.appended();
+            if self.paced && !last {
+                break;
+            }
         }
         Ok(())
     }

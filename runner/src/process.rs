@@ -1,5 +1,6 @@
 //! A job's process: its own process group, variables as environment variables (never in a shell
-//! string), stdout and stderr read as they come.
+//! string), stdout and stderr read as they come; or a command made elsewhere (a role job's
+//! sandbox) run the same way ([`spawn_command`]).
 
 use bosun_domain::jobs::{OutputStream, TaskSpec};
 use nix::sys::signal::{killpg, Signal};
@@ -91,7 +92,34 @@ pub fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Result<Runn
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
-    let mut child = command.spawn()?;
+    spawn_command(command)
+}
+
+/// Spawns `command` (its environment and process group as the caller made them) with its
+/// stdin closed and its stdout and stderr read as they come.
+pub fn spawn_command(mut command: Command) -> std::io::Result<Running> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    running(command.spawn()?)
+}
+
+/// [`spawn_command`] from the units' spawner thread, for a command whose parent-death signal
+/// is set (the runnables' sandbox's): started from a worker's thread, it would get SIGKILL when
+/// that thread of the runtime ends, not when the server does.
+pub async fn spawn_command_from_spawner(mut command: Command) -> std::io::Result<Running> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    running(crate::units::process::spawn_outside_units(command).await?)
+}
+
+/// A started child, its output read as it comes.
+fn running(mut child: Child) -> std::io::Result<Running> {
     let pid = child.id().unwrap_or(0);
     let (sender, output) = mpsc::channel(64);
     if let Some(stdout) = child.stdout.take() {

@@ -1,7 +1,8 @@
 //! The reaper, one on every node: finishes, as an error saying so, the jobs of workers that
 //! stopped renewing their leases (the lease expired) and the processing jobs left with no lease
 //! at all (a reaper that died between taking a lease and finishing its job), so nothing stays
-//! `processing` forever.
+//! `processing` forever; a role job's tasks its worker had started end with it, as errors (and
+//! those it had not started, skipped), so none stays `running` either.
 //!
 //! Does not own: the lease table (`lease`), nor stopping a process whose worker lost its lease
 //! (`supervise`, on that worker's side).
@@ -10,7 +11,7 @@ use crate::job_stream::{origin, JobStream};
 use crate::lease;
 use crate::workers::Context;
 use bosun_commands::CommandError;
-use bosun_domain::jobs::{FinalStatus, JobCommand};
+use bosun_domain::jobs::FinalStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -53,15 +54,19 @@ pub(crate) async fn reap(context: Arc<Context>) {
         for (job_id, diagnostics) in lost {
             // Loaded at its first try: the reaper holds no job's state between rounds.
             let mut stream = JobStream::unloaded(job_id, origin.clone());
-            let finish = JobCommand::Finish {
-                status: FinalStatus::Error,
-                exit_code: None,
-                diagnostics: Some(diagnostics.clone()),
-            };
-            match stream.append(&context, finish).await {
-                Ok(()) => tracing::warn!(%job_id, diagnostics, "finished a lost job as an error"),
+            // A role job's tasks running when its worker was lost end with it, as errors.
+            let finished = stream
+                .finish_with_tasks(
+                    &context,
+                    FinalStatus::Error,
+                    Some(diagnostics.clone()),
+                    "worker lost: its worker stopped renewing the job's lease",
+                )
+                .await;
+            match finished {
+                Ok(true) => tracing::warn!(%job_id, diagnostics, "finished a lost job as an error"),
                 // Still waiting (its worker died before starting it) or already finished.
-                Err(CommandError::Domain(_)) => {}
+                Ok(false) | Err(CommandError::Domain(_)) => {}
                 Err(e) => tracing::warn!(%job_id, error = %e, "finishing a lost job failed"),
             }
         }

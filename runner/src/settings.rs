@@ -28,6 +28,11 @@ pub struct RunnerSettings {
     /// has room.
     #[serde(default)]
     pub units: Option<usize>,
+    /// Whether a role job's command may run (in the runnables' sandbox): not a `runner:` key,
+    /// but `compat.openpai.commands`, which the configuration copies here. A command submitted
+    /// while it was allowed does not run once it is not: its instance fails saying so.
+    #[serde(skip)]
+    pub role_commands: bosun_commands::RoleCommands,
 }
 
 impl Default for RunnerSettings {
@@ -39,6 +44,7 @@ impl Default for RunnerSettings {
             output_limit_bytes: default_output_limit(),
             unit_ports: Default::default(),
             units: None,
+            role_commands: Default::default(),
         }
     }
 }

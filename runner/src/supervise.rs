@@ -26,6 +26,20 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 pub(crate) enum Stop {
     Killed,
     TimedOut,
+    /// Its job stopped it (a role job's other instance failed: the attempt stops at once).
+    Cancelled,
+}
+
+/// What a job tells all the processes it runs at once (a role job's instances): one kill poll
+/// per job rather than one per process, and the job's own stop (fail-fast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// Go on.
+    Go,
+    /// A kill of the job was asked.
+    Kill,
+    /// The job stops this attempt (another instance failed, or the job cannot go on).
+    Cancel,
 }
 
 /// How supervising a process ended.
@@ -63,7 +77,7 @@ pub(crate) async fn supervise(
             chunk = running.output.recv(), if output_open => match chunk {
                 Some((stream, bytes)) => {
                     run.output.push(stream, &bytes);
-                    if run.output.pending() >= FLUSH_BYTES {
+                    if run.output.pending() >= FLUSH_BYTES && !run.output.paced {
                         if let Err(e) = run.output.flush(context, &mut run.stream, false).await {
                             if taken_over(&e) {
                                 abandon(&mut running);
@@ -93,7 +107,11 @@ pub(crate) async fn supervise(
                 }
                 match stopping {
                     None => {
-                        if let Some(stop) = stop_wanted(context, job_id, began, timeout).await {
+                        let wanted = match &run.halt {
+                            Some(halt) => halted(*halt.borrow(), began, timeout),
+                            None => stop_wanted(context, job_id, began, timeout).await,
+                        };
+                        if let Some(stop) = wanted {
                             tracing::info!(%job_id, ?stop, "stopping: SIGTERM to its process group");
                             signal_group(running.pid, Signal::SIGTERM);
                             stopping = Some((stop, Instant::now()));
@@ -148,6 +166,17 @@ pub(crate) async fn stop_wanted(
         Some(Stop::TimedOut)
     } else {
         None
+    }
+}
+
+/// Whether a process of a job told `halt` should stop now, or it ran past `timeout` since
+/// `began`.
+fn halted(halt: Halt, began: Instant, timeout: Option<Duration>) -> Option<Stop> {
+    match halt {
+        Halt::Kill => Some(Stop::Killed),
+        Halt::Cancel => Some(Stop::Cancelled),
+        Halt::Go if timeout.is_some_and(|t| began.elapsed() >= t) => Some(Stop::TimedOut),
+        Halt::Go => None,
     }
 }
 

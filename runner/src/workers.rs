@@ -60,6 +60,11 @@ pub(crate) struct Context {
     pub data_key: Arc<secrecy::SecretSlice<u8>>,
     /// For HTTP tasks.
     pub http: reqwest::Client,
+    /// What a role job's commands run in (the runnables' sandbox, `runnables.sandbox`).
+    pub sandbox: crate::runnables::Sandbox,
+    /// This node's folder of `<runnables.work_dir>/jobs`, where role jobs' commands get their
+    /// work folders (`None`: it could not be made; commands cannot start).
+    pub job_folders: Option<Arc<crate::runnables::tree::NodeFolder>>,
 }
 
 /// Why the runner could not start.
@@ -126,6 +131,10 @@ pub async fn start(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
+    let job_folders = match settings.workers {
+        0 => None,
+        _ => crate::parallel_job::prepare_work_folders(&runnables.work_dir, &node).await,
+    };
     let context = Arc::new(Context {
         commands: commands.clone(),
         pool,
@@ -133,6 +142,8 @@ pub async fn start(
         settings: settings.clone(),
         data_key,
         http: http.clone(),
+        sandbox: runnables.sandbox,
+        job_folders,
     });
     let notifier = Arc::new(crate::notify::Notifier {
         commands: commands.clone(),

@@ -64,14 +64,34 @@ impl Drop for TestApp {
 /// Starts the application configured by `yaml` (a configuration file's text; its `listen`,
 /// `data_dir` and `database` are set here).
 pub async fn spawn_app(yaml: &str) -> TestApp {
-    let dir = crate::work_dir();
+    let database = bosun_eventstore::testing::fresh_database().await;
+    build(yaml, crate::work_dir(), DatabaseUrl(database), None).await
+}
+
+impl TestApp {
+    /// Stops it as SIGTERM would, then starts it again configured by `yaml`, on the same data
+    /// folder and database (and its admin's token): a node's next start, with other settings.
+    pub async fn restart(mut self, yaml: &str) -> TestApp {
+        let dir = std::mem::replace(&mut self._dir, crate::work_dir());
+        let database = DatabaseUrl(self.database.0.clone());
+        let token = self.api.token.clone();
+        self.stop().await;
+        build(yaml, dir, database, Some(token)).await
+    }
+}
+
+async fn build(
+    yaml: &str,
+    dir: tempfile::TempDir,
+    database: DatabaseUrl,
+    token: Option<String>,
+) -> TestApp {
     let file = crate::config_file(dir.path(), if yaml.trim().is_empty() { "{}" } else { yaml });
     let mut settings = Settings::from_sources(Some(&file), std::iter::empty())
         .unwrap_or_else(|e| panic!("the test's configuration: {e}"));
     settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.data_dir = dir.path().join("bosun-data");
-    let database = bosun_eventstore::testing::fresh_database().await;
-    settings.database.url = Some(DatabaseUrl(database.clone()));
+    settings.database.url = Some(DatabaseUrl(database.0.clone()));
     let app = Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the application did not start: {e:#}"));
@@ -80,14 +100,25 @@ pub async fn spawn_app(yaml: &str) -> TestApp {
     let task = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let token = std::fs::read_to_string(dir.path().join("bosun-data/admin-token"))
-        .expect("the first start writes the admin's token");
+    let token = token.unwrap_or_else(|| {
+        std::fs::read_to_string(dir.path().join("bosun-data/admin-token"))
+            .expect("the first start writes the admin's token")
+            .trim()
+            .to_string()
+    });
     TestApp {
-        api: Api::at(&format!("http://{address}"), token.trim()),
+        api: Api::at(&format!("http://{address}"), &token),
         address,
-        database: DatabaseUrl(database),
+        database,
         stop: Some(stop),
         task: Some(task),
         _dir: dir,
+    }
+}
+
+impl Api {
+    /// The same client (its token) talking to `app`: a restarted server's new address.
+    pub fn at_address(&self, app: &TestApp) -> Api {
+        Api::at(&app.url(""), &self.token)
     }
 }

@@ -45,6 +45,60 @@ impl<S: EventStore> Commands<S> {
             .await
     }
 
+    /// Removes every one of `cnames` from app `app` in one append (200 with the app), releasing
+    /// their claims in it: refused as [`Commands::remove_app_cname`] refuses any one of them
+    /// (404 for one it has not), with nothing removed. For tsuru 0.3.9's `DELETE
+    /// /apps/{app}/cname`, which took all of an app's cnames away.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, cnames = ?cnames))]
+    pub async fn remove_app_cnames(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        app: &str,
+        cnames: &[String],
+    ) -> Result<(AppView, Written), CommandError> {
+        self.authorized_app(actor, app, AppAction::Manage).await?;
+        let mut cnames = cnames
+            .iter()
+            .map(|cname| parse_cname(cname))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One claim stream held once.
+        let mut seen = std::collections::BTreeSet::new();
+        cnames.retain(|cname| seen.insert(cname.as_str().to_string()));
+        let mut claims = Vec::with_capacity(cnames.len());
+        for cname in &cnames {
+            claims.push(self.hold::<CnameClaim>(cname.as_str()).await?);
+        }
+        let held = (self.hold::<App>(app).await?, claims);
+        let ((state, version), written) = self
+            .execute_batch(held, actor, origin, |(held, claims), batch| {
+                require_on(actor, app, &held.state, AppAction::Manage)?;
+                let app_name: AppName = held.state.active_name()?.clone();
+                let mut state = held.state.clone();
+                let mut changed = Vec::new();
+                let mut released = Vec::with_capacity(claims.len());
+                for (cname, claim) in cnames.iter().zip(claims.iter()) {
+                    let events = state.handle(AppCommand::RemoveCname {
+                        cname: cname.clone(),
+                    })?;
+                    events.iter().for_each(|event| state.apply(event));
+                    changed.extend(events);
+                    released.push(claim.state.handle(CnameClaimCommand::Release {
+                        cname: cname.clone(),
+                        app: app_name.clone(),
+                    })?);
+                }
+                let answer = after(held, &changed);
+                batch.add(held, changed)?;
+                for (claim, events) in claims.iter().zip(released) {
+                    batch.add(claim, events)?;
+                }
+                Ok(answer)
+            })
+            .await?;
+        Ok((self.app_answer(&state, version).await?, written))
+    }
+
     /// Adds (`add`) or removes `cname` on app `app`, claiming or releasing it in the same append.
     async fn change_app_cname(
         &self,

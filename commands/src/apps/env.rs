@@ -38,6 +38,28 @@ pub(crate) fn seal_context(app: &str, name: &str) -> String {
 }
 
 impl<S: EventStore> Commands<S> {
+    /// Refuses, writing nothing, what [`Commands::set_app_env`] of a private variable `name`
+    /// on app `app` would refuse now: 404, then 403, for the caller; 400 for the name; 409
+    /// `env_bound` for a name a bound instance set; no data key to seal it with. For a caller
+    /// that must write something else first and set the variable after (tsuru's `token-gen
+    /// --export` issues the token it then sets), so that a refusal comes before either.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, name = name))]
+    pub async fn check_private_env(
+        &self,
+        actor: &Actor,
+        app: &str,
+        name: &str,
+    ) -> Result<(), CommandError> {
+        let state = self.authorized_app(actor, app, AppAction::Env).await?;
+        let name = EnvName::parse(name)?;
+        let sealed = self.sealer()?.seal(&seal_context(app, name.as_str()), "")?;
+        state.handle(AppCommand::SetEnv {
+            envs: vec![EnvVar::private(name, sealed)],
+            restart: false,
+        })?;
+        Ok(())
+    }
+
     /// Sets variables of app `app` (200 with all its variables).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app, names = ?envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>()))]
     pub async fn set_app_env(

@@ -43,6 +43,50 @@ impl<S: EventStore> Commands<S> {
         Ok((view, written))
     }
 
+    /// Puts `key` under `name` among `username`'s keys in one write: the key they have under
+    /// that name is replaced, or, with none of that name, `key` is added. Refused as
+    /// [`Commands::add_key`] refuses (409 `key_exists` for a key they hold under another name)
+    /// with nothing written: the old key stays (tsuru 1.x's `key-add --force`).
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username, key = name.as_str()))]
+    pub async fn replace_key(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        username: &str,
+        name: KeyName,
+        key: PublicKey,
+    ) -> Result<(KeyView, Written), CommandError> {
+        actor.require(Scope::Write)?;
+        actor.require_registered()?;
+        actor.require_self_or_admin(username)?;
+        let (_, written) = self
+            .execute::<User>(username, actor, origin, |user| {
+                let removed = match user.handle(UserCommand::RemoveKey { name: name.clone() }) {
+                    Ok(events) => events,
+                    // None of that name: an addition.
+                    Err(DomainError::NotFound(_)) if user.exists() => vec![],
+                    Err(refused) => return Err(refused),
+                };
+                let mut after = user.clone();
+                removed.iter().for_each(|event| after.apply(event));
+                let added = after.handle(UserCommand::AddKey {
+                    name: name.clone(),
+                    key: key.clone(),
+                })?;
+                Ok(removed.into_iter().chain(added).collect())
+            })
+            .await?;
+        let client = self.read_models().await?;
+        let view = model::get(&**client, username, name.as_str())
+            .await?
+            .ok_or_else(|| {
+                CommandError::Store(format!(
+                    "the key {name} of {username} is not in the read models yet"
+                ))
+            })?;
+        Ok((view, written))
+    }
+
     /// Removes `username`'s key `name` (404 if they have none of that name).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), username = username, key = name))]
     pub async fn remove_key(

@@ -5,7 +5,8 @@
 //! claimed before the user's own event (`reservations`); the last admin stays by the admin
 //! roster, on which a step-down is claimed first (`admins`). Users registered before either
 //! existed get theirs in one pass over the log, once (`backfill`). Anonymous users, and their
-//! registration as named users who keep their runnables, are `anonymous`'s.
+//! registration as named users who keep their runnables, are `anonymous`'s; both at once, in
+//! one append (signing up with no credentials), `sign_up`'s.
 
 mod admins;
 mod anonymous;
@@ -13,9 +14,11 @@ mod app_tokens;
 mod backfill;
 mod bootstrap;
 mod keys;
+mod own_account;
 pub mod password_reset;
 pub(crate) mod reservations;
 pub mod secrets;
+mod sign_up;
 mod teams;
 mod tokens;
 mod users;

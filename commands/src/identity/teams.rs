@@ -109,6 +109,57 @@ impl<S: EventStore> Commands<S> {
         Ok(written)
     }
 
+    /// [`Commands::add_team_member`] for the user holding `email` (compared without case), for
+    /// the surfaces that know users by email (tsuru's `PUT /teams/{team}/{email}`). The team's
+    /// rule comes first: only its members and admins learn whether the address is anyone's
+    /// (404 for none), as only they may add anyone by name.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team))]
+    pub async fn add_team_member_by_email(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        team: &str,
+        email: &str,
+    ) -> Result<Written, CommandError> {
+        let username = self.member_by_email(actor, team, email).await?;
+        self.add_team_member(actor, origin, team, username).await
+    }
+
+    /// [`Commands::remove_team_member`] for the user holding `email`, under the team's rule
+    /// first, as [`Commands::add_team_member_by_email`].
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), team = team))]
+    pub async fn remove_team_member_by_email(
+        &self,
+        actor: &Actor,
+        origin: &Origin,
+        team: &str,
+        email: &str,
+    ) -> Result<Written, CommandError> {
+        let username = self.member_by_email(actor, team, email).await?;
+        self.remove_team_member(actor, origin, team, username).await
+    }
+
+    /// The holder of `email`, for a change of team `team`'s members: refused as the change
+    /// would refuse the caller (403) before the address is looked up, then 404 for an address
+    /// no user holds.
+    async fn member_by_email(
+        &self,
+        actor: &Actor,
+        team: &str,
+        email: &str,
+    ) -> Result<Username, CommandError> {
+        actor.require(Scope::Write)?;
+        actor.require_registered()?;
+        self.require_member_or_admin(actor, team)?;
+        let client = self.read_models().await?;
+        let holder = model::email_owner(&**client, email).await?;
+        drop(client);
+        let Some(username) = holder else {
+            return Err(DomainError::NotFound(format!("no user with email {email}")).into());
+        };
+        Ok(Username::parse(&username)?)
+    }
+
     /// Removes team `team` (204), refused, in this order: 409 `team_has_instances` while a
     /// service instance has it as its team owner, 409 `team_has_services` while a service (not
     /// removed) has it among its teams (its owner teams are among them), 409 `team_has_apps`

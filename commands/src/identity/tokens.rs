@@ -30,6 +30,10 @@ pub struct IssuedToken {
     pub app: Option<String>,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
+    /// Whether its holder is an admin, as a login read the user it checked the password of
+    /// (`None` for the tokens issued otherwise). Not shown: a caller reads its own user for it.
+    #[serde(skip)]
+    pub holder_admin: Option<bool>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -91,18 +95,21 @@ impl<S: EventStore> Commands<S> {
             token_id,
             scopes: Scopes::all(),
         };
-        self.issue(
-            &actor,
-            origin,
-            token_id,
-            username,
-            TokenKind::Session,
-            "login".into(),
-            Scopes::all(),
-            Some(expires_in.unwrap_or(DEFAULT_SESSION_SECONDS)),
-            None,
-        )
-        .await
+        let (mut issued, written) = self
+            .issue(
+                &actor,
+                origin,
+                token_id,
+                username,
+                TokenKind::Session,
+                "login".into(),
+                Scopes::all(),
+                Some(expires_in.unwrap_or(DEFAULT_SESSION_SECONDS)),
+                None,
+            )
+            .await?;
+        issued.holder_admin = Some(user.admin);
+        Ok((issued, written))
     }
 
     /// A long-lived API token for the caller, with at most the caller's token's scopes.
@@ -214,6 +221,7 @@ impl<S: EventStore> Commands<S> {
                 expires_at,
                 app,
                 created_at: now,
+                holder_admin: None,
             },
             written,
         ))

@@ -24,6 +24,12 @@ pub struct AppFilter {
     pub team: Option<String>,
     /// Apps on this platform.
     pub platform: Option<String>,
+    /// Apps whose name holds this text.
+    pub name_contains: Option<String>,
+    /// Apps whose team owner is this team.
+    pub team_owner: Option<String>,
+    /// Apps this user owns (created).
+    pub owner: Option<String>,
 }
 
 fn no_app(name: &str) -> CommandError {
@@ -42,6 +48,9 @@ impl Queries {
         let mut query = AppQuery {
             team: filter.team,
             platform: filter.platform,
+            name_contains: filter.name_contains,
+            team_owner: filter.team_owner,
+            owner: filter.owner,
             ..AppQuery::default()
         };
         match actor {

@@ -44,6 +44,48 @@ impl Queries {
         self.user(actor, username).await
     }
 
+    /// The name of the user holding `email` (compared without case), for the surfaces that
+    /// know users by email (tsuru names the user whose quota or keys are read, or who is
+    /// removed, by their address). An address says no more than a name would to whoever may
+    /// not read that user ([`Queries::user`]'s rule): an admin learns its holder (404 for none);
+    /// anyone else learns only their own address's, and for any other address, registered or
+    /// not, gets the 403 `Queries::user` gives for another user, before anything of the
+    /// address is told. An anonymous user (or a token without the read scope) asks nothing.
+    /// A team's member is named by email through
+    /// [`Commands::add_team_member_by_email`](crate::Commands::add_team_member_by_email)
+    /// instead, under the team's rule.
+    pub async fn username_by_email(
+        &self,
+        actor: &Actor,
+        email: &str,
+    ) -> Result<String, CommandError> {
+        actor.require_reader()?;
+        let holder = model::email_owner(&**self.client().await?, email).await?;
+        match holder {
+            Some(username) if actor.is(&username) || actor.is_admin() => Ok(username),
+            None if actor.is_admin() => {
+                Err(DomainError::NotFound(format!("no user with email {email}")).into())
+            }
+            // Refused as `user` refuses another user, naming only what the caller gave.
+            _ => match actor.require_self_or_admin(email) {
+                Err(refused) => Err(refused),
+                Ok(()) => Err(CommandError::Forbidden(format!(
+                    "only {email} or an admin may do this"
+                ))),
+            },
+        }
+    }
+
+    /// For a login by email only (tsuru's `POST /users/{email}/tokens`): the name of the user
+    /// holding `email`, to hand to [`Commands::login`](crate::Commands::login), or `None`. It
+    /// asks for no caller (a login has none), so its answer must reach none: a caller told
+    /// which addresses are registered could list them. `login` answers a name that is no
+    /// user's as it answers a wrong password, after the same work, so a login by email says
+    /// no more than one by name.
+    pub async fn login_username(&self, email: &str) -> Result<Option<String>, CommandError> {
+        Ok(model::email_owner(&**self.client().await?, email).await?)
+    }
+
     pub async fn teams(
         &self,
         actor: &Actor,

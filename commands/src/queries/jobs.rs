@@ -10,7 +10,9 @@ use super::{Page, Queries};
 use crate::actor::Actor;
 use crate::error::CommandError;
 use bosun_domain::DomainError;
-use bosun_projections::read_models::jobs::{self as model, JobQuery, JobReaders, JobView};
+use bosun_projections::read_models::jobs::{
+    self as model, JobKind, JobOrder, JobQuery, JobReaders, JobView,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use tokio_postgres::GenericClient;
@@ -46,6 +48,22 @@ pub struct JobFilter {
     pub app: Option<String>,
     pub env: Option<String>,
     pub orchestration_id: Option<String>,
+    /// Submitted by this actor (a user's name).
+    pub created_by: Option<String>,
+    /// Named so (a role job's name, or any job's `name`).
+    pub name: Option<String>,
+    /// Of this kind only (`JobKind::Roles`: role jobs).
+    pub kind: Option<JobKind>,
+    /// Submitted by any of these users (none: by anyone; with `created_by`, both must hold).
+    pub created_by_any: Vec<String>,
+    /// In any of these statuses (none: in any; with `status`, both must hold).
+    pub statuses: Vec<String>,
+    /// Holding its name now (`true`: a role job whose name is not released), or not.
+    pub name_held: Option<bool>,
+    /// Its name or its submitter's name contains this text (case-sensitive).
+    pub name_or_creator_contains: Option<String>,
+    /// The order (default: newest first).
+    pub order: JobOrder,
 }
 
 /// Who submitted a job, as the metadata of its `JobSubmitted` event recorded the call: the
@@ -104,10 +122,43 @@ impl Queries {
             app: filter.app,
             env: filter.env,
             orchestration_id: filter.orchestration_id,
+            created_by: filter.created_by,
+            created_by_any: filter.created_by_any,
+            name: filter.name,
+            kind: filter.kind,
+            statuses: filter.statuses,
+            name_held: filter.name_held,
+            name_or_creator_contains: filter.name_or_creator_contains,
+            order: filter.order,
             limit: page.limit,
             offset: page.offset,
         };
         Ok(model::list(&**self.client().await?, &query).await?)
+    }
+
+    /// The role job of `owner`'s that holds the name `name` now, if `actor` may read it under
+    /// the rule of [`Queries::job`]. None if no job does (never submitted, or its name
+    /// released) and none if it is not `actor`'s to read: names are guessable, so whether
+    /// another's name is taken is not told (unlike a job's id, which is not).
+    pub async fn named_job(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        name: &str,
+    ) -> Result<Option<JobView>, CommandError> {
+        job_readers(actor)?;
+        let client = self.client().await?;
+        let Some(job_id) = model::named(&**client, owner, name).await? else {
+            return Ok(None);
+        };
+        match readable_job(&**client, actor, job_id).await {
+            Ok(job) => Ok(Some(job)),
+            // Not the actor's to read, or released between the two reads.
+            Err(CommandError::Forbidden(_) | CommandError::Domain(DomainError::NotFound(_))) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A job as `actor` may read it: 404 if there is none, 403 if it is not theirs to read.
@@ -263,6 +314,59 @@ mod tests {
             queries.job_submissions(&Actor::Anonymous, &ids).await,
             Err(CommandError::Unauthenticated)
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_named_job_is_the_role_job_holding_its_owners_name_for_its_readers() {
+        let config = bosun_eventstore::testing::fresh_database().await;
+        let store = bosun_eventstore::PgEventStore::open(&config).await.unwrap();
+        let projections = bosun_projections::Projections::new(bosun_projections::all());
+        projections.prepare(&config).await.unwrap();
+        let running = projections.start(store.clone(), &config).await.unwrap();
+        let commands = crate::Commands::new(store.clone(), running.freshness());
+        let queries = Queries::new(store);
+        let catalog: bosun_domain::jobs::Catalog = serde_json::from_value(
+            serde_json::json!({"ml": {"production": {"train": {"command": ["true"]}}}}),
+        )
+        .unwrap();
+        let (ann, bob) = (user("ann", false), user("bob", false));
+        let request = crate::SubmitRoleJob {
+            name: "train".into(),
+            roles: vec![crate::RoleRequest {
+                name: "w".into(),
+                instances: 1,
+                target: crate::RoleTarget::Task("ml/production/train".into()),
+            }],
+            image: None,
+            retry_count: 0,
+            variables: Default::default(),
+            timeout_seconds: None,
+            idempotency_key: None,
+        };
+        let origin = crate::Origin::default();
+        let crate::jobs::Submitted::Created(job, _) = commands
+            .submit_role_job(&ann, &origin, &catalog, Default::default(), request)
+            .await
+            .unwrap()
+        else {
+            panic!("a new job")
+        };
+        let named = queries.named_job(&ann, "ann", "train").await.unwrap();
+        assert_eq!(named.map(|j| j.id), Some(job.id));
+        assert_eq!(queries.named_job(&ann, "ann", "other").await.unwrap(), None);
+        assert_eq!(queries.named_job(&ann, "bob", "train").await.unwrap(), None);
+        // Under the rule of a job's read: not bob's, and not told to him that it exists.
+        assert_eq!(queries.named_job(&bob, "ann", "train").await.unwrap(), None);
+        commands
+            .release_job_name(&ann, &origin, job.id)
+            .await
+            .unwrap();
+        assert_eq!(queries.named_job(&ann, "ann", "train").await.unwrap(), None);
+        // The job itself stays.
+        assert_eq!(
+            queries.job(&ann, job.id).await.unwrap().status.as_str(),
+            "cancelled"
+        );
     }
 
     #[test]

@@ -26,11 +26,39 @@ use crate::actor::{Actor, Origin};
 use crate::apps::now;
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::runnables::{Digest, FilePath, RunnableCommand, RunnableEvent};
+use bosun_domain::runnables::{Digest, FilePath, Runnable, RunnableCommand, RunnableEvent};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::{EventStore, PgEventStore};
 use bosun_projections::read_models::runnables::children;
 use uuid::Uuid;
+
+/// The files and folders right under `path` in runnable `id`'s tree (as `state`), as
+/// [`Commands::runnable_files`] lists them: `None`, `""` or `/` its top, the file alone when
+/// `path` is one; 404 for a path that is neither a file nor a folder, 400 `path` for one that
+/// is not a path.
+pub(super) fn listing(
+    state: &Runnable,
+    id: Uuid,
+    path: Option<&str>,
+) -> Result<Vec<FileView>, CommandError> {
+    let under = match path {
+        None | Some("") | Some("/") => None,
+        Some(path) => Some(FilePath::parse(path)?),
+    };
+    let listed = children(
+        state
+            .files()
+            .values()
+            .map(|f| (f.path.as_str(), f.digest.as_str(), f.size)),
+        under.as_ref().map_or("", |p| p.as_str()),
+    );
+    if let (Some(under), true) = (&under, listed.is_empty()) {
+        return Err(
+            DomainError::NotFound(format!("no file or folder {under} in runnable {id}")).into(),
+        );
+    }
+    Ok(listed)
+}
 
 impl Commands<PgEventStore> {
     /// Writes `content` at `path` in runnable `id`'s tree: see the [module](self). Returns the
@@ -155,30 +183,14 @@ impl<S: EventStore> Commands<S> {
         let state = self
             .authorized_runnable(actor, id, RunnableAction::ReadFiles)
             .await?;
-        let under = match path {
-            None | Some("") | Some("/") => None,
-            Some(path) => Some(FilePath::parse(path)?),
-        };
-        let listed = children(
-            state
-                .files()
-                .values()
-                .map(|f| (f.path.as_str(), f.digest.as_str(), f.size)),
-            under.as_ref().map_or("", |p| p.as_str()),
-        );
-        if let (Some(under), true) = (&under, listed.is_empty()) {
-            return Err(DomainError::NotFound(format!(
-                "no file or folder {under} in runnable {id}"
-            ))
-            .into());
-        }
+        let listed = listing(&state, id, path)?;
         self.access_runnable(actor, origin, rules, id).await?;
         Ok(listed)
     }
 
     /// A read of runnable `id` by `actor`: `RunnableAccessed` from `origin` unless the last
     /// access is less than [`RunnableRules::access_every`] ago.
-    async fn access_runnable(
+    pub(super) async fn access_runnable(
         &self,
         actor: &Actor,
         origin: &Origin,

@@ -36,17 +36,24 @@
 //! Each handler's span records ids, paths and sizes, never a file's content.
 //!
 //! Starting, stopping and restarting one, and the sync a save of a running one waits for, are
-//! `runs.rs`'s.
+//! `runs.rs`'s (that sync may be asked for alone too). The whole tree at once (with the files'
+//! contents if asked), one entry of it, and changing a file's or folder's content and place in
+//! one append, are `tree.rs`'s; renaming a runnable and starting or stopping it in one append,
+//! `change.rs`'s (Runnable's APIs need them: `/compat/runnable`).
 //!
 //! Does not own: the rules of one runnable (domain), the blobs' table (`eventstore`), running a
 //! runnable's process (the runner).
 
+mod change;
 mod files;
 mod lifecycle;
 mod runs;
+mod tree;
 
 pub use bosun_projections::read_models::runnables::{FileView, ImageView, RunnableView};
+pub use change::RunnableChange;
 pub use lifecycle::CreateRoot;
+pub use tree::FileChange;
 
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;

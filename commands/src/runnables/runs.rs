@@ -165,8 +165,10 @@ impl<S: EventStore> Commands<S> {
     /// Before a save of runnable `id` by `actor` (allowed on it: 404, then 403): if a process
     /// of it runs, asks its node to sync the files back and waits for that, at most
     /// `rules.sync_wait`; 503 `sync_timeout` if no answer came in time, 503 `sync_lost` if the
-    /// run ended without its files synced. Nothing to wait for when nothing runs.
-    pub(crate) async fn sync_before_save(
+    /// run ended without its files synced. Nothing to wait for when nothing runs. Asked for
+    /// alone too (Runnable's `POST …/sync`, `/compat/runnable`): the files synced back now,
+    /// with no image made.
+    pub async fn sync_before_save(
         &self,
         actor: &Actor,
         origin: &Origin,

@@ -189,6 +189,60 @@ impl<S: EventStore> Commands<S> {
         .await
     }
 
+    /// Refuses, writing nothing, what unbinding every app from instance `instance` of
+    /// `service` and then removing it would refuse: the removal's rule (403 for the scope, 404
+    /// for an instance the caller does not see, 409 while a call to the service is pending),
+    /// then each bound app's unbind (404, then 403, for an app the caller does not manage).
+    /// For callers that unbind all then remove (tsuru 1.x's `unbindall`), so that a refusal
+    /// comes before the first unbind. Returns the bound apps, by name. A change between this
+    /// check and the calls that follow is refused by them, as ever.
+    #[tracing::instrument(skip_all, fields(actor = actor.name(), service = service, instance = instance))]
+    pub async fn check_removal_unbinding_all(
+        &self,
+        actor: &Actor,
+        service: &str,
+        instance: &str,
+    ) -> Result<Vec<String>, CommandError> {
+        actor.require(Scope::Write)?;
+        actor.require_registered()?;
+        let state = self.visible_instance(actor, service, instance).await?;
+        let (_, instance_name) = instance_names(service, instance)?;
+        let service_name = ServiceName::parse(service).map_err(|_| no_service(service))?;
+        // The removal's rule on the state as it is: only its apps may stand in its way.
+        match state.handle(InstanceCommand::RequestRemoval {
+            request_id: Uuid::nil(),
+            at: now(),
+        }) {
+            Ok(_)
+            | Err(DomainError::Conflict {
+                code: "instance_bound",
+                ..
+            }) => {}
+            Err(refused) => return Err(refused.into()),
+        }
+        let instance_ref = InstanceRef {
+            service: service_name,
+            instance: instance_name,
+        };
+        let mut apps = Vec::with_capacity(state.apps().len());
+        for app in state.apps() {
+            let app_state = self
+                .authorized_app(actor, app.as_str(), AppAction::Manage)
+                .await?;
+            require_may_unbind(
+                actor,
+                service,
+                instance,
+                app.as_str(),
+                &state,
+                &app_state,
+                &instance_ref,
+            )?;
+            apps.push(app.as_str().to_string());
+        }
+        Ok(apps)
+    }
+
     /// Records the intent to remove instance `instance` of service `service`: see the
     /// [module](self).
     #[tracing::instrument(skip_all, fields(actor = actor.name(), service = service, instance = instance))]

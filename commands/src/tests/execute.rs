@@ -62,6 +62,7 @@ pub(crate) fn submission(job_id: Uuid, created_by: &str) -> Submission {
         tasks: vec![],
         scheduled_for: None,
         restarted_from: None,
+        role_job: None,
     }
 }
 

@@ -3,13 +3,20 @@
 //! Lifecycle: `waiting → processing → success | error | warning | killed`, or
 //! `waiting → cancelled`. Only a waiting job can be cancelled or started, only a processing job
 //! can be killed, get output or finish, and a finished job never changes again.
+//!
+//! Its tasks: an orchestration job's run one by one, in order; a role job's (the instances of
+//! its roles, see `roles`) in any order and several at once, each started and ended once per
+//! attempt, and a failed attempt of a role job may run again (`JobRetried`, up to its
+//! `retry_count`), every task waiting again.
 
+use super::roles::{RoleJob, RoleRun};
 use super::variables::Variables;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::DomainError;
 use crate::orchestrations::Task;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +124,11 @@ pub struct Submission {
     /// The job this one runs again (`restart`), if it is a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_from: Option<Uuid>,
+    /// A role job's roles, image and retries (its `name` is its name, unique among its
+    /// submitter's role jobs; its `app`, `env`, `task` and `command` are empty); none for any
+    /// other job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_job: Option<Box<RoleJob>>,
 }
 
 /// What a job runs, as its submission planned it: what a worker reads to run it.
@@ -129,6 +141,8 @@ pub enum Plan {
         orchestration_id: String,
         tasks: Vec<PlannedTask>,
     },
+    /// A role job: every instance of its roles at once.
+    Roles(RoleRun),
 }
 
 /// The catalog task of a job of one task, with the job's variables and timeout.
@@ -147,6 +161,15 @@ pub struct CatalogRun {
 impl Plan {
     /// A job with an orchestration runs its tasks; any other its catalog task.
     pub fn of(submission: &Submission) -> Plan {
+        if let Some(role_job) = &submission.role_job {
+            return Plan::Roles(RoleRun {
+                name: submission.name.clone().unwrap_or_default(),
+                tasks: role_job.tasks(),
+                variables: submission.variables.clone(),
+                timeout_seconds: submission.timeout_seconds,
+                retry_count: role_job.retry_count,
+            });
+        }
         match &submission.orchestration_id {
             Some(id) => Plan::Orchestration {
                 orchestration_id: id.clone(),
@@ -220,6 +243,11 @@ pub enum JobEvent {
         exit_code: Option<i32>,
         diagnostics: Option<String>,
     },
+    /// A role job's failed attempt runs again: every task waits again. `retry` counts from 1.
+    JobRetried {
+        job_id: Uuid,
+        retry: u32,
+    },
     JobOutputAppended {
         job_id: Uuid,
         stream: OutputStream,
@@ -254,6 +282,7 @@ impl DomainEvent for JobEvent {
             JobEvent::JobOutputAppended { .. } => "JobOutputAppended",
             JobEvent::JobTaskStarted { .. } => "JobTaskStarted",
             JobEvent::JobTaskFinished { .. } => "JobTaskFinished",
+            JobEvent::JobRetried { .. } => "JobRetried",
             JobEvent::JobCancelled { .. } => "JobCancelled",
             JobEvent::JobKillRequested { .. } => "JobKillRequested",
             JobEvent::JobFinished { .. } => "JobFinished",
@@ -279,6 +308,8 @@ pub enum JobCommand {
         exit_code: Option<i32>,
         diagnostics: Option<String>,
     },
+    /// A role job's attempt failed: run every task again.
+    Retry,
     AppendOutput {
         stream: OutputStream,
         text: String,
@@ -311,11 +342,21 @@ pub struct Job {
     pub task_count: u32,
     pub running_task: Option<u32>,
     pub tasks_ended: u32,
+    /// A role job's tasks started and ended in this attempt.
+    pub started_tasks: BTreeSet<u32>,
+    pub ended_tasks: BTreeSet<u32>,
+    /// A role job's attempts run again so far.
+    pub retries: u32,
     /// What it runs, from its submission.
     pub plan: Option<Plan>,
 }
 
 impl Job {
+    /// Its tasks run at once (a role job's), rather than one by one in order.
+    pub fn parallel(&self) -> bool {
+        matches!(self.plan, Some(Plan::Roles(_)))
+    }
+
     fn require(&self, wanted: JobStatus, code: &'static str) -> Result<Uuid, DomainError> {
         let (Some(job_id), Some(status)) = (self.job_id, self.status) else {
             return Err(DomainError::NotFound("no such job".into()));
@@ -371,7 +412,17 @@ impl Aggregate for Job {
             }
             JobCommand::StartTask { index, pid } => {
                 let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
-                if self.running_task.is_some()
+                if self.parallel() {
+                    if index >= self.task_count
+                        || self.started_tasks.contains(&index)
+                        || self.ended_tasks.contains(&index)
+                    {
+                        return Err(DomainError::conflict(
+                            "task_out_of_order",
+                            format!("task {index} cannot start now: it has started already in this attempt, or there is no such task"),
+                        ));
+                    }
+                } else if self.running_task.is_some()
                     || index != self.tasks_ended
                     || index >= self.task_count
                 {
@@ -389,8 +440,12 @@ impl Aggregate for Job {
                 diagnostics,
             } => {
                 let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                let started = self.started_tasks.contains(&index);
+                let ended = self.ended_tasks.contains(&index);
                 let in_order = match status {
                     // A skipped task never started.
+                    TaskStatus::Skipped if self.parallel() => !started && !ended,
+                    _ if self.parallel() => started && !ended,
                     TaskStatus::Skipped => self.running_task.is_none() && index == self.tasks_ended,
                     _ => self.running_task == Some(index),
                 };
@@ -406,6 +461,40 @@ impl Aggregate for Job {
                     status,
                     exit_code,
                     diagnostics: diagnostics.map(storable),
+                }])
+            }
+            JobCommand::Retry => {
+                let job_id = self.require(JobStatus::Processing, "job_not_processing")?;
+                let Some(Plan::Roles(run)) = &self.plan else {
+                    return Err(DomainError::conflict(
+                        "job_not_retryable",
+                        "only a role job's attempt runs again",
+                    ));
+                };
+                if self.kill_requested {
+                    return Err(DomainError::conflict(
+                        "job_not_retryable",
+                        "a kill was requested: the job ends killed",
+                    ));
+                }
+                if self.ended_tasks.len() as u32 != self.task_count {
+                    return Err(DomainError::conflict(
+                        "job_not_retryable",
+                        "the attempt has tasks that have not ended",
+                    ));
+                }
+                if self.retries >= run.retry_count {
+                    return Err(DomainError::conflict(
+                        "job_not_retryable",
+                        format!(
+                            "the job has run again {} times, all its retry_count allows",
+                            self.retries
+                        ),
+                    ));
+                }
+                Ok(vec![JobEvent::JobRetried {
+                    job_id,
+                    retry: self.retries + 1,
                 }])
             }
             JobCommand::AppendOutput { stream, text, task } => {
@@ -460,13 +549,33 @@ impl Aggregate for Job {
                 self.created_by = Some(s.created_by.clone());
                 self.request_digest = s.request_digest.clone();
                 self.status = Some(JobStatus::Waiting);
-                self.task_count = s.tasks.len() as u32;
-                self.plan = Some(Plan::of(s));
+                let plan = Plan::of(s);
+                self.task_count = match &plan {
+                    Plan::Roles(run) => run.tasks.len() as u32,
+                    _ => s.tasks.len() as u32,
+                };
+                self.plan = Some(plan);
             }
-            JobEvent::JobTaskStarted { index, .. } => self.running_task = Some(*index),
-            JobEvent::JobTaskFinished { .. } => {
-                self.running_task = None;
+            JobEvent::JobTaskStarted { index, .. } => {
+                if self.parallel() {
+                    self.started_tasks.insert(*index);
+                } else {
+                    self.running_task = Some(*index);
+                }
+            }
+            JobEvent::JobTaskFinished { index, .. } => {
+                if self.parallel() {
+                    self.ended_tasks.insert(*index);
+                } else {
+                    self.running_task = None;
+                }
                 self.tasks_ended += 1;
+            }
+            JobEvent::JobRetried { retry, .. } => {
+                self.started_tasks.clear();
+                self.ended_tasks.clear();
+                self.tasks_ended = 0;
+                self.retries = *retry;
             }
             JobEvent::JobStarted { .. } => self.status = Some(JobStatus::Processing),
             JobEvent::JobOutputAppended { stream, text, .. } => match stream {
@@ -517,6 +626,7 @@ mod tests {
             tasks: vec![],
             scheduled_for: None,
             restarted_from: None,
+            role_job: None,
         }))
     }
 
@@ -954,6 +1064,248 @@ mod tests {
         given::<Job>(&[orchestration_job(2)])
             .when(start(0))
             .refused(not_in("job_not_processing", "waiting", "processing"));
+    }
+
+    /// A role job of roles `w` (`workers` instances of a catalog task) and `ps` (one command),
+    /// that may run again `retry_count` times.
+    fn role_job(workers: u32, retry_count: u32) -> JobEvent {
+        use crate::jobs::roles::{PlannedRole, Role, RoleTarget};
+        let JobEvent::JobSubmitted(mut s) = submitted() else {
+            unreachable!()
+        };
+        s.app.clear();
+        s.env.clear();
+        s.task.clear();
+        s.command.clear();
+        s.name = Some("train".into());
+        s.role_job = Some(Box::new(RoleJob {
+            roles: vec![
+                PlannedRole {
+                    role: Role {
+                        name: "w".into(),
+                        instances: workers,
+                        target: RoleTarget::Task("example/production/deploy".into()),
+                    },
+                    catalog_command: vec!["true".into()],
+                },
+                PlannedRole {
+                    role: Role {
+                        name: "ps".into(),
+                        instances: 1,
+                        target: RoleTarget::Command("echo hi".into()),
+                    },
+                    catalog_command: vec![],
+                },
+            ],
+            image: Some("ubuntu".into()),
+            retry_count,
+        }));
+        JobEvent::JobSubmitted(s)
+    }
+
+    fn task_finished(index: u32, status: TaskStatus) -> JobEvent {
+        JobEvent::JobTaskFinished {
+            job_id: Uuid::nil(),
+            index,
+            status,
+            exit_code: None,
+            diagnostics: None,
+        }
+    }
+
+    fn start_task(index: u32) -> JobCommand {
+        JobCommand::StartTask {
+            index,
+            pid: Some(9),
+        }
+    }
+
+    fn started_twice(index: u32) -> DomainError {
+        DomainError::conflict(
+            "task_out_of_order",
+            format!("task {index} cannot start now: it has started already in this attempt, or there is no such task"),
+        )
+    }
+
+    #[test]
+    fn a_role_job_plans_every_instance_of_its_roles_in_role_order() {
+        let job = state(&[role_job(2, 1)]);
+        assert_eq!(job.task_count, 3);
+        assert!(job.parallel());
+        let Some(Plan::Roles(run)) = job.plan else {
+            panic!("a role job's plan")
+        };
+        assert_eq!(run.name, "train");
+        assert_eq!(run.retry_count, 1);
+        let roles: Vec<_> = run
+            .tasks
+            .iter()
+            .map(|t| (t.index, t.role.as_str(), t.role_index, t.role_count))
+            .collect();
+        assert_eq!(roles, [(0, "w", 0, 2), (1, "w", 1, 2), (2, "ps", 0, 1)]);
+        assert!(!state(&[orchestration_job(2)]).parallel());
+        assert!(!state(&[submitted()]).parallel());
+    }
+
+    #[test]
+    fn a_role_jobs_tasks_start_in_any_order_and_several_at_once() {
+        let base = [role_job(2, 0), started()];
+        // The last first.
+        given::<Job>(&base)
+            .when(start_task(2))
+            .then(vec![task_started(2)]);
+        // While 2 and 0 run, 1 starts too.
+        let running = [role_job(2, 0), started(), task_started(2), task_started(0)];
+        given::<Job>(&running)
+            .when(start_task(1))
+            .then(vec![task_started(1)]);
+        // Any running one may end first; one that did not start may not end, but may be skipped.
+        given::<Job>(&running)
+            .when(finish_task(0, TaskStatus::Success))
+            .then(vec![task_finished(0, TaskStatus::Success)]);
+        given::<Job>(&running)
+            .when(finish_task(1, TaskStatus::Error))
+            .refused(out_of_order_end(1));
+        given::<Job>(&running)
+            .when(finish_task(1, TaskStatus::Skipped))
+            .then(vec![task_finished(1, TaskStatus::Skipped)]);
+        given::<Job>(&running)
+            .when(finish_task(0, TaskStatus::Skipped))
+            .refused(out_of_order_end(0));
+        // A waiting job runs no task.
+        given::<Job>(&[role_job(2, 0)])
+            .when(start_task(0))
+            .refused(not_in("job_not_processing", "waiting", "processing"));
+    }
+
+    #[test]
+    fn a_role_jobs_task_starts_and_ends_once_per_attempt() {
+        let ended = [
+            role_job(2, 0),
+            started(),
+            task_started(0),
+            task_finished(0, TaskStatus::Success),
+        ];
+        given::<Job>(&[role_job(2, 0), started(), task_started(0)])
+            .when(start_task(0))
+            .refused(started_twice(0));
+        given::<Job>(&ended)
+            .when(start_task(0))
+            .refused(started_twice(0));
+        given::<Job>(&ended)
+            .when(finish_task(0, TaskStatus::Success))
+            .refused(out_of_order_end(0));
+        // No task 3.
+        given::<Job>(&[role_job(2, 0), started()])
+            .when(start_task(3))
+            .refused(started_twice(3));
+    }
+
+    /// A role job of 1 worker and `ps` whose attempt ended: `w` failed, `ps` succeeded.
+    fn failed_attempt(retry_count: u32) -> Vec<JobEvent> {
+        vec![
+            role_job(1, retry_count),
+            started(),
+            task_started(0),
+            task_started(1),
+            task_finished(1, TaskStatus::Success),
+            task_finished(0, TaskStatus::Error),
+        ]
+    }
+
+    fn not_retryable(message: &str) -> DomainError {
+        DomainError::conflict("job_not_retryable", message.to_string())
+    }
+
+    #[test]
+    fn a_failed_attempt_runs_again_every_task_up_to_the_retry_count() {
+        let retried = JobEvent::JobRetried {
+            job_id: Uuid::nil(),
+            retry: 1,
+        };
+        given::<Job>(&failed_attempt(1))
+            .when(JobCommand::Retry)
+            .then(vec![retried.clone()]);
+        // Every task may start again.
+        let mut again = failed_attempt(1);
+        again.push(retried.clone());
+        assert_eq!(state(&again).retries, 1);
+        given::<Job>(&again)
+            .when(start_task(1))
+            .then(vec![task_started(1)]);
+        // Its second attempt failed too: no retry left.
+        again.extend([
+            task_started(0),
+            task_started(1),
+            task_finished(0, TaskStatus::Error),
+            task_finished(1, TaskStatus::Success),
+        ]);
+        given::<Job>(&again)
+            .when(JobCommand::Retry)
+            .refused(not_retryable(
+                "the job has run again 1 times, all its retry_count allows",
+            ));
+        given::<Job>(&failed_attempt(0))
+            .when(JobCommand::Retry)
+            .refused(not_retryable(
+                "the job has run again 0 times, all its retry_count allows",
+            ));
+    }
+
+    #[test]
+    fn an_attempt_runs_again_only_once_it_ended_and_no_kill_was_asked() {
+        let mut running = failed_attempt(3);
+        running.pop();
+        given::<Job>(&running)
+            .when(JobCommand::Retry)
+            .refused(not_retryable("the attempt has tasks that have not ended"));
+        let mut killed = failed_attempt(3);
+        killed.push(JobEvent::JobKillRequested {
+            job_id: Uuid::nil(),
+            reason: None,
+        });
+        given::<Job>(&killed)
+            .when(JobCommand::Retry)
+            .refused(not_retryable("a kill was requested: the job ends killed"));
+        // Only a role job retries.
+        given::<Job>(&[orchestration_job(0), started()])
+            .when(JobCommand::Retry)
+            .refused(not_retryable("only a role job's attempt runs again"));
+        let mut finished = failed_attempt(3);
+        finished.push(self::finished(FinalStatus::Error));
+        given::<Job>(&finished)
+            .when(JobCommand::Retry)
+            .refused(has_finished("error"));
+    }
+
+    #[test]
+    fn a_stored_role_submission_loads_and_is_written_back_as_it_was() {
+        let data = serde_json::json!({
+            "job_id": Uuid::nil(), "name": "train", "app": "", "env": "", "task": "",
+            "variables": {"A": "1"}, "command": [], "timeout_seconds": 60,
+            "notification_emails": [], "orchestration_id": null,
+            "initialized_by": "manual", "created_by": "ann",
+            "role_job": {
+                "roles": [
+                    {"name": "w", "instances": 2, "task": "example/production/deploy",
+                     "catalog_command": ["true"]},
+                    {"name": "ps", "instances": 1, "command": "echo hi"}
+                ],
+                "image": "ubuntu:22.04",
+                "retry_count": 2
+            }
+        });
+        let event: JobEvent = crate::decode("JobSubmitted", &data).unwrap();
+        assert_eq!(
+            crate::encode(&event).unwrap(),
+            ("JobSubmitted".to_string(), data)
+        );
+        let Some(Plan::Roles(run)) = state(&[event]).plan else {
+            panic!("a role job")
+        };
+        assert_eq!(run.tasks.len(), 3);
+        assert_eq!(run.timeout_seconds, Some(60));
+        assert_eq!(run.tasks[0].command, ["true"]);
     }
 
     #[test]

@@ -656,6 +656,12 @@ pub struct AppQuery {
     pub team: Option<String>,
     /// `?platform=`.
     pub platform: Option<String>,
+    /// Apps whose name holds this text.
+    pub name_contains: Option<String>,
+    /// Apps whose team owner is this team.
+    pub team_owner: Option<String>,
+    /// Apps this user owns.
+    pub owner: Option<String>,
 }
 
 /// A page of the apps (not removed) `query` selects, by name, without their units, and how many
@@ -685,6 +691,18 @@ pub async fn list(
     if let Some(platform) = &query.platform {
         next(&mut conditions, "platform = ?");
         params.push(platform);
+    }
+    if let Some(text) = &query.name_contains {
+        next(&mut conditions, "strpos(name, ?::TEXT) > 0");
+        params.push(text);
+    }
+    if let Some(team_owner) = &query.team_owner {
+        next(&mut conditions, "team_owner = ?");
+        params.push(team_owner);
+    }
+    if let Some(owner) = &query.owner {
+        next(&mut conditions, "owner = ?");
+        params.push(owner);
     }
     let filter = conditions.join(" AND ");
     let total: i64 = client
@@ -1133,11 +1151,30 @@ mod tests {
             team: Some("ops".into()),
             platform: Some("python".into()),
             only: Some("blog".into()),
+            name_contains: Some("lo".into()),
+            team_owner: Some(blog.team_owner.clone()),
+            owner: Some(blog.owner.clone()),
         };
         assert_eq!(
             list(&**client, &narrowed, page).await.unwrap(),
             (vec![blog.clone()], 1)
         );
+        for unmatched in [
+            AppQuery {
+                name_contains: Some("zz".into()),
+                ..AppQuery::default()
+            },
+            AppQuery {
+                team_owner: Some("nobody".into()),
+                ..AppQuery::default()
+            },
+            AppQuery {
+                owner: Some("nobody".into()),
+                ..AppQuery::default()
+            },
+        ] {
+            assert_eq!(list(&**client, &unmatched, page).await.unwrap().1, 0);
+        }
         let second = Page {
             limit: 1,
             offset: 1,

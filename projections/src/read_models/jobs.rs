@@ -1,9 +1,10 @@
 //! `jobs` and `job_output`: one row per job with its current state (what `GET /v1/jobs` shows and
 //! what workers claim from), and its output in the chunks it was appended in, each with its byte
-//! offset in its own stream and in the combined (interleaved) output.
+//! offset in its own stream and in the combined (interleaved) output. A role job's row also
+//! says whether it still holds its name (from the `jobname-` streams' `JobNameReleased`).
 
 use crate::projection::{Projection, Tables, Writes};
-use bosun_domain::jobs::{JobEvent, JobStatus, OutputStream};
+use bosun_domain::jobs::{JobEvent, JobNameEvent, JobStatus, OutputStream};
 use bosun_eventstore::{Filter, RecordedEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,7 +21,8 @@ impl Projection for Jobs {
 
     fn version(&self) -> i32 {
         // 3: a task's secret `component_url` shown redacted (`Task::component_url`).
-        3
+        // 4: role jobs (`roles`, `image`, `retry_count`, `retries`, `name_held`, their tasks).
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -28,7 +30,10 @@ impl Projection for Jobs {
     }
 
     fn filter(&self) -> Filter {
-        Filter::category("job")
+        Filter {
+            categories: vec!["job".into(), "jobname".into()],
+            ..Filter::default()
+        }
     }
 
     fn create(&self, tables: &Tables) -> String {
@@ -59,6 +64,11 @@ impl Projection for Jobs {
                 tasks            JSONB NOT NULL DEFAULT '[]',
                 scheduled_for    TIMESTAMPTZ,
                 notification_emails JSONB NOT NULL DEFAULT '[]',
+                roles            JSONB NOT NULL DEFAULT '[]',
+                image            TEXT,
+                retry_count      BIGINT NOT NULL DEFAULT 0,
+                retries          BIGINT NOT NULL DEFAULT 0,
+                name_held        BOOLEAN NOT NULL DEFAULT false,
                 version          BIGINT NOT NULL);
              CREATE TABLE {output} (
                 job_id          UUID NOT NULL,
@@ -79,11 +89,15 @@ impl Projection for Jobs {
             "CREATE INDEX ON {jobs} (created_at DESC);
              CREATE INDEX ON {jobs} (status, created_at);
              CREATE INDEX ON {jobs} (app, env, created_at DESC);
-             CREATE INDEX ON {jobs} (orchestration_id, created_at DESC);"
+             CREATE INDEX ON {jobs} (orchestration_id, created_at DESC);
+             CREATE INDEX ON {jobs} (created_by, name) WHERE name_held;"
         )
     }
 
     fn apply(&self, event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
+        if event.stream_id.category() == "jobname" {
+            return apply_name(event, tables, writes);
+        }
         let event_data: JobEvent = match bosun_domain::decode(&event.event_type, &event.data) {
             Ok(e) => e,
             Err(e) => {
@@ -100,9 +114,9 @@ impl Projection for Jobs {
                 format!(
                     "INSERT INTO {jobs} (job_id, name, app, env, task, variables, status, created_at, command,
                         orchestration_id, initialized_by, created_by, timeout_seconds, version,
-                        tasks, scheduled_for, notification_emails)
+                        tasks, scheduled_for, notification_emails, roles, image, retry_count, name_held)
                      VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, ''), $6, 'waiting', $7, $8,
-                        $9, $10, $11, $12, $13, $14, $15, $16)"
+                        $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ),
                 vec![
                     Box::new(s.job_id),
@@ -118,15 +132,28 @@ impl Projection for Jobs {
                     Box::new(s.created_by),
                     Box::new(s.timeout_seconds.map(|t| t as i64)),
                     Box::new(version),
-                    Box::new(Value::Array(
-                        s.tasks
+                    Box::new(Value::Array(match &s.role_job {
+                        Some(role_job) => role_job.tasks().iter().map(role_task_view).collect(),
+                        None => s
+                            .tasks
                             .iter()
                             .enumerate()
                             .map(|(index, t)| task_view(index, t))
                             .collect(),
-                    )),
+                    })),
                     Box::new(s.scheduled_for),
                     Box::new(serde_json::to_value(&s.notification_emails).unwrap_or(Value::Null)),
+                    Box::new(Value::Array(
+                        s.role_job
+                            .iter()
+                            .flat_map(|r| &r.roles)
+                            .map(|p| serde_json::to_value(&p.role).unwrap_or(Value::Null))
+                            .collect(),
+                    )),
+                    Box::new(s.role_job.as_ref().and_then(|r| r.image.clone())),
+                    Box::new(s.role_job.as_ref().map_or(0, |r| i64::from(r.retry_count))),
+                    // A role job is submitted with its name claimed, in the same append.
+                    Box::new(s.role_job.is_some()),
                 ],
             ),
             JobEvent::JobTaskStarted { job_id, index, pid } => writes.push(
@@ -165,6 +192,21 @@ impl Projection for Jobs {
                     Box::new(at),
                     Box::new(exit_code),
                     Box::new(diagnostics),
+                    Box::new(version),
+                ],
+            ),
+            JobEvent::JobRetried { job_id, retry } => writes.push(
+                format!(
+                    "UPDATE {jobs} SET retries = $2, version = $3,
+                        tasks = COALESCE((SELECT jsonb_agg(t || jsonb_build_object('status', 'waiting',
+                            'started_at', null, 'finished_at', null, 'pid', null, 'exit_code', null,
+                            'diagnostics', null) ORDER BY n)
+                            FROM jsonb_array_elements(tasks) WITH ORDINALITY AS e(t, n)), '[]')
+                     WHERE job_id = $1"
+                ),
+                vec![
+                    Box::new(job_id),
+                    Box::new(i64::from(retry)),
                     Box::new(version),
                 ],
             ),
@@ -259,6 +301,46 @@ impl Projection for Jobs {
     }
 }
 
+/// The writes of a job name's event: a released name is no longer its job's (the claim needs
+/// none: a role job's submission, in the same append, says it holds its name).
+fn apply_name(event: &RecordedEvent, tables: &Tables, writes: &mut Writes) {
+    let jobs = tables.name("jobs");
+    match bosun_domain::decode::<JobNameEvent>(&event.event_type, &event.data) {
+        Ok(JobNameEvent::JobNameClaimed { .. }) => {}
+        Ok(JobNameEvent::JobNameReleased { job_id }) => writes.push(
+            format!("UPDATE {jobs} SET name_held = false WHERE job_id = $1"),
+            vec![Box::new(job_id)],
+        ),
+        Err(e) => {
+            tracing::error!(position = event.position, error = %e, "jobs projection cannot read this job name event; skipped");
+        }
+    }
+}
+
+/// A role job's task (one instance of a role) as the job shows it, before it runs. A catalog
+/// task is its `component`, as an orchestration task's is (so the read rule of a registered
+/// app's jobs covers it).
+fn role_task_view(task: &bosun_domain::jobs::RoleTask) -> Value {
+    use bosun_domain::jobs::RoleTarget;
+    let (component, command) = match &task.target {
+        RoleTarget::Task(component) => (Some(component.as_str()), None),
+        RoleTarget::Command(command) => (None, Some(command.as_str())),
+    };
+    serde_json::json!({
+        "index": task.index,
+        "role": task.role,
+        "role_index": task.role_index,
+        "component": component,
+        "command": command,
+        "status": "waiting",
+        "started_at": null,
+        "finished_at": null,
+        "pid": null,
+        "exit_code": null,
+        "diagnostics": null,
+    })
+}
+
 /// A task of an orchestration job as the job shows it, before it runs.
 fn task_view(index: usize, planned: &bosun_domain::jobs::PlannedTask) -> Value {
     let t = &planned.task;
@@ -308,21 +390,69 @@ pub struct JobView {
     /// Output so far, in bytes, per stream.
     pub stdout_bytes: i64,
     pub stderr_bytes: i64,
-    /// An orchestration job's tasks and how each went.
+    /// An orchestration job's tasks, or a role job's (one per instance, in role order: `index`,
+    /// `role`, `role_index`, `component` or `command`), and how each went.
     pub tasks: Value,
     /// A scheduled run's cron slot.
     pub scheduled_for: Option<DateTime<Utc>>,
     pub notification_emails: Value,
     pub version: i64,
+    /// What the job is: `task` (one catalog task), `orchestration` or `roles`.
+    #[schema(value_type = String, example = "roles")]
+    pub kind: JobKind,
+    /// A role job's roles as submitted (`name`, `instances`, `task` or `command`); empty for
+    /// other jobs.
+    pub roles: Value,
+    /// A role job's image: recorded and shown, not used.
+    pub image: Option<String>,
+    /// How many times a role job's failed attempt runs again, and how many times it has.
+    pub retry_count: i64,
+    pub retries: i64,
+    /// Whether a role job still holds its name (until `DELETE /v1/jobs/{id}/name`).
+    pub name_held: bool,
 }
+
+/// What a job is, as its submission made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A job of one catalog task.
+    Task,
+    /// An orchestration's job.
+    Orchestration,
+    /// A role job: its roles' instances at once.
+    Roles,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Task => "task",
+            JobKind::Orchestration => "orchestration",
+            JobKind::Roles => "roles",
+        }
+    }
+
+    /// The kind named `text` (as [`as_str`](Self::as_str) writes it).
+    pub fn parse(text: &str) -> Option<Self> {
+        [JobKind::Task, JobKind::Orchestration, JobKind::Roles]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A job row `j`'s kind, in SQL (as [`JobKind::as_str`] writes it).
+const KIND: &str = "CASE WHEN jsonb_array_length(j.roles) > 0 THEN 'roles'
+    WHEN j.orchestration_id IS NOT NULL THEN 'orchestration' ELSE 'task' END";
 
 const COLUMNS: &str =
     "j.job_id, j.name, j.app, j.env, j.task, j.variables, j.status, j.created_at, j.started_at,
     j.finished_at, j.exit_code, j.pid, j.command, j.worker, j.diagnostics, j.orchestration_id,
     j.initialized_by, j.created_by, j.timeout_seconds, j.kill_requested, j.stdout_bytes,
-    j.stderr_bytes, j.version, j.tasks, j.scheduled_for, j.notification_emails";
+    j.stderr_bytes, j.version, j.tasks, j.scheduled_for, j.notification_emails,
+    j.roles, j.image, j.retry_count, j.retries, j.name_held, jsonb_array_length(j.roles) > 0";
 /// How many columns [`COLUMNS`] names.
-const COLUMN_COUNT: usize = 26;
+const COLUMN_COUNT: usize = 32;
 
 /// The `status` column, read as the enum it holds: a value this code does not know is an error,
 /// not a default.
@@ -372,6 +502,19 @@ fn view(r: &tokio_postgres::Row) -> Result<JobView, tokio_postgres::Error> {
         tasks: r.get(23),
         scheduled_for: r.get(24),
         notification_emails: r.get(25),
+        roles: r.get(26),
+        image: r.get(27),
+        retry_count: r.get(28),
+        retries: r.get(29),
+        name_held: r.get(30),
+        kind: match (
+            r.get::<_, bool>(31),
+            r.get::<_, Option<String>>(15).is_some(),
+        ) {
+            (true, _) => JobKind::Roles,
+            (false, true) => JobKind::Orchestration,
+            (false, false) => JobKind::Task,
+        },
     })
 }
 
@@ -443,8 +586,78 @@ pub struct JobQuery {
     pub app: Option<String>,
     pub env: Option<String>,
     pub orchestration_id: Option<String>,
+    /// Submitted by this actor (a user's name, `app:<name>` for an app's token).
+    pub created_by: Option<String>,
+    /// Submitted by any of these (none: by anyone).
+    pub created_by_any: Vec<String>,
+    pub name: Option<String>,
+    pub kind: Option<JobKind>,
+    /// In any of these statuses (none: in any).
+    pub statuses: Vec<String>,
+    /// Holding its name (`true`: a role job whose name is not released) or not.
+    pub name_held: Option<bool>,
+    /// Its name or its submitter's contains this text (case-sensitive).
+    pub name_or_creator_contains: Option<String>,
+    pub order: JobOrder,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// What a job list is sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobOrderField {
+    /// When it was submitted.
+    #[default]
+    CreatedAt,
+    Name,
+    CreatedBy,
+    /// Its status's name.
+    Status,
+    Retries,
+    /// How many tasks it has.
+    TaskCount,
+    /// When it finished (unfinished ones last when ascending, first when descending).
+    FinishedAt,
+}
+
+/// A job list's order: a field and a direction, then newest first. The default is newest
+/// first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobOrder {
+    pub field: JobOrderField,
+    pub ascending: bool,
+}
+
+impl Default for JobOrder {
+    fn default() -> Self {
+        JobOrder {
+            field: JobOrderField::CreatedAt,
+            ascending: false,
+        }
+    }
+}
+
+impl JobOrder {
+    /// The `ORDER BY` list for a job row `j` (constant text: no input reaches it).
+    fn sql(self) -> String {
+        let direction = if self.ascending { "ASC" } else { "DESC" };
+        let column = match self.field {
+            JobOrderField::CreatedAt => {
+                return if self.ascending {
+                    "j.created_at ASC, j.job_id DESC".to_string()
+                } else {
+                    "j.created_at DESC, j.job_id".to_string()
+                };
+            }
+            JobOrderField::Name => "j.name",
+            JobOrderField::CreatedBy => "j.created_by",
+            JobOrderField::Status => "j.status",
+            JobOrderField::Retries => "j.retries",
+            JobOrderField::TaskCount => "jsonb_array_length(j.tasks)",
+            JobOrderField::FinishedAt => "j.finished_at",
+        };
+        format!("{column} {direction}, j.created_at DESC, j.job_id")
+    }
 }
 
 /// Which jobs a caller may read. The rule itself (who gets which) is `commands`'; this is what it
@@ -524,11 +737,33 @@ pub async fn list(
         params.add(&query.env),
         params.add(&query.orchestration_id),
     );
+    let kind = query.kind.map(JobKind::as_str);
+    let (created_by, name, kind) = (
+        params.add(&query.created_by),
+        params.add(&query.name),
+        params.add(&kind),
+    );
+    let any = |list: &Vec<String>| (!list.is_empty()).then(|| list.clone());
+    let (created_by_any, statuses) = (any(&query.created_by_any), any(&query.statuses));
+    let (created_by_any, statuses, name_held, contains) = (
+        params.add(&created_by_any),
+        params.add(&statuses),
+        params.add(&query.name_held),
+        params.add(&query.name_or_creator_contains),
+    );
     let admitted = query.readers.condition(&mut params);
     let filter = format!(
         "({status}::text IS NULL OR j.status = {status}) AND ({app}::text IS NULL OR j.app = {app})
         AND ({env}::text IS NULL OR j.env = {env})
         AND ({orchestration}::text IS NULL OR j.orchestration_id = {orchestration})
+        AND ({created_by}::text IS NULL OR j.created_by = {created_by})
+        AND ({created_by_any}::text[] IS NULL OR j.created_by = ANY({created_by_any}))
+        AND ({name}::text IS NULL OR j.name = {name})
+        AND ({kind}::text IS NULL OR ({KIND}) = {kind})
+        AND ({statuses}::text[] IS NULL OR j.status = ANY({statuses}))
+        AND ({name_held}::boolean IS NULL OR j.name_held = {name_held})
+        AND ({contains}::text IS NULL OR strpos(j.name, {contains}) > 0
+             OR strpos(j.created_by, {contains}) > 0)
         AND ({admitted})"
     );
     let total: i64 = client
@@ -543,12 +778,29 @@ pub async fn list(
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM jobs j WHERE {filter}
-                 ORDER BY j.created_at DESC, j.job_id LIMIT {limit} OFFSET {offset}"
+                 ORDER BY {order} LIMIT {limit} OFFSET {offset}",
+                order = query.order.sql()
             ),
             &params.0,
         )
         .await?;
     Ok((rows.iter().map(view).collect::<Result<_, _>>()?, total))
+}
+
+/// The role job of `owner`'s that holds the name `name` now, if one does.
+pub async fn named(
+    client: &impl GenericClient,
+    owner: &str,
+    name: &str,
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT job_id FROM jobs WHERE created_by = $1 AND name = $2 AND name_held
+             ORDER BY created_at DESC LIMIT 1",
+            &[&owner, &name],
+        )
+        .await?
+        .map(|r| r.get(0)))
 }
 
 /// The teams of app `app` as the apps read model has them, if it is a registered app (created

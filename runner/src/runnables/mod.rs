@@ -13,7 +13,7 @@ mod reaper;
 pub(crate) mod run;
 pub mod sandbox;
 mod stream;
-mod tree;
+pub(crate) mod tree;
 
 pub use reaper::LOCK_KEY;
 pub use sandbox::{Limits, Sandbox, SandboxError, Sandboxed};

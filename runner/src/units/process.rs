@@ -336,6 +336,17 @@ pub(crate) async fn spawn_command(
     })
 }
 
+/// Starts `command` (already its own process group, with its parent-death signal set, as the
+/// runnables' sandbox's is) from the spawner thread, so its parent-death signal comes only when
+/// the server ends; for a process that is not a unit's (a role job's command).
+pub(crate) async fn spawn_outside_units(command: Command) -> std::io::Result<Child> {
+    let mut spawned = spawn_from_the_spawner(command).await?;
+    spawned
+        .0
+        .take()
+        .ok_or_else(|| std::io::Error::other("the process was not started"))
+}
+
 /// A process just started, on its way to the unit that asked for it: if it never gets there
 /// (the unit's task was cancelled meanwhile), its group is killed.
 struct Spawned(Option<Child>);

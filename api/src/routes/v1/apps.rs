@@ -86,6 +86,7 @@ pub async fn list(
     let filter = AppFilter {
         team: query.team,
         platform: query.platform,
+        ..AppFilter::default()
     };
     let (apps, total) = state.queries.apps(&caller.actor, filter, page).await?;
     Ok(listed(&apps, total))
@@ -178,7 +179,7 @@ pub async fn remove(
 
 /// 502 `service_unavailable`: the service of `instance` (`service/instance`) refused to unbind
 /// it from the app being removed, with what it said.
-fn unbind_refused(instance: &str, status: Option<u16>, message: &str) -> Problem {
+pub(crate) fn unbind_refused(instance: &str, status: Option<u16>, message: &str) -> Problem {
     let said = match status {
         Some(status) => format!("its service answered {status}: {message}"),
         None => format!("its service: {message}"),
@@ -191,7 +192,7 @@ fn unbind_refused(instance: &str, status: Option<u16>, message: &str) -> Problem
 }
 
 /// 409 `app_has_bindings`: the unbind of `instance` (`service/instance`) has no outcome yet.
-fn still_unbinding(instance: &str) -> Problem {
+pub(crate) fn still_unbinding(instance: &str) -> Problem {
     Problem::new(
         StatusCode::CONFLICT,
         "app_has_bindings",

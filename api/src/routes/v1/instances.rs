@@ -284,8 +284,9 @@ pub async fn unbind(
 }
 
 /// What became of an intent within the wait, once the read models hold it (`w`: the head of
-/// the log then, for `Bosun-Position`). A refusal is the 502.
-enum Outcome {
+/// the log then, for `Bosun-Position`). A refusal is the 502. (Crate-visible: the compat
+/// surfaces answer the same outcomes in their own shapes.)
+pub(crate) enum Outcome {
     /// The service did it. `env`: the names of the variables a bind set (none for the others).
     Done { env: Vec<String>, w: Written },
     /// No outcome yet (boxed: it holds the whole instance view).
@@ -295,9 +296,9 @@ enum Outcome {
 /// An intent without an outcome yet: the instance as the caller may read it (`None` for a
 /// caller who may act on the call but not read the instance: one who unbinds an app they
 /// manage).
-struct Pending {
-    view: Option<InstanceView>,
-    w: Written,
+pub(crate) struct Pending {
+    pub(crate) view: Option<InstanceView>,
+    pub(crate) w: Written,
 }
 
 impl Pending {
@@ -315,7 +316,11 @@ impl Pending {
 /// (a creation that failed, a removal done, recorded by the reactor meanwhile): then the
 /// recorded outcome is asked for again (at once, it is in) and answered instead, so a request
 /// whose intent did finish is never a 404.
-async fn outcome(state: &AppState, actor: &Actor, intent: &Intent) -> Result<Outcome, Problem> {
+pub(crate) async fn outcome(
+    state: &AppState,
+    actor: &Actor,
+    intent: &Intent,
+) -> Result<Outcome, Problem> {
     let w = match finish(state, intent.clone()).await? {
         Finished::Done { env, w } => return Ok(Outcome::Done { env, w }),
         Finished::Pending(w) => w,

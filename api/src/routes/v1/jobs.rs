@@ -1,4 +1,5 @@
-//! `/v1/jobs`: submit, list, read, follow the output of, cancel, kill and restart jobs.
+//! `/v1/jobs`: submit (a catalog task, or a role job: `roles`), list, read, follow the output of,
+//! cancel, kill, stop and restart jobs, and release a role job's name.
 
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
@@ -10,8 +11,8 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bosun_commands::jobs::{SubmitJob, Submitted};
 use bosun_commands::queries::{JobFilter, Page};
-use bosun_commands::Written;
-use bosun_projections::read_models::jobs::{self as model, JobView, OutputSelection};
+use bosun_commands::{RoleRequest, RoleTarget, SubmitRoleJob, Written};
+use bosun_projections::read_models::jobs::{self as model, JobKind, JobView, OutputSelection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,27 +24,142 @@ pub const OUTPUT_COMPLETE: HeaderName = HeaderName::from_static("bosun-output-co
 /// The most output one read returns; a client reads on from `Bosun-Output-Offset`.
 const OUTPUT_PAGE: i64 = 1024 * 1024;
 
+/// A job to run: a catalog task (`app`, `env`, `task`), or a role job (`name` and `roles`, with
+/// no `app`, `env` or `task`).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submit {
-    app: String,
-    env: String,
-    task: String,
+    /// The catalog task's (required unless `roles`).
+    app: Option<String>,
+    env: Option<String>,
+    task: Option<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    /// Free text; for a role job, its name (required): `[A-Za-z0-9._-]+` (no `~`: OpenPAI
+    /// names a user's job `user~name`), at most 64 characters, unique among the submitter's
+    /// role jobs holding their names.
     name: Option<String>,
     timeout_seconds: Option<u64>,
     #[serde(default)]
     wait: bool,
     #[serde(default)]
     notification_emails: Vec<String>,
+    /// A role job's roles: each instance of each runs at once, as a task of the job.
+    roles: Option<Vec<RoleBody>>,
+    /// A role job's image: recorded and shown, not used.
+    image: Option<String>,
+    /// How many times a role job's failed attempt runs again (every instance).
+    retry_count: Option<u32>,
+}
+
+/// A role of a role job: `instances` instances (default 1, at most 100) of a catalog task
+/// (`task: app/env/task`) or of a shell command (`command`, run with `sh -c` in the sandbox;
+/// refused with 400 `commands_not_allowed` unless the server has `compat.openpai.commands:
+/// sandbox`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// `[A-Za-z0-9_-]+`, at most 64 characters, distinct within the job.
+    name: String,
+    #[serde(default = "one")]
+    instances: u32,
+    task: Option<String>,
+    command: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a submission's body asks for.
+enum Asked {
+    Task(SubmitJob),
+    Roles(SubmitRoleJob),
+}
+
+impl Submit {
+    /// The body as one kind of job or the other; a field of the other kind is a 400 naming it.
+    fn asked(self, idempotency_key: Option<String>) -> Result<Asked, Problem> {
+        let Some(roles) = self.roles else {
+            if self.image.is_some() {
+                return Err(Problem::invalid_field(
+                    "image",
+                    "only a role job (roles) has one",
+                ));
+            }
+            if self.retry_count.is_some() {
+                return Err(Problem::invalid_field(
+                    "retry_count",
+                    "only a role job (roles) has one",
+                ));
+            }
+            let required = |value: Option<String>, field: &str| {
+                value.ok_or_else(|| {
+                    Problem::invalid_field(field, "required (or roles, for a role job)")
+                })
+            };
+            return Ok(Asked::Task(SubmitJob {
+                app: required(self.app, "app")?,
+                env: required(self.env, "env")?,
+                task: required(self.task, "task")?,
+                variables: self.variables,
+                name: self.name,
+                timeout_seconds: self.timeout_seconds,
+                notification_emails: self.notification_emails,
+                idempotency_key,
+            }));
+        };
+        for (field, given) in [
+            ("app", self.app.is_some()),
+            ("env", self.env.is_some()),
+            ("task", self.task.is_some()),
+            ("notification_emails", !self.notification_emails.is_empty()),
+        ] {
+            if given {
+                return Err(Problem::invalid_field(
+                    field,
+                    "a role job (roles) has none: each role names its task",
+                ));
+            }
+        }
+        let name = self
+            .name
+            .ok_or_else(|| Problem::invalid_field("name", "a role job's name is required"))?;
+        let mut requests = Vec::with_capacity(roles.len());
+        for (index, role) in roles.into_iter().enumerate() {
+            let target = match (role.task, role.command) {
+                (Some(task), None) => RoleTarget::Task(task),
+                (None, Some(command)) => RoleTarget::Command(command),
+                _ => {
+                    return Err(Problem::invalid_field(
+                        format!("roles[{index}]"),
+                        "exactly one of task (app/env/task) and command",
+                    ))
+                }
+            };
+            requests.push(RoleRequest {
+                name: role.name,
+                instances: role.instances,
+                target,
+            });
+        }
+        Ok(Asked::Roles(SubmitRoleJob {
+            name,
+            roles: requests,
+            image: self.image,
+            retry_count: self.retry_count.unwrap_or(0),
+            variables: self.variables,
+            timeout_seconds: self.timeout_seconds,
+            idempotency_key,
+        }))
+    }
 }
 
 /// `POST /v1/jobs`.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = Submit,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key and body within 24 h give the first job again (200); another body with it is a 409")),
     responses(
-        (status = 201, description = "the job, waiting for a worker (with `wait: true`: 200 with the finished job and its output)", body = JobView),
+        (status = 201, description = "the job, waiting for a worker (with `wait: true`: 200 with the finished job and its output). A role job (`roles`) whose name the submitter's role job holds is a 409 `job_name_taken`; a role's command where commands are off a 400 `commands_not_allowed`", body = JobView),
         (status = 200, description = "a retry with the same Idempotency-Key: the first job", body = JobView),
         (status = 202, description = "`wait: true` past the server's bound: the job as it is", body = JobView),
         Refusals),
@@ -65,24 +181,26 @@ pub async fn submit(
         ),
     };
     let wait = body.wait;
-    let submitted = state
-        .commands
-        .submit_job(
-            &caller.actor,
-            &origin,
-            &state.catalog,
-            SubmitJob {
-                app: body.app,
-                env: body.env,
-                task: body.task,
-                variables: body.variables,
-                name: body.name,
-                timeout_seconds: body.timeout_seconds,
-                notification_emails: body.notification_emails,
-                idempotency_key,
-            },
-        )
-        .await?;
+    let submitted = match body.asked(idempotency_key)? {
+        Asked::Task(request) => {
+            state
+                .commands
+                .submit_job(&caller.actor, &origin, &state.catalog, request)
+                .await?
+        }
+        Asked::Roles(request) => {
+            state
+                .commands
+                .submit_role_job(
+                    &caller.actor,
+                    &origin,
+                    &state.catalog,
+                    state.role_settings,
+                    request,
+                )
+                .await?
+        }
+    };
     let (job, w, status) = match submitted {
         Submitted::Created(job, w) => (job, w, StatusCode::CREATED),
         // A retry: the first job again (as it is now); 200, since this request created nothing.
@@ -194,6 +312,12 @@ pub struct ListQuery {
     app: Option<String>,
     env: Option<String>,
     orchestration_id: Option<String>,
+    /// Submitted by this user.
+    created_by: Option<String>,
+    /// Named so.
+    name: Option<String>,
+    /// `task`, `orchestration` or `roles`.
+    kind: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -229,11 +353,21 @@ pub async fn list(
         limit: limit(query.limit)?,
         offset: offset(query.offset)?,
     };
+    let kind = match query.kind.as_deref() {
+        None => None,
+        Some(kind) => Some(JobKind::parse(kind).ok_or_else(|| {
+            Problem::invalid_field("kind", "must be one of task, orchestration, roles")
+        })?),
+    };
     let filter = JobFilter {
         status: query.status,
         app: query.app,
         env: query.env,
         orchestration_id: query.orchestration_id,
+        created_by: query.created_by,
+        name: query.name,
+        kind,
+        ..JobFilter::default()
     };
     let (jobs, total) = state.queries.jobs(&caller.actor, filter, page).await?;
     Ok(listed(&jobs, total))
@@ -383,6 +517,44 @@ pub async fn kill(
     Ok(written(&state, StatusCode::ACCEPTED, Some(&job), w))
 }
 
+/// `POST /v1/jobs/{id}/stop`: 200 with the job, cancelled if it was waiting, or being killed if
+/// it was processing (it ends `killed`); 409 `job_finished` once it has finished.
+#[utoipa::path(post, path = "/v1/jobs/{id}/stop", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    request_body(content = Option<Reason>, description = "optional"),
+    responses((status = 200, description = "the job: cancelled, or its kill requested (every instance of a role job is killed)", body = JobView), Refusals),
+    security(("bearer" = [])))]
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<Reason>,
+) -> Result<Response, Problem> {
+    let (job, w) = state
+        .commands
+        .stop_job(&caller.actor, &origin, job_id(&id)?, body.reason)
+        .await?;
+    Ok(written(&state, StatusCode::OK, Some(&job), w))
+}
+
+/// `DELETE /v1/jobs/{id}/name`: 204; a role job's name is free again (the job stopped first if
+/// it had not finished); the job stays, as history.
+#[utoipa::path(delete, path = "/v1/jobs/{id}/name", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
+    responses((status = 204, description = "the name is free; 409 `job_not_named` for a job that is not a role job, `job_name_released` if it was released already"), Refusals),
+    security(("bearer" = [])))]
+pub async fn release_name(
+    State(state): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let w = state
+        .commands
+        .release_job_name(&caller.actor, &origin, job_id(&id)?)
+        .await?;
+    Ok(written::<()>(&state, StatusCode::NO_CONTENT, None, w))
+}
+
 /// `POST /v1/jobs/{id}/restart`: 201 with the new job that runs this one's task again; a job
 /// restarts once (a repeat answers 200 with that same new job, as an `Idempotency-Key` retry).
 #[utoipa::path(post, path = "/v1/jobs/{id}/restart", tag = "jobs", params(("id" = Uuid, Path, description = "the job's id")),
@@ -416,5 +588,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(output))
         .routes(routes!(cancel))
         .routes(routes!(kill))
+        .routes(routes!(stop))
+        .routes(routes!(release_name))
         .routes(routes!(restart))
 }
