@@ -11,8 +11,12 @@
 //! server's own layers); [`reshape_errors`] answers it in the shape of the surface its path is
 //! under, with the same status.
 
+pub mod form;
 pub mod keboola;
+pub mod openpai;
 pub mod pulsar;
+pub mod runnable;
+pub mod tsuru;
 
 use crate::problem::Problem;
 use crate::startup::AppState;
@@ -29,6 +33,10 @@ pub fn router() -> Router<AppState> {
         .nest("/compat/pulsar", pulsar::router())
         .route("/compat/pulsar/", axum::routing::get(pulsar::console))
         .nest("/compat/keboola", keboola::router())
+        .nest("/compat/openpai", openpai::router())
+        .nest("/compat/tsuru", tsuru::router())
+        .nest("/compat/runnable", runnable::router())
+        .route("/compat/runnable/", axum::routing::get(runnable::root))
 }
 
 /// How a surface answers a refusal, given the request's id (`Request-Id`).
@@ -38,6 +46,11 @@ type ErrorShape = fn(&Problem, Option<&str>) -> Response;
 const SURFACES: &[(&str, ErrorShape)] = &[
     ("/compat/pulsar", pulsar::error),
     ("/compat/keboola", keboola::error),
+    ("/compat/openpai/api/v1", openpai::coded_error),
+    ("/compat/openpai/api/v2", openpai::coded_error),
+    ("/compat/openpai", openpai::error),
+    ("/compat/tsuru", tsuru::error),
+    ("/compat/runnable", runnable::error),
 ];
 
 /// A refusal under `/compat/<system>`, answered in that system's error shape (the status and
