@@ -8,6 +8,7 @@
 mod app;
 pub mod receivers;
 pub mod service_api;
+pub mod tsuru;
 
 pub use app::{spawn_app, TestApp};
 
