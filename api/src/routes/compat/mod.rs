@@ -11,6 +11,7 @@
 //! server's own layers); [`reshape_errors`] answers it in the shape of the surface its path is
 //! under, with the same status.
 
+pub mod body;
 pub mod form;
 pub mod keboola;
 pub mod openpai;

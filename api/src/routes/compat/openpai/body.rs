@@ -17,10 +17,11 @@
 //! Owns: reading and decoding a body. Does not own: what its fields mean.
 
 use crate::problem::Problem;
+use crate::routes::compat::body::{self, refuse_nul, unsupported};
 use crate::routes::compat::form;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use serde_yaml::value::{Tag, TaggedValue};
@@ -63,48 +64,26 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
+/// [`body::media_type`]'s, and YAML; a body without a `Content-Type` is unlabelled (read by
+/// its look).
 fn media_type(request: &Request) -> Media {
-    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
+    let Some(essence) = body::content_type(request) else {
         return Media::Unlabelled;
     };
-    let essence = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
     match essence.as_str() {
-        "application/json" => Media::Json,
-        "application/x-www-form-urlencoded" => Media::Form,
         "text/yaml" | "text/x-yaml" | "application/yaml" | "application/x-yaml" => Media::Yaml,
-        other if other.starts_with("application/") && other.ends_with("+json") => Media::Json,
-        _ => Media::Other,
-    }
-}
-
-fn unsupported() -> Problem {
-    Problem::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "the body must be JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded)",
-    )
-}
-
-/// A NUL in any text of `value` is a 400 naming where: the log cannot store one.
-fn refuse_nul(value: &Value) -> Result<(), Problem> {
-    match bosun_eventstore::nul_at(value) {
-        Some(path) => Err(Problem::invalid_field(
-            path.trim_start_matches('.'),
-            "must not contain the NUL character (U+0000)",
-        )),
-        None => Ok(()),
+        other => match body::media_of(other) {
+            body::Media::Json => Media::Json,
+            body::Media::Form => Media::Form,
+            body::Media::Other => Media::Other,
+        },
     }
 }
 
 impl Body {
     /// Whether the body is empty (or only whitespace).
     pub fn is_empty(&self) -> bool {
-        self.bytes.iter().all(u8::is_ascii_whitespace)
+        body::is_blank(&self.bytes)
     }
 
     /// The body's fields: a JSON object or a form (none for an empty body, whatever its type).
@@ -120,13 +99,13 @@ impl Body {
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| matches!(b, b'{' | b'[' | b'"'));
         let fields = match self.media {
-            Media::Json if begins_as_json => json(&self.bytes)?,
+            Media::Json if begins_as_json => body::json_object(&self.bytes)?,
             // The seed's curl example: a form sent as JSON.
             Media::Json => form::parse(&self.bytes).map_err(|_| {
                 Problem::bad_request("the body is not valid JSON (nor a form)", vec![])
             })?,
             Media::Form => form::parse(&self.bytes)?,
-            Media::Unlabelled if begins_as_json => json(&self.bytes)?,
+            Media::Unlabelled if begins_as_json => body::json_object(&self.bytes)?,
             Media::Unlabelled => form::parse(&self.bytes)?,
             Media::Yaml | Media::Other => return Err(unsupported()),
         };
@@ -165,14 +144,7 @@ impl Body {
             ));
         };
         if let Some(path) = mapping_nul_at(&mapping, "") {
-            return Err(Problem::invalid_field(
-                if path.is_empty() {
-                    "body".to_string()
-                } else {
-                    path
-                },
-                "must not contain the NUL character (U+0000)",
-            ));
+            return Err(body::nul(if path.is_empty() { "body" } else { &path }));
         }
         Ok(mapping)
     }
@@ -318,20 +290,6 @@ impl<'de> Visitor<'de> for BoundedYaml<'_> {
             tag: Tag::new(tag),
             value,
         })))
-    }
-}
-
-fn json(body: &[u8]) -> Result<Map<String, Value>, Problem> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(Problem::bad_request(
-            "the body must be a JSON object",
-            vec![],
-        )),
-        Err(e) => Err(Problem::bad_request(
-            format!("the body is not valid JSON: {e}"),
-            vec![],
-        )),
     }
 }
 

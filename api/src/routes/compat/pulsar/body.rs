@@ -6,9 +6,8 @@
 //! `taskVariables`, and refuses any other `taskVariables…` name rather than drop it.
 
 use crate::problem::{FieldError, Problem};
-use axum::body::Bytes;
+use crate::routes::compat::body::{self, Media};
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
 use serde_json::{Map, Value};
 
 /// The body's fields; none for an empty body.
@@ -18,79 +17,19 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        let kind = media_type(&request);
-        let body = Bytes::from_request(request, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the body is too large",
-                )
-            } else {
-                Problem::bad_request(
-                    format!("the body cannot be read: {}", e.body_text()),
-                    vec![],
-                )
-            }
-        })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let kind = body::media_type(&request);
+        let bytes = crate::extract::read_body(request, state).await?;
+        if body::is_blank(&bytes) {
             return Ok(Fields(Map::new()));
         }
         let fields = match kind {
-            Media::Json => json(&body)?,
-            Media::Form => form(&body)?,
-            Media::Other => {
-                return Err(Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "the body must be JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded)",
-                ))
-            }
+            Media::Json => body::json_object(&bytes)?,
+            Media::Form => form(&bytes)?,
+            Media::Other => return Err(body::unsupported()),
         };
         // The log cannot store a NUL: refused here, naming the field, as /v1 does.
-        if let Some(path) = bosun_eventstore::nul_at(&Value::Object(fields.clone())) {
-            return Err(Problem::invalid_field(
-                path.trim_start_matches('.'),
-                "must not contain the NUL character (U+0000)",
-            ));
-        }
+        body::refuse_nul(&Value::Object(fields.clone()))?;
         Ok(Fields(fields))
-    }
-}
-
-enum Media {
-    Json,
-    Form,
-    Other,
-}
-
-fn media_type(request: &Request) -> Media {
-    let essence = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match essence.as_str() {
-        "application/json" => Media::Json,
-        "application/x-www-form-urlencoded" => Media::Form,
-        other if other.starts_with("application/") && other.ends_with("+json") => Media::Json,
-        _ => Media::Other,
-    }
-}
-
-fn json(body: &[u8]) -> Result<Map<String, Value>, Problem> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(Problem::bad_request(
-            "the body must be a JSON object",
-            vec![],
-        )),
-        Err(e) => Err(Problem::bad_request(
-            format!("the body is not valid JSON: {e}"),
-            vec![],
-        )),
     }
 }
 
@@ -200,12 +139,5 @@ mod tests {
         // Other names are the route's to read or ignore.
         let fields = form(b"task=t&other[x]=1").unwrap();
         assert_eq!(fields["other[x]"], "1");
-    }
-
-    #[test]
-    fn a_json_body_must_be_an_object() {
-        assert_eq!(json(b"[1]").unwrap_err().status, 400);
-        assert_eq!(json(b"{").unwrap_err().status, 400);
-        assert_eq!(json(br#"{"task": "x"}"#).unwrap()["task"], "x");
     }
 }

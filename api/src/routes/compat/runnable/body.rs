@@ -4,8 +4,9 @@
 //! `PUT`). An empty body has no fields. Does not decide what a field means (the routes do).
 
 use crate::problem::{FieldError, Problem};
+use crate::routes::compat::body;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 /// What the body came as.
@@ -29,8 +30,8 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let media = media_type(&request);
-        let body = crate::extract::read_body(request, state).await?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let bytes = crate::extract::read_body(request, state).await?;
+        if body::is_blank(&bytes) {
             return Ok(Fields {
                 media,
                 fields: Map::new(),
@@ -38,9 +39,10 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
         }
         let fields =
             match media {
-                Media::Json => json(&body)?,
-                Media::Form => form(&body)?,
+                Media::Json => body::json_object(&bytes)?,
+                Media::Form => form(&bytes)?,
                 Media::Multipart => Map::new(),
+                // Runnable's own words, not the shared `body::unsupported`.
                 Media::Other => return Err(Problem::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
@@ -48,12 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 )),
             };
         // The log cannot store a NUL: refused here, naming the field, as /v1 does.
-        if let Some(path) = bosun_eventstore::nul_at(&Value::Object(fields.clone())) {
-            return Err(Problem::invalid_field(
-                path.trim_start_matches('.'),
-                "must not contain the NUL character (U+0000)",
-            ));
-        }
+        body::refuse_nul(&Value::Object(fields.clone()))?;
         Ok(Fields { media, fields })
     }
 }
@@ -96,34 +93,16 @@ impl Fields {
     }
 }
 
+/// [`body::media_type`]'s, and `multipart/form-data` (Runnable's file uploads).
 fn media_type(request: &Request) -> Media {
-    let essence = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match essence.as_str() {
-        "application/json" => Media::Json,
-        "application/x-www-form-urlencoded" => Media::Form,
-        "multipart/form-data" => Media::Multipart,
-        other if other.starts_with("application/") && other.ends_with("+json") => Media::Json,
-        _ => Media::Other,
+    let essence = body::content_type(request).unwrap_or_default();
+    if essence == "multipart/form-data" {
+        return Media::Multipart;
     }
-}
-
-fn json(body: &[u8]) -> Result<Map<String, Value>, Problem> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(Problem::bad_request(
-            "the body must be a JSON object",
-            vec![],
-        )),
-        Err(e) => Err(Problem::bad_request(
-            format!("the body is not valid JSON: {e}"),
-            vec![],
-        )),
+    match body::media_of(&essence) {
+        body::Media::Json => Media::Json,
+        body::Media::Form => Media::Form,
+        body::Media::Other => Media::Other,
     }
 }
 

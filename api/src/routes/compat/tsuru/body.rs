@@ -14,8 +14,8 @@
 //! mean is the route's.
 
 use crate::problem::Problem;
+use crate::routes::compat::body::{self, nul};
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
 use serde_json::{Map, Value};
 
 /// A request body as sent.
@@ -38,11 +38,9 @@ pub async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Body, P
         Raw::Form(pairs) => return Ok(Body::Form(pairs)),
         Raw::Bytes(bytes) => bytes,
     };
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}"), vec![]))?;
-    if let Some(path) = bosun_eventstore::nul_at(&value) {
-        let field = path.trim_start_matches('.');
-        return Err(nul(if field.is_empty() { "body" } else { field }));
+    let value = body::json_value(&bytes)?;
+    if let Some(field) = body::nul_field(&value) {
+        return Err(nul(if field.is_empty() { "body" } else { &field }));
     }
     Ok(Body::Json(value))
 }
@@ -87,9 +85,9 @@ enum Raw {
 }
 
 async fn read_form_or_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Raw, Problem> {
-    let form = is_form(&request);
+    let form = body::media_type(&request) == body::Media::Form;
     let bytes = crate::extract::read_body(request, state).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if body::is_blank(&bytes) {
         return Ok(Raw::Empty);
     }
     if !form {
@@ -103,23 +101,6 @@ async fn read_form_or_bytes<S: Send + Sync>(request: Request, state: &S) -> Resu
         return Err(nul(key));
     }
     Ok(Raw::Form(pairs))
-}
-
-fn nul(field: &str) -> Problem {
-    Problem::invalid_field(field, "must not contain the NUL character (U+0000)")
-}
-
-/// `application/x-www-form-urlencoded`, whatever its parameters.
-fn is_form(request: &Request) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// A form's (or a query string's) pairs, in order.
@@ -314,6 +295,7 @@ impl Fields {
 mod tests {
     use super::*;
     use axum::body::Body as HttpBody;
+    use axum::http::header;
     use serde_json::json;
 
     async fn fields(content_type: Option<&str>, uri: &str, body: &str) -> Result<Fields, Problem> {
