@@ -68,7 +68,13 @@ fn python() -> &'static Path {
             );
         }
         let requirements = clients_dir().join("requirements.txt");
-        let wanted = std::fs::read(&requirements).expect("tests/clients/tsuru/requirements.txt");
+        let constraints = clients_dir().join("build-constraints.txt");
+        // Both files: a change to either makes the venv again.
+        let mut wanted =
+            std::fs::read(&requirements).expect("tests/clients/tsuru/requirements.txt");
+        wanted.extend(
+            std::fs::read(&constraints).expect("tests/clients/tsuru/build-constraints.txt"),
+        );
         let venv = venv_dir();
         let python = venv.join("bin/python");
         let installed = venv.join("installed-requirements.txt");
@@ -103,6 +109,9 @@ fn python() -> &'static Path {
             );
             run(
                 Command::new(&python)
+                    // pip applies it in the isolated environment tsuruclient's build runs in
+                    // (`-c` would not reach there).
+                    .env("PIP_CONSTRAINT", &constraints)
                     .args([
                         "-m",
                         "pip",

@@ -61,7 +61,8 @@ fn task_state(status: &str) -> &'static str {
         "processing" | "running" => "RUNNING",
         "success" | "succeeded" => "SUCCEEDED",
         "error" | "warning" | "failed" => "FAILED",
-        "killed" | "cancelled" | "stopped" => "STOPPED",
+        // A skipped instance never ran: stopped by a kill or by another instance's failure.
+        "killed" | "cancelled" | "stopped" | "skipped" => "STOPPED",
         _ => "UNKNOWN",
     }
 }
