@@ -79,6 +79,11 @@ impl Application {
             bosun_commands::healers::Healers::parse(&settings.healers, &settings.catalog)
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
         );
+        // Before the database: a port in use stops the start with nothing started (a managed
+        // PostgreSQL started first would be left running).
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", settings.listen))?;
         let database = Database::open(&settings).await?;
         let Core {
             store,
@@ -140,9 +145,6 @@ impl Application {
                 ),
             ),
         };
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", settings.listen))?;
         Ok(Application {
             listener,
             router: router(state),

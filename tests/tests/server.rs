@@ -718,3 +718,22 @@ fn bench_compat_prints_pulsar_jobs_per_second_against_v1_every_job_finished() {
     assert!(value > 0.0 && baseline > 0.0, "{line}");
     assert!((ratio - value / baseline).abs() < 0.02, "{line}");
 }
+
+#[test]
+fn a_port_in_use_stops_the_start_before_postgresql_or_any_data() {
+    let dir = work_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let address = taken.local_addr().expect("its address").to_string();
+    let out = bosun(dir.path(), &["serve"], &[("BOSUN_LISTEN", &address)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    // A managed PostgreSQL started before the bind would have made its data folder.
+    assert!(
+        !dir.path().join("bosun-data").exists(),
+        "nothing was started: {stderr}"
+    );
+}
