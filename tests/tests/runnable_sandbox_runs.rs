@@ -269,7 +269,12 @@ async fn a_stopped_runnable_keeps_the_files_its_process_wrote() {
 fn trees_left(work_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
     for node in std::fs::read_dir(work_dir).unwrap() {
-        let node = node.unwrap().path();
+        let node = node.unwrap();
+        // Role jobs' command folders (`<work_dir>/jobs/<node>`), not a runnables node folder.
+        if node.file_name() == "jobs" {
+            continue;
+        }
+        let node = node.path();
         for tree in std::fs::read_dir(&node).unwrap() {
             let tree = tree.unwrap();
             // Its lock is no tree.
