@@ -33,7 +33,8 @@ pub struct AppActor {
     app: String,
     token_id: Uuid,
     issued_by: String,
-    /// `app:<app>`, as events record it (no user name has a `:`).
+    /// `app:<app>`, as events record it (no user's name starts with `app:`: the only names
+    /// with a `:` are GitHub users', `github:<login>`).
     name: String,
 }
 

@@ -503,8 +503,9 @@ impl<S: EventStore> Commands<S> {
         if principal == app_actor_name(app) {
             return Ok(());
         }
-        // No user name has a `:`: `app:<other>` is another app's token.
-        if !principal.contains(':') {
+        // No user's name starts with `app:` (a GitHub user's is `github:<login>`): `app:<other>`
+        // is another app's token.
+        if !principal.starts_with(&app_actor_name("")) {
             let client = self.read_models().await?;
             if let Some(user) = identity_model::user(&**client, principal).await? {
                 if user.admin || user.teams.iter().any(|t| teams.contains(t)) {

@@ -84,7 +84,8 @@ impl<S: EventStore> Commands<S> {
         Ok(actor.username())
     }
 
-    /// Issues a token of app `app` (201 with its secret, shown this once).
+    /// Issues a token of app `app` (201 with its secret, shown this once). A GitHub user may
+    /// not (403 `github_user`): the token would outlive their GitHub sign-in.
     #[tracing::instrument(skip_all, fields(actor = actor.name(), app = app))]
     pub async fn issue_app_token(
         &self,
@@ -99,6 +100,9 @@ impl<S: EventStore> Commands<S> {
             ));
         };
         let username = Username::parse(issuer)?;
+        if username.is_github() {
+            return Err(super::tokens::github_user_token(&username).into());
+        }
         let (issued, written) = self
             .issue(
                 actor,
@@ -293,6 +297,23 @@ mod tests {
             Err(CommandError::Unauthenticated)
         ));
         assert_eq!(head(&log).await, before);
+    }
+
+    #[tokio::test]
+    async fn a_github_member_of_the_apps_team_issues_no_app_token() {
+        let (commands, log) = with_app().await;
+        let before = head(&log).await;
+        let refused = commands
+            .issue_app_token(&member("github:ann", "ops"), &origin(), "shop", request())
+            .await;
+        match refused {
+            Err(CommandError::Domain(DomainError::Forbidden { code, message })) => {
+                assert_eq!(code, Username::GITHUB_USER);
+                assert!(message.contains("sign in with GitHub"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(head(&log).await, before, "nothing written");
     }
 
     #[tokio::test]

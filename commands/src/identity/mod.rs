@@ -13,6 +13,7 @@ mod anonymous;
 mod app_tokens;
 mod backfill;
 mod bootstrap;
+mod github;
 mod keys;
 mod own_account;
 pub mod password_reset;

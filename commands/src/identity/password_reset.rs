@@ -739,4 +739,67 @@ mod tests {
         assert_eq!(stored(&commands).await, before);
         assert_eq!(outbox.len(), 0);
     }
+
+    #[tokio::test]
+    async fn a_github_user_asks_for_no_reset_and_uses_none_even_with_an_email() {
+        let commands = Commands::over(Flaky::default(), Freshness::none(), None);
+        // An email (an admin set it) and a reset token from before: still no reset.
+        let github_ann = Username::parse("github:ann").unwrap();
+        let past = vec![
+            UserEvent::UserRegistered {
+                username: github_ann.clone(),
+                email: Some(Email::parse("ann@example.org").unwrap()),
+                admin: false,
+                password_hash: PasswordHash(OLD_HASH.into()),
+                registered_from: None,
+            },
+            UserEvent::PasswordResetRequested {
+                username: github_ann.clone(),
+                digest: digest("bosun_known-token"),
+                expires_at: Utc::now() + chrono::Duration::hours(1),
+                requested_at: Some(Utc::now() - chrono::Duration::hours(1)),
+            },
+        ];
+        commands
+            .execute::<User>(
+                "github:ann",
+                &Actor::System("test"),
+                &Origin::default(),
+                |_| Ok(past.clone()),
+            )
+            .await
+            .unwrap();
+        let before = stored(&commands).await;
+        let outbox = Outbox::default();
+        let requested = commands
+            .request_password_reset(&Origin::default(), "github:ann", 60, outbox.send())
+            .await
+            .map(|_| ());
+        let used = commands
+            .reset_password(
+                &Origin::default(),
+                "github:ann",
+                "bosun_known-token",
+                outbox.send(),
+            )
+            .await
+            .map(|_| ());
+        for result in [requested, used] {
+            match result {
+                Err(ResetFailure::Refused(CommandError::Domain(DomainError::Forbidden {
+                    code,
+                    message,
+                }))) => {
+                    assert_eq!(code, Username::GITHUB_USER);
+                    assert!(
+                        message.contains("signs in through GitHub only"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(outbox.len(), 0, "no mail sent");
+        assert_eq!(stored(&commands).await, before, "nothing written");
+    }
 }

@@ -15,6 +15,17 @@ use uuid::Uuid;
 /// A login's token lives a day unless asked otherwise.
 pub const DEFAULT_SESSION_SECONDS: i64 = 86_400;
 
+/// The refusal of a token that would outlive GitHub user `username`'s sign-in (an API token,
+/// an app token): 403 `github_user`.
+pub(crate) fn github_user_token(username: &Username) -> DomainError {
+    DomainError::forbidden(
+        Username::GITHUB_USER,
+        format!(
+            "user {username} signs in through GitHub and may hold no token that outlives it: use your GitHub token or sign in with GitHub"
+        ),
+    )
+}
+
 /// A token just issued: the only time its secret is shown. Its `Debug` leaves the secret out.
 #[derive(Clone, Serialize)]
 pub struct IssuedToken {
@@ -70,8 +81,9 @@ impl<S: EventStore> Commands<S> {
         expires_in: Option<i64>,
     ) -> Result<(IssuedToken, Written), CommandError> {
         let hash = match Username::parse(username) {
-            // An anonymous user has no password: as if unknown.
-            Ok(name) if !name.is_anonymous() => {
+            // An anonymous user has no password, nor has a GitHub user (they sign in through
+            // GitHub only, whatever password their stream holds): as if unknown.
+            Ok(name) if !name.is_anonymous() && !name.is_github() => {
                 tracing::Span::current().record("username", name.as_str());
                 let client = self.read_models().await?;
                 model::password_hash(&**client, name.as_str()).await?
@@ -112,7 +124,9 @@ impl<S: EventStore> Commands<S> {
         Ok((issued, written))
     }
 
-    /// A long-lived API token for the caller, with at most the caller's token's scopes.
+    /// A long-lived API token for the caller, with at most the caller's token's scopes. A
+    /// GitHub user may not have one (403 `github_user`): their access lasts only while GitHub
+    /// vouches for them, so they use their GitHub token, or sign in with GitHub again.
     #[tracing::instrument(skip_all, fields(actor = actor.name()))]
     pub async fn issue_api_token(
         &self,
@@ -137,6 +151,9 @@ impl<S: EventStore> Commands<S> {
             ));
         }
         let username = Username::parse(username)?;
+        if username.is_github() {
+            return Err(github_user_token(&username).into());
+        }
         self.issue(
             actor,
             origin,
@@ -278,5 +295,38 @@ impl<S: EventStore> Commands<S> {
             )
             .await?;
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{commands, head, origin, user};
+
+    #[tokio::test]
+    async fn a_github_user_gets_no_api_token_and_others_do() {
+        let (commands, log) = commands();
+        let before = head(&log).await;
+        let request = || NewApiToken {
+            description: "ci".into(),
+            expires_in: None,
+            scopes: None,
+        };
+        let refused = commands
+            .issue_api_token(&user("github:ann"), &origin(), request())
+            .await;
+        match refused {
+            Err(CommandError::Domain(DomainError::Forbidden { code, message })) => {
+                assert_eq!(code, Username::GITHUB_USER);
+                assert!(message.contains("use your GitHub token"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(head(&log).await, before, "nothing written");
+        let (issued, _) = commands
+            .issue_api_token(&user("ann"), &origin(), request())
+            .await
+            .unwrap();
+        assert_eq!(issued.kind, TokenKind::Api);
     }
 }

@@ -41,6 +41,9 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<(model::UserView, Written), CommandError> {
         actor.require(Scope::Write)?;
         actor.require_admin()?;
+        // The user's stream lets a GitHub user's name through (for a GitHub sign-in): no admin
+        // registers one (the command line parses names as the log holds them).
+        Username::parse_new(user.username.as_str())?;
         let written = self.register(actor, origin, &user).await?;
         self.settle(written).await;
         Ok((self.user_view(user.username.as_str()).await?, written))
@@ -304,6 +307,13 @@ impl<S: EventStore> Commands<S> {
             ));
         }
         let (state, _) = self.load::<User>(username).await?;
+        if state.active && state.username.as_ref().is_some_and(Username::is_github) {
+            // A GitHub user has no password: the user's refusal (403 `github_user`), before
+            // any password is checked.
+            state.handle(UserCommand::ChangePassword {
+                password_hash: PasswordHash(String::new()),
+            })?;
+        }
         let current = state.password_hash.filter(|_| state.active).map(|h| h.0);
         if !verify_password(old, current).await {
             return Err(CommandError::Forbidden("the old password is wrong".into()));

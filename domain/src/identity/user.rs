@@ -156,7 +156,8 @@ pub enum EmailChange {
 #[derive(Clone, Debug)]
 pub enum UserCommand {
     /// The name and the email must be reserved for this user first. The name may not be an
-    /// anonymous user's nor a reserved one ([`Username::parse_new`]). `registered_from`: the
+    /// anonymous user's nor a reserved one ([`Username::parse_new`]); a GitHub user's
+    /// (`github:<login>`) passes, for a GitHub sign-in (the edges refuse it). `registered_from`: the
     /// anonymous user registering; if this user was registered from it already (a retry after a
     /// crash), the registration continues: only the password is set again.
     Register {
@@ -318,6 +319,22 @@ impl User {
         Ok(name)
     }
 
+    /// The active user's name, unless it is a GitHub user's (`github:<login>`): they sign in
+    /// through GitHub only, so a password of theirs (set, changed or reset) is refused 403
+    /// `github_user`.
+    fn password_holder(&self) -> Result<&Username, DomainError> {
+        let name = self.active_name()?;
+        if name.is_github() {
+            return Err(DomainError::forbidden(
+                Username::GITHUB_USER,
+                format!(
+                    "user {name} signs in through GitHub only: it has no password to set, change or reset"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
     /// Registered, not removed, and an admin.
     pub fn is_admin(&self) -> bool {
         self.active && self.admin
@@ -388,7 +405,12 @@ impl Aggregate for User {
                 password_hash,
                 registered_from,
             } => {
-                Username::parse_new(username.as_str())?;
+                // A GitHub user's name is no one's to register: only a GitHub sign-in makes one
+                // (every way to register checks `parse_new` at its edge), and it comes from no
+                // anonymous user.
+                if !username.is_github() || registered_from.is_some() {
+                    Username::parse_new(username.as_str())?;
+                }
                 if self.active {
                     let continued = registered_from.is_some()
                         && self.registered_from == registered_from
@@ -476,6 +498,9 @@ impl Aggregate for User {
                 admin_count,
             } => {
                 let name = self.active_name()?.clone();
+                if password_hash.is_some() {
+                    self.password_holder()?;
+                }
                 if password_hash.is_some()
                     || !matches!(email, EmailChange::Keep)
                     || admin == Some(true)
@@ -505,6 +530,7 @@ impl Aggregate for User {
                 Ok(events)
             }
             UserCommand::ChangePassword { password_hash } => {
+                self.password_holder()?;
                 let name = self.registered_name()?.clone();
                 Ok(vec![UserEvent::PasswordChanged {
                     username: name,
@@ -552,7 +578,7 @@ impl Aggregate for User {
                 expires_at,
                 now,
             } => {
-                let username = self.active_name()?.clone();
+                let username = self.password_holder()?.clone();
                 if self.email.is_none() {
                     return Err(no_email(&username));
                 }
@@ -576,7 +602,7 @@ impl Aggregate for User {
                 password_hash,
                 now,
             } => {
-                let username = self.active_name()?.clone();
+                let username = self.password_holder()?.clone();
                 let Some(token) = self.reset_token.as_ref().filter(|t| t.digest == digest) else {
                     return Err(DomainError::NotFound(format!(
                         "no such password reset token for user {username} (a newer request replaces every earlier token)"
@@ -1524,6 +1550,75 @@ mod tests {
                     format!("{reserved:?} is reserved: choose another name"),
                 ));
         }
+    }
+
+    #[test]
+    fn a_github_users_name_registers_only_from_no_anonymous_user() {
+        given::<User>(&[])
+            .when(register("github:ann", None))
+            .then(vec![registered("github:ann", None, false)]);
+        let from_anonymous = UserCommand::Register {
+            username: name("github:ann"),
+            email: None,
+            admin: false,
+            password_hash: hash(),
+            registered_from: Some(name(ANON)),
+        };
+        assert!(matches!(
+            given::<User>(&[]).state().handle(from_anonymous),
+            Err(DomainError::Invalid {
+                field: "username",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_github_user_has_no_password_to_set_change_or_reset() {
+        // Even one holding an email (an admin set it) and a reset token (from before).
+        let past = [
+            UserEvent::UserRegistered {
+                username: name("github:ann"),
+                email: Some(email("ann@example.org")),
+                admin: false,
+                password_hash: hash(),
+                registered_from: None,
+            },
+            UserEvent::PasswordResetRequested {
+                username: name("github:ann"),
+                digest: digest("a"),
+                expires_at: at(3600),
+                requested_at: Some(at(0)),
+            },
+        ];
+        let refusal = DomainError::forbidden(
+            Username::GITHUB_USER,
+            "user github:ann signs in through GitHub only: it has no password to set, change or reset",
+        );
+        for command in [
+            UserCommand::ChangePassword {
+                password_hash: hash(),
+            },
+            UserCommand::Update {
+                email: EmailChange::Keep,
+                admin: None,
+                password_hash: Some(hash()),
+                admin_count: 1,
+            },
+            request_reset_at("b", 120),
+            reset("a", 60),
+        ] {
+            given::<User>(&past).when(command).refused(refusal.clone());
+        }
+        // What is no password still changes.
+        given::<User>(&past)
+            .when(update_email(EmailChange::Clear))
+            .then(vec![UserEvent::UserUpdated {
+                username: name("github:ann"),
+                email: None,
+                email_cleared: true,
+                admin: None,
+            }]);
     }
 
     #[test]

@@ -22,8 +22,10 @@ fn parse_name(field: &'static str, value: &str) -> Result<String, DomainError> {
     Ok(value.to_string())
 }
 
-/// A user's name: `[_A-Za-z0-9]+`, at most 64 characters, or an anonymous user's generated
-/// `anon-<16 hex digits>`. It is also the id of the user's stream, `user-<name>`.
+/// A user's name: `[_A-Za-z0-9]+`, at most 64 characters, an anonymous user's generated
+/// `anon-<16 hex digits>`, or a GitHub user's `github:<login>` (made at their first sign-in
+/// with GitHub; see [`Username::github`]). It is also the id of the user's stream,
+/// `user-<name>`.
 ///
 /// A name keeps the case it was registered with (its stream, paths and tokens use it as is, so
 /// users registered before names were compared without case keep working), but two users'
@@ -35,6 +37,14 @@ pub struct Username(String);
 /// What an anonymous user's generated name starts with. The dash keeps it out of the names
 /// people register (`[_A-Za-z0-9]+`), so no one can register one.
 const ANONYMOUS_PREFIX: &str = "anon-";
+
+/// What a GitHub user's name starts with. The colon keeps it out of the names people register
+/// (`[_A-Za-z0-9]+`), so no one can register one; an app token's actor name (`app:<app>`) is
+/// no user's name either.
+const GITHUB_PREFIX: &str = "github:";
+
+/// The longest GitHub login (GitHub's own limit).
+const MAX_GITHUB_LOGIN: usize = 39;
 
 /// Names a person may not register: they read as someone else (`me` is the caller in
 /// `/v1/users/me`, `anonymous` the route that makes anonymous users).
@@ -48,7 +58,47 @@ impl Username {
         if is_anonymous_name(value) {
             return Ok(Username(value.to_string()));
         }
+        if let Some(login) = value.strip_prefix(GITHUB_PREFIX) {
+            check_github_login(login)?;
+            if login.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(DomainError::invalid(
+                    "username",
+                    format!(
+                        "a GitHub user's name is lowercase: {GITHUB_PREFIX}{}",
+                        login.to_ascii_lowercase()
+                    ),
+                ));
+            }
+            return Ok(Username(value.to_string()));
+        }
         parse_name("username", value).map(Username)
+    }
+
+    /// `github:` then the GitHub login `login`, lowercased (GitHub compares logins without
+    /// case): the user a GitHub sign-in acts as. A login is 1 to 39 letters, digits, dashes and
+    /// underscores (an Enterprise Managed User's is `<name>_<shortcode>`), neither starting nor
+    /// ending with a dash.
+    pub fn github(login: &str) -> Result<Username, DomainError> {
+        check_github_login(login)?;
+        Ok(Username(format!(
+            "{GITHUB_PREFIX}{}",
+            login.to_ascii_lowercase()
+        )))
+    }
+
+    /// The code (403) of the refusal of what a GitHub user may not have: a password (to set,
+    /// change or reset: they sign in through GitHub only) or a token that outlives their GitHub
+    /// sign-in (an API token, an app token).
+    pub const GITHUB_USER: &'static str = "github_user";
+
+    /// Whether this is a GitHub user's name (starts with `github:`).
+    pub fn is_github(&self) -> bool {
+        self.0.starts_with(GITHUB_PREFIX)
+    }
+
+    /// The GitHub login of a GitHub user's name (lowercased); `None` for any other name.
+    pub fn github_login(&self) -> Option<&str> {
+        self.0.strip_prefix(GITHUB_PREFIX)
     }
 
     /// A name a person registers: [`Username::parse`], less anonymous users' names and the
@@ -58,6 +108,15 @@ impl Username {
             return Err(DomainError::invalid(
                 "username",
                 "may not start with \"anon-\": such names are anonymous users'",
+            ));
+        }
+        if value
+            .get(..GITHUB_PREFIX.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(GITHUB_PREFIX))
+        {
+            return Err(DomainError::invalid(
+                "username",
+                "may not start with \"github:\": github: names are GitHub users' (made when they sign in with GitHub)",
             ));
         }
         let name = Username::parse(value)?;
@@ -93,6 +152,26 @@ impl Username {
     pub fn same_name_as(&self, other: &Username) -> bool {
         self.0.eq_ignore_ascii_case(&other.0)
     }
+}
+
+/// A GitHub login: 1 to 39 of `[A-Za-z0-9_-]` (`_` is in Enterprise Managed Users' logins,
+/// `<name>_<shortcode>`), neither first nor last a dash.
+fn check_github_login(login: &str) -> Result<(), DomainError> {
+    let valid = (1..=MAX_GITHUB_LOGIN).contains(&login.len())
+        && login
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !login.starts_with('-')
+        && !login.ends_with('-');
+    if !valid {
+        return Err(DomainError::invalid(
+            "username",
+            format!(
+                "a GitHub login is 1 to {MAX_GITHUB_LOGIN} letters, digits, dashes and underscores, neither starting nor ending with a dash"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `anon-` then exactly 16 lowercase hex digits.
@@ -450,6 +529,71 @@ mod tests {
         for good in ["ann", "anon_1", "meg", "anonymously"] {
             assert_eq!(Username::parse_new(good).unwrap().as_str(), good);
         }
+    }
+
+    #[test]
+    fn github_names_are_github_then_a_lowercased_login() {
+        let name = Username::github("Alice-Smith-2").unwrap();
+        assert_eq!(name.as_str(), "github:alice-smith-2");
+        assert!(name.is_github() && !name.is_anonymous());
+        assert_eq!(name.github_login(), Some("alice-smith-2"));
+        assert_eq!(Username::parse(name.as_str()).unwrap(), name);
+        assert_eq!(
+            Username::github(&"a".repeat(39)).unwrap().as_str().len(),
+            46
+        );
+        assert!(!Username::parse("ann").unwrap().is_github());
+        assert_eq!(Username::parse("ann").unwrap().github_login(), None);
+        // An Enterprise Managed User's login: `<name>_<shortcode>`.
+        assert_eq!(
+            Username::github("Ann_Acme").unwrap().as_str(),
+            "github:ann_acme"
+        );
+        assert!(Username::parse("github:ann_acme").is_ok());
+        for bad in [
+            "",
+            "-ann",
+            "ann-",
+            "a.b",
+            "a b",
+            "josé",
+            "a:b",
+            &"a".repeat(40),
+        ] {
+            assert!(Username::github(bad).is_err(), "accepted login {bad:?}");
+            assert!(
+                Username::parse(&format!("github:{bad}")).is_err(),
+                "accepted github:{bad:?}"
+            );
+        }
+        // The log holds the lowercased login: another case is refused, naming the right one.
+        match Username::parse("github:Alice") {
+            Err(DomainError::Invalid { message, .. }) => {
+                assert!(message.contains("github:alice"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in ["gitlab:ann", "github:", "GitHub:ann", "app:shop"] {
+            assert!(Username::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn no_one_registers_a_github_name() {
+        for bad in ["github:ann", "GITHUB:ann", "GitHub:Ann"] {
+            match Username::parse_new(bad) {
+                Err(DomainError::Invalid {
+                    field: "username",
+                    message,
+                }) => assert!(message.contains("GitHub users'"), "{message}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert_eq!(Username::parse_new("github").unwrap().as_str(), "github");
+        assert_eq!(
+            Username::parse_new("github_ann").unwrap().as_str(),
+            "github_ann"
+        );
     }
 
     #[test]
