@@ -1,6 +1,9 @@
 //! Who is calling: the token in `Authorization` (`Bearer <token>`, or pulsar's Basic form with
 //! the token as the user name and `x-oauth-basic` as the password), checked against the
 //! `identity` read model on every request, so an expiry or a revocation is in effect at once.
+//! With `auth.github`, a token that is not a Bosun token (`bosun_…`) is taken for a GitHub
+//! token if it looks like one ([`crate::github::looks_like_github_token`]; anything else is a
+//! 401 at once) and stands for the Bosun session token [`crate::github`] issues for it.
 
 use crate::problem::Problem;
 use crate::startup::{AppState, REQUEST_ID};
@@ -9,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use bosun_commands::identity::secrets::digest;
+use bosun_commands::identity::secrets::{digest, TOKEN_PREFIX};
 use bosun_commands::{Actor, AppActor, Origin};
 use bosun_domain::identity::Scopes;
 use bosun_projections::read_models::identity::{token_holder, TokenHolder};
@@ -27,7 +30,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let token = token_from_headers(&parts.headers)?
             .ok_or_else(|| Problem::unauthorized("no token: send Authorization: Bearer <token>"))?;
-        authenticate(state, &token).await
+        authenticate_from(state, &token, &origin_of(parts)).await
     }
 }
 
@@ -79,7 +82,9 @@ fn authorization(
     }
     let decoded = STANDARD.decode(rest).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    match decoded.split_once(':') {
+    // At the last colon: the token has none (Bosun's and GitHub's are URL-safe), and a user's
+    // name may (a GitHub user's, `github:<login>`).
+    match decoded.rsplit_once(':') {
         Some((token, "x-oauth-basic")) if !token.is_empty() => Ok(Some((token.to_string(), None))),
         Some((user, token)) if !user.is_empty() && !token.is_empty() => {
             Ok(Some((token.to_string(), Some(user.to_string()))))
@@ -90,7 +95,53 @@ fn authorization(
 
 /// The caller a token speaks for: 401 if it is unknown, expired or revoked, or its user is gone
 /// (an app token: its app is gone; it speaks for the app, not for the user who issued it).
+///
+/// With `auth.github`, a token that does not start with `bosun_` and looks like a GitHub token
+/// is one: it speaks for the session token of its GitHub user that
+/// [`crate::github::Github::session_token`] gives (403 `not_a_member`, `no_role`,
+/// `github_org_access` or `github_login`, 503 `github_unavailable`, 401 if GitHub does not
+/// take it). One that looks like neither is a 401, GitHub not asked.
+///
+/// The events a GitHub sign-in writes have no origin; [`authenticate_from`] gives them the
+/// request's.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Problem> {
+    authenticate_from(state, token, &Origin::default()).await
+}
+
+/// [`authenticate`], for a request from `origin` (the origin of the events a GitHub token's
+/// sign-in writes).
+pub async fn authenticate_from(
+    state: &AppState,
+    token: &str,
+    origin: &Origin,
+) -> Result<Caller, Problem> {
+    let Some(github) = state
+        .github
+        .as_ref()
+        .filter(|_| !token.starts_with(TOKEN_PREFIX))
+    else {
+        return authenticate_bosun(state, token).await;
+    };
+    if !crate::github::looks_like_github_token(token) {
+        return Err(Problem::unauthorized(
+            "the token is unknown, expired or revoked",
+        ));
+    }
+    let session = github.session_token(state, token, origin).await?;
+    match authenticate_bosun(state, &session).await {
+        Err(problem) if problem.status == 401 => {
+            // The session token no longer works (revoked by a logout, its user removed): a
+            // new one, checked with GitHub again.
+            github.forget_session(token, &session);
+            let session = github.session_token(state, token, origin).await?;
+            authenticate_bosun(state, &session).await
+        }
+        answer => answer,
+    }
+}
+
+/// [`authenticate`] of a Bosun token.
+async fn authenticate_bosun(state: &AppState, token: &str) -> Result<Caller, Problem> {
     let client = state.store.pool().get().await?;
     let holder = token_holder(&**client, &digest(token).0)
         .await?
@@ -120,23 +171,29 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &header::HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(512).collect::<String>())
-        };
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip().to_string());
-        Ok(RequestOrigin(Origin {
-            request_id: header(&REQUEST_ID),
-            correlation_id: header(&header::HeaderName::from_static("correlation-id")),
-            user_agent: header(&header::USER_AGENT),
-            source,
-        }))
+        Ok(RequestOrigin(origin_of(parts)))
+    }
+}
+
+/// Where the request of `parts` came from: its request and correlation ids, user agent (each
+/// at most 512 characters) and peer address.
+fn origin_of(parts: &Parts) -> Origin {
+    let header = |name: &header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(512).collect::<String>())
+    };
+    let source = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip().to_string());
+    Origin {
+        request_id: header(&REQUEST_ID),
+        correlation_id: header(&header::HeaderName::from_static("correlation-id")),
+        user_agent: header(&header::USER_AGENT),
+        source,
     }
 }
 
@@ -191,6 +248,11 @@ mod tests {
         assert_eq!(
             of(&basic("abc:x-oauth-basic")).unwrap(),
             Some(("abc".into(), None))
+        );
+        // A GitHub user's name has a colon: the token is after the last one.
+        assert_eq!(
+            of(&basic("github:alice:bosun_abc")).unwrap(),
+            Some(("bosun_abc".into(), Some("github:alice".into())))
         );
         for bad in [
             "abc".to_string(),

@@ -67,6 +67,257 @@ pub struct Settings {
     /// The compat surfaces' settings (`compat.openpai.commands`).
     #[serde(default)]
     pub compat: CompatSettings,
+    /// HTTPS (and WSS) on `listen` instead of plain HTTP: PEM files or a PKCS#12 bundle,
+    /// loaded and checked at start ([`crate::tls`]).
+    pub tls: Option<TlsSettings>,
+    /// Other ways to sign in than a Bosun password (`auth.github`).
+    #[serde(default)]
+    pub auth: AuthSettings,
+}
+
+/// `auth:`: sign-in through another system.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Sign-in with GitHub (the OAuth web flow at `/auth/github/login`, and GitHub tokens as
+    /// API tokens) for the members of one organization ([`crate::github`]).
+    pub github: Option<GithubSettings>,
+}
+
+/// `auth.github:`. Its keys are checked together once every source is in
+/// ([`GithubSettings::check`]), so each may come from the environment on its own
+/// (`BOSUN_AUTH__GITHUB__CLIENT_SECRET`). The client secret is a [`secrecy::SecretString`]:
+/// its Debug shows nothing of it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSettings {
+    /// The OAuth app's client id (required).
+    #[serde(default)]
+    pub client_id: String,
+    /// The OAuth app's client secret, or `client_secret_file`: exactly one of the two.
+    pub client_secret: Option<secrecy::SecretString>,
+    /// A file holding the client secret (one trailing newline is not part of it), read at start.
+    pub client_secret_file: Option<PathBuf>,
+    /// The GitHub organization whose members may sign in (required).
+    #[serde(default)]
+    pub org: String,
+    /// GitHub's web address (the OAuth pages): `https://github.com` unless GitHub Enterprise.
+    #[serde(default = "default_github_base_url")]
+    pub base_url: String,
+    /// GitHub's API: `https://api.github.com` unless GitHub Enterprise (`https://host/api/v3`).
+    #[serde(default = "default_github_api_url")]
+    pub api_url: String,
+    /// Who gets which scope; absent: every member of `org` gets `read` and `write`.
+    pub authorization: Option<GithubAuthorization>,
+    /// A Bosun team every GitHub user is put in when they sign in (made if missing).
+    pub team: Option<String>,
+    /// How long a GitHub token's check (and a refusal, at most 30 s of it) is trusted before
+    /// GitHub is asked again: default 60 s, 1 to 600.
+    #[serde(default = "default_github_cache_seconds")]
+    pub cache_seconds: u64,
+    /// How long a sign-in through the web flow lasts (its session token and cookie): default
+    /// 3600 s, 60 to 86400. A GitHub user is checked with GitHub again only when they sign in
+    /// again.
+    #[serde(default = "default_github_session_seconds")]
+    pub session_seconds: i64,
+    /// The OAuth callback URL, as registered with the OAuth app: an absolute http(s) URL ending
+    /// in `/auth/github/callback`, sent as given in the authorize redirect and the code
+    /// exchange. Absent: made from the request's `Host` (and the server's scheme) at the login.
+    pub redirect_uri: Option<String>,
+}
+
+/// `auth.github.authorization:`: GitHub logins of users or organizations. A member of `org`
+/// gets `read` if their login or one of their organizations is in `read`, `write` likewise;
+/// neither is had through the other.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubAuthorization {
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+fn default_github_base_url() -> String {
+    "https://github.com".into()
+}
+
+fn default_github_api_url() -> String {
+    "https://api.github.com".into()
+}
+
+fn default_github_cache_seconds() -> u64 {
+    60
+}
+
+fn default_github_session_seconds() -> i64 {
+    3600
+}
+
+/// Where GitHub sends a browser back to: the path every OAuth callback URL ends in.
+pub const GITHUB_CALLBACK_PATH: &str = "/auth/github/callback";
+
+/// Whether `value` is an OAuth callback URL Bosun serves: absolute http(s), with a host, ending
+/// in [`GITHUB_CALLBACK_PATH`], no query, fragment or credentials.
+pub fn check_github_redirect_uri(value: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(value).map_err(|e| format!("{value:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+        return Err(format!("{value:?} must be an http:// or https:// URL"));
+    }
+    if parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(format!(
+            "{value:?} may have no query, fragment or credentials"
+        ));
+    }
+    if !parsed.path().ends_with(GITHUB_CALLBACK_PATH) {
+        return Err(format!("{value:?} must end in {GITHUB_CALLBACK_PATH}"));
+    }
+    Ok(())
+}
+
+/// Whether `value` is a GitHub login (of a user or an organization): 1 to 39 letters, digits,
+/// dashes and underscores (Enterprise Managed Users'), neither first nor last a dash.
+fn is_github_login(value: &str) -> bool {
+    bosun_domain::identity::Username::github(value).is_ok()
+}
+
+impl GithubSettings {
+    /// The keys together: a client id, exactly one of `client_secret` and `client_secret_file`,
+    /// an organization, http(s) URLs, logins in `authorization`, a team name. An error names the
+    /// key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.client_id.trim().is_empty() {
+            return Err("auth.github.client_id: is required".into());
+        }
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "auth.github.client_secret: give client_secret or client_secret_file, not both"
+                        .into(),
+                )
+            }
+            (None, None) => {
+                return Err("auth.github.client_secret: is required (or client_secret_file)".into())
+            }
+            (Some(secret), None) if secrecy::ExposeSecret::expose_secret(secret).is_empty() => {
+                return Err("auth.github.client_secret: is empty".into())
+            }
+            _ => {}
+        }
+        if self.org.is_empty() {
+            return Err(
+                "auth.github.org: is required (the organization whose members may sign in)".into(),
+            );
+        }
+        if !is_github_login(&self.org) {
+            return Err(format!(
+                "auth.github.org: {:?} is not a GitHub organization's login",
+                self.org
+            ));
+        }
+        for (key, url) in [("base_url", &self.base_url), ("api_url", &self.api_url)] {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| format!("auth.github.{key}: {url:?} is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+                return Err(format!(
+                    "auth.github.{key}: {url:?} must be an http:// or https:// URL"
+                ));
+            }
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(format!(
+                    "auth.github.{key}: {url:?} may have no query or fragment"
+                ));
+            }
+        }
+        if let Some(authorization) = &self.authorization {
+            for (key, logins) in [
+                ("read", &authorization.read),
+                ("write", &authorization.write),
+            ] {
+                if let Some(bad) = logins.iter().find(|login| !is_github_login(login)) {
+                    return Err(format!(
+                        "auth.github.authorization.{key}: {bad:?} is not a GitHub login (of a user or an organization)"
+                    ));
+                }
+            }
+        }
+        if let Some(team) = &self.team {
+            bosun_domain::identity::TeamName::parse(team)
+                .map_err(|e| format!("auth.github.team: {team:?}: {e}"))?;
+        }
+        if !(1..=600).contains(&self.cache_seconds) {
+            return Err("auth.github.cache_seconds: must be 1 to 600".into());
+        }
+        if !(60..=86_400).contains(&self.session_seconds) {
+            return Err("auth.github.session_seconds: must be 60 to 86400".into());
+        }
+        if let Some(uri) = &self.redirect_uri {
+            check_github_redirect_uri(uri).map_err(|e| format!("auth.github.redirect_uri: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `tls:` either `{cert, key}` (PEM files: the chain in `cert`, leaf first; the key PKCS#8,
+/// PKCS#1 or SEC1) or `{pfx, passphrase_file?}` (a PKCS#12 bundle). Which of the two it is, is
+/// checked once every source is in ([`TlsSettings::form`]), so `BOSUN_TLS__CERT` and
+/// `BOSUN_TLS__KEY` may each be set on their own. Paths are as given (relative ones to the
+/// working directory, like `data_dir`'s).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub pfx: Option<PathBuf>,
+    /// A file holding the bundle's passphrase (one trailing newline is not part of it); none:
+    /// the bundle has an empty passphrase.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// The one form a [`TlsSettings`] is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsForm<'a> {
+    Pem {
+        cert: &'a Path,
+        key: &'a Path,
+    },
+    Pkcs12 {
+        pfx: &'a Path,
+        passphrase_file: Option<&'a Path>,
+    },
+}
+
+impl TlsSettings {
+    /// Its form; an error (naming the keys) unless it is exactly one of the two.
+    pub fn form(&self) -> Result<TlsForm<'_>, String> {
+        const EITHER: &str = "give either cert and key (PEM files) or pfx (a PKCS#12 bundle, with passphrase_file if it has a passphrase)";
+        match (
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            self.pfx.as_deref(),
+            self.passphrase_file.as_deref(),
+        ) {
+            (Some(cert), Some(key), None, None) => Ok(TlsForm::Pem { cert, key }),
+            (None, None, Some(pfx), passphrase_file) => Ok(TlsForm::Pkcs12 {
+                pfx,
+                passphrase_file,
+            }),
+            (_, _, Some(_), _) => Err(format!("tls: cert and key, or pfx, not both: {EITHER}")),
+            (Some(_), Some(_), None, Some(_)) => Err(
+                "tls.passphrase_file: goes with tls.pfx only (a PEM key is not encrypted)".into(),
+            ),
+            (Some(_), None, None, _) => Err("tls.key: is required with tls.cert".into()),
+            (None, Some(_), None, _) => Err("tls.cert: is required with tls.key".into()),
+            (None, None, None, Some(_)) => {
+                Err("tls.pfx: is required with tls.passphrase_file".into())
+            }
+            (None, None, None, None) => Err(format!("tls: {EITHER}")),
+        }
+    }
 }
 
 /// `compat:`: what the compatibility surfaces (and the native capabilities they map onto) allow.
@@ -641,6 +892,12 @@ impl Settings {
         // What one key says of another, once every source is in.
         bosun_commands::healers::Healers::parse(&settings.healers, &settings.catalog)
             .map_err(ConfigError::Invalid)?;
+        if let Some(tls) = &settings.tls {
+            tls.form().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(github) = &settings.auth.github {
+            github.check().map_err(ConfigError::Invalid)?;
+        }
         Ok(settings)
     }
 }
@@ -1359,5 +1616,111 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("identity.password_reset_ttl_seconds"), "{err}");
+    }
+
+    #[test]
+    fn github_sign_in_is_checked_whole_naming_the_key() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert!(s.auth.github.is_none());
+        let base = "auth:\n  github:\n    client_id: abc\n    org: My-Org\n";
+        let f = file(&format!("{base}    client_secret: sekrit-123\n"));
+        let s = Settings::from_sources(Some(f.path()), env(&[])).unwrap();
+        let github = s.auth.github.as_ref().expect("configured");
+        assert_eq!(github.base_url, "https://github.com");
+        assert_eq!(github.api_url, "https://api.github.com");
+        assert_eq!(github.cache_seconds, 60);
+        assert_eq!(github.session_seconds, 3600);
+        assert!(github.authorization.is_none() && github.team.is_none());
+        assert!(github.redirect_uri.is_none());
+        assert!(
+            !format!("{s:?}").contains("sekrit-123"),
+            "the secret is not printed"
+        );
+        // The secret may come from the environment on its own.
+        let f = file(base);
+        let s = Settings::from_sources(
+            Some(f.path()),
+            env(&[("BOSUN_AUTH__GITHUB__CLIENT_SECRET", "from-env")]),
+        )
+        .unwrap();
+        assert!(s.auth.github.unwrap().client_secret.is_some());
+        let full = format!(
+            "{base}    client_secret_file: /run/secret\n    base_url: http://127.0.0.1:9/\n    api_url: https://ghe.example/api/v3\n    authorization:\n      read: [alice, some-org, ann_acme]\n      write: [Bob]\n    team: github\n    cache_seconds: 5\n    session_seconds: 600\n    redirect_uri: https://bosun.example/prefix/auth/github/callback\n"
+        );
+        let s = Settings::from_sources(Some(file(&full).path()), env(&[])).unwrap();
+        let github = s.auth.github.unwrap();
+        assert_eq!(github.authorization.unwrap().write, ["Bob"]);
+        assert_eq!(github.team.as_deref(), Some("github"));
+        assert_eq!(github.session_seconds, 600);
+        assert_eq!(
+            github.redirect_uri.as_deref(),
+            Some("https://bosun.example/prefix/auth/github/callback")
+        );
+        for (yaml, named) in [
+            (base.to_string(), "auth.github.client_secret"),
+            (
+                format!("{base}    client_secret: a\n    client_secret_file: b\n"),
+                "not both",
+            ),
+            (
+                "auth:\n  github:\n    org: o\n    client_secret: s\n".to_string(),
+                "auth.github.client_id",
+            ),
+            (
+                "auth:\n  github:\n    client_id: c\n    client_secret: s\n".to_string(),
+                "auth.github.org",
+            ),
+            (
+                format!("{base}    client_secret: s\n    base_url: ftp://github.com\n"),
+                "auth.github.base_url",
+            ),
+            (
+                format!("{base}    client_secret: s\n    api_url: not a url\n"),
+                "auth.github.api_url",
+            ),
+            (
+                format!("{base}    client_secret: s\n    authorization:\n      read: [\"-bad\"]\n"),
+                "auth.github.authorization.read",
+            ),
+            (
+                format!("{base}    client_secret: s\n    team: \"two words\"\n"),
+                "auth.github.team",
+            ),
+            (
+                format!("{base}    client_secret: s\n    cache_seconds: 0\n"),
+                "auth.github.cache_seconds",
+            ),
+            (
+                format!("{base}    client_secret: s\n    session_seconds: 59\n"),
+                "auth.github.session_seconds",
+            ),
+            (
+                format!("{base}    client_secret: s\n    session_seconds: 86401\n"),
+                "auth.github.session_seconds",
+            ),
+            (
+                format!("{base}    client_secret: s\n    redirect_uri: https://b.example/callback\n"),
+                "auth.github.redirect_uri",
+            ),
+            (
+                format!("{base}    client_secret: s\n    redirect_uri: /auth/github/callback\n"),
+                "auth.github.redirect_uri",
+            ),
+            (
+                format!(
+                    "{base}    client_secret: s\n    redirect_uri: ftp://b.example/auth/github/callback\n"
+                ),
+                "auth.github.redirect_uri",
+            ),
+            (
+                format!("{base}    client_secret: s\n    scopes: [read]\n"),
+                "scopes",
+            ),
+        ] {
+            let err = Settings::from_sources(Some(file(&yaml).path()), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{yaml}: {err}");
+        }
     }
 }

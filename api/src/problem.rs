@@ -17,6 +17,10 @@ pub struct Problem {
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// A 503's `Retry-After` in seconds, when the cause says (GitHub's rate limit); 1 if not.
+    /// (Two bytes, so a `Problem` stays small enough to return by value.)
+    #[serde(skip)]
+    pub retry_after: Option<std::num::NonZeroU16>,
 }
 
 /// One offending field of a 400.
@@ -63,7 +67,15 @@ impl Problem {
             code,
             detail: Some(detail.into()),
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// This, answered with `Retry-After: <seconds>` (1 to 65535) if it is a 503.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        let seconds = u16::try_from(seconds).unwrap_or(u16::MAX);
+        self.retry_after = std::num::NonZeroU16::new(seconds.max(1));
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -181,6 +193,7 @@ impl From<bosun_eventstore::StoreError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after.map_or(1, std::num::NonZeroU16::get);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (
             status,
@@ -195,7 +208,7 @@ impl IntoResponse for Problem {
             // Every 503 is a passing condition: say when to try again.
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         }
         response
     }

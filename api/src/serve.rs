@@ -3,6 +3,11 @@
 //! the header read timeout is closed, so half-sent requests cannot hold connections forever.
 //! On shutdown it stops accepting, lets each connection finish its request (for at most
 //! [`DRAIN_LIMIT`]), and returns.
+//!
+//! With `tls` each connection first does the TLS handshake (within the same header read timeout:
+//! a client that never finishes it is dropped; one that speaks plain HTTP fails it and is
+//! closed), then the very same HTTP serving over the encrypted stream: HTTPS, and WSS for the
+//! WebSockets, on the one port.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -14,15 +19,19 @@ use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Serves `router` on `listener` until `shutdown` resolves and every connection has finished.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` resolves and every
+/// connection has finished.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     // Dropping `stop` asks every connection to finish; each holds a clone of `open` until done.
@@ -47,6 +56,7 @@ pub async fn serve(
             router: router.clone(),
             remote,
             header_read_timeout,
+            tls: tls.clone(),
         };
         let (stopping, open) = (stopping.clone(), all_closed.clone());
         tokio::spawn(async move {
@@ -75,6 +85,7 @@ struct Connection {
     router: Router,
     remote: SocketAddr,
     header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Connection {
@@ -84,6 +95,34 @@ impl Connection {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve_http(tcp, stopping).await;
+        };
+        let remote = self.remote;
+        let handshake = tokio::time::timeout(self.header_read_timeout, acceptor.accept(tcp));
+        let tls = tokio::select! {
+            handshaken = handshake => match handshaken {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "TLS handshake not finished within the header read timeout");
+                    return;
+                }
+            },
+            // Shutting down: a connection still in its handshake has no request to finish.
+            _ = stopping.changed() => return,
+        };
+        self.serve_http(tls, stopping).await;
+    }
+
+    /// HTTP/1 (with upgrades) over `io`, a TCP stream or a TLS stream over one.
+    async fn serve_http<IO>(self, io: IO, mut stopping: watch::Receiver<()>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let remote = self.remote;
         let service = self.router.map_request(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);
@@ -95,7 +134,7 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout);
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
             .with_upgrades();
         tokio::pin!(connection);
         tokio::select! {

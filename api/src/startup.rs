@@ -61,6 +61,11 @@ pub struct AppState {
     pub anonymous_limit: Arc<crate::rate_limit::RateLimit>,
     /// What role jobs' roles may run (`compat.openpai.commands`): `/v1/jobs` and OpenPAI's.
     pub role_settings: bosun_commands::RoleSettings,
+    /// Whether the server serves HTTPS (`tls`): the console's cookies are `Secure`, pulsar's
+    /// job `url` is `https://`.
+    pub https: bool,
+    /// GitHub sign-in (`auth.github`): the OAuth web flow, and GitHub tokens as API tokens.
+    pub github: Option<Arc<crate::github::Github>>,
 }
 
 pub struct Application {
@@ -70,6 +75,8 @@ pub struct Application {
     projections: Running,
     workers: Workers,
     header_read_timeout: std::time::Duration,
+    /// The TLS handshake of every connection, with `tls` configured.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
@@ -84,6 +91,24 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen): {e}", settings.listen))?;
+        // Before the database too: a certificate that cannot be served stops the start.
+        let tls = match &settings.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::load(tls).map_err(|e| {
+                    // A configuration error (exit status 2), as one found when reading it.
+                    anyhow::Error::new(crate::cli::UsageError(format!("configuration: {e}")))
+                })?,
+            )),
+            None => None,
+        };
+        // Before the database too: GitHub's settings (and its client secret's file) checked.
+        let github = match &settings.auth.github {
+            Some(github) => Some(Arc::new(
+                crate::github::Github::new(github)
+                    .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+            )),
+            None => None,
+        };
         let database = Database::open(&settings).await?;
         let Core {
             store,
@@ -132,6 +157,8 @@ impl Application {
             runnable_rules: settings.runnables.rules(),
             anonymous_token_seconds: settings.runnables.anonymous_token_ttl_seconds,
             role_settings: settings.compat.role_settings(),
+            https: tls.is_some(),
+            github,
             anonymous_limit: Arc::new(
                 crate::rate_limit::RateLimit::new(
                     settings.runnables.anonymous_per_address.count,
@@ -154,7 +181,13 @@ impl Application {
             header_read_timeout: std::time::Duration::from_secs(
                 settings.http.header_read_timeout_seconds,
             ),
+            tls,
         })
+    }
+
+    /// Whether it serves HTTPS (`tls`) rather than plain HTTP.
+    pub fn https(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -174,6 +207,7 @@ impl Application {
             self.listener,
             self.router,
             self.header_read_timeout,
+            self.tls,
             shutdown,
         )
         .await;
@@ -214,6 +248,12 @@ fn router(state: AppState) -> Router {
             count_requests,
         ))
         .layer(axum::middleware::from_fn(routes::compat::reshape_errors))
+        // Outermost of the app's layers (the last added is the first to run): the console's
+        // cookie becomes `Authorization` before anything reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::session::cookie_auth,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -16,6 +16,9 @@ pub struct TestApp {
     /// An admin client (the token the first start wrote).
     pub api: Api,
     pub address: SocketAddr,
+    /// `https` when it was configured with `tls`, else `http`: its URLs' scheme (an HTTPS app's
+    /// `api` does not trust its certificate unless the test's CA is the client's root).
+    pub scheme: &'static str,
     /// Its database (a fresh one of the test binary's PostgreSQL).
     database: DatabaseUrl,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -25,7 +28,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        format!("{}://{}{path}", self.scheme, self.address)
     }
 
     /// Its event store, opened anew past the API: to read the log as stored, or to append to
@@ -92,6 +95,11 @@ async fn build(
     settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.data_dir = dir.path().join("bosun-data");
     settings.database.url = Some(DatabaseUrl(database.0.clone()));
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("the application did not start: {e:#}"));
@@ -107,8 +115,9 @@ async fn build(
             .to_string()
     });
     TestApp {
-        api: Api::at(&format!("http://{address}"), &token),
+        api: Api::at(&format!("{scheme}://{address}"), &token),
         address,
+        scheme,
         database,
         stop: Some(stop),
         task: Some(task),

@@ -3,9 +3,11 @@
 //! port it listens on, stop it politely or kill it); and the one HTTP client of either
 //! ([`Api`]), with its refusal check ([`Api::refused`]: a problem body, [`Problem`]) and its
 //! check that nothing was written ([`LogHead`]). Real receivers of what Bosun sends out are in
-//! [`receivers`]; a real service API (tsuru's protocol) in [`service_api`].
+//! [`receivers`]; a real service API (tsuru's protocol) in [`service_api`]; a stand-in GitHub
+//! (OAuth and the API calls of GitHub sign-in) in [`github`].
 
 mod app;
+pub mod github;
 pub mod receivers;
 pub mod service_api;
 pub mod tsuru;

@@ -676,14 +676,17 @@ async fn the_tasks_of_an_app_and_env_are_listed_with_their_descriptions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_root_sends_its_users_to_the_job_list() {
+async fn the_root_sends_its_users_to_the_console() {
     let app = start_without_workers().await;
     let pulsar = Pulsar::anonymous(&app);
     for path in ["", "/"] {
         let answer = pulsar.get(path).await;
         assert_eq!(answer.status, StatusCode::FOUND, "{path:?}");
-        assert_eq!(answer.header("location"), "/compat/pulsar/jobs", "{path:?}");
+        assert_eq!(answer.header("location"), "/compat/pulsar/web", "{path:?}");
     }
+    let console = pulsar.get("/web").await;
+    assert_eq!(console.status, StatusCode::OK);
+    assert!(console.header("content-type").starts_with("text/html"));
 }
 
 // ---- Refusals ----

@@ -8,9 +8,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = ShutdownSignal::watch();
     let app = Application::build(settings).await?;
     let address = app.address();
-    tracing::info!(%address, "listening");
+    let scheme = if app.https() { "https" } else { "http" };
+    tracing::info!(%address, scheme, "listening");
     // On stdout, for people and for tests that started us on port 0.
-    println!("bosun listening on http://{address}");
+    println!("bosun listening on {scheme}://{address}");
     let _ = std::io::stdout().flush();
     app.run_until_stopped(shutdown.received()).await
 }

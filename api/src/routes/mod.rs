@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics::metrics))
         .merge(v1::router())
         .merge(compat::router())
+        .merge(crate::console::router())
+        .merge(crate::github::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

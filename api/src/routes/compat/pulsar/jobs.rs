@@ -33,12 +33,13 @@ struct Created {
     data: Option<PulsarJob>,
 }
 
-/// `url`: `http://<Host>/web#job/<id>` as pulsar built it from the request (the scheme the server
-/// serves: http), or the bare path for a request with no `Host`.
-fn created(headers: &HeaderMap, id: Uuid) -> Created {
+/// `url`: `http://<Host>/web#job/<id>` as pulsar built it from the request (`https://` when the
+/// server serves HTTPS, `tls`), or the bare path for a request with no `Host`.
+fn created(headers: &HeaderMap, https: bool, id: Uuid) -> Created {
     let path = format!("/web#job/{id}");
+    let scheme = if https { "https" } else { "http" };
     let url = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) if !host.is_empty() => format!("http://{host}{path}"),
+        Some(host) if !host.is_empty() => format!("{scheme}://{host}{path}"),
         _ => path,
     };
     Created {
@@ -147,7 +148,7 @@ pub async fn create(
         // Only a request with an Idempotency-Key finds an earlier job, and this has none.
         Submitted::Existing(job) => (job, Written::default()),
     };
-    let mut answer = created(&headers, job.id);
+    let mut answer = created(&headers, state.https, job.id);
     if !request.wait {
         return Ok(written(&state, StatusCode::OK, Some(&answer), w));
     }
@@ -228,7 +229,7 @@ pub async fn restart(
     Ok(written(
         &state,
         StatusCode::OK,
-        Some(&created(&headers, job.id)),
+        Some(&created(&headers, state.https, job.id)),
         w,
     ))
 }
@@ -431,9 +432,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("ci.example:8080"));
         assert_eq!(
-            created(&headers, id).url,
+            created(&headers, false, id).url,
             format!("http://ci.example:8080/web#job/{id}")
         );
-        assert_eq!(created(&HeaderMap::new(), id).url, format!("/web#job/{id}"));
+        assert_eq!(
+            created(&headers, true, id).url,
+            format!("https://ci.example:8080/web#job/{id}")
+        );
+        assert_eq!(
+            created(&HeaderMap::new(), false, id).url,
+            format!("/web#job/{id}")
+        );
     }
 }

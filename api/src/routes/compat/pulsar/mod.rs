@@ -46,13 +46,13 @@ async fn fallback(OriginalUri(uri): OriginalUri) -> Problem {
 }
 
 /// `GET /compat/pulsar` and `GET /compat/pulsar/` (routed beside the nest, which cannot route
-/// the slash): pulsar sent its users to its web page of jobs. Until Bosun's web console exists
-/// this is the job list; issue 17 points it at the console's job list.
+/// the slash): pulsar sent its users to its web page of jobs; here, to Bosun's web console
+/// (served at `/compat/pulsar/web` as at `/web`).
 pub async fn console() -> Response {
     // 302, as Express's `res.redirect`.
     (
         StatusCode::FOUND,
-        [(header::LOCATION, "/compat/pulsar/jobs")],
+        [(header::LOCATION, "/compat/pulsar/web")],
     )
         .into_response()
 }
