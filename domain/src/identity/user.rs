@@ -157,9 +157,10 @@ pub enum EmailChange {
 pub enum UserCommand {
     /// The name and the email must be reserved for this user first. The name may not be an
     /// anonymous user's nor a reserved one ([`Username::parse_new`]); a GitHub user's
-    /// (`github:<login>`) passes, for a GitHub sign-in (the edges refuse it). `registered_from`: the
-    /// anonymous user registering; if this user was registered from it already (a retry after a
-    /// crash), the registration continues: only the password is set again.
+    /// (`github:<login>`) passes, for a GitHub sign-in (the edges refuse it), but never as an
+    /// admin (403 [`Username::GITHUB_USER`]). `registered_from`: the anonymous user registering;
+    /// if this user was registered from it already (a retry after a crash), the registration
+    /// continues: only the password is set again.
     Register {
         username: Username,
         email: Option<Email>,
@@ -191,7 +192,8 @@ pub enum UserCommand {
         registered_as: Username,
     },
     /// A new email must be reserved for this user first. `admin_count`: the admins that can be
-    /// counted on, this user included.
+    /// counted on, this user included. A GitHub user is never made an admin (403
+    /// [`Username::GITHUB_USER`]; `admin: Some(false)` is fine).
     Update {
         email: EmailChange,
         admin: Option<bool>,
@@ -384,6 +386,18 @@ fn no_email(name: &Username) -> DomainError {
     )
 }
 
+/// The refusal of making the GitHub user `name` (`github:<login>`) an admin: its rights come
+/// from the `authorization` lists of GitHub users and orgs, at every sign-in, never from the
+/// admin flag (403 [`Username::GITHUB_USER`] at the API).
+fn github_user_admin(name: &Username) -> DomainError {
+    DomainError::forbidden(
+        Username::GITHUB_USER,
+        format!(
+            "user {name} is a GitHub user: its rights come from GitHub's lists, it cannot be an admin"
+        ),
+    )
+}
+
 pub(crate) fn last_admin() -> DomainError {
     DomainError::conflict(
         "last_admin",
@@ -410,6 +424,9 @@ impl Aggregate for User {
                 // anonymous user.
                 if !username.is_github() || registered_from.is_some() {
                     Username::parse_new(username.as_str())?;
+                }
+                if admin && username.is_github() {
+                    return Err(github_user_admin(&username));
                 }
                 if self.active {
                     let continued = registered_from.is_some()
@@ -500,6 +517,10 @@ impl Aggregate for User {
                 let name = self.active_name()?.clone();
                 if password_hash.is_some() {
                     self.password_holder()?;
+                }
+                // Only promoting one: `admin: Some(false)` stays fine.
+                if admin == Some(true) && name.is_github() {
+                    return Err(github_user_admin(&name));
                 }
                 if password_hash.is_some()
                     || !matches!(email, EmailChange::Keep)
@@ -1619,6 +1640,67 @@ mod tests {
                 email_cleared: true,
                 admin: None,
             }]);
+    }
+
+    #[test]
+    fn a_github_user_is_never_made_an_admin() {
+        let past = [registered("github:ann", Some("ann@example.org"), false)];
+        let refusal = DomainError::forbidden(
+            Username::GITHUB_USER,
+            "user github:ann is a GitHub user: its rights come from GitHub's lists, it cannot be an admin",
+        );
+        // Alone or with another change, which is then not made either.
+        for email in [EmailChange::Keep, set_email("new@example.org")] {
+            given::<User>(&past)
+                .when(UserCommand::Update {
+                    email,
+                    admin: Some(true),
+                    password_hash: None,
+                    admin_count: 2,
+                })
+                .refused(refusal.clone());
+        }
+        // Nor registered as one.
+        given::<User>(&[])
+            .when(UserCommand::Register {
+                username: name("github:ann"),
+                email: None,
+                admin: true,
+                password_hash: hash(),
+                registered_from: None,
+            })
+            .refused(refusal);
+        // `admin: false` stays fine: nothing to write for a user who is no admin…
+        given::<User>(&past)
+            .when(UserCommand::Update {
+                email: EmailChange::Keep,
+                admin: Some(false),
+                password_hash: None,
+                admin_count: 1,
+            })
+            .then_nothing();
+        given::<User>(&past)
+            .when(UserCommand::Update {
+                email: set_email("new@example.org"),
+                admin: Some(false),
+                password_hash: None,
+                admin_count: 1,
+            })
+            .then(vec![updated(
+                "github:ann",
+                Some("new@example.org"),
+                false,
+                None,
+            )]);
+        // …and a GitHub user made an admin before this was refused is demoted.
+        given::<User>(&[registered("github:ann", None, true)])
+            .when(UserCommand::Update {
+                email: EmailChange::Keep,
+                admin: Some(false),
+                password_hash: None,
+                admin_count: 2,
+            })
+            .then(vec![updated("github:ann", None, false, Some(false))]);
     }
 
     #[test]
