@@ -103,10 +103,12 @@ impl Application {
         };
         // Before the database too: GitHub's settings (and its client secret's file) checked.
         let github = match &settings.auth.github {
-            Some(github) => Some(Arc::new(
-                crate::github::Github::new(github)
-                    .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
-            )),
+            Some(github) => Some(Arc::new(crate::github::Github::new(github).map_err(
+                |e| {
+                    // A configuration error (exit status 2), as the TLS one above.
+                    anyhow::Error::new(crate::cli::UsageError(format!("configuration: {e}")))
+                },
+            )?)),
             None => None,
         };
         let database = Database::open(&settings).await?;
@@ -243,17 +245,19 @@ fn router(state: AppState) -> Router {
             wait_for_min_position,
         ))
         .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
+        // The console's cookie becomes `Authorization` before anything reads it (the layers
+        // inside it and the routes); inside `count_requests` and `reshape_errors` (the last
+        // added is the first to run), so its refusals (`cross_origin`, `csrf_failed`) are
+        // counted and answered in a compat surface's error shape like any other.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::session::cookie_auth,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             count_requests,
         ))
         .layer(axum::middleware::from_fn(routes::compat::reshape_errors))
-        // Outermost of the app's layers (the last added is the first to run): the console's
-        // cookie becomes `Authorization` before anything reads it.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::console::session::cookie_auth,
-        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -325,11 +325,7 @@ pub async fn sign_in(
 /// `GET /console/session`: the session of the cookie (401 without a valid one: the page then
 /// shows its sign-in).
 pub async fn current(headers: HeaderMap, caller: Caller) -> Result<axum::Json<Session>, Problem> {
-    if caller.actor.app_token().is_some() {
-        return Err(Problem::forbidden(
-            "an app token has no console session: sign in as a user",
-        ));
-    }
+    refuse_app_token(&caller)?;
     // The token the middleware put in `Authorization` (or the client's own).
     let token = crate::auth::token_from_headers(&headers)?.unwrap_or_default();
     let holder = caller.holder;
@@ -342,13 +338,26 @@ pub async fn current(headers: HeaderMap, caller: Caller) -> Result<axum::Json<Se
     }))
 }
 
+/// An app token is no console session (403): neither shown (`GET`) nor revoked (`DELETE`)
+/// here; its app's owner revokes it where it is managed.
+fn refuse_app_token(caller: &Caller) -> Result<(), Problem> {
+    if caller.actor.app_token().is_some() {
+        return Err(Problem::forbidden(
+            "an app token has no console session: sign in as a user",
+        ));
+    }
+    Ok(())
+}
+
 /// `DELETE /console/session`: the session's token stops working at once and the cookies are
-/// cleared (also when the token already no longer works: then with the 401).
+/// cleared (also when the token already no longer works: then with the 401; an app token is
+/// refused 403 and left working, as `GET` refuses it).
 pub async fn sign_out(
     State(state): State<AppState>,
     caller: Result<Caller, Problem>,
     RequestOrigin(origin): RequestOrigin,
 ) -> Response {
+    let caller = caller.and_then(|caller| refuse_app_token(&caller).map(|()| caller));
     let mut response = match caller {
         Ok(caller) => match state
             .commands

@@ -1,8 +1,8 @@
 //! Signing in with GitHub (`auth.github`), for the members of one organization.
 //!
 //! Two ways in, one rule. The OAuth web flow: `GET /auth/github/login` sends the browser to
-//! GitHub's authorize page with a random `state` (also in a cookie, `bosun_oauth_state`, with
-//! the callback URL the login sent); `GET /auth/github/callback` checks the state, exchanges
+//! GitHub's authorize page with a random `state` (also in a cookie, `bosun_oauth_state`, under
+//! TLS `__Host-bosun_oauth_state`, with the callback URL the login sent); `GET /auth/github/callback` checks the state, exchanges
 //! the code for the user's GitHub token (with the same callback URL), checks the user, signs
 //! them in ([`bosun_commands::Commands::github_sign_in`]) for `session_seconds` and sets the
 //! console's session cookies. And API clients: a GitHub token sent as a Bosun token
@@ -20,7 +20,9 @@
 //! `github_org_access`; a login Bosun cannot take as a name is 403 `github_login`. GitHub not
 //! answering (a timeout, 15 s for the whole check at most, a 5xx, a redirect, its rate limit)
 //! is 503 `github_unavailable` with GitHub's `Retry-After` when it gives one, never a 500. The
-//! user is `github:<login>`.
+//! user is `github:<login>`. At most 16 checks (and code exchanges) ask GitHub at once; one
+//! that waits more than 3 s for its turn is 503 `github_unavailable` with `Retry-After: 5`, so
+//! made-up tokens hold neither unbounded requests nor unbounded calls to GitHub.
 //!
 //! A GitHub token's check is cached by the token's SHA-256 ([`cache`]): trusted
 //! `cache_seconds` (60 s), a refusal at most 30 s, then GitHub is asked again, so a member
@@ -64,9 +66,25 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The cookie holding the OAuth `state` between the login and the callback: `<state>`, then
-/// `.<base64url of the callback URL>` unless `redirect_uri` is configured.
+/// The cookie holding the OAuth `state` between the login and the callback over plain HTTP
+/// (for `Path=/auth/github`): `<state>`, then `.<base64url of the callback URL>` unless
+/// `redirect_uri` is configured.
 pub const STATE_COOKIE: &str = "bosun_oauth_state";
+/// The same under TLS, for `Path=/`: a `__Host-` cookie (Secure, `Path=/`, no `Domain`), which
+/// a neighbour (a sibling subdomain, a plain-HTTP page of the same host) cannot set in its
+/// place, as the console's session cookies.
+pub const TLS_STATE_COOKIE: &str = "__Host-bosun_oauth_state";
+const STATE_COOKIE_PATH: &str = "/auth/github";
+
+/// The state cookie's name and path: `__Host-bosun_oauth_state` for `/` when the server serves
+/// HTTPS, else `bosun_oauth_state` for `/auth/github`.
+fn state_cookie_of(https: bool) -> (&'static str, &'static str) {
+    if https {
+        (TLS_STATE_COOKIE, "/")
+    } else {
+        (STATE_COOKIE, STATE_COOKIE_PATH)
+    }
+}
 /// The scope Bosun asks GitHub for: the user's organizations, private memberships included.
 pub const OAUTH_SCOPE: &str = "read:org";
 pub const LOGIN_PATH: &str = "/auth/github/login";
@@ -81,6 +99,13 @@ const REUSE_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 const MAX_REFUSAL_SECONDS: u64 = 30;
 /// The longest a whole check (every call to GitHub it makes) may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many checks with GitHub (and OAuth code exchanges) run at once, so that tokens made up
+/// by the thousand hold neither as many requests nor as many calls to GitHub.
+const MAX_CONCURRENT_CHECKS: usize = 16;
+/// The longest a check waits for its turn before it is answered 503 `github_unavailable`.
+const TURN_WAIT: Duration = Duration::from_secs(3);
+/// The `Retry-After` of that 503.
+const BUSY_RETRY_AFTER: u64 = 5;
 /// How many GitHub tokens' accepted checks are held at once.
 const CACHE_CAPACITY: usize = 10_000;
 /// How many refusals are held at once (apart: they never push out an accepted check).
@@ -102,6 +127,10 @@ pub struct Github {
     team: Option<TeamName>,
     client: GithubClient,
     cache: Cache<Checked, Problem>,
+    /// A turn to ask GitHub ([`MAX_CONCURRENT_CHECKS`] at once; [`Github::turn`]).
+    turns: tokio::sync::Semaphore,
+    /// The longest a check waits for a turn ([`TURN_WAIT`]).
+    turn_wait: Duration,
     accepted_for: Duration,
     refused_for: Duration,
     /// How long a web sign-in lasts (seconds).
@@ -243,6 +272,8 @@ impl Github {
             team,
             client: GithubClient::new(&settings.base_url, &settings.api_url)?,
             cache: Cache::new(CACHE_CAPACITY, REFUSAL_CAPACITY),
+            turns: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+            turn_wait: TURN_WAIT,
             accepted_for: Duration::from_secs(settings.cache_seconds),
             refused_for: Duration::from_secs(settings.cache_seconds.min(MAX_REFUSAL_SECONDS)),
             session_seconds: settings.session_seconds,
@@ -296,11 +327,26 @@ impl Github {
         Ok(Ok(Allowed { login, scopes }))
     }
 
-    /// [`Github::check`], given at most [`CHECK_TIMEOUT`] in all.
+    /// A turn to ask GitHub: one of [`MAX_CONCURRENT_CHECKS`], waited for at most
+    /// `turn_wait`; then unavailable (503 `github_unavailable`, `Retry-After` 5 s).
+    async fn turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GithubError> {
+        match tokio::time::timeout(self.turn_wait, self.turns.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Never closed; timed out.
+            Ok(Err(_)) | Err(_) => Err(GithubError::Unavailable {
+                why: format!("{MAX_CONCURRENT_CHECKS} checks with GitHub are under way already"),
+                retry_after: Some(BUSY_RETRY_AFTER),
+            }),
+        }
+    }
+
+    /// [`Github::check`] in its [turn](Github::turn), given at most [`CHECK_TIMEOUT`] once it
+    /// has one.
     pub async fn check_in_time(
         &self,
         token: &str,
     ) -> Result<Result<Allowed, Refusal>, GithubError> {
+        let _turn = self.turn().await?;
         tokio::time::timeout(CHECK_TIMEOUT, self.check(token))
             .await
             .unwrap_or_else(|_| {
@@ -509,7 +555,8 @@ fn not_configured() -> Problem {
 }
 
 /// `GET /auth/github/login`: 302 to GitHub's authorize page, with a new `state` in
-/// `bosun_oauth_state` (10 minutes, only for `/auth/github`), and the callback URL: the
+/// `bosun_oauth_state` (10 minutes, only for `/auth/github`; under TLS
+/// `__Host-bosun_oauth_state`, for `/`), and the callback URL: the
 /// configured `redirect_uri`, else this server as the browser named it (kept in the cookie, so
 /// the callback sends GitHub the very same).
 async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
@@ -540,8 +587,9 @@ async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         Some(kept) => format!("{oauth_state}.{kept}"),
         None => oauth_state,
     };
+    let (name, path) = state_cookie_of(state.https);
     let cookie = format!(
-        "{STATE_COOKIE}={value}; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age={STATE_SECONDS}{}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={STATE_SECONDS}{}",
         secure(state.https)
     );
     headers.append(
@@ -578,8 +626,9 @@ async fn callback(
         Err(problem) => problem.into_response(),
     };
     let mut answer = answer;
+    let (name, path) = state_cookie_of(https);
     let clear = format!(
-        "{STATE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{name}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0{}",
         secure(https)
     );
     if let Ok(value) = HeaderValue::from_str(&clear) {
@@ -620,7 +669,8 @@ async fn signed_in(
             "the sign-in's state is missing or not this browser's (an old or forged link): sign in again from the start",
         )
     };
-    let cookie = crate::console::session::cookie(headers, STATE_COOKIE).ok_or_else(bad_state)?;
+    let (name, _) = state_cookie_of(state.https);
+    let cookie = crate::console::session::cookie(headers, name).ok_or_else(bad_state)?;
     let (expected, kept_uri) = state_cookie(cookie);
     let state_matches = query
         .state
@@ -649,16 +699,19 @@ async fn signed_in(
             "GitHub sent no code: sign in again",
         ));
     };
-    let token = github
-        .client
-        .exchange_code(
-            &github.client_id,
-            &github.client_secret,
-            &code,
-            &redirect_uri,
-        )
-        .await
-        .map_err(unavailable)?;
+    let token = {
+        let _turn = github.turn().await.map_err(unavailable)?;
+        github
+            .client
+            .exchange_code(
+                &github.client_id,
+                &github.client_secret,
+                &code,
+                &redirect_uri,
+            )
+            .await
+            .map_err(unavailable)?
+    };
     let allowed = github
         .check_in_time(token.expose_secret())
         .await
@@ -876,6 +929,57 @@ mod tests {
             s.client_secret_file = Some(path.clone());
         }));
         assert!(both.err().unwrap().contains("not both"));
+    }
+
+    #[tokio::test]
+    async fn at_most_16_checks_ask_github_at_once_and_one_kept_waiting_is_503() {
+        let mut github = Github::new(&settings(|s| {
+            s.client_secret = Some(SecretString::from("x".to_string()))
+        }))
+        .unwrap();
+        github.turn_wait = Duration::from_millis(300);
+        let github = github;
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONCURRENT_CHECKS {
+            held.push(github.turn().await.expect("a turn"));
+        }
+        // Every turn taken: the 17th check waits its while, then is refused before it asks
+        // GitHub anything.
+        let started = Instant::now();
+        let busy = github.check_in_time("gho_made_up").await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(
+            matches!(
+                &busy,
+                GithubError::Unavailable {
+                    retry_after: Some(5),
+                    ..
+                }
+            ),
+            "{busy:?}"
+        );
+        let answer = unavailable(busy);
+        assert_eq!((answer.status, answer.code), (503, "github_unavailable"));
+        assert_eq!(answer.into_response().headers()[header::RETRY_AFTER], "5");
+        // One given back while another waits: that one gets it.
+        let (waited, ()) = tokio::join!(github.turn(), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            held.pop();
+        });
+        assert!(waited.is_ok());
+        assert_eq!(github.turns.available_permits(), 0);
+        drop(waited);
+        drop(held);
+        assert_eq!(github.turns.available_permits(), MAX_CONCURRENT_CHECKS);
+    }
+
+    #[test]
+    fn the_state_cookie_is_host_prefixed_for_the_whole_site_under_tls() {
+        assert_eq!(state_cookie_of(true), ("__Host-bosun_oauth_state", "/"));
+        assert_eq!(
+            state_cookie_of(false),
+            ("bosun_oauth_state", "/auth/github")
+        );
     }
 
     #[test]

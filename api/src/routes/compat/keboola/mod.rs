@@ -162,13 +162,17 @@ impl FromRequestParts<AppState> for KeboolaCaller {
     }
 }
 
-/// `http://<Host>/compat/keboola`: where the answers' `uri`s point.
+/// `http://<Host>/compat/keboola` (`https://` when the server serves HTTPS, `tls`): where the
+/// answers' `uri`s point.
 pub struct Base(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for Base {
+impl FromRequestParts<AppState> for Base {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let host = parts
             .headers
             .get(header::HOST)
@@ -182,7 +186,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
                         .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
             })
             .unwrap_or("localhost");
-        Ok(Base(format!("http://{host}/compat/keboola")))
+        let scheme = if state.https { "https" } else { "http" };
+        Ok(Base(format!("{scheme}://{host}/compat/keboola")))
     }
 }
 
