@@ -4,9 +4,10 @@
 //! ([`Api`]), with its refusal check ([`Api::refused`]: a problem body, [`Problem`]) and its
 //! check that nothing was written ([`LogHead`]). Real receivers of what Bosun sends out are in
 //! [`receivers`]; a real service API (tsuru's protocol) in [`service_api`]; a stand-in GitHub
-//! (OAuth and the API calls of GitHub sign-in) in [`github`].
+//! (OAuth and the API calls of GitHub sign-in) in [`github`]; the console's cookies in [`console`].
 
 mod app;
+pub mod console;
 pub mod github;
 pub mod receivers;
 pub mod service_api;

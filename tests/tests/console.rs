@@ -3,6 +3,7 @@
 //! check, the live socket), `Authorization` winning over the cookie, sign-out, and the session
 //! token kept out of the log. The page in a real browser is `console_browser.rs`.
 
+use bosun_tests::console::{admin_with_password, set_cookies, SetCookie};
 use bosun_tests::{spawn_app, Answer, TestApp};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -20,50 +21,6 @@ struct Browser {
     http: reqwest::Client,
     session: Option<String>,
     csrf: Option<String>,
-}
-
-/// One `Set-Cookie`: its name, value and attributes as sent.
-#[derive(Debug)]
-struct SetCookie {
-    name: String,
-    value: String,
-    attributes: Vec<String>,
-}
-
-impl SetCookie {
-    fn has(&self, attribute: &str) -> bool {
-        self.attributes
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(attribute))
-    }
-
-    fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find_map(|a| {
-            a.split_once('=')
-                .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value)
-        })
-    }
-}
-
-fn set_cookies(answer: &Answer) -> Vec<SetCookie> {
-    answer
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|value| {
-            let mut parts = value.to_str().expect("a text cookie").split(';');
-            let (name, value) = parts
-                .next()
-                .and_then(|pair| pair.split_once('='))
-                .expect("name=value");
-            SetCookie {
-                name: name.trim().to_string(),
-                value: value.trim().to_string(),
-                attributes: parts.map(|a| a.trim().to_string()).collect(),
-            }
-        })
-        .collect()
 }
 
 fn the_cookie<'a>(cookies: &'a [SetCookie], name: &str) -> &'a SetCookie {
@@ -153,25 +110,10 @@ impl Browser {
     }
 }
 
-/// The admin's name, given the password [`PASSWORD`].
-async fn admin_with_password(app: &TestApp) -> String {
-    let me = app.api.get("/v1/auth/whoami").await.expect(StatusCode::OK);
-    let admin = me.body["user"].as_str().expect("a name").to_string();
-    app.api
-        .call(
-            Method::PATCH,
-            &format!("/v1/users/{admin}"),
-            Some(json!({"password": PASSWORD})),
-        )
-        .await
-        .expect(StatusCode::OK);
-    admin
-}
-
 /// A server and a browser signed in as its admin.
 async fn signed_in() -> (TestApp, Browser, String) {
     let app = spawn_app("").await;
-    let admin = admin_with_password(&app).await;
+    let admin = admin_with_password(&app.api, PASSWORD).await;
     let mut browser = Browser::of(&app);
     browser
         .sign_in_as(&admin, PASSWORD)
@@ -292,7 +234,7 @@ async fn the_settings_say_whether_github_sign_in_is_offered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_sets_an_http_only_session_cookie_and_a_readable_csrf_cookie() {
     let app = spawn_app("").await;
-    let admin = admin_with_password(&app).await;
+    let admin = admin_with_password(&app.api, PASSWORD).await;
     let mut browser = Browser::of(&app);
     let answer = browser.sign_in_as(&admin, PASSWORD).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -326,7 +268,7 @@ async fn signing_in_sets_an_http_only_session_cookie_and_a_readable_csrf_cookie(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_or_an_unknown_user_is_401_with_no_cookie() {
     let app = spawn_app("").await;
-    let admin = admin_with_password(&app).await;
+    let admin = admin_with_password(&app.api, PASSWORD).await;
     let mut browser = Browser::of(&app);
     for (username, password) in [(admin.as_str(), "wrong-password"), ("nobody", PASSWORD)] {
         let log = app.api.log_head().await;
@@ -345,7 +287,7 @@ async fn a_wrong_password_or_an_unknown_user_is_401_with_no_cookie() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_needs_json_and_the_servers_own_origin() {
     let app = spawn_app("").await;
-    let admin = admin_with_password(&app).await;
+    let admin = admin_with_password(&app.api, PASSWORD).await;
     let browser = Browser::of(&app);
     let log = app.api.log_head().await;
     let form = browser
@@ -736,4 +678,95 @@ async fn the_live_socket_authenticates_with_only_the_cookie_from_the_servers_own
         }
         other => panic!("a cross-origin upgrade was not refused: {other:?}"),
     }
+}
+
+/// The answer is a pulsar refusal with `status`: `{error: "<message>"}` only, as
+/// `application/json` (not a problem); its message.
+#[track_caller]
+fn pulsar_error(answer: &Answer, status: StatusCode) -> String {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), "application/json");
+    let fields = answer.body.as_object().expect("an object");
+    assert_eq!(fields.len(), 1, "only `error`: {}", answer.body);
+    answer.body["error"]
+        .as_str()
+        .expect("a message")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookies_refusals_under_a_compat_surface_are_in_its_shape_and_counted() {
+    let (app, browser, _) = signed_in().await;
+    let log = app.api.log_head().await;
+    let kill = format!("/compat/pulsar/job/{}/kill", uuid::Uuid::new_v4());
+    // A write without the CSRF header: pulsar's `{error}`, not a problem.
+    let answer = browser.write_with(Method::POST, &kill, None, &[]).await;
+    let message = pulsar_error(&answer, StatusCode::FORBIDDEN);
+    assert!(message.contains("X-CSRF-Token"), "{message}");
+    // Another origin's read, likewise.
+    let answer = browser
+        .write_with(
+            Method::GET,
+            "/compat/pulsar/jobs",
+            None,
+            &[("origin", "http://evil.example")],
+        )
+        .await;
+    let message = pulsar_error(&answer, StatusCode::FORBIDDEN);
+    assert!(message.contains("Origin"), "{message}");
+    log.assert_unchanged("refused cookie requests").await;
+    // Counted like any other answer.
+    let metrics = app.api.anonymous().get("/metrics").await;
+    let metrics = metrics.body.as_str().expect("text");
+    for expected in [
+        r#"bosun_http_requests_total{method="POST",route="/compat/pulsar/job/{id}/kill",status="403"} 1"#,
+        r#"bosun_http_requests_total{method="GET",route="/compat/pulsar/jobs",status="403"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_token_has_no_console_session_to_show_or_to_end() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    admin
+        .post("/v1/platforms", json!({"name": "python"}))
+        .await
+        .expect(StatusCode::CREATED);
+    admin
+        .post("/v1/teams", json!({"name": "ops"}))
+        .await
+        .expect(StatusCode::CREATED);
+    admin
+        .post(
+            "/v1/apps",
+            json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let issued = admin
+        .post("/v1/apps/shop/tokens", json!({}))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let token = admin.with_token(issued["token"].as_str().expect("its secret"));
+    let log = app.api.log_head().await;
+    token
+        .get("/console/session")
+        .await
+        .problem()
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    token
+        .call(Method::DELETE, "/console/session", None)
+        .await
+        .problem()
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+    log.assert_unchanged("an app token's sign-out").await;
+    // Not revoked: it still works.
+    let whoami = token.get("/v1/auth/whoami").await.expect(StatusCode::OK);
+    assert_eq!(whoami.body["user"], "app:shop", "{}", whoami.body);
 }

@@ -3,19 +3,24 @@
 //! status become `success`, killing a running job, a job submitted by another client appearing
 //! in the list without a reload, and every page rendered (under the page's CSP: no violation in
 //! the browser's log) with a screenshot of each under `target/console-screenshots/`, the job
-//! list also at a phone's width.
+//! list also at a phone's width. That folder is emptied when a run of these tests first uses it
+//! (at the start of the screenshot test), so what it holds is this run's; a screenshot that
+//! cannot be taken, or is no PNG of a rendered page, fails the test taking it, and the screenshot
+//! test ends checking that there is one of each page.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (or in `/usr/bin`: Debian's `chromium` and
 //! `chromium-driver`): without them the tests fail, saying so. The tests of this file take the
 //! browser one at a time (a lock): each starts its own chromedriver and browser session, and
 //! ends both (and any browser left behind) when it ends, passed or not.
 
+use bosun_tests::console::admin_with_password;
 use bosun_tests::{spawn_app, Api, TestApp};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Where the tools are looked for after `PATH`.
@@ -37,6 +42,29 @@ catalog:
         command: ["sleep", "600"]
         description: Sleeps until killed
 "#;
+
+/// What every PNG file starts with.
+const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
+/// A screenshot of a rendered page is larger than this: a blank window's is a few KB, every
+/// page of the console's tens of KB.
+const MIN_SCREENSHOT_BYTES: usize = 8 * 1024;
+/// The screenshots the screenshot test saves: one of each page it visits, and the job list at a
+/// phone's width.
+const PAGE_SCREENSHOTS: [&str; 13] = [
+    "signed-in",
+    "jobs",
+    "submit",
+    "job",
+    "orchestrations",
+    "orchestration",
+    "apps",
+    "app",
+    "runnables",
+    "runnable",
+    "audit",
+    "events",
+    "jobs-phone",
+];
 
 /// One browser at a time: this machine has two cores.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -236,21 +264,66 @@ impl Drop for Driver {
 }
 
 /// Where the screenshots go: `$CARGO_TARGET_DIR/console-screenshots` (a relative one is the
-/// workspace's, as cargo takes it), else the `target/` this test runs from.
-fn screenshot_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(|dir| workspace.join(dir))
-        .or_else(|| {
-            // target/<profile>/deps/<this test>
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).expect("create the screenshot folder");
-    dir
+/// workspace's, as cargo takes it), else the `target/` this test runs from. Emptied (removed
+/// and made again: that one folder only) the first time a run asks for it, so no file of an
+/// earlier run is taken for one of this run's.
+fn screenshot_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| workspace.join(dir))
+            .or_else(|| {
+                // target/<profile>/deps/<this test>
+                let exe = std::env::current_exe().ok()?;
+                Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+            })
+            .unwrap_or_else(|| workspace.join("target"));
+        let dir = target.join("console-screenshots");
+        // A symbolic link there is removed, not followed.
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("empty the screenshot folder {}: {e}", dir.display()),
+        }
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("create the screenshot folder {}: {e}", dir.display()));
+        dir
+    })
+}
+
+/// That the file at `path` is a PNG (its signature, then an `IHDR` chunk of a picture at least
+/// a pixel wide and high) of more than [`MIN_SCREENSHOT_BYTES`]: a rendered page's screenshot.
+fn check_screenshot(path: &Path) -> Result<(), String> {
+    let png = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    if !png.starts_with(PNG_SIGNATURE) {
+        return Err(format!(
+            "{} is no PNG: it starts {:02x?}",
+            path.display(),
+            &png[..png.len().min(8)]
+        ));
+    }
+    // The IHDR chunk: length (4 bytes), type, width and height (4 bytes each, big-endian).
+    let dimension = |at: usize| {
+        png.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (width, height) = match (png.get(12..16), dimension(16), dimension(20)) {
+        (Some(b"IHDR"), Some(width), Some(height)) => (width, height),
+        _ => return Err(format!("{} has no IHDR chunk first", path.display())),
+    };
+    if width == 0 || height == 0 {
+        return Err(format!("{} is {width}x{height} pixels", path.display()));
+    }
+    if png.len() <= MIN_SCREENSHOT_BYTES {
+        return Err(format!(
+            "{} is only {} bytes ({width}x{height} pixels): no rendered page is that small",
+            path.display(),
+            png.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A test's server, its browser and the driver under it.
@@ -268,16 +341,7 @@ impl Console {
     async fn start() -> Console {
         let one_at_a_time = BROWSER.lock().await;
         let app = spawn_app(CATALOG).await;
-        let me = app.api.get("/v1/auth/whoami").await.expect(StatusCode::OK);
-        let admin = me.body["user"].as_str().expect("a name").to_string();
-        app.api
-            .call(
-                Method::PATCH,
-                &format!("/v1/users/{admin}"),
-                Some(json!({"password": PASSWORD})),
-            )
-            .await
-            .expect(StatusCode::OK);
+        let admin = admin_with_password(&app.api, PASSWORD).await;
         let driver = Driver::start().await;
         let client = driver.browser().await;
         Console {
@@ -315,11 +379,10 @@ impl Console {
             }
             if Instant::now() >= deadline {
                 let flash = self.text("#flash").await.unwrap_or_else(|| "(none)".into());
-                let shot = self.screenshot(&format!("failed-{}", slug(what))).await;
+                let shot = self.failure_screenshot(what).await;
                 let log = self.driver.browser_log(&self.client).await;
                 panic!(
-                    "not within {PATIENCE:?}: {what}\n  #flash: {flash}\n  screenshot: {}\n  browser log: {log:#?}",
-                    shot.display()
+                    "not within {PATIENCE:?}: {what}\n  #flash: {flash}\n  screenshot: {shot}\n  browser log: {log:#?}"
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -337,11 +400,8 @@ impl Console {
         {
             Ok(element) => element,
             Err(e) => {
-                let shot = self.screenshot(&format!("failed-{}", slug(css))).await;
-                panic!(
-                    "no {css} within {PATIENCE:?}: {e}; screenshot {}",
-                    shot.display()
-                )
+                let shot = self.failure_screenshot(css).await;
+                panic!("no {css} within {PATIENCE:?}: {e}; screenshot {shot}")
             }
         }
     }
@@ -368,14 +428,34 @@ impl Console {
             .and_then(|v| v.as_str().map(str::to_string))
     }
 
-    /// Saves a screenshot of the window as `<name>.png`: its path.
+    /// Saves a screenshot of the window as `<name>.png` and checks it ([`check_screenshot`]):
+    /// its path. Fails the test if it cannot be taken or saved, or is no rendered page's.
     async fn screenshot(&self, name: &str) -> PathBuf {
+        self.try_screenshot(name)
+            .await
+            .unwrap_or_else(|e| panic!("screenshot {name}: {e}"))
+    }
+
+    /// [`Console::screenshot`], saying what went wrong rather than failing.
+    async fn try_screenshot(&self, name: &str) -> Result<PathBuf, String> {
         let path = screenshot_dir().join(format!("{name}.png"));
-        match self.client.screenshot().await {
-            Ok(png) => std::fs::write(&path, png).expect("write the screenshot"),
-            Err(e) => eprintln!("no screenshot {name}: {e}"),
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .map_err(|e| format!("the browser took none: {e}"))?;
+        std::fs::write(&path, png).map_err(|e| format!("write {}: {e}", path.display()))?;
+        check_screenshot(&path)?;
+        Ok(path)
+    }
+
+    /// A screenshot as `failed-<what>.png`, for the message of a test failing for `what`: its
+    /// path, or why there is none (which does not hide that failure behind another).
+    async fn failure_screenshot(&self, what: &str) -> String {
+        match self.try_screenshot(&format!("failed-{}", slug(what))).await {
+            Ok(path) => path.display().to_string(),
+            Err(e) => format!("(none: {e})"),
         }
-        path
     }
 
     /// Signs in through the page's form as the admin.
@@ -587,6 +667,9 @@ async fn a_job_submitted_by_another_client_appears_in_the_list_without_a_reload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_renders_under_the_csp_and_is_saved_as_a_screenshot() {
+    // Emptied now, before any screenshot of this run: none of an earlier run's files is left
+    // to pass for one of the pages below.
+    let screenshots = screenshot_dir();
     let console = Console::start().await;
     let api = console.api().clone();
     // Something on every page.
@@ -808,6 +891,17 @@ async fn every_page_renders_under_the_csp_and_is_saved_as_a_screenshot() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // One screenshot of each page, every one this run's (the folder was emptied first).
+    let wrong: Vec<String> = PAGE_SCREENSHOTS
+        .iter()
+        .filter_map(|page| check_screenshot(&screenshots.join(format!("{page}.png"))).err())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "the page screenshots are not all there:\n  {}",
+        wrong.join("\n  ")
+    );
     console.close().await;
 }
 

@@ -1,13 +1,15 @@
 //! GitHub sign-in against a stand-in GitHub (`bosun_tests::github`): the OAuth web flow to the
-//! console's session cookie (and its refusals: a forged or missing state, a non-member, a bad
-//! code), GitHub tokens as API tokens (Basic `<token>:x-oauth-basic` and Bearer) with the roles
-//! of `auth.github.authorization` (a write member runs a job, a read-only member watches it and
+//! console's session cookie, with which a write member runs a job (and its refusals: a forged
+//! or missing state, a non-member, a bad code; under TLS its cookies `__Host-` and Secure),
+//! GitHub tokens as API tokens (Basic `<token>:x-oauth-basic` and Bearer) with the roles of
+//! `auth.github.authorization` (a write member runs a job, a read-only member watches it and
 //! may not kill it, a write-only one reads nothing, a non-member and a member of neither list
 //! are refused, a bad token is 401, GitHub down is 503), the cache of GitHub's answers (one
 //! check for many requests; a member who leaves is refused once it expires), and the GitHub
 //! token kept out of the log. Without `auth.github` nothing of it answers.
 
 use bosun_eventstore::{EventStore, ExpectedVersion, NewEvent, StreamId};
+use bosun_tests::console::set_cookies;
 use bosun_tests::github::{Failure, GithubUser, StandInGithub, CLIENT_ID, CLIENT_SECRET};
 use bosun_tests::receivers::SmtpSink;
 use bosun_tests::{spawn_app, Answer, TestApp};
@@ -155,25 +157,33 @@ async fn to_the_callback_with(
     let state = param("state");
     assert_eq!(state.len(), 64);
     assert!(state.bytes().all(|b| b.is_ascii_hexdigit()));
-    let cookie = set_cookie(&started, "bosun_oauth_state").expect("the state cookie");
-    let value = cookie_value(cookie).to_string();
+    // Under TLS a `__Host-` cookie for the whole site (which a neighbour cannot set in its
+    // place), else one for /auth/github only.
+    let https = app.scheme == "https";
+    let (name, path) = state_cookie_of(https);
+    let cookies = set_cookies(&started);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"));
+    let value = cookie.value.clone();
     match redirect_uri {
         // The callback URL the login made is kept with the state, for the callback to send.
         None => assert!(value.starts_with(&format!("{state}.")), "{value}"),
         Some(_) => assert_eq!(value, state, "a configured one is not kept"),
     }
-    for attribute in [
-        "Path=/auth/github",
-        "HttpOnly",
-        "SameSite=Lax",
-        "Max-Age=600",
-    ] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
+    assert_eq!(cookie.attribute("Path"), Some(path), "{cookie:?}");
+    assert_eq!(cookie.attribute("SameSite"), Some("Lax"), "{cookie:?}");
+    assert_eq!(cookie.attribute("Max-Age"), Some("600"), "{cookie:?}");
+    assert!(cookie.has("HttpOnly"), "{cookie:?}");
+    assert!(
+        cookie.attribute("Domain").is_none(),
+        "no Domain: {cookie:?}"
+    );
     assert_eq!(
-        cookie.contains("Secure"),
-        app.scheme == "https",
-        "Secure under TLS only: {cookie}"
+        cookie.has("Secure"),
+        https,
+        "Secure under TLS only: {cookie:?}"
     );
     github.sign_in_as(login);
     let back = get(&no_redirects(), &location, &[]).await;
@@ -194,12 +204,23 @@ async fn to_the_callback_with(
             callback = app.url(&format!("/auth/github/callback?{query}"));
         }
     }
-    (state, format!("bosun_oauth_state={value}"), callback)
+    (state, format!("{name}={value}"), callback)
+}
+
+/// The OAuth state cookie's name and path: `__Host-bosun_oauth_state` for `/` under TLS, else
+/// `bosun_oauth_state` for `/auth/github`.
+fn state_cookie_of(https: bool) -> (&'static str, &'static str) {
+    if https {
+        ("__Host-bosun_oauth_state", "/")
+    } else {
+        ("bosun_oauth_state", "/auth/github")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_flow_signs_a_member_in_with_the_consoles_session_cookie() {
     let (github, app) = start(AUTHORIZATION).await;
+    shop_of_team_github(&app).await;
     let client = no_redirects();
     let (_, cookie, callback) = to_the_callback(&app, &github, "Frank").await;
     let signed_in = get(
@@ -222,7 +243,8 @@ async fn the_web_flow_signs_a_member_in_with_the_consoles_session_cookie() {
     );
     // A web sign-in lasts auth.github.session_seconds: an hour unless configured.
     assert!(session.contains("Max-Age=3600"), "{session}");
-    assert!(set_cookie(&signed_in, "bosun_csrf").is_some());
+    let csrf =
+        cookie_value(set_cookie(&signed_in, "bosun_csrf").expect("the CSRF cookie")).to_string();
     let cleared = set_cookie(&signed_in, "bosun_oauth_state").expect("the state cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     let token = cookie_value(session).to_string();
@@ -259,6 +281,55 @@ async fn the_web_flow_signs_a_member_in_with_the_consoles_session_cookie() {
     .expect(StatusCode::OK);
     assert_eq!(whoami.body["user"], "github:frank");
     assert_eq!(whoami.body["teams"], json!(["github"]));
+
+    // A write member runs a job as the console does: the cookie and X-CSRF-Token.
+    let submitted = Answer::read(
+        client
+            .post(app.url("/v1/jobs"))
+            .header("cookie", &session_cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"app": "shop", "env": "production", "task": "hello"}))
+            .send()
+            .await
+            .expect("submit a job"),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body;
+    assert_eq!(submitted["created_by"], "github:frank", "{submitted}");
+    let id = submitted["id"].as_str().expect("a job id");
+    let done = app
+        .api
+        .wait_for(id, Duration::from_secs(60), |job| {
+            job["status"] == "success"
+        })
+        .await;
+    assert_eq!(done["status"], "success", "{done}");
+    let output = get(
+        &client,
+        &app.url(&format!("/v1/jobs/{id}/output")),
+        &[("cookie", &session_cookie)],
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        output.body.to_string().contains("hello from github"),
+        "{}",
+        output.body
+    );
+    // Without the CSRF header the cookie writes nothing.
+    Answer::read(
+        client
+            .post(app.url("/v1/jobs"))
+            .header("cookie", &session_cookie)
+            .json(&json!({"app": "shop", "env": "production", "task": "hello"}))
+            .send()
+            .await
+            .expect("submit a job"),
+    )
+    .await
+    .problem()
+    .expect(StatusCode::FORBIDDEN, "csrf_failed");
     assert_eq!(github.calls("/login/oauth/access_token"), 1);
     assert_eq!(
         github.bad_headers(),
@@ -348,21 +419,7 @@ async fn a_write_member_runs_a_job_a_read_member_watches_it_and_may_not_kill_it(
     let (github, app) = start(AUTHORIZATION).await;
     let admin = &app.api;
     // Team `github` holds app `shop`, so its members read its jobs.
-    admin
-        .post("/v1/teams", json!({"name": "github"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post("/v1/platforms", json!({"name": "python"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post(
-            "/v1/apps",
-            json!({"name": "shop", "platform": "python", "team_owner": "github"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    shop_of_team_github(&app).await;
 
     // alice (write only) submits, as pulsar's clients send a token.
     let alice = token_of("alice");
@@ -1119,7 +1176,8 @@ fn self_signed_tls(dir: &std::path::Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_tls_the_state_cookie_is_secure_and_github_sends_the_browser_back_to_https() {
+async fn under_tls_the_cookies_are_secure_and_host_prefixed_and_github_sends_the_browser_back_to_https(
+) {
     let dir = tempfile::tempdir().expect("a folder");
     let github = StandInGithub::start(ORG, users()).await;
     let app = spawn_app(&format!(
@@ -1134,9 +1192,17 @@ async fn under_tls_the_state_cookie_is_secure_and_github_sends_the_browser_back_
         .danger_accept_invalid_certs(true)
         .build()
         .expect("a client");
-    // `to_the_callback_with` checks the cookie is Secure and the callback URL https://.
+    // `to_the_callback_with` checks the state cookie is `__Host-bosun_oauth_state`, Secure,
+    // for `/`, and the callback URL https://.
     let (_, cookie, callback) = to_the_callback_with(&app, &github, "Frank", &client, None).await;
+    assert!(cookie.starts_with("__Host-bosun_oauth_state="), "{cookie}");
     assert!(callback.starts_with("https://"), "{callback}");
+    // The plain-HTTP name is not the state under TLS.
+    let plain = cookie.replacen("__Host-", "", 1);
+    get(&client, &callback, &[("cookie", &plain)])
+        .await
+        .problem()
+        .expect(StatusCode::BAD_REQUEST, "oauth_state");
     let signed_in = get(&client, &callback, &[("cookie", &cookie)]).await;
     assert_eq!(
         signed_in.status,
@@ -1144,6 +1210,38 @@ async fn under_tls_the_state_cookie_is_secure_and_github_sends_the_browser_back_
         "{}",
         signed_in.body
     );
-    let cleared = set_cookie(&signed_in, "bosun_oauth_state").expect("the state cleared");
-    assert!(cleared.contains("Secure"), "{cleared}");
+    let cookies = set_cookies(&signed_in);
+    let named = |name: &str| {
+        cookies
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
+    };
+    let cleared = named("__Host-bosun_oauth_state");
+    assert_eq!(cleared.value, "", "{cleared:?}");
+    assert_eq!(cleared.attribute("Max-Age"), Some("0"), "{cleared:?}");
+    assert_eq!(cleared.attribute("Path"), Some("/"), "{cleared:?}");
+    assert!(cleared.has("Secure"), "{cleared:?}");
+    // The console's session, as a password sign-in under TLS sets it.
+    let session = named("__Host-bosun_session");
+    assert!(
+        session.has("Secure") && session.has("HttpOnly"),
+        "{session:?}"
+    );
+    assert_eq!(session.attribute("Path"), Some("/"), "{session:?}");
+    assert!(named("__Host-bosun_csrf").has("Secure"));
+    assert!(
+        !cookies.iter().any(|c| c.name == "bosun_session"),
+        "{cookies:?}"
+    );
+    // And it is GitHub's user signed in.
+    let console = get(
+        &client,
+        &app.url("/console/session"),
+        &[("cookie", &format!("__Host-bosun_session={}", session.value))],
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(console.body["username"], "github:frank");
+    assert_eq!(console.body["scopes"], json!(["read", "write"]));
 }

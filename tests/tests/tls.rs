@@ -3,14 +3,15 @@
 //! bundle (written here in pure Rust, or by `openssl pkcs12 -export`). Clients trust the test's
 //! CA only. Plain HTTP to the TLS port gets no HTTP answer; a client that never finishes its
 //! handshake is dropped; a bundle the passphrase does not open, or a key that is not the
-//! certificate's, stops the start (before the database) naming the key; pulsar's job `url` is
-//! `https://`; the console's cookies are `Secure` and `__Host-` prefixed, and a cookie request
-//! from an `http://` origin is refused. The servers run in the test's process (`spawn_app`), but
-//! two: the `bosun` binary, whose listening line says `https://`, and whose debug log holds no
-//! session token.
+//! certificate's, stops the start (before the database) naming the key; pulsar's job `url` and
+//! Keboola's `uri`s are `https://`; the console's cookies are `Secure` and `__Host-` prefixed,
+//! and a cookie request from an `http://` origin is refused. The servers run in the test's
+//! process (`spawn_app`), but two: the `bosun` binary, whose listening line says `https://`,
+//! and whose debug log holds no session token.
 
 use bosun_api::config::{DatabaseUrl, Settings};
 use bosun_api::startup::Application;
+use bosun_tests::console::{admin_with_password, set_cookies};
 use bosun_tests::{config_file, spawn_app, work_dir, Answer, Api, Server, TestApp, USER_AGENT};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -69,6 +70,24 @@ fn pki() -> Pki {
         key_pem: key.serialize_pem(),
         key_der: key.serialize_der(),
     }
+}
+
+/// A folder for the real binary: `chain.pem` and `key.pem` of `pki`, and a configuration
+/// (its path returned) naming them relative to the folder, on any free port.
+fn binary_dir(pki: &Pki) -> (tempfile::TempDir, String) {
+    let dir = work_dir();
+    write(
+        dir.path(),
+        "chain.pem",
+        format!("{}{}", pki.leaf_pem, pki.ca_pem),
+    );
+    write(dir.path(), "key.pem", &pki.key_pem);
+    let config = config_file(
+        dir.path(),
+        "listen: 127.0.0.1:0\ntls:\n  cert: chain.pem\n  key: key.pem\n",
+    );
+    let config = config.to_str().expect("a UTF-8 path").to_string();
+    (dir, config)
 }
 
 /// Writes `contents` to `dir/name`; its path.
@@ -166,56 +185,6 @@ fn openssl() -> std::process::Command {
         "the openssl command is missing: apt-get install openssl"
     );
     std::process::Command::new("openssl")
-}
-
-/// Gives the admin of `api` the password `password`: its name.
-async fn admin_with_password(api: &Api, password: &str) -> String {
-    let me = api.get("/v1/auth/whoami").await.expect(StatusCode::OK);
-    let admin = me.body["user"].as_str().expect("a name").to_string();
-    api.call(
-        Method::PATCH,
-        &format!("/v1/users/{admin}"),
-        Some(json!({"password": password})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    admin
-}
-
-/// One `Set-Cookie` of an answer: `name`, `value` and its attributes as sent.
-#[derive(Debug)]
-struct SetCookie {
-    name: String,
-    value: String,
-    attributes: Vec<String>,
-}
-
-impl SetCookie {
-    fn has(&self, attribute: &str) -> bool {
-        self.attributes
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(attribute))
-    }
-}
-
-fn set_cookies(answer: &Answer) -> Vec<SetCookie> {
-    answer
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|value| {
-            let mut parts = value.to_str().expect("a text cookie").split(';');
-            let (name, value) = parts
-                .next()
-                .and_then(|pair| pair.split_once('='))
-                .expect("name=value");
-            SetCookie {
-                name: name.trim().to_string(),
-                value: value.trim().to_string(),
-                attributes: parts.map(|a| a.trim().to_string()).collect(),
-            }
-        })
-        .collect()
 }
 
 /// A console session over HTTPS: the cookies a browser holds, sent back by hand.
@@ -756,20 +725,52 @@ async fn pulsars_job_url_is_https() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_says_it_listens_on_https_with_paths_relative_to_its_directory() {
+async fn keboolas_uris_are_https() {
     let pki = pki();
     let dir = work_dir();
-    write(
-        dir.path(),
-        "chain.pem",
-        format!("{}{}", pki.leaf_pem, pki.ca_pem),
+    let app = spawn_app(&format!(
+        "{}runner:\n  workers: 0\ncatalog:\n  example:\n    production:\n      quick:\n        command: [\"true\"]\n",
+        pem_files(&pki, dir.path())
+    ))
+    .await;
+    let http = client(&pki);
+    let keboola = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, app.url(&format!("/compat/keboola{path}")))
+            .header("X-StorageApi-Token", &app.api.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { Answer::read(request.send().await.expect("a Keboola answer")).await }
+    };
+    let base = format!("https://{}/compat/keboola", app.address);
+    let orchestration = keboola(
+        Method::POST,
+        "/orchestrations",
+        Some(json!({"name": "quick", "tasks": [{"component": "example/production/quick"}]})),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body;
+    let id = orchestration["id"].as_str().expect("an id");
+    assert_eq!(
+        orchestration["uri"],
+        format!("{base}/orchestrations/{id}"),
+        "{orchestration}"
     );
-    write(dir.path(), "key.pem", &pki.key_pem);
-    let config = config_file(
-        dir.path(),
-        "listen: 127.0.0.1:0\ntls:\n  cert: chain.pem\n  key: key.pem\n",
-    );
-    let config = config.to_str().expect("a UTF-8 path");
+    let job = keboola(Method::POST, &format!("/orchestrations/{id}/jobs"), None)
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let job_id = job["id"].as_str().expect("an id");
+    assert_eq!(job["uri"], format!("{base}/jobs/{job_id}"), "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_says_it_listens_on_https_with_paths_relative_to_its_directory() {
+    let pki = pki();
+    let (dir, config) = binary_dir(&pki);
+    let config = config.as_str();
     let server = Server::start(dir.path(), &["-c", config], &[]);
     assert!(
         server.base.starts_with("https://127.0.0.1:"),
@@ -813,18 +814,8 @@ async fn the_binary_says_it_listens_on_https_with_paths_relative_to_its_director
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binarys_debug_log_holds_no_session_token_or_password() {
     let pki = pki();
-    let dir = work_dir();
-    write(
-        dir.path(),
-        "chain.pem",
-        format!("{}{}", pki.leaf_pem, pki.ca_pem),
-    );
-    write(dir.path(), "key.pem", &pki.key_pem);
-    let config = config_file(
-        dir.path(),
-        "listen: 127.0.0.1:0\ntls:\n  cert: chain.pem\n  key: key.pem\n",
-    );
-    let config = config.to_str().expect("a UTF-8 path");
+    let (dir, config) = binary_dir(&pki);
+    let config = config.as_str();
     let server = Server::start(dir.path(), &["-c", config], &[("RUST_LOG", "debug")]);
     let api = Api {
         http: client(&pki),
