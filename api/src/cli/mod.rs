@@ -1,4 +1,5 @@
-//! The `bosun` command line. With no subcommand it serves, so `cargo run` starts the server.
+//! The `bosun` command line. With no subcommand it serves, so `cargo run` starts the server
+//! (and `bosun -c FILE` is `bosun serve -c FILE`).
 
 mod admin;
 mod bench;
@@ -15,9 +16,13 @@ use std::process::ExitCode;
 #[command(
     name = "bosun",
     version,
-    about = "Bosun: an event-sourced control plane for jobs and apps"
+    about = "Bosun: an event-sourced control plane for jobs and apps",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// With no subcommand: the server's configuration, as `bosun serve -c FILE`.
+    #[command(flatten)]
+    serve: ConfigArg,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -62,7 +67,7 @@ const USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve(ConfigArg::default()));
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     let config_file = match &command {
         Command::Serve(c)
         | Command::Worker(c)
@@ -111,3 +116,38 @@ pub fn main() -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(args: &[&str]) -> Option<PathBuf> {
+        match Cli::try_parse_from(args).expect("parses") {
+            Cli {
+                command: None,
+                serve,
+            } => serve.config,
+            Cli {
+                command: Some(Command::Serve(serve)),
+                ..
+            } => serve.config,
+            _ => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn plain_bosun_with_a_config_file_serves_with_it() {
+        assert_eq!(config_of(&["bosun"]), None);
+        assert_eq!(config_of(&["bosun", "-c", "a.yaml"]), Some("a.yaml".into()));
+        assert_eq!(
+            config_of(&["bosun", "--config", "a.yaml"]),
+            Some("a.yaml".into())
+        );
+        assert_eq!(
+            config_of(&["bosun", "serve", "-c", "b.yaml"]),
+            Some("b.yaml".into())
+        );
+        // Not both: a subcommand takes its own.
+        assert!(Cli::try_parse_from(["bosun", "-c", "a.yaml", "worker"]).is_err());
+    }
+}
