@@ -213,12 +213,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The console's cookie as authentication. A request with no `Authorization` header and a
+/// Whether a request brings its own token: `Authorization`, or a compat surface's own token
+/// header (Keboola's `X-StorageApi-Token`, Runnable's `runnable-token`). Such a request is
+/// the client's, not the console's: the cookie a browser adds to it is not looked at.
+fn carries_own_credentials(headers: &HeaderMap) -> bool {
+    [
+        header::AUTHORIZATION,
+        crate::routes::compat::keboola::TOKEN_HEADER,
+        crate::routes::compat::runnable::TOKEN_HEADER,
+    ]
+    .iter()
+    .any(|name| headers.contains_key(name))
+}
+
+/// The console's cookie as authentication. A request with no token of its own
+/// ([`carries_own_credentials`]) and a
 /// session cookie ([`session_cookie`] of the server's scheme, sent once): refused 403 `cross_origin` if its `Origin` is another server's (a
 /// WebSocket upgrade too); a write (any method but GET, HEAD, OPTIONS) refused 403
 /// `csrf_failed` unless `X-CSRF-Token` is the session's [`csrf_for`]; then given
 /// `Authorization: Bearer <token>`, so every route authenticates it as it does a client's
-/// token (a token no longer valid gets the route's 401). A request with `Authorization` is
+/// token (a token no longer valid gets the route's 401). A request with a token of its own is
 /// left as it is. Sign-in (`POST /console/session`) is not looked at: it needs no session
 /// (a stale cookie must not stop it) and checks its `Origin` itself.
 pub async fn cookie_auth(
@@ -227,7 +241,7 @@ pub async fn cookie_auth(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    if headers.contains_key(header::AUTHORIZATION)
+    if carries_own_credentials(headers)
         || (request.method() == Method::POST && request.uri().path() == SESSION_PATH)
     {
         return next.run(request).await;

@@ -347,6 +347,11 @@ impl Github {
         token: &str,
     ) -> Result<Result<Allowed, Refusal>, GithubError> {
         let _turn = self.turn().await?;
+        self.check_in_turn(token).await
+    }
+
+    /// [`Github::check`] given at most [`CHECK_TIMEOUT`], by a caller that holds a turn.
+    async fn check_in_turn(&self, token: &str) -> Result<Result<Allowed, Refusal>, GithubError> {
         tokio::time::timeout(CHECK_TIMEOUT, self.check(token))
             .await
             .unwrap_or_else(|_| {
@@ -699,9 +704,11 @@ async fn signed_in(
             "GitHub sent no code: sign in again",
         ));
     };
-    let token = {
+    // One turn for the exchange and the check: the code is spent by the exchange, so the check
+    // after it must not wait for a second turn (and be refused for want of one).
+    let allowed = {
         let _turn = github.turn().await.map_err(unavailable)?;
-        github
+        let token = github
             .client
             .exchange_code(
                 &github.client_id,
@@ -710,13 +717,13 @@ async fn signed_in(
                 &redirect_uri,
             )
             .await
+            .map_err(unavailable)?;
+        github
+            .check_in_turn(token.expose_secret())
+            .await
             .map_err(unavailable)?
+            .map_err(|refusal| refused(&refusal))?
     };
-    let allowed = github
-        .check_in_time(token.expose_secret())
-        .await
-        .map_err(unavailable)?
-        .map_err(|refusal| refused(&refusal))?;
     let (issued, _) = state
         .commands
         .github_sign_in(
