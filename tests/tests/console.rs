@@ -548,6 +548,28 @@ async fn a_request_with_authorization_ignores_the_cookie() {
         )
         .await
         .expect(StatusCode::CREATED);
+    // Nor a compat surface's own token header: Keboola's and Runnable's clients send their
+    // token there, and a browser's cookie beside it is not looked at.
+    let elsewhere = ("origin", "http://elsewhere.example");
+    browser
+        .write_with(
+            Method::DELETE,
+            &format!("/compat/keboola/jobs/{}", uuid::Uuid::new_v4()),
+            None,
+            &[("x-storageapi-token", &bob.token), elsewhere],
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    let bob_there = browser
+        .write_with(
+            Method::GET,
+            "/compat/runnable/users/bob",
+            None,
+            &[("runnable-token", &bob.token), elsewhere],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(bob_there.body["username"], "bob", "{:?}", bob_there.body);
     // A bad token in Authorization is not rescued by a good cookie.
     browser
         .write_with(

@@ -892,7 +892,8 @@ async fn every_page_renders_under_the_csp_and_is_saved_as_a_screenshot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // One screenshot of each page, every one this run's (the folder was emptied first).
+    // One screenshot of each page, every one this run's (the folder was emptied first): each
+    // was checked as it was taken, so this catches the list and the pages above drifting apart.
     let wrong: Vec<String> = PAGE_SCREENSHOTS
         .iter()
         .filter_map(|page| check_screenshot(&screenshots.join(format!("{page}.png"))).err())

@@ -820,6 +820,16 @@ async fn a_github_user_has_no_password_and_no_token_that_outlives_the_sign_in() 
         )
         .await,
     );
+    // Nor may an admin make them an admin: their rights come from GitHub's lists.
+    refusal(
+        admin
+            .call(
+                Method::PATCH,
+                "/v1/users/github:frank",
+                Some(json!({"admin": true})),
+            )
+            .await,
+    );
     // Nor hold an API token or an app token (they would outlive GitHub's say).
     let token = bearer_send(
         &app,
