@@ -384,6 +384,24 @@ async fn the_live_feed_is_wss_on_the_same_port() {
     assert_eq!(first["position"], 1, "{first}");
 }
 
+/// `tls:` with a PKCS#12 bundle and its passphrase file.
+fn pfx_settings(pfx: &std::path::Path, passphrase_file: &std::path::Path) -> String {
+    format!(
+        "tls:\n  pfx: {}\n  passphrase_file: {}\n",
+        pfx.display(),
+        passphrase_file.display()
+    )
+}
+
+/// `tls:` with PEM files.
+fn pem_settings(cert: &std::path::Path, key: &std::path::Path) -> String {
+    format!(
+        "tls:\n  cert: {}\n  key: {}\n",
+        cert.display(),
+        key.display()
+    )
+}
+
 // ---- PKCS#12 ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,12 +410,7 @@ async fn a_pkcs12_bundle_serves_https() {
     let dir = work_dir();
     let pfx = write(dir.path(), "server.p12", pkcs12(&pki, "s3cret pass"));
     let passphrase = write(dir.path(), "passphrase", "s3cret pass\n");
-    let app = spawn_app(&format!(
-        "tls:\n  pfx: {}\n  passphrase_file: {}\n",
-        pfx.display(),
-        passphrase.display()
-    ))
-    .await;
+    let app = spawn_app(&pfx_settings(&pfx, &passphrase)).await;
     assert_eq!(healthz(&admin(&app, &pki)).await, StatusCode::OK);
 }
 
@@ -449,12 +462,7 @@ async fn pkcs12_bundles_openssl_exports_serve_https_aes_and_legacy_3des() {
             "openssl pkcs12 -export {options:?}: {}",
             String::from_utf8_lossy(&exported.stderr)
         );
-        let app = spawn_app(&format!(
-            "tls:\n  pfx: {}\n  passphrase_file: {}\n",
-            dir.path().join(name).display(),
-            passphrase.display()
-        ))
-        .await;
+        let app = spawn_app(&pfx_settings(&dir.path().join(name), &passphrase)).await;
         assert_eq!(healthz(&admin(&app, &pki)).await, StatusCode::OK, "{name}");
         app.stop().await;
     }
@@ -468,12 +476,7 @@ async fn a_wrong_passphrase_stops_the_start_naming_the_bundle_and_the_passphrase
     let dir = work_dir();
     let pfx = write(dir.path(), "server.p12", pkcs12(&pki, "the right one"));
     let wrong = write(dir.path(), "passphrase", "a wrong one\n");
-    let error = build_error(&format!(
-        "tls:\n  pfx: {}\n  passphrase_file: {}\n",
-        pfx.display(),
-        wrong.display()
-    ))
-    .await;
+    let error = build_error(&pfx_settings(&pfx, &wrong)).await;
     assert!(error.contains("tls.pfx"), "{error}");
     assert!(error.contains("tls.passphrase_file"), "{error}");
     assert!(error.contains("wrong passphrase"), "{error}");
@@ -513,12 +516,7 @@ async fn a_bundle_with_no_key_or_two_keys_stops_the_start_saying_so() {
             name,
             store.writer("pass").write().expect("write the bundle"),
         );
-        let error = build_error(&format!(
-            "tls:\n  pfx: {}\n  passphrase_file: {}\n",
-            pfx.display(),
-            passphrase.display()
-        ))
-        .await;
+        let error = build_error(&pfx_settings(&pfx, &passphrase)).await;
         assert!(error.contains(says), "{name}: {error}");
         assert!(error.contains(name), "{name}: {error}");
     }
@@ -535,12 +533,7 @@ async fn a_key_that_is_not_the_certificates_stops_the_start_naming_tls_key() {
     );
     let other = rcgen::KeyPair::generate().expect("another key");
     let key = write(dir.path(), "other-key.pem", other.serialize_pem());
-    let error = build_error(&format!(
-        "tls:\n  cert: {}\n  key: {}\n",
-        chain.display(),
-        key.display()
-    ))
-    .await;
+    let error = build_error(&pem_settings(&chain, &key)).await;
     assert!(error.contains("tls.key"), "{error}");
     assert!(error.contains("does not match"), "{error}");
     assert!(error.contains("other-key.pem"), "{error}");
@@ -552,12 +545,7 @@ async fn a_missing_certificate_file_stops_the_start_naming_it() {
     let dir = work_dir();
     let key = write(dir.path(), "key.pem", &pki.key_pem);
     let missing = dir.path().join("missing.pem");
-    let error = build_error(&format!(
-        "tls:\n  cert: {}\n  key: {}\n",
-        missing.display(),
-        key.display()
-    ))
-    .await;
+    let error = build_error(&pem_settings(&missing, &key)).await;
     assert!(
         error.contains(&format!("tls.cert: cannot read {}", missing.display())),
         "{error}"
