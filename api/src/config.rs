@@ -82,6 +82,47 @@ pub struct AuthSettings {
     /// Sign-in with GitHub (the OAuth web flow at `/auth/github/login`, and GitHub tokens as
     /// API tokens) for the members of one organization ([`crate::github`]).
     pub github: Option<GithubSettings>,
+    /// How many failed password sign-ins one user name, and one source address, may have in a
+    /// window before sign-in is refused for a while ([`crate::sign_in`]).
+    #[serde(default)]
+    pub sign_in_limit: SignInLimitSettings,
+}
+
+/// `auth.sign_in_limit:` at most `failures_per_user` failed password sign-ins of one user name
+/// (from anywhere) and `failures_per_address` from one address (any names) in any
+/// `per_seconds`; then 429 `rate_limited` with `Retry-After` until the oldest leaves the window.
+/// Counted by each node in its memory.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInLimitSettings {
+    #[serde(default = "default_failures_per_user")]
+    pub failures_per_user: u32,
+    #[serde(default = "default_failures_per_address")]
+    pub failures_per_address: u32,
+    #[serde(default = "default_sign_in_per_seconds")]
+    pub per_seconds: u64,
+}
+
+impl Default for SignInLimitSettings {
+    fn default() -> Self {
+        SignInLimitSettings {
+            failures_per_user: default_failures_per_user(),
+            failures_per_address: default_failures_per_address(),
+            per_seconds: default_sign_in_per_seconds(),
+        }
+    }
+}
+
+fn default_failures_per_user() -> u32 {
+    10
+}
+
+fn default_failures_per_address() -> u32 {
+    100
+}
+
+fn default_sign_in_per_seconds() -> u64 {
+    300
 }
 
 /// `auth.github:`. Its keys are checked together once every source is in
@@ -709,6 +750,10 @@ pub struct HttpSettings {
     /// kept-alive connection idle this long (hyper times both from the same point).
     #[serde(default = "default_header_read_timeout_seconds")]
     pub header_read_timeout_seconds: u64,
+    /// A request whose whole body has not arrived this long after the route began reading it
+    /// is answered 408 `body_timeout` (and its connection closed).
+    #[serde(default = "default_body_read_timeout_seconds")]
+    pub body_read_timeout_seconds: u64,
 }
 
 impl Default for HttpSettings {
@@ -716,8 +761,13 @@ impl Default for HttpSettings {
         HttpSettings {
             wait_seconds: default_wait_seconds(),
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
+            body_read_timeout_seconds: default_body_read_timeout_seconds(),
         }
     }
+}
+
+fn default_body_read_timeout_seconds() -> u64 {
+    60
 }
 
 fn default_wait_seconds() -> u64 {
@@ -735,14 +785,23 @@ pub struct LiveSettings {
     /// position it got, so it can resume).
     #[serde(default = "default_live_buffer")]
     pub buffer: usize,
+    /// How many live sockets (`/v1/events/live` and pulsar's feed together) one token may hold
+    /// open at once on a node; one more is refused (429 `too_many_sockets`).
+    #[serde(default = "default_max_sockets_per_token")]
+    pub max_sockets_per_token: u32,
 }
 
 impl Default for LiveSettings {
     fn default() -> Self {
         LiveSettings {
             buffer: default_live_buffer(),
+            max_sockets_per_token: default_max_sockets_per_token(),
         }
     }
+}
+
+fn default_max_sockets_per_token() -> u32 {
+    64
 }
 
 fn default_live_buffer() -> usize {
@@ -934,6 +993,9 @@ fn parse(tree: Value) -> Result<Settings, String> {
     if !(1..=3_600).contains(&settings.http.header_read_timeout_seconds) {
         return Err("http.header_read_timeout_seconds: must be 1 to 3600".into());
     }
+    if !(1..=3_600).contains(&settings.http.body_read_timeout_seconds) {
+        return Err("http.body_read_timeout_seconds: must be 1 to 3600".into());
+    }
     if !(1..=300).contains(&settings.services.timeout_seconds) {
         return Err("services.timeout_seconds: must be 1 to 300".into());
     }
@@ -944,6 +1006,22 @@ fn parse(tree: Value) -> Result<Settings, String> {
         return Err("services.max_attempts: must be 1 to 100".into());
     }
     check_runnables(&settings.runnables)?;
+    let limit = &settings.auth.sign_in_limit;
+    // Each counted failure is held in memory until it leaves the window: bounded.
+    for (key, count) in [
+        ("failures_per_user", limit.failures_per_user),
+        ("failures_per_address", limit.failures_per_address),
+    ] {
+        if !(1..=10_000).contains(&count) {
+            return Err(format!("auth.sign_in_limit.{key}: must be 1 to 10000"));
+        }
+    }
+    if !(1..=86_400).contains(&limit.per_seconds) {
+        return Err("auth.sign_in_limit.per_seconds: must be 1 to 86400 (a day)".into());
+    }
+    if !(1..=100_000).contains(&settings.live.max_sockets_per_token) {
+        return Err("live.max_sockets_per_token: must be 1 to 100000".into());
+    }
     if settings.compat.openpai.commands.allowed()
         && matches!(settings.runnables.sandbox, SandboxKind::None)
     {
@@ -1194,6 +1272,8 @@ mod tests {
             ("BOSUN_HTTP__WAIT_SECONDS", "86401"),
             ("BOSUN_HTTP__HEADER_READ_TIMEOUT_SECONDS", "0"),
             ("BOSUN_HTTP__HEADER_READ_TIMEOUT_SECONDS", "3601"),
+            ("BOSUN_HTTP__BODY_READ_TIMEOUT_SECONDS", "0"),
+            ("BOSUN_HTTP__BODY_READ_TIMEOUT_SECONDS", "3601"),
         ] {
             let err = Settings::from_sources(None, env(&[(key, value)]))
                 .unwrap_err()
@@ -1208,6 +1288,59 @@ mod tests {
             Settings::from_sources(None, env(&[("BOSUN_HTTP__WAIT_SECONDS", "86400")])).unwrap();
         assert_eq!(settings.http.wait_seconds, 86_400);
         assert_eq!(settings.http.header_read_timeout_seconds, 30);
+        assert_eq!(settings.http.body_read_timeout_seconds, 60);
+    }
+
+    #[test]
+    fn sign_in_and_socket_limits_default_override_and_are_bounded() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        let limit = s.auth.sign_in_limit;
+        assert_eq!(
+            (
+                limit.failures_per_user,
+                limit.failures_per_address,
+                limit.per_seconds
+            ),
+            (10, 100, 300)
+        );
+        assert_eq!(s.live.max_sockets_per_token, 64);
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("BOSUN_AUTH__SIGN_IN_LIMIT__FAILURES_PER_USER", "3"),
+                ("BOSUN_LIVE__MAX_SOCKETS_PER_TOKEN", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.auth.sign_in_limit.failures_per_user, 3);
+        assert_eq!(s.live.max_sockets_per_token, 2);
+        for (key, value, named) in [
+            (
+                "BOSUN_AUTH__SIGN_IN_LIMIT__FAILURES_PER_USER",
+                "0",
+                "auth.sign_in_limit.failures_per_user",
+            ),
+            (
+                "BOSUN_AUTH__SIGN_IN_LIMIT__FAILURES_PER_ADDRESS",
+                "10001",
+                "auth.sign_in_limit.failures_per_address",
+            ),
+            (
+                "BOSUN_AUTH__SIGN_IN_LIMIT__PER_SECONDS",
+                "0",
+                "auth.sign_in_limit.per_seconds",
+            ),
+            (
+                "BOSUN_LIVE__MAX_SOCKETS_PER_TOKEN",
+                "0",
+                "live.max_sockets_per_token",
+            ),
+        ] {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -154,18 +154,52 @@ fn is_json(request: &Request) -> bool {
         && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
-/// The body, read whole: a body too large is a 413, one that cannot be read a 400.
+/// How long a route waits for a request's whole body (`http.body_read_timeout_seconds`), put
+/// in every request's extensions by the router.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// The largest request body a route reads (the router's `DefaultBodyLimit`): more is a 413.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The wait when no [`BodyReadTimeout`] was given (a router built without one).
+const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The body, read whole: a body too large is a 413, one that cannot be read a 400, one that has
+/// not all arrived within the [`BodyReadTimeout`] a 408 (a client trickling its body holds a
+/// request, and its task, no longer than that).
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Bytes, Problem> {
-    Bytes::from_request(request, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    // A body said to be too large is refused before any of it is read.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let wait = request
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
+    let read = tokio::time::timeout(wait, Bytes::from_request(request, state))
+        .await
+        .map_err(|_| {
             Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the body is too large",
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not all arrive within {} s (http.body_read_timeout_seconds)",
+                    wait.as_secs()
+                ),
             )
+        })?;
+    read.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
         } else {
             Problem::bad_request(
                 format!("the body cannot be read: {}", e.body_text()),
@@ -173,6 +207,14 @@ pub(crate) async fn read_body<S: Send + Sync>(
             )
         }
     })
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the body is too large: at most {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 /// JSON text → `T`: a syntax error (text after the value included), a NUL anywhere, or a

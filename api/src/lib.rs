@@ -26,6 +26,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;
+pub mod sign_in;
 pub mod sockjs;
 pub mod startup;
 pub mod telemetry;

@@ -17,7 +17,8 @@ pub struct Problem {
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// A 503's `Retry-After` in seconds, when the cause says (GitHub's rate limit); 1 if not.
+    /// A 503's `Retry-After` in seconds, when the cause says (GitHub's rate limit); 1 if not. A 429
+    /// with one sends it too.
     /// (Two bytes, so a `Problem` stays small enough to return by value.)
     #[serde(skip)]
     pub retry_after: Option<std::num::NonZeroU16>,
@@ -194,6 +195,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after = self.retry_after.map_or(1, std::num::NonZeroU16::get);
+        let knows_its_end = self.retry_after.is_some();
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (
             status,
@@ -204,8 +206,11 @@ impl IntoResponse for Problem {
         // Kept beside the body, so a compat surface can answer it in its own error shape
         // (`routes::compat::reshape_errors`) without parsing the body back.
         response.extensions_mut().insert(self);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 is a passing condition: say when to try again.
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            || (status == StatusCode::TOO_MANY_REQUESTS && knows_its_end)
+        {
+            // Every 503 is a passing condition, and so is a 429 that knows its end: say when
+            // to try again.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));

@@ -1,4 +1,5 @@
-//! A limit on how often one source address may do something (make an anonymous user): at most
+//! A limit on how often one source address (or another key: a user name) may do something (make
+//! an anonymous user, fail to sign in): at most
 //! `count` times in any `per`, a sliding window; and, optionally, on how often everyone together
 //! may ([`RateLimit::with_total`]: at most `total` times in any `total_per`, whatever the
 //! addresses). Counted in this process's memory only: each node counts on its own (N nodes let
@@ -92,6 +93,25 @@ impl RateLimit {
     /// Counts one for `key` if it may go through now.
     pub fn check(&self, key: &str) -> Verdict {
         self.check_at(key, Instant::now())
+    }
+
+    /// How long until `key` may go through again if it has made `count` in the window (by its
+    /// own times: neither the total nor the table's size is looked at); counts nothing.
+    pub fn wait(&self, key: &str) -> Option<Duration> {
+        self.wait_at(key, Instant::now())
+    }
+
+    fn wait_at(&self, key: &str, now: Instant) -> Option<Duration> {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let times = guard.hits.get(key)?;
+        let in_window = times
+            .iter()
+            .filter(|at| now.saturating_duration_since(**at) < self.per);
+        let oldest = in_window.clone().next()?;
+        (in_window.count() >= self.count as usize).then(|| {
+            self.per
+                .saturating_sub(now.saturating_duration_since(*oldest))
+        })
     }
 
     fn check_at(&self, key: &str, now: Instant) -> Verdict {
@@ -230,6 +250,27 @@ mod tests {
             retry_after: Duration::from_secs(seconds),
             by,
         }
+    }
+
+    #[test]
+    fn wait_says_when_a_full_key_is_free_and_counts_nothing() {
+        let limit = RateLimit::new(2, HOUR);
+        let start = Instant::now();
+        assert_eq!(limit.wait_at("a", start), None);
+        assert_eq!(limit.check_at("a", start), Verdict::Allowed);
+        // Asking counts nothing: still one free.
+        for _ in 0..5 {
+            assert_eq!(limit.wait_at("a", start), None);
+        }
+        let later = start + Duration::from_secs(600);
+        assert_eq!(limit.check_at("a", later), Verdict::Allowed);
+        assert_eq!(
+            limit.wait_at("a", later + Duration::from_secs(60)),
+            Some(Duration::from_secs(3600 - 660))
+        );
+        assert_eq!(limit.wait_at("b", later), None);
+        // The first time left the window: one free again.
+        assert_eq!(limit.wait_at("a", start + HOUR), None);
     }
 
     #[test]

@@ -59,6 +59,12 @@ pub struct AppState {
     pub anonymous_token_seconds: i64,
     /// How many anonymous users one address may make (`runnables.anonymous_per_address`).
     pub anonymous_limit: Arc<crate::rate_limit::RateLimit>,
+    /// The live sockets each token holds open (`live.max_sockets_per_token`).
+    pub live_sockets: Arc<crate::routes::live::access::SocketCounts>,
+    /// How long a route waits for a request's whole body (`http.body_read_timeout_seconds`).
+    pub body_read_timeout_seconds: u64,
+    /// The failed password sign-ins counted (`auth.sign_in_limit`).
+    pub sign_in_limit: Arc<crate::sign_in::SignInLimit>,
     /// What role jobs' roles may run (`compat.openpai.commands`): `/v1/jobs` and OpenPAI's.
     pub role_settings: bosun_commands::RoleSettings,
     /// Whether the server serves HTTPS (`tls`): the console's cookies are `Secure`, pulsar's
@@ -161,6 +167,13 @@ impl Application {
             role_settings: settings.compat.role_settings(),
             https: tls.is_some(),
             github,
+            body_read_timeout_seconds: settings.http.body_read_timeout_seconds,
+            live_sockets: crate::routes::live::access::SocketCounts::new(
+                settings.live.max_sockets_per_token,
+            ),
+            sign_in_limit: Arc::new(crate::sign_in::SignInLimit::new(
+                &settings.auth.sign_in_limit,
+            )),
             anonymous_limit: Arc::new(
                 crate::rate_limit::RateLimit::new(
                     settings.runnables.anonymous_per_address.count,
@@ -245,6 +258,12 @@ fn router(state: AppState) -> Router {
             wait_for_min_position,
         ))
         .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::extract::MAX_BODY_BYTES,
+        ))
+        .layer(axum::Extension(crate::extract::BodyReadTimeout(
+            std::time::Duration::from_secs(state.body_read_timeout_seconds),
+        )))
         // The console's cookie becomes `Authorization` before anything reads it (the layers
         // inside it and the routes); inside `count_requests` and `reshape_errors` (the last
         // added is the first to run), so its refusals (`cross_origin`, `csrf_failed`) are

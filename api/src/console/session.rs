@@ -306,16 +306,9 @@ pub async fn sign_in(
     if !same_origin(&headers, state.https) {
         return Err(cross_origin());
     }
-    let (issued, w) = state
-        .commands
-        .login(&origin, &body.username, &body.password, None)
+    let (issued, w) = crate::sign_in::login(&state, &origin, &body.username, &body.password, None)
         .await
-        .map_err(|e| match e {
-            bosun_commands::CommandError::Unauthenticated => {
-                Problem::unauthorized("wrong username or password")
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| e.answer(|| Problem::unauthorized("wrong username or password")))?;
     let max_age = issued
         .expires_at
         .map(|at| (at - chrono::Utc::now()).num_seconds())

@@ -58,10 +58,15 @@ pub struct Options {
 
 pub async fn run(
     config: &tokio_postgres::Config,
-    settings: Settings,
+    mut settings: Settings,
     options: Options,
 ) -> anyhow::Result<()> {
     raise_open_file_limit(options.subscribers);
+    // Every subscriber holds the one admin token: each gets its socket.
+    settings.live.max_sockets_per_token = settings
+        .live
+        .max_sockets_per_token
+        .max(u32::try_from(options.subscribers).unwrap_or(u32::MAX));
     let store = PgEventStore::open(config)
         .await
         .context("opening the event store")?;

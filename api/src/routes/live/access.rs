@@ -5,6 +5,11 @@
 //!
 //! The rule a token must keep meeting is the feed's: [`may_watch`] for `/v1/events/live`; another
 //! feed of the hub (pulsar's) grants with its own [`Rule`].
+//!
+//! A grant also takes one of the token's sockets ([`SocketCounts`]): at most
+//! `live.max_sockets_per_token` open at once on this node, on every feed together, so a flood
+//! of connections with one token is refused ([`CLOSE_TOO_MANY`], or 429 before an upgrade)
+//! instead of holding a task and its buffers each.
 
 use super::{CLOSE_FORBIDDEN, CLOSE_INTERNAL, CLOSE_UNAUTHORIZED};
 use crate::auth::{authenticate, Caller};
@@ -12,7 +17,13 @@ use crate::live::identity::Watch;
 use crate::problem::Problem;
 use crate::startup::AppState;
 use axum::http::StatusCode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use uuid::Uuid;
+
+/// The close code of a socket refused because its token holds as many open as it may.
+pub const CLOSE_TOO_MANY: u16 = 4429;
 
 /// How often a connected subscriber's token is checked again (and at its expiry).
 pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
@@ -38,6 +49,76 @@ pub struct Granted {
     caller: Caller,
     watch: Watch,
     rule: Rule,
+    /// Given back when the feed ends (the grant dropped).
+    _socket: SocketSlot,
+}
+
+/// How many live sockets each token holds open on this node.
+pub struct SocketCounts {
+    max: u32,
+    open: Mutex<HashMap<Uuid, u32>>,
+}
+
+/// One open socket of a token, counted until dropped.
+pub struct SocketSlot {
+    counts: Arc<SocketCounts>,
+    token_id: Uuid,
+}
+
+impl SocketCounts {
+    /// At most `max` sockets per token.
+    pub fn new(max: u32) -> Arc<Self> {
+        Arc::new(SocketCounts {
+            max,
+            open: Mutex::default(),
+        })
+    }
+
+    /// One more socket for `token_id`, if it holds fewer than the most.
+    pub fn take(self: &Arc<Self>, token_id: Uuid) -> Option<SocketSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(token_id).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            counts: Arc::clone(self),
+            token_id,
+        })
+    }
+
+    /// How many sockets `token_id` holds open.
+    pub fn open(&self, token_id: Uuid) -> u32 {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&token_id).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.token_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.token_id);
+            }
+        }
+    }
+}
+
+/// The refusal of one socket too many: its close code and reason.
+fn too_many(max: u32) -> (u16, String) {
+    (
+        CLOSE_TOO_MANY,
+        format!("this token holds {max} live sockets already (live.max_sockets_per_token)"),
+    )
+}
+
+/// [`too_many`] as the answer to an upgrade not made: 429 `too_many_sockets`.
+pub fn too_many_problem(state: &AppState) -> Problem {
+    let (_, reason) = too_many(state.live_sockets.max);
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sockets", reason).with_retry_after(5)
 }
 
 impl Granted {
@@ -47,20 +128,31 @@ impl Granted {
     }
 }
 
-/// Starts watching the token `caller` was found to hold (and to be allowed to watch with).
-pub fn grant(state: &AppState, token: String, caller: Caller) -> Granted {
+/// Starts watching the token `caller` was found to hold (and to be allowed to watch with), in
+/// one of its sockets; [`CLOSE_TOO_MANY`] if it holds as many as it may.
+pub fn grant(state: &AppState, token: String, caller: Caller) -> Result<Granted, (u16, String)> {
     grant_by(state, token, caller, may_watch)
 }
 
 /// [`grant`], for a feed whose tokens must meet `rule`.
-pub fn grant_by(state: &AppState, token: String, caller: Caller, rule: Rule) -> Granted {
+pub fn grant_by(
+    state: &AppState,
+    token: String,
+    caller: Caller,
+    rule: Rule,
+) -> Result<Granted, (u16, String)> {
+    let socket = state
+        .live_sockets
+        .take(caller.holder.token_id)
+        .ok_or_else(|| too_many(state.live_sockets.max))?;
     let watch = state.live.watch_identity(watched_streams(&caller));
-    Granted {
+    Ok(Granted {
         token,
         caller,
         watch,
         rule,
-    }
+        _socket: socket,
+    })
 }
 
 /// `token` granted if it may watch; else the close code and reason.
@@ -75,7 +167,7 @@ pub async fn check_by(
     rule: Rule,
 ) -> Result<Granted, (u16, String)> {
     let caller = caller(state, &token, rule).await?;
-    Ok(grant_by(state, token, caller, rule))
+    grant_by(state, token, caller, rule)
 }
 
 /// The caller `token` speaks for if it meets `rule`; else the close code and reason.
@@ -119,6 +211,7 @@ pub async fn lose_access_telling(
         caller,
         mut watch,
         rule,
+        _socket,
     } = granted;
     let mut wait = next_check(&caller);
     loop {
@@ -180,6 +273,24 @@ fn spread(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_holds_at_most_its_sockets_and_gets_each_back_when_it_closes() {
+        let counts = SocketCounts::new(2);
+        let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = counts.take(ann).expect("one");
+        let second = counts.take(ann).expect("two");
+        assert!(counts.take(ann).is_none(), "a third");
+        // Another token's are its own.
+        let bobs = counts.take(bob).expect("bob's");
+        assert_eq!((counts.open(ann), counts.open(bob)), (2, 1));
+        drop(first);
+        assert_eq!(counts.open(ann), 1);
+        let again = counts.take(ann).expect("one closed, one more");
+        drop((second, again, bobs));
+        assert_eq!((counts.open(ann), counts.open(bob)), (0, 0));
+        assert!(counts.open.lock().unwrap().is_empty(), "nothing kept");
+    }
 
     #[test]
     fn the_period_is_spread_within_a_tenth() {

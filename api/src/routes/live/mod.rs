@@ -6,7 +6,10 @@
 //! The token is checked again whenever an identity event about it passes, every few seconds and
 //! at its expiry ([`access`]). A ping every 15 s keeps it open. A subscriber more than the live
 //! buffer behind is closed with code 4408 and a reason `{"code":"slow_consumer","last_position":N}`:
-//! reconnect with `from=N+1`. What goes out and in which order is [`feed`]'s.
+//! reconnect with `from=N+1`. A token holds at most `live.max_sockets_per_token` live sockets at
+//! once on a node (this feed and pulsar's together): one more is refused, 429
+//! `too_many_sockets` before the upgrade for a token in the header, else closed with code 4429.
+//! What goes out and in which order is [`feed`]'s.
 
 pub(crate) mod access;
 mod feed;
@@ -61,7 +64,7 @@ pub struct LiveQuery {
 
 #[utoipa::path(get, path = "/v1/events/live", tag = "events", params(LiveQuery),
     responses(
-        (status = 101, description = "a WebSocket of event envelopes: catch-up from `from`, then live, in position order, each once (admin scope; or a first message `{\"token\": \"…\"}`); closed 4401/4403 for a bad token, 4408 with the last position for a slow consumer"),
+        (status = 101, description = "a WebSocket of event envelopes: catch-up from `from`, then live, in position order, each once (admin scope; or a first message `{\"token\": \"…\"}`); closed 4401/4403 for a bad token, 4408 with the last position for a slow consumer, 4429 (or 429 `too_many_sockets` before the upgrade) when the token holds `live.max_sockets_per_token` sockets already"),
         crate::problem::Refusals),
     security(("bearer" = [])))]
 pub async fn live(
@@ -85,7 +88,10 @@ pub async fn live(
         Some(token) => {
             let caller = crate::auth::authenticate(&state, &token).await?;
             access::may_watch(&caller).map_err(|(_, message)| Problem::forbidden(message))?;
-            Some(access::grant(&state, token, caller))
+            Some(
+                access::grant(&state, token, caller)
+                    .map_err(|_| access::too_many_problem(&state))?,
+            )
         }
         None => None,
     };

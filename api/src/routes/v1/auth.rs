@@ -28,16 +28,15 @@ pub async fn login(
     RequestOrigin(origin): RequestOrigin,
     Json(body): Json<Login>,
 ) -> Result<Response, Problem> {
-    let (token, w) = state
-        .commands
-        .login(&origin, &body.username, &body.password, body.expires_in)
-        .await
-        .map_err(|e| match e {
-            bosun_commands::CommandError::Unauthenticated => {
-                Problem::unauthorized("wrong username or password")
-            }
-            other => other.into(),
-        })?;
+    let (token, w) = crate::sign_in::login(
+        &state,
+        &origin,
+        &body.username,
+        &body.password,
+        body.expires_in,
+    )
+    .await
+    .map_err(|e| e.answer(|| Problem::unauthorized("wrong username or password")))?;
     Ok(written(&state, StatusCode::CREATED, Some(&token), w))
 }
 

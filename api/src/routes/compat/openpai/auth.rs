@@ -16,6 +16,7 @@ use super::{json, message, text, PaiCaller};
 use crate::auth::RequestOrigin;
 use crate::problem::Problem;
 use crate::routes::written;
+use crate::sign_in::SignInError;
 use crate::startup::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -77,35 +78,33 @@ async fn login(
     generation: Generation,
 ) -> Result<(IssuedToken, bool, Written), Problem> {
     let request = Login::read(&body.fields()?)?;
-    let (token, written) = state
-        .commands
-        .login(
-            origin,
-            &request.username,
-            &request.password,
-            request.expiration,
-        )
-        .await
-        .map_err(|e| match e {
-            CommandError::Unauthenticated => match generation {
-                Generation::Seed => Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "login_failed",
-                    "authentication failed: wrong username or password",
-                ),
-                Generation::Coded => Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "incorrect_password",
-                    "Password is incorrect (or there is no such user).",
-                ),
-            },
-            // OpenPAI's name for the native `expires_in`.
-            CommandError::Domain(bosun_domain::DomainError::Invalid {
-                field: "expires_in",
-                message,
-            }) => Problem::invalid_field("expiration", message),
-            other => other.into(),
-        })?;
+    let (token, written) = crate::sign_in::login(
+        state,
+        origin,
+        &request.username,
+        &request.password,
+        request.expiration,
+    )
+    .await
+    .map_err(|e| match e {
+        // OpenPAI's name for the native `expires_in`.
+        SignInError::Command(CommandError::Domain(bosun_domain::DomainError::Invalid {
+            field: "expires_in",
+            message,
+        })) => Problem::invalid_field("expiration", message),
+        other => other.answer(|| match generation {
+            Generation::Seed => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "login_failed",
+                "authentication failed: wrong username or password",
+            ),
+            Generation::Coded => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "incorrect_password",
+                "Password is incorrect (or there is no such user).",
+            ),
+        }),
+    })?;
     state.commands.settle(written).await;
     let admin = token.holder_admin.unwrap_or(false);
     Ok((token, admin, written))

@@ -98,6 +98,8 @@ enum Ending {
     Lagged(u64),
     Stopping,
     Failed(String),
+    /// Its token holds as many live sockets as it may: the close code and reason.
+    TooMany(u16, String),
 }
 
 async fn run(state: AppState, mut session: Session, mut feed: Receiver<Arc<LiveEvent>>) {
@@ -122,6 +124,7 @@ async fn run(state: AppState, mut session: Session, mut feed: Receiver<Arc<LiveE
             tracing::error!(%error, "pulsar feed: cannot go on with a session");
             (CLOSE_INTERNAL, "internal error; reconnect".into())
         }
+        Ending::TooMany(code, reason) => (code, reason),
     };
     session.close(code, &reason).await;
 }
@@ -144,8 +147,9 @@ async fn authenticate(state: &AppState, session: &mut Session) -> Result<Granted
     };
     access::check_by(state, token, may_read_jobs)
         .await
-        .map_err(|(code, _)| match code {
+        .map_err(|(code, reason)| match code {
             CLOSE_INTERNAL => Ending::Failed("checking its token failed".into()),
+            access::CLOSE_TOO_MANY => Ending::TooMany(code, reason),
             _ => Ending::Denied,
         })
 }

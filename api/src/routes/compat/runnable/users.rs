@@ -130,17 +130,16 @@ pub async fn token(
         true => state.queries.login_username(&login).await?.unwrap_or(login),
         false => login,
     };
-    let (token, w) = state
-        .commands
-        .login(&origin, &username, &password, None)
+    let (token, w) = crate::sign_in::login(&state, &origin, &username, &password, None)
         .await
-        .map_err(|e| match e {
-            CommandError::Unauthenticated => refusal(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "invalid username or password",
-            ),
-            other => other.into(),
+        .map_err(|e| {
+            e.answer(|| {
+                refusal(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "invalid username or password",
+                )
+            })
         })?;
     let body = serde_json::json!({ "access_token": token.token });
     Ok(written(&state, StatusCode::OK, &body, w))

@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use bosun_commands::identity::NewUser;
-use bosun_commands::{Actor, CommandError};
+use bosun_commands::Actor;
 use bosun_domain::identity::{Email, Password, Username};
 use bosun_projections::read_models::identity::UserView;
 use serde::Serialize;
@@ -167,15 +167,10 @@ async fn log_in(
     } else {
         email.to_string()
     };
-    let (token, w) = state
-        .commands
-        .login(origin, &username, &password, None)
+    let (token, w) = crate::sign_in::login(state, origin, &username, &password, None)
         .await
-        .map_err(|e| match e {
-            CommandError::Unauthenticated => {
-                Problem::unauthorized("Authentication failed: wrong email or password")
-            }
-            other => other.into(),
+        .map_err(|e| {
+            e.answer(|| Problem::unauthorized("Authentication failed: wrong email or password"))
         })?;
     // The client's next call carries no position to wait for: the token works once this answers.
     state.commands.settle(w).await;
