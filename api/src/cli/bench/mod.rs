@@ -8,6 +8,7 @@
 mod append;
 mod catchup;
 mod compat;
+mod http;
 mod jobs;
 mod jobs_model;
 mod live;
@@ -104,6 +105,23 @@ pub enum Which {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// A mixed read/write load at a sustained rate (open loop, at most `clients` in flight,
+    /// loopback only), against the same rate of `GET /healthz`: throughput, p50/p99, errors.
+    Http {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Requests due per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The most requests in flight; one due while that many are is shed.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Percent of the mix that writes (`POST /v1/teams`).
+        #[arg(long, default_value_t = 20)]
+        writes: u64,
+    },
     /// Live subscribers catching up from position 1 of a long log all at once, against the
     /// API's writers' latency without them.
     Catchup {
@@ -130,6 +148,7 @@ impl Which {
             | Which::Replay { config, .. }
             | Which::Live { config, .. }
             | Which::Catchup { config, .. }
+            | Which::Http { config, .. }
             | Which::Output { config, .. }
             | Which::Jobs { config, .. }
             | Which::Compat { config, .. }
@@ -201,6 +220,21 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
                 seconds: seconds.max(1),
             };
             live::run(&scratch.config, server_settings, options).await
+        }
+        Which::Http {
+            rate,
+            seconds,
+            clients,
+            writes,
+            ..
+        } => {
+            let options = http::Options {
+                rate: rate.max(1),
+                seconds: seconds.max(1),
+                clients: clients.max(1),
+                writes,
+            };
+            http::run(&scratch.config, server_settings, options).await
         }
         Which::Catchup {
             subscribers,
