@@ -1016,8 +1016,9 @@ fn parse(tree: Value) -> Result<Settings, String> {
             return Err(format!("auth.sign_in_limit.{key}: must be 1 to 10000"));
         }
     }
-    if !(1..=86_400).contains(&limit.per_seconds) {
-        return Err("auth.sign_in_limit.per_seconds: must be 1 to 86400 (a day)".into());
+    // Retry-After is sent in at most 16 bits of seconds.
+    if !(1..=43_200).contains(&limit.per_seconds) {
+        return Err("auth.sign_in_limit.per_seconds: must be 1 to 43200 (12 hours)".into());
     }
     if !(1..=100_000).contains(&settings.live.max_sockets_per_token) {
         return Err("live.max_sockets_per_token: must be 1 to 100000".into());

@@ -48,6 +48,9 @@ pub enum Refusals {
     /// No such resource.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
+    /// The body did not all arrive within `http.body_read_timeout_seconds`.
+    #[response(status = 408, content_type = "application/problem+json")]
+    BodyTimeout(Problem),
     /// The resource's state forbids the action.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),

@@ -95,6 +95,18 @@ impl RateLimit {
         self.check_at(key, Instant::now())
     }
 
+    /// Takes back the newest time counted for `key` (one that turned out not to count: a
+    /// sign-in counted before its password was checked, which was right).
+    pub fn forgive(&self, key: &str) {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = guard.hits.get_mut(key) {
+            times.pop_back();
+            if times.is_empty() {
+                guard.hits.remove(key);
+            }
+        }
+    }
+
     /// How long until `key` may go through again if it has made `count` in the window (by its
     /// own times: neither the total nor the table's size is looked at); counts nothing.
     pub fn wait(&self, key: &str) -> Option<Duration> {

@@ -4,9 +4,10 @@
 //!
 //! A failed sign-in (a wrong password, an unknown name) counts against its user name, from
 //! wherever it came, and against its source address, whatever name it tried
-//! (`auth.sign_in_limit`: 10 and 100 in any 5 minutes by default). Once either has made its count
-//! in the window, sign-in is refused (429 `rate_limited` with `Retry-After`) before the password
-//! is looked at, until the oldest failure leaves the window: the right password too, or a
+//! (`auth.sign_in_limit`: 10 and 100 in any 5 minutes by default); an attempt counts from its
+//! start and is taken back once it succeeds, so attempts sent at once cannot all pass while
+//! their hashes are computed. Once either has made its count in the window, sign-in is refused
+//! (429 `rate_limited` with `Retry-After`) before the password is looked at, until the oldest failure leaves the window: the right password too, or a
 //! guesser would learn from a 401 turning into a 201. A success counts nothing. The name is
 //! counted whether or not such a user exists, so the 429 says nothing about who exists. Counted
 //! by each node in its memory ([`crate::rate_limit`]): it slows guessing down, it is no
@@ -17,7 +18,7 @@
 
 use crate::config::SignInLimitSettings;
 use crate::problem::Problem;
-use crate::rate_limit::{address_key, retry_after_seconds, RateLimit};
+use crate::rate_limit::{address_key, retry_after_seconds, RateLimit, Verdict};
 use crate::startup::AppState;
 use axum::http::StatusCode;
 use bosun_commands::identity::IssuedToken;
@@ -43,38 +44,53 @@ impl SignInLimit {
         }
     }
 
-    /// The refusal of a sign-in of `user` from `address` now, if either has failed its count
-    /// in the window.
-    fn refusal(&self, user: &str, address: &str) -> Option<Problem> {
-        let (wait, why) = match (self.by_user.wait(user), self.by_address.wait(address)) {
-            (None, None) => return None,
+    /// Counts an attempt of `user` from `address` as a failure until it is known not to be
+    /// one ([`SignInLimit::forgive`]): counted before the password is checked, so attempts
+    /// sent all at once (each waiting for its hash) cannot all pass before the first fails. The
+    /// refusal if either has failed its count in the window, then counting nothing (or is no
+    /// longer tracked: a full table refuses rather than lets attempts through uncounted).
+    fn attempt(&self, user: &str, address: &str) -> Result<(), Problem> {
+        let by_user = match self.by_user.check(user) {
+            Verdict::Allowed => None,
+            Verdict::Limited { retry_after, .. } => Some(retry_after),
+        };
+        let by_address = match self.by_address.check(address) {
+            Verdict::Allowed => None,
+            Verdict::Limited { retry_after, .. } => Some(retry_after),
+        };
+        let (wait, why) = match (by_user, by_address) {
+            (None, None) => return Ok(()),
             (Some(user), Some(address)) => (
                 user.max(address),
                 "too many failed sign-ins of this user and from this address",
             ),
-            (Some(wait), None) => (wait, "too many failed sign-ins of this user"),
-            (None, Some(wait)) => (wait, "too many failed sign-ins from this address"),
+            (Some(wait), None) => {
+                self.by_address.forgive(address);
+                (wait, "too many failed sign-ins of this user")
+            }
+            (None, Some(wait)) => {
+                self.by_user.forgive(user);
+                (wait, "too many failed sign-ins from this address")
+            }
         };
         let seconds = retry_after_seconds(wait);
-        Some(
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("{why}; retry in {seconds} s"),
-            )
-            .with_retry_after(seconds),
+        Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{why}; retry in {seconds} s"),
         )
+        .with_retry_after(seconds))
     }
 
-    fn failed(&self, user: &str, address: &str) {
-        // Counted if there is room; past the count the next attempt is refused anyway.
-        self.by_user.check(user);
-        self.by_address.check(address);
+    /// Takes back an attempt that was no failure.
+    fn forgive(&self, user: &str, address: &str) {
+        self.by_user.forgive(user);
+        self.by_address.forgive(address);
     }
 }
 
-/// The key a user name is counted under: as sign-in matches it, trimmed and lowercased, and
-/// at most [`MAX_KEY_CHARS`] long.
+/// The key a user name is counted under: trimmed and lowercased (coarser than sign-in's exact
+/// match, so it can only count more), at most [`MAX_KEY_CHARS`] long.
 fn user_key(username: &str) -> String {
     username
         .trim()
@@ -116,7 +132,7 @@ pub async fn login(
 ) -> Result<(IssuedToken, Written), SignInError> {
     let user = user_key(username);
     let address = address_key(origin.source.as_deref());
-    if let Some(refusal) = state.sign_in_limit.refusal(&user, &address) {
+    if let Err(refusal) = state.sign_in_limit.attempt(&user, &address) {
         tracing::info!(%address, "sign-in refused: too many failures lately");
         return Err(SignInError::Limited(refusal));
     }
@@ -124,8 +140,9 @@ pub async fn login(
         .commands
         .login(origin, username, password, expires_in)
         .await;
-    if matches!(result, Err(CommandError::Unauthenticated)) {
-        state.sign_in_limit.failed(&user, &address);
+    // Only a wrong name or password stays counted (a database failure is no guess).
+    if !matches!(result, Err(CommandError::Unauthenticated)) {
+        state.sign_in_limit.forgive(&user, &address);
     }
     result.map_err(SignInError::Command)
 }
@@ -145,10 +162,9 @@ mod tests {
     #[test]
     fn a_name_is_refused_once_it_failed_its_count_from_anywhere() {
         let limit = limit(2, 100);
-        limit.failed("ann", "10.0.0.1");
-        assert!(limit.refusal("ann", "10.0.0.2").is_none());
-        limit.failed("ann", "10.0.0.2");
-        let refusal = limit.refusal("ann", "10.0.0.3").expect("refused");
+        assert!(limit.attempt("ann", "10.0.0.1").is_ok());
+        assert!(limit.attempt("ann", "10.0.0.2").is_ok());
+        let refusal = limit.attempt("ann", "10.0.0.3").expect_err("refused");
         assert_eq!((refusal.status, refusal.code), (429, "rate_limited"));
         assert!(refusal
             .detail
@@ -156,23 +172,38 @@ mod tests {
             .is_some_and(|d| d.contains("of this user")));
         let seconds = refusal.retry_after.expect("a Retry-After").get();
         assert!((299..=300).contains(&seconds), "{seconds}");
-        // Another name from the same addresses is not.
-        assert!(limit.refusal("bob", "10.0.0.1").is_none());
+        // The refused attempt counted nothing against its address: another name from the
+        // same addresses goes on.
+        assert!(limit.attempt("bob", "10.0.0.3").is_ok());
+        assert_eq!(limit.by_address.wait("10.0.0.3"), None);
+    }
+
+    #[test]
+    fn attempts_at_once_count_before_they_end_and_a_success_is_taken_back() {
+        let limit = limit(3, 100);
+        // Three under way at once: the fourth is refused before any has ended.
+        for _ in 0..3 {
+            assert!(limit.attempt("ann", "10.0.0.1").is_ok());
+        }
+        assert!(limit.attempt("ann", "10.0.0.1").is_err());
+        // One of them was the right password: taken back, one more may try.
+        limit.forgive("ann", "10.0.0.1");
+        assert!(limit.attempt("ann", "10.0.0.1").is_ok());
+        assert!(limit.attempt("ann", "10.0.0.1").is_err());
     }
 
     #[test]
     fn an_address_is_refused_once_it_failed_its_count_whatever_the_names() {
         let limit = limit(100, 3);
         for name in ["a", "b", "c"] {
-            assert!(limit.refusal(name, "10.0.0.9").is_none());
-            limit.failed(name, "10.0.0.9");
+            assert!(limit.attempt(name, "10.0.0.9").is_ok());
         }
-        let refusal = limit.refusal("d", "10.0.0.9").expect("refused");
+        let refusal = limit.attempt("d", "10.0.0.9").expect_err("refused");
         assert!(refusal
             .detail
             .as_deref()
             .is_some_and(|d| d.contains("from this address")));
-        assert!(limit.refusal("d", "10.0.0.10").is_none());
+        assert!(limit.attempt("d", "10.0.0.10").is_ok());
     }
 
     #[test]
@@ -180,7 +211,7 @@ mod tests {
         assert_eq!(user_key("  Ann "), "ann");
         assert_eq!(user_key(&"x".repeat(1000)).len(), MAX_KEY_CHARS);
         let limit = limit(1, 100);
-        limit.failed(&user_key("ANN"), "10.0.0.1");
-        assert!(limit.refusal(&user_key("ann"), "10.0.0.2").is_some());
+        assert!(limit.attempt(&user_key("ANN"), "10.0.0.1").is_ok());
+        assert!(limit.attempt(&user_key("ann"), "10.0.0.2").is_err());
     }
 }

@@ -328,3 +328,44 @@ async fn a_client_that_trickles_its_body_is_answered_408_in_time() {
     );
     log.assert_unchanged("a body that never came").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_sent_all_at_once_are_counted_before_their_passwords_are_checked() {
+    let app = spawn_app(LIMITED).await;
+    app.api.new_user("hal", "hal-password").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move { sign_in(app, "hal", &format!("guess-{i}")).await.status }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, limited), (3, 17), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_emails_at_tsuru_are_counted_each_apart_so_a_429_tells_no_one_is_known() {
+    let app = spawn_app(LIMITED).await;
+    let anonymous = app.api.anonymous();
+    for i in 0..6 {
+        let answer = anonymous
+            .call(
+                Method::POST,
+                &format!("/compat/tsuru/users/nobody{i}@example.org/tokens"),
+                Some(json!({"password": "guess"})),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{i}: {:?}",
+            answer.body
+        );
+    }
+}

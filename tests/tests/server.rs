@@ -737,3 +737,58 @@ fn a_port_in_use_stops_the_start_before_postgresql_or_any_data() {
         "nothing was started: {stderr}"
     );
 }
+
+#[test]
+fn bench_http_prints_the_mixes_p99_and_throughput_against_healthz_every_request_answered() {
+    let dir = work_dir();
+    let args = [
+        "bench",
+        "http",
+        "--rate",
+        "100",
+        "--seconds",
+        "2",
+        "--clients",
+        "16",
+        "--writes",
+        "20",
+    ];
+    let lines = bench_lines(dir.path(), &args);
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["http_mixed_p99_ms", "http_mixed_requests_per_second"],
+        "{lines:?}"
+    );
+    for line in &lines {
+        // Every request due was sent and answered 2xx, in both runs (200 each, none shed on an
+        // idle loopback at this rate).
+        for (answered, errors, shed) in [
+            ("answered", "errors", "shed"),
+            ("baseline_answered", "baseline_errors", "baseline_shed"),
+        ] {
+            assert_eq!(line[answered], 200, "{answered} in {line}");
+            assert_eq!(line[errors], 0, "{errors} in {line}");
+            assert_eq!(line[shed], 0, "{shed} in {line}");
+        }
+        assert_eq!(line["writes_percent"], 20, "{line}");
+        let (value, baseline, ratio) = (
+            line["value"].as_f64().unwrap(),
+            line["baseline"].as_f64().unwrap(),
+            line["ratio"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && baseline > 0.0, "{line}");
+        assert!(
+            (ratio - value / baseline).abs() < 0.02 * ratio.max(1.0),
+            "{line}"
+        );
+        let (p50, p99) = (
+            line["p50_ms"].as_f64().unwrap(),
+            line["p99_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99, "{line}");
+    }
+    // The throughput is the requests answered over the run: about the rate.
+    let throughput = lines[1]["value"].as_f64().unwrap();
+    assert!((50.0..=101.0).contains(&throughput), "{}", lines[1]);
+}

@@ -22,7 +22,7 @@ pub struct Login {
 }
 
 /// `POST /v1/auth/tokens`: a wrong name and a wrong password get the same 401.
-#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", request_body = Login, responses((status = 201, description = "a session token (shown once) and its id and expiry", body = Object), Refusals))]
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", request_body = Login, responses((status = 201, description = "a session token (shown once) and its id and expiry", body = Object), (status = 429, description = "too many failed sign-ins of this user or from this address lately (`auth.sign_in_limit`): retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"), Refusals))]
 pub async fn login(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

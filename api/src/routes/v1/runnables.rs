@@ -426,7 +426,8 @@ pub async fn write_file(
         .check_runnable_write(&caller.actor, &id, &path)
         .await?;
     let id = runnable_id(&id)?;
-    let content = read_limited(&headers, body, &state.runnable_rules.limits).await?;
+    let idle = std::time::Duration::from_secs(state.body_read_timeout_seconds);
+    let content = read_limited(&headers, body, &state.runnable_rules.limits, idle).await?;
     let (view, created, w) = state
         .commands
         .write_runnable_file(
@@ -449,13 +450,16 @@ pub async fn write_file(
 /// A file's body, refused with 413 `file_too_large` as soon as it is known to pass `max`: by
 /// its `Content-Length` before any of it is read, else once what came passes it (the rest is
 /// never read). A declared length reserves at most [`RESERVE`] up front: the buffer grows with
-/// what actually comes, not with what a client claims.
+/// what actually comes, not with what a client claims. A file may take long to arrive whole
+/// (up to `runnables.max_file_bytes`), but a client that sends nothing for `idle`
+/// (`http.body_read_timeout_seconds`) is answered 408 `body_timeout`.
 const RESERVE: u64 = 64 * 1024;
 
 async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limits: &bosun_domain::runnables::FileLimits,
+    idle: std::time::Duration,
 ) -> Result<Vec<u8>, Problem> {
     let max = limits.max_file_bytes;
     let declared = headers
@@ -468,7 +472,20 @@ async fn read_limited(
     let capacity = declared.unwrap_or(0).min(max).min(RESERVE);
     let mut content = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "nothing of the body came for {} s (http.body_read_timeout_seconds)",
+                        idle.as_secs()
+                    ),
+                )
+            })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk
             .map_err(|e| Problem::bad_request(format!("the body cannot be read: {e}"), vec![]))?;
         limits
@@ -667,6 +684,8 @@ mod tests {
         assert_eq!(problem.errors[0].field, "files[0].content_base64");
     }
 
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
     fn length(n: u64) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, n.into());
@@ -680,11 +699,11 @@ mod tests {
             ..Default::default()
         };
         let limits = &limits;
-        let content = read_limited(&length(3), Body::from("abc"), limits)
+        let content = read_limited(&length(3), Body::from("abc"), limits, IDLE)
             .await
             .unwrap();
         assert_eq!(content, b"abc");
-        let problem = read_limited(&length(4), Body::from("abcd"), limits)
+        let problem = read_limited(&length(4), Body::from("abcd"), limits, IDLE)
             .await
             .err()
             .unwrap();
@@ -696,14 +715,37 @@ mod tests {
         let chunks = futures::stream::iter(
             ["ab", "cd", "ef"].map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::from(c))),
         );
-        let problem = read_limited(&HeaderMap::new(), Body::from_stream(chunks), limits)
+        let problem = read_limited(&HeaderMap::new(), Body::from_stream(chunks), limits, IDLE)
             .await
             .err()
             .unwrap();
         assert_eq!(problem.code, "file_too_large");
-        assert!(read_limited(&HeaderMap::new(), Body::empty(), limits)
+        assert!(read_limited(&HeaderMap::new(), Body::empty(), limits, IDLE)
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_coming_is_408_after_the_idle_wait() {
+        let limits = bosun_domain::runnables::FileLimits {
+            max_file_bytes: 1000,
+            ..Default::default()
+        };
+        // One chunk, then nothing: the stream never ends.
+        let chunks =
+            futures::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from("ab"))])
+                .chain(futures::stream::pending());
+        let started = std::time::Instant::now();
+        let problem = read_limited(
+            &HeaderMap::new(),
+            Body::from_stream(chunks),
+            &limits,
+            std::time::Duration::from_millis(200),
+        )
+        .await
+        .expect_err("timed out");
+        assert_eq!((problem.status, problem.code), (408, "body_timeout"));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     }
 }

@@ -158,12 +158,14 @@ async fn log_in(
     };
     // An unknown email logs in as no one: the same refusal as a wrong password, after the
     // same work. A name without `@` is a Bosun username.
+    // An unknown address is handed on as it is (no user has it as a name): each is counted
+    // apart by the sign-in limit, so its 429 says nothing about which addresses are known.
     let username = if email.contains('@') {
         state
             .queries
             .login_username(email)
             .await?
-            .unwrap_or_default()
+            .unwrap_or_else(|| email.to_string())
     } else {
         email.to_string()
     };
