@@ -1858,3 +1858,63 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// Keys of every section, at their place, with values of any type.
+    fn yaml() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "listen",
+            "data_dir",
+            "http:\n  wait_seconds",
+            "http:\n  body_read_timeout_seconds",
+            "live:\n  max_sockets_per_token",
+            "auth:\n  sign_in_limit:\n    failures_per_user",
+            "auth:\n  github:\n    org",
+            "runnables:\n  max_file_bytes",
+            "quota:\n  apps_per_user",
+            "tls:\n  cert",
+            "catalog:\n  a:\n    b:\n      c",
+            "unknown_key",
+        ]);
+        let value = prop_oneof![
+            Just("~".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z0-9:./ -]{0,20}".prop_map(|s| format!("{s:?}")),
+            Just("[1, 2]".to_string()),
+            Just("{x: 1}".to_string()),
+        ];
+        prop_oneof![
+            (key, value).prop_map(|(key, value)| format!("{key}: {value}\n")),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any file gets settings or an error naming what is wrong; never a panic. What loads
+        /// keeps the bounds the checks promise.
+        #[test]
+        fn any_configuration_file_loads_or_is_refused_with_a_message(text in yaml()) {
+            let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+            file.write_all(text.as_bytes()).expect("write it");
+            match Settings::from_sources(Some(file.path()), std::iter::empty()) {
+                Ok(settings) => {
+                    prop_assert!((1..=86_400).contains(&settings.http.wait_seconds));
+                    prop_assert!((1..=3_600).contains(&settings.http.body_read_timeout_seconds));
+                    prop_assert!((1..=100_000).contains(&settings.live.max_sockets_per_token));
+                    prop_assert!(
+                        (1..=10_000).contains(&settings.auth.sign_in_limit.failures_per_user)
+                    );
+                    prop_assert!(settings.quota.apps_per_user >= -1);
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}

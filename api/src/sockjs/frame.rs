@@ -139,3 +139,38 @@ mod tests {
         assert_eq!(parse_client_frame("{}"), Err(BrokenFraming));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// What the server quotes, any JSON reader reads back as it was.
+        #[test]
+        fn a_quoted_string_reads_back_whole(text in any::<String>()) {
+            let quoted = quote(&text);
+            prop_assert_eq!(serde_json::from_str::<String>(&quoted).ok(), Some(text));
+            // And holds none of the characters some browsers' JSON or JS parsers mangle.
+            prop_assert!(!quoted.chars().any(needs_escape), "{:?}", quoted);
+        }
+
+        /// Messages framed as a client frames them are the messages; any text gets an answer.
+        #[test]
+        fn a_client_frame_is_its_messages(messages in prop::collection::vec(any::<String>(), 0..6)) {
+            let framed = serde_json::to_string(&messages).expect("JSON");
+            prop_assert_eq!(parse_client_frame(&framed), Ok(messages.clone()));
+            if let [one] = messages.as_slice() {
+                let single = serde_json::to_string(one).expect("JSON");
+                prop_assert_eq!(parse_client_frame(&single), Ok(messages.clone()));
+            }
+        }
+
+        #[test]
+        fn any_client_text_is_messages_or_broken_framing(text in any::<String>()) {
+            let _ = parse_client_frame(&text);
+        }
+    }
+}

@@ -248,3 +248,24 @@ mod tests {
         assert_eq!(parse_send_body(b"[1]"), Err("Payload expected."));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::parse_send_body;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_send_body_is_its_messages(messages in prop::collection::vec(any::<String>(), 0..6)) {
+            let body = serde_json::to_vec(&messages).expect("JSON");
+            prop_assert_eq!(parse_send_body(&body), Ok(messages));
+        }
+
+        #[test]
+        fn any_send_body_is_messages_or_a_refusal(body in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_send_body(&body);
+        }
+    }
+}

@@ -357,3 +357,48 @@ mod tests {
         assert!(parse(format!("a[{MAX_INDEX}]=1").as_bytes()).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::parse;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Plain `name=value` pairs, as a browser or curl encodes them, are those fields.
+        #[test]
+        fn an_encoded_form_of_plain_fields_is_those_fields(
+            fields in prop::collection::btree_map("[a-z_][a-z0-9_]{0,12}", any::<String>(), 0..8),
+        ) {
+            let body = serde_urlencoded::to_string(&fields).expect("encoded");
+            let parsed = parse(body.as_bytes()).expect("a valid form");
+            prop_assert_eq!(parsed.len(), fields.len());
+            for (name, value) in &fields {
+                prop_assert_eq!(&parsed[name], &Value::String(value.clone()));
+            }
+        }
+
+        /// `name[]` fields in order are a list of their values, in that order.
+        #[test]
+        fn pushed_fields_are_a_list_in_order(values in prop::collection::vec("[^&=]{0,10}", 1..6)) {
+            let pairs: Vec<(&str, &str)> = values.iter().map(|v| ("items[]", v.as_str())).collect();
+            let body = serde_urlencoded::to_string(&pairs).expect("encoded");
+            let parsed = parse(body.as_bytes()).expect("a valid form");
+            let expected: Vec<Value> = values.iter().cloned().map(Value::String).collect();
+            prop_assert_eq!(&parsed["items"], &Value::Array(expected));
+        }
+
+        /// Any bytes get an answer: fields or a 400.
+        #[test]
+        fn any_body_is_fields_or_a_400(body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..80),
+            "[a-z\\[\\]=&%0-9]{0,60}".prop_map(String::into_bytes),
+        ]) {
+            if let Err(problem) = parse(&body) {
+                prop_assert_eq!(problem.status, 400);
+            }
+        }
+    }
+}
