@@ -1881,8 +1881,14 @@ mod properties {
             "catalog:\n  a:\n    b:\n      c",
             "unknown_key",
         ]);
+        // Around every bound the loader checks, and far off it.
+        let bound = prop::sample::select(vec![
+            -2i64, -1, 0, 1, 2, 3_600, 3_601, 10_000, 10_001, 86_400, 86_401, 100_000, 100_001,
+        ]);
         let value = prop_oneof![
             Just("~".to_string()),
+            bound.prop_map(|n| n.to_string()),
+            (-2i64..200_000).prop_map(|n| n.to_string()),
             any::<i64>().prop_map(|n| n.to_string()),
             "[a-z0-9:./ -]{0,20}".prop_map(|s| format!("{s:?}")),
             Just("[1, 2]".to_string()),
