@@ -188,14 +188,10 @@ pub(crate) async fn read_body<S: Send + Sync>(
     let read = tokio::time::timeout(wait, Bytes::from_request(request, state))
         .await
         .map_err(|_| {
-            Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the body did not all arrive within {} s (http.body_read_timeout_seconds)",
-                    wait.as_secs()
-                ),
-            )
+            body_timeout(format!(
+                "the body did not all arrive within {} s (http.body_read_timeout_seconds)",
+                wait.as_secs()
+            ))
         })?;
     read.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -207,6 +203,11 @@ pub(crate) async fn read_body<S: Send + Sync>(
             )
         }
     })
+}
+
+/// 408 `body_timeout`: `detail` says how long it waited, for what.
+pub(crate) fn body_timeout(detail: String) -> Problem {
+    Problem::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", detail)
 }
 
 fn too_large() -> Problem {

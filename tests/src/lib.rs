@@ -436,6 +436,22 @@ impl Api {
         self.login(username, password).await
     }
 
+    /// As this (admin) client: the platform `python`, the team `ops` and its app `shop`.
+    pub async fn shop_of_team_ops(&self) {
+        self.post("/v1/platforms", json!({"name": "python"}))
+            .await
+            .expect(StatusCode::CREATED);
+        self.post("/v1/teams", json!({"name": "ops"}))
+            .await
+            .expect(StatusCode::CREATED);
+        self.post(
+            "/v1/apps",
+            json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+
     /// A request to `path` with this client's token, to add headers to.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));

@@ -555,21 +555,7 @@ async fn a_registered_user_cannot_register_again() {
 async fn an_anonymous_user_cannot_tell_which_apps_exist() {
     let app = spawn_app("").await;
     let admin = &app.api;
-    admin
-        .post("/v1/platforms", json!({"name": "python"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post(
-            "/v1/apps",
-            json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    admin.shop_of_team_ops().await;
     let (anon, _) = anonymous(&app).await;
     // The same 403 for an app there is and one there is not.
     for path in [

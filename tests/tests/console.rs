@@ -755,21 +755,7 @@ async fn the_cookies_refusals_under_a_compat_surface_are_in_its_shape_and_counte
 async fn an_app_token_has_no_console_session_to_show_or_to_end() {
     let app = spawn_app("").await;
     let admin = &app.api;
-    admin
-        .post("/v1/platforms", json!({"name": "python"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
-    admin
-        .post(
-            "/v1/apps",
-            json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    admin.shop_of_team_ops().await;
     let issued = admin
         .post("/v1/apps/shop/tokens", json!({}))
         .await

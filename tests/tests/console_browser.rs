@@ -690,18 +690,7 @@ async fn every_page_renders_under_the_csp_and_is_saved_as_a_screenshot() {
         .expect(StatusCode::CREATED)
         .body;
     let orchestration_id = orchestration["id"].as_str().expect("an id").to_string();
-    api.post("/v1/platforms", json!({"name": "python"}))
-        .await
-        .expect(StatusCode::CREATED);
-    api.post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
-    api.post(
-        "/v1/apps",
-        json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    api.shop_of_team_ops().await;
     const PRIVATE: &str = "private-value-never-shown-7d3f";
     api.call(
         Method::PUT,

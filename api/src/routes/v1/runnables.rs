@@ -476,14 +476,10 @@ async fn read_limited(
         let next = tokio::time::timeout(idle, stream.next())
             .await
             .map_err(|_| {
-                Problem::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    format!(
-                        "nothing of the body came for {} s (http.body_read_timeout_seconds)",
-                        idle.as_secs()
-                    ),
-                )
+                crate::extract::body_timeout(format!(
+                    "nothing of the body came for {} s (http.body_read_timeout_seconds)",
+                    idle.as_secs()
+                ))
             })?;
         let Some(chunk) = next else { break };
         let chunk = chunk
