@@ -441,12 +441,18 @@ impl Api {
         self.post("/v1/platforms", json!({"name": "python"}))
             .await
             .expect(StatusCode::CREATED);
-        self.post("/v1/teams", json!({"name": "ops"}))
+        self.team_with_app("ops", "shop", "python").await;
+    }
+
+    /// As this client: a new team `team` (this client's user a member) and its app `app` on
+    /// `platform`, owned by this client's user.
+    pub async fn team_with_app(&self, team: &str, app: &str, platform: &str) {
+        self.post("/v1/teams", json!({"name": team}))
             .await
             .expect(StatusCode::CREATED);
         self.post(
             "/v1/apps",
-            json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
+            json!({"name": app, "platform": platform, "team_owner": team}),
         )
         .await
         .expect(StatusCode::CREATED);

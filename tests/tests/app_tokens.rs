@@ -280,15 +280,7 @@ async fn removing_the_app_stops_its_tokens_for_good_and_they_outlive_their_issue
         .await
         .expect(StatusCode::UNAUTHORIZED, "unauthorized");
     let cy = admin.new_user("cy", "cy-password").await;
-    cy.post("/v1/teams", json!({"name": "cyteam"}))
-        .await
-        .expect(StatusCode::CREATED);
-    cy.post(
-        "/v1/apps",
-        json!({"name": "shop", "platform": "python", "team_owner": "cyteam"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    cy.team_with_app("cyteam", "shop", "python").await;
     token
         .refused(Method::POST, "/v1/jobs", Some(job("shop")))
         .await

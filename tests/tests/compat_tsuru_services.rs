@@ -56,18 +56,10 @@ async fn world_with(config: &str) -> World {
         .expect(StatusCode::CREATED);
     let ann = admin.new_user("ann", "ann-password").await;
     let bob = admin.new_user("bob", "bob-password").await;
-    ann.post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
     bob.post("/v1/teams", json!({"name": "web"}))
         .await
         .expect(StatusCode::CREATED);
-    ann.post(
-        "/v1/apps",
-        json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    ann.team_with_app("ops", "shop", "python").await;
     let service = ServiceApi::start().await;
     World {
         app,

@@ -70,18 +70,10 @@ async fn people_with(yaml: &str, app_name: &str) -> People {
         .expect(StatusCode::CREATED);
     let ann = admin.new_user("ann", "ann-password").await;
     let bob = admin.new_user("bob", "bob-password").await;
-    ann.post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
     bob.post("/v1/teams", json!({"name": "web"}))
         .await
         .expect(StatusCode::CREATED);
-    ann.post(
-        "/v1/apps",
-        json!({"name": app_name, "platform": "python", "team_owner": "ops"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    ann.team_with_app("ops", app_name, "python").await;
     People { app, ann, bob }
 }
 

@@ -55,15 +55,7 @@ async fn first_start(dir: &Path, service: &ServiceApi) -> (Server, Api, Api) {
         .await
         .expect(StatusCode::CREATED);
     let ann = admin.new_user("ann", "ann-password").await;
-    ann.post("/v1/teams", json!({"name": "ops"}))
-        .await
-        .expect(StatusCode::CREATED);
-    ann.post(
-        "/v1/apps",
-        json!({"name": "shop", "platform": "python", "team_owner": "ops"}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    ann.team_with_app("ops", "shop", "python").await;
     admin
         .post(
             "/v1/services",
