@@ -194,6 +194,7 @@ fn origin_of(parts: &Parts) -> Origin {
         correlation_id: header(&header::HeaderName::from_static("correlation-id")),
         user_agent: header(&header::USER_AGENT),
         source,
+        if_match: parts.extensions.get::<bosun_commands::IfMatch>().cloned(),
     }
 }
 

@@ -31,3 +31,4 @@ pub mod sockjs;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod versions;

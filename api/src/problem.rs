@@ -10,13 +10,18 @@ use serde::Serialize;
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// A 412 `version_mismatch`'s version of the resource now (absent: it has none yet). Boxed,
+    /// so a `Problem` stays small enough to return by value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub current_version: Option<Box<u64>>,
     /// A 503's `Retry-After` in seconds, when the cause says (GitHub's rate limit); 1 if not. A 429
     /// with one sends it too.
     /// (Two bytes, so a `Problem` stays small enough to return by value.)
@@ -51,6 +56,9 @@ pub enum Refusals {
     /// The body did not all arrive within `http.body_read_timeout_seconds`.
     #[response(status = 408, content_type = "application/problem+json")]
     BodyTimeout(Problem),
+    /// `If-Match` named another version than the resource's; `current_version` is its own.
+    #[response(status = 412, content_type = "application/problem+json")]
+    VersionMismatch(Problem),
     /// The resource's state forbids the action.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
@@ -66,11 +74,12 @@ impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Problem {
             kind: format!("https://bosun.dev/problems/{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             code,
             detail: Some(detail.into()),
             errors: Vec::new(),
+            current_version: None,
             retry_after: None,
         }
     }
@@ -147,6 +156,19 @@ impl From<CommandError> for Problem {
             CommandError::Forbidden(message) => Problem::forbidden(message),
             CommandError::Contended(_) => {
                 Problem::new(StatusCode::CONFLICT, "contended", e.to_string())
+            }
+            CommandError::VersionMismatch { stream, current } => {
+                let mut problem = Problem::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "version_mismatch",
+                    format!(
+                        "If-Match names another version than {stream}'s own ({}): read it again, \
+                         then retry with its ETag",
+                        current.map_or("none".to_string(), |v| v.to_string())
+                    ),
+                );
+                problem.current_version = current.map(Box::new);
+                problem
             }
             CommandError::Unstorable(message) => {
                 tracing::warn!(error = %message, "input the log cannot store passed the edge");

@@ -253,6 +253,12 @@ fn router(state: AppState) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     routes::router()
+        // A route layer: it reads the matched route. Inside `wait_for_min_position`, so a GET's
+        // version is read once the client's own write is in.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::versions::versions,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             wait_for_min_position,

@@ -296,6 +296,37 @@ pub struct Origin {
     pub correlation_id: Option<String>,
     pub user_agent: Option<String>,
     pub source: Option<String>,
+    /// The client's `If-Match`: the version of one stream its command was decided on.
+    pub if_match: Option<IfMatch>,
+}
+
+/// A write's precondition (`If-Match`): the stream of the resource it changes is still at
+/// `version`, the one its client last saw. Checked against the version each append was decided
+/// on, so a client never overwrites what it has not seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfMatch {
+    pub stream: String,
+    pub version: u64,
+}
+
+impl Origin {
+    /// 412 when the client's `If-Match` names `stream` and the state decided on is at another
+    /// version (`None`: the stream has no events yet).
+    pub(crate) fn check_version(
+        &self,
+        stream: &str,
+        current: Option<u64>,
+    ) -> Result<(), CommandError> {
+        match &self.if_match {
+            Some(expected) if expected.stream == stream && current != Some(expected.version) => {
+                Err(CommandError::VersionMismatch {
+                    stream: stream.to_string(),
+                    current,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The metadata every event of a command carries; an app token's also name the user who issued

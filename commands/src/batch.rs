@@ -136,6 +136,10 @@ pub trait HeldSet: Send {
     /// Every state was loaded just now (a refusal by an older one may not stand: reload first).
     fn fresh(&self) -> bool;
 
+    /// 412 if the client's `If-Match` names one of the streams at another version than held:
+    /// checked on the states decided on, whether or not the decision writes to that stream.
+    fn check_versions(&self, origin: &Origin) -> Result<(), CommandError>;
+
     /// Loads every state again from its stream.
     fn reload<S: EventStore>(
         &mut self,
@@ -148,6 +152,10 @@ impl<A: Aggregate + Send> HeldSet for Held<A> {
         self.is_fresh()
     }
 
+    fn check_versions(&self, origin: &Origin) -> Result<(), CommandError> {
+        self.check_version(origin)
+    }
+
     async fn reload<S: EventStore>(&mut self, commands: &Commands<S>) -> Result<(), CommandError> {
         let reloaded = commands.hold::<A>(self.id()).await?;
         *self = reloaded;
@@ -158,6 +166,10 @@ impl<A: Aggregate + Send> HeldSet for Held<A> {
 impl<A: Aggregate + Send> HeldSet for Vec<Held<A>> {
     fn fresh(&self) -> bool {
         self.iter().all(Held::is_fresh)
+    }
+
+    fn check_versions(&self, origin: &Origin) -> Result<(), CommandError> {
+        self.iter().try_for_each(|held| held.check_version(origin))
     }
 
     async fn reload<S: EventStore>(&mut self, commands: &Commands<S>) -> Result<(), CommandError> {
@@ -173,6 +185,11 @@ macro_rules! held_tuple {
         impl<$($h: HeldSet),+> HeldSet for ($($h,)+) {
             fn fresh(&self) -> bool {
                 true $(&& self.$i.fresh())+
+            }
+
+            fn check_versions(&self, origin: &Origin) -> Result<(), CommandError> {
+                $(self.$i.check_versions(origin)?;)+
+                Ok(())
             }
 
             async fn reload<S: EventStore>(
@@ -214,6 +231,7 @@ impl<S: EventStore> Commands<S> {
                 }
                 Err(e) => return Err(e),
             };
+            held.check_versions(origin)?;
             match self.append_batch(batch, actor, origin, attempt).await? {
                 BatchAppended::Written(written) => {
                     self.settle(written).await;
@@ -249,6 +267,11 @@ impl<S: EventStore> Commands<S> {
         let mut index = 0u64;
         let mut parts = Vec::with_capacity(batch.parts.len());
         for part in batch.parts {
+            let current = match part.expected {
+                ExpectedVersion::Exact(v) => Some(v),
+                _ => None,
+            };
+            origin.check_version(part.stream.as_str(), current)?;
             let mut events = Vec::with_capacity(part.events.len());
             for (event_type, data) in part.events {
                 let event_id = Uuid::new_v5(&attempt, &index.to_be_bytes());

@@ -16,6 +16,12 @@ pub enum CommandError {
     /// The stream kept changing under us.
     #[error("the {0} kept changing while this command ran; retry it")]
     Contended(String),
+    /// 412: the client's `If-Match` named another version of `stream` than the one it is at.
+    #[error("{stream} is at version {}, not the one If-Match names", current.map_or("none".to_string(), |v| v.to_string()))]
+    VersionMismatch {
+        stream: String,
+        current: Option<u64>,
+    },
     /// A value the log cannot store got past the edge's checks (400: it is the input's fault,
     /// and retrying it cannot help).
     #[error("the input cannot be stored: {0}")]

@@ -72,6 +72,15 @@ impl<A> Held<A> {
         self.expected
     }
 
+    /// 412 if the client's `If-Match` names this stream at another version: for a command
+    /// that writes other streams before this one (a claim, a roster), to refuse before any.
+    pub(crate) fn check_version(&self, origin: &Origin) -> Result<(), CommandError>
+    where
+        A: Aggregate,
+    {
+        origin.check_version(stream_id::<A>(&self.id)?.as_str(), self.version())
+    }
+
     /// Loaded just now, not carried forward from earlier appends.
     pub(crate) fn is_fresh(&self) -> bool {
         self.fresh
@@ -284,6 +293,12 @@ impl<S: EventStore> Commands<S> {
                 Err(e) => return Err(e),
             };
             if events.is_empty() {
+                // A command that changes nothing still answers to its precondition.
+                if !held.fresh && origin.if_match.is_some() {
+                    *held = self.hold(&held.id).await?;
+                    continue;
+                }
+                origin.check_version(stream_id::<A>(&held.id)?.as_str(), held.version())?;
                 return Ok(Written::default());
             }
             match self
@@ -315,6 +330,7 @@ impl<S: EventStore> Commands<S> {
             return Ok(Appended::Written(Written::default()));
         }
         let stream = stream_id::<A>(&held.id)?;
+        origin.check_version(stream.as_str(), held.version())?;
         let metadata = metadata(actor, origin);
         let mut new_events = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {

@@ -38,7 +38,7 @@ pub mod runnables;
 mod seal;
 pub mod services;
 
-pub use actor::{app_actor_name, Actor, AppAction, AppActor, Origin};
+pub use actor::{app_actor_name, Actor, AppAction, AppActor, IfMatch, Origin};
 pub use batch::{Batch, BatchAppended, HeldSet};
 pub use error::CommandError;
 pub use execute::{Commands, Held, Written};

@@ -225,6 +225,7 @@ impl<S: EventStore> Commands<S> {
                 password_hash: password_hash.clone(),
                 admin_count: step.as_ref().map_or(0, |s| s.admin_count),
             })?;
+            account.check_version(origin)?;
             let Some(name) = &before.username else {
                 return Ok(Written::default());
             };

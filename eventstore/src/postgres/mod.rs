@@ -164,6 +164,18 @@ impl PgEventStore {
         &self.inner.pool
     }
 
+    /// The version of `stream`'s last event at or before log position `at_most` (its last of
+    /// all for `None`), with that event's position; `None` when it had no events by then. A
+    /// resource's `ETag`: for a write's answer, as of the write's last event, so a later write
+    /// by someone else does not show through.
+    pub async fn version_at(
+        &self,
+        stream: &StreamId,
+        at_most: Option<u64>,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        read::version_at(&self.inner.pool, stream, at_most).await
+    }
+
     /// Events this process has appended since the store was opened (retries not counted).
     pub fn appended(&self) -> u64 {
         self.inner.appended.load(Ordering::Relaxed)

@@ -37,6 +37,26 @@ pub(crate) async fn stream(
     rows.iter().map(|r| event(r, 0)).collect()
 }
 
+pub(crate) async fn version_at(
+    pool: &Pool,
+    stream: &StreamId,
+    at_most: Option<u64>,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let client = client(pool).await?;
+    // Down the (stream_id, version) index from the top: a write's own event is near it.
+    let statement = client
+        .prepare_cached(
+            "SELECT version, position FROM events WHERE stream_id = $1 AND position <= $2 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .await?;
+    let at_most = at_most.map_or(i64::MAX, to_i64);
+    let row = client
+        .query_opt(&statement, &[&stream.as_str(), &at_most])
+        .await?;
+    Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
+}
+
 pub(crate) async fn page(
     pool: &Pool,
     from_position: u64,

@@ -108,7 +108,7 @@ pub fn message(problem: &Problem) -> String {
     problem
         .detail
         .clone()
-        .unwrap_or_else(|| problem.title.clone())
+        .unwrap_or_else(|| problem.title.to_string())
 }
 
 /// The problem's status.

@@ -285,7 +285,7 @@ fn page(query: Option<&str>, body: &Map<String, Value>) -> Result<Page, Problem>
 /// `problem`, a refusal of one field, as a refusal of `field`.
 fn renamed(problem: Problem, field: &str) -> Problem {
     let message = problem.errors.first().map(|e| e.message.clone());
-    Problem::invalid_field(field, message.unwrap_or(problem.title))
+    Problem::invalid_field(field, message.unwrap_or_else(|| problem.title.to_string()))
 }
 
 /// `GET /jobs`: the jobs the caller may read, newest first, each with its whole output: at most

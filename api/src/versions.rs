@@ -1,0 +1,260 @@
+//! Versions of `/v1` resources at the edge: which stream a route names ([`stream_of`]), a
+//! write's `If-Match` handed to the commands (which check it against the version they decide
+//! on, under the same append: see `bosun_commands::IfMatch`), and `ETag` on the answers.
+//!
+//! A resource's version is its stream's: the version of its last event. A GET reads it first
+//! and then waits for the read models to reach that event, so the body it answers shows at least
+//! that version; if it shows a later one, an `If-Match` with the older tag is refused, never
+//! wrongly passed. A write's answer is tagged as of its own last event (`Bosun-Position`).
+//!
+//! Not here: the rules of each command, and the lists (they have no version).
+
+use crate::freshness::MAX_WAIT;
+use crate::problem::Problem;
+use crate::routes::POSITION;
+use crate::startup::AppState;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bosun_commands::IfMatch;
+use bosun_eventstore::StreamId;
+
+/// Each `/v1` resource's route and its stream, `{param}`s filled from the path. A route below
+/// one (`/v1/apps/{app}/env`) names the same stream, the deepest entry winning; `None` marks a
+/// route below a resource that is not part of it.
+const RESOURCES: &[(&str, Option<&str>)] = &[
+    ("/v1/apps/{app}", Some("app-{app}")),
+    ("/v1/apps/{app}/tokens", None),
+    ("/v1/apps/{app}/tokens/{token_id}", Some("token-{token_id}")),
+    ("/v1/jobs/{id}", Some("job-{id}")),
+    ("/v1/orchestrations/{id}", Some("orchestration-{id}")),
+    ("/v1/orchestrations/{id}/jobs", None),
+    ("/v1/platforms/{platform}", Some("platform-{platform}")),
+    ("/v1/runnables/{id}", Some("runnable-{id}")),
+    ("/v1/services/{service}", Some("service-{service}")),
+    ("/v1/services/{service}/instances", None),
+    (
+        "/v1/services/{service}/instances/{instance}",
+        Some("instance-{service}.{instance}"),
+    ),
+    ("/v1/teams/{team}", Some("team-{team}")),
+    ("/v1/tokens/{token_id}", Some("token-{token_id}")),
+    ("/v1/users/{username}", Some("user-{username}")),
+    ("/v1/users/{username}/quota", Some("quota-{username}")),
+    ("/v1/users/{username}/password-reset", None),
+    ("/v1/users/{username}/password-reset/{token}", None),
+];
+
+/// GETs below a resource that show the resource's own stream, so answer with its `ETag` too
+/// (the rest below one, such as a job's output or a runnable's files, are parts read apart).
+const TAGGED_VIEWS: &[&str] = &["/v1/apps/{app}/env"];
+
+/// The stream of the resource that route `template` names, with its path `params`; `None` for
+/// a route that names none (a list, a create, a route outside `/v1`).
+pub fn stream_of(template: &str, params: &[(String, String)]) -> Option<String> {
+    let (_, stream) = RESOURCES
+        .iter()
+        .filter(|(route, _)| {
+            template == *route
+                || template
+                    .strip_prefix(route)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|(route, _)| route.len())?;
+    let mut stream = stream.map(str::to_string)?;
+    for (name, value) in params {
+        stream = stream.replace(&format!("{{{name}}}"), value);
+    }
+    (!stream.contains('{')).then_some(stream)
+}
+
+/// A GET of `template` answers one resource's own stream: it gets an `ETag`.
+fn tagged_on_read(template: &str) -> bool {
+    RESOURCES
+        .iter()
+        .any(|(route, stream)| stream.is_some() && *route == template)
+        || TAGGED_VIEWS.contains(&template)
+}
+
+/// `"N"`, the form of every `ETag` Bosun sends.
+pub fn etag(version: u64) -> HeaderValue {
+    // Digits between quotes: always a valid header value.
+    HeaderValue::try_from(format!("\"{version}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// An `If-Match` value: `Some(version)` for `"N"`, `None` for `*` (any version: the resource
+/// exists, which the command checks anyway); 400 for anything else, such as a weak tag, which
+/// never matches a strong one.
+fn parse_if_match(value: &HeaderValue) -> Result<Option<u64>, Problem> {
+    let invalid = || {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "If-Match must be one ETag as the resource's answer gave it (\"N\"), or *",
+        )
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(invalid)
+}
+
+/// The middleware of every `/v1` route (a route layer: it needs the matched route).
+pub async fn versions(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(template) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .filter(|t| t.starts_with("/v1/"))
+    else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let params: Vec<(String, String)> =
+        match RawPathParams::from_request_parts(&mut parts, &state).await {
+            Ok(params) => params
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    // A path no stream can have names nothing: the handler answers its 404.
+    let stream = stream_of(&template, &params).and_then(|s| StreamId::parse(s).ok());
+    let reading = parts.method == Method::GET || parts.method == Method::HEAD;
+    if !reading {
+        if let Some(value) = parts.headers.get(header::IF_MATCH) {
+            let version = match parse_if_match(value) {
+                Ok(version) => version,
+                Err(problem) => return problem.into_response(),
+            };
+            let Some(stream) = &stream else {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_header",
+                    format!("If-Match: {template} names no single resource to have a version"),
+                )
+                .into_response();
+            };
+            if let Some(version) = version {
+                parts.extensions.insert(IfMatch {
+                    stream: stream.to_string(),
+                    version,
+                });
+            }
+        }
+    }
+    let request = Request::from_parts(parts, body);
+    let Some(stream) = stream else {
+        return next.run(request).await;
+    };
+    if reading {
+        if !tagged_on_read(&template) {
+            return next.run(request).await;
+        }
+        let seen = match state.store.version_at(&stream, None).await {
+            Ok(seen) => seen,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a stream's version failed");
+                return Problem::unavailable("the database is unavailable; retry later")
+                    .into_response();
+            }
+        };
+        if let Some((_, position)) = seen {
+            if let Err(e) = state.freshness.wait_for(position, MAX_WAIT).await {
+                return Problem::unavailable(format!("{e}; retry later")).into_response();
+            }
+        }
+        let mut response = next.run(request).await;
+        if let (StatusCode::OK, Some((version, _))) = (response.status(), seen) {
+            response.headers_mut().insert(header::ETAG, etag(version));
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
+        let position = response
+            .headers()
+            .get(POSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match state.store.version_at(&stream, position).await {
+            Ok(Some((version, _))) => {
+                response.headers_mut().insert(header::ETAG, etag(version));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "answering a write without its ETag"),
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_route_below_a_resource_names_its_stream_and_the_deepest_wins() {
+        let app = params(&[("app", "shop"), ("team", "ops")]);
+        assert_eq!(
+            stream_of("/v1/apps/{app}", &app).as_deref(),
+            Some("app-shop")
+        );
+        assert_eq!(
+            stream_of("/v1/apps/{app}/teams/{team}", &app).as_deref(),
+            Some("app-shop")
+        );
+        let token = params(&[("app", "shop"), ("token_id", "t1")]);
+        assert_eq!(
+            stream_of("/v1/apps/{app}/tokens/{token_id}", &token).as_deref(),
+            Some("token-t1")
+        );
+        let instance = params(&[("service", "pg"), ("instance", "db"), ("app", "shop")]);
+        assert_eq!(
+            stream_of(
+                "/v1/services/{service}/instances/{instance}/apps/{app}",
+                &instance
+            )
+            .as_deref(),
+            Some("instance-pg.db")
+        );
+    }
+
+    #[test]
+    fn lists_creates_and_parts_apart_name_no_stream() {
+        let app = params(&[("app", "shop")]);
+        assert_eq!(stream_of("/v1/apps", &[]), None);
+        assert_eq!(stream_of("/v1/apps/{app}/tokens", &app), None);
+        assert_eq!(stream_of("/v1/appsx/{app}", &app), None);
+        let user = params(&[("username", "ann"), ("token", "secret")]);
+        assert_eq!(
+            stream_of("/v1/users/{username}/password-reset/{token}", &user),
+            None
+        );
+    }
+
+    #[test]
+    fn if_match_is_one_strong_tag_or_a_star() {
+        let parse = |v: &str| parse_if_match(&HeaderValue::from_str(v).expect("a header"));
+        assert_eq!(parse("\"3\"").ok(), Some(Some(3)));
+        assert_eq!(parse(" \"0\" ").ok(), Some(Some(0)));
+        assert_eq!(parse("*").ok(), Some(None));
+        for bad in ["3", "W/\"3\"", "\"3\", \"4\"", "\"\"", "\"-1\"", "\"x\""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
