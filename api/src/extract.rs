@@ -210,7 +210,7 @@ pub(crate) fn body_timeout(detail: String) -> Problem {
     Problem::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", detail)
 }
 
-fn too_large() -> Problem {
+pub(crate) fn too_large() -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",

@@ -19,6 +19,7 @@ pub mod database;
 pub mod extract;
 pub mod freshness;
 pub mod github;
+pub mod idempotency;
 pub mod live;
 pub mod mail;
 pub mod metrics;

@@ -124,6 +124,10 @@ impl Application {
             commands,
             queries,
         } = Core::open(&database.config).await?;
+        {
+            let mut client = store.pool().get().await?;
+            crate::idempotency::migrate(&mut client).await?;
+        }
         let head = store.head().await?;
         let setup = crate::data_key::runner_setup(&settings)?;
         let commands = commands.with_sealer(bosun_commands::Sealer::new(&setup.data_key));
@@ -258,6 +262,11 @@ fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::versions::versions,
+        ))
+        // Around `versions`: a replayed answer is the first one, its ETag included.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::idempotency,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -556,6 +556,22 @@ impl Api {
     }
 
     /// The log's head now, to check later that nothing was written ([`LogHead::assert_unchanged`]).
+    /// Waits until the log holds still (its head unchanged for a second; at most 30 s): the
+    /// work a write set off (a job run, a provisioning) is done.
+    pub async fn still(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut head = self.head().await;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.head().await;
+            if now == head {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the log kept moving: {now}");
+            head = now;
+        }
+    }
+
     pub async fn log_head(&self) -> LogHead {
         LogHead {
             reader: self.clone(),

@@ -429,21 +429,6 @@ async fn until(client: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-/// Waits until the log's head stays put for a second (at most 30 s): a worker's last writes in.
-async fn still(admin: &Api) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut head = admin.head().await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = admin.head().await;
-        if now == head {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the log kept moving: {now}");
-        head = now;
-    }
-}
-
 /// The version of `stream`'s last event, as `/v1/streams` shows it.
 async fn version_of(admin: &Api, stream: &str) -> u64 {
     let events = admin
@@ -596,7 +581,7 @@ async fn every_write_of_a_resource_answers_to_if_match() {
                 !matches!(j["status"].as_str(), Some("waiting" | "processing"))
             })
             .await;
-            still(admin).await;
+            admin.still().await;
         }
         let after = version_of(admin, &write.stream).await;
         assert!(

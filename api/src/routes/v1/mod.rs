@@ -81,7 +81,48 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = merged();
     name_operations(&mut document);
     unwild_paths(&mut document);
+    key_posts(&mut document);
     (routes, document)
+}
+
+/// Every `POST` takes an `Idempotency-Key` (`crate::idempotency`); those that key their jobs
+/// themselves document theirs.
+fn key_posts(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
+    for operation in document
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| item.post.as_mut())
+    {
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        let has_key = parameters
+            .iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("idempotency-key")));
+        if has_key {
+            continue;
+        }
+        parameters.push(RefOr::T(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "1 to 255 visible ASCII characters: the same key and request within 24 h \
+                     answer the first success again (with `Idempotency-Replayed: true`); another \
+                     request with the key is a 409 `idempotency_key_reused`",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[!-~]+$")),
+                ))
+                .build(),
+        ));
+    }
 }
 
 /// A route's catch-all segment (`{*path}`, axum's spelling, which the document's paths are
