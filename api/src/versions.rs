@@ -48,7 +48,29 @@ const RESOURCES: &[(&str, Option<&str>)] = &[
 
 /// GETs below a resource that show the resource's own stream, so answer with its `ETag` too
 /// (the rest below one, such as a job's output or a runnable's files, are parts read apart).
-const TAGGED_VIEWS: &[&str] = &["/v1/apps/{app}/env"];
+const TAGGED_VIEWS: &[&str] = &[
+    "/v1/apps/{app}/env",
+    "/v1/orchestrations/{id}/notifications",
+    "/v1/orchestrations/{id}/tasks",
+    "/v1/services/{service}/doc",
+    "/v1/users/{username}/keys",
+];
+
+/// Writes below a resource whose answer is another one (a restart's new job): not tagged with
+/// the resource's version.
+const ANSWERS_ANOTHER: &[&str] = &["/v1/jobs/{id}/restart"];
+
+/// The path parameters that hold ids (UUIDs), which the handlers read in any of the forms
+/// `uuid` parses and name their streams with in the hyphenated lower-case one.
+const ID_PARAMS: &[&str] = &["id", "token_id"];
+
+/// `value` as the stream names it: an id in its canonical form.
+fn canonical(name: &str, value: &str) -> String {
+    match uuid::Uuid::parse_str(value) {
+        Ok(id) if ID_PARAMS.contains(&name) => id.to_string(),
+        _ => value.to_string(),
+    }
+}
 
 /// The stream of the resource that route `template` names, with its path `params`; `None` for
 /// a route that names none (a list, a create, a route outside `/v1`).
@@ -122,7 +144,7 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
         match RawPathParams::from_request_parts(&mut parts, &state).await {
             Ok(params) => params
                 .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .map(|(name, value)| (name.to_string(), canonical(name, value)))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -143,11 +165,31 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
                 )
                 .into_response();
             };
-            if let Some(version) = version {
-                parts.extensions.insert(IfMatch {
-                    stream: stream.to_string(),
-                    version,
-                });
+            match version {
+                Some(version) => {
+                    parts.extensions.insert(IfMatch {
+                        stream: stream.to_string(),
+                        version,
+                    });
+                }
+                // `*` holds for a resource that has a version, whatever it is (RFC 9110 13.1.1):
+                // a PUT making the first version (a quota) is refused.
+                None => match state.store.version_at(stream, None).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Problem::new(
+                            StatusCode::PRECONDITION_FAILED,
+                            "version_mismatch",
+                            format!("If-Match: * but {stream} has no version yet"),
+                        )
+                        .into_response()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading a stream's version failed");
+                        return Problem::unavailable("the database is unavailable; retry later")
+                            .into_response();
+                    }
+                },
             }
         }
     }
@@ -179,7 +221,9 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
         return response;
     }
     let mut response = next.run(request).await;
-    if matches!(response.status(), StatusCode::OK | StatusCode::CREATED) {
+    if matches!(response.status(), StatusCode::OK | StatusCode::CREATED)
+        && !ANSWERS_ANOTHER.contains(&template.as_str())
+    {
         let position = response
             .headers()
             .get(POSITION)
@@ -232,6 +276,21 @@ mod tests {
             .as_deref(),
             Some("instance-pg.db")
         );
+    }
+
+    #[test]
+    fn an_id_in_any_form_names_the_stream_its_handler_writes() {
+        let canonical_form = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        for form in [
+            "67E55044-10B1-426F-9247-BB680E5FE0C8",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+        ] {
+            assert_eq!(canonical("id", form), canonical_form, "{form}");
+            assert_eq!(canonical("token_id", form), canonical_form, "{form}");
+        }
+        assert_eq!(canonical("app", "ABC"), "ABC");
+        assert_eq!(canonical("id", "not-an-id"), "not-an-id");
     }
 
     #[test]

@@ -176,7 +176,9 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
         .await
         .expect(StatusCode::CREATED)
         .body;
-    let job = admin.submit("fail", json!({"app": "ml", "wait": true})).await;
+    let job = admin
+        .submit("fail", json!({"app": "ml", "wait": true}))
+        .await;
     assert_eq!(job["status"], "error", "{job}");
     let job = job["id"].as_str().expect("a job id").to_string();
     World {

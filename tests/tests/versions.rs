@@ -530,6 +530,8 @@ async fn every_write_of_a_resource_answers_to_if_match() {
         ),
         (format!("/v1/jobs/{job}"), format!("job-{job}")),
     ];
+    // The job picked up by a worker, and whatever else the world set off, done first.
+    admin.still().await;
     for (path, stream) in &reads {
         let read = admin.get(path).await.expect(StatusCode::OK);
         let version = version_of(admin, stream).await;
@@ -547,7 +549,8 @@ async fn every_write_of_a_resource_answers_to_if_match() {
         let current = version_of(admin, &write.stream).await;
 
         let log = admin.log_head().await;
-        let refused = send(client, &method, write, &format!("\"{}\"", current + 1)).await;
+        // Far from any version the stream could reach meanwhile.
+        let refused = send(client, &method, write, &format!("\"{}\"", current + 1000)).await;
         assert_eq!(
             refused.status,
             StatusCode::PRECONDITION_FAILED,
@@ -680,6 +683,166 @@ async fn if_match_is_one_strong_tag_on_a_resource() {
             "/v1/apps/shop",
             &[("if-match", "*")],
             Some(json!({"description": "any version"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_written_in_another_form_is_checked_all_the_same() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    let token = admin
+        .post("/v1/tokens", json!({"description": "ci"}))
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let id = token["token_id"].as_str().expect("a token id");
+    let log = admin.log_head().await;
+    for form in [id.to_uppercase(), id.replace('-', "")] {
+        admin
+            .call_with(
+                Method::DELETE,
+                &format!("/v1/tokens/{form}"),
+                &[("if-match", "\"999\"")],
+                None,
+            )
+            .await
+            .problem()
+            .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
+    }
+    log.assert_unchanged("a stale If-Match on another form of the id")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_admin_with_a_stale_tag_writes_nothing_and_with_its_tag_removes() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    admin
+        .post(
+            "/v1/users",
+            json!({"username": "root2", "password": "root2-password", "admin": true}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let log = admin.log_head().await;
+    admin
+        .call_with(
+            Method::DELETE,
+            "/v1/users/root2",
+            &[("if-match", "\"999\"")],
+            None,
+        )
+        .await
+        .problem()
+        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
+    log.assert_unchanged("an admin's removal with a stale If-Match")
+        .await;
+    let read = admin.get("/v1/users/root2").await.expect(StatusCode::OK);
+    let tag = read.header("etag").to_string();
+    admin
+        .call_with(
+            Method::DELETE,
+            "/v1/users/root2",
+            &[("if-match", &tag)],
+            None,
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_app_with_a_bound_instance_answers_to_if_match() {
+    let app = spawn_app(CONFIG).await;
+    let service = ServiceApi::start().await;
+    let admin = &app.api;
+    admin.shop_of_team_ops().await;
+    admin
+        .post(
+            "/v1/services",
+            json!({"name": "mysql", "endpoint": service.base, "password": "svc-password-5b7d2c90",
+                   "teams": ["ops"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    admin
+        .post(
+            "/v1/services/mysql/instances",
+            json!({"name": "db", "plan": "small", "team_owner": "ops"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    until(admin, "/v1/services/mysql/instances/db", |i| {
+        i["state"] == "ready"
+    })
+    .await;
+    let bound = admin
+        .call(
+            Method::PUT,
+            "/v1/services/mysql/instances/db/apps/shop",
+            None,
+        )
+        .await;
+    assert!(bound.status.is_success(), "{}", bound.body);
+    admin.still().await;
+    let log = admin.log_head().await;
+    admin
+        .call_with(
+            Method::DELETE,
+            "/v1/apps/shop",
+            &[("if-match", "\"999\"")],
+            None,
+        )
+        .await
+        .problem()
+        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
+    log.assert_unchanged("an app's removal with a stale If-Match")
+        .await;
+    // Its unbinding writes to the app's stream before the removal: the tag read before both
+    // still removes it.
+    let read = admin.get("/v1/apps/shop").await.expect(StatusCode::OK);
+    let tag = read.header("etag").to_string();
+    admin
+        .call_with(Method::DELETE, "/v1/apps/shop", &[("if-match", &tag)], None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    admin
+        .get("/v1/apps/shop")
+        .await
+        .problem()
+        .expect(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_any_is_refused_on_a_resource_with_no_version_yet() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    admin
+        .post(
+            "/v1/users",
+            json!({"username": "bob", "password": "bob-password"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let log = admin.log_head().await;
+    admin
+        .call_with(
+            Method::PUT,
+            "/v1/users/bob/quota",
+            &[("if-match", "*")],
+            Some(json!({"limit": 3})),
+        )
+        .await
+        .problem()
+        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
+    log.assert_unchanged("If-Match: * on a quota never set")
+        .await;
+    admin
+        .call(
+            Method::PUT,
+            "/v1/users/bob/quota",
+            Some(json!({"limit": 3})),
         )
         .await
         .expect(StatusCode::OK);

@@ -177,6 +177,15 @@ impl<S: EventStore> Commands<S> {
         Err(CommandError::Contended(format!("app-{app}")))
     }
 
+    /// The `If-Match` of `origin` on app `app` checked now: for a removal that writes to the
+    /// app's stream (its unbinds) before the removal itself, which then goes without it.
+    pub async fn check_app_version(&self, origin: &Origin, app: &str) -> Result<(), CommandError> {
+        if origin.if_match.is_none() {
+            return Ok(());
+        }
+        self.hold::<App>(app).await?.check_version(origin)
+    }
+
     /// Removes an app (204): see the [module](self). Only the right to change the removed app
     /// is asked: the unswap written to its swap partner's stream needs none on the partner, on
     /// purpose (the removal undoes the swap, which was authorized on both apps when made). A

@@ -440,6 +440,8 @@ impl<S: EventStore> Commands<S> {
             let events = before.handle(UserCommand::Remove {
                 admin_count: step.as_ref().map_or(0, |s| s.admin_count),
             })?;
+            // Before the roster's step-down is appended: a stale If-Match writes nothing.
+            account.check_version(origin)?;
             let mut written = Written::default();
             if let Some(step) = &mut step {
                 match self.append_step_down(step, origin).await? {

@@ -276,7 +276,16 @@ impl ServiceCalls {
         app: &str,
     ) -> Result<AppRemoval, CommandError> {
         let commands = &self.inner.commands;
-        for (service, instance) in commands.app_bound_instances(actor, app).await? {
+        let bound = commands.app_bound_instances(actor, app).await?;
+        // The unbinds write to the app's stream: an If-Match on it is checked once, before
+        // them, and not again on the removal they lead to.
+        let mut origin = origin.clone();
+        if !bound.is_empty() {
+            commands.check_app_version(&origin, app).await?;
+            origin.if_match = None;
+        }
+        let origin = &origin;
+        for (service, instance) in bound {
             let shown = format!("{service}/{instance}");
             let intent = match commands
                 .request_unbind(actor, origin, &service, &instance, app, false)
