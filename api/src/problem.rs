@@ -195,10 +195,11 @@ impl From<DomainError> for Problem {
     }
 }
 
+/// An outage (the connection lost, the database shutting down or starting) is a 503 to retry,
+/// any other database error a 500: the commands' rule (`CommandError::from`).
 impl From<tokio_postgres::Error> for Problem {
     fn from(e: tokio_postgres::Error) -> Self {
-        tracing::error!(error = %e, "database error");
-        Problem::internal()
+        Problem::from(CommandError::from(e))
     }
 }
 
@@ -211,8 +212,14 @@ impl From<deadpool_postgres::PoolError> for Problem {
 
 impl From<bosun_eventstore::StoreError> for Problem {
     fn from(e: bosun_eventstore::StoreError) -> Self {
-        tracing::error!(error = %e, "event store error");
-        Problem::internal()
+        match e {
+            bosun_eventstore::StoreError::Database(e) => Problem::from(e),
+            bosun_eventstore::StoreError::Corrupt(message) => {
+                tracing::error!(error = %message, "the log holds what this code cannot read");
+                Problem::internal()
+            }
+            other => Problem::from(CommandError::from(other)),
+        }
     }
 }
 

@@ -132,6 +132,8 @@ pub struct ManagedPostgres {
     socket_dir: PathBuf,
     /// Set when this process started the server, so it can reap it.
     child: Option<Child>,
+    /// How it was started, to start it again the same way ([`Self::revive_blocking`]).
+    options: Options,
     /// Our shared lock on `postgres.users`.
     user: Option<LockFile>,
 }
@@ -184,26 +186,8 @@ impl ManagedPostgres {
                 process::wait_ready(&cluster, None, &log, START_TIMEOUT)?;
             }
             None => {
-                // The children of a postmaster killed with SIGKILL hold its shared memory for a
-                // moment; a start in that moment fails and is tried again.
-                let mut attempt = 1;
-                let started = loop {
-                    process::clear_stale_lock_files(&cluster, &socket_dir, PORT);
-                    let mut started =
-                        spawn_postgres(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
-                    match process::wait_ready(&cluster, Some(&mut started), &log, START_TIMEOUT) {
-                        Ok(()) => break started,
-                        Err(ManagedError::Exited { .. }) if attempt < START_ATTEMPTS => {
-                            tracing::warn!(
-                                attempt,
-                                "PostgreSQL exited while starting; trying again"
-                            );
-                            std::thread::sleep(Duration::from_secs(1));
-                            attempt += 1;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                };
+                let started =
+                    start_postmaster(&bin_dir, &cluster, &socket_dir, &log, &owner, options)?;
                 tracing::info!(pid = started.id(), data = %cluster.display(), "started the managed PostgreSQL");
                 child = Some(started);
             }
@@ -214,8 +198,40 @@ impl ManagedPostgres {
             cluster,
             socket_dir,
             child,
+            options: options.clone(),
             user: Some(user),
         })
+    }
+
+    /// Starts the server again if it has gone while in use (its postmaster exited, or was
+    /// killed): what a supervisor calls every second. Another process using it may have started
+    /// it again already; then this one just goes on using it. Returns whether it started it.
+    pub fn revive_blocking(&mut self) -> Result<bool, ManagedError> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => return Ok(false),
+            // Ours, and gone (reaped now, or it would pass for running).
+            Some(_) => self.child = None,
+            None if process::running_postmaster(&self.cluster).is_some() => return Ok(false),
+            None => {}
+        }
+        let _starting = LockFile::exclusive(&self.data_dir.join("postgres.lock"))?;
+        if process::running_postmaster(&self.cluster).is_some() {
+            return Ok(false);
+        }
+        let bin_dir = binaries::find().ok_or(ManagedError::BinariesNotFound)?;
+        let owner = process::Owner::for_postgres()?;
+        let log = self.data_dir.join("postgres.log");
+        let started = start_postmaster(
+            &bin_dir,
+            &self.cluster,
+            &self.socket_dir,
+            &log,
+            &owner,
+            &self.options,
+        )?;
+        tracing::warn!(pid = started.id(), data = %self.cluster.display(), "the managed PostgreSQL had stopped; started it again");
+        self.child = Some(started);
+        Ok(true)
     }
 
     /// Connection settings for database `dbname` on the managed server.
@@ -356,6 +372,33 @@ fn socket_dir(home: &Path, owner: &process::Owner) -> Result<PathBuf, ManagedErr
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
         .map_err(io("set permissions of", &dir))?;
     Ok(dir)
+}
+
+/// Starts a postmaster on `cluster` and waits until it is ready. The children of a postmaster
+/// killed with SIGKILL hold its shared memory for a moment; a start in that moment fails and is
+/// tried again.
+fn start_postmaster(
+    bin_dir: &Path,
+    cluster: &Path,
+    socket_dir: &Path,
+    log: &Path,
+    owner: &process::Owner,
+    options: &Options,
+) -> Result<Child, ManagedError> {
+    let mut attempt = 1;
+    loop {
+        process::clear_stale_lock_files(cluster, socket_dir, PORT);
+        let mut started = spawn_postgres(bin_dir, cluster, socket_dir, log, owner, options)?;
+        match process::wait_ready(cluster, Some(&mut started), log, START_TIMEOUT) {
+            Ok(()) => return Ok(started),
+            Err(ManagedError::Exited { .. }) if attempt < START_ATTEMPTS => {
+                tracing::warn!(attempt, "PostgreSQL exited while starting; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn spawn_postgres(
