@@ -25,7 +25,7 @@ use crate::extract::{body_timeout, BodyReadTimeout, MAX_BODY_BYTES};
 use crate::problem::Problem;
 use crate::startup::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -65,6 +65,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
               caller      BYTEA NOT NULL,
               key         TEXT NOT NULL,
               request     BYTEA NOT NULL,
+              lease       UUID NOT NULL,
               status      SMALLINT,
               headers     JSONB,
               body        TEXT,
@@ -101,75 +102,62 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
 
 async fn keep(state: &AppState, request: Request, next: Next) -> Result<Response, Problem> {
     let key = parse_key(request.headers().get("idempotency-key"))?;
-    let (parts, body) = request.into_parts();
+    // A caller without a credential has no keys of its own: its requests run as sent.
+    let Some(caller) = caller_of(request.headers()) else {
+        return Ok(next.run(request).await);
+    };
+    let (mut parts, body) = request.into_parts();
     let bytes = read_body(&parts.headers, parts.extensions.get(), body).await?;
-    let caller = caller_of(&parts.headers);
     let fingerprint = fingerprint(&parts.method, &parts.uri, &parts.headers, &bytes);
-    let sealer = state.commands.sealer().map_err(|_| {
-        tracing::error!("no data key to seal kept answers with");
-        Problem::internal()
-    })?;
-    let context = format!("idempotent answer {}", hex(&caller));
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    sweep(&client).await;
+    let lease = uuid::Uuid::new_v4();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let taken = client
-            .query_opt(
-                "INSERT INTO idempotent_answers (caller, key, request, taken_until) \
-                 VALUES ($1, $2, $3, now() + make_interval(secs => $4)) \
-                 ON CONFLICT (caller, key) DO UPDATE SET request = EXCLUDED.request, \
-                   status = NULL, headers = NULL, body = NULL, \
-                   taken_until = EXCLUDED.taken_until, created_at = now() \
-                 WHERE idempotent_answers.created_at < now() - make_interval(secs => $5) \
-                    OR (idempotent_answers.status IS NULL \
-                        AND idempotent_answers.taken_until < now() \
-                        AND idempotent_answers.request = EXCLUDED.request) \
-                 RETURNING 1",
-                &[
-                    &caller.as_slice(),
-                    &key,
-                    &fingerprint.as_slice(),
-                    &(LEASE.as_secs() as f64),
-                    &(KEPT.as_secs() as f64),
-                ],
-            )
-            .await
-            .map_err(|e| unavailable(&e))?
-            .is_some();
-        if taken {
-            drop(client);
-            let request = Request::from_parts(parts, Body::from(bytes));
-            return answer_first(state, sealer, &context, &caller, &key, request, next).await;
-        }
-        let row = client
-            .query_opt(
-                "SELECT request, status, headers, body FROM idempotent_answers \
-                 WHERE caller = $1 AND key = $2",
-                &[&caller.as_slice(), &key],
-            )
-            .await
-            .map_err(|e| unavailable(&e))?;
-        // Gone in between (the first request was refused): try to take it again.
-        let Some(row) = row else { continue };
-        if row.get::<_, &[u8]>(0) != fingerprint.as_slice() {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request in the last 24 h; use a new key",
-            ));
-        }
-        if let (Some(status), Some(headers), Some(body)) = (
-            row.get::<_, Option<i16>>(1),
-            row.get::<_, Option<serde_json::Value>>(2),
-            row.get::<_, Option<String>>(3),
-        ) {
-            return replay(sealer, &context, status, &headers, &body);
+        // A connection per try, given back before any wait: waiters must not starve the
+        // request they wait for of connections.
+        let seen = {
+            let client = state
+                .store
+                .pool()
+                .get()
+                .await
+                .map_err(|e| unavailable(&e))?;
+            sweep(&client).await;
+            take_or_read(&client, &caller, &key, &fingerprint, lease).await?
+        };
+        match seen {
+            Seen::Taken => {
+                let request = Request::from_parts(parts, Body::from(bytes));
+                // Its own task: a client that hangs up cancels the request's future, and the
+                // answer must still be kept (or the key given back) once the handler is done.
+                let first = tokio::spawn(answer_first(
+                    state.clone(),
+                    caller,
+                    key,
+                    lease,
+                    request,
+                    next,
+                ));
+                return first.await.map_err(|e| {
+                    tracing::error!(error = %e, "the first request with an Idempotency-Key failed");
+                    Problem::internal()
+                });
+            }
+            Seen::Other => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request in the last 24 h; use a new key",
+                ))
+            }
+            Seen::Answered(answer) => {
+                // Still the caller it was: a revoked or expired token is refused, not replayed.
+                <crate::auth::Caller as FromRequestParts<AppState>>::from_request_parts(&mut parts, state)
+                    .await?;
+                let sealer = state.commands.sealer().map_err(|_| no_sealer())?;
+                let context = context_of(&caller);
+                return replay(sealer, &context, answer.0, &answer.1, &answer.2);
+            }
+            Seen::Running | Seen::Gone => {}
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Problem::new(
@@ -183,43 +171,149 @@ async fn keep(state: &AppState, request: Request, next: Next) -> Result<Response
     }
 }
 
-/// Runs the first request with a key and keeps its answer if it succeeded; gives the key back
-/// if not.
-async fn answer_first(
-    state: &AppState,
-    sealer: &bosun_commands::Sealer,
-    context: &str,
+/// What the table holds for a key when a request comes with it.
+enum Seen {
+    /// Nothing (or an expired key, or an abandoned lease of the same request): now this
+    /// request's.
+    Taken,
+    /// Another request's.
+    Other,
+    /// This request's answer: status, headers, sealed body.
+    Answered((i16, serde_json::Value, String)),
+    /// The same request, still running.
+    Running,
+    /// Given back between the two statements: try again.
+    Gone,
+}
+
+async fn take_or_read(
+    client: &deadpool_postgres::Object,
     caller: &[u8],
     key: &str,
-    request: Request,
-    next: Next,
-) -> Result<Response, Problem> {
-    let response = next.run(request).await;
-    let status = response.status();
-    let client = state
-        .store
-        .pool()
-        .get()
+    fingerprint: &[u8],
+    lease: uuid::Uuid,
+) -> Result<Seen, Problem> {
+    let taken = client
+        .query_opt(
+            "INSERT INTO idempotent_answers (caller, key, request, lease, taken_until) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) \
+             ON CONFLICT (caller, key) DO UPDATE SET request = EXCLUDED.request, \
+               status = NULL, headers = NULL, body = NULL, lease = EXCLUDED.lease, \
+               taken_until = EXCLUDED.taken_until, created_at = now() \
+             WHERE idempotent_answers.created_at < now() - make_interval(secs => $6) \
+                OR (idempotent_answers.status IS NULL \
+                    AND idempotent_answers.taken_until < now() \
+                    AND idempotent_answers.request = EXCLUDED.request) \
+             RETURNING 1",
+            &[
+                &caller,
+                &key,
+                &fingerprint,
+                &lease,
+                &(LEASE.as_secs() as f64),
+                &(KEPT.as_secs() as f64),
+            ],
+        )
+        .await
+        .map_err(|e| unavailable(&e))?
+        .is_some();
+    if taken {
+        return Ok(Seen::Taken);
+    }
+    let row = client
+        .query_opt(
+            "SELECT request, status, headers, body FROM idempotent_answers \
+             WHERE caller = $1 AND key = $2",
+            &[&caller, &key],
+        )
         .await
         .map_err(|e| unavailable(&e))?;
+    let Some(row) = row else {
+        return Ok(Seen::Gone);
+    };
+    if row.get::<_, &[u8]>(0) != fingerprint {
+        return Ok(Seen::Other);
+    }
+    Ok(
+        match (
+            row.get::<_, Option<i16>>(1),
+            row.get::<_, Option<serde_json::Value>>(2),
+            row.get::<_, Option<String>>(3),
+        ) {
+            (Some(status), Some(headers), Some(body)) => Seen::Answered((status, headers, body)),
+            _ => Seen::Running,
+        },
+    )
+}
+
+/// Runs the first request with a key, holding its lease while it runs, and keeps its answer if
+/// it succeeded; gives the key back if not. Whatever goes wrong after the handler answered, the
+/// client gets that answer.
+async fn answer_first(
+    state: AppState,
+    caller: Vec<u8>,
+    key: String,
+    lease: uuid::Uuid,
+    request: Request,
+    next: Next,
+) -> Response {
+    let handler = next.run(request);
+    tokio::pin!(handler);
+    let mut renew = tokio::time::interval(LEASE / 4);
+    renew.tick().await;
+    let response = loop {
+        tokio::select! {
+            response = &mut handler => break response,
+            _ = renew.tick() => {
+                let renewed = match state.store.pool().get().await {
+                    Ok(client) => client
+                        .execute(
+                            "UPDATE idempotent_answers \
+                             SET taken_until = now() + make_interval(secs => $4) \
+                             WHERE caller = $1 AND key = $2 AND lease = $3 AND status IS NULL",
+                            &[&caller, &key, &lease, &(LEASE.as_secs() as f64)],
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = renewed {
+                    tracing::warn!(error = %e, "renewing an Idempotency-Key's lease failed");
+                }
+            }
+        }
+    };
+    let client = match state.store.pool().get().await {
+        Ok(client) => client,
+        Err(e) => {
+            // The lease runs out instead; a retry after it runs the request again.
+            tracing::warn!(error = %e, "no connection to keep the answer of an Idempotency-Key");
+            return response;
+        }
+    };
+    let status = response.status();
     if !status.is_success() {
         if let Err(e) = client
             .execute(
-                "DELETE FROM idempotent_answers WHERE caller = $1 AND key = $2 AND status IS NULL",
-                &[&caller, &key],
+                "DELETE FROM idempotent_answers \
+                 WHERE caller = $1 AND key = $2 AND lease = $3 AND status IS NULL",
+                &[&caller, &key, &lease],
             )
             .await
         {
-            // The lease runs out instead.
             tracing::warn!(error = %e, "giving back an Idempotency-Key failed");
         }
-        return Ok(response);
+        return response;
     }
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
-        tracing::error!(error = %e, "reading an answer to keep failed");
-        Problem::internal()
-    })?;
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "reading an answer to keep failed");
+            return Problem::internal().into_response();
+        }
+    };
     let headers: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
         .iter()
         .filter_map(|name| {
@@ -228,29 +322,50 @@ async fn answer_first(
         })
         .collect();
     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    let sealed = sealer.seal(context, &encoded).map_err(|e| {
-        tracing::error!(error = %e, "sealing an answer to keep failed");
-        Problem::internal()
-    })?;
-    if let Err(e) = client
-        .execute(
-            "UPDATE idempotent_answers SET status = $3, headers = $4, body = $5 \
-             WHERE caller = $1 AND key = $2",
-            &[
-                &caller,
-                &key,
-                &(status.as_u16() as i16),
-                &serde_json::Value::Object(headers),
-                &sealed.as_str(),
-            ],
-        )
-        .await
-    {
-        // The write is done and answered; a retry after the lease runs it again (see the
-        // module's doc).
-        tracing::warn!(error = %e, "keeping an answer for its Idempotency-Key failed");
+    let sealed = state
+        .commands
+        .sealer()
+        .map_err(|_| no_sealer())
+        .and_then(|sealer| {
+            sealer.seal(&context_of(&caller), &encoded).map_err(|e| {
+                tracing::error!(error = %e, "sealing an answer to keep failed");
+                Problem::internal()
+            })
+        });
+    match sealed {
+        Ok(sealed) => {
+            if let Err(e) = client
+                .execute(
+                    "UPDATE idempotent_answers SET status = $4, headers = $5, body = $6 \
+                     WHERE caller = $1 AND key = $2 AND lease = $3",
+                    &[
+                        &caller,
+                        &key,
+                        &lease,
+                        &(status.as_u16() as i16),
+                        &serde_json::Value::Object(headers),
+                        &sealed.as_str(),
+                    ],
+                )
+                .await
+            {
+                // The write is done and answered; a retry after the lease runs it again.
+                tracing::warn!(error = %e, "keeping an answer for its Idempotency-Key failed");
+            }
+        }
+        Err(_) => tracing::warn!("an answer not kept for its Idempotency-Key"),
     }
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn no_sealer() -> Problem {
+    tracing::error!("no data key to seal kept answers with");
+    Problem::internal()
+}
+
+/// What a kept answer is sealed for: its caller's keys alone.
+fn context_of(caller: &[u8]) -> String {
+    format!("idempotent answer {}", hex(caller))
 }
 
 fn replay(
@@ -310,14 +425,13 @@ fn parse_key(value: Option<&HeaderValue>) -> Result<String, Problem> {
     Ok(text.to_string())
 }
 
-/// Whose key it is: the digest of the credential sent (none: the anonymous caller's).
-fn caller_of(headers: &HeaderMap) -> Vec<u8> {
+/// Whose key it is: the digest of the credential sent; `None` without one.
+fn caller_of(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let credential = headers.get(header::AUTHORIZATION)?;
     let mut digest = Sha256::new();
     digest.update(b"bosun idempotency caller v1\0");
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        digest.update(value.as_bytes());
-    }
-    digest.finalize().to_vec()
+    digest.update(credential.as_bytes());
+    Some(digest.finalize().to_vec())
 }
 
 /// What makes two requests the same: method, path and query, body type and body.
@@ -356,15 +470,27 @@ async fn read_body(
         return Err(crate::extract::too_large());
     }
     let wait = timeout.map_or(Duration::from_secs(60), |t| t.0);
-    let read = tokio::time::timeout(wait, axum::body::to_bytes(body, MAX_BODY_BYTES))
-        .await
-        .map_err(|_| {
-            body_timeout(format!(
-                "the body did not all arrive within {} s (http.body_read_timeout_seconds)",
-                wait.as_secs()
-            ))
-        })?;
-    read.map_err(|_| crate::extract::too_large())
+    let read = async {
+        use futures::StreamExt;
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                Problem::bad_request(format!("the body cannot be read: {e}"), vec![])
+            })?;
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(crate::extract::too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
+    };
+    tokio::time::timeout(wait, read).await.map_err(|_| {
+        body_timeout(format!(
+            "the body did not all arrive within {} s (http.body_read_timeout_seconds)",
+            wait.as_secs()
+        ))
+    })?
 }
 
 /// At most once per [`SWEEP_EVERY`] in a process, the keys older than [`KEPT`] go.
@@ -447,7 +573,7 @@ mod tests {
         let mut bob = HeaderMap::new();
         bob.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
         assert_ne!(caller_of(&ann), caller_of(&bob));
-        assert_ne!(caller_of(&ann), caller_of(&HeaderMap::new()));
         assert_eq!(caller_of(&ann), caller_of(&ann.clone()));
+        assert_eq!(caller_of(&HeaderMap::new()), None, "no credential, no keys");
     }
 }
