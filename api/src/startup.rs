@@ -231,12 +231,15 @@ impl Application {
         )
         .await;
         tracing::info!("HTTP server stopped; shutting down");
+        // On its way out: a managed PostgreSQL that stops from here on stays stopped.
+        let mut database = self.database;
+        database.stop_supervising();
         // Jobs running here are killed with their workers; their leases run out and the reaper
         // of whichever node runs next finishes them as errors. Units are stopped, recorded so
         // and their leases given up, for another node to take over at once.
         self.workers.stop().await;
         drop(self.projections);
-        self.database.close().await;
+        database.close().await;
         Ok(())
     }
 }

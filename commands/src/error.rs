@@ -47,16 +47,26 @@ impl CommandError {
 
 impl From<bosun_eventstore::StoreError> for CommandError {
     fn from(e: bosun_eventstore::StoreError) -> Self {
-        CommandError::Store(e.to_string())
+        use bosun_eventstore::StoreError;
+        match e {
+            StoreError::Database(e) => CommandError::from(e),
+            StoreError::Corrupt(_) => CommandError::Internal(e.to_string()),
+            _ => CommandError::Store(e.to_string()),
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for CommandError {
-    /// An outage (no connection; SQLSTATE classes 08 connection, 40 rollback, 53 resources, 57
-    /// operator intervention) is worth retrying; any other database error is a fault here.
+    /// An outage (the connection closed or failed; SQLSTATE classes 08 connection, 40 rollback,
+    /// 53 resources, 57 operator intervention) is worth retrying; any other database error, a
+    /// value that does not convert or a query answering other rows than expected included, is a
+    /// fault here.
     fn from(e: tokio_postgres::Error) -> Self {
         let transient = match e.as_db_error() {
-            None => true,
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+            }
             Some(db) => ["08", "40", "53", "57"]
                 .iter()
                 .any(|class| db.code().code().starts_with(class)),

@@ -41,11 +41,6 @@ async fn write_until(base: String, token: String, writer: usize, stop: Arc<Atomi
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let name = format!("w{writer}_{n}");
-        let sent = http
-            .post(format!("{base}/v1/teams"))
-            .bearer_auth(&token)
-            .json(&json!({"name": name}))
-            .send();
         let read = n % 2 == 0 && !answers.created.is_empty();
         let sent = if read {
             // Every other request a read of a team made before, through the read models.
@@ -55,7 +50,11 @@ async fn write_until(base: String, token: String, writer: usize, stop: Arc<Atomi
                 .send()
                 .await
         } else {
-            sent.await
+            http.post(format!("{base}/v1/teams"))
+                .bearer_auth(&token)
+                .json(&json!({"name": name}))
+                .send()
+                .await
         };
         match sent {
             Ok(response) if read && response.status() == StatusCode::OK => answers.reads += 1,
@@ -191,13 +190,9 @@ async fn postgresql_killed_under_writes_comes_back_and_keeps_every_answered_writ
             other => panic!("/readyz answered {other:?}"),
         }
         assert!(
-            killed.elapsed() < Duration::from_secs(10) || !saw_unready,
-            "/readyz still not 200 {:?} after the kill",
-            killed.elapsed()
-        );
-        assert!(
             killed.elapsed() < Duration::from_secs(10),
-            "/readyz never answered 503 after the kill"
+            "/readyz not back to 200 {:?} after the kill (503 seen: {saw_unready})",
+            killed.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };

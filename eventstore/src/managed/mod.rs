@@ -204,7 +204,7 @@ impl ManagedPostgres {
     }
 
     /// Starts the server again if it has gone while in use (its postmaster exited, or was
-    /// killed): what a supervisor calls every second. Another process using it may have started
+    /// killed): what a supervisor calls twice a second. Another process using it may have started
     /// it again already; then this one just goes on using it. Returns whether it started it.
     pub fn revive_blocking(&mut self) -> Result<bool, ManagedError> {
         match self.child.as_mut().map(Child::try_wait) {
