@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// The one on whose behalf a command runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
     /// A user, through one of their tokens: their rights cut down to the token's scopes.
     User {

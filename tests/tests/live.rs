@@ -223,29 +223,21 @@ async fn the_live_feed_refuses_whoever_may_not_read_the_log() {
         started.elapsed()
     );
 
-    // A user who is no admin: closed with 4403.
-    let (status, _, _) = http_json(
+    // A token without the read scope: closed with 4403.
+    let (status, write_only, _) = http_json(
         reqwest::Method::POST,
-        server.url("/v1/users"),
+        server.url("/v1/tokens"),
         &admin,
-        Some(json!({"username": "viewer", "password": "viewer-pw"})),
+        Some(json!({"description": "writer", "scopes": ["write"]})),
     )
     .await;
-    assert_eq!(status, 201);
-    let (status, login, _) = http_json(
-        reqwest::Method::POST,
-        server.url("/v1/auth/tokens"),
-        "",
-        Some(json!({"username": "viewer", "password": "viewer-pw"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{login}");
+    assert_eq!(status, 201, "{write_only}");
     let (mut viewer, _) = tokio_tungstenite::connect_async(ws_url(&server, ""))
         .await
         .unwrap();
     viewer
         .send(Message::Text(
-            json!({"token": login["token"]}).to_string().into(),
+            json!({"token": write_only["token"]}).to_string().into(),
         ))
         .await
         .unwrap();

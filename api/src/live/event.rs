@@ -3,11 +3,13 @@
 
 use axum::extract::ws::Utf8Bytes;
 use bosun_domain::identity::redact;
-use bosun_eventstore::{Filter, RecordedEvent};
+use bosun_eventstore::{Filter, RecordedEvent, StreamId};
 
 #[derive(Debug)]
 pub struct LiveEvent {
     pub position: u64,
+    /// Whose stream: a subscriber sees it if it may read that stream.
+    pub stream_id: StreamId,
     pub category: String,
     pub event_type: String,
     /// The envelope as JSON, its hashes redacted.
@@ -18,6 +20,7 @@ impl LiveEvent {
     /// Takes the event by value: redaction edits its data in place, with no copy of it.
     pub fn new(mut event: RecordedEvent) -> Self {
         let category = event.stream_id.category().to_string();
+        let stream_id = event.stream_id.clone();
         // The log keeps the hashes for the aggregates; no reader of the feed may see them.
         redact(&category, &mut event.data);
         let json = match serde_json::to_string(&event) {
@@ -32,6 +35,7 @@ impl LiveEvent {
         };
         LiveEvent {
             position: event.position,
+            stream_id,
             category,
             event_type: event.event_type,
             json: Utf8Bytes::from(json),
@@ -45,7 +49,11 @@ impl LiveEvent {
 
     /// Roughly what it holds in memory, for the page cache's budget.
     pub fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.json.len() + self.category.len() + self.event_type.len()
+        std::mem::size_of::<Self>()
+            + self.json.len()
+            + self.category.len()
+            + self.event_type.len()
+            + self.stream_id.as_str().len()
     }
 }
 

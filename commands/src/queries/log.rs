@@ -1,8 +1,12 @@
-//! Reading the log itself: the whole log and the audit trail are an admin's (acting with the
-//! admin scope); one stream is readable by an admin, or by a holder of the read scope for their
-//! own user stream, their teams', their tokens' and the jobs they may read. Every event read
-//! comes out redacted (`bosun_domain::identity::redact`: hashes, sealed values, the secrets of
-//! URLs stored in clear before sealing); the log keeps them.
+//! Reading the log itself. The audit trail is an admin's (acting with the admin scope); the log
+//! is everyone's with the read scope, each seeing the streams they may read
+//! ([`Queries::may_read_stream`], the one rule for `/v1/events`, its live feed and
+//! `/v1/streams/{id}`): an admin every stream; anyone else their own user and quota streams,
+//! their teams', their tokens', the jobs they may read, their teams' apps with their units, the
+//! instances and services of their teams, the runnables they see, and the orchestrations and
+//! platforms any reader sees. Every event read comes out redacted
+//! (`bosun_domain::identity::redact`: hashes, sealed values, the secrets of URLs stored in clear
+//! before sealing); the log keeps them.
 
 use super::Queries;
 use crate::actor::Actor;
@@ -12,6 +16,19 @@ use bosun_domain::DomainError;
 use bosun_eventstore::{EventStore, Filter, Page, RecordedEvent, StreamId};
 use bosun_projections::read_models::audit::{list as entries, AuditEntry, AuditQuery};
 use bosun_projections::read_models::identity as identity_model;
+use std::collections::HashMap;
+
+/// The most events one read of `/v1/events` looks through for a caller who sees only some.
+pub const SCAN_LIMIT: usize = 10_000;
+
+/// A page of the log as one caller sees it.
+pub struct SeenPage {
+    /// The events the caller may read, in position order, redacted.
+    pub events: Vec<RecordedEvent>,
+    pub head: u64,
+    /// Every position up to this one was looked at: the next read starts after it.
+    pub scanned_to: u64,
+}
 
 /// Whether `actor` may read the whole log (its events, the audit, the live feed).
 pub fn may_read_log(actor: &Actor) -> Result<(), CommandError> {
@@ -29,18 +46,81 @@ impl Queries {
         may_read_log(actor)
     }
 
-    /// Up to `max` events matching `filter` from `from` on, with the head, redacted.
+    /// Up to `max` events matching `filter` from `from` on that `actor` may read, with the head,
+    /// redacted. An admin's page is the log's; anyone else's is looked for through at most
+    /// [`SCAN_LIMIT`] events, so a page may be short before the head: `scanned_to` says where
+    /// to go on from.
     pub async fn events(
         &self,
         actor: &Actor,
         from: u64,
         max: usize,
         filter: &Filter,
-    ) -> Result<Page, CommandError> {
-        self.may_read_log(actor)?;
-        let mut page = self.store.read_page(from, max, filter).await?;
-        redacted(&mut page.events);
-        Ok(page)
+    ) -> Result<SeenPage, CommandError> {
+        actor.require_reader()?;
+        if actor.is_admin() {
+            let mut page = self.store.read_page(from, max, filter).await?;
+            redacted(&mut page.events);
+            let last = page.events.last().map(|e| e.position);
+            // A short page read to the head; a full one up to its last event.
+            let scanned_to = match last {
+                Some(last) if page.events.len() >= max => last,
+                _ => page.head.max(from.saturating_sub(1)),
+            };
+            return Ok(SeenPage {
+                events: page.events,
+                head: page.head,
+                scanned_to,
+            });
+        }
+        let mut readable: HashMap<String, bool> = HashMap::new();
+        let mut seen = SeenPage {
+            events: Vec::new(),
+            head: 0,
+            scanned_to: from.saturating_sub(1),
+        };
+        let mut scanned = 0;
+        while seen.events.len() < max && scanned < SCAN_LIMIT {
+            let want = (SCAN_LIMIT - scanned).min(1000);
+            let page: Page = self
+                .store
+                .read_page(seen.scanned_to + 1, want, filter)
+                .await?;
+            seen.head = page.head;
+            let Some(last) = page.events.last().map(|e| e.position) else {
+                seen.scanned_to = seen.scanned_to.max(page.head);
+                break;
+            };
+            let read = page.events.len();
+            for event in page.events {
+                if seen.events.len() == max {
+                    break;
+                }
+                seen.scanned_to = event.position;
+                let stream = event.stream_id.as_str().to_string();
+                let may = match readable.get(&stream) {
+                    Some(may) => *may,
+                    None => {
+                        let may = self.may_read_stream(actor, &event.stream_id).await?;
+                        readable.insert(stream, may);
+                        may
+                    }
+                };
+                if may {
+                    seen.events.push(event);
+                }
+            }
+            scanned += read;
+            if read < want || seen.scanned_to < last {
+                // The head, or a full page.
+                if read < want && seen.events.len() < max {
+                    seen.scanned_to = seen.scanned_to.max(page.head);
+                }
+                break;
+            }
+        }
+        redacted(&mut seen.events);
+        Ok(seen)
     }
 
     pub async fn audit(
@@ -64,7 +144,7 @@ impl Queries {
         actor.require_reader()?;
         let not_found = || DomainError::NotFound(format!("no events in stream {stream}"));
         let id = StreamId::parse(stream).map_err(|_| not_found())?;
-        if !actor.is_admin() && !self.may_read_stream(actor, &id).await? {
+        if !self.may_read_stream(actor, &id).await? {
             return Err(CommandError::Forbidden(format!(
                 "you may not read stream {stream}"
             )));
@@ -77,27 +157,65 @@ impl Queries {
         Ok(events)
     }
 
-    async fn may_read_stream(
+    /// Whether `actor` may read stream `stream`: the rule of the module's doc. An id that names
+    /// nothing (yet, or any more) is not readable, except where any reader may read the kind.
+    pub async fn may_read_stream(
         &self,
         actor: &Actor,
         stream: &StreamId,
     ) -> Result<bool, CommandError> {
+        if actor.require_reader().is_err() {
+            return Ok(false);
+        }
+        if actor.is_admin() {
+            return Ok(true);
+        }
         let id = stream.id();
+        let uuid = || uuid::Uuid::parse_str(id).ok();
         Ok(match stream.category() {
-            "user" => actor.is(id),
+            "user" | "quota" => actor.is(id),
             "team" => actor.is_member(id),
-            "token" => match uuid::Uuid::parse_str(id) {
-                Ok(token_id) => identity_model::token(&**self.client().await?, token_id)
+            "orchestration" | "platform" => true,
+            "token" => match uuid() {
+                Some(token_id) => identity_model::token(&**self.client().await?, token_id)
                     .await?
                     .is_some_and(|t| actor.is(&t.username)),
-                Err(_) => false,
+                None => false,
             },
-            "job" => match uuid::Uuid::parse_str(id) {
-                Ok(job_id) => self.may_read_job(actor, job_id).await?,
-                Err(_) => false,
+            "job" => match uuid() {
+                Some(job_id) => self.may_read_job(actor, job_id).await?,
+                None => false,
+            },
+            "app" => readable(self.app(actor, id).await)?,
+            // `<app>.<env>.<process>.<index>`: an app's name holds no dot.
+            "unit" => match id.split_once('.') {
+                Some((app, _)) => readable(self.app(actor, app).await)?,
+                None => false,
+            },
+            "service" => readable(self.service(actor, id).await)?,
+            "instance" => match id.split_once('.') {
+                Some((service, instance)) => {
+                    readable(self.instance(actor, service, instance).await)?
+                }
+                None => false,
+            },
+            "runnable" | "runnable_log" => match uuid() {
+                Some(runnable) => readable(self.runnable(actor, runnable).await)?,
+                None => false,
             },
             _ => false,
         })
+    }
+}
+
+/// A read's outcome as whether it may be read: refused or not there is `false`; an outage is
+/// an error.
+fn readable<T>(read: Result<T, CommandError>) -> Result<bool, CommandError> {
+    match read {
+        Ok(_) => Ok(true),
+        Err(CommandError::Forbidden(_) | CommandError::Unauthenticated) => Ok(false),
+        Err(CommandError::Domain(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -32,12 +32,12 @@ pub const RECHECK_EVERY: Duration = Duration::from_secs(5);
 pub type Rule = fn(&Caller) -> Result<(), (u16, String)>;
 
 pub fn may_watch(caller: &Caller) -> Result<(), (u16, String)> {
-    // The same rule as every read of the whole log; the reason kept short (a close frame's
-    // reason holds at most 123 bytes).
-    bosun_commands::queries::may_read_log(&caller.actor).map_err(|_| {
+    // As every read of the log: the read scope (what it shows is filtered to the streams the
+    // caller may read). The reason kept short (a close frame's reason holds at most 123 bytes).
+    caller.actor.require_reader().map_err(|_| {
         (
             CLOSE_FORBIDDEN,
-            "the live feed needs an admin token with the read and admin scopes".into(),
+            "the live feed needs a token with the read scope".into(),
         )
     })
 }
@@ -194,12 +194,7 @@ fn refusal(problem: Problem) -> (u16, String) {
 }
 
 /// Watches a granted token; answers with the close code and reason once it no longer may watch
-/// (expired, revoked, its user removed or no longer admin).
-pub async fn lose_access(state: &AppState, granted: Granted) -> (u16, String) {
-    lose_access_telling(state, granted, |_| {}).await
-}
-
-/// [`lose_access`], telling `rechecked` who the token speaks for after each check that found it
+/// (expired, revoked, its user removed or without the read scope), telling `rechecked` who the token speaks for after each check that found it
 /// still good (its user's teams or rights may have changed: a feed that filters by them follows).
 pub async fn lose_access_telling(
     state: &AppState,

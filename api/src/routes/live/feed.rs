@@ -4,14 +4,18 @@
 //!
 //! A subscriber holds at most one page at a time (shared with the others) and what its socket
 //! buffers: each page, and each batch of live events, is flushed before the next.
+//!
+//! It sees the events of the streams its caller may read ([`Reader`]): all of them for an admin.
 
 use super::{Ending, Sink, PING_EVERY, WRITE_TIMEOUT};
 use crate::live::pages::{Pages, Turn};
 use crate::live::LiveEvent;
 use crate::startup::AppState;
 use axum::extract::ws::Message;
+use bosun_commands::Actor;
 use bosun_eventstore::Filter;
 use futures::{FutureExt, SinkExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
@@ -23,6 +27,57 @@ const BATCH: usize = 256;
 /// catchup`, this is what keeps the API's requests from queueing behind the catch-up (writers'
 /// p99 about 2× instead of 20× with 500 subscribers catching up).
 const YIELD_EVERY: usize = 64;
+
+/// Categories whose events can change who may read a stream (an app's teams, and with them who
+/// reads its jobs and units; an instance's or a service's teams; a runnable's owner or image).
+const CHANGES_READERS: [&str; 4] = ["app", "instance", "runnable", "service"];
+/// The most streams a subscriber remembers whether it may read.
+const REMEMBERED: usize = 10_000;
+
+/// What one subscriber may see: every event for an admin; else those of the streams its caller
+/// may read (`Queries::may_read_stream`, the rule of `/v1/events`), asked once per stream once
+/// the read models hold the event, and asked again once the caller changed (its teams, say) or
+/// an event may have changed who reads what.
+pub(super) struct Reader {
+    caller: tokio::sync::watch::Receiver<Actor>,
+    actor: Actor,
+    readable: HashMap<String, bool>,
+}
+
+impl Reader {
+    pub(super) fn new(mut caller: tokio::sync::watch::Receiver<Actor>) -> Self {
+        let actor = caller.borrow_and_update().clone();
+        Reader {
+            caller,
+            actor,
+            readable: HashMap::new(),
+        }
+    }
+
+    async fn sees(&mut self, state: &AppState, event: &LiveEvent) -> Result<bool, Ending> {
+        if self.caller.has_changed().unwrap_or(false) {
+            self.actor = self.caller.borrow_and_update().clone();
+            self.readable.clear();
+        }
+        if self.actor.is_admin() {
+            return Ok(true);
+        }
+        if CHANGES_READERS.contains(&event.category.as_str()) || self.readable.len() >= REMEMBERED {
+            self.readable.clear();
+        }
+        if let Some(may) = self.readable.get(event.stream_id.as_str()) {
+            return Ok(*may);
+        }
+        let may = state
+            .queries
+            .may_read_stream(&self.actor, &event.stream_id)
+            .await
+            .map_err(Ending::Unchecked)?;
+        self.readable
+            .insert(event.stream_id.as_str().to_string(), may);
+        Ok(may)
+    }
+}
 
 /// Where a subscriber is.
 struct Progress {
@@ -37,22 +92,23 @@ pub(super) async fn stream_events(
     state: &AppState,
     sink: &mut Sink,
     filter: &Filter,
+    reader: &mut Reader,
     from: u64,
 ) -> Result<(), Ending> {
     let mut at = Progress {
         cursor: from - 1,
         last_sent: from - 1,
     };
-    catch_up(state, sink, filter, &mut at, u64::MAX).await?;
+    catch_up(state, sink, filter, reader, &mut at, u64::MAX).await?;
     let mut feed = state.live.subscribe();
     // Anything published between the last page and subscribing comes from the log.
-    catch_up(state, sink, filter, &mut at, u64::MAX).await?;
+    catch_up(state, sink, filter, reader, &mut at, u64::MAX).await?;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         tokio::select! {
             received = feed.recv() => match received {
-                Ok(event) => send_live(state, sink, filter, &mut at, &mut feed, event).await?,
+                Ok(event) => send_live(state, sink, filter, reader, &mut at, &mut feed, event).await?,
                 Err(RecvError::Lagged(_)) => return Err(slow(&at)),
                 Err(RecvError::Closed) => return Err(Ending::Gone),
             },
@@ -69,6 +125,7 @@ async fn send_live(
     state: &AppState,
     sink: &mut Sink,
     filter: &Filter,
+    reader: &mut Reader,
     at: &mut Progress,
     feed: &mut Receiver<Arc<LiveEvent>>,
     event: Arc<LiveEvent>,
@@ -78,9 +135,9 @@ async fn send_live(
     while let Some(event) = next.take() {
         if event.position > at.cursor {
             if event.position > at.cursor + 1 {
-                catch_up(state, sink, filter, at, event.position - 1).await?;
+                catch_up(state, sink, filter, reader, at, event.position - 1).await?;
             }
-            queue(sink, &event, filter, at).await?;
+            queue(state, sink, &event, filter, reader, at).await?;
         }
         queued += 1;
         if queued < BATCH {
@@ -109,6 +166,7 @@ async fn catch_up(
     state: &AppState,
     sink: &mut Sink,
     filter: &Filter,
+    reader: &mut Reader,
     at: &mut Progress,
     until: u64,
 ) -> Result<(), Ending> {
@@ -123,7 +181,7 @@ async fn catch_up(
             .iter()
             .take_while(|e| e.position <= until);
         for (n, event) in events.enumerate() {
-            if event.matches(filter) {
+            if event.matches(filter) && reader.sees(state, event).await? {
                 let message = Message::Text(event.json.clone());
                 write_in_turn(sink, message, at, pages, &mut turn).await?;
                 at.last_sent = event.position;
@@ -170,12 +228,14 @@ async fn write_in_turn<'a>(
 
 /// Queues a live `event` on the socket if the filter wants it; the caller flushes.
 async fn queue(
+    state: &AppState,
     sink: &mut Sink,
     event: &LiveEvent,
     filter: &Filter,
+    reader: &mut Reader,
     at: &mut Progress,
 ) -> Result<(), Ending> {
-    if event.matches(filter) {
+    if event.matches(filter) && reader.sees(state, event).await? {
         write(sink, Message::Text(event.json.clone()), at).await?;
         at.last_sent = event.position;
     }

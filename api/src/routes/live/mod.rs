@@ -2,7 +2,8 @@
 //! position order, each once, redacted as on `/v1/events` (hashes, sealed values, URL secrets).
 //!
 //! Auth: the `Authorization` header, or (for browsers) a first message `{"token": "…"}` within
-//! 5 s; otherwise the socket is closed with code 4401 (4403 if the token may not read the log).
+//! 5 s; otherwise the socket is closed with code 4401 (4403 if the token lacks the read scope).
+//! It shows the events of the streams the caller may read, an admin all of them (`feed::Reader`).
 //! The token is checked again whenever an identity event about it passes, every few seconds and
 //! at its expiry ([`access`]). A ping every 15 s keeps it open. A subscriber more than the live
 //! buffer behind is closed with code 4408 and a reason `{"code":"slow_consumer","last_position":N}`:
@@ -64,7 +65,7 @@ pub struct LiveQuery {
 
 #[utoipa::path(get, path = "/v1/events/live", tag = "events", params(LiveQuery),
     responses(
-        (status = 101, description = "a WebSocket of event envelopes: catch-up from `from`, then live, in position order, each once (admin scope; or a first message `{\"token\": \"…\"}`); closed 4401/4403 for a bad token, 4408 with the last position for a slow consumer, 4429 (or 429 `too_many_sockets` before the upgrade) when the token holds `live.max_sockets_per_token` sockets already"),
+        (status = 101, description = "a WebSocket of event envelopes: catch-up from `from`, then live, in position order, each once, of the streams the caller may read (read scope; the token in the header or a first message `{\"token\": \"…\"}`); closed 4401/4403 for a bad token, 4408 with the last position for a slow consumer, 4429 (or 429 `too_many_sockets` before the upgrade) when the token holds `live.max_sockets_per_token` sockets already"),
         crate::problem::Refusals),
     security(("bearer" = [])))]
 pub async fn live(
@@ -124,6 +125,8 @@ enum Ending {
     /// The token stopped being good for this feed.
     Refused(u16, String),
     Store(ReadFailed),
+    /// Whether the caller may read a stream could not be found out (no database).
+    Unchecked(bosun_commands::CommandError),
 }
 
 /// Serves one subscriber; `header` is the token of its `Authorization` header, already checked.
@@ -160,14 +163,25 @@ async fn serve(
         let _ = gone_tx.send(());
     });
     let (refused, mut access) = tokio::sync::oneshot::channel();
+    // Who the token speaks for, as each check finds it: the feed shows what that caller reads.
+    let (caller_tx, caller_rx) = tokio::sync::watch::channel(granted.caller().actor.clone());
     let watcher = {
         let state = state.clone();
         tokio::spawn(async move {
-            let _ = refused.send(access::lose_access(&state, granted).await);
+            let lost = access::lose_access_telling(&state, granted, |caller| {
+                caller_tx.send_if_modified(|actor| {
+                    let changed = *actor != caller.actor;
+                    *actor = caller.actor.clone();
+                    changed
+                });
+            })
+            .await;
+            let _ = refused.send(lost);
         })
     };
+    let mut sees = feed::Reader::new(caller_rx);
     let result = tokio::select! {
-        r = feed::stream_events(&state, &mut sink, &filter, from) => r,
+        r = feed::stream_events(&state, &mut sink, &filter, &mut sees, from) => r,
         _ = &mut gone => Ok(()),
         lost = &mut access => match lost {
             Ok((code, reason)) => Err(Ending::Refused(code, reason)),
@@ -204,6 +218,10 @@ async fn end(sink: &mut Sink, ending: Ending) {
         Ending::Refused(code, reason) => close(sink, code, reason).await,
         Ending::Store(e) => {
             tracing::error!(error = %e, "live subscriber: reading the log failed");
+            close(sink, CLOSE_INTERNAL, "internal error; reconnect".into()).await;
+        }
+        Ending::Unchecked(e) => {
+            tracing::error!(error = %e, "live subscriber: who may read a stream is unknown");
             close(sink, CLOSE_INTERNAL, "internal error; reconnect".into()).await;
         }
     }

@@ -1,6 +1,9 @@
-//! `GET /v1/events`: the log in position order, for audit and replay tooling (admin scope), with
-//! its secrets redacted (`bosun_domain::identity::redact`): password hashes and token digests,
-//! every sealed value, and the secret parts of URLs stored in clear before sealing.
+//! `GET /v1/events`: the log in position order, for audit and replay tooling and for anyone with
+//! the read scope, filtered to the streams the caller may read (an admin reads them all; the rule:
+//! `bosun_commands::Queries::may_read_stream`), with its secrets redacted
+//! (`bosun_domain::identity::redact`): password hashes and token digests, every sealed value, and
+//! the secret parts of URLs stored in clear before sealing. `Bosun-Next-From` says where the next
+//! page starts: a caller who sees only some streams may get a short page before the head.
 
 use crate::auth::Caller;
 use crate::extract::Query;
@@ -16,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub const HEAD: HeaderName = HeaderName::from_static("bosun-head");
+pub const NEXT_FROM: HeaderName = HeaderName::from_static("bosun-next-from");
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +44,7 @@ pub fn list_param(value: &Option<String>) -> Vec<String> {
         .collect()
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery), responses((status = 200, description = "event envelopes in position order, with `Bosun-Head`; hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery), responses((status = 200, description = "the envelopes of the streams the caller may read, in position order, with `Bosun-Head` and `Bosun-Next-From` (the `from` of the next page); hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,14 +56,16 @@ pub async fn list(
         actors: list_param(&query.actor),
     };
     let limit = limit(query.limit)? as usize;
+    // `from=0` is the start of the log, as `from=1`.
+    let from = query.from.unwrap_or(1).max(1);
     let page = state
         .queries
-        .events(&caller.actor, query.from.unwrap_or(1), limit, &filter)
+        .events(&caller.actor, from, limit, &filter)
         .await?;
     let mut response = axum::Json(&page.events).into_response();
-    response
-        .headers_mut()
-        .insert(HEAD, HeaderValue::from(page.head));
+    let headers = response.headers_mut();
+    headers.insert(HEAD, HeaderValue::from(page.head));
+    headers.insert(NEXT_FROM, HeaderValue::from(page.scanned_to + 1));
     Ok(response)
 }
 

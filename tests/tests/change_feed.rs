@@ -1,0 +1,246 @@
+//! One change feed for everyone, over real HTTP and WebSocket: `GET /v1/events` and
+//! `/v1/events/live` for a token with the read scope show the events of the streams its caller
+//! may read, in position order, resumable (`Bosun-Next-From`, `from`), and an admin's show all.
+//! The server runs in the test's process (`spawn_app`).
+
+use bosun_tests::{spawn_app, Api};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+const CONFIG: &str = r#"
+catalog:
+  shop:
+    production:
+      ok:
+        command: ["true"]
+"#;
+
+const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII+3z07g3FdvO+3v28bu2GWa2J4L648YyFv/WtM2LluA ann@laptop";
+
+/// Every event `client` reads through `GET /v1/events`, page after page of `limit`, following
+/// `Bosun-Next-From`.
+async fn feed_of(client: &Api, limit: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut from = 0;
+    loop {
+        let answer = client
+            .get(&format!("/v1/events?from={from}&limit={limit}"))
+            .await
+            .expect(StatusCode::OK);
+        let next: u64 = answer
+            .header("bosun-next-from")
+            .parse()
+            .expect("a position");
+        let head: u64 = answer.header("bosun-head").parse().expect("a head");
+        events.extend(answer.body.as_array().expect("a page").iter().cloned());
+        if next > head {
+            return events;
+        }
+        assert!(next > from, "Bosun-Next-From moves on: {next} after {from}");
+        from = next;
+    }
+}
+
+fn positions(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["position"].as_u64().expect("a position"))
+        .collect()
+}
+
+/// The streams ann may read in the world [`world`] makes.
+fn anns(event: &Value, ann_jobs: &[String]) -> bool {
+    let stream = event["stream_id"].as_str().expect("a stream id");
+    let own_token = stream.starts_with("token-")
+        && (event["data"]["username"] == "ann" || event["metadata"]["actor"] == "ann");
+    ["user-ann", "team-ops", "app-shop", "platform-python"].contains(&stream)
+        || own_token
+        || ann_jobs.iter().any(|job| stream == format!("job-{job}"))
+}
+
+/// Team `ops` with app `shop` and ann in it, team `secret` without her, bob outside; a job of
+/// ann's on `shop` and one of bob's. Returns ann's and bob's clients and ann's job.
+async fn world(admin: &Api) -> (Api, Api, String) {
+    admin.shop_of_team_ops().await;
+    let ann = admin.new_user("ann", "ann-password").await;
+    let bob = admin.new_user("bob", "bob-password").await;
+    admin
+        .call(Method::PUT, "/v1/teams/ops/members/ann", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    admin
+        .post("/v1/teams", json!({"name": "secret"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let job = ann
+        .post(
+            "/v1/jobs",
+            json!({"app": "shop", "env": "production", "task": "ok", "wait": true}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    bob.post(
+        "/v1/users/bob/keys",
+        json!({"name": "laptop", "key": ED25519}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    admin.still().await;
+    let id = job["id"].as_str().expect("a job id").to_string();
+    (ann, bob, id)
+}
+
+async fn connect(app_base: &str, token: &str, from: u64) -> Socket {
+    let url = format!(
+        "{}/v1/events/live?from={from}",
+        app_base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().expect("a request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("open the live feed")
+        .0
+}
+
+/// What `socket` sends until nothing more comes for `quiet`.
+async fn received(socket: &mut Socket, quiet: Duration) -> Vec<Value> {
+    let mut got = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(quiet, socket.next()).await {
+        if let Message::Text(text) = message.expect("a message") {
+            got.push(serde_json::from_str(&text).expect("an envelope"));
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_reads_the_streams_it_may_read_and_an_admin_all_of_them() {
+    let app = spawn_app(CONFIG).await;
+    let admin = app.api.clone();
+    let (ann, bob, job) = world(&admin).await;
+
+    let all = feed_of(&admin, 1000).await;
+    let head = admin.head().await;
+    assert_eq!(
+        positions(&all),
+        (1..=head).collect::<Vec<_>>(),
+        "the admin's is the log"
+    );
+    let expected: Vec<Value> = all
+        .iter()
+        .filter(|e| anns(e, std::slice::from_ref(&job)))
+        .cloned()
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|e| e["stream_id"] == format!("job-{job}"))
+            && expected.iter().any(|e| e["stream_id"] == "app-shop"),
+        "the world gives ann something to read"
+    );
+    // Pages of 3: short pages and Bosun-Next-From both exercised.
+    assert_eq!(feed_of(&ann, 3).await, expected, "ann's feed");
+    assert_eq!(feed_of(&ann, 1000).await, expected, "ann's feed, one page");
+    let bobs = feed_of(&bob, 1000).await;
+    assert!(bobs.iter().any(|e| e["stream_id"] == "user-bob"));
+    assert!(
+        bobs.iter()
+            .all(|e| !["team-ops", "app-shop", "team-secret", "user-ann"]
+                .contains(&e["stream_id"].as_str().unwrap_or_default())),
+        "bob reads none of ops' or ann's streams"
+    );
+
+    // A stream read alone answers to the same rule.
+    ann.get("/v1/streams/app-shop").await.expect(StatusCode::OK);
+    bob.get("/v1/streams/app-shop")
+        .await
+        .problem()
+        .expect(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readers_live_feed_shows_what_it_may_read_and_follows_its_teams() {
+    let app = spawn_app(CONFIG).await;
+    let admin = app.api.clone();
+    let (ann, bob, job) = world(&admin).await;
+    let expected: Vec<Value> = feed_of(&admin, 1000)
+        .await
+        .into_iter()
+        .filter(|e| anns(e, std::slice::from_ref(&job)))
+        .collect();
+
+    // Catch-up from the start (`from=0` is the start, as everywhere): what the pages show.
+    let mut live = connect(&admin.base, &ann.token, 0).await;
+    let caught_up = received(&mut live, Duration::from_secs(2)).await;
+    assert_eq!(caught_up, expected, "the catch-up is ann's feed");
+
+    // Live: ann's app changes, bob's key, then ann's own.
+    admin
+        .call(
+            Method::PATCH,
+            "/v1/apps/shop",
+            Some(json!({"description": "the shop"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    bob.call(Method::DELETE, "/v1/users/bob/keys/laptop", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let streams = |events: &[Value]| -> BTreeSet<String> {
+        events
+            .iter()
+            .map(|e| e["stream_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let got = received(&mut live, Duration::from_secs(2)).await;
+    assert_eq!(
+        streams(&got),
+        BTreeSet::from(["app-shop".to_string()]),
+        "{got:?}"
+    );
+
+    // Out of ops: its app is no longer hers; her own stream still is.
+    admin
+        .call(Method::DELETE, "/v1/teams/ops/members/ann", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let left = received(&mut live, Duration::from_secs(2)).await;
+    assert!(
+        streams(&left).is_subset(&BTreeSet::from(["team-ops".to_string()])),
+        "{left:?}"
+    );
+    admin
+        .call(
+            Method::PATCH,
+            "/v1/apps/shop",
+            Some(json!({"description": "not ann's"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    ann.post(
+        "/v1/users/ann/keys",
+        json!({"name": "laptop", "key": ED25519}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let after = received(&mut live, Duration::from_secs(2)).await;
+    assert_eq!(
+        streams(&after),
+        BTreeSet::from(["user-ann".to_string()]),
+        "{after:?}"
+    );
+}
