@@ -89,6 +89,22 @@ async fn world(admin: &Api) -> (Api, Api, String) {
         .await
         .expect(StatusCode::OK)
         .body;
+    // The admin's runnable, saved as an image everyone may see and fork: its stream stays its
+    // owner's (its events hold its start command).
+    let runnable = admin
+        .post(
+            "/v1/runnables",
+            json!({"name": "hello", "start_command": "sh main.sh",
+                   "files": [{"path": "main.sh", "content": "echo hello\n"}]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let runnable = runnable["id"].as_str().expect("a runnable id");
+    admin
+        .post(&format!("/v1/runnables/{runnable}/save"), json!({}))
+        .await
+        .expect(StatusCode::OK);
     bob.post(
         "/v1/users/bob/keys",
         json!({"name": "laptop", "key": ED25519}),
@@ -100,9 +116,9 @@ async fn world(admin: &Api) -> (Api, Api, String) {
     (ann, bob, id)
 }
 
-async fn connect(app_base: &str, token: &str, from: u64) -> Socket {
+async fn connect(app_base: &str, token: &str, query: &str) -> Socket {
     let url = format!(
-        "{}/v1/events/live?from={from}",
+        "{}/v1/events/live?{query}",
         app_base.replacen("http://", "ws://", 1)
     );
     let mut request = url.into_client_request().expect("a request");
@@ -164,6 +180,10 @@ async fn a_reader_reads_the_streams_it_may_read_and_an_admin_all_of_them() {
         "bob reads none of ops' or ann's streams"
     );
 
+    assert!(all.iter().any(|e| e["stream_id"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("runnable-")));
     // A stream read alone answers to the same rule.
     ann.get("/v1/streams/app-shop").await.expect(StatusCode::OK);
     bob.get("/v1/streams/app-shop")
@@ -184,9 +204,40 @@ async fn a_readers_live_feed_shows_what_it_may_read_and_follows_its_teams() {
         .collect();
 
     // Catch-up from the start (`from=0` is the start, as everywhere): what the pages show.
-    let mut live = connect(&admin.base, &ann.token, 0).await;
+    let mut live = connect(&admin.base, &ann.token, "from=0").await;
     let caught_up = received(&mut live, Duration::from_secs(2)).await;
     assert_eq!(caught_up, expected, "the catch-up is ann's feed");
+    // A second socket of hers, for job events only: an app's jobs are hers while the app is.
+    let from = admin.head().await + 1;
+    let mut jobs = connect(
+        &admin.base,
+        &ann.token,
+        &format!("category=job&from={from}"),
+    )
+    .await;
+    let submit = || async {
+        admin
+            .post(
+                "/v1/jobs",
+                json!({"app": "shop", "env": "production", "task": "ok", "wait": true}),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["id"]
+            .as_str()
+            .expect("a job id")
+            .to_string()
+    };
+    let admins_job = submit().await;
+    let seen = received(&mut jobs, Duration::from_secs(2)).await;
+    assert!(
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|e| e["stream_id"] == format!("job-{admins_job}")),
+        "{seen:?}"
+    );
+    received(&mut live, Duration::from_secs(1)).await;
 
     // Live: ann's app changes, bob's key, then ann's own.
     admin
@@ -242,5 +293,13 @@ async fn a_readers_live_feed_shows_what_it_may_read_and_follows_its_teams() {
         streams(&after),
         BTreeSet::from(["user-ann".to_string()]),
         "{after:?}"
+    );
+    // The job socket, which no app event passes, follows her teams all the same.
+    received(&mut jobs, Duration::from_secs(1)).await;
+    let not_hers = submit().await;
+    let seen = received(&mut jobs, Duration::from_secs(2)).await;
+    assert!(
+        seen.is_empty(),
+        "job {not_hers} of an app no longer hers: {seen:?}"
     );
 }

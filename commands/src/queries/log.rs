@@ -30,7 +30,7 @@ pub struct SeenPage {
     pub scanned_to: u64,
 }
 
-/// Whether `actor` may read the whole log (its events, the audit, the live feed).
+/// Whether `actor` may read what is the whole log's alone (the audit trail).
 pub fn may_read_log(actor: &Actor) -> Result<(), CommandError> {
     actor.require_reader()?;
     actor.require_admin().map_err(|_| {
@@ -41,21 +41,24 @@ pub fn may_read_log(actor: &Actor) -> Result<(), CommandError> {
 }
 
 impl Queries {
-    /// Whether `actor` may read the whole log (its events, the audit, the live feed).
+    /// Whether `actor` may read what is the whole log's alone (the audit trail).
     pub fn may_read_log(&self, actor: &Actor) -> Result<(), CommandError> {
         may_read_log(actor)
     }
 
     /// Up to `max` events matching `filter` from `from` on that `actor` may read, with the head,
     /// redacted. An admin's page is the log's; anyone else's is looked for through at most
-    /// [`SCAN_LIMIT`] events, so a page may be short before the head: `scanned_to` says where
-    /// to go on from.
+    /// [`SCAN_LIMIT`] events, and no further than `projected` (the position the read models
+    /// have reached: who may read a stream is read there, so an event not yet projected is
+    /// never judged), so a page may be short before the head: `scanned_to` says where to go on
+    /// from.
     pub async fn events(
         &self,
         actor: &Actor,
         from: u64,
         max: usize,
         filter: &Filter,
+        projected: u64,
     ) -> Result<SeenPage, CommandError> {
         actor.require_reader()?;
         if actor.is_admin() {
@@ -87,13 +90,19 @@ impl Queries {
                 .read_page(seen.scanned_to + 1, want, filter)
                 .await?;
             seen.head = page.head;
+            let end = page.head.min(projected);
             let Some(last) = page.events.last().map(|e| e.position) else {
-                seen.scanned_to = seen.scanned_to.max(page.head);
+                seen.scanned_to = seen.scanned_to.max(end);
                 break;
             };
             let read = page.events.len();
+            let mut unprojected = false;
             for event in page.events {
                 if seen.events.len() == max {
+                    break;
+                }
+                if event.position > projected {
+                    unprojected = true;
                     break;
                 }
                 seen.scanned_to = event.position;
@@ -111,10 +120,13 @@ impl Queries {
                 }
             }
             scanned += read;
+            if unprojected {
+                break;
+            }
             if read < want || seen.scanned_to < last {
                 // The head, or a full page.
                 if read < want && seen.events.len() < max {
-                    seen.scanned_to = seen.scanned_to.max(page.head);
+                    seen.scanned_to = seen.scanned_to.max(end);
                 }
                 break;
             }
@@ -199,8 +211,13 @@ impl Queries {
                 }
                 None => false,
             },
+            // Its owner's: its events hold what only the owner sees of it (its start command,
+            // its output), even once its image is everyone's.
             "runnable" | "runnable_log" => match uuid() {
-                Some(runnable) => readable(self.runnable(actor, runnable).await)?,
+                Some(runnable) => match self.runnable(actor, runnable).await {
+                    Ok(view) => actor.is(&view.owner),
+                    Err(e) => readable::<()>(Err(e))?,
+                },
                 None => false,
             },
             _ => false,

@@ -194,12 +194,12 @@ fn refusal(problem: Problem) -> (u16, String) {
 }
 
 /// Watches a granted token; answers with the close code and reason once it no longer may watch
-/// (expired, revoked, its user removed or without the read scope), telling `rechecked` who the token speaks for after each check that found it
+/// (expired, revoked, its user removed or without the read scope), telling `rechecked` who the token speaks for, and the log position its read models had reached, after each check that found it
 /// still good (its user's teams or rights may have changed: a feed that filters by them follows).
 pub async fn lose_access_telling(
     state: &AppState,
     granted: Granted,
-    mut rechecked: impl FnMut(&Caller),
+    mut rechecked: impl FnMut(&Caller, u64),
 ) -> (u16, String) {
     let Granted {
         token,
@@ -214,11 +214,13 @@ pub async fn lose_access_telling(
             () = tokio::time::sleep(wait) => {}
             () = watch.changed() => {}
         }
+        // The read models had applied at least this much when the check read them.
+        let at = state.freshness.position();
         match self::caller(state, &token, rule).await {
             Ok(caller) => {
                 watch.set_streams(watched_streams(&caller));
                 wait = next_check(&caller);
-                rechecked(&caller);
+                rechecked(&caller, at);
             }
             Err((CLOSE_INTERNAL, _)) => {
                 // Access is neither confirmed nor lost: try again at the next check rather than

@@ -34,36 +34,81 @@ const CHANGES_READERS: [&str; 4] = ["app", "instance", "runnable", "service"];
 /// The most streams a subscriber remembers whether it may read.
 const REMEMBERED: usize = 10_000;
 
+/// How long a subscriber waits, at an event about its caller (its user, its token, one of its
+/// teams), for the check of the caller that event sets off, before it judges the next events.
+const RECHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Who a subscriber's token speaks for, as a check found it, and the log position the read
+/// models had reached when it looked.
+#[derive(Clone, Debug)]
+pub(super) struct Checked {
+    pub actor: Actor,
+    pub at: u64,
+}
+
 /// What one subscriber may see: every event for an admin; else those of the streams its caller
 /// may read (`Queries::may_read_stream`, the rule of `/v1/events`), asked once per stream once
-/// the read models hold the event, and asked again once the caller changed (its teams, say) or
-/// an event may have changed who reads what.
+/// the read models hold the event. What it knows is forgotten once the caller changed (its
+/// teams, say), and an event about the caller waits for the check of the caller it sets off, so
+/// nothing after it is judged on who the caller was; an event that may change who reads what
+/// (an app's, say) makes it forget too.
 pub(super) struct Reader {
-    caller: tokio::sync::watch::Receiver<Actor>,
+    caller: tokio::sync::watch::Receiver<Checked>,
     actor: Actor,
+    checked_at: u64,
     readable: HashMap<String, bool>,
 }
 
 impl Reader {
-    pub(super) fn new(mut caller: tokio::sync::watch::Receiver<Actor>) -> Self {
-        let actor = caller.borrow_and_update().clone();
+    pub(super) fn new(mut caller: tokio::sync::watch::Receiver<Checked>) -> Self {
+        let checked = caller.borrow_and_update().clone();
         Reader {
             caller,
-            actor,
+            actor: checked.actor,
+            checked_at: checked.at,
             readable: HashMap::new(),
         }
     }
 
-    async fn sees(&mut self, state: &AppState, event: &LiveEvent) -> Result<bool, Ending> {
-        if self.caller.has_changed().unwrap_or(false) {
-            self.actor = self.caller.borrow_and_update().clone();
-            self.readable.clear();
+    /// Whether `event` is about the caller: its user, its token or one of its teams.
+    fn about_caller(&self, event: &LiveEvent) -> bool {
+        let id = event.stream_id.id();
+        match (event.category.as_str(), &self.actor) {
+            ("user", actor) => actor.is(id),
+            ("team", actor) => actor.is_member(id),
+            ("token", Actor::User { token_id, .. }) => token_id.to_string() == id,
+            _ => false,
         }
-        if self.actor.is_admin() {
-            return Ok(true);
+    }
+
+    /// Takes in every event, passed by the filter or not, before any is judged.
+    async fn notice(&mut self, event: &LiveEvent) {
+        if self.about_caller(event) && event.position > self.checked_at {
+            let deadline = tokio::time::Instant::now() + RECHECK_WAIT;
+            while self.caller.borrow().at < event.position {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(left, self.caller.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+        }
+        if self.caller.has_changed().unwrap_or(false) {
+            let checked = self.caller.borrow_and_update().clone();
+            self.checked_at = checked.at;
+            if checked.actor != self.actor {
+                self.actor = checked.actor;
+                self.readable.clear();
+            }
         }
         if CHANGES_READERS.contains(&event.category.as_str()) || self.readable.len() >= REMEMBERED {
             self.readable.clear();
+        }
+    }
+
+    async fn sees(&mut self, state: &AppState, event: &LiveEvent) -> Result<bool, Ending> {
+        if self.actor.is_admin() {
+            return Ok(true);
         }
         if let Some(may) = self.readable.get(event.stream_id.as_str()) {
             return Ok(*may);
@@ -181,6 +226,7 @@ async fn catch_up(
             .iter()
             .take_while(|e| e.position <= until);
         for (n, event) in events.enumerate() {
+            reader.notice(event).await;
             if event.matches(filter) && reader.sees(state, event).await? {
                 let message = Message::Text(event.json.clone());
                 write_in_turn(sink, message, at, pages, &mut turn).await?;
@@ -235,6 +281,7 @@ async fn queue(
     reader: &mut Reader,
     at: &mut Progress,
 ) -> Result<(), Ending> {
+    reader.notice(event).await;
     if event.matches(filter) && reader.sees(state, event).await? {
         write(sink, Message::Text(event.json.clone()), at).await?;
         at.last_sent = event.position;

@@ -164,15 +164,17 @@ async fn serve(
     });
     let (refused, mut access) = tokio::sync::oneshot::channel();
     // Who the token speaks for, as each check finds it: the feed shows what that caller reads.
-    let (caller_tx, caller_rx) = tokio::sync::watch::channel(granted.caller().actor.clone());
+    let (caller_tx, caller_rx) = tokio::sync::watch::channel(feed::Checked {
+        actor: granted.caller().actor.clone(),
+        at: state.freshness.position(),
+    });
     let watcher = {
         let state = state.clone();
         tokio::spawn(async move {
-            let lost = access::lose_access_telling(&state, granted, |caller| {
-                caller_tx.send_if_modified(|actor| {
-                    let changed = *actor != caller.actor;
-                    *actor = caller.actor.clone();
-                    changed
+            let lost = access::lose_access_telling(&state, granted, |caller, at| {
+                caller_tx.send_replace(feed::Checked {
+                    actor: caller.actor.clone(),
+                    at,
                 });
             })
             .await;

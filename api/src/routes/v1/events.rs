@@ -60,7 +60,13 @@ pub async fn list(
     let from = query.from.unwrap_or(1).max(1);
     let page = state
         .queries
-        .events(&caller.actor, from, limit, &filter)
+        .events(
+            &caller.actor,
+            from,
+            limit,
+            &filter,
+            state.freshness.position(),
+        )
         .await?;
     let mut response = axum::Json(&page.events).into_response();
     let headers = response.headers_mut();

@@ -174,7 +174,7 @@ async fn follow(
     // demoted): what it may read follows.
     let (actor_changed, mut actor) = watch::channel(reader.actor.clone());
     let mut holder = granted.caller().holder.clone();
-    let lost = access::lose_access_telling(state, granted, move |caller| {
+    let lost = access::lose_access_telling(state, granted, move |caller, _| {
         if caller.holder != holder {
             holder = caller.holder.clone();
             actor_changed.send_replace(caller.actor.clone());
