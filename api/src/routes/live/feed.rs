@@ -29,7 +29,8 @@ const BATCH: usize = 256;
 const YIELD_EVERY: usize = 64;
 
 /// Categories whose events can change who may read a stream (an app's teams, and with them who
-/// reads its jobs and units; an instance's or a service's teams; a runnable's owner or image).
+/// reads its jobs and units; an instance's or a service's teams; a runnable's owner): what such
+/// an event may have changed is forgotten ([`Reader::forget_what`]).
 const CHANGES_READERS: [&str; 4] = ["app", "instance", "runnable", "service"];
 /// The most streams a subscriber remembers whether it may read.
 const REMEMBERED: usize = 10_000;
@@ -101,8 +102,37 @@ impl Reader {
                 self.readable.clear();
             }
         }
-        if CHANGES_READERS.contains(&event.category.as_str()) || self.readable.len() >= REMEMBERED {
+        if self.readable.len() >= REMEMBERED {
             self.readable.clear();
+        }
+        self.forget_what(event);
+    }
+
+    /// Forgets what `event` may have changed: who reads its stream, and the streams read
+    /// through it (an app's jobs and units, a service's instances).
+    fn forget_what(&mut self, event: &LiveEvent) {
+        if !CHANGES_READERS.contains(&event.category.as_str()) || self.readable.is_empty() {
+            return;
+        }
+        let (stream, id) = (event.stream_id.as_str(), event.stream_id.id());
+        match event.category.as_str() {
+            "app" => {
+                let units = format!("unit-{id}.");
+                self.readable
+                    .retain(|s, _| s != stream && !s.starts_with("job-") && !s.starts_with(&units));
+            }
+            "service" => {
+                let instances = format!("instance-{id}.");
+                self.readable
+                    .retain(|s, _| s != stream && !s.starts_with(&instances));
+            }
+            "runnable" => {
+                self.readable.remove(stream);
+                self.readable.remove(&format!("runnable_log-{id}"));
+            }
+            _ => {
+                self.readable.remove(stream);
+            }
         }
     }
 
