@@ -303,3 +303,51 @@ async fn a_readers_live_feed_shows_what_it_may_read_and_follows_its_teams() {
         "job {not_hers} of an app no longer hers: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_demoted_while_watching_sees_only_what_it_may_read_from_then_on() {
+    let app = spawn_app(CONFIG).await;
+    let admin = app.api.clone();
+    admin
+        .post(
+            "/v1/users",
+            json!({"username": "root2", "password": "root2-password", "admin": true}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let root2 = admin.login("root2", "root2-password").await;
+    let from = admin.head().await + 1;
+    let mut live = connect(&admin.base, &root2.token, &format!("from={from}")).await;
+    admin
+        .post("/v1/teams", json!({"name": "before"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let seen = received(&mut live, Duration::from_secs(2)).await;
+    assert!(
+        seen.iter().any(|e| e["stream_id"] == "team-before"),
+        "an admin sees every stream: {seen:?}"
+    );
+    admin
+        .call(
+            Method::PATCH,
+            "/v1/users/root2",
+            Some(json!({"admin": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    // At once, before any periodic check of the token.
+    admin
+        .post("/v1/teams", json!({"name": "after"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let seen = received(&mut live, Duration::from_secs(3)).await;
+    let streams: BTreeSet<&str> = seen
+        .iter()
+        .map(|e| e["stream_id"].as_str().unwrap_or_default())
+        .collect();
+    assert!(!streams.contains("team-after"), "{streams:?}");
+    assert!(
+        streams.contains("user-root2"),
+        "its own demotion: {streams:?}"
+    );
+}

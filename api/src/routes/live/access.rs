@@ -47,6 +47,9 @@ pub fn may_watch(caller: &Caller) -> Result<(), (u16, String)> {
 pub struct Granted {
     token: String,
     caller: Caller,
+    /// The log position the read models had reached before the token was checked: the check
+    /// saw at least that much.
+    checked_at: u64,
     watch: Watch,
     rule: Rule,
     /// Given back when the feed ends (the grant dropped).
@@ -126,12 +129,23 @@ impl Granted {
     pub fn caller(&self) -> &Caller {
         &self.caller
     }
+
+    /// The position the read models had reached before the token was checked.
+    pub fn checked_at(&self) -> u64 {
+        self.checked_at
+    }
 }
 
 /// Starts watching the token `caller` was found to hold (and to be allowed to watch with), in
 /// one of its sockets; [`CLOSE_TOO_MANY`] if it holds as many as it may.
-pub fn grant(state: &AppState, token: String, caller: Caller) -> Result<Granted, (u16, String)> {
-    grant_by(state, token, caller, may_watch)
+/// `checked_at`: the read models' position read before `caller` was authenticated.
+pub fn grant(
+    state: &AppState,
+    token: String,
+    caller: Caller,
+    checked_at: u64,
+) -> Result<Granted, (u16, String)> {
+    grant_by(state, token, caller, may_watch, checked_at)
 }
 
 /// [`grant`], for a feed whose tokens must meet `rule`.
@@ -140,6 +154,7 @@ pub fn grant_by(
     token: String,
     caller: Caller,
     rule: Rule,
+    checked_at: u64,
 ) -> Result<Granted, (u16, String)> {
     let socket = state
         .live_sockets
@@ -149,6 +164,7 @@ pub fn grant_by(
     Ok(Granted {
         token,
         caller,
+        checked_at,
         watch,
         rule,
         _socket: socket,
@@ -166,8 +182,9 @@ pub async fn check_by(
     token: String,
     rule: Rule,
 ) -> Result<Granted, (u16, String)> {
+    let checked_at = state.freshness.position();
     let caller = caller(state, &token, rule).await?;
-    grant_by(state, token, caller, rule)
+    grant_by(state, token, caller, rule, checked_at)
 }
 
 /// The caller `token` speaks for if it meets `rule`; else the close code and reason.
@@ -204,6 +221,7 @@ pub async fn lose_access_telling(
     let Granted {
         token,
         caller,
+        checked_at: _,
         mut watch,
         rule,
         _socket,

@@ -71,32 +71,35 @@ impl Reader {
         }
     }
 
-    /// Whether `event` is about the caller: its user, its token or one of its teams.
+    /// Whether `event` is about the caller: its user, its token, one of its teams, or a team it
+    /// joins (whose events name it).
     fn about_caller(&self, event: &LiveEvent) -> bool {
         let id = event.stream_id.id();
         match (event.category.as_str(), &self.actor) {
             ("user", actor) => actor.is(id),
-            ("team", actor) => actor.is_member(id),
+            ("team", actor) => actor.is_member(id) || names(event, actor),
             ("token", Actor::User { token_id, .. }) => token_id.to_string() == id,
             _ => false,
         }
     }
 
+    /// Whether `event` is about the caller and newer than the last check of it: taking it in
+    /// waits for the check it sets off.
+    fn waits_for_check(&self, event: &LiveEvent) -> bool {
+        event.position > self.checked_at && self.about_caller(event)
+    }
+
     /// Takes in every event, passed by the filter or not, before any is judged.
     async fn notice(&mut self, event: &LiveEvent) {
-        if self.about_caller(event) && event.position > self.checked_at {
-            let deadline = tokio::time::Instant::now() + RECHECK_WAIT;
-            while self.caller.borrow().at < event.position {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match tokio::time::timeout(left, self.caller.changed()).await {
-                    Ok(Ok(())) => {}
-                    _ => break,
-                }
-            }
+        if self.waits_for_check(event) {
+            let wanted = event.position;
+            let checked = self.caller.wait_for(|checked| checked.at >= wanted);
+            let _ = tokio::time::timeout(RECHECK_WAIT, checked).await;
         }
-        if self.caller.has_changed().unwrap_or(false) {
-            let checked = self.caller.borrow_and_update().clone();
-            self.checked_at = checked.at;
+        // The latest check, whether a wait saw it already or not.
+        let checked = self.caller.borrow_and_update().clone();
+        if checked.at > self.checked_at || checked.actor != self.actor {
+            self.checked_at = self.checked_at.max(checked.at);
             if checked.actor != self.actor {
                 self.actor = checked.actor;
                 self.readable.clear();
@@ -152,6 +155,18 @@ impl Reader {
             .insert(event.stream_id.as_str().to_string(), may);
         Ok(may)
     }
+}
+
+/// Whether a team's `event` names `actor`'s user (as the member it adds, or its creator).
+fn names(event: &LiveEvent, actor: &Actor) -> bool {
+    let Some(username) = actor.username() else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(event.json.as_str()).is_ok_and(|envelope| {
+        ["username", "creator"]
+            .iter()
+            .any(|field| envelope["data"][field] == username)
+    })
 }
 
 /// Where a subscriber is.
@@ -256,7 +271,14 @@ async fn catch_up(
             .iter()
             .take_while(|e| e.position <= until);
         for (n, event) in events.enumerate() {
-            reader.notice(event).await;
+            if reader.waits_for_check(event) {
+                // A wait for the caller's check holds up no other subscriber's catch-up.
+                drop(turn.take());
+                reader.notice(event).await;
+                turn = Some(pages.turn().await);
+            } else {
+                reader.notice(event).await;
+            }
             if event.matches(filter) && reader.sees(state, event).await? {
                 let message = Message::Text(event.json.clone());
                 write_in_turn(sink, message, at, pages, &mut turn).await?;

@@ -87,10 +87,11 @@ pub async fn live(
     // A token in the header is checked before the upgrade, so a bad one is a plain 401.
     let header = match token_from_headers(&headers)? {
         Some(token) => {
+            let checked_at = state.freshness.position();
             let caller = crate::auth::authenticate(&state, &token).await?;
             access::may_watch(&caller).map_err(|(_, message)| Problem::forbidden(message))?;
             Some(
-                access::grant(&state, token, caller)
+                access::grant(&state, token, caller, checked_at)
                     .map_err(|_| access::too_many_problem(&state))?,
             )
         }
@@ -166,7 +167,7 @@ async fn serve(
     // Who the token speaks for, as each check finds it: the feed shows what that caller reads.
     let (caller_tx, caller_rx) = tokio::sync::watch::channel(feed::Checked {
         actor: granted.caller().actor.clone(),
-        at: state.freshness.position(),
+        at: granted.checked_at(),
     });
     let watcher = {
         let state = state.clone();

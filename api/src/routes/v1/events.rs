@@ -58,16 +58,21 @@ pub async fn list(
     let limit = limit(query.limit)? as usize;
     // `from=0` is the start of the log, as `from=1`.
     let from = query.from.unwrap_or(1).max(1);
-    let page = state
-        .queries
-        .events(
-            &caller.actor,
-            from,
-            limit,
-            &filter,
-            state.freshness.position(),
-        )
-        .await?;
+    let read = |projected| {
+        state
+            .queries
+            .events(&caller.actor, from, limit, &filter, projected)
+    };
+    let mut page = read(state.freshness.position()).await?;
+    if page.events.is_empty() && page.scanned_to < from && page.head >= from {
+        // The read models had not reached `from`, so nothing could be judged: wait for them a
+        // moment, once, rather than answer a page that does not move on.
+        let _ = state
+            .freshness
+            .wait_for(from, std::time::Duration::from_secs(2))
+            .await;
+        page = read(state.freshness.position()).await?;
+    }
     let mut response = axum::Json(&page.events).into_response();
     let headers = response.headers_mut();
     headers.insert(HEAD, HeaderValue::from(page.head));
