@@ -715,6 +715,29 @@ async fn an_id_written_in_another_form_is_checked_all_the_same() {
         .await;
 }
 
+/// `DELETE path` with a stale tag is a 412 that writes nothing; with the tag its GET answers, it
+/// removes the resource.
+async fn removed_only_with_its_tag(admin: &Api, path: &str) {
+    let log = admin.log_head().await;
+    admin
+        .call_with(Method::DELETE, path, &[("if-match", "\"999\"")], None)
+        .await
+        .problem()
+        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
+    log.assert_unchanged(format_args!("DELETE {path} with a stale If-Match"))
+        .await;
+    let tag = admin
+        .get(path)
+        .await
+        .expect(StatusCode::OK)
+        .header("etag")
+        .to_string();
+    admin
+        .call_with(Method::DELETE, path, &[("if-match", &tag)], None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_an_admin_with_a_stale_tag_writes_nothing_and_with_its_tag_removes() {
     let app = spawn_app("").await;
@@ -726,30 +749,7 @@ async fn removing_an_admin_with_a_stale_tag_writes_nothing_and_with_its_tag_remo
         )
         .await
         .expect(StatusCode::CREATED);
-    let log = admin.log_head().await;
-    admin
-        .call_with(
-            Method::DELETE,
-            "/v1/users/root2",
-            &[("if-match", "\"999\"")],
-            None,
-        )
-        .await
-        .problem()
-        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
-    log.assert_unchanged("an admin's removal with a stale If-Match")
-        .await;
-    let read = admin.get("/v1/users/root2").await.expect(StatusCode::OK);
-    let tag = read.header("etag").to_string();
-    admin
-        .call_with(
-            Method::DELETE,
-            "/v1/users/root2",
-            &[("if-match", &tag)],
-            None,
-        )
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    removed_only_with_its_tag(admin, "/v1/users/root2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -786,27 +786,9 @@ async fn removing_an_app_with_a_bound_instance_answers_to_if_match() {
         .await;
     assert!(bound.status.is_success(), "{}", bound.body);
     admin.still().await;
-    let log = admin.log_head().await;
-    admin
-        .call_with(
-            Method::DELETE,
-            "/v1/apps/shop",
-            &[("if-match", "\"999\"")],
-            None,
-        )
-        .await
-        .problem()
-        .expect(StatusCode::PRECONDITION_FAILED, "version_mismatch");
-    log.assert_unchanged("an app's removal with a stale If-Match")
-        .await;
     // Its unbinding writes to the app's stream before the removal: the tag read before both
     // still removes it.
-    let read = admin.get("/v1/apps/shop").await.expect(StatusCode::OK);
-    let tag = read.header("etag").to_string();
-    admin
-        .call_with(Method::DELETE, "/v1/apps/shop", &[("if-match", &tag)], None)
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    removed_only_with_its_tag(admin, "/v1/apps/shop").await;
     admin
         .get("/v1/apps/shop")
         .await
