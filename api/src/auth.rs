@@ -18,7 +18,9 @@ use bosun_domain::identity::Scopes;
 use bosun_projections::read_models::identity::{token_holder, TokenHolder};
 use std::net::SocketAddr;
 
-/// An authenticated caller.
+/// An authenticated caller. A middleware that authenticated the request already leaves it in
+/// the request's extensions, where the extractor takes it from.
+#[derive(Clone)]
 pub struct Caller {
     pub actor: Actor,
     pub holder: TokenHolder,
@@ -28,6 +30,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let token = token_from_headers(&parts.headers)?
             .ok_or_else(|| Problem::unauthorized("no token: send Authorization: Bearer <token>"))?;
         authenticate_from(state, &token, &origin_of(parts)).await

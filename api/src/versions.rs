@@ -9,12 +9,14 @@
 //!
 //! Not here: the rules of each command, and the lists (they have no version).
 
+use crate::auth::Caller;
 use crate::freshness::MAX_WAIT;
 use crate::problem::Problem;
 use crate::routes::POSITION;
 use crate::startup::AppState;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::uri::PathAndQuery;
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bosun_commands::IfMatch;
@@ -92,7 +94,7 @@ pub fn stream_of(template: &str, params: &[(String, String)]) -> Option<String> 
 }
 
 /// A GET of `template` answers one resource's own stream: it gets an `ETag`.
-fn tagged_on_read(template: &str) -> bool {
+pub fn tagged_on_read(template: &str) -> bool {
     RESOURCES
         .iter()
         .any(|(route, stream)| stream.is_some() && *route == template)
@@ -151,6 +153,15 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
     // A path no stream can have names nothing: the handler answers its 404.
     let stream = stream_of(&template, &params).and_then(|s| StreamId::parse(s).ok());
     let reading = parts.method == Method::GET || parts.method == Method::HEAD;
+    if reading {
+        match as_of_version(parts.uri.query()) {
+            Ok(Some(version)) => {
+                return as_of(&state, parts, body, &template, stream, version, next).await
+            }
+            Ok(None) => {}
+            Err(problem) => return problem.into_response(),
+        }
+    }
     if !reading {
         if let Some(value) = parts.headers.get(header::IF_MATCH) {
             let version = match parse_if_match(value) {
@@ -240,6 +251,96 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
     response
 }
 
+/// The query parameter of time travel.
+pub const AS_OF_VERSION: &str = "as_of_version";
+
+/// `as_of_version`'s value in `query`, if it is there: a version (0, 1, …), given once.
+fn as_of_version(query: Option<&str>) -> Result<Option<u64>, Problem> {
+    let mut values = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(name, _)| *name == AS_OF_VERSION)
+        .map(|(_, value)| value);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Problem::invalid_field(
+            AS_OF_VERSION,
+            "given more than once",
+        ));
+    }
+    value
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| Problem::invalid_field(AS_OF_VERSION, "must be a version: 0, 1, …"))
+}
+
+/// `uri` without its `as_of_version`, which the handlers do not take.
+fn without_as_of(uri: &Uri) -> Uri {
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(AS_OF_VERSION))
+        .collect();
+    let path_and_query = if rest.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// A GET with `?as_of_version=N`: the handler's own answer, with the read models folded from
+/// the resource's stream up to its version N (`Queries::as_of`), tagged `"N"`. The caller is
+/// authenticated first, outside the fold, which does not hold the tokens as they are now.
+async fn as_of(
+    state: &AppState,
+    mut parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    template: &str,
+    stream: Option<StreamId>,
+    version: u64,
+    next: Next,
+) -> Response {
+    if !tagged_on_read(template) {
+        return Problem::invalid_field(
+            AS_OF_VERSION,
+            format!("{template} is not one resource's answer; only those have versions"),
+        )
+        .into_response();
+    }
+    let Some(stream) = stream else {
+        return Problem::not_found(format!("{} names no resource", parts.uri.path()))
+            .into_response();
+    };
+    let caller = match Caller::from_request_parts(&mut parts, state).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    parts.extensions.insert(caller.clone());
+    parts.uri = without_as_of(&parts.uri);
+    let request = Request::from_parts(parts, body);
+    let read = next.run(request);
+    match state
+        .queries
+        .as_of(&caller.actor, &stream, version, read)
+        .await
+    {
+        Ok(mut response) => {
+            if response.status() == StatusCode::OK {
+                response.headers_mut().insert(header::ETAG, etag(version));
+            }
+            response
+        }
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +416,35 @@ mod tests {
         for bad in ["3", "W/\"3\"", "\"3\", \"4\"", "\"\"", "\"-1\"", "\"x\""] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn as_of_version_is_a_number_given_once_and_leaves_the_rest_of_the_query() {
+        assert_eq!(as_of_version(None).ok(), Some(None));
+        assert_eq!(as_of_version(Some("limit=3")).ok(), Some(None));
+        assert_eq!(
+            as_of_version(Some("a=1&as_of_version=7")).ok(),
+            Some(Some(7))
+        );
+        assert_eq!(as_of_version(Some("as_of_version=0")).ok(), Some(Some(0)));
+        for bad in [
+            "as_of_version=",
+            "as_of_version",
+            "as_of_version=-1",
+            "as_of_version=x",
+            "as_of_version=1&as_of_version=1",
+        ] {
+            assert!(as_of_version(Some(bad)).is_err(), "{bad}");
+        }
+        let strip = |uri: &str| without_as_of(&uri.parse().expect("a URI")).to_string();
+        assert_eq!(strip("/v1/apps/a?as_of_version=3"), "/v1/apps/a");
+        assert_eq!(
+            strip("/v1/users/a/keys?limit=2&as_of_version=3&offset=1"),
+            "/v1/users/a/keys?limit=2&offset=1"
+        );
+        assert_eq!(
+            strip("/v1/apps/a?as_of_versions=3"),
+            "/v1/apps/a?as_of_versions=3"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Statement};
+use tokio_postgres::{GenericClient, NoTls, Statement};
 
 /// Events applied per transaction.
 pub(crate) const BATCH: usize = 1000;
@@ -271,7 +271,7 @@ pub(crate) struct StatementCache {
 /// Runs `events` through `projection` into `tables`: the statements are prepared once, then sent
 /// all at once (pipelined) in order, and PostgreSQL runs them in that order.
 pub(crate) async fn apply(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &(impl GenericClient + Sync),
     cache: &mut StatementCache,
     projection: &dyn Projection,
     tables: &Tables,

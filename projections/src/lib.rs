@@ -4,7 +4,8 @@
 //! an event to the SQL writes it causes), the projector that applies events and moves its
 //! checkpoint in the same transaction (each event takes effect exactly once, crash or not), the
 //! rebuild that replays the log into fresh tables and swaps them in while the old ones keep
-//! serving, the read-your-writes wait, and the read models' query functions.
+//! serving, the read-your-writes wait, the read models' query functions, and scratch copies of
+//! them folded from a few events (time travel).
 //!
 //! Does not own: the log (`eventstore`), what events mean (`domain`), HTTP (`api`).
 
@@ -14,6 +15,7 @@ mod freshness;
 mod projection;
 pub mod read_models;
 mod rebuild;
+pub mod scratch;
 
 pub use checkpoint::{checkpoints, migrate, Checkpoint};
 pub use engine::{Projections, Running};

@@ -144,13 +144,15 @@ impl Queries {
         Ok(entries(&**self.client().await?, query).await?)
     }
 
-    /// Up to `max` events of `stream` from version `from` on, redacted: 404 for a stream with
-    /// none at all, 403 for one the actor may not read.
+    /// Up to `max` events of `stream` from version `from` on (its first is 0), and up to
+    /// version `to` if given, redacted: 404 for a stream with none at all or without version
+    /// `to`, 403 for one the actor may not read.
     pub async fn stream(
         &self,
         actor: &Actor,
         stream: &str,
         from: u64,
+        to: Option<u64>,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, CommandError> {
         actor.require_reader()?;
@@ -161,6 +163,19 @@ impl Queries {
                 "you may not read stream {stream}"
             )));
         }
+        if let Some(to) = to {
+            if self.store.read_stream(&id, to, 1).await?.is_empty() {
+                return Err(
+                    DomainError::NotFound(format!("stream {stream} has no version {to}")).into(),
+                );
+            }
+        }
+        let max = match to {
+            Some(to) => {
+                max.min(usize::try_from((to + 1).saturating_sub(from)).unwrap_or(usize::MAX))
+            }
+            None => max,
+        };
         let mut events = self.store.read_stream(&id, from, max).await?;
         if events.is_empty() && self.store.read_stream(&id, 0, 1).await?.is_empty() {
             return Err(not_found().into());

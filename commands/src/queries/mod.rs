@@ -15,6 +15,7 @@ mod log;
 mod orchestrations;
 mod runnables;
 mod services;
+mod time_travel;
 mod units;
 
 pub use apps::AppFilter;
@@ -39,7 +40,12 @@ impl Queries {
         Queries { store }
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, CommandError> {
-        Ok(self.store.pool().get().await?)
+    /// The connection a read reads the read models from: a pooled one, or, inside
+    /// [`Queries::as_of`], the one holding the scratch copies.
+    async fn client(&self) -> Result<time_travel::Reader, CommandError> {
+        if let Some(scratch) = time_travel::scratch() {
+            return Ok(scratch);
+        }
+        Ok(time_travel::Reader::Pooled(self.store.pool().get().await?))
     }
 }

@@ -82,6 +82,7 @@ pub fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     name_operations(&mut document);
     unwild_paths(&mut document);
     key_posts(&mut document);
+    travel_gets(&mut document);
     (routes, document)
 }
 
@@ -122,6 +123,39 @@ fn key_posts(document: &mut utoipa::openapi::OpenApi) {
                 ))
                 .build(),
         ));
+    }
+}
+
+/// Every GET of one resource takes `as_of_version` (`crate::versions`).
+fn travel_gets(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
+    for (path, item) in document.paths.paths.iter_mut() {
+        let Some(operation) = item.get.as_mut() else {
+            continue;
+        };
+        if !crate::versions::tagged_on_read(path) {
+            continue;
+        }
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(
+                ParameterBuilder::new()
+                    .name(crate::versions::AS_OF_VERSION)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(
+                        "the resource as it was after this version of its stream, folded from \
+                         the log (the versions are those `ETag` tells, from 0); 404 for a version it never had",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
+                    ))
+                    .build(),
+            ));
     }
 }
 

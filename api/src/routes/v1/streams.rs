@@ -18,11 +18,14 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Events from this version on (default 0: the first event's).
     from_version: Option<u64>,
+    /// Events up to this version (as `ETag` counts), which the stream must have (404 if not).
+    to_version: Option<u64>,
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/streams/{stream_id}", tag = "streams", params(("stream_id" = String, Path, description = "`<category>-<id>`"), StreamQuery), responses((status = 200, description = "the stream's events from `from_version` on; hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/streams/{stream_id}", tag = "streams", params(("stream_id" = String, Path, description = "`<category>-<id>`"), StreamQuery), responses((status = 200, description = "the stream's events from `from_version` up to `to_version`; hashes, sealed values and URL secrets redacted", body = Vec<Object>), Refusals), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,7 +36,7 @@ pub async fn get(
     let from = query.from_version.unwrap_or(0);
     let events = state
         .queries
-        .stream(&caller.actor, &stream_id, from, limit)
+        .stream(&caller.actor, &stream_id, from, query.to_version, limit)
         .await?;
     Ok(axum::Json(events).into_response())
 }
