@@ -254,13 +254,11 @@ pub async fn versions(State(state): State<AppState>, request: Request, next: Nex
 /// The query parameter of time travel.
 pub const AS_OF_VERSION: &str = "as_of_version";
 
-/// `as_of_version`'s value in `query`, if it is there: a version (0, 1, …), given once.
+/// `as_of_version`'s value in `query`, if it is there (its name decoded, as the handlers decode
+/// theirs): a version (0, 1, …), given once.
 fn as_of_version(query: Option<&str>) -> Result<Option<u64>, Problem> {
-    let mut values = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .filter(|(name, _)| *name == AS_OF_VERSION)
+    let mut values = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == AS_OF_VERSION)
         .map(|(_, value)| value);
     let Some(value) = values.next() else {
         return Ok(None);
@@ -271,19 +269,24 @@ fn as_of_version(query: Option<&str>) -> Result<Option<u64>, Problem> {
             "given more than once",
         ));
     }
-    value
-        .parse::<u64>()
+    Some(value.as_ref())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok())
         .map(Some)
-        .map_err(|_| Problem::invalid_field(AS_OF_VERSION, "must be a version: 0, 1, …"))
+        .ok_or_else(|| Problem::invalid_field(AS_OF_VERSION, "must be a version: 0, 1, …"))
 }
 
-/// `uri` without its `as_of_version`, which the handlers do not take.
+/// `uri` without its `as_of_version`, which the handlers do not take; the rest of the query
+/// as it was.
 fn without_as_of(uri: &Uri) -> Uri {
     let rest: Vec<&str> = uri
         .query()
         .unwrap_or_default()
         .split('&')
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(AS_OF_VERSION))
+        .filter(|pair| {
+            !pair.is_empty()
+                && !form_urlencoded::parse(pair.as_bytes()).any(|(name, _)| name == AS_OF_VERSION)
+        })
         .collect();
     let path_and_query = if rest.is_empty() {
         uri.path().to_string()
@@ -433,6 +436,8 @@ mod tests {
             "as_of_version=-1",
             "as_of_version=x",
             "as_of_version=1&as_of_version=1",
+            "as_of_version=+3",
+            "as_of_version=99999999999999999999",
         ] {
             assert!(as_of_version(Some(bad)).is_err(), "{bad}");
         }

@@ -127,6 +127,12 @@ impl<S: EventStore> Commands<S> {
         let (Some(status), Some(plan)) = (job.status, &job.plan) else {
             return Err(DomainError::NotFound(format!("no job {job_id}")).into());
         };
+        // Who may submit it again, before what state it is in: a reader who may not is told
+        // so, whatever the job's state.
+        match plan {
+            Plan::Task(run) => self.require_submitter(actor, &run.app).await?,
+            Plan::Orchestration { .. } | Plan::Roles(_) => actor.require(Scope::Write)?,
+        }
         if let Plan::Roles(run) = plan {
             return Err(DomainError::conflict(
                 "job_not_restartable",
@@ -191,6 +197,16 @@ impl<S: EventStore> Commands<S> {
         Ok(submitted)
     }
 
+    /// That `actor` may submit a job of `app`'s tasks: one who may run its jobs if it is a
+    /// registered app, else anyone with the write scope; never an anonymous user.
+    async fn require_submitter(&self, actor: &Actor, app: &str) -> Result<(), CommandError> {
+        actor.require_registered()?;
+        match self.registered_app_teams(app).await? {
+            Some(teams) => actor.require_on_app(app, &teams, AppAction::Jobs),
+            None => actor.require(Scope::Write),
+        }
+    }
+
     /// A submission by `actor`: its rules, and the job it records (see [`Commands::submit_job`]).
     async fn submit(
         &self,
@@ -200,11 +216,7 @@ impl<S: EventStore> Commands<S> {
         request: SubmitJob,
         restarted_from: Option<Uuid>,
     ) -> Result<Submitted, CommandError> {
-        actor.require_registered()?;
-        match self.registered_app_teams(&request.app).await? {
-            Some(teams) => actor.require_on_app(&request.app, &teams, AppAction::Jobs)?,
-            None => actor.require(Scope::Write)?,
-        }
+        self.require_submitter(actor, &request.app).await?;
         let spec = catalog.task(&request.app, &request.env, &request.task)?;
         let variables = Variables::parse(request.variables)?;
         check_notification_emails(&request.notification_emails)?;

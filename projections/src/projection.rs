@@ -15,6 +15,13 @@ pub trait Projection: Send + Sync + 'static {
     fn version(&self) -> i32;
     /// The tables it owns, by their logical names.
     fn tables(&self) -> &'static [&'static str];
+    /// The tables events of `category` write (time travel folds a stream of that category into
+    /// copies of these, and reads the rest live: see `scratch`). Every table unless the
+    /// projection says otherwise; one that leaves a table out must never write it for such an
+    /// event (the fold refuses to).
+    fn tables_of(&self, _category: &str) -> &'static [&'static str] {
+        self.tables()
+    }
     /// The events it wants; others only move its checkpoint.
     fn filter(&self) -> Filter {
         Filter::all()

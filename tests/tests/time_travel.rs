@@ -252,6 +252,53 @@ async fn folding_every_version_of_an_orchestration_matches_what_the_read_models_
 }
 
 #[tokio::test]
+async fn folding_every_version_of_a_team_matches_what_the_read_models_showed_to_a_member() {
+    let app = spawn_app("").await;
+    let admin = app.api.clone();
+    let names = ["ann", "bob", "cid", "dee"];
+    for name in names {
+        admin.new_user(name, &format!("{name}-password")).await;
+    }
+    admin
+        .post("/v1/teams", json!({"name": "ops"}))
+        .await
+        .expect(StatusCode::CREATED);
+    admin
+        .call(Method::PUT, "/v1/teams/ops/members/ann", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let ann = admin.login("ann", "ann-password").await;
+    let path = "/v1/teams/ops";
+    let mut record_of = Record::new();
+    let mut last = record(&ann, &[path], &mut record_of).await;
+    for round in 0..8 {
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let method = if (round + i) % 2 == 0 {
+                Method::PUT
+            } else {
+                Method::DELETE
+            };
+            let answer = admin
+                .call(method, &format!("/v1/teams/ops/members/{name}"), None)
+                .await;
+            if answer.status.is_success() {
+                last = record(&ann, &[path], &mut record_of).await;
+            }
+        }
+    }
+    assert!(last >= 20, "a long stream: {last} versions");
+    let mut sizes = std::collections::BTreeSet::new();
+    for version in 0..=last {
+        let body = folded(&ann, path, version).await;
+        if let Some(expected) = record_of.get(&(path, version)) {
+            assert_eq!(&body, expected, "{path} as of version {version}");
+        }
+        sizes.insert(body["members"].as_array().map_or(0, Vec::len));
+    }
+    assert!(sizes.len() >= 3, "the members changed: {sizes:?}");
+}
+
+#[tokio::test]
 async fn a_version_never_had_a_bad_one_and_a_list_are_refused_and_write_nothing() {
     let app = spawn_app("").await;
     let admin = app.api.clone();

@@ -33,11 +33,16 @@ use bosun_eventstore::PgEventStore;
 #[derive(Clone)]
 pub struct Queries {
     store: PgEventStore,
+    /// Time travels under way hold one each (see `time_travel`).
+    folds: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Queries {
     pub fn new(store: PgEventStore) -> Self {
-        Queries { store }
+        Queries {
+            store,
+            folds: std::sync::Arc::new(tokio::sync::Semaphore::new(time_travel::AT_ONCE)),
+        }
     }
 
     /// The connection a read reads the read models from: a pooled one, or, inside

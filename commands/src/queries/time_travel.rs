@@ -1,12 +1,13 @@
 //! Time travel: a read run against the read models as a resource's stream alone makes them
 //! up to its version N (the version of its event N + 1, as `ETag` counts), folded from the log (not read from the read models).
 //!
-//! The fold fills scratch copies of the tables the stream's events concern, in a transaction
-//! of a connection taken out of the pool for good (its copies shadow the live tables; it is
-//! closed, never committed, when the read ends, however it ends); the read then runs as usual,
-//! its queries sent on that connection. What other streams add to an answer is therefore not
-//! in it when it lives in the same tables (a quota's apps in use), and is as it is now when it
-//! lives in tables of its own (an app's units).
+//! The fold fills scratch copies of the tables the stream's events write, in a transaction of a
+//! connection taken out of the pool for good (its copies shadow the live tables; it is closed,
+//! never committed, when the read ends, however it ends); the read then runs as usual, its
+//! queries sent on that connection. What other streams write to those tables is therefore not
+//! in the answer (a user's teams, which their team streams add), and what they write to tables
+//! of their own is as it is now (an app's units). At most [`AT_ONCE`] folds run at a time, each
+//! on a connection beside the pool's; another waits up to [`WAIT`] for its turn, then is a 503.
 
 use super::Queries;
 use crate::actor::Actor;
@@ -17,6 +18,12 @@ use deadpool_postgres::ClientWrapper;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How many time travels run at once.
+pub(super) const AT_ONCE: usize = 4;
+/// How long one waits for its turn.
+const WAIT: Duration = Duration::from_secs(5);
 
 tokio::task_local! {
     /// The connection holding the scratch read models of the read in progress.
@@ -67,10 +74,22 @@ impl Queries {
         if !self.may_read_stream(actor, stream).await? {
             return Err(not_found());
         }
-        let max = usize::try_from(version)
+        match self.store.version_at(stream, None).await? {
+            Some((last, _)) if version <= last => {}
+            _ => return Err(not_found()),
+        }
+        let _turn = tokio::time::timeout(WAIT, self.folds.acquire())
+            .await
             .ok()
-            .and_then(|v| v.checked_add(1))
-            .ok_or_else(not_found)?;
+            .and_then(Result::ok)
+            .ok_or_else(|| CommandError::Unavailable {
+                code: "busy",
+                message: format!(
+                    "{AT_ONCE} reads of past versions are under way; retry in a moment"
+                ),
+            })?;
+        // The version exists, so the count fits: it is at most the stream's length.
+        let max = usize::try_from(version).map_or(usize::MAX, |v| v.saturating_add(1));
         let events = self.store.read_stream(stream, 0, max).await?;
         if events.len() < max {
             return Err(not_found());

@@ -31,7 +31,7 @@ pub(crate) async fn stream(
     let rows = client
         .query(
             &statement,
-            &[&stream.as_str(), &to_i64(from_version), &(max as i64)],
+            &[&stream.as_str(), &to_i64(from_version), &to_i64(max as u64)],
         )
         .await?;
     rows.iter().map(|r| event(r, 0)).collect()
@@ -65,7 +65,7 @@ pub(crate) async fn page(
 ) -> Result<Page, StoreError> {
     let client = client(pool).await?;
     let from = to_i64(from_position.max(1));
-    let limit = max as i64;
+    let limit = to_i64(max as u64);
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &limit];
     let mut conditions = String::new();
     if !filter.categories.is_empty() {

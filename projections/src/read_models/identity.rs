@@ -32,6 +32,18 @@ impl Projection for Identity {
     }
 
     /// `app`: an app's creation and removal decide whether its tokens work.
+    /// A team's members are its own events' (a user must exist to join: read live), a token's
+    /// its own (its user and app are read live).
+    fn tables_of(&self, category: &str) -> &'static [&'static str] {
+        match category {
+            "user" => &["users", "team_members", "tokens"],
+            "team" => &["teams", "team_members"],
+            "token" => &["tokens"],
+            "app" => &["token_apps", "tokens"],
+            _ => self.tables(),
+        }
+    }
+
     fn filter(&self) -> Filter {
         Filter {
             categories: vec!["user".into(), "team".into(), "token".into(), "app".into()],
