@@ -65,6 +65,9 @@ pub enum Refusals {
     /// The body is too large.
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
+    /// The body is not of the media type the route reads (JSON, unless it says otherwise).
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
     /// The database is unavailable, or the read models are behind; retry after `Retry-After`.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),

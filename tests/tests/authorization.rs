@@ -6,7 +6,7 @@
 //!
 //! A write sends a body that would do it ([`request_of`]), so that the answer is the gate's, not
 //! a 400 for the body: a call passes the gate when the answer is neither 401, 403 nor 404 (it
-//! was done, or refused for the state it found, a 409). The server runs in the test's process
+//! was done, or refused for the state it found, a 409, which the table tells apart). The server runs in the test's process
 //! (`spawn_app`).
 
 use bosun_tests::service_api::ServiceApi;
@@ -59,27 +59,28 @@ const UNDOCUMENTED: &[&str] = &[
 ];
 
 /// What each caller gets from each operation, in [`CALLERS`]' order: `1` a 401, `3` a 403, `4` a
-/// 404, `.` any other answer (the call got past the gate).
+/// 404; past the gate, `0` a 400 (refused for what it sent), `c` a 409 (for the state it found),
+/// `.` any other answer.
 const MATRIX: &[(&str, &str)] = &[
     ("DELETE /v1/apps/{app}", "1 1 3 . . . 3 3 3"),
     ("DELETE /v1/apps/{app}/cnames", "1 1 3 . . . 3 3 3"),
     ("DELETE /v1/apps/{app}/env", "1 1 3 . . . 3 . 3"),
-    ("DELETE /v1/apps/{app}/teams/{team}", "1 1 3 . . . 3 3 3"),
+    ("DELETE /v1/apps/{app}/teams/{team}", "1 1 3 c c c 3 3 3"),
     (
         "DELETE /v1/apps/{app}/tokens/{token_id}",
         "1 1 3 . . . 3 3 3",
     ),
     // Ann's own token ends after she is removed (the walk's last calls): a 401.
     ("DELETE /v1/auth/tokens/current", "1 1 . . 1 . . . 1"),
-    ("DELETE /v1/jobs/{id}/name", "1 1 3 3 . . 3 3 3"),
-    ("DELETE /v1/orchestrations/{id}", "1 1 3 3 3 . 3 3 3"),
-    ("DELETE /v1/platforms/{platform}", "1 1 3 3 3 . 3 3 3"),
+    ("DELETE /v1/jobs/{id}/name", "1 1 3 3 c c 3 3 3"),
+    ("DELETE /v1/orchestrations/{id}", "1 1 3 3 . . 3 3 3"),
+    ("DELETE /v1/platforms/{platform}", "1 1 3 3 3 c 3 3 3"),
     ("DELETE /v1/runnables/{id}", "1 1 4 4 . . 3 3 4"),
     (
         "DELETE /v1/runnables/{id}/files/{path}",
         "1 1 4 4 . . 3 3 4",
     ),
-    ("DELETE /v1/services/{service}", "1 1 4 . . . 3 3 3"),
+    ("DELETE /v1/services/{service}", "1 1 4 c c c 3 3 3"),
     (
         "DELETE /v1/services/{service}/instances/{instance}",
         "1 1 4 . . . 3 3 3",
@@ -90,9 +91,9 @@ const MATRIX: &[(&str, &str)] = &[
     ),
     (
         "DELETE /v1/services/{service}/teams/{team}",
-        "1 1 4 . . . 3 3 3",
+        "1 1 4 c c c 3 3 3",
     ),
-    ("DELETE /v1/teams/{team}", "1 1 3 . . . 3 3 3"),
+    ("DELETE /v1/teams/{team}", "1 1 3 c c c 3 3 3"),
     (
         "DELETE /v1/teams/{team}/members/{username}",
         "1 1 3 . . . 3 3 3",
@@ -161,7 +162,7 @@ const MATRIX: &[(&str, &str)] = &[
     ("GET /v1/users/{username}/keys", "1 1 3 3 . . . 3 3"),
     ("GET /v1/users/{username}/quota", "1 1 3 3 . . . 3 3"),
     ("PATCH /v1/apps/{app}", "1 1 3 . . . 3 3 3"),
-    ("PATCH /v1/orchestrations/{id}", "1 1 3 3 3 . 3 3 3"),
+    ("PATCH /v1/orchestrations/{id}", "1 1 3 3 . . 3 3 3"),
     ("PATCH /v1/platforms/{platform}", "1 1 3 3 3 . 3 3 3"),
     ("PATCH /v1/runnables/{id}", "1 1 4 4 . . 3 3 4"),
     ("PATCH /v1/services/{service}", "1 1 4 . . . 3 3 3"),
@@ -176,13 +177,13 @@ const MATRIX: &[(&str, &str)] = &[
     ("POST /v1/jobs", "1 1 3 . . . 3 . 3"),
     // Stopping a job is for its submitter, an admin, or its app's token; restarting it is for
     // whoever may submit its task (a member of the app's team).
-    ("POST /v1/jobs/{id}/cancel", "1 1 3 3 . . 3 . 3"),
+    ("POST /v1/jobs/{id}/cancel", "1 1 3 3 c c 3 c 3"),
     ("POST /v1/jobs/{id}/kill", "1 1 3 3 . . 3 . 3"),
-    ("POST /v1/jobs/{id}/restart", "1 1 3 . . . 3 . 3"),
+    ("POST /v1/jobs/{id}/restart", "1 1 3 c c c 3 c 3"),
     ("POST /v1/jobs/{id}/stop", "1 1 3 3 . . 3 . 3"),
     ("POST /v1/orchestrations", "1 1 . . . . 3 3 3"),
-    ("POST /v1/orchestrations/{id}/jobs", "1 1 3 3 3 . 3 3 3"),
-    ("POST /v1/orchestrations/{id}/token", "1 1 3 3 3 . 3 3 3"),
+    ("POST /v1/orchestrations/{id}/jobs", "1 1 3 3 . . 3 3 3"),
+    ("POST /v1/orchestrations/{id}/token", "1 1 3 3 . . 3 3 3"),
     ("POST /v1/platforms", "1 1 3 3 3 . 3 3 3"),
     ("POST /v1/runnables", "1 1 . . . . 3 3 ."),
     ("POST /v1/runnables/{id}/restart", "1 1 4 4 . . 3 3 4"),
@@ -198,7 +199,7 @@ const MATRIX: &[(&str, &str)] = &[
     ("POST /v1/users/anonymous", ". . . . . . . . ."),
     // Only an anonymous user registers; ann has removed herself by then (`order`): a 401.
     ("POST /v1/users/me/register", "1 1 3 3 1 3 3 3 ."),
-    ("POST /v1/users/{username}/keys", "1 1 3 3 . . 3 3 3"),
+    ("POST /v1/users/{username}/keys", "1 1 3 3 c c 3 3 3"),
     // Anyone may ask for a reset (answered alike for any name); here no mail is configured: 503.
     (
         "POST /v1/users/{username}/password-reset",
@@ -212,9 +213,9 @@ const MATRIX: &[(&str, &str)] = &[
     ("PUT /v1/apps/{app}/teams/{team}", "1 1 3 . . . 3 3 3"),
     (
         "PUT /v1/orchestrations/{id}/notifications",
-        "1 1 3 3 3 . 3 3 3",
+        "1 1 3 3 . . 3 3 3",
     ),
-    ("PUT /v1/orchestrations/{id}/tasks", "1 1 3 3 3 . 3 3 3"),
+    ("PUT /v1/orchestrations/{id}/tasks", "1 1 3 3 . . 3 3 3"),
     ("PUT /v1/runnables/{id}/files/{path}", "1 1 4 4 . . 3 3 4"),
     ("PUT /v1/services/{service}/doc", "1 1 4 . . . 3 3 3"),
     (
@@ -238,6 +239,8 @@ const MATRIX: &[(&str, &str)] = &[
 /// The ids of what [`world`] made, to fill templates with.
 struct World {
     callers: Vec<Api>,
+    job_to_kill: String,
+    job_to_stop: String,
     service: String,
     root: String,
     job: String,
@@ -273,7 +276,7 @@ async fn until(client: &Api, path: &str, done: impl Fn(&Value) -> bool) {
 }
 
 /// Ann's world: her team `ops` (bob a member too) and its app `shop`, a job, an
-/// orchestration (an admin's), a runnable, an instance `db` of the admin's service `mysql`, a key, tokens;
+/// orchestration, a runnable, an instance `db` of the admin's service `mysql`, a key, tokens;
 /// and a client for each of [`CALLERS`].
 async fn world(admin: &Api, service: &ServiceApi) -> World {
     admin
@@ -287,16 +290,20 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
     ann.call(Method::PUT, "/v1/teams/ops/members/bob", None)
         .await
         .expect(StatusCode::NO_CONTENT);
-    let job = ann
-        .post(
-            "/v1/jobs",
-            json!({"app": "shop", "env": "production", "task": "sleep"}),
-        )
-        .await
-        .expect(StatusCode::CREATED)
-        .body;
-    // Orchestrations are the admins' to make.
-    let orchestration = admin
+    // One running job each for the calls that end one, so that none ends another's.
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let job = ann
+            .post(
+                "/v1/jobs",
+                json!({"app": "shop", "env": "production", "task": "sleep"}),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .body;
+        jobs.push(id_of(&job, "id"));
+    }
+    let orchestration = ann
         .post(
             "/v1/orchestrations",
             json!({"name": "nightly", "tasks": [{"component": "shop/production/ok"}]}),
@@ -402,7 +409,9 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
         callers,
         service: service.base.clone(),
         root,
-        job: id_of(&job, "id"),
+        job: jobs[0].clone(),
+        job_to_kill: jobs[1].clone(),
+        job_to_stop: jobs[2].clone(),
         orchestration: id_of(&orchestration, "id"),
         runnable: id_of(&runnable, "id"),
         token: id_of(&token, "token_id"),
@@ -412,7 +421,11 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
 
 /// `template` with the world's names and ids in its parameters.
 fn fill(template: &str, world: &World) -> String {
-    let id = if template.starts_with("/v1/jobs/") {
+    let id = if template == "/v1/jobs/{id}/kill" {
+        &world.job_to_kill
+    } else if template == "/v1/jobs/{id}/stop" {
+        &world.job_to_stop
+    } else if template.starts_with("/v1/jobs/") {
         &world.job
     } else if template.starts_with("/v1/orchestrations/") {
         &world.orchestration
@@ -551,6 +564,8 @@ fn class(status: StatusCode) -> char {
         401 => '1',
         403 => '3',
         404 => '4',
+        400 => '0',
+        409 => 'c',
         _ => '.',
     }
 }

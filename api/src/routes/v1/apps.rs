@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Create {
+pub struct NewApp {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among apps.
     name: String,
     /// An enabled platform.
@@ -31,14 +31,14 @@ pub struct Create {
 
 /// `POST /v1/apps`: 201 with the app; 400 for an unknown or disabled platform or no default
 /// team owner, 403 not a member of `team_owner` or `quota_exceeded`, 409 `app_exists`.
-#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = Create,
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = NewApp,
     responses((status = 201, description = "created", body = AppView), Refusals),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    Json(body): Json<Create>,
+    Json(body): Json<NewApp>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
@@ -65,7 +65,9 @@ pub struct ListQuery {
     team: Option<String>,
     /// Apps on this platform.
     platform: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -107,7 +109,7 @@ pub async fn get(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
+pub struct AppChanges {
     description: Option<String>,
     /// An enabled platform.
     platform: Option<String>,
@@ -118,7 +120,7 @@ pub struct Update {
 /// `PATCH /v1/apps/{app}`: any of description, platform, team owner; 200 with the app.
 #[utoipa::path(patch, path = "/v1/apps/{app}", tag = "apps",
     params(("app" = String, Path, description = "the app's name")),
-    request_body = Update,
+    request_body = AppChanges,
     responses((status = 200, description = "OK", body = AppView), Refusals),
     security(("bearer" = [])))]
 pub async fn update(
@@ -126,7 +128,7 @@ pub async fn update(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(app): Path<String>,
-    Json(body): Json<Update>,
+    Json(body): Json<AppChanges>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands

@@ -26,6 +26,7 @@ pub const NEXT_FROM: HeaderName = HeaderName::from_static("bosun-next-from");
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     from: Option<u64>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     category: Option<String>,
     #[serde(rename = "type")]

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Create {
+pub struct NewInstance {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among the service's instances.
     name: String,
     /// Sent to the service as `plan` (default empty).
@@ -45,7 +45,7 @@ pub struct Create {
 /// 409 `instance_exists`.
 #[utoipa::path(post, path = "/v1/services/{service}/instances", tag = "instances",
     params(("service" = String, Path, description = "the service's name")),
-    request_body = Create,
+    request_body = NewInstance,
     responses(
         (status = 201, description = "created at the service", body = InstanceView),
         (status = 202, description = "the service has not answered yet: the instance, creating", body = InstanceView),
@@ -57,7 +57,7 @@ pub async fn create(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(service): Path<String>,
-    Json(body): Json<Create>,
+    Json(body): Json<NewInstance>,
 ) -> Result<Response, Problem> {
     let (intent, _) = state
         .commands

@@ -318,7 +318,9 @@ pub struct ListQuery {
     name: Option<String>,
     /// `task`, `orchestration` or `roles`.
     kind: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -395,6 +397,7 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     stream: Option<String>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// Only this orchestration task's output (its index).
     task: Option<i32>,

@@ -32,7 +32,7 @@ fn rules(state: &AppState) -> TaskRules<'_> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Create {
+pub struct NewOrchestration {
     name: String,
     crontab: Option<String>,
     active: Option<bool>,
@@ -43,12 +43,12 @@ pub struct Create {
 }
 
 /// `POST /v1/orchestrations`: 201 with the orchestration, its secret URLs shown redacted.
-#[utoipa::path(post, path = "/v1/orchestrations", tag = "orchestrations", request_body = Create, responses((status = 201, description = "created", body = OrchestrationView), Refusals), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/orchestrations", tag = "orchestrations", request_body = NewOrchestration, responses((status = 201, description = "created", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    Json(body): Json<Create>,
+    Json(body): Json<NewOrchestration>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
@@ -103,7 +103,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
+pub struct OrchestrationChanges {
     name: Option<String>,
     /// `null` removes the schedule.
     #[serde(default, deserialize_with = "present")]
@@ -117,13 +117,13 @@ pub struct Update {
 
 /// `PATCH /v1/orchestrations/{id}`: any of name, crontab, active, tasks, notifications. A URL
 /// given again, in clear or as reads show it, is no change.
-#[utoipa::path(patch, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = Update, responses((status = 200, description = "OK", body = OrchestrationView), Refusals), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/orchestrations/{id}", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id")), request_body = OrchestrationChanges, responses((status = 200, description = "OK", body = OrchestrationView), Refusals), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    Json(body): Json<Update>,
+    Json(body): Json<OrchestrationChanges>,
 ) -> Result<Response, Problem> {
     let request = UpdateOrchestration {
         name: body.name,

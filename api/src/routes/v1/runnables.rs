@@ -49,7 +49,7 @@ pub struct FileInput {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Create {
+pub struct NewRunnable {
     /// The runnable to fork: its image's files and start command are the fork's. Without it
     /// (an admin only) `start_command` and `files` make a root runnable.
     from: Option<String>,
@@ -65,14 +65,14 @@ pub struct Create {
 /// see), 201 with the fork; an admin may instead give `{name, start_command, files}` for a root
 /// runnable. 400 without `from`, 404 an unknown parent, 409 `parent_has_no_image`, 403
 /// `runnable_quota_exceeded` for an owner at `runnables.quota` (admins have none).
-#[utoipa::path(post, path = "/v1/runnables", tag = "runnables", request_body = Create,
+#[utoipa::path(post, path = "/v1/runnables", tag = "runnables", request_body = NewRunnable,
     responses((status = 201, description = "the fork, or the root runnable", body = RunnableView), Refusals),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    Json(body): Json<Create>,
+    Json(body): Json<NewRunnable>,
 ) -> Result<Response, Problem> {
     let (view, w) = match body.from {
         Some(from) => {
@@ -178,7 +178,9 @@ pub struct ListQuery {
     parent: Option<String>,
     /// `true`: only those with an image; `false`: only those without.
     has_image: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -246,7 +248,7 @@ pub async fn get(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
+pub struct RunnableChanges {
     /// 1 to 100 characters, no control characters.
     name: Option<String>,
     /// Run as `sh -c` in its tree; 1 to 4096 bytes.
@@ -257,7 +259,7 @@ pub struct Update {
 /// it. Its image, if any, keeps the start command it was saved with.
 #[utoipa::path(patch, path = "/v1/runnables/{id}", tag = "runnables",
     params(("id" = Uuid, Path, description = "the runnable's id")),
-    request_body = Update,
+    request_body = RunnableChanges,
     responses((status = 200, description = "OK", body = RunnableView), Refusals),
     security(("bearer" = [])))]
 pub async fn update(
@@ -265,7 +267,7 @@ pub async fn update(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    Json(body): Json<Update>,
+    Json(body): Json<RunnableChanges>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
@@ -596,6 +598,7 @@ fn accepted(state: &AppState, (view, w): (RunnableView, Written)) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// The byte to read from, in the whole output (every run's); default 0.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Register {
+pub struct NewService {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among services.
     name: String,
     /// The service's API: an absolute https URL (plain http only to a host in
@@ -38,14 +38,14 @@ pub struct Register {
 
 /// `POST /v1/services` (an admin, or a member of every team named): 201 with the service,
 /// without its password; 409 `service_exists`.
-#[utoipa::path(post, path = "/v1/services", tag = "services", request_body = Register,
+#[utoipa::path(post, path = "/v1/services", tag = "services", request_body = NewService,
     responses((status = 201, description = "registered", body = ServiceView), Refusals),
     security(("bearer" = [])))]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    Json(body): Json<Register>,
+    Json(body): Json<NewService>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands
@@ -93,7 +93,7 @@ pub async fn get(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
+pub struct ServiceChanges {
     /// As at registration; the same endpoint again is no change. A new endpoint needs
     /// `password` too (400 `password` without it), so that the stored password is never sent
     /// to a host it was not given for.
@@ -106,7 +106,7 @@ pub struct Update {
 /// password (a new endpoint with its password); 200 with the service.
 #[utoipa::path(patch, path = "/v1/services/{service}", tag = "services",
     params(("service" = String, Path, description = "the service's name")),
-    request_body = Update,
+    request_body = ServiceChanges,
     responses((status = 200, description = "OK", body = ServiceView), Refusals),
     security(("bearer" = [])))]
 pub async fn update(
@@ -114,7 +114,7 @@ pub async fn update(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(service): Path<String>,
-    Json(body): Json<Update>,
+    Json(body): Json<ServiceChanges>,
 ) -> Result<Response, Problem> {
     let (view, w) = state
         .commands

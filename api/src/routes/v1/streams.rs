@@ -22,6 +22,7 @@ pub struct StreamQuery {
     from_version: Option<u64>,
     /// Events up to this version (as `ETag` counts), which the stream must have (404 if not).
     to_version: Option<u64>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

@@ -325,7 +325,7 @@ pub async fn me(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Register {
+pub struct RegisterAnonymous {
     username: String,
     password: String,
     email: String,
@@ -337,7 +337,7 @@ pub struct Register {
 /// the body is looked at); 409 `user_exists` or `email_taken`, with nothing changed; 409
 /// `registration_pending` for another name than one a first try began with (its message names
 /// it: finish with that name, with any email).
-#[utoipa::path(post, path = "/v1/users/me/register", tag = "users", request_body = Register, responses((status = 200, description = "registered: the user and a new session token", body = UserAndToken), Refusals), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/users/me/register", tag = "users", request_body = RegisterAnonymous, responses((status = 200, description = "registered: the user and a new session token", body = UserAndToken), Refusals), security(("bearer" = [])))]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -346,7 +346,7 @@ pub async fn register(
 ) -> Result<Response, Problem> {
     // Who may comes first, then the body: a registered caller learns nothing from a 400.
     require_anonymous(&caller.actor)?;
-    let body: Register = body.parse()?;
+    let body: RegisterAnonymous = body.parse()?;
     let mut fields = Fields::default();
     let username = fields.take(Username::parse_new(&body.username));
     let password = fields.take(Password::parse("password", &body.password));
