@@ -71,8 +71,8 @@ fn unsupported_media_type() -> Problem {
     )
 }
 
-/// A JSON body that may be left out (empty or only whitespace): then `T::default()`. For
-/// actions such as cancel or run whose every field is optional.
+/// A JSON body that may be left out (empty or only whitespace, or JSON's `null`): then
+/// `T::default()`. For actions such as cancel or run whose every field is optional.
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
@@ -80,7 +80,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let body = read_body(request, state).await?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let text = body.trim_ascii();
+        if text.is_empty() || text == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_body(&body).map(OptionalJson)

@@ -271,9 +271,14 @@ fn as_of_version(query: Option<&str>) -> Result<Option<u64>, Problem> {
     }
     Some(value.as_ref())
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| Problem::invalid_field(AS_OF_VERSION, "must be a version: 0, 1, …"))
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(|v| Some(v as u64))
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                AS_OF_VERSION,
+                format!("must be a version: 0, 1, …, at most {}", i64::MAX),
+            )
+        })
 }
 
 /// `uri` without its `as_of_version`, which the handlers do not take; the rest of the query
@@ -430,6 +435,7 @@ mod tests {
             Some(Some(7))
         );
         assert_eq!(as_of_version(Some("as_of_version=0")).ok(), Some(Some(0)));
+        assert!(as_of_version(Some("as_of_version=9223372036854775808")).is_err());
         for bad in [
             "as_of_version=",
             "as_of_version",

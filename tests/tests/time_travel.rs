@@ -314,6 +314,30 @@ async fn a_version_never_had_a_bad_one_and_a_list_are_refused_and_write_nothing(
     for (client, path, status, code) in [
         (
             &admin,
+            "/v1/apps/shop?as_of_version=9223372036854775807".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            &admin,
+            "/v1/apps/shop?as_of_version=9223372036854775808".to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            &admin,
+            "/v1/apps/shop?as_of_version=%2B1".to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            &admin,
+            "/v1/apps/shop?as%5Fof%5Fversion=999".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            &admin,
             format!("/v1/apps/shop?as_of_version={}", version + 1),
             StatusCode::NOT_FOUND,
             "not_found",

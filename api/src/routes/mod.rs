@@ -105,6 +105,17 @@ impl PageQuery {
     }
 }
 
+/// A position or version from a query (`name`), which the log counts in `i64`: 400 past it.
+pub fn counted(name: &'static str, value: Option<u64>) -> Result<Option<u64>, Problem> {
+    match value {
+        Some(v) if i64::try_from(v).is_err() => Err(Problem::invalid_field(
+            name,
+            format!("must be at most {}", i64::MAX),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// `limit`, bounded: default 100, at most 1000.
 pub fn limit(value: Option<i64>) -> Result<i64, Problem> {
     match value {

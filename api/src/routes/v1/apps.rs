@@ -21,8 +21,10 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among apps.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     name: String,
     /// An enabled platform.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     platform: String,
     /// A team of the caller's; default: the caller's only team.
     team_owner: Option<String>,
@@ -112,6 +114,7 @@ pub async fn get(
 pub struct AppChanges {
     description: Option<String>,
     /// An enabled platform.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     platform: Option<String>,
     /// A team the caller is a member of (an admin: any team); granted to the app if it was not.
     team_owner: Option<String>,

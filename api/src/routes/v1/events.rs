@@ -25,6 +25,7 @@ pub const NEXT_FROM: HeaderName = HeaderName::from_static("bosun-next-from");
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     from: Option<u64>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -58,7 +59,9 @@ pub async fn list(
     };
     let limit = limit(query.limit)? as usize;
     // `from=0` is the start of the log, as `from=1`.
-    let from = query.from.unwrap_or(1).max(1);
+    let from = crate::routes::counted("from", query.from)?
+        .unwrap_or(1)
+        .max(1);
     let read = |projected| {
         state
             .queries

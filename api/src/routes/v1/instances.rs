@@ -29,6 +29,7 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 pub struct NewInstance {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among the service's instances.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     name: String,
     /// Sent to the service as `plan` (default empty).
     plan: Option<String>,

@@ -308,6 +308,7 @@ struct WaitedJob {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(pattern = "^(waiting|processing|success|error|warning|killed|cancelled)$")]
     status: Option<String>,
     app: Option<String>,
     env: Option<String>,
@@ -317,6 +318,7 @@ pub struct ListQuery {
     /// Named so.
     name: Option<String>,
     /// `task`, `orchestration` or `roles`.
+    #[param(pattern = "^(task|orchestration|roles)$")]
     kind: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -396,10 +398,12 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OutputQuery {
+    #[param(pattern = "^(stdout|stderr|combined)$")]
     stream: Option<String>,
     #[param(minimum = 0)]
     offset: Option<i64>,
     /// Only this orchestration task's output (its index).
+    #[param(minimum = 0)]
     task: Option<i32>,
 }
 

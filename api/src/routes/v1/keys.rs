@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 pub struct AddKey {
     /// `[A-Za-z0-9_.-]`, 1 to 64 characters, unique among the user's keys.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     name: String,
     /// An OpenSSH public key: `<type> <base64> [comment]` (such as a `.pub` file's line).
     key: String,

@@ -152,7 +152,8 @@ fn travel_gets(document: &mut utoipa::openapi::OpenApi) {
                     .schema(Some(
                         ObjectBuilder::new()
                             .schema_type(Type::Integer)
-                            .minimum(Some(0)),
+                            .minimum(Some(0))
+                            .maximum(Some(i64::MAX)),
                     ))
                     .build(),
             ));

@@ -33,6 +33,7 @@ fn rules(state: &AppState) -> TaskRules<'_> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrchestration {
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     name: String,
     crontab: Option<String>,
     active: Option<bool>,
@@ -104,6 +105,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrchestrationChanges {
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     name: Option<String>,
     /// `null` removes the schedule.
     #[serde(default, deserialize_with = "present")]

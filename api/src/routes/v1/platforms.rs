@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 pub struct AddPlatform {
     /// `^[a-z][a-z0-9-]{0,39}$`.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     name: String,
 }
 

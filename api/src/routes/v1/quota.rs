@@ -40,6 +40,7 @@ pub async fn get(
 pub struct SetQuota {
     /// How many apps the user may own; `-1`: unlimited. A limit under what they own keeps
     /// them from creating more.
+    #[schema(minimum = -1)]
     limit: i64,
 }
 

@@ -175,8 +175,10 @@ pub struct ListQuery {
     /// Runnables of this user.
     owner: Option<String>,
     /// Runnables forked from this one (its id).
+    #[param(format = Uuid)]
     parent: Option<String>,
     /// `true`: only those with an image; `false`: only those without.
+    #[param(value_type = Option<bool>)]
     has_image: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -499,6 +501,7 @@ async fn read_limited(
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// `true` to delete a folder with everything under it.
+    #[param(value_type = Option<bool>)]
     recursive: Option<String>,
 }
 

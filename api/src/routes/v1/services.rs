@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 #[serde(deny_unknown_fields)]
 pub struct NewService {
     /// `^[a-z][a-z0-9-]{0,39}$`, unique among services.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,39}$")]
     name: String,
     /// The service's API: an absolute https URL (plain http only to a host in
     /// `http_tasks.allow_insecure_hosts`), without user info, query or fragment.
@@ -31,6 +32,7 @@ pub struct NewService {
     password: String,
     /// The teams that own the service and may use it; each must exist, and the caller (unless an
     /// admin) must be a member of every one.
+    #[schema(min_items = 1)]
     teams: Vec<String>,
     /// What users of the service should know (plain text, at most 64 KiB).
     doc: Option<String>,

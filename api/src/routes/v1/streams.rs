@@ -19,8 +19,10 @@ use utoipa_axum::routes;
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Events from this version on (default 0: the first event's).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     from_version: Option<u64>,
     /// Events up to this version (as `ETag` counts), which the stream must have (404 if not).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     to_version: Option<u64>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -34,10 +36,11 @@ pub async fn get(
     Query(query): Query<StreamQuery>,
 ) -> Result<Response, Problem> {
     let limit = limit(query.limit)? as usize;
-    let from = query.from_version.unwrap_or(0);
+    let from = crate::routes::counted("from_version", query.from_version)?.unwrap_or(0);
+    let to = crate::routes::counted("to_version", query.to_version)?;
     let events = state
         .queries
-        .stream(&caller.actor, &stream_id, from, query.to_version, limit)
+        .stream(&caller.actor, &stream_id, from, to, limit)
         .await?;
     Ok(axum::Json(events).into_response())
 }

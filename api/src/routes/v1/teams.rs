@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
+    #[schema(pattern = "^[_A-Za-z0-9]{1,64}$")]
     name: String,
 }
 

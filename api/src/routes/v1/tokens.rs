@@ -23,6 +23,7 @@ pub struct CreateToken {
     #[serde(default)]
     description: String,
     expires_in: Option<i64>,
+    #[schema(min_items = 1)]
     scopes: Option<Vec<String>>,
 }
 

@@ -28,8 +28,11 @@ use utoipa_axum::routes;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = "^[_A-Za-z0-9]{1,64}$")]
     username: String,
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
     password: String,
+    #[schema(format = Email)]
     email: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -144,10 +147,12 @@ pub async fn get(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
     password: Option<String>,
     admin: Option<bool>,
     /// Absent: `None`; `null`: `Some(None)`, which clears the email; a string: `Some(Some(_))`.
     #[serde(default, deserialize_with = "present")]
+    #[schema(format = Email)]
     email: Option<Option<String>>,
 }
 
@@ -209,6 +214,7 @@ pub async fn update(
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     old: String,
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
     new: String,
 }
 
@@ -326,8 +332,11 @@ pub async fn me(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAnonymous {
+    #[schema(pattern = "^[_A-Za-z0-9]{1,64}$")]
     username: String,
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
     password: String,
+    #[schema(format = Email)]
     email: String,
 }
 
