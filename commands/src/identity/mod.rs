@@ -29,4 +29,4 @@ pub use app_tokens::{app_token_scopes, IssuedAppToken, NewAppToken};
 pub use bootstrap::Bootstrapped;
 pub use password_reset::{OutgoingMail, ResetFailure, ResetRequested, DEFAULT_RESET_TTL_SECONDS};
 pub use tokens::{IssuedToken, NewApiToken, DEFAULT_SESSION_SECONDS};
-pub use users::{NewUser, UserChanges};
+pub use users::{may_change_password, NewUser, UserChanges};

@@ -300,13 +300,7 @@ impl<S: EventStore> Commands<S> {
         old: &str,
         new: Password,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
-        if !actor.is(username) {
-            return Err(CommandError::Forbidden(
-                "only the user themself may change their password this way".into(),
-            ));
-        }
+        may_change_password(actor, username)?;
         let (state, _) = self.load::<User>(username).await?;
         if state.active && state.username.as_ref().is_some_and(Username::is_github) {
             // A GitHub user has no password: the user's refusal (403 `github_user`), before
@@ -475,4 +469,18 @@ impl<S: EventStore> Commands<S> {
         let client = self.read_models().await?;
         Ok(model::admins(&**client).await?.len())
     }
+}
+
+/// Who may change `username`'s password by giving the old one: that user, with the write scope
+/// (an admin does not: a removal, or a reset, instead). A route that parses the new password
+/// asks this first, so that a caller who may not is told so whatever it sent.
+pub fn may_change_password(actor: &Actor, username: &str) -> Result<(), CommandError> {
+    actor.require(Scope::Write)?;
+    actor.require_registered()?;
+    if !actor.is(username) {
+        return Err(CommandError::Forbidden(
+            "only the user themself may change their password this way".into(),
+        ));
+    }
+    Ok(())
 }

@@ -228,6 +228,7 @@ pub async fn change_password(
     Json(body): Json<ChangePassword>,
 ) -> Result<Response, Problem> {
     user_path(&username)?;
+    bosun_commands::identity::may_change_password(&caller.actor, &username)?;
     let new = Password::parse("new", &body.new)?;
     let w = state
         .commands
