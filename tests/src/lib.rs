@@ -636,4 +636,22 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Polls `path` until it answers 200 with a body `done` holds for (at most 30 s).
+    pub async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let read = self.get(path).await;
+            if read.status == StatusCode::OK && done(&read.body) {
+                return read.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never got there: {} {}",
+                read.status,
+                read.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONFIG: &str = r#"
 http_tasks:
@@ -257,24 +257,6 @@ fn id_of(body: &Value, field: &str) -> String {
         .to_string()
 }
 
-/// Polls `path` until `done` holds for its answer (at most 30 s).
-async fn until(client: &Api, path: &str, done: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let read = client.get(path).await;
-        if read.status == StatusCode::OK && done(&read.body) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never got there: {} {}",
-            read.status,
-            read.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Ann's world: her team `ops` (bob a member too) and its app `shop`, a job, an
 /// orchestration, a runnable, an instance `db` of the admin's service `mysql`, a key, tokens;
 /// and a client for each of [`CALLERS`].
@@ -351,10 +333,8 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
     )
     .await
     .expect(StatusCode::CREATED);
-    until(&ann, "/v1/services/mysql/instances/db", |i| {
-        i["state"] == "ready"
-    })
-    .await;
+    ann.until("/v1/services/mysql/instances/db", |i| i["state"] == "ready")
+        .await;
     ann.post(
         "/v1/users/ann/keys",
         json!({"name": "laptop", "key": ED25519}),

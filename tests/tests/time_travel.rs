@@ -55,6 +55,27 @@ async fn record(client: &Api, paths: &[&'static str], into: &mut Record) -> u64 
     last
 }
 
+/// Folds each of `paths` as of every version from 0 to `last`, checks each against what the
+/// read models showed at that version where [`record`] saw it, and answers the folds.
+async fn every_fold_matches(
+    client: &Api,
+    paths: &[&'static str],
+    last: u64,
+    record_of: &Record,
+) -> Vec<Value> {
+    let mut folds = Vec::new();
+    for version in 0..=last {
+        for path in paths {
+            let body = folded(client, path, version).await;
+            if let Some(expected) = record_of.get(&(*path, version)) {
+                assert_eq!(&body, expected, "{path} as of version {version}");
+            }
+            folds.push(body);
+        }
+    }
+    folds
+}
+
 #[tokio::test]
 async fn folding_every_version_of_a_long_app_stream_matches_what_the_read_models_showed() {
     let app = spawn_app("").await;
@@ -141,14 +162,7 @@ async fn folding_every_version_of_a_long_app_stream_matches_what_the_read_models
     }
     assert!(last >= 60, "a long stream: {last} versions");
 
-    for version in 0..=last {
-        for path in paths {
-            let body = folded(&admin, path, version).await;
-            if let Some(expected) = record_of.get(&(path, version)) {
-                assert_eq!(&body, expected, "{path} as of version {version}");
-            }
-        }
-    }
+    every_fold_matches(&admin, &paths, last, &record_of).await;
     let distinct: std::collections::BTreeSet<String> = record_of
         .iter()
         .filter(|((path, _), _)| *path == "/v1/apps/shop")
@@ -241,14 +255,7 @@ async fn folding_every_version_of_an_orchestration_matches_what_the_read_models_
         }
     }
     assert!(last >= 30, "a long stream: {last} versions");
-    for version in 0..=last {
-        for path in paths {
-            let body = folded(&admin, path, version).await;
-            if let Some(expected) = record_of.get(&(path, version)) {
-                assert_eq!(&body, expected, "{path} as of version {version}");
-            }
-        }
-    }
+    every_fold_matches(&admin, &paths, last, &record_of).await;
 }
 
 #[tokio::test]
@@ -288,11 +295,7 @@ async fn folding_every_version_of_a_team_matches_what_the_read_models_showed_to_
     }
     assert!(last >= 20, "a long stream: {last} versions");
     let mut sizes = std::collections::BTreeSet::new();
-    for version in 0..=last {
-        let body = folded(&ann, path, version).await;
-        if let Some(expected) = record_of.get(&(path, version)) {
-            assert_eq!(&body, expected, "{path} as of version {version}");
-        }
+    for body in every_fold_matches(&ann, &[path], last, &record_of).await {
         sizes.insert(body["members"].as_array().map_or(0, Vec::len));
     }
     assert!(sizes.len() >= 3, "the members changed: {sizes:?}");

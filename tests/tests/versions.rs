@@ -9,7 +9,6 @@ use bosun_tests::{spawn_app, Answer, Api};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"
 http_tasks:
@@ -360,10 +359,9 @@ async fn world(admin: &Api, service: &ServiceApi) -> (Api, Ids) {
         )
         .await
         .expect(StatusCode::CREATED);
-    until(admin, "/v1/services/mysql/instances/db", |i| {
-        i["state"] == "ready"
-    })
-    .await;
+    admin
+        .until("/v1/services/mysql/instances/db", |i| i["state"] == "ready")
+        .await;
     let orchestration = admin
         .post(
             "/v1/orchestrations",
@@ -409,24 +407,6 @@ async fn world(admin: &Api, service: &ServiceApi) -> (Api, Ids) {
         token: id_of(&token, "token_id"),
     };
     (ann, ids)
-}
-
-/// Polls `path` until `done` holds for its answer (at most 30 s).
-async fn until(client: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let read = client.get(path).await;
-        if read.status == StatusCode::OK && done(&read.body) {
-            return read.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never got there: {} {}",
-            read.status,
-            read.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The version of `stream`'s last event, as `/v1/streams` shows it.
@@ -580,10 +560,11 @@ async fn every_write_of_a_resource_answers_to_if_match() {
         if write.operation == "DELETE /v1/jobs/{id}/name" {
             // Its worker records the stop it asked for: let it, before the next row counts
             // the log.
-            until(admin, &write.path.replace("/name", ""), |j| {
-                !matches!(j["status"].as_str(), Some("waiting" | "processing"))
-            })
-            .await;
+            admin
+                .until(&write.path.replace("/name", ""), |j| {
+                    !matches!(j["status"].as_str(), Some("waiting" | "processing"))
+                })
+                .await;
             admin.still().await;
         }
         let after = version_of(admin, &write.stream).await;
@@ -773,10 +754,9 @@ async fn removing_an_app_with_a_bound_instance_answers_to_if_match() {
         )
         .await
         .expect(StatusCode::CREATED);
-    until(admin, "/v1/services/mysql/instances/db", |i| {
-        i["state"] == "ready"
-    })
-    .await;
+    admin
+        .until("/v1/services/mysql/instances/db", |i| i["state"] == "ready")
+        .await;
     let bound = admin
         .call(
             Method::PUT,

@@ -57,6 +57,7 @@ pub const CLOSE_INTERNAL: u16 = 1011;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LiveQuery {
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     from: Option<u64>,
     category: Option<String>,
     #[serde(rename = "type")]
@@ -102,7 +103,9 @@ pub async fn live(
         event_types: list_param(&query.event_type),
         actors: vec![],
     };
-    let from = query.from.unwrap_or(1).max(1);
+    let from = crate::routes::counted("from", query.from)?
+        .unwrap_or(1)
+        .max(1);
     Ok(upgrade.on_upgrade(move |socket| async move {
         state.metrics.live_subscribers.inc();
         serve(state.clone(), socket, header, filter, from).await;

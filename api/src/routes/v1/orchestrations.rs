@@ -33,7 +33,11 @@ fn rules(state: &AppState) -> TaskRules<'_> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrchestration {
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     name: String,
     crontab: Option<String>,
     active: Option<bool>,
@@ -105,7 +109,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrchestrationChanges {
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     name: Option<String>,
     /// `null` removes the schedule.
     #[serde(default, deserialize_with = "present")]

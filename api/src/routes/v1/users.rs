@@ -30,9 +30,13 @@ use utoipa_axum::routes;
 pub struct CreateUser {
     #[schema(pattern = "^[_A-Za-z0-9]{1,64}$")]
     username: String,
-    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 6,
+        max_length = 50
+    )]
     password: String,
-    #[schema(format = Email)]
+    #[schema(format = IdnEmail)]
     email: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -147,12 +151,16 @@ pub async fn get(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 6,
+        max_length = 50
+    )]
     password: Option<String>,
     admin: Option<bool>,
     /// Absent: `None`; `null`: `Some(None)`, which clears the email; a string: `Some(Some(_))`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(format = Email)]
+    #[schema(format = IdnEmail)]
     email: Option<Option<String>>,
 }
 
@@ -214,7 +222,11 @@ pub async fn update(
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     old: String,
-    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 6,
+        max_length = 50
+    )]
     new: String,
 }
 
@@ -225,10 +237,12 @@ pub async fn change_password(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(username): Path<String>,
-    Json(body): Json<ChangePassword>,
+    body: LaterJson,
 ) -> Result<Response, Problem> {
     user_path(&username)?;
+    // Who may, before what was sent: another caller learns nothing from a 400 or a 415.
     bosun_commands::identity::may_change_password(&caller.actor, &username)?;
+    let body: ChangePassword = body.parse()?;
     let new = Password::parse("new", &body.new)?;
     let w = state
         .commands
@@ -335,9 +349,13 @@ pub async fn me(
 pub struct RegisterAnonymous {
     #[schema(pattern = "^[_A-Za-z0-9]{1,64}$")]
     username: String,
-    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{6,50}$")]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 6,
+        max_length = 50
+    )]
     password: String,
-    #[schema(format = Email)]
+    #[schema(format = IdnEmail)]
     email: String,
 }
 

@@ -193,6 +193,8 @@ async fn put_user(
     user_path(&request.username)?;
     if let (Some(old), Some(new), None) = (&request.old_password, &request.password, request.admin)
     {
+        // Who may, before what they sent: another user learns nothing from a 400.
+        bosun_commands::identity::may_change_password(actor, &request.username).map_err(refused)?;
         let new = password("password", new)?;
         state
             .commands
@@ -505,9 +507,12 @@ pub async fn v2_update_me(
     if caller.0.actor.username() != Some(username.as_str()) {
         return Err(Problem::forbidden("Can't update other user's data"));
     }
-    let new = text(&data, "newPassword")?
-        .map(|new| password("newPassword", &new))
-        .transpose()?;
+    let new = text(&data, "newPassword")?;
+    if new.is_some() {
+        bosun_commands::identity::may_change_password(&caller.0.actor, &username)
+            .map_err(refused)?;
+    }
+    let new = new.map(|new| password("newPassword", &new)).transpose()?;
     let old = text(&data, "oldPassword")?;
     let email = email_change(&data)?;
     let old = match (&new, old) {

@@ -243,6 +243,7 @@ async fn change_password(
         ));
     }
     let username = own_name(&caller.actor)?;
+    bosun_commands::identity::may_change_password(&caller.actor, &username)?;
     let new = Password::parse("new", &new)?;
     let w = state
         .commands
