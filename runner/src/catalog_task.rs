@@ -161,7 +161,7 @@ pub(crate) async fn run(
             return cannot_start(run, place, diagnostics).await;
         }
     };
-    let running = match process::spawn(spec, &environment) {
+    let running = match process::spawn(spec, &environment).await {
         Ok(running) => running,
         Err(e) => {
             let program = spec.command.first().map(String::as_str).unwrap_or("");

@@ -1,6 +1,6 @@
 //! A job's process: its own process group, variables as environment variables (never in a shell
 //! string), stdout and stderr read as they come; or a command made elsewhere (a role job's
-//! sandbox) run the same way ([`spawn_command`]).
+//! sandbox) run the same way ([`spawn_command_from_spawner`]).
 
 use bosun_domain::jobs::{OutputStream, TaskSpec};
 use nix::sys::signal::{killpg, Signal};
@@ -61,8 +61,12 @@ impl std::fmt::Debug for Environment {
 }
 
 /// Spawns `spec` with exactly `environment` (and the inherited names): the catalog's `env` is
-/// wherever the caller put it in.
-pub fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Result<Running> {
+/// wherever the caller put it in. Its process dies with the server, even one SIGKILLed (the
+/// parent-death signal, set from the spawner thread as a unit's is): another node's reaper ends
+/// the job of a lost worker, and the process must not run on unseen after its job has ended.
+/// As for a unit, processes it started itself may outlive a SIGKILLed server; every other end
+/// of the job takes its whole group.
+pub async fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Result<Running> {
     let Some((program, args)) = spec.command.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -92,23 +96,25 @@ pub fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Result<Runn
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
-    spawn_command(command)
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                // The server died before the signal was set: nothing would ever stop this one.
+                return Err(std::io::Error::other("the server is gone"));
+            }
+            Ok(())
+        });
+    }
+    spawn_command_from_spawner(command).await
 }
 
-/// Spawns `command` (its environment and process group as the caller made them) with its
-/// stdin closed and its stdout and stderr read as they come.
-pub fn spawn_command(mut command: Command) -> std::io::Result<Running> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    running(command.spawn()?)
-}
-
-/// [`spawn_command`] from the units' spawner thread, for a command whose parent-death signal
-/// is set (the runnables' sandbox's): started from a worker's thread, it would get SIGKILL when
-/// that thread of the runtime ends, not when the server does.
+/// Spawns `command` (its environment, process group and parent-death signal as the caller
+/// made them: a job's, or a role job's sandbox) with its stdin closed and its stdout and stderr
+/// read as they come, from the units' spawner thread: started from a thread of the runtime, it
+/// would get SIGKILL when that thread ends, not when the server does.
 pub async fn spawn_command_from_spawner(mut command: Command) -> std::io::Result<Running> {
     command
         .stdin(Stdio::null())
@@ -204,7 +210,7 @@ mod tests {
         assert_eq!(environment.get("A"), Some("app"));
         environment.set_all(&job);
         assert_eq!(format!("{environment:?}"), r#"["A", "A", "S", "A"]"#);
-        let running = spawn(&spec("echo $A $S"), &environment).unwrap();
+        let running = spawn(&spec("echo $A $S"), &environment).await.unwrap();
         assert_eq!(stdout_of(running).await, "job hush\n");
     }
 }

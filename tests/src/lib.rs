@@ -166,6 +166,21 @@ impl Drop for Server {
 }
 
 /// Writes a configuration file into `dir` and returns its path.
+/// `key=value` connection settings of `config`, as `BOSUN_DATABASE__URL` takes them: for a
+/// process of its own (a node, `bosun admin`) on a test's database.
+pub fn connection_string(config: &tokio_postgres::Config) -> String {
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+    };
+    format!(
+        "host={host} port={} user={} dbname={}",
+        config.get_ports()[0],
+        config.get_user().expect("a user"),
+        config.get_dbname().expect("a database"),
+    )
+}
+
 pub fn config_file(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("bosun.yaml");
     std::fs::write(&path, yaml).expect("write the configuration");
