@@ -245,7 +245,12 @@ pub(crate) fn parse_body_under<T: DeserializeOwned>(
         }
     }
     let mut json = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+    let mut track = serde_path_to_error::Track::new();
+    let read = <T as serde::Deserialize>::deserialize(ObjectsOnly(
+        serde_path_to_error::Deserializer::new(&mut json, &mut track),
+    ))
+    .map_err(|e| serde_path_to_error::Error::new(track.path(), e));
+    let value = read.map_err(|e| {
         let path = e.path().to_string();
         let error = e.into_inner();
         match error.classify() {
@@ -261,6 +266,51 @@ pub(crate) fn parse_body_under<T: DeserializeOwned>(
     json.end()
         .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}"), vec![]))?;
     Ok(value)
+}
+
+/// A body's top level read as serde would, except that a struct is read only from a JSON object:
+/// serde's derived structs also take an array of their fields in order (`[null, null]`), which
+/// no client means and the document does not allow.
+struct ObjectsOnly<D>(D);
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $type:ty),*)),* $(,)?) => {$(
+        fn $method<V: serde::de::Visitor<'de>>(self, $($arg: $type,)* visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method($($arg,)* visitor)
+        }
+    )*};
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    forward!(
+        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
+        deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
+        deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
+        deserialize_f32(), deserialize_f64(), deserialize_char(), deserialize_str(),
+        deserialize_string(), deserialize_bytes(), deserialize_byte_buf(), deserialize_option(),
+        deserialize_unit(), deserialize_seq(), deserialize_map(), deserialize_identifier(),
+        deserialize_ignored_any(),
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str),
+        deserialize_tuple(len: usize),
+        deserialize_tuple_struct(name: &'static str, len: usize),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+    );
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -405,6 +455,16 @@ mod tests {
         assert_eq!(under(r#"[{"name": 3}]"#), "tasks[0].name");
         assert_eq!(under(r#"[{"name": "x\u0000"}]"#), "tasks[0].name");
         assert_eq!(under(r#"{"name": "x"}"#), "tasks");
+    }
+
+    #[test]
+    fn a_body_is_an_object_not_an_array_of_the_fields() {
+        let problem = parse_body::<Body>(br#"["a", {}]"#).unwrap_err();
+        assert_eq!(problem.status, 400);
+        let detail = problem.detail.unwrap_or_default();
+        assert!(detail.contains("expected struct Body"), "{detail}");
+        let tasks: Vec<Body> = parse_body(br#"[{"name": "a"}]"#).unwrap();
+        assert_eq!(tasks[0].name, "a");
     }
 
     #[test]

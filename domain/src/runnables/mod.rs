@@ -22,7 +22,7 @@ pub use runnable::{
 pub use values::{
     manifest_digest, Digest, FileEntry, FileLimits, FilePath, RunnableId, RunnableName,
     StartCommand, MAX_NAME_CHARS, MAX_PATH_BYTES, MAX_PATH_COMPONENT_BYTES,
-    MAX_START_COMMAND_BYTES,
+    MAX_START_COMMAND_CHARS,
 };
 
 #[cfg(test)]

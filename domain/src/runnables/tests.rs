@@ -283,10 +283,12 @@ fn names_and_start_commands_are_bounded() {
     );
     assert_eq!(cmd("echo hi && sleep 1\n").as_str(), "echo hi && sleep 1\n");
     assert!(StartCommand::parse(&"a".repeat(4096)).is_ok());
+    // Characters, not bytes: as the document's `maxLength` counts.
+    assert!(StartCommand::parse(&"é".repeat(4096)).is_ok());
     for bad in ["", &"a".repeat(4097)] {
         assert_eq!(
             StartCommand::parse(bad),
-            Err(invalid("start_command", "must be 1 to 4096 bytes"))
+            Err(invalid("start_command", "must be 1 to 4096 characters"))
         );
     }
     assert_eq!(

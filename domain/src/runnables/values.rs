@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 /// The longest runnable name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
-/// The longest start command, in bytes.
-pub const MAX_START_COMMAND_BYTES: usize = 4096;
+/// The longest start command, in characters (as JSON Schema's `maxLength` counts them).
+pub const MAX_START_COMMAND_CHARS: usize = 4096;
 /// The longest path in a runnable's tree, in bytes (well under Linux's `PATH_MAX`, so the tree
 /// fits under any folder it is checked out in).
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -94,7 +94,7 @@ impl fmt::Display for RunnableName {
     }
 }
 
-/// What starts a runnable, run as `sh -c <command>` in its tree: 1 to 4096 bytes, no NUL.
+/// What starts a runnable, run as `sh -c <command>` in its tree: 1 to 4096 characters, no NUL.
 /// Refused with the field `start_command`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -102,10 +102,10 @@ pub struct StartCommand(String);
 
 impl StartCommand {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() || value.len() > MAX_START_COMMAND_BYTES {
+        if value.is_empty() || value.chars().count() > MAX_START_COMMAND_CHARS {
             return Err(DomainError::invalid(
                 "start_command",
-                format!("must be 1 to {MAX_START_COMMAND_BYTES} bytes"),
+                format!("must be 1 to {MAX_START_COMMAND_CHARS} characters"),
             ));
         }
         if value.contains('\0') {

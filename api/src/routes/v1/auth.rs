@@ -18,6 +18,8 @@ use utoipa_axum::routes;
 pub struct Login {
     username: String,
     password: String,
+    /// Seconds, 1 to ten years (315,360,000).
+    #[schema(minimum = 1, maximum = 315_360_000)]
     expires_in: Option<i64>,
 }
 

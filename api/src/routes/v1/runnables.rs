@@ -54,8 +54,14 @@ pub struct NewRunnable {
     /// (an admin only) `start_command` and `files` make a root runnable.
     from: Option<String>,
     /// 1 to 100 characters, no control characters; a fork's default is its parent's name.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: Option<String>,
-    /// A root runnable's command, run as `sh -c` in its tree.
+    /// A root runnable's command, run as `sh -c` in its tree: 1 to 4096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
     start_command: Option<String>,
     /// A root runnable's files.
     files: Option<Vec<FileInput>>,
@@ -252,8 +258,14 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct RunnableChanges {
     /// 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: Option<String>,
-    /// Run as `sh -c` in its tree; 1 to 4096 bytes.
+    /// Run as `sh -c` in its tree; 1 to 4096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
     start_command: Option<String>,
 }
 
@@ -410,7 +422,7 @@ pub async fn read_file(
     params(
         ("id" = Uuid, Path, description = "the runnable's id"),
         ("path" = String, Path, description = "the file's path in its tree (`src/main.py`)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's content, raw"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file's content, raw; none writes an empty file"),
     responses(
         (status = 201, description = "written: a new file", body = FileView),
         (status = 200, description = "written over the file that was there", body = FileView),

@@ -22,9 +22,21 @@ use uuid::Uuid;
 pub struct CreateToken {
     #[serde(default)]
     description: String,
+    /// Seconds, 1 to ten years (315,360,000); without it, until revoked.
+    #[schema(minimum = 1, maximum = 315_360_000)]
     expires_in: Option<i64>,
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Option<Vec<ScopeName>>)]
     scopes: Option<Vec<String>>,
+}
+
+/// A token's scope as the document names it (`bosun_domain::identity::Scope` reads it).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ScopeName {
+    Read,
+    Write,
+    Admin,
 }
 
 /// `POST /v1/tokens`.
