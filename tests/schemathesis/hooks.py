@@ -46,15 +46,13 @@ def after_call(ctx, case, response):
         calls.write(f"{ids[0]} {response.status_code} {case.method} {case.formatted_path}\n")
 
 
-@schemathesis.auth()
+@schemathesis.auth(refresh_interval=1)
 class Admin:
     """The run's admin token, `BOSUN_TOKEN` at first. A step of the run may end it (revoke it by
     `DELETE /v1/tokens/{token_id}`, remove its user): it is checked every second, and once it no
     longer works, a new admin and token are made with `bosun admin` (`BOSUN_BINARY`, on the
     server's database, `BOSUN_DATABASE__URL`), as an operator would. `BOSUN_BASE_URL` is the
     server's."""
-
-    refresh_interval = 1
 
     def __init__(self):
         self.token = os.environ["BOSUN_TOKEN"]

@@ -165,7 +165,6 @@ impl Drop for Server {
     }
 }
 
-/// Writes a configuration file into `dir` and returns its path.
 /// `key=value` connection settings of `config`, as `BOSUN_DATABASE__URL` takes them: for a
 /// process of its own (a node, `bosun admin`) on a test's database.
 pub fn connection_string(config: &tokio_postgres::Config) -> String {
@@ -181,6 +180,7 @@ pub fn connection_string(config: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Writes a configuration file into `dir` and returns its path.
 pub fn config_file(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("bosun.yaml");
     std::fs::write(&path, yaml).expect("write the configuration");
