@@ -96,18 +96,7 @@ pub async fn spawn(spec: &TaskSpec, environment: &Environment) -> std::io::Resul
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                // The server died before the signal was set: nothing would ever stop this one.
-                return Err(std::io::Error::other("the server is gone"));
-            }
-            Ok(())
-        });
-    }
+    crate::units::process::dies_with_the_server(&mut command);
     spawn_command_from_spawner(command).await
 }
 

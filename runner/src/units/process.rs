@@ -294,6 +294,15 @@ pub(crate) async fn spawn(
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
+    dies_with_the_server(&mut command);
+    spawn_command(command, groups, key).await
+}
+
+/// Sets `command`'s parent-death signal: its process gets SIGKILL when the thread that starts it
+/// ends, which for the spawner thread ([`spawn_command`], [`spawn_outside_units`]) is when the
+/// server does, even a SIGKILLed one. A child whose parent died before the signal was set fails
+/// to start rather than run unwatched.
+pub(crate) fn dies_with_the_server(command: &mut Command) {
     let parent = std::process::id();
     // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
     unsafe {
@@ -306,7 +315,6 @@ pub(crate) async fn spawn(
             Ok(())
         });
     }
-    spawn_command(command, groups, key).await
 }
 
 /// Starts `command` (already its own process group, with its parent-death signal set, as

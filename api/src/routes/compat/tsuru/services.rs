@@ -134,7 +134,15 @@ impl<S: Send + Sync> FromRequest<S> for Manifest {
                 ))
             }
         };
-        let yaml: YamlManifest = serde_yaml::from_str(&text).map_err(|e| {
+        Manifest::of_yaml(&text)
+    }
+}
+
+impl Manifest {
+    /// tsuru 0.3.9's YAML manifest: `id`, `endpoint` (a URL or `{production: URL}`),
+    /// `password`, `username`, `team`.
+    fn of_yaml(text: &str) -> Result<Manifest, Problem> {
+        let yaml: YamlManifest = serde_yaml::from_str(text).map_err(|e| {
             Problem::bad_request(format!("the manifest is not valid YAML: {e}"), vec![])
         })?;
         let endpoint = match yaml.endpoint {
@@ -162,9 +170,7 @@ impl<S: Send + Sync> FromRequest<S> for Manifest {
             sent: Sent::Text,
         })
     }
-}
 
-impl Manifest {
     /// tsuru 1.x's form: `id`, `endpoint`, `password`, `username`, `team`.
     fn of_form(fields: Fields) -> Result<Manifest, Problem> {
         if fields.fields.contains_key("doc") {
@@ -580,6 +586,54 @@ mod tests {
             assert!(problem.errors[0].message.contains("quote it"), "{yaml}");
         }
         assert!(manifest("password: [a]\n").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// A manifest written by a YAML writer (any text, quoted where YAML needs it) reads back
+        /// as those texts, the endpoint either way 0.3.9 writes it.
+        #[test]
+        fn a_written_manifest_reads_back_as_its_texts(
+            id in "[a-z][a-z0-9-]{0,20}",
+            endpoint in proptest::prelude::any::<String>(),
+            password in proptest::prelude::any::<String>(),
+            team in proptest::option::of(proptest::prelude::any::<String>()),
+            by_environment in proptest::prelude::any::<bool>(),
+        ) {
+            let endpoint_value = if by_environment {
+                serde_yaml::to_value(BTreeMap::from([("production", endpoint.as_str())])).unwrap()
+            } else {
+                serde_yaml::Value::String(endpoint.clone())
+            };
+            let mut fields = serde_yaml::Mapping::new();
+            fields.insert("id".into(), id.clone().into());
+            fields.insert("endpoint".into(), endpoint_value);
+            fields.insert("password".into(), password.clone().into());
+            fields.insert("username".into(), id.clone().into());
+            if let Some(team) = &team {
+                fields.insert("team".into(), team.clone().into());
+            }
+            let text = serde_yaml::to_string(&fields).unwrap();
+            let read = Manifest::of_yaml(&text);
+            proptest::prop_assert!(read.is_ok(), "{text:?}: {:?}", read.err());
+            let read = read.unwrap();
+            proptest::prop_assert_eq!(read.id, Some(id));
+            proptest::prop_assert_eq!(read.endpoint, Some(endpoint).filter(|e| !e.is_empty()));
+            proptest::prop_assert_eq!(read.password, Some(password));
+            proptest::prop_assert_eq!(read.team, team.filter(|t| !t.is_empty()));
+        }
+
+        /// Any text gets an answer, a manifest or a 400: never a panic, never another status.
+        #[test]
+        fn any_text_is_a_manifest_or_a_400(text in proptest::prop_oneof![
+            proptest::prelude::any::<String>(),
+            "(id|endpoint|password|team|username|production|[a-z]{1,5})(: |:\\n  )[-\\[\\]{}:,'\"&*!|>%@` a-z0-9.#\\n]{0,40}",
+        ]) {
+            if let Err(problem) = Manifest::of_yaml(&text) {
+                proptest::prop_assert_eq!(problem.status, 400, "{:?}", text);
+            }
+        }
     }
 
     #[test]
