@@ -31,7 +31,7 @@ runner:
   workers: 2
   lease_seconds: 5
   kill_grace_seconds: 2
-  unit_ports: "21700-21799"
+  unit_ports: "23100-23199"
 catalog:
   shop:
     production:
