@@ -81,10 +81,16 @@ class Admin:
 
     def _mint(self):
         self.minted += 1
-        name = f"st-admin-{os.getpid()}-{self.minted}"
+        # A user name is letters, digits and underscores.
+        name = f"st_admin_{os.getpid()}_{self.minted}"
         binary = os.environ["BOSUN_BINARY"]
-        subprocess.run([binary, "admin", "create-user", name, "--admin"], check=True,
-                       capture_output=True)
-        issued = subprocess.run([binary, "admin", "issue-token", name], check=True,
-                                capture_output=True, text=True)
-        return issued.stdout.strip()
+        # Bosun reads every BOSUN_* variable as configuration: only its own go through.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOSUN_")}
+        env.update({k: os.environ[k] for k in ("BOSUN_DATABASE__URL", "BOSUN_DATA_DIR")
+                    if k in os.environ})
+        for args in (["create-user", name, "--admin"], ["issue-token", name]):
+            done = subprocess.run([binary, "admin", *args], capture_output=True, text=True,
+                                  env=env)
+            if done.returncode != 0:
+                raise RuntimeError(f"bosun admin {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout.strip()

@@ -51,8 +51,10 @@ async fn every_v1_operation_holds_to_its_schema_and_a_refused_request_changes_no
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("BOSUN_CALLS_FILE", &calls_file)
         .env("NO_COLOR", "1")
-        // The run's admin, and how to make another if a step of the run ends it.
-        .env("BOSUN_TOKEN", &app.api.token)
+        // The run's admin, and how to make another if a step of the run ends it. The run
+        // starts with a token that never worked, so that way is taken every run (a step of the
+        // run revokes its token only on some runs).
+        .env("BOSUN_TOKEN", "bosun_revoked")
         .env("BOSUN_BASE_URL", app.url(""))
         .env("BOSUN_BINARY", bosun_binary())
         .env("BOSUN_DATABASE__URL", connection_string(&app.database().0))
@@ -125,6 +127,13 @@ async fn every_v1_operation_holds_to_its_schema_and_a_refused_request_changes_no
             None => {}
         }
     }
+    assert!(
+        events.iter().any(|e| e["event_type"] == "TokenIssued"
+            && e["metadata"]["user_agent"]
+                .as_str()
+                .is_some_and(|agent| agent.starts_with("bosun admin"))),
+        "the hooks made no admin with `bosun admin`:\n{said}"
+    );
     // The events of the run's accepted writes carry their requests' ids: the check can see.
     assert!(
         written_by_run > 100,
