@@ -129,6 +129,15 @@ async fn job(api: &Api, id: &str) -> Value {
         .body
 }
 
+/// Job `id` once it has ended (at most 60 s).
+async fn ended(api: &Api, id: &str) -> Value {
+    until("a job ends", Duration::from_secs(60), async || {
+        let job = job(api, id).await;
+        (job["status"] != "processing" && job["status"] != "waiting").then_some(job)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_in_three_hands_its_jobs_units_and_leader_roles_to_the_others() {
     let dir = work_dir();
@@ -253,11 +262,7 @@ async fn a_node_killed_in_three_hands_its_jobs_units_and_leader_roles_to_the_oth
     .await;
     // Its jobs end, as errors, once their leases run out; its units start on the others.
     for id in &holds {
-        let ended = until("a lost job ends", Duration::from_secs(30), async || {
-            let job = job(api, id).await;
-            (job["status"] != "processing" && job["status"] != "waiting").then_some(job)
-        })
-        .await;
+        let ended = ended(api, id).await;
         assert_eq!(ended["status"], "error", "{ended}");
     }
     let moved_units = until("the units move", Duration::from_secs(60), async || {
@@ -271,11 +276,7 @@ async fn a_node_killed_in_three_hands_its_jobs_units_and_leader_roles_to_the_oth
     .await;
     // Every other job ran once and ended well.
     for id in &marks {
-        let ended = until("a job ends", Duration::from_secs(60), async || {
-            let job = job(api, id).await;
-            (job["status"] != "processing" && job["status"] != "waiting").then_some(job)
-        })
-        .await;
+        let ended = ended(api, id).await;
         assert_eq!(ended["status"], "success", "{ended}");
         assert!(
             others.contains(&node_of(&ended)),
