@@ -255,11 +255,21 @@ async fn killed_mid_projection_it_neither_loses_nor_doubles_an_event() {
         assert!(Instant::now() < deadline, "the projection never started");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // Hold the projector at its next page (its writes wait for this lock; the lock waits for
+    // the page in flight), so the kill lands mid-projection however fast it runs or however
+    // late this test gets the cores back.
+    let blocker = store.pool().get().await.unwrap();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE stream_index IN SHARE MODE")
+        .await
+        .unwrap();
     server.kill();
     let at_kill = checkpoint().await;
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    drop(blocker);
     assert!(
         at_kill < EVENTS,
-        "the server projected everything before it was killed; the test needs more events"
+        "the server projected all {EVENTS} events before the test held it; the test needs more"
     );
 
     let server = Server::start(dir.path(), &["-c", &config], &[]);
