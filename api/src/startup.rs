@@ -7,8 +7,10 @@ use crate::database::Database;
 use crate::freshness::wait_for_min_position;
 use crate::live::Hub;
 use crate::metrics::{count_requests, Metrics};
+use crate::problem::Problem;
 use crate::routes;
 use axum::http::{HeaderName, Request};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bosun_commands::{Commands, Queries};
 use bosun_domain::jobs::Catalog;
@@ -244,6 +246,17 @@ impl Application {
     }
 }
 
+/// A handler's panic, as a 500 `internal` and an error line with what it said.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let said = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(not text)");
+    tracing::error!(panic = said, "a handler panicked");
+    Problem::internal().into_response()
+}
+
 fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {
@@ -271,6 +284,9 @@ fn router(state: AppState) -> Router {
             state.clone(),
             crate::idempotency::idempotency,
         ))
+        // A panic in a handler is a bug; it still answers its client (a 500 in the surface's
+        // shape, since `reshape_errors` is outside) and leaves the others be.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             wait_for_min_position,
@@ -302,4 +318,43 @@ fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// The layer `router` puts around the routes, around a handler that panics.
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_internal_and_the_next_request_is_served() {
+        let app = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("a bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let boom = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(boom.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(boom.into_body(), 10_000).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal", "{body}");
+        assert!(!body.to_string().contains("a bug"), "{body}");
+        let fine = app
+            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), axum::http::StatusCode::OK);
+    }
 }

@@ -35,6 +35,65 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// Every operation [`router`] serves, as `"METHOD /path"` (`ANY` for a route that takes every
+/// method), sorted: what the authorization matrix walks, so that a new route without a row
+/// fails it. axum has no way to list a router's routes but its `Debug`, which this reads (its
+/// path table, then each route's methods); a test here fails if that stops finding them.
+/// `HEAD`, `OPTIONS`, `TRACE` and `CONNECT` are left out: here they only ever refuse.
+pub fn operations() -> Vec<String> {
+    operations_of(&format!("{:?}", router()))
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+fn operations_of(debug: &str) -> Vec<String> {
+    // The router's own routes, not its fallback router's.
+    let own = debug.split(", fallback_router: ").next().unwrap_or("");
+    let (routes, paths) = own.split_once("node: Node { paths: {").unwrap_or((own, ""));
+    let mut path_of = std::collections::HashMap::new();
+    for entry in paths.split("RouteId(").skip(1) {
+        let Some((id, rest)) = entry.split_once("): \"") else {
+            continue;
+        };
+        if let Some((path, _)) = rest.split_once('"') {
+            path_of.insert(id.to_string(), path.to_string());
+        }
+    }
+    let mut operations = Vec::new();
+    for entry in routes.split("RouteId(").skip(1) {
+        let Some((id, endpoint)) = entry.split_once("): ") else {
+            continue;
+        };
+        let Some(path) = path_of.get(id) else {
+            continue;
+        };
+        // axum's own catch-alls for a nested router's fallback.
+        if path.contains("__private__axum") {
+            continue;
+        }
+        let methods: Vec<&str> = match endpoint.strip_prefix("MethodRouter(MethodRouter { ") {
+            Some(fields) => METHODS
+                .into_iter()
+                .filter(|m| {
+                    fields.split(", ").any(|f| {
+                        f.starts_with(&format!("{m}: ")) && !f.starts_with(&format!("{m}: None"))
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if methods.is_empty() {
+            operations.push(format!("ANY {path}"));
+        }
+        for method in methods {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    operations.sort();
+    operations.dedup();
+    operations
+}
+
 /// A path that exists, asked with a method it does not answer. It names the path as the client
 /// asked it (`OriginalUri`): a nested router's (`/compat/…`) own `Uri` has lost its prefix.
 pub async fn method_not_allowed(
@@ -130,5 +189,34 @@ pub fn offset(value: Option<i64>) -> Result<i64, Problem> {
         None => Ok(0),
         Some(n) if n >= 0 => Ok(n),
         Some(_) => Err(Problem::invalid_field("offset", "must be 0 or more")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// If axum's `Debug` changes, [`operations`] finds nothing or misses routes: this fails.
+    #[test]
+    fn operations_lists_each_routes_methods() {
+        let operations = operations();
+        for expected in [
+            "GET /healthz",
+            "GET /v1/jobs",
+            "POST /v1/jobs",
+            "PATCH /v1/apps/{app}",
+            "DELETE /v1/apps/{app}",
+            "PUT /compat/tsuru/apps/{app}",
+            "ANY /compat/openpai/api/job",
+            "GET /compat/runnable/users/{user}/runnables/{id}/files/{file}",
+            "GET /console/assets/{file}",
+        ] {
+            assert!(
+                operations.iter().any(|o| o == expected),
+                "{expected} not in {operations:#?}"
+            );
+        }
+        assert!(!operations.iter().any(|o| o.contains("__private__")));
+        assert!(!operations.iter().any(|o| o == "PUT /v1/jobs"));
     }
 }

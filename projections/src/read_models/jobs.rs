@@ -539,11 +539,13 @@ pub async fn get_for(
     let mut params = Params::default();
     let id = params.add(&job_id);
     let admitted = readers.condition(&mut params);
-    let sql = format!("SELECT {COLUMNS}, ({admitted}) FROM jobs j WHERE job_id = {id}");
+    // SQL's NULL is no answer: a role job has no app, and `j.app = $app` is NULL for it.
+    let sql =
+        format!("SELECT {COLUMNS}, COALESCE(({admitted}), false) FROM jobs j WHERE job_id = {id}");
     let Some(row) = client.query_opt(&sql, &params.0).await? else {
         return Ok(None);
     };
-    let admitted: bool = row.get(COLUMN_COUNT);
+    let admitted: bool = row.try_get(COLUMN_COUNT)?;
     Ok(Some((view(&row)?, admitted)))
 }
 
