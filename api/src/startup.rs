@@ -347,7 +347,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(boom.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(boom.into_body(), 10_000).await.unwrap();
+        let body = axum::body::to_bytes(boom.into_body(), 10_000)
+            .await
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["code"], "internal", "{body}");
         assert!(!body.to_string().contains("a bug"), "{body}");

@@ -615,6 +615,16 @@ fn bench_replay_prints_one_json_line_with_a_baseline_and_a_ratio() {
 
 #[test]
 fn bench_live_prints_latency_lines_against_the_logs_own_subscription_and_loses_nothing() {
+    assert_live_lines("admin");
+}
+
+/// Each subscriber a user who is no admin: every event passes its filter (and none is lost).
+#[test]
+fn bench_live_with_members_delivers_every_line_to_every_member() {
+    assert_live_lines("members");
+}
+
+fn assert_live_lines(readers: &str) {
     let dir = work_dir();
     let args = [
         "bench",
@@ -625,6 +635,8 @@ fn bench_live_prints_latency_lines_against_the_logs_own_subscription_and_loses_n
         "200",
         "--seconds",
         "2",
+        "--readers",
+        readers,
     ];
     let lines = bench_lines(dir.path(), &args);
     let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
@@ -646,6 +658,7 @@ fn bench_live_prints_latency_lines_against_the_logs_own_subscription_and_loses_n
         }
         assert_eq!(line["appended"], 400, "{line}");
         assert_eq!(line["subscribers"], 20, "{line}");
+        assert_eq!(line["readers"], readers, "{line}");
         assert_eq!(line["closed_clients"], 0, "{line}");
         let unit = if line["name"] == "live_delivered" {
             "events"

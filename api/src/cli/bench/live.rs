@@ -7,6 +7,15 @@
 //!
 //! Lines: `live_p50` and `live_p99` (ms, against the direct subscriber's), and `live_delivered`
 //! (messages over all clients, against appended events × subscribers; 1.0 is nothing lost).
+//!
+//! Readers (`--readers`): `admin`, every client on the one admin token, which sees every event
+//! unfiltered; or `members`, each client a user of its own, none an admin, in the team of an
+//! app `bench` whose jobs they follow (`?category=job`): the events are output lines of the
+//! app's 100 waiting jobs (`JobOutputAppended`, the time sent as the text), which the jobs
+//! projection writes as it would a real job's, and which each subscriber's filter passes only
+//! after asking the read models whether its user may read that job (once per job: it
+//! remembers). The warm-up writes a line to every job, so those first checks are made before
+//! the measured events.
 
 use super::server::BenchServer;
 use super::{percentile, progress, report};
@@ -28,6 +37,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 const CATEGORY: &str = "bench";
 const TICK_TYPE: &str = "BenchTick";
+/// The members' ticks: a line of a job's output.
+const OUTPUT_TYPE: &str = "JobOutputAppended";
+/// A member tick's text: the time sent, in nanoseconds, at a fixed width (a line's offset in
+/// its job's output is then its index times this).
+const OUTPUT_WIDTH: u64 = 21;
 const WARMUP_TYPE: &str = "BenchWarmup";
 /// Appends are paced in ticks of 10 ms: `rate / 100` per tick.
 const TICKS_PER_SECOND: u64 = 100;
@@ -42,6 +56,77 @@ pub struct Options {
     pub subscribers: usize,
     pub rate: u64,
     pub seconds: u64,
+    pub readers: Readers,
+}
+
+/// Who the subscribers are (see the module's doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Readers {
+    Admin,
+    Members,
+}
+
+/// Where the ticks go and what they are: the admin's `bench` streams, or the members' jobs.
+enum Ticks {
+    Bench,
+    /// The jobs' ids, one stream each.
+    Jobs(Vec<uuid::Uuid>),
+}
+
+impl Ticks {
+    fn category(&self) -> &'static str {
+        match self {
+            Ticks::Bench => CATEGORY,
+            Ticks::Jobs(_) => "job",
+        }
+    }
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Ticks::Bench => TICK_TYPE,
+            Ticks::Jobs(_) => OUTPUT_TYPE,
+        }
+    }
+
+    fn streams(&self) -> u64 {
+        match self {
+            Ticks::Bench => STREAMS,
+            Ticks::Jobs(jobs) => jobs.len() as u64,
+        }
+    }
+
+    /// Tick `i`, sent at `sent_ns`, and its stream: stream `i % streams`, whose
+    /// `i / streams`-th tick it is.
+    fn tick(&self, i: u64, sent_ns: u64) -> anyhow::Result<(StreamId, NewEvent)> {
+        let stream = i % self.streams();
+        Ok(match self {
+            Ticks::Bench => (
+                StreamId::new(CATEGORY, stream)?,
+                NewEvent::new(TICK_TYPE, json!({ "sent_ns": sent_ns })),
+            ),
+            Ticks::Jobs(jobs) => {
+                let job_id = jobs[stream as usize];
+                let event = NewEvent::new(
+                    OUTPUT_TYPE,
+                    json!({
+                        "job_id": job_id,
+                        "stream": "stdout",
+                        "offset": (i / self.streams()) * OUTPUT_WIDTH,
+                        "text": format!("{sent_ns:0width$}\n", width = OUTPUT_WIDTH as usize - 1),
+                    }),
+                );
+                (StreamId::new("job", job_id)?, event)
+            }
+        })
+    }
+
+    /// The time a tick was sent, from its data.
+    fn sent_ns(&self, data: &serde_json::Value) -> Option<u64> {
+        match self {
+            Ticks::Bench => data.get("sent_ns")?.as_u64(),
+            Ticks::Jobs(_) => data.get("text")?.as_str()?.trim().parse().ok(),
+        }
+    }
 }
 
 pub async fn run(
@@ -55,11 +140,30 @@ pub async fn run(
         .live
         .max_sockets_per_token
         .max(u32::try_from(options.subscribers).unwrap_or(u32::MAX));
+    if options.readers == Readers::Members {
+        // The app's jobs wait: no worker takes them.
+        settings.catalog = serde_json::from_value::<bosun_domain::jobs::Catalog>(
+            json!({"bench": {"production": {"hold": {"command": ["sleep", "3600"]}}}}),
+        )
+        .context("the benchmark's catalog")?;
+        settings.runner.workers = 0;
+    }
     let store = PgEventStore::open(config)
         .await
         .context("opening the event store")?;
     let server = BenchServer::start(&store, config, settings, "live").await?;
-    let result = measure(&store, server.address, &server.token, &options).await;
+    let result = match options.readers {
+        Readers::Admin => {
+            let tokens = vec![server.token.clone(); options.subscribers];
+            measure(&store, server.address, tokens, Ticks::Bench, &options).await
+        }
+        Readers::Members => match members(&server, options.subscribers).await {
+            Ok((tokens, jobs)) => {
+                measure(&store, server.address, tokens, Ticks::Jobs(jobs), &options).await
+            }
+            Err(e) => Err(e),
+        },
+    };
 
     server.stop().await;
     let results = result?;
@@ -121,12 +225,149 @@ impl Watermark {
 struct Envelope {
     position: u64,
     event_type: String,
-    data: Data,
+    data: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-struct Data {
-    sent_ns: Option<u64>,
+/// The members' password (each is a user of the scratch database only).
+const MEMBER_PASSWORD: &str = "bench-reader-password";
+/// Jobs whose output the members follow.
+const MEMBER_JOBS: usize = 100;
+/// Setup calls in flight at once.
+const SETUP_AT_ONCE: usize = 8;
+/// How often a setup call is tried while its stream is contended.
+const SETUP_TRIES: usize = 50;
+
+/// The members' world, made over HTTP as the admin: a platform, a team `bench` and its app
+/// `bench` with [`MEMBER_JOBS`] waiting jobs, and `subscribers` users `reader_<i>` in the team,
+/// each signed in. Returns each user's token and the jobs' ids.
+async fn members(
+    server: &BenchServer,
+    subscribers: usize,
+) -> anyhow::Result<(Vec<String>, Vec<uuid::Uuid>)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("an HTTP client")?;
+    let base = format!("http://{}", server.address);
+    // One call, tried again while it finds its stream contended (the members join one team
+    // at once), as a client is told to.
+    let call = |method: reqwest::Method,
+                path: String,
+                body: Option<serde_json::Value>,
+                token: Option<String>| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            let mut tries = 0;
+            loop {
+                let request = http.request(method.clone(), &url);
+                let request = match &token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                };
+                let request = match &body {
+                    Some(body) => request.json(body),
+                    None => request,
+                };
+                let response = request
+                    .send()
+                    .await
+                    .with_context(|| format!("{method} {path}"))?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                tries += 1;
+                if status == reqwest::StatusCode::CONFLICT
+                    && text.contains("\"contended\"")
+                    && tries < SETUP_TRIES
+                {
+                    continue;
+                }
+                anyhow::ensure!(status.is_success(), "{method} {path}: {status} {text}");
+                return anyhow::Ok(
+                    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+                );
+            }
+        }
+    };
+    let admin = Some(server.token.clone());
+    progress("making the app bench, its team and its jobs");
+    call(
+        reqwest::Method::POST,
+        "/v1/platforms".into(),
+        Some(json!({"name": "bench"})),
+        admin.clone(),
+    )
+    .await?;
+    call(
+        reqwest::Method::POST,
+        "/v1/teams".into(),
+        Some(json!({"name": "bench"})),
+        admin.clone(),
+    )
+    .await?;
+    call(
+        reqwest::Method::POST,
+        "/v1/apps".into(),
+        Some(json!({"name": "bench", "platform": "bench", "team_owner": "bench"})),
+        admin.clone(),
+    )
+    .await?;
+    let mut jobs = Vec::with_capacity(MEMBER_JOBS);
+    for _ in 0..MEMBER_JOBS {
+        let job = call(
+            reqwest::Method::POST,
+            "/v1/jobs".into(),
+            Some(json!({"app": "bench", "env": "production", "task": "hold"})),
+            admin.clone(),
+        )
+        .await?;
+        let id = job["id"]
+            .as_str()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .with_context(|| format!("a job without an id: {job}"))?;
+        jobs.push(id);
+    }
+    progress(format!(
+        "making {subscribers} users in the team, each signed in"
+    ));
+    let tokens: Vec<anyhow::Result<String>> = futures::stream::iter(0..subscribers)
+        .map(|i| {
+            let (call, admin) = (&call, admin.clone());
+            async move {
+                let username = format!("reader_{i}");
+                call(
+                    reqwest::Method::POST,
+                    "/v1/users".into(),
+                    Some(json!({"username": username, "password": MEMBER_PASSWORD})),
+                    admin.clone(),
+                )
+                .await?;
+                call(
+                    reqwest::Method::PUT,
+                    format!("/v1/teams/bench/members/{username}"),
+                    None,
+                    admin,
+                )
+                .await?;
+                let signed_in = call(
+                    reqwest::Method::POST,
+                    "/v1/auth/tokens".into(),
+                    Some(json!({"username": username, "password": MEMBER_PASSWORD})),
+                    None,
+                )
+                .await?;
+                signed_in["token"]
+                    .as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("a sign-in without a token for {username}"))
+            }
+        })
+        .buffered(SETUP_AT_ONCE)
+        .collect()
+        .await;
+    let tokens = tokens
+        .into_iter()
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    Ok((tokens, jobs))
 }
 
 struct Results {
@@ -140,9 +381,11 @@ struct Results {
 async fn measure(
     store: &PgEventStore,
     address: SocketAddr,
-    token: &str,
+    tokens: Vec<String>,
+    ticks: Ticks,
     options: &Options,
 ) -> anyhow::Result<Results> {
+    let ticks = Arc::new(ticks);
     let origin = Instant::now();
     let (stop, stopped) = watch::channel(false);
 
@@ -152,6 +395,7 @@ async fn measure(
     let direct = tokio::spawn(direct_subscriber(
         store.clone(),
         head + 1,
+        ticks.clone(),
         origin,
         direct_mark.clone(),
         stopped.clone(),
@@ -161,13 +405,16 @@ async fn measure(
         "connecting {} WebSocket clients to {address}",
         options.subscribers
     ));
-    let url = format!("ws://{address}/v1/events/live?category={CATEGORY}");
-    let authorization = HeaderValue::from_str(&format!("Bearer {token}"))
-        .context("the admin token does not fit in a header")?;
-    let connected: Vec<_> = futures::stream::iter(0..options.subscribers)
-        .map(|i| {
-            let (url, authorization) = (url.clone(), authorization.clone());
+    let url = format!(
+        "ws://{address}/v1/events/live?category={}",
+        ticks.category()
+    );
+    let connected: Vec<_> = futures::stream::iter(tokens.into_iter().enumerate())
+        .map(|(i, token)| {
+            let url = url.clone();
             async move {
+                let authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .context("a token does not fit in a header")?;
                 let mut request = url
                     .as_str()
                     .into_client_request()
@@ -187,18 +434,17 @@ async fn measure(
     for socket in connected {
         let mark = Arc::new(Watermark::default());
         marks.push(mark.clone());
-        clients.push(tokio::spawn(client(socket?, origin, mark, stopped.clone())));
+        clients.push(tokio::spawn(client(
+            socket?,
+            ticks.clone(),
+            origin,
+            mark,
+            stopped.clone(),
+        )));
     }
 
     progress("warm-up: waiting for every client to get one event");
-    let warmup = store
-        .append(
-            &StreamId::new(CATEGORY, "warmup")?,
-            ExpectedVersion::Any,
-            vec![NewEvent::new(WARMUP_TYPE, json!({}))],
-        )
-        .await?
-        .last_position;
+    let warmup = warm_up(store, &ticks).await?;
     let all = |position: u64| marks.iter().all(|m| m.reached(position));
     if !wait_until(WARMUP_WAIT, || all(warmup) && direct_mark.reached(warmup)).await {
         let missing = marks.iter().filter(|m| !m.reached(warmup)).count();
@@ -222,7 +468,7 @@ async fn measure(
         options.rate, options.seconds
     ));
     let started = Instant::now();
-    let last = append_paced(store, origin, options.rate, total).await?;
+    let last = append_paced(store, &ticks, origin, options.rate, total).await?;
     let append_seconds = started.elapsed().as_secs_f64();
 
     progress("waiting for every client to get the last event");
@@ -249,14 +495,51 @@ async fn measure(
     })
 }
 
+/// The warm-up, which every client must get before the measure: one event on a stream of its
+/// own for the admin; for the members, a line on each job (so that each subscriber has checked
+/// each job), with no time in it. Returns the last position written.
+async fn warm_up(store: &PgEventStore, ticks: &Ticks) -> anyhow::Result<u64> {
+    let mut last = 0;
+    match ticks {
+        Ticks::Bench => {
+            last = store
+                .append(
+                    &StreamId::new(CATEGORY, "warmup")?,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(WARMUP_TYPE, json!({}))],
+                )
+                .await?
+                .last_position;
+        }
+        Ticks::Jobs(_) => {
+            for i in 0..ticks.streams() {
+                let (stream, mut event) = ticks.tick(i, 0)?;
+                let width = OUTPUT_WIDTH as usize - 1;
+                event.data["text"] = json!(format!("{:width$}\n", "warm-up"));
+                let written = store
+                    .append(&stream, ExpectedVersion::Any, vec![event])
+                    .await?;
+                last = last.max(written.last_position);
+            }
+        }
+    }
+    Ok(last)
+}
+
 /// Appends `total` single-event appends at `rate` per second in 10 ms ticks, each tick's appends
 /// at once and without waiting for the previous tick's; returns the last position written.
+/// For the members, the ticks come after the warm-up's lines.
 async fn append_paced(
     store: &PgEventStore,
+    ticks: &Arc<Ticks>,
     origin: Instant,
     rate: u64,
     total: u64,
 ) -> anyhow::Result<u64> {
+    let first = match **ticks {
+        Ticks::Bench => 0,
+        Ticks::Jobs(_) => ticks.streams(),
+    };
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / TICKS_PER_SECOND as u32);
     let (mut sent, mut tick) = (0u64, 0u64);
     let mut batches = Vec::new();
@@ -269,14 +552,13 @@ async fn append_paced(
         if batch.is_empty() {
             continue;
         }
-        let store = store.clone();
+        let (store, ticks) = (store.clone(), ticks.clone());
         batches.push(tokio::spawn(async move {
             let appends = batch.map(|i| {
-                let store = &store;
+                let (store, ticks) = (&store, &ticks);
                 async move {
-                    let stream = StreamId::new(CATEGORY, i % STREAMS)?;
                     let sent_ns = origin.elapsed().as_nanos() as u64;
-                    let event = NewEvent::new(TICK_TYPE, json!({ "sent_ns": sent_ns }));
+                    let (stream, event) = ticks.tick(first + i, sent_ns)?;
                     let written = store
                         .append(&stream, ExpectedVersion::Any, vec![event])
                         .await?;
@@ -299,6 +581,7 @@ async fn client(
     mut socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    ticks: Arc<Ticks>,
     origin: Instant,
     mark: Arc<Watermark>,
     mut stop: watch::Receiver<bool>,
@@ -324,9 +607,10 @@ async fn client(
                         stats.misordered += 1;
                     }
                     last = last.max(envelope.position);
-                    if envelope.event_type == TICK_TYPE {
-                        stats.delivered += 1;
-                        if let Some(sent) = envelope.data.sent_ns {
+                    if envelope.event_type == ticks.event_type() {
+                        // A warm-up line has no time: it is not a tick.
+                        if let Some(sent) = ticks.sent_ns(&envelope.data) {
+                            stats.delivered += 1;
                             stats.latencies_us.push(micros_since(origin, sent));
                         }
                     }
@@ -359,11 +643,12 @@ async fn client(
 async fn direct_subscriber(
     store: PgEventStore,
     from: u64,
+    ticks: Arc<Ticks>,
     origin: Instant,
     mark: Arc<Watermark>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<u32>, u64)> {
-    let mut events = store.subscribe(from, Filter::category(CATEGORY));
+    let mut events = store.subscribe(from, Filter::category(ticks.category()));
     let (mut latencies, mut delivered) = (Vec::new(), 0u64);
     loop {
         tokio::select! {
@@ -371,9 +656,9 @@ async fn direct_subscriber(
             event = events.next() => {
                 let Some(event) = event else { break };
                 let event = event.context("the direct subscription failed")?;
-                if event.event_type == TICK_TYPE {
-                    delivered += 1;
-                    if let Some(sent) = event.data.get("sent_ns").and_then(|s| s.as_u64()) {
+                if event.event_type == ticks.event_type() {
+                    if let Some(sent) = ticks.sent_ns(&event.data) {
+                        delivered += 1;
                         latencies.push(micros_since(origin, sent));
                     }
                 }
@@ -429,6 +714,7 @@ impl Results {
         let extra = json!({
             "appended": self.appended,
             "subscribers": options.subscribers,
+            "readers": format!("{:?}", options.readers).to_lowercase(),
             "closed_clients": closed.len(),
             "rate": options.rate,
             "seconds": options.seconds,

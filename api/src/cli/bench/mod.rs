@@ -104,6 +104,10 @@ pub enum Which {
         rate: u64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Who subscribes: the admin (every event, unfiltered), or members, each a user of
+        /// its own following the jobs of its team's app (each event filtered).
+        #[arg(long, value_enum, default_value_t = live::Readers::Admin)]
+        readers: live::Readers,
     },
     /// A mixed read/write load at a sustained rate (open loop, at most `clients` in flight,
     /// loopback only), against the same rate of `GET /healthz`: throughput, p50/p99, errors.
@@ -212,12 +216,14 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
             subscribers,
             rate,
             seconds,
+            readers,
             ..
         } => {
             let options = live::Options {
                 subscribers: subscribers.max(1),
                 rate: rate.max(1),
                 seconds: seconds.max(1),
+                readers,
             };
             live::run(&scratch.config, server_settings, options).await
         }
