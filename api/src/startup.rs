@@ -273,6 +273,10 @@ fn router(state: AppState) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
     routes::router()
+        // A panic in a handler is a bug; it still answers its client (a 500 in the surface's
+        // shape, as `reshape_errors` is outside) and leaves the others be. Innermost, so that
+        // `idempotency` sees the 500 and frees the key; again outside, for the middlewares.
+        .route_layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         // A route layer: it reads the matched route. Inside `wait_for_min_position`, so a GET's
         // version is read once the client's own write is in.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -284,8 +288,6 @@ fn router(state: AppState) -> Router {
             state.clone(),
             crate::idempotency::idempotency,
         ))
-        // A panic in a handler is a bug; it still answers its client (a 500 in the surface's
-        // shape, since `reshape_errors` is outside) and leaves the others be.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

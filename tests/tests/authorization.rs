@@ -792,6 +792,12 @@ async fn world(admin: &Api, service: &ServiceApi) -> World {
             .body;
         jobs.push(id_of(&job, "id"));
     }
+    // Running, so that a kill or a stop of one passes and a cancel is a 409, whatever the
+    // runner's pace.
+    for job in &jobs {
+        ann.until(&format!("/v1/jobs/{job}"), |j| j["status"] == "processing")
+            .await;
+    }
     // A named job of roles, OpenPAI's kind (`{framework}`: `train`, or `ann~train` in v2).
     ann.post(
         "/v1/jobs",

@@ -39,7 +39,9 @@ pub fn router() -> Router<AppState> {
 /// method), sorted: what the authorization matrix walks, so that a new route without a row
 /// fails it. axum has no way to list a router's routes but its `Debug`, which this reads (its
 /// path table, then each route's methods); a test here fails if that stops finding them.
-/// `HEAD`, `OPTIONS`, `TRACE` and `CONNECT` are left out: here they only ever refuse.
+/// `HEAD`, `OPTIONS`, `TRACE` and `CONNECT` are left out: here they only ever refuse. What a
+/// fallback serves is not a route and not listed: tsuru's versioned paths (`/compat/tsuru/1.0/…`)
+/// are its bare routes again, through its fallback.
 pub fn operations() -> Vec<String> {
     operations_of(&format!("{:?}", router()))
 }
@@ -67,7 +69,8 @@ fn operations_of(debug: &str) -> Vec<String> {
         let Some(path) = path_of.get(id) else {
             continue;
         };
-        // axum's own catch-alls for a nested router's fallback.
+        // The tail axum adds under a nested service (`nest_service`); the service's own path is
+        // listed (as `ANY`).
         if path.contains("__private__axum") {
             continue;
         }
