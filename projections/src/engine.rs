@@ -196,6 +196,7 @@ async fn lead_and_project(
     tracing::debug!(projection = name, "leading projection");
     let filter = projection.filter();
     let mut statements = StatementCache::default();
+    let cycle = checkpoint::Prepared::on(&client).await?;
     let mut position = {
         let tx = client.transaction().await?;
         checkpoint::lock(&tx, name)
@@ -212,9 +213,21 @@ async fn lead_and_project(
             continue;
         }
         let tx = client.transaction().await?;
-        let current = checkpoint::lock(&tx, name)
-            .await?
-            .ok_or_else(|| EngineError::Unprepared(name.to_string()))?;
+        // The checkpoint's lock, the page's writes and the checkpoint's move leave together, in
+        // one round trip (the lock first, so it is taken before the writes run); if a rebuild
+        // moved the checkpoint meanwhile, the transaction is rolled back, writes and all.
+        let (current, (), ()) = futures::try_join!(
+            cycle.lock(&tx, name),
+            apply(
+                &tx,
+                &mut statements,
+                projection,
+                &Tables::LIVE,
+                &page.events
+            ),
+            cycle.save(&tx, name, target, projection.version()),
+        )?;
+        let current = current.ok_or_else(|| EngineError::Unprepared(name.to_string()))?;
         if current != position {
             // A rebuild swapped in new tables at another position; continue from there.
             tracing::info!(
@@ -222,18 +235,10 @@ async fn lead_and_project(
                 from = current,
                 "checkpoint moved by a rebuild"
             );
+            tx.rollback().await?;
             position = current;
             continue;
         }
-        apply(
-            &tx,
-            &mut statements,
-            projection,
-            &Tables::LIVE,
-            &page.events,
-        )
-        .await?;
-        checkpoint::save(&tx, name, target, projection.version()).await?;
         tx.commit().await?;
         position = target;
         positions.send_modify(|m| {

@@ -92,34 +92,27 @@ pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), Migratio
 }
 
 /// Claims the oldest waiting job nobody holds: locks its row (skipping rows others are claiming)
-/// and inserts the lease, in one transaction.
+/// and inserts the lease, in one statement (one round trip, its own transaction).
 pub async fn claim(pool: &Pool, worker: &str, lease: Duration) -> Result<Option<Uuid>, LeaseError> {
-    let mut client = connection(pool).await?;
-    let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "SELECT j.job_id FROM jobs j
-             WHERE j.status = 'waiting'
-               AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.job_id)
-             ORDER BY j.created_at LIMIT 1
-             FOR UPDATE OF j SKIP LOCKED",
-            &[],
+    let client = connection(pool).await?;
+    let claim = client
+        .prepare_cached(
+            "WITH oldest AS (
+                 SELECT j.job_id FROM jobs j
+                 WHERE j.status = 'waiting'
+                   AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.job_id)
+                 ORDER BY j.created_at LIMIT 1
+                 FOR UPDATE OF j SKIP LOCKED)
+             INSERT INTO job_leases (job_id, worker, expires_at)
+             SELECT job_id, $1, now() + make_interval(secs => $2) FROM oldest
+             ON CONFLICT DO NOTHING
+             RETURNING job_id",
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let job_id: Uuid = row.get(0);
-    let inserted = tx
-        .execute(
-            "INSERT INTO job_leases (job_id, worker, expires_at)
-             VALUES ($1, $2, now() + make_interval(secs => $3))
-             ON CONFLICT DO NOTHING",
-            &[&job_id, &worker, &(lease.as_secs_f64())],
-        )
+    let row = client
+        .query_opt(&claim, &[&worker, &(lease.as_secs_f64())])
         .await?;
-    tx.commit().await?;
-    Ok((inserted == 1).then_some(job_id))
+    Ok(row.map(|row| row.get(0)))
 }
 
 /// Extends the lease; `false` if it is no longer this worker's (the reaper took the job).
@@ -143,13 +136,11 @@ pub async fn renew(
 /// Gives the job up; if that fails, the lease simply runs out.
 pub async fn release(pool: &Pool, job_id: Uuid, worker: &str) {
     let released = async {
-        connection(pool)
-            .await?
-            .execute(
-                "DELETE FROM job_leases WHERE job_id = $1 AND worker = $2",
-                &[&job_id, &worker],
-            )
+        let client = connection(pool).await?;
+        let release = client
+            .prepare_cached("DELETE FROM job_leases WHERE job_id = $1 AND worker = $2")
             .await?;
+        client.execute(&release, &[&job_id, &worker]).await?;
         Ok::<_, LeaseError>(())
     };
     if let Err(e) = released.await {
