@@ -213,10 +213,11 @@ async fn lead_and_project(
             continue;
         }
         let tx = client.transaction().await?;
-        // The checkpoint's lock, the page's writes and the checkpoint's move leave together, in
-        // one round trip (the lock first, so it is taken before the writes run); if a rebuild
-        // moved the checkpoint meanwhile, the transaction is rolled back, writes and all.
-        let (current, (), ()) = futures::try_join!(
+        // The checkpoint's lock, the page's writes and the checkpoint's move are sent without
+        // waiting for each other's answers (the lock first, so it is taken before the writes
+        // run); if a rebuild moved the checkpoint meanwhile, the transaction is rolled back,
+        // writes and all.
+        let pipelined = futures::try_join!(
             cycle.lock(&tx, name),
             apply(
                 &tx,
@@ -226,7 +227,33 @@ async fn lead_and_project(
                 &page.events
             ),
             cycle.save(&tx, name, target, projection.version()),
-        )?;
+        );
+        let current = match pipelined {
+            Ok((current, (), ())) => current,
+            Err(e) => {
+                tx.rollback().await?;
+                // Writes behind a rebuild's new tables clash with the events they hold already:
+                // the checkpoint moved, and that is where to go on from, not an error.
+                let moved = checkpoint::checkpoints(&client)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.name == name)
+                    .map(|c| c.position)
+                    .filter(|moved| *moved != position);
+                match moved {
+                    Some(moved) => {
+                        tracing::info!(
+                            projection = name,
+                            from = moved,
+                            "checkpoint moved by a rebuild"
+                        );
+                        position = moved;
+                        continue;
+                    }
+                    None => return Err(e.into()),
+                }
+            }
+        };
         let current = current.ok_or_else(|| EngineError::Unprepared(name.to_string()))?;
         if current != position {
             // A rebuild swapped in new tables at another position; continue from there.
