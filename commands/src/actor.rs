@@ -262,6 +262,13 @@ impl Actor {
         self.require_registered()
     }
 
+    /// What every write asks first: the `write` scope, of a registered user (see
+    /// [`Actor::require_reader`] for what an anonymous user may do).
+    pub fn require_writer(&self) -> Result<(), CommandError> {
+        self.require(Scope::Write)?;
+        self.require_registered()
+    }
+
     /// The user themself, or an admin.
     pub fn require_self_or_admin(&self, username: &str) -> Result<(), CommandError> {
         if let Actor::App(token) = self {

@@ -412,8 +412,7 @@ impl<S: EventStore> Commands<S> {
     ) -> Result<(Job, Written), CommandError> {
         let since_its_app = match actor.app_token() {
             None => {
-                actor.require(Scope::Write)?;
-                actor.require_registered()?;
+                actor.require_writer()?;
                 false
             }
             Some(token) => self.submitted_since_app(job_id, token.app()).await?,

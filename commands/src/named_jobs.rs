@@ -259,8 +259,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         job_id: Uuid,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let job = self.hold::<Job>(&job_id.to_string()).await?;
         may_stop(actor, job_id, &job.state, false)?;
         let (Some(owner), Some(Plan::Roles(run))) = (&job.state.created_by, &job.state.plan) else {

@@ -23,7 +23,6 @@ use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Appended, Commands, Written, ATTEMPTS};
 use crate::seal::Sealer;
-use bosun_domain::identity::Scope;
 use bosun_domain::jobs::{Catalog, Job, JobCommand, PlannedTask, Submission, Variables};
 use bosun_domain::orchestrations::{
     Changes, Crontab, Definition, Notification, NotificationInput, Orchestration,
@@ -113,8 +112,7 @@ impl<S: EventStore> Commands<S> {
         rules: &TaskRules<'_>,
         request: CreateOrchestration,
     ) -> Result<(OrchestrationView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let id = Uuid::new_v4().to_string();
         let none = Orchestration::default();
         let sealing = self.url_sealing(&id);
@@ -554,8 +552,7 @@ impl<S: EventStore> Commands<S> {
         actor: &Actor,
         id: &str,
     ) -> Result<Orchestration, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let (orchestration, _) = self.load::<Orchestration>(id).await?;
         may_change(actor, id, &orchestration)?;
         Ok(orchestration)

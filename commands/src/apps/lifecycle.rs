@@ -33,7 +33,7 @@ use bosun_domain::apps::{
     App, AppCommand, AppEvent, AppName, CnameClaim, CnameClaimCommand, Platform, PlatformChoice,
     PlatformName, Quota, QuotaCommand,
 };
-use bosun_domain::identity::{Scope, Team, TeamName, Username};
+use bosun_domain::identity::{Team, TeamName, Username};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use std::collections::BTreeSet;
@@ -73,8 +73,7 @@ impl<S: EventStore> Commands<S> {
         rules: &AppRules,
         request: CreateApp,
     ) -> Result<(AppView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let Some(owner) = actor.username() else {
             return Err(CommandError::Forbidden(
                 "only a user can create an app".into(),

@@ -13,7 +13,7 @@ use super::tokens::IssuedToken;
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Scope, Scopes, Token, TokenCommand, TokenKind, Username};
+use bosun_domain::identity::{Scopes, Token, TokenCommand, TokenKind, Username};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use chrono::{DateTime, Utc};
@@ -77,8 +77,7 @@ impl<S: EventStore> Commands<S> {
                 "an app token cannot manage app tokens: a member of the app's teams does".into(),
             ));
         }
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let teams = self.active_app_teams(app).await?;
         actor.require_on_app(app, &teams, crate::actor::AppAction::Manage)?;
         Ok(actor.username())

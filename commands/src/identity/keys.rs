@@ -4,7 +4,7 @@
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{KeyName, PublicKey, Scope, User, UserCommand};
+use bosun_domain::identity::{KeyName, PublicKey, User, UserCommand};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::keys::{self as model, KeyView};
@@ -21,8 +21,7 @@ impl<S: EventStore> Commands<S> {
         name: KeyName,
         key: PublicKey,
     ) -> Result<(KeyView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         actor.require_self_or_admin(username)?;
         let (_, written) = self
             .execute::<User>(username, actor, origin, |user| {
@@ -56,8 +55,7 @@ impl<S: EventStore> Commands<S> {
         name: KeyName,
         key: PublicKey,
     ) -> Result<(KeyView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         actor.require_self_or_admin(username)?;
         let (_, written) = self
             .execute::<User>(username, actor, origin, |user| {
@@ -96,8 +94,7 @@ impl<S: EventStore> Commands<S> {
         username: &str,
         name: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         actor.require_self_or_admin(username)?;
         // A name no key can have names no key.
         let name = KeyName::parse(name).map_err(|_| {

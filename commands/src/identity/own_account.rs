@@ -15,7 +15,7 @@ use super::users::UserChanges;
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{EmailChange, Password, Scope, User};
+use bosun_domain::identity::{EmailChange, Password, User};
 use bosun_domain::DomainError;
 use bosun_eventstore::EventStore;
 
@@ -32,8 +32,7 @@ impl<S: EventStore> Commands<S> {
         new: Password,
         email: EmailChange,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         if !actor.is(username) {
             return Err(CommandError::Forbidden(
                 "only the user themself may change their password this way".into(),

@@ -4,9 +4,7 @@
 use crate::actor::{Actor, Origin};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{
-    Scope, Team, TeamCommand, TeamName, User, Username, REGISTRATION_REQUIRED,
-};
+use bosun_domain::identity::{Team, TeamCommand, TeamName, User, Username, REGISTRATION_REQUIRED};
 use bosun_domain::{Aggregate, DomainError};
 use bosun_eventstore::EventStore;
 use bosun_projections::read_models::apps as apps_model;
@@ -38,8 +36,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         name: TeamName,
     ) -> Result<(model::TeamView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let Some(creator) = actor.username() else {
             return Err(CommandError::Forbidden(
                 "only a user can create a team".into(),
@@ -65,8 +62,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
         username: Username,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.require_member_or_admin(actor, team)?;
         if username.is_anonymous() {
             return Err(DomainError::forbidden(
@@ -96,8 +92,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
         username: Username,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.require_member_or_admin(actor, team)?;
         let (_, written) = self
             .execute::<Team>(team, actor, origin, |state| {
@@ -148,8 +143,7 @@ impl<S: EventStore> Commands<S> {
         team: &str,
         email: &str,
     ) -> Result<Username, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.require_member_or_admin(actor, team)?;
         let client = self.read_models().await?;
         let holder = model::email_owner(&**client, email).await?;
@@ -178,8 +172,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         team: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.require_member_or_admin(actor, team)?;
         let (state, _) = self.load::<Team>(team).await?;
         if state.active {

@@ -134,8 +134,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         request: NewApiToken,
     ) -> Result<(IssuedToken, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let Actor::User {
             username, scopes, ..
         } = actor

@@ -341,8 +341,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         username: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         actor.require_self_or_admin(username)?;
         self.identity_backfill(origin).await?;
         // The teams to leave, as the read models know them (none without read models).
@@ -475,8 +474,7 @@ impl<S: EventStore> Commands<S> {
 /// (an admin does not: a removal, or a reset, instead). A route that parses the new password
 /// asks this first, so that a caller who may not is told so whatever it sent.
 pub fn may_change_password(actor: &Actor, username: &str) -> Result<(), CommandError> {
-    actor.require(Scope::Write)?;
-    actor.require_registered()?;
+    actor.require_writer()?;
     if !actor.is(username) {
         return Err(CommandError::Forbidden(
             "only the user themself may change their password this way".into(),

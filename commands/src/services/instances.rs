@@ -30,7 +30,7 @@ use crate::apps::{now, require_on};
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
 use bosun_domain::apps::{check_description, App, AppCommand, AppName, Binding};
-use bosun_domain::identity::{Scope, Team, TeamName};
+use bosun_domain::identity::{Team, TeamName};
 use bosun_domain::services::{
     check_plan, instance_stream_id, Instance, InstanceCommand, InstanceName, InstanceRef, Service,
     ServiceCommand, ServiceName,
@@ -138,8 +138,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         input: CreateInstance,
     ) -> Result<(Intent, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.visible_service(actor, service).await?;
         let service_name = ServiceName::parse(service).map_err(|_| no_service(service))?;
         let name = InstanceName::parse(&input.name)?;
@@ -203,8 +202,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         instance: &str,
     ) -> Result<Vec<String>, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let state = self.visible_instance(actor, service, instance).await?;
         let (_, instance_name) = instance_names(service, instance)?;
         let service_name = ServiceName::parse(service).map_err(|_| no_service(service))?;
@@ -253,8 +251,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         instance: &str,
     ) -> Result<(Intent, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.visible_instance(actor, service, instance).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
         let request_id = Uuid::new_v4();
@@ -288,8 +285,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         restart: bool,
     ) -> Result<(Intent, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.visible_instance(actor, service, instance).await?;
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
@@ -337,8 +333,7 @@ impl<S: EventStore> Commands<S> {
         app: &str,
         restart: bool,
     ) -> Result<(Intent, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.authorized_app(actor, app, AppAction::Manage).await?;
         let (service_name, instance_name) = instance_names(service, instance)?;
         let instance_ref = InstanceRef {

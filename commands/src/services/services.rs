@@ -19,7 +19,7 @@ use crate::actor::{Actor, Origin};
 use crate::apps::now;
 use crate::error::CommandError;
 use crate::execute::{Commands, Written};
-use bosun_domain::identity::{Scope, Team, TeamName};
+use bosun_domain::identity::{Team, TeamName};
 use bosun_domain::services::{
     check_doc, check_service_password, instance_stream_id, Endpoint, Instance, Service,
     ServiceCommand, ServiceName,
@@ -91,8 +91,7 @@ impl<S: EventStore> Commands<S> {
         input: RegisterService,
         insecure_hosts: &[String],
     ) -> Result<(ServiceView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         let name = ServiceName::parse(&input.name)?;
         let teams = input
             .teams
@@ -154,8 +153,7 @@ impl<S: EventStore> Commands<S> {
         input: UpdateService,
         insecure_hosts: &[String],
     ) -> Result<(ServiceView, Written), CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.managed_service(actor, service).await?;
         let endpoint = input
             .endpoint
@@ -193,8 +191,7 @@ impl<S: EventStore> Commands<S> {
         origin: &Origin,
         service: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.managed_service(actor, service).await?;
         let at = now();
         let (_, written) = self
@@ -214,8 +211,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         doc: String,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.managed_service(actor, service).await?;
         check_doc(&doc)?;
         let at = now();
@@ -239,8 +235,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         team: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.managed_service(actor, service).await?;
         let team = team_in_path(team)?;
         let (registered, _) = self.load::<Team>(team.as_str()).await?;
@@ -265,8 +260,7 @@ impl<S: EventStore> Commands<S> {
         service: &str,
         team: &str,
     ) -> Result<Written, CommandError> {
-        actor.require(Scope::Write)?;
-        actor.require_registered()?;
+        actor.require_writer()?;
         self.managed_service(actor, service).await?;
         let team = team_in_path(team)?;
         let (_, written) = self
