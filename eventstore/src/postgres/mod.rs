@@ -131,15 +131,20 @@ impl PgEventStore {
         // The group committer's own connections. Its lookups are planned at every execution: a
         // generic plan cached while `events` was nearly empty would stay a full scan as the log
         // grows (measured: 6 ms of a 7 ms batch at 20,000 events).
-        let append_config = with_options(config, "-c plan_cache_mode=force_custom_plan");
+        let exact_config = with_options(config, "-c plan_cache_mode=force_custom_plan");
+        let one_statement_config = with_options(config, "-c plan_cache_mode=force_generic_plan");
         let head_now = read::head(&pool).await?;
         let head = watch::Sender::new(head_now);
         let (appends, requests) = mpsc::channel(4096);
         let (notifications, listener) = listen(config.clone(), vec![EVENTS_CHANNEL.to_string()]);
         let appended = Arc::new(AtomicU64::new(0));
-        append::start_committer(append_config, requests, head.clone(), appended.clone()).map_err(
-            |e| StoreError::Connection(format!("cannot start the group committer: {e}")),
-        )?;
+        append::start_committer(
+            [one_statement_config, exact_config],
+            requests,
+            head.clone(),
+            appended.clone(),
+        )
+        .map_err(|e| StoreError::Connection(format!("cannot start the group committer: {e}")))?;
         let tasks = vec![
             listener,
             tokio::spawn(follow_head(
