@@ -2,6 +2,7 @@
 
 use crate::actor::{metadata, Actor, Origin};
 use crate::error::CommandError;
+use crate::kept_states::KeptStates;
 use bosun_domain::{decode, encode, Aggregate, DomainError};
 use bosun_eventstore::{
     AppendError, EventStore, ExpectedVersion, NewEvent, PgEventStore, StreamId,
@@ -37,6 +38,8 @@ pub struct Commands<S = PgEventStore> {
     pub(crate) identity_ready: Arc<AtomicBool>,
     /// Seals secrets before they enter an event; none until [`Commands::with_sealer`].
     sealer: Option<Arc<crate::seal::Sealer>>,
+    /// States as of a version, so a load reads only the events after it.
+    kept: Arc<KeptStates>,
 }
 
 /// An aggregate's state kept by a writer between its commands, with the version it is at.
@@ -129,6 +132,7 @@ impl<S: EventStore> Commands<S> {
             read_models,
             identity_ready: Default::default(),
             sealer: None,
+            kept: Default::default(),
         }
     }
 
@@ -161,14 +165,36 @@ impl<S: EventStore> Commands<S> {
         }
     }
 
-    /// The aggregate `A` with id `id`, as its stream says now, and the stream's version.
+    /// The aggregate `A` with id `id`, as its stream says now, and the stream's version: the
+    /// state kept from an earlier load, with the events after it (see [`KeptStates`]).
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, ExpectedVersion), CommandError> {
         let stream = stream_id::<A>(id)?;
-        let mut state = A::default();
-        let mut next = 0;
+        let kept = self.kept.get::<A>(stream.as_str());
+        let kept_version = kept.as_ref().map(|k| k.version);
+        // From the kept state's own last event, which must still be there.
+        let (mut state, mut next, mut last_event) = match kept {
+            Some(kept) => (kept.state, kept.version, kept.last_event),
+            None => (A::default(), 0, Uuid::nil()),
+        };
+        let mut checking = kept_version.is_some();
         loop {
             let events = self.store.read_stream(&stream, next, PAGE).await?;
-            for recorded in &events {
+            let mut applying = &events[..];
+            if checking {
+                checking = false;
+                match events.first() {
+                    Some(first) if first.version == next && first.event_id == last_event => {
+                        applying = &events[1..];
+                        next += 1;
+                    }
+                    _ => {
+                        tracing::warn!(%stream, version = next, "the log no longer holds the event a kept state applied; loading the stream from its start");
+                        (state, next) = (A::default(), 0);
+                        continue;
+                    }
+                }
+            }
+            for recorded in applying {
                 let event: A::Event =
                     decode(&recorded.event_type, &recorded.data).map_err(|e| {
                         CommandError::Internal(format!(
@@ -178,10 +204,14 @@ impl<S: EventStore> Commands<S> {
                     })?;
                 state.apply(&event);
                 next = recorded.version + 1;
+                last_event = recorded.event_id;
             }
             if events.len() < PAGE {
                 break;
             }
+        }
+        if next > 0 && Some(next - 1) != kept_version {
+            self.kept.put(stream.as_str(), &state, next - 1, last_event);
         }
         let expected = if next == 0 {
             ExpectedVersion::NoStream

@@ -31,6 +31,7 @@ mod execute;
 pub mod healers;
 pub mod identity;
 pub mod jobs;
+mod kept_states;
 pub mod named_jobs;
 pub mod orchestrations;
 pub mod queries;

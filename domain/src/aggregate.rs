@@ -12,7 +12,9 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug {
     fn event_type(&self) -> &'static str;
 }
 
-pub trait Aggregate: Default {
+/// `Clone + Send + Sync + 'static`: a command handler keeps states between loads and hands out
+/// copies (`commands`' kept states), on any thread.
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     type Command;
     type Event: DomainEvent;
 

@@ -360,3 +360,44 @@ async fn an_attempt_retried_after_its_first_try_committed_unseen_writes_nothing_
         .unwrap();
     assert_eq!(next, Written { position: Some(4) });
 }
+
+#[tokio::test]
+async fn a_load_after_a_kept_state_applies_what_other_writers_appended_since() {
+    let (commands, log) = commands();
+    team_of_ann(&commands).await;
+    let (kept, _) = commands.load::<Team>("ops").await.unwrap();
+    append(&log, "team-ops", &[added("bob"), added("cat")]).await;
+
+    let (loaded, version) = commands.load::<Team>("ops").await.unwrap();
+    let (fresh, fresh_version) = another_process(&log).load::<Team>("ops").await.unwrap();
+    assert_ne!(loaded, kept, "the others' members are in");
+    assert_eq!((loaded, version), (fresh, fresh_version));
+    assert_eq!(version, ExpectedVersion::Exact(2));
+}
+
+#[tokio::test]
+async fn a_kept_state_whose_last_event_the_log_no_longer_holds_is_loaded_from_the_start() {
+    let (mut commands, _) = commands();
+    team_of_ann(&commands).await;
+    commands
+        .execute::<Team>("ops", &SYSTEM, &origin(), |t| t.handle(add("bob")))
+        .await
+        .unwrap();
+    commands.load::<Team>("ops").await.unwrap();
+    // The log is replaced under the running handler by one whose stream has as many events,
+    // others (a restore, a failover): the kept state's last event is not there.
+    let restored = Racing::default();
+    let created = TeamEvent::TeamCreated {
+        name: team(),
+        creator: name("dan"),
+    };
+    append(&restored, "team-ops", &[created, added("eve")]).await;
+    commands.store = restored.clone();
+
+    let (loaded, version) = commands.load::<Team>("ops").await.unwrap();
+    let (fresh, fresh_version) = another_process(&restored)
+        .load::<Team>("ops")
+        .await
+        .unwrap();
+    assert_eq!((loaded, version), (fresh, fresh_version));
+}

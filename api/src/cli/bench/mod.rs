@@ -12,6 +12,7 @@ mod http;
 mod jobs;
 mod jobs_model;
 mod live;
+mod load;
 mod output;
 mod replay;
 mod scheduler;
@@ -40,6 +41,15 @@ pub enum Which {
         config: ConfigArg,
         #[arg(long, default_value_t = 100_000)]
         events: u64,
+    },
+    /// Loading an aggregate whose stream holds each number of events, first and with its state
+    /// kept, against the same for a stream of 10 events.
+    Load {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Stream lengths, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 1000, 100_000])]
+        events: Vec<u64>,
     },
     /// Jobs of the task `true` through the server and its workers, against spawning `true`
     /// directly.
@@ -150,6 +160,7 @@ impl Which {
         match self {
             Which::Append { config, .. }
             | Which::Replay { config, .. }
+            | Which::Load { config, .. }
             | Which::Live { config, .. }
             | Which::Catchup { config, .. }
             | Which::Http { config, .. }
@@ -170,6 +181,7 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
             clients, events, ..
         } => append::run(&scratch.config, clients.max(1), events.max(1)).await,
         Which::Replay { events, .. } => replay::run(&scratch.config, events.max(1)).await,
+        Which::Load { events, .. } => load::run(&scratch.config, &events).await,
         Which::Jobs { jobs, workers, .. } => {
             let options = jobs::Options {
                 jobs: jobs.max(1),
