@@ -563,6 +563,29 @@ impl Api {
         )
     }
 
+    /// Every item of the list `first` begins, page after page, following each answer's
+    /// `Link: <…>; rel="next"` until one has none; with how many pages it took.
+    pub async fn pages(&self, first: &str) -> (Vec<Value>, usize) {
+        let (mut items, mut pages) = (Vec::new(), 0);
+        let mut next = Some(first.to_string());
+        while let Some(path) = next.take() {
+            let answer = self.get(&path).await;
+            assert_eq!(answer.status, StatusCode::OK, "GET {path}: {}", answer.body);
+            let page = answer.body.as_array().expect("a list").clone();
+            assert!(!page.is_empty(), "GET {path}: a linked page is empty");
+            items.extend(page);
+            pages += 1;
+            assert!(pages <= 10_000, "the links go round: {path}");
+            next = answer
+                .headers
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix('<')?.split_once(">; rel=\"next\""))
+                .map(|(path, _)| path.to_string());
+        }
+        (items, pages)
+    }
+
     /// The head of the log (`Bosun-Head` of `/v1/events`: needs a client that may read it).
     pub async fn head(&self) -> u64 {
         let answer = self.get("/v1/events?limit=1").await;

@@ -1382,11 +1382,53 @@ async fn the_audit_tells_who_did_what_to_what_from_where_and_when() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_is_paged_by_its_next_links_each_entry_once_oldest_first() {
+    let app = spawn_app("").await;
+    let admin = &app.api;
+    let ann = admin.new_user("ann", "ann-secret-1").await;
+    for team in ["ops", "web", "db"] {
+        ann.post("/v1/teams", json!({"name": team}))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let positions = |entries: &[Value]| -> Vec<u64> {
+        entries
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect()
+    };
+    let whole = admin
+        .get("/v1/audit?limit=1000")
+        .await
+        .expect(StatusCode::OK);
+    let whole = positions(whole.body.as_array().unwrap());
+    assert!(whole.len() >= 4, "{whole:?}");
+    assert!(whole.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
+    let (paged, pages) = admin.pages("/v1/audit?limit=2").await;
+    assert_eq!(
+        positions(&paged),
+        whole,
+        "the pages hold the audit, in order, once"
+    );
+    assert_eq!(pages, whole.len().div_ceil(2));
+    let (by_ann, _) = admin.pages("/v1/audit?actor=ann&limit=1").await;
+    assert!(
+        by_ann.len() >= 3 && by_ann.iter().all(|e| e["actor"] == "ann"),
+        "the link keeps the filter"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_audit_query_is_refused() {
     let app = spawn_app("").await;
     let admin = &app.api;
     let log = admin.log_head().await;
-    for path in ["/v1/audit?limit=0", "/v1/audit?since=yesterday"] {
+    for path in [
+        "/v1/audit?limit=0",
+        "/v1/audit?since=yesterday",
+        "/v1/audit?after=-1",
+    ] {
         log.refused(admin, Method::GET, path, None)
             .await
             .expect(StatusCode::BAD_REQUEST, "invalid_input");

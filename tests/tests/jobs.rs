@@ -318,6 +318,93 @@ async fn jobs_are_listed_by_app_and_status_with_their_total() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_is_paged_by_its_next_links_each_job_once_newest_first() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    for _ in 0..5 {
+        api.submit("restart", json!({})).await;
+    }
+    let ids = |jobs: &[Value]| -> Vec<String> {
+        jobs.iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let whole = api.get("/v1/jobs?app=example").await.expect(StatusCode::OK);
+    let whole = ids(whole.body.as_array().unwrap());
+    assert_eq!(whole.len(), 5);
+
+    let (paged, pages) = api.pages("/v1/jobs?app=example&limit=2").await;
+    assert_eq!(
+        ids(&paged),
+        whole,
+        "the pages hold the list, in its order, once"
+    );
+    assert_eq!(
+        pages, 3,
+        "2 + 2 + 1, and no link after the last, short page"
+    );
+    let (paged, _) = api
+        .pages("/v1/jobs?app=example&status=waiting&limit=1")
+        .await;
+    assert_eq!(ids(&paged), whole, "the link keeps the filters");
+
+    let problem = api
+        .refused(Method::GET, "/v1/jobs?after=yesterday", None)
+        .await;
+    assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+    assert!(
+        problem.body.to_string().contains("after"),
+        "{}",
+        problem.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_past_ten_thousand_is_ten_thousand_and_says_it_stopped_there() {
+    let app = start_without_workers().await;
+    let api = &app.api;
+    api.submit("restart", json!({})).await;
+    let one = api.get("/v1/jobs").await.expect(StatusCode::OK);
+    assert_eq!(one.header("x-total-count"), "1");
+    assert!(one.headers.get("x-total-count-capped").is_none());
+
+    // 10,000 more rows, straight into the read model: a count reads the table, not the log.
+    let (db, connection) = app
+        .database()
+        .0
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test's database");
+    let driver = tokio::spawn(connection);
+    db.execute(
+        "INSERT INTO jobs (job_id, app, env, task, variables, status, created_at, command,
+                           initialized_by, created_by, version)
+         SELECT gen_random_uuid(), 'example', 'production', 'restart', '{}', 'success',
+                now() - i * interval '1 second', '[\"true\"]', 'manual', 'admin', 0
+         FROM generate_series(1, 10000) AS i",
+        &[],
+    )
+    .await
+    .expect("insert jobs rows");
+    drop(db);
+    let _ = driver.await;
+
+    let many = api.get("/v1/jobs?limit=1").await.expect(StatusCode::OK);
+    assert_eq!(many.header("x-total-count"), "10000");
+    assert_eq!(many.header("x-total-count-capped"), "true");
+    let fewer = api
+        .get("/v1/jobs?limit=1&status=waiting")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        fewer.header("x-total-count"),
+        "1",
+        "a count under the cap is exact"
+    );
+    assert!(fewer.headers.get("x-total-count-capped").is_none());
+}
+
 // ---- Cancel and kill ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,6 +146,29 @@ pub fn listed<T: Serialize>(items: &[T], total: i64) -> Response {
     response
 }
 
+/// Sent with `X-Total-Count` when the count stopped at the cap: more match than it says.
+pub const TOTAL_COUNT_CAPPED: HeaderName = HeaderName::from_static("x-total-count-capped");
+
+/// A page of a list whose count is capped (see [`COUNT_CAP`]): `X-Total-Count` (the cap, and
+/// `X-Total-Count-Capped: true`, when more match), and `Link: <next>; rel="next"` when there is
+/// a page after this one to ask for.
+///
+/// [`COUNT_CAP`]: bosun_projections::read_models::COUNT_CAP
+pub fn listed_page<T: Serialize>(items: &[T], total: i64, next: Option<String>) -> Response {
+    use bosun_projections::read_models::COUNT_CAP;
+    let mut response = listed(items, total.min(COUNT_CAP));
+    let headers = response.headers_mut();
+    if total > COUNT_CAP {
+        headers.insert(TOTAL_COUNT_CAPPED, HeaderValue::from_static("true"));
+    }
+    if let Some(link) =
+        next.and_then(|n| HeaderValue::try_from(format!("<{n}>; rel=\"next\"")).ok())
+    {
+        headers.insert(axum::http::header::LINK, link);
+    }
+    response
+}
+
 /// `?limit=&offset=` of a list.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use crate::actor::Actor;
 use crate::error::CommandError;
 use bosun_domain::DomainError;
 use bosun_projections::read_models::jobs::{
-    self as model, JobKind, JobOrder, JobQuery, JobReaders, JobView,
+    self as model, JobCursor, JobKind, JobOrder, JobQuery, JobReaders, JobView,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -64,6 +64,8 @@ pub struct JobFilter {
     pub name_or_creator_contains: Option<String>,
     /// The order (default: newest first).
     pub order: JobOrder,
+    /// Only the jobs after this one, in the default order.
+    pub after: Option<JobCursor>,
 }
 
 /// Who submitted a job, as the metadata of its `JobSubmitted` event recorded the call: the
@@ -130,6 +132,7 @@ impl Queries {
             name_held: filter.name_held,
             name_or_creator_contains: filter.name_or_creator_contains,
             order: filter.order,
+            after: filter.after,
             limit: page.limit,
             offset: page.offset,
         };

@@ -89,22 +89,28 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only entries after this position: a page that costs the same however deep in the
+    /// audit it is, where `offset` costs what it skips.
+    pub after: Option<u64>,
     pub limit: i64,
     pub offset: i64,
 }
 
-/// Entries matching `query` in position order, and how many match in all.
+/// Entries matching `query` in position order, and how many match in all, counted up to
+/// [`COUNT_CAP`](super::COUNT_CAP) (above it: more than that).
 pub async fn list(
     client: &impl GenericClient,
     query: &AuditQuery,
 ) -> Result<(Vec<AuditEntry>, i64), tokio_postgres::Error> {
     let filter = "($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR at >= $2)
                   AND ($3::timestamptz IS NULL OR at < $3)";
+    let after = query.after.map(|p| i64::try_from(p).unwrap_or(i64::MAX));
     let rows = client
         .query(
             &format!(
                 "SELECT position, at, actor, action, target, request_id, source, user_agent
-                 FROM audit WHERE {filter} ORDER BY position LIMIT $4 OFFSET $5"
+                 FROM audit WHERE {filter} AND ($6::bigint IS NULL OR position > $6)
+                 ORDER BY position LIMIT $4 OFFSET $5"
             ),
             &[
                 &query.actor,
@@ -112,12 +118,13 @@ pub async fn list(
                 &query.until,
                 &query.limit,
                 &query.offset,
+                &after,
             ],
         )
         .await?;
     let total: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM audit WHERE {filter}"),
+            &super::capped_count(&format!("audit WHERE {filter}")),
             &[&query.actor, &query.since, &query.until],
         )
         .await?

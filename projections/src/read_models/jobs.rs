@@ -22,7 +22,8 @@ impl Projection for Jobs {
     fn version(&self) -> i32 {
         // 3: a task's secret `component_url` shown redacted (`Task::component_url`).
         // 4: role jobs (`roles`, `image`, `retry_count`, `retries`, `name_held`, their tasks).
-        4
+        // 5: indexes ending in the list's order, so a page after a cursor is an index range.
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -86,9 +87,9 @@ impl Projection for Jobs {
     fn indexes(&self, tables: &Tables) -> String {
         let jobs = tables.name("jobs");
         format!(
-            "CREATE INDEX ON {jobs} (created_at DESC);
-             CREATE INDEX ON {jobs} (status, created_at);
-             CREATE INDEX ON {jobs} (app, env, created_at DESC);
+            "CREATE INDEX ON {jobs} (created_at DESC, job_id);
+             CREATE INDEX ON {jobs} (status, created_at DESC, job_id);
+             CREATE INDEX ON {jobs} (app, created_at DESC, job_id);
              CREATE INDEX ON {jobs} (orchestration_id, created_at DESC);
              CREATE INDEX ON {jobs} (created_by, name) WHERE name_held;"
         )
@@ -601,8 +602,43 @@ pub struct JobQuery {
     /// Its name or its submitter's contains this text (case-sensitive).
     pub name_or_creator_contains: Option<String>,
     pub order: JobOrder,
+    /// Only the jobs after this one in the default order (newest first): a page that costs the
+    /// same however deep in the list it is, where `offset` costs what it skips. Ignored with
+    /// any other order.
+    pub after: Option<JobCursor>,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// Where a page of jobs in the default order ended: its last job's submission time and id, as
+/// `<microseconds since 1970>.<job id>` in a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobCursor {
+    pub created_at: DateTime<Utc>,
+    pub job_id: Uuid,
+}
+
+impl JobCursor {
+    /// The cursor after `job`.
+    pub fn after(job: &JobView) -> Self {
+        JobCursor {
+            created_at: job.created_at,
+            job_id: job.id,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        let job_id = Uuid::parse_str(id).ok()?;
+        Some(JobCursor { created_at, job_id })
+    }
+}
+
+impl std::fmt::Display for JobCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_at.timestamp_micros(), self.job_id)
+    }
 }
 
 /// What a job list is sorted by.
@@ -727,7 +763,8 @@ impl JobReaders {
     }
 }
 
-/// Jobs matching `query`, newest first, and how many match in all.
+/// Jobs matching `query`, newest first, and how many match in all, counted up to
+/// [`COUNT_CAP`](super::COUNT_CAP) (above it: more than that).
 pub async fn list(
     client: &impl GenericClient,
     query: &JobQuery,
@@ -770,16 +807,25 @@ pub async fn list(
     );
     let total: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM jobs j WHERE {filter}"),
+            &super::capped_count(&format!("jobs j WHERE {filter}")),
             &params.0,
         )
         .await?
         .get(0);
+    let after = query.after.filter(|_| query.order == JobOrder::default());
+    let (after_time, after_id) = (after.map(|a| a.created_at), after.map(|a| a.job_id));
+    let (after_time, after_id) = (params.add(&after_time), params.add(&after_id));
+    // Newest first, ties by id: after (t, id) is older than t, or as old with a greater id. The
+    // first clause alone bounds the index range.
+    let after_filter = format!(
+        "({after_time}::timestamptz IS NULL OR (j.created_at <= {after_time}
+          AND (j.created_at < {after_time} OR j.job_id > {after_id}::uuid)))"
+    );
     let (limit, offset) = (params.add(&query.limit), params.add(&query.offset));
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM jobs j WHERE {filter}
+                "SELECT {COLUMNS} FROM jobs j WHERE {filter} AND {after_filter}
                  ORDER BY {order} LIMIT {limit} OFFSET {offset}",
                 order = query.order.sql()
             ),

@@ -11,6 +11,19 @@ pub mod services;
 pub mod streams;
 pub mod units;
 
+/// A list's count stops here: counting a million matching rows costs reading a million rows,
+/// whatever the page. Past it, a list says it has "more than" this many.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// How many rows `from_where` (`<table> <alias> WHERE …`) matches, counted up to one past
+/// [`COUNT_CAP`]: a count above the cap means more than the cap.
+pub(crate) fn capped_count(from_where: &str) -> String {
+    format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {from_where} LIMIT {}) matching",
+        COUNT_CAP + 1
+    )
+}
+
 /// What the read models' tests write (domain events, appended as they are) and compare (every row).
 #[cfg(test)]
 pub(crate) mod test_events {

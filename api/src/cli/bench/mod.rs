@@ -11,6 +11,7 @@ mod compat;
 mod http;
 mod jobs;
 mod jobs_model;
+mod list;
 mod live;
 mod load;
 mod output;
@@ -41,6 +42,15 @@ pub enum Which {
         config: ConfigArg,
         #[arg(long, default_value_t = 100_000)]
         events: u64,
+    },
+    /// `GET /v1/jobs` and `GET /v1/audit` pages (the first, one from the middle by its cursor,
+    /// one status's) as the tables grow to each size, against the same at the smallest.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Rows in each table, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000, 100_000, 1_000_000])]
+        rows: Vec<u64>,
     },
     /// Loading an aggregate whose stream holds each number of events, first and with its state
     /// kept, against the same for a stream of 10 events.
@@ -161,6 +171,7 @@ impl Which {
             Which::Append { config, .. }
             | Which::Replay { config, .. }
             | Which::Load { config, .. }
+            | Which::List { config, .. }
             | Which::Live { config, .. }
             | Which::Catchup { config, .. }
             | Which::Http { config, .. }
@@ -182,6 +193,7 @@ pub async fn run(which: Which, configured: bool, settings: Settings) -> anyhow::
         } => append::run(&scratch.config, clients.max(1), events.max(1)).await,
         Which::Replay { events, .. } => replay::run(&scratch.config, events.max(1)).await,
         Which::Load { events, .. } => load::run(&scratch.config, &events).await,
+        Which::List { rows, .. } => list::run(&scratch.config, server_settings, &rows).await,
         Which::Jobs { jobs, workers, .. } => {
             let options = jobs::Options {
                 jobs: jobs.max(1),

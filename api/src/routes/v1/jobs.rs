@@ -4,7 +4,7 @@
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
 use crate::problem::{Problem, Refusals};
-use crate::routes::{limit, listed, offset, written};
+use crate::routes::{limit, listed_page, offset, written};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Response};
 use bosun_commands::jobs::{SubmitJob, Submitted};
 use bosun_commands::queries::{JobFilter, Page};
 use bosun_commands::{RoleRequest, RoleTarget, SubmitRoleJob, Written};
-use bosun_projections::read_models::jobs::{self as model, JobKind, JobView, OutputSelection};
-use serde::Deserialize;
+use bosun_projections::read_models::jobs::{
+    self as model, JobCursor, JobKind, JobView, OutputSelection,
+};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -304,7 +306,7 @@ struct WaitedJob {
     output: String,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Deserialize, Serialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -324,6 +326,9 @@ pub struct ListQuery {
     limit: Option<i64>,
     #[param(minimum = 0)]
     offset: Option<i64>,
+    /// The jobs after this cursor, as the previous page's `Link: rel="next"` gives it: a page
+    /// that costs the same however deep in the list, where `offset` costs what it skips.
+    after: Option<String>,
 }
 
 const STATUSES: [&str; 7] = [
@@ -336,9 +341,10 @@ const STATUSES: [&str; 7] = [
     "cancelled",
 ];
 
-/// `GET /v1/jobs`: newest first, with `X-Total-Count`.
+/// `GET /v1/jobs`: newest first, with `X-Total-Count` (up to 10,000, then
+/// `X-Total-Count-Capped: true`) and, after a full page, `Link: <…&after=…>; rel="next"`.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
-    responses((status = 200, description = "the jobs the caller may read, newest first, with `X-Total-Count`", body = Vec<JobView>), Refusals),
+    responses((status = 200, description = "the jobs the caller may read, newest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`) and, after a full page, `Link: <…>; rel=\"next\"`", body = Vec<JobView>), Refusals),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -357,6 +363,15 @@ pub async fn list(
         limit: limit(query.limit)?,
         offset: offset(query.offset)?,
     };
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(text) => Some(JobCursor::parse(text).ok_or_else(|| {
+            Problem::invalid_field(
+                "after",
+                "must be a cursor a previous page's Link header gave",
+            )
+        })?),
+    };
     let kind = match query.kind.as_deref() {
         None => None,
         Some(kind) => Some(JobKind::parse(kind).ok_or_else(|| {
@@ -364,17 +379,38 @@ pub async fn list(
         })?),
     };
     let filter = JobFilter {
-        status: query.status,
-        app: query.app,
-        env: query.env,
-        orchestration_id: query.orchestration_id,
-        created_by: query.created_by,
-        name: query.name,
+        status: query.status.clone(),
+        app: query.app.clone(),
+        env: query.env.clone(),
+        orchestration_id: query.orchestration_id.clone(),
+        created_by: query.created_by.clone(),
+        name: query.name.clone(),
         kind,
+        after,
         ..JobFilter::default()
     };
-    let (jobs, total) = state.queries.jobs(&caller.actor, filter, page).await?;
-    Ok(listed(&jobs, total))
+    // One more than the page, to know whether a next one is there to link to.
+    let asked = Page {
+        limit: page.limit + 1,
+        ..page
+    };
+    let (mut jobs, total) = state.queries.jobs(&caller.actor, filter, asked).await?;
+    let more = jobs.len() as i64 > page.limit;
+    jobs.truncate(page.limit as usize);
+    let next = match jobs.last() {
+        Some(last) if more => {
+            let next = ListQuery {
+                offset: None,
+                after: Some(JobCursor::after(last).to_string()),
+                ..query
+            };
+            serde_urlencoded::to_string(&next)
+                .ok()
+                .map(|q| format!("/v1/jobs?{q}"))
+        }
+        _ => None,
+    };
+    Ok(listed_page(&jobs, total, next))
 }
 
 fn job_id(id: &str) -> Result<Uuid, Problem> {
