@@ -177,6 +177,7 @@ impl<S: EventStore> Commands<S> {
             None => (A::default(), 0, Uuid::nil()),
         };
         let mut checking = kept_version.is_some();
+        let mut reloaded = false;
         loop {
             let events = self.store.read_stream(&stream, next, PAGE).await?;
             let mut applying = &events[..];
@@ -189,7 +190,7 @@ impl<S: EventStore> Commands<S> {
                     }
                     _ => {
                         tracing::warn!(%stream, version = next, "the log no longer holds the event a kept state applied; loading the stream from its start");
-                        (state, next) = (A::default(), 0);
+                        (state, next, reloaded) = (A::default(), 0, true);
                         continue;
                     }
                 }
@@ -210,7 +211,7 @@ impl<S: EventStore> Commands<S> {
                 break;
             }
         }
-        if next > 0 && Some(next - 1) != kept_version {
+        if next > 0 && (Some(next - 1) != kept_version || reloaded) {
             self.kept.put(stream.as_str(), &state, next - 1, last_event);
         }
         let expected = if next == 0 {

@@ -642,7 +642,7 @@ fn assert_live_lines(readers: &str) {
     let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["live_p50", "live_p99", "live_delivered"],
+        ["live_p50", "live_p99", "live_delivered", "live_memory_mb"],
         "{lines:?}"
     );
     for line in &lines {
@@ -660,10 +660,10 @@ fn assert_live_lines(readers: &str) {
         assert_eq!(line["subscribers"], 20, "{line}");
         assert_eq!(line["readers"], readers, "{line}");
         assert_eq!(line["closed_clients"], 0, "{line}");
-        let unit = if line["name"] == "live_delivered" {
-            "events"
-        } else {
-            "ms"
+        let unit = match line["name"].as_str() {
+            Some("live_delivered") => "events",
+            Some("live_memory_mb") => "MB resident",
+            _ => "ms",
         };
         assert_eq!(line["unit"], unit, "{line}");
         assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
@@ -673,6 +673,47 @@ fn assert_live_lines(readers: &str) {
     assert_eq!(delivered["baseline"], 8000.0, "{delivered}");
     assert_eq!(delivered["value"], 8000.0, "{delivered}");
     assert_eq!(delivered["ratio"], 1.0, "{delivered}");
+}
+
+#[test]
+fn bench_load_prints_a_kept_load_per_stream_length_against_the_ten_event_one() {
+    let dir = work_dir();
+    let lines = bench_lines(dir.path(), &["bench", "load", "--events", "10,2500"]);
+    let sizes: Vec<u64> = lines
+        .iter()
+        .map(|l| l["events"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [10, 2500], "{lines:?}");
+    for line in &lines {
+        assert_eq!(line["name"], "load", "{line}");
+        assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["first_load_ms"].as_f64().unwrap() > 0.0, "{line}");
+        assert_eq!(line["baseline"], lines[0]["value"], "{line}");
+    }
+}
+
+#[test]
+fn bench_list_prints_each_page_kind_at_each_size_against_the_smallest() {
+    let dir = work_dir();
+    let lines = bench_lines(dir.path(), &["bench", "list", "--rows", "200,500"]);
+    let kinds = [
+        "list_jobs_first_page_p99_ms",
+        "list_jobs_middle_page_p99_ms",
+        "list_jobs_status_page_p99_ms",
+        "list_audit_first_page_p99_ms",
+        "list_audit_middle_page_p99_ms",
+    ];
+    let names: Vec<(&str, u64)> = lines
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["rows"].as_u64().unwrap()))
+        .collect();
+    let expected: Vec<(&str, u64)> = kinds.iter().flat_map(|k| [(*k, 200), (*k, 500)]).collect();
+    assert_eq!(names, expected, "{lines:?}");
+    for line in &lines {
+        assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["p50_ms"].as_f64().unwrap() > 0.0, "{line}");
+        assert_eq!(line["baseline_rows"], 200, "{line}");
+    }
 }
 
 #[test]

@@ -111,7 +111,8 @@ pub(crate) async fn readable_job(
 }
 
 impl Queries {
-    /// The jobs `actor` may read that match `filter`, newest first, and how many in all.
+    /// The jobs `actor` may read that match `filter`, newest first, and how many in all,
+    /// counted up to [`COUNT_CAP`](bosun_projections::read_models::COUNT_CAP) (above it: more).
     pub async fn jobs(
         &self,
         actor: &Actor,

@@ -401,3 +401,32 @@ async fn a_kept_state_whose_last_event_the_log_no_longer_holds_is_loaded_from_th
         .unwrap();
     assert_eq!((loaded, version), (fresh, fresh_version));
 }
+
+#[tokio::test]
+async fn a_second_load_of_a_long_stream_reads_its_tail_only() {
+    let (commands, log) = commands();
+    team_of_ann(&commands).await;
+    let members: Vec<TeamEvent> = (0..2500).map(|i| added(&format!("u{i}"))).collect();
+    append(&log, "team-ops", &members).await;
+    let first = log.streamed.load(Ordering::Relaxed);
+    let (state, version) = commands.load::<Team>("ops").await.unwrap();
+    let read_first = log.streamed.load(Ordering::Relaxed) - first;
+    assert_eq!(version, ExpectedVersion::Exact(2500));
+    assert!(
+        read_first >= 2501,
+        "the first load read the stream: {read_first}"
+    );
+
+    append(&log, "team-ops", &[added("last")]).await;
+    let before = log.streamed.load(Ordering::Relaxed);
+    let (again, version) = commands.load::<Team>("ops").await.unwrap();
+    let read_again = log.streamed.load(Ordering::Relaxed) - before;
+    assert_eq!(version, ExpectedVersion::Exact(2501));
+    assert_eq!(
+        read_again, 2,
+        "the kept state's last event and the new one: {read_again}"
+    );
+    assert_ne!(again, state);
+    let (fresh, _) = another_process(&log).load::<Team>("ops").await.unwrap();
+    assert_eq!(again, fresh);
+}

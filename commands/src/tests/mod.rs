@@ -33,6 +33,8 @@ pub(crate) struct Racing {
     pub log: InMemoryEventStore,
     /// Before the next append to a stream: these events, appended to these streams.
     before: Arc<Mutex<Vec<Interleaving>>>,
+    /// Events handed out by `read_stream` so far.
+    pub streamed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Interleaving = (String, Vec<(String, Vec<NewEvent>)>);
@@ -105,7 +107,10 @@ impl EventStore for Racing {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.log.read_stream(stream, from_version, max).await
+        let events = self.log.read_stream(stream, from_version, max).await?;
+        self.streamed
+            .fetch_add(events.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(events)
     }
 
     async fn read_page(

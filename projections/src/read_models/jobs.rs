@@ -627,9 +627,18 @@ impl JobCursor {
         }
     }
 
+    /// A cursor as [`Display`](std::fmt::Display) writes it: microseconds from 0 to 16 digits
+    /// (to the year 2286; PostgreSQL refuses times before 4713 BC, so nothing before 1970 is
+    /// taken), a dot, a hyphenated job id.
     pub fn parse(text: &str) -> Option<Self> {
         let (micros, id) = text.split_once('.')?;
+        if micros.is_empty() || micros.len() > 16 || !micros.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        if id.len() != 36 {
+            return None;
+        }
         let job_id = Uuid::parse_str(id).ok()?;
         Some(JobCursor { created_at, job_id })
     }

@@ -473,14 +473,14 @@ fn position_of(text: &str) -> Option<u64> {
 
 /// Resident memory of this process, from `/proc/self/status`.
 #[derive(Clone, Copy, Default)]
-struct Memory {
+pub(super) struct Memory {
     /// The peak so far (VmHWM) and now (VmRSS), in kB.
-    peak_kb: u64,
-    now_kb: u64,
+    pub peak_kb: u64,
+    pub now_kb: u64,
 }
 
 impl Memory {
-    fn now() -> Memory {
+    pub(super) fn now() -> Memory {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let field = |name: &str| {
             status

@@ -17,6 +17,7 @@
 //! remembers). The warm-up writes a line to every job, so those first checks are made before
 //! the measured events.
 
+use super::catchup::Memory;
 use super::server::BenchServer;
 use super::{percentile, progress, report};
 use crate::config::Settings;
@@ -376,6 +377,10 @@ struct Results {
     clients: Vec<ClientStats>,
     direct: Vec<u32>,
     direct_delivered: u64,
+    /// Resident memory of the process (the server and the clients) before the clients
+    /// connected, and with them all connected after the run.
+    memory_before: Memory,
+    memory_with_subscribers: Memory,
 }
 
 async fn measure(
@@ -401,6 +406,7 @@ async fn measure(
         stopped.clone(),
     ));
 
+    let memory_before = Memory::now();
     progress(format!(
         "connecting {} WebSocket clients to {address}",
         options.subscribers
@@ -480,6 +486,8 @@ async fn measure(
             DRAIN_WAIT.as_secs()
         ));
     }
+    // Measured while every client is still connected.
+    let memory_with_subscribers = Memory::now();
     let _ = stop.send(true);
     let mut stats = Vec::with_capacity(clients.len());
     for client in clients {
@@ -492,6 +500,8 @@ async fn measure(
         clients: stats,
         direct,
         direct_delivered,
+        memory_before,
+        memory_with_subscribers,
     })
 }
 
@@ -739,6 +749,23 @@ impl Results {
             delivered as f64,
             "events",
             (self.appended * options.subscribers as u64) as f64,
+            extra.clone(),
+        );
+        if let Some(fields) = extra.as_object_mut() {
+            fields.insert(
+                "peak_mb".into(),
+                json!(self.memory_with_subscribers.peak_kb / 1024),
+            );
+            fields.insert(
+                "process".into(),
+                json!("the server and its WebSocket clients, in one process"),
+            );
+        }
+        report(
+            "live_memory_mb",
+            self.memory_with_subscribers.now_kb as f64 / 1024.0,
+            "MB resident",
+            self.memory_before.now_kb as f64 / 1024.0,
             extra,
         );
     }

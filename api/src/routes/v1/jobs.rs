@@ -328,6 +328,9 @@ pub struct ListQuery {
     offset: Option<i64>,
     /// The jobs after this cursor, as the previous page's `Link: rel="next"` gives it: a page
     /// that costs the same however deep in the list, where `offset` costs what it skips.
+    #[param(
+        pattern = r"^[0-9]{1,16}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     after: Option<String>,
 }
 

@@ -9,7 +9,7 @@
 use crate::auth::{Caller, RequestOrigin};
 use crate::extract::{Json, OptionalJson, Query};
 use crate::problem::{Problem, Refusals};
-use crate::routes::{listed, written, PageQuery};
+use crate::routes::{listed, listed_page, written, PageQuery};
 use crate::startup::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -298,8 +298,9 @@ pub async fn run(
     Ok(written(&state, StatusCode::CREATED, Some(&run.job), w))
 }
 
-/// `GET /v1/orchestrations/{id}/jobs`: its jobs, newest first, with `X-Total-Count`.
-#[utoipa::path(get, path = "/v1/orchestrations/{id}/jobs", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id"), PageQuery), responses((status = 200, description = "newest first, with `X-Total-Count`", body = Vec<JobView>), Refusals), security(("bearer" = [])))]
+/// `GET /v1/orchestrations/{id}/jobs`: its jobs, newest first, with `X-Total-Count` (counted up
+/// to 10,000, as `/v1/jobs`).
+#[utoipa::path(get, path = "/v1/orchestrations/{id}/jobs", tag = "orchestrations", params(("id" = String, Path, description = "the orchestration's id"), PageQuery), responses((status = 200, description = "newest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`)", body = Vec<JobView>), Refusals), security(("bearer" = [])))]
 pub async fn jobs(
     State(state): State<AppState>,
     caller: Caller,
@@ -310,7 +311,7 @@ pub async fn jobs(
         .queries
         .orchestration_jobs(&caller.actor, &id, page.page()?)
         .await?;
-    Ok(listed(&items, total))
+    Ok(listed_page(&items, total, None))
 }
 
 /// The routes of this resource, with their OpenAPI paths.

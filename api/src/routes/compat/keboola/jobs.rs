@@ -20,6 +20,7 @@ use bosun_commands::orchestrations::RunOrchestration;
 use bosun_commands::queries::Page;
 use bosun_commands::{Actor, Origin};
 use bosun_projections::read_models::jobs::JobView;
+use bosun_projections::read_models::COUNT_CAP;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -109,7 +110,8 @@ pub async fn list(
             render::job(job, token.clone(), initiator, &base, Detail::Item)
         })
         .collect();
-    Ok(listed(&shown, total))
+    // Counted up to the cap, as every job list is.
+    Ok(listed(&shown, total.min(COUNT_CAP)))
 }
 
 /// Runs orchestration `id` by hand: 201 with the job.

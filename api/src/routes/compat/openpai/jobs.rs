@@ -50,6 +50,7 @@ use bosun_commands::jobs::Submitted;
 use bosun_commands::queries::{JobFilter, Page};
 use bosun_commands::{RoleRequest, RoleTarget, SubmitRoleJob, Written};
 use bosun_projections::read_models::jobs::{JobKind, JobOrder, JobOrderField, JobView};
+use bosun_projections::read_models::COUNT_CAP;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -864,7 +865,8 @@ pub async fn v2_list(
     if query.with_total_count {
         return Ok(json(
             StatusCode::OK,
-            &json!({"totalCount": total, "data": page}),
+            // Counted up to the cap, as every job list is.
+            &json!({"totalCount": total.min(COUNT_CAP), "data": page}),
         ));
     }
     Ok(json(StatusCode::OK, &page))
