@@ -2,7 +2,9 @@
 //! version, retry a bounded number of times on a version conflict; then wait until the read
 //! models have applied the write, so the caller's next read sees it. Writers nobody reads after
 //! (a worker appending a job's output, the scheduler) skip that wait, and a worker may hold an
-//! aggregate's state between its appends instead of reloading the stream each time.
+//! aggregate's state between its appends instead of reloading the stream each time. Every other
+//! load starts from the state kept at its last load and reads only the stream's tail (see
+//! `kept_states`).
 //!
 //! Owns: authorization (decided from the [`Actor`]: user, teams, admin, token scopes, so every
 //! surface enforces the same rules; who may change a job or an orchestration is decided on the

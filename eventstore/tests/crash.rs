@@ -10,7 +10,7 @@ use bosun_eventstore::{
 };
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -57,7 +57,9 @@ async fn client(
     index: usize,
     [stop, retry]: [Arc<AtomicBool>; 2],
     seen: Arc<Mutex<Seen>>,
+    recovered: Arc<AtomicUsize>,
 ) {
+    let mut failed_once = false;
     let stream = StreamId::new("crash", index).expect("a stream id");
     let mut expected = ExpectedVersion::NoStream;
     while !stop.load(Ordering::Relaxed) {
@@ -67,6 +69,7 @@ async fn client(
             match store.append(&stream, expected, vec![event.clone()]).await {
                 Ok(result) => break result,
                 Err(e) => {
+                    failed_once = true;
                     seen.lock().unwrap().failed.insert(id);
                     assert!(
                         !stop.load(Ordering::Relaxed),
@@ -81,6 +84,9 @@ async fn client(
         };
         expected = ExpectedVersion::Exact(result.last_version);
         seen.lock().unwrap().acknowledged.insert(id, result);
+        if std::mem::take(&mut failed_once) {
+            recovered.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -104,10 +110,12 @@ async fn postgresql_killed_mid_batch_loses_no_acknowledged_append_and_shows_no_o
     let stop = Arc::new(AtomicBool::new(false));
     let retry = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let recovered = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             let flags = [stop.clone(), retry.clone()];
-            tokio::spawn(client(store.clone(), i, flags, seen.clone()))
+            let (seen, recovered) = (seen.clone(), recovered.clone());
+            tokio::spawn(client(store.clone(), i, flags, seen, recovered))
         })
         .collect();
     // Wait until appends flow, then kill every process of the server at once.
@@ -176,9 +184,18 @@ async fn postgresql_killed_mid_batch_loses_no_acknowledged_append_and_shows_no_o
         );
     }
 
-    // Let the clients retry and append a while longer, then stop them.
+    // Let the clients retry until each has been answered again, append a while longer, stop.
     retry.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let retrying = Instant::now();
+    while recovered.load(Ordering::Relaxed) < CLIENTS {
+        assert!(
+            retrying.elapsed() < Duration::from_secs(60),
+            "{} of {CLIENTS} clients answered again within 60 s of the restart",
+            recovered.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.expect("a client task");

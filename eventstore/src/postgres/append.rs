@@ -1,7 +1,8 @@
 //! The group committer.
 //!
 //! Every append of the process is a request on one channel. A single task takes whatever is
-//! waiting (up to a bound), and writes it in one transaction: lock the counter row, check expected
+//! waiting (up to a bound) as a batch, and commits it in a task of its own, at most two at once.
+//! The exact path writes a batch in one transaction: lock the counter row, check expected
 //! versions and earlier event ids, insert all rows, move the counter, notify once, commit. Each
 //! request is decided on its own, so one conflicting append does not fail its batch-mates, and
 //! a transaction the database refuses is split until only the appends that caused it fail.
@@ -16,7 +17,8 @@
 //! A batch is first tried as one autocommit statement ([`APPEND`], one round trip): it reads
 //! each stream's version, checks every expectation, moves the counter and inserts, or changes
 //! nothing when an expectation fails. Its reads come from a snapshot taken before it waits for the
-//! counter row, so a writer in another process that committed meanwhile is not seen by them — but
+//! counter row, so a writer that committed meanwhile (another process, or the other batch in
+//! flight) is not seen by them — but
 //! whatever it wrote collides with this batch's rows on `(stream_id, version)` or `event_id`,
 //! which the unique indexes check against committed rows whatever the snapshot. Any failure (an
 //! expectation, a collision, a retried event id, a refused value) sends the batch down the exact

@@ -31,7 +31,7 @@ pub struct Params {
     after: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(Params), responses((status = 200, description = "who did what to which target, oldest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`) and, after a full page, `Link: <…>; rel=\"next\"`", body = Vec<AuditEntry>), Refusals), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(Params), responses((status = 200, description = "who did what to which target, oldest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`) and, when more follow, `Link: <…>; rel=\"next\"`", body = Vec<AuditEntry>), Refusals), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

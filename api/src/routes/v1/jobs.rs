@@ -345,9 +345,9 @@ const STATUSES: [&str; 7] = [
 ];
 
 /// `GET /v1/jobs`: newest first, with `X-Total-Count` (up to 10,000, then
-/// `X-Total-Count-Capped: true`) and, after a full page, `Link: <…&after=…>; rel="next"`.
+/// `X-Total-Count-Capped: true`) and, when more follow, `Link: <…&after=…>; rel="next"`.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
-    responses((status = 200, description = "the jobs the caller may read, newest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`) and, after a full page, `Link: <…>; rel=\"next\"`", body = Vec<JobView>), Refusals),
+    responses((status = 200, description = "the jobs the caller may read, newest first, with `X-Total-Count` (counted up to 10,000; past it, 10,000 and `X-Total-Count-Capped: true`) and, when more follow, `Link: <…>; rel=\"next\"`", body = Vec<JobView>), Refusals),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
