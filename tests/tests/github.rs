@@ -441,6 +441,24 @@ async fn a_write_member_runs_a_job_a_read_member_watches_it_and_may_not_kill_it(
         })
         .await;
     assert_eq!(running["status"], "processing");
+    // Its one line of output is in the log too: from here on it appends nothing, so a refusal
+    // below that moved the log would be the refusal's doing.
+    let started = std::time::Instant::now();
+    loop {
+        let output = admin
+            .get(&format!("/v1/jobs/{id}/output"))
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        if output.as_str().is_some_and(|o| o.contains("sleeping")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no output after 30 s: {output}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // No inheritance: write reads nothing.
     basic(&app, &alice, Method::GET, "/v1/jobs", None)
         .await
